@@ -1,0 +1,79 @@
+"""The task-codec contract: JSON in → token grid → JSON out, and the validity of an answer.
+
+A codec is the only place that knows a task's wire format. The model never sees JSON and the
+codec never sees the model's tensors. Codecs are provided by plugins through the
+``trm_register_codecs`` hook and looked up by name with ``trm_modules.plugins.get_codec``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+Json = dict[str, Any]
+
+
+class TaskCodec(ABC):
+    """Base class of task codecs. Subclasses are constructed from their JSON ``params``.
+
+    Token conventions: id 0 is padding; ``encode_input`` and ``encode_output`` return int arrays
+    of shape ``(seq_len,)``; ``decode_output`` inverts ``encode_output`` given the input.
+    Errors in task data raise ``trm_modules.errors.CodecError`` with a JSON-pointer path.
+    """
+
+    name: ClassVar[str]
+    #: Puzzle identifiers the model needs (1 for tasks that share one embedding, like Sudoku).
+    num_puzzle_identifiers: int = 1
+
+    @property
+    @abstractmethod
+    def params(self) -> Json:
+        """Parameters that rebuild this codec (``type(self)(**params)``); stored in manifests."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def seq_len(self) -> int: ...
+
+    @abstractmethod
+    def input_schema(self) -> Json:
+        """JSON Schema (draft 2020-12) of one input document."""
+
+    @abstractmethod
+    def output_schema(self) -> Json:
+        """JSON Schema (draft 2020-12) of one output document."""
+
+    @abstractmethod
+    def encode_input(self, data: Json) -> np.ndarray: ...
+
+    @abstractmethod
+    def encode_output(self, data: Json, data_in: Json | None = None) -> np.ndarray:
+        """Label tokens of an answer (used for training and feedback corrections)."""
+
+    @abstractmethod
+    def decode_output(self, tokens: np.ndarray, data_in: Json) -> Json: ...
+
+    def check(self, data_in: Json, data_out: Json) -> bool | None:
+        """Is ``data_out`` a valid answer to ``data_in`` by the task's rules? None if unknowable."""
+        return None
+
+    def reference_solution(self, data_in: Json) -> Json | None:
+        """A correct answer computed by a classical solver, or None when the task has none."""
+        return None
+
+    def puzzle_id(self, data_in: Json) -> int:
+        """Row of the puzzle-embedding table for this input (0 for single-embedding tasks)."""
+        return 0
+
+    @abstractmethod
+    def generate(self, rng: np.random.Generator, n: int, **difficulty: Any) -> list[tuple[Json, Json]]:
+        """``n`` fresh (input, output) pairs; ``difficulty`` keys are codec-specific."""
+
+    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Apply one random answer-preserving transform per row of (N, seq_len) token arrays."""
+        return inputs, labels

@@ -1,0 +1,38 @@
+"""Typed errors shared across trm-modules.
+
+Every error carries a message a user can act on: what was wrong, where, and what was expected.
+Subsystems derive their own errors from these (``PackageError`` in ``trm_modules.package`` …).
+"""
+
+from __future__ import annotations
+
+
+class TRMError(Exception):
+    """Base class of every error trm-modules raises on purpose."""
+
+
+class ConfigError(TRMError, ValueError):
+    """A configuration (model, training, host) is inconsistent or incomplete."""
+
+
+class CodecError(TRMError, ValueError):
+    """Task data does not fit the codec: wrong shape, unknown symbol, bad size.
+
+    ``path`` is a JSON pointer (RFC 6901) into the offending document, "" for the root.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.message} (at {self.path or '/'})"
+
+
+class UnknownCodec(TRMError, LookupError):
+    """No plugin provides a codec with this name."""
+
+
+class ModuleNotFound(TRMError, LookupError):
+    """No reasoning module (or version) with this name is known."""
