@@ -1,9 +1,249 @@
-"""The maze task codec (``"maze"``) — being written; registers nothing yet."""
+"""The maze task codec (``"maze"``): shortest S→G path in a k×k grid maze.
 
+Wire format: input ``{"grid": ["#.S..", ...]}`` with ``#`` wall, ``.`` open, ``S`` start and
+``G`` goal (exactly one each); output the same rows with ``o`` on the path cells between S and G.
+Tokens follow the authors' Maze dataset: pad 0, wall 1, open 2, S 3, G 4, path 5 (vocab 6,
+sequence k² in row-major order). An answer is valid when its path is a shortest S→G path through
+open cells and nothing else changed; it need not be the one a solver would print.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from trm_modules.codec import Json, TaskCodec
+from trm_modules.errors import CodecError
 from trm_modules.host.hookspecs import hookimpl
+
+from .maze_generator import carved_maze, make_shortest_path_unique, open_maze, place_start_and_goal, shortest_path, \
+    shortest_path_counts
+from .schema_validation import compile_schema, validate_document
+
+MIN_SIZE = 4
+MAX_SIZE = 64
+SYMBOLS = "\0#.SGo"  # token id → character (0 is padding and never appears in a document)
+WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
+_TOKEN_OF_BYTE = np.zeros(256, dtype=np.int64)
+for _token, _symbol in enumerate(SYMBOLS[1:], start=1):
+    _TOKEN_OF_BYTE[ord(_symbol)] = _token
+_SYMBOL_OF_TOKEN = np.frombuffer(SYMBOLS.encode(), dtype=np.uint8)
+GENERATION_ATTEMPTS_PER_MAZE = 200
+
+
+def _dihedral_indices(size: int) -> np.ndarray:
+    """(8, size²) gather indices of the 8 symmetries of a square grid (rotations × transpose)."""
+    base = np.arange(size * size).reshape(size, size)
+    views = [np.rot90(base, k) for k in range(4)]
+    views += [view.T for view in views]
+    return np.stack([view.reshape(-1) for view in views])
+
+
+def _range(value: float | tuple[float, float] | list[float], name: str) -> tuple[float, float]:
+    low, high = (value, value) if isinstance(value, (int, float)) else tuple(value)
+    if not 0.0 <= low <= high <= 1.0:
+        raise CodecError(f"maze {name} must be a fraction or a range [low, high] within [0, 1], got {value!r}",
+                         f"/difficulty/{name}")
+    return float(low), float(high)
+
+
+class MazeCodec(TaskCodec):
+    """Mazes of ``size``×``size`` cells (4..64)."""
+
+    name = "maze"
+
+    def __init__(self, size: int = 30) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+            raise CodecError(f"maze size must be an integer between {MIN_SIZE} and {MAX_SIZE}, got {size!r}",
+                             "/task/params/size")
+        self.size = size
+        self._input_validator = compile_schema(self.input_schema())
+        self._output_validator = compile_schema(self.output_schema())
+        self._dihedral = _dihedral_indices(size)
+        self._what = f"maze {size}x{size}"
+
+    @property
+    def params(self) -> Json:
+        """``{"size": k}``."""
+        return {"size": self.size}
+
+    @property
+    def vocab_size(self) -> int:
+        """pad, wall, open, S, G, path."""
+        return len(SYMBOLS)
+
+    @property
+    def seq_len(self) -> int:
+        """One token per cell."""
+        return self.size * self.size
+
+    def _schema(self, symbols: str, title: str) -> Json:
+        k = self.size
+        one_of = {symbol: {"contains": {"pattern": symbol}, "minContains": 1, "maxContains": 1} for symbol in "SG"}
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": title,
+            "type": "object",
+            "required": ["grid"],
+            "additionalProperties": False,
+            "properties": {
+                "grid": {
+                    "type": "array",
+                    "description": "rows of the maze, one character per cell; exactly one S and one G",
+                    "minItems": k,
+                    "maxItems": k,
+                    "items": {
+                        "type": "string",
+                        "allOf": [{"pattern": f"^[{symbols}]{{{k}}}$"},
+                                  {"pattern": "^[^S]*S?[^S]*$"},
+                                  {"pattern": "^[^G]*G?[^G]*$"}],
+                    },
+                    "allOf": [one_of["S"], one_of["G"]],
+                }
+            },
+        }
+
+    def input_schema(self) -> Json:
+        """k strings of k characters from ``#.SG``, with exactly one S and one G."""
+        return self._schema(r"#.SG", f"Maze {self.size}x{self.size}")
+
+    def output_schema(self) -> Json:
+        """The input rows with ``o`` marking the path cells."""
+        return self._schema(r"#.SGo", f"Maze {self.size}x{self.size} with its path")
+
+    def _tokens(self, data: Json) -> np.ndarray:
+        raw = np.frombuffer("".join(data["grid"]).encode("ascii"), dtype=np.uint8)
+        return _TOKEN_OF_BYTE[raw]
+
+    def validate_input(self, data_in: Json) -> np.ndarray:
+        """The maze as k² tokens; ``CodecError`` at the offending row otherwise."""
+        validate_document(self._input_validator, data_in, f"{self._what} input")
+        return self._tokens(data_in)
+
+    def validate_output(self, data_out: Json) -> np.ndarray:
+        """The answer as k² tokens; ``CodecError`` at the offending row otherwise."""
+        validate_document(self._output_validator, data_out, f"{self._what} output")
+        return self._tokens(data_out)
+
+    def encode_input(self, data: Json) -> np.ndarray:
+        """Tokens of a maze: # → 1, . → 2, S → 3, G → 4."""
+        return self.validate_input(data)
+
+    def encode_output(self, data: Json, data_in: Json | None = None) -> np.ndarray:
+        """Tokens of a maze with its path: o → 5, the rest as in the input."""
+        return self.validate_output(data)
+
+    def decode_output(self, tokens: np.ndarray, data_in: Json) -> Json:
+        """The grid the model wrote; ``CodecError`` at the first cell holding the pad token."""
+        tokens = np.asarray(tokens).reshape(-1)
+        if tokens.shape[0] != self.seq_len:
+            raise CodecError(f"{self._what} answer needs {self.seq_len} tokens, got {tokens.shape[0]}", "/grid")
+        bad = np.flatnonzero((tokens < 1) | (tokens >= len(SYMBOLS)))
+        if bad.size:
+            cell = int(bad[0])
+            raise CodecError(f"model output token {int(tokens[cell])} is not a maze symbol (expected 1..5)",
+                             f"/grid/{cell // self.size}")
+        text = _SYMBOL_OF_TOKEN[tokens.astype(np.intp)].tobytes().decode("ascii")
+        return {"grid": [text[r * self.size:(r + 1) * self.size] for r in range(self.size)]}
+
+    def check(self, data_in: Json, data_out: Json) -> bool:
+        """True when the ``o`` cells plus S and G form a shortest S→G path over open cells and no
+        other cell changed. A malformed input raises ``CodecError``; a malformed answer is False."""
+        maze = self.validate_input(data_in)
+        try:
+            answer = self.validate_output(data_out)
+        except CodecError:
+            return False
+        marked = answer == PATH
+        if not np.array_equal(np.where(marked, OPEN, answer), maze):
+            return False  # a wall, S or G moved, or a path mark sits on a non-open cell
+        start, goal = int(np.flatnonzero(maze == START)[0]), int(np.flatnonzero(maze == GOAL)[0])
+        dist, _ = shortest_path_counts((maze != WALL).tolist(), self.size, start)
+        if dist[goal] < 0:
+            return False
+        on_path = marked.copy()
+        on_path[[start, goal]] = True
+        if int(on_path.sum()) != dist[goal] + 1:
+            return False
+        # A connected set of d+1 cells holding S and G, d their distance, is exactly a shortest path.
+        reached, _ = shortest_path_counts(on_path.tolist(), self.size, start)
+        return reached[goal] >= 0 and all(reached[cell] >= 0 for cell in np.flatnonzero(on_path).tolist())
+
+    def reference_solution(self, data_in: Json) -> Json | None:
+        """A shortest path found by BFS, or None when G cannot be reached from S."""
+        maze = self.validate_input(data_in)
+        start, goal = int(np.flatnonzero(maze == START)[0]), int(np.flatnonzero(maze == GOAL)[0])
+        path = shortest_path((maze != WALL).tolist(), self.size, start, goal)
+        if path is None:
+            return None
+        answer = maze.copy()
+        answer[path[1:-1]] = PATH
+        return self.decode_output(answer, data_in)
+
+    def count_shortest_paths(self, data_in: Json) -> int:
+        """Number of shortest S→G paths of a maze, capped at 2 (0 when G is unreachable)."""
+        maze = self.validate_input(data_in)
+        start, goal = int(np.flatnonzero(maze == START)[0]), int(np.flatnonzero(maze == GOAL)[0])
+        _, ways = shortest_path_counts((maze != WALL).tolist(), self.size, start)
+        return ways[goal]
+
+    def generate(self, rng: np.random.Generator, n: int, *, method: str = "mixed",
+                 loop_fraction: Any = (0.0, 0.3), wall_density: Any = (0.2, 0.4),
+                 min_path_length: int | None = None) -> list[tuple[Json, Json]]:
+        """``n`` mazes with a unique shortest path of at least ``min_path_length`` steps.
+
+        ``method``: ``"carved"`` (corridor maze with ``loop_fraction`` of its separating walls
+        removed), ``"open"`` (random walls at ``wall_density``) or ``"mixed"`` (each maze picks one).
+        Fractions are a number or a [low, high] range drawn uniformly per maze. Default minimum
+        path length: the side length k.
+        """
+        if method not in ("carved", "open", "mixed"):
+            raise CodecError(f"maze generation method must be 'carved', 'open' or 'mixed', got {method!r}",
+                             "/difficulty/method")
+        loops = _range(loop_fraction, "loop_fraction")
+        density = _range(wall_density, "wall_density")
+        min_length = self.size if min_path_length is None else min_path_length
+        if isinstance(min_length, bool) or not isinstance(min_length, int) or not 1 <= min_length < self.size ** 2:
+            raise CodecError(f"maze min_path_length must be an integer in [1, {self.size ** 2 - 1}], "
+                             f"got {min_path_length!r}", "/difficulty/min_path_length")
+        search_rng = random.Random(int(rng.integers(2**63)))
+        k = self.size
+        pairs = []
+        for _ in range(n):
+            for _attempt in range(GENERATION_ATTEMPTS_PER_MAZE):
+                carve = method == "carved" or (method == "mixed" and search_rng.random() < 0.5)
+                if carve:
+                    open_cells = carved_maze(k, search_rng.uniform(*loops), search_rng)
+                else:
+                    open_cells = open_maze(k, search_rng.uniform(*density), search_rng)
+                placed = place_start_and_goal(open_cells, k, search_rng)
+                if placed is not None and placed[2] >= min_length:
+                    break
+            else:
+                raise CodecError(f"no {k}x{k} maze with a unique shortest path of at least {min_length} steps "
+                                 f"in {GENERATION_ATTEMPTS_PER_MAZE} attempts; lower min_path_length",
+                                 "/difficulty/min_path_length")
+            start, goal, _ = placed
+            make_shortest_path_unique(open_cells, k, start, goal, search_rng)
+            tokens = np.where(np.asarray(open_cells), OPEN, WALL)
+            tokens[start], tokens[goal] = START, GOAL
+            path = shortest_path(open_cells, k, start, goal)
+            label = tokens.copy()
+            label[path[1:-1]] = PATH
+            pairs.append((self.decode_output(tokens, {}), self.decode_output(label, {})))
+        return pairs
+
+    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One of the 8 rotations/reflections per row of (N, k²) token arrays, the same for input and label."""
+        inputs = np.asarray(inputs)
+        labels = np.asarray(labels)
+        source = self._dihedral[rng.integers(0, 8, size=inputs.shape[0])]
+        return np.take_along_axis(inputs, source, axis=1), np.take_along_axis(labels, source, axis=1)
 
 
 @hookimpl
 def trm_register_codecs() -> list[type]:
-    """No codec yet."""
-    return []
+    """The maze codec."""
+    return [MazeCodec]

@@ -1,0 +1,164 @@
+"""The maze codec: wire format, tokens, shortest-path checking, BFS reference, generation, dihedral augmentation."""
+
+import numpy as np
+import pytest
+
+from trm_adapters.maze import MazeCodec
+from trm_modules.errors import CodecError
+from trm_modules.plugins import get_codec
+
+# Two shortest routes of length 6 around the central wall block.
+MAZE = {"grid": ["S...",
+                 ".##.",
+                 ".##.",
+                 "...G"]}
+TOP_ROUTE = {"grid": ["Sooo",
+                      ".##o",
+                      ".##o",
+                      "...G"]}
+LEFT_ROUTE = {"grid": ["S...",
+                       "o##.",
+                       "o##.",
+                       "oooG"]}
+
+
+def test_plugin_manager_finds_maze_codec():
+    codec = get_codec("maze", {"size": 4})
+    assert isinstance(codec, MazeCodec)
+    assert (codec.vocab_size, codec.seq_len, codec.params) == (6, 16, {"size": 4})
+
+
+def test_size_out_of_range_is_refused():
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=2)
+    assert err.value.path == "/task/params/size"
+
+
+def test_unknown_symbol_is_rejected_at_its_row():
+    bad = {"grid": ["S...", ".#x.", ".##.", "...G"]}
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=4).encode_input(bad)
+    assert err.value.path == "/grid/1"
+
+
+def test_row_of_wrong_length_is_rejected_at_its_row():
+    bad = {"grid": ["S...", ".##.", ".##", "...G"]}
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=4).encode_input(bad)
+    assert err.value.path == "/grid/2"
+
+
+def test_two_starts_are_rejected():
+    with pytest.raises(CodecError):
+        MazeCodec(size=4).encode_input({"grid": ["S...", ".##.", ".##S", "...G"]})
+    with pytest.raises(CodecError):
+        MazeCodec(size=4).encode_input({"grid": ["SS..", ".##.", ".##.", "...G"]})
+
+
+def test_missing_goal_is_rejected():
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=4).encode_input({"grid": ["S...", ".##.", ".##.", "...."]})
+    assert err.value.path == "/grid"
+
+
+def test_path_mark_is_not_allowed_in_input():
+    with pytest.raises(CodecError):
+        MazeCodec(size=4).encode_input(TOP_ROUTE)
+
+
+def test_tokens_are_wall_1_open_2_start_3_goal_4_path_5():
+    codec = MazeCodec(size=4)
+    assert codec.encode_input(MAZE)[:8].tolist() == [3, 2, 2, 2, 2, 1, 1, 2]
+    assert codec.encode_output(TOP_ROUTE)[:4].tolist() == [3, 5, 5, 5]
+
+
+def test_encode_decode_round_trip():
+    codec = MazeCodec(size=4)
+    assert codec.decode_output(codec.encode_output(TOP_ROUTE), MAZE) == TOP_ROUTE
+
+
+def test_decode_rejects_pad_token_at_its_row():
+    codec = MazeCodec(size=4)
+    tokens = codec.encode_output(TOP_ROUTE)
+    tokens[9] = 0
+    with pytest.raises(CodecError) as err:
+        codec.decode_output(tokens, MAZE)
+    assert err.value.path == "/grid/2"
+
+
+def test_check_accepts_either_shortest_route():
+    codec = MazeCodec(size=4)
+    assert codec.check(MAZE, TOP_ROUTE)
+    assert codec.check(MAZE, LEFT_ROUTE)
+
+
+def test_check_rejects_a_longer_route():
+    maze = {"grid": ["S#...",
+                     ".#.#.",
+                     ".#.#.",
+                     ".....",
+                     "###.G"]}
+    detour = {"grid": ["S#ooo",
+                       "o#o#o",
+                       "o#o#o",
+                       "ooo.o",
+                       "###.G"]}  # 14 steps around the right-hand pillar; the shortest has 8
+    codec = MazeCodec(size=5)
+    assert codec.check(maze, codec.reference_solution(maze))
+    assert not codec.check(maze, detour)
+
+
+def test_check_rejects_disconnected_marks_of_the_right_count():
+    scattered = {"grid": ["So.o", ".##.", "o##o", "o..G"]}
+    assert not MazeCodec(size=4).check(MAZE, scattered)
+
+
+def test_check_rejects_changed_wall():
+    changed = {"grid": ["Sooo", ".#.o", ".##o", "...G"]}
+    assert not MazeCodec(size=4).check(MAZE, changed)
+
+
+def test_check_rejects_malformed_answer_as_invalid():
+    assert MazeCodec(size=4).check(MAZE, {"grid": ["Sooo"]}) is False
+
+
+def test_reference_solution_is_none_when_goal_is_walled_off():
+    walled = {"grid": ["S...", "####", "....", "...G"]}
+    assert MazeCodec(size=4).reference_solution(walled) is None
+
+
+def test_count_shortest_paths_sees_both_routes():
+    assert MazeCodec(size=4).count_shortest_paths(MAZE) == 2
+
+
+@pytest.mark.parametrize("method", ["carved", "open"])
+def test_generated_mazes_have_a_unique_long_enough_shortest_path(method):
+    codec = MazeCodec(size=9)
+    for maze, answer in codec.generate(np.random.default_rng(0), 10, method=method, min_path_length=9):
+        assert codec.count_shortest_paths(maze) == 1
+        assert codec.check(maze, answer)
+        assert sum(row.count("o") for row in answer["grid"]) + 1 >= 9
+
+
+def test_generation_is_reproducible_from_the_seed():
+    codec = MazeCodec(size=6)
+    assert codec.generate(np.random.default_rng(3), 4) == codec.generate(np.random.default_rng(3), 4)
+
+
+def test_impossible_minimum_path_length_raises_codec_error():
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=4).generate(np.random.default_rng(0), 1, min_path_length=15)
+    assert err.value.path == "/difficulty/min_path_length"
+
+
+def test_dihedral_augmentation_keeps_answers_valid_and_uses_all_eight_transforms():
+    codec = MazeCodec(size=4)
+    inputs = np.stack([codec.encode_input(MAZE)] * 64)
+    labels = np.stack([codec.encode_output(TOP_ROUTE)] * 64)
+    aug_in, aug_lab = codec.augment(np.random.default_rng(0), inputs, labels)
+    seen = set()
+    for x, y in zip(aug_in, aug_lab):
+        maze, answer = codec.decode_output(x, {}), codec.decode_output(y, {})
+        assert codec.check(maze, answer)
+        seen.add(tuple(x) + tuple(y))
+    assert len(seen) == 8
