@@ -1,0 +1,151 @@
+"""Where the store lives and how to connect: URL resolution, engine set-up, schema migration.
+
+SQLite is the embedded default (one file in the user data directory, WAL mode, a busy timeout,
+foreign keys on, ``BEGIN IMMEDIATE`` transactions so that concurrent writers queue up instead of
+failing on a lock upgrade). PostgreSQL is reached by URL (psycopg 3: ``postgresql+psycopg://…``).
+The schema changes only through the Alembic migrations shipped in ``trm_modules.store.migrations``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .errors import StoreError
+
+#: Environment variable naming the store (a SQLAlchemy URL or a SQLite file path).
+DB_URL_ENV = "TRM_DB_URL"
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+SQLITE_BUSY_TIMEOUT_S = 30.0
+#: Key of the PostgreSQL advisory lock that serialises concurrent migrations.
+_MIGRATION_LOCK_KEY = 0x74726D5F6462  # "trm_db"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory of trm-modules (store file, journals)."""
+    return Path(platformdirs.user_data_dir("trm-modules", appauthor=False))
+
+
+def resolve_db_url(db: str | os.PathLike[str] | None = None) -> str:
+    """The SQLAlchemy URL of the store: ``db`` (URL or SQLite path), else ``$TRM_DB_URL``, else the default file.
+
+    A plain path becomes ``sqlite:///<absolute path>``; a URL is checked for a supported dialect.
+    """
+    raw = os.fspath(db) if db is not None else os.environ.get(DB_URL_ENV) or None
+    if raw is None:
+        return f"sqlite:///{default_data_dir() / 'store.sqlite3'}"
+    if "://" not in raw:
+        return f"sqlite:///{Path(raw).expanduser().resolve()}"
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        raise StoreError(f"cannot parse the database URL {_redact(raw)!r}: {exc}; expected e.g. "
+                         "'sqlite:///path/store.sqlite3' or 'postgresql+psycopg://user@host/db'") from exc
+    if url.get_backend_name() not in SUPPORTED_DIALECTS:
+        raise StoreError(f"unsupported database {url.get_backend_name()!r} in {_redact(raw)!r}; "
+                         f"expected one of {SUPPORTED_DIALECTS}")
+    return raw
+
+
+def _redact(raw: str) -> str:
+    try:
+        return make_url(raw).render_as_string(hide_password=True)
+    except ArgumentError:
+        return raw
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and logs."""
+    return _redact(url)
+
+
+def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL", **engine_kwargs: Any) -> Engine:
+    """An engine for ``url`` configured for the store (see module docstring).
+
+    ``sqlite_synchronous``: ``FULL`` makes every SQLite commit durable against power loss
+    (one WAL fsync per batch); ``NORMAL`` is durable against process crashes only.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+                               **engine_kwargs)
+        _configure_sqlite(engine, sqlite_synchronous)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **engine_kwargs)
+    raise StoreError(f"unsupported database {parsed.get_backend_name()!r}; expected one of {SUPPORTED_DIALECTS}")
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise StoreError(f"sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below): the sqlite3 module's implicit transactions would
+        # neither cover DDL nor take the write lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock at BEGIN, so a busy database waits (busy_timeout)
+        # instead of failing later with SQLITE_BUSY on the read→write upgrade.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "trm_modules.store:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version of trm-modules."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(_alembic_config(None)).get_heads()
+    if len(heads) != 1:
+        raise StoreError(f"the shipped migrations have {len(heads)} heads {heads}; expected exactly one")
+    return heads[0]
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration revision the database at ``engine`` is at (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> str:
+    """Migrate the database at ``engine`` to ``revision`` (default: newest); returns the revision reached.
+
+    Safe to call from several processes at once: SQLite serialises on ``BEGIN IMMEDIATE``,
+    PostgreSQL on an advisory lock; a database already at the target is left untouched.
+    """
+    from alembic import command
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        command.upgrade(_alembic_config(connection), revision)
+    reached = current_revision(engine)
+    return reached or ""

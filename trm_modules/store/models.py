@@ -1,0 +1,137 @@
+"""The store's tables (SQLAlchemy 2.0 typed ORM). Changed only together with a migration.
+
+Missing context parts are stored as ``""`` rather than NULL so that the unique constraint on
+(platform, course, activity) holds on every database (NULLs never collide in a UNIQUE index).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String,
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+FEEDBACK_KINDS = ("correct", "incorrect", "rating", "correction", "comment", "void")
+ID_LENGTH = 128
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no zone: we store UTC and re-attach it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class InstalledPackage(Base):
+    """A module package installed on this host, with the task codec that reads its data."""
+
+    __tablename__ = "installed_packages"
+    __table_args__ = (UniqueConstraint("name", "version", "digest", name="uq_installed_packages_name_version_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[str] = mapped_column(String(100))
+    digest: Mapped[str] = mapped_column(String(80))
+    codec: Mapped[str] = mapped_column(String(100))
+    codec_params: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    source: Mapped[str] = mapped_column(String(1000), default="")
+    installed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Context(Base):
+    """Where solves come from: (platform, course, activity), ``""`` for a missing part."""
+
+    __tablename__ = "contexts"
+    __table_args__ = (UniqueConstraint("platform", "course", "activity", name="uq_contexts_platform_course_activity"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(200), default="")
+    course: Mapped[str] = mapped_column(String(200), default="")
+    activity: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Solve(Base):
+    """One answered request, attributed to the exact module digest that computed it."""
+
+    __tablename__ = "solves"
+    __table_args__ = (
+        Index("ix_solves_module_created_at", "module", "created_at"),
+        Index("ix_solves_context_id", "context_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    module: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    digest: Mapped[str] = mapped_column(String(80))
+    context_id: Mapped[int] = mapped_column(ForeignKey("contexts.id", name="fk_solves_context_id"))
+    learner: Mapped[str | None] = mapped_column(String(200))
+    input: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    steps: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    valid: Mapped[bool | None] = mapped_column(Boolean)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    device: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Feedback(Base):
+    """An append-only outcome event on a solve; a ``void`` event retracts the event named in ``voids``.
+
+    ``solve_id`` is deliberately not a foreign key: feedback may arrive (over the API or xAPI)
+    before the solve it refers to has left another process's recorder queue.
+    """
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        CheckConstraint("kind IN ('correct', 'incorrect', 'rating', 'correction', 'comment', 'void')",
+                        name="ck_feedback_kind"),
+        Index("ix_feedback_solve_id", "solve_id"),
+        Index("ix_feedback_voids", "voids"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    solve_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[Any] = mapped_column(JsonDocument, nullable=True)
+    corrected_output: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    source: Mapped[str] = mapped_column(String(50))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    voids: Mapped[str | None] = mapped_column(ForeignKey("feedback.id", name="fk_feedback_voids"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class XapiStatement(Base):
+    """A raw xAPI statement as received (kept verbatim for the LRS bridge)."""
+
+    __tablename__ = "xapi_statements"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    statement: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,55 @@
+"""The store as a pluggy plugin: it observes solves and feedback through the host's hooks.
+
+Register one instance with the host's plugin manager; replacing the store means registering a
+different plugin under the same hooks::
+
+    pm.register(StorePlugin.open(db_url), name="trm-store")
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..host.hookspecs import hookimpl
+from ..records import FeedbackEvent, SolveRecord
+from .errors import StoreError
+from .recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class StorePlugin:
+    """Records every ``trm_on_solve`` / ``trm_on_feedback`` event through a :class:`Recorder`, off the solve path.
+
+    The hooks only queue (acknowledgement follows asynchronously, see ``trm_modules.store.recorder``);
+    a store that cannot keep up is logged, never raised into the host's request.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    @classmethod
+    def open(cls, db: str | None = None, **recorder_options: Any) -> "StorePlugin":
+        """A plugin writing to the store at ``db`` (URL or SQLite path; None: ``$TRM_DB_URL`` or the default)."""
+        return cls(Recorder(db, **recorder_options))
+
+    @hookimpl
+    def trm_on_solve(self, record: SolveRecord) -> None:
+        """Queue the solve record for the store."""
+        try:
+            self.recorder.record_solve(record)
+        except StoreError as exc:
+            log.error("solve %s was not recorded: %s", record.id, exc)
+
+    @hookimpl
+    def trm_on_feedback(self, event: FeedbackEvent) -> None:
+        """Queue the feedback event for the store."""
+        try:
+            self.recorder.record_feedback(event)
+        except StoreError as exc:
+            log.error("feedback %s was not recorded: %s", event.id, exc)
+
+    def close(self) -> None:
+        """Write what is queued and release the database."""
+        self.recorder.close()

@@ -1,0 +1,310 @@
+"""Recording off the solve path: a queue, a background writer, and a journal for when the database is away.
+
+Acknowledgement (the durability point)
+--------------------------------------
+``record_*`` returns a :class:`WriteTicket` at once; the item is *acknowledged* when its ticket is
+done, which happens only after the item is durable: committed to the database, or appended to the
+local journal and fsync'd (when the database cannot be reached), or, for an item the database
+refuses for good (a void naming an unknown event), written with its reason to the journal's
+``.rejected.jsonl`` file. ``record_*(…, durable=True)`` (or ``Recorder(durable=True)``) waits for
+the acknowledgement before returning. Tickets complete in submission order: when one is done,
+every item submitted before it is durable too. An item that was queued but not yet acknowledged
+when the process died may be lost; an acknowledged one never is: the journal is replayed into the
+database on start, before every batch while it holds anything, and every ``replay_interval_s``,
+and replay is idempotent because every item carries its id.
+
+SQLite commits are fsync'd (``synchronous=FULL``) by default, so acknowledgement holds across a
+power loss, not only a process crash; PostgreSQL's default ``synchronous_commit=on`` does the same.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..records import FeedbackEvent, SolveRecord
+from .errors import RecorderClosed, RecorderOverloaded, StoreError, StoreUnavailable
+from .journal import Journal, default_journal_path
+from .storage import Store, StoreItem, XapiStatementRecord, check_item
+
+log = logging.getLogger(__name__)
+
+_MAX_RETRY_DELAY_S = 30.0
+
+
+class WriteTicket:
+    """The acknowledgement of one recorded item: done once the item is durable."""
+
+    __slots__ = ("_recorder", "seq")
+
+    def __init__(self, recorder: "Recorder", seq: int) -> None:
+        self._recorder = recorder
+        self.seq = seq
+
+    def done(self) -> bool:
+        """Whether the item is durable (in the database, the journal, or the rejected file)."""
+        return self._recorder._durable_seq >= self.seq
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the item is durable; False if ``timeout`` seconds passed first."""
+        return self._recorder._wait_durable(self.seq, timeout)
+
+
+@dataclass
+class RecorderStats:
+    """What a recorder has done so far (items)."""
+
+    written: int = 0
+    journaled: int = 0
+    replayed: int = 0
+    rejected: int = 0
+
+
+class _Flush:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+
+_STOP = object()
+_open_recorders: "weakref.WeakSet[Recorder]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    for recorder in list(_open_recorders):
+        recorder.close()
+
+
+class Recorder:
+    """Writes solve records, feedback events and xAPI statements to a :class:`Store` in the background.
+
+    ``store``: a Store, or a URL / SQLite path for one (None: ``$TRM_DB_URL`` or the default).
+    A batch is written when ``batch_size`` items are queued or ``flush_interval_s`` after its first
+    item. ``journal_path`` defaults to one file per database URL in the user data directory.
+    See the module docstring for when an item counts as acknowledged.
+    """
+
+    def __init__(self, store: Store | str | None = None, *, journal_path: str | os.PathLike[str] | None = None,
+                 batch_size: int = 500, flush_interval_s: float = 0.05, replay_interval_s: float = 30.0,
+                 max_queue: int = 100_000, enqueue_timeout_s: float = 1.0, durable: bool = False,
+                 durable_timeout_s: float = 60.0) -> None:
+        if batch_size < 1 or flush_interval_s < 0 or max_queue < 1:
+            raise StoreError(f"Recorder needs batch_size ≥ 1, flush_interval_s ≥ 0 and max_queue ≥ 1; got "
+                             f"{batch_size}, {flush_interval_s}, {max_queue}")
+        self._owns_store = not isinstance(store, Store)
+        self.store = store if isinstance(store, Store) else Store(store)
+        self.journal = Journal(journal_path if journal_path is not None else default_journal_path(self.store.url))
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.replay_interval_s = replay_interval_s
+        self.enqueue_timeout_s = enqueue_timeout_s
+        self.durable = durable
+        self.durable_timeout_s = durable_timeout_s
+        self.stats = RecorderStats()
+
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._submit_lock = threading.Lock()  # seq order == queue order
+        self._next_seq = 1
+        self._durable_seq = 0
+        self._durable_changed = threading.Condition()
+        self._closed = False
+        self._retry_at = 0.0
+        self._retry_delay = 0.0
+        self._last_replay_attempt = 0.0
+        self._writer = threading.Thread(target=self._run, name=f"trm-store-recorder-{id(self):x}", daemon=True)
+        self._writer.start()
+        _open_recorders.add(self)
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal.path
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def record_solve(self, record: SolveRecord, *, durable: bool | None = None) -> WriteTicket:
+        """Queue ``record`` for writing; with ``durable`` (default: the recorder's) wait for its acknowledgement."""
+        return self._submit(record, durable)
+
+    def record_feedback(self, event: FeedbackEvent, *, durable: bool | None = None) -> WriteTicket:
+        """Queue feedback ``event`` for writing (append-only; a retraction is a ``void`` event)."""
+        return self._submit(event, durable)
+
+    def record_xapi_statement(self, statement: dict[str, Any], *, durable: bool | None = None) -> WriteTicket:
+        """Queue a raw xAPI statement, kept verbatim under its ``id`` (one is added if it has none)."""
+        return self._submit(XapiStatementRecord.from_statement(statement), durable)
+
+    def _submit(self, item: StoreItem, durable: bool | None) -> WriteTicket:
+        check_item(item)
+        if not self._submit_lock.acquire(timeout=self.enqueue_timeout_s):
+            raise RecorderOverloaded(f"could not queue {type(item).__name__} {item.id!r} within "
+                                     f"{self.enqueue_timeout_s} s: the store writer is behind")
+        try:
+            if self._closed:
+                raise RecorderClosed(f"the recorder for {self.store!r} is closed; "
+                                     f"{type(item).__name__} {item.id!r} was not recorded")
+            seq = self._next_seq
+            try:
+                self._queue.put((seq, item), timeout=self.enqueue_timeout_s)
+            except queue.Full:
+                raise RecorderOverloaded(f"the recorder queue ({self._queue.maxsize} items) stayed full for "
+                                         f"{self.enqueue_timeout_s} s; {type(item).__name__} {item.id!r} "
+                                         "was not recorded") from None
+            self._next_seq = seq + 1
+        finally:
+            self._submit_lock.release()
+        ticket = WriteTicket(self, seq)
+        if self.durable if durable is None else durable:
+            if not ticket.wait(self.durable_timeout_s):
+                raise StoreError(f"{type(item).__name__} {item.id!r} was queued but not durable within "
+                                 f"{self.durable_timeout_s} s (database and journal both failing?)")
+        return ticket
+
+    # -- waiting, replay, closing ---------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write everything queued so far now; True once it is all durable, False on ``timeout``."""
+        if not self._writer.is_alive():
+            return self._durable_seq >= self._next_seq - 1
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.event.wait(timeout)
+
+    def replay_journal(self) -> int:
+        """Replay the journal into the database now (in the caller's thread); returns how many items it held."""
+        replayed = self.journal.replay(self.store.write)
+        self.stats.replayed += replayed
+        return replayed
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Write what is queued, stop the writer and release the database (also run at interpreter exit)."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join(timeout)
+        if self._writer.is_alive():
+            log.error("the store recorder did not finish within %s s; %d queued items are not yet durable",
+                      timeout, self._next_seq - 1 - self._durable_seq)
+        elif self._owns_store:
+            self.store.close()
+        _open_recorders.discard(self)
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _wait_durable(self, seq: int, timeout: float | None) -> bool:
+        if self._durable_seq >= seq:
+            return True
+        with self._durable_changed:
+            return self._durable_changed.wait_for(lambda: self._durable_seq >= seq, timeout)
+
+    # -- the writer thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._replay_if_due(force=True)
+        stopping = False
+        while not stopping:
+            batch, flushes, stopping = self._collect_batch()
+            if batch:
+                self._persist([item for _, item in batch])
+                with self._durable_changed:
+                    self._durable_seq = batch[-1][0]
+                    self._durable_changed.notify_all()
+            else:
+                self._replay_if_due()
+            for marker in flushes:
+                marker.event.set()
+
+    def _collect_batch(self) -> tuple[list[tuple[int, StoreItem]], list[_Flush], bool]:
+        batch: list[tuple[int, StoreItem]] = []
+        flushes: list[_Flush] = []
+        try:
+            entry = self._queue.get(timeout=min(self.replay_interval_s, 1.0))
+        except queue.Empty:
+            return batch, flushes, False
+        deadline = time.monotonic() + self.flush_interval_s
+        while True:
+            if entry is _STOP:
+                return batch, flushes, True
+            if isinstance(entry, _Flush):
+                flushes.append(entry)
+                return batch, flushes, False
+            batch.append(entry)
+            if len(batch) >= self.batch_size:
+                return batch, flushes, False
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return batch, flushes, False
+                try:
+                    entry = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    return batch, flushes, False
+
+    def _persist(self, items: Sequence[StoreItem]) -> None:
+        """Make ``items`` durable: the database if it answers, else the journal; retries until one works."""
+        while True:
+            if time.monotonic() >= self._retry_at:
+                try:
+                    if self.journal.has_entries():
+                        self.replay_journal()  # older items first, so voids find what they void
+                    rejected = self.store.write(items)
+                    self.journal.append_rejected(rejected)
+                    self.stats.written += len(items) - len(rejected)
+                    self.stats.rejected += len(rejected)
+                    self._database_answered()
+                    return
+                except Exception as exc:  # noqa: BLE001 - whatever the database does, the items must survive
+                    self._database_failed(exc)
+            try:
+                self.journal.append(items)
+                self.stats.journaled += len(items)
+                return
+            except OSError as exc:
+                log.error("cannot append %d items to the journal %s (%s); retrying in 1 s",
+                          len(items), self.journal.path, exc)
+                time.sleep(1.0)
+
+    def _replay_if_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if now < self._retry_at or (not force and now - self._last_replay_attempt < self.replay_interval_s):
+            return
+        self._last_replay_attempt = now
+        if not self.journal.has_entries():
+            return
+        try:
+            self.replay_journal()
+            self._database_answered()
+        except Exception as exc:  # noqa: BLE001
+            self._database_failed(exc)
+
+    def _database_answered(self) -> None:
+        if self._retry_delay:
+            log.warning("the store at %r answers again", self.store)
+        self._retry_delay = 0.0
+        self._retry_at = 0.0
+
+    def _database_failed(self, exc: Exception) -> None:
+        if not self._retry_delay:
+            level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
+            log.log(level, "cannot write to %r (%s); journaling to %s until it answers", self.store,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.journal.path,
+                    exc_info=not isinstance(exc, StoreUnavailable))
+        self._retry_delay = min(max(self._retry_delay * 2, 0.5), _MAX_RETRY_DELAY_S)
+        self._retry_at = time.monotonic() + self._retry_delay

@@ -1,0 +1,253 @@
+"""The store's data access: idempotent batch writes and the installed-packages table.
+
+Writes use ``INSERT … ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL dialects) keyed on the
+client-supplied ids, so writing the same event twice stores it once; this is what makes journal
+replay safe. One ``Session`` per unit of work, committed explicitly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Sequence, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Table, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ..records import FeedbackEvent, SolveRecord, new_id
+from .database import create_store_engine, current_revision, head_revision, redacted_url, resolve_db_url, upgrade_schema
+from .errors import StoreError, StoreUnavailable
+from .models import ID_LENGTH, Context, Feedback, InstalledPackage, Solve, XapiStatement, utcnow
+
+
+class XapiStatementRecord(BaseModel):
+    """A raw xAPI statement to keep verbatim; ``id`` is the statement's own id (idempotency key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=new_id)
+    statement: dict[str, Any]
+    stored_at: datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def from_statement(cls, statement: dict[str, Any]) -> "XapiStatementRecord":
+        """Wrap ``statement``, taking its ``id`` (or giving it one, as an LRS would)."""
+        statement_id = statement.get("id") or new_id()
+        return cls(id=str(statement_id), statement={**statement, "id": str(statement_id)})
+
+
+StoreItem = Union[SolveRecord, FeedbackEvent, XapiStatementRecord]
+ContextKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class RejectedItem:
+    """An item the database refused for good (e.g. a void naming an unknown event), with the reason."""
+
+    item: StoreItem
+    reason: str
+
+
+def check_item(item: StoreItem) -> None:
+    """Refuse an item the database would reject, before it is acknowledged (ids too long, a void without target)."""
+    ids = [item.id] + ([item.solve_id] + ([item.voids] if item.voids else []) if isinstance(item, FeedbackEvent) else [])
+    for value in ids:
+        if len(value) > ID_LENGTH:
+            raise StoreError(f"id {value[:40]!r}… of a {type(item).__name__} is {len(value)} characters long; "
+                             f"the store accepts ids of at most {ID_LENGTH}")
+    if isinstance(item, FeedbackEvent):
+        if item.kind == "void" and not item.voids:
+            raise StoreError(f"feedback event {item.id!r} is a 'void' but names no event in 'voids'; "
+                             "expected the id of the feedback event it retracts")
+        if item.kind != "void" and item.voids:
+            raise StoreError(f"feedback event {item.id!r} of kind {item.kind!r} names 'voids'; "
+                             "only events of kind 'void' retract other events")
+
+
+def context_key(record: SolveRecord) -> ContextKey:
+    context = record.context
+    return (context.platform or "", context.course or "", context.activity or "")
+
+
+class Store:
+    """A connection to the usage and feedback store (SQLite file or PostgreSQL), migrated on first use.
+
+    ``db`` is a SQLAlchemy URL or a SQLite file path; None means ``$TRM_DB_URL`` or the default
+    file in the user data directory. Nothing touches the database before the first operation.
+    """
+
+    def __init__(self, db: str | None = None, *, migrate: bool = True, sqlite_synchronous: str = "FULL") -> None:
+        self.url = resolve_db_url(db)
+        self.engine = create_store_engine(self.url, sqlite_synchronous=sqlite_synchronous)
+        self.dialect = self.engine.dialect.name
+        self._migrate = migrate
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._context_ids: dict[ContextKey, int] = {}
+        self._insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self.dialect]
+
+    def __repr__(self) -> str:
+        return f"Store({redacted_url(self.url)!r})"
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def ensure_schema(self) -> None:
+        """Migrate a fresh or older database to the shipped head (once per ``Store``); ``StoreUnavailable`` if unreachable."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                if current_revision(self.engine) != head_revision():
+                    if not self._migrate:
+                        raise StoreError(f"the database {redacted_url(self.url)} is not at the schema revision "
+                                         f"{head_revision()}; run `trm db upgrade --db URL`")
+                    upgrade_schema(self.engine)
+            except StoreError:
+                raise
+            except SQLAlchemyError as exc:
+                raise StoreUnavailable(f"cannot reach or migrate the store at {redacted_url(self.url)}: "
+                                       f"{_first_line(exc)}") from exc
+            self._schema_ready = True
+
+    def upgrade(self, revision: str = "head") -> str:
+        """Run the shipped migrations up to ``revision``; returns the revision the database is at."""
+        try:
+            reached = upgrade_schema(self.engine, revision)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot migrate the store at {redacted_url(self.url)}: {_first_line(exc)}") from exc
+        self._schema_ready = reached == head_revision()
+        return reached
+
+    def session(self) -> Session:
+        """A new ORM session on the (migrated) store; the caller commits and closes it."""
+        self.ensure_schema()
+        return Session(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def write(self, items: Sequence[StoreItem]) -> list[RejectedItem]:
+        """Write ``items`` idempotently in one transaction; returns the items refused for good.
+
+        If the batch violates a constraint (a void naming an unknown event), it is retried one
+        item per transaction and only the offending items are returned. ``StoreUnavailable`` when
+        the database cannot be reached: nothing of the batch is then written.
+        """
+        if not items:
+            return []
+        self.ensure_schema()
+        try:
+            self._write_in_one_transaction(items)
+            return []
+        except (IntegrityError, DataError):
+            pass
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot write to the store at {redacted_url(self.url)}: {_first_line(exc)}") from exc
+        rejected: list[RejectedItem] = []
+        for item in items:
+            try:
+                self._write_in_one_transaction([item])
+            except (IntegrityError, DataError) as exc:
+                rejected.append(RejectedItem(item, _first_line(exc)))
+            except SQLAlchemyError as exc:
+                raise StoreUnavailable(f"cannot write to the store at {redacted_url(self.url)}: "
+                                       f"{_first_line(exc)}") from exc
+        return rejected
+
+    def _write_in_one_transaction(self, items: Sequence[StoreItem]) -> None:
+        solves = [item for item in items if isinstance(item, SolveRecord)]
+        # Retractions after the events they retract, so a void may name an event of the same batch.
+        feedback = sorted((item for item in items if isinstance(item, FeedbackEvent)), key=lambda e: e.kind == "void")
+        statements = [item for item in items if isinstance(item, XapiStatementRecord)]
+        new_contexts: dict[ContextKey, int] = {}
+        with Session(self.engine) as session, session.begin():
+            connection = session.connection()
+            if solves:
+                context_ids = self._resolve_context_ids(connection, {context_key(r) for r in solves}, new_contexts)
+                connection.execute(self._insert_ignoring_duplicates(Solve.__table__),
+                                   [_solve_row(r, context_ids[context_key(r)]) for r in solves])
+            if feedback:
+                connection.execute(self._insert_ignoring_duplicates(Feedback.__table__), [_feedback_row(e) for e in feedback])
+            if statements:
+                connection.execute(self._insert_ignoring_duplicates(XapiStatement.__table__),
+                                   [s.model_dump() for s in statements])
+        self._context_ids.update(new_contexts)  # only ids that were committed
+
+    def _insert_ignoring_duplicates(self, table: Table) -> Any:
+        return self._insert(table).on_conflict_do_nothing()
+
+    def _resolve_context_ids(self, connection: Any, keys: set[ContextKey], new: dict[ContextKey, int]) -> dict[ContextKey, int]:
+        known = {key: self._context_ids[key] for key in keys if key in self._context_ids}
+        missing = sorted(keys - known.keys())
+        if missing:
+            table = Context.__table__
+            connection.execute(self._insert_ignoring_duplicates(table),
+                               [{"platform": p, "course": c, "activity": a} for p, c, a in missing])
+            rows = connection.execute(select(table.c.id, table.c.platform, table.c.course, table.c.activity)
+                                      .where(tuple_(table.c.platform, table.c.course, table.c.activity).in_(missing)))
+            for context_id, platform, course, activity in rows:
+                new[(platform, course, activity)] = context_id
+            known.update(new)
+        return known
+
+    # -- installed packages -------------------------------------------------------------------
+
+    def record_installed_package(self, *, name: str, version: str, digest: str, codec: str,
+                                 codec_params: dict[str, Any] | None = None, source: str = "",
+                                 installed_at: datetime | None = None) -> None:
+        """Remember that package ``name`` ``version`` (file ``digest``) is installed, with its task codec.
+
+        Installing the same (name, version, digest) again is a no-op.
+        """
+        row = {"name": name, "version": version, "digest": digest, "codec": codec, "codec_params": codec_params or {},
+               "source": source, "installed_at": installed_at or utcnow()}
+        with self.session() as session, session.begin():
+            session.execute(self._insert_ignoring_duplicates(InstalledPackage.__table__), [row])
+
+    def installed_package(self, name: str, version: str | None = None) -> InstalledPackage | None:
+        """The most recently installed package ``name`` (of ``version`` if given), or None."""
+        query = select(InstalledPackage).where(InstalledPackage.name == name)
+        if version is not None:
+            query = query.where(InstalledPackage.version == version)
+        query = query.order_by(InstalledPackage.installed_at.desc(), InstalledPackage.id.desc()).limit(1)
+        with self.session() as session:
+            return session.scalars(query).first()
+
+    def installed_packages(self) -> list[InstalledPackage]:
+        """Every installed-package row, newest first."""
+        with self.session() as session:
+            return list(session.scalars(select(InstalledPackage)
+                                        .order_by(InstalledPackage.installed_at.desc(), InstalledPackage.id.desc())))
+
+
+def _solve_row(record: SolveRecord, context_id: int) -> dict[str, Any]:
+    return {
+        "id": record.id, "module": record.module, "version": record.version, "digest": record.digest,
+        "context_id": context_id, "learner": record.context.learner, "input": record.input, "output": record.output,
+        "steps": record.steps, "confidence": record.confidence, "valid": record.valid,
+        "latency_ms": record.latency_ms, "device": record.device, "created_at": record.created_at,
+    }
+
+
+def _feedback_row(event: FeedbackEvent) -> dict[str, Any]:
+    return {
+        "id": event.id, "solve_id": event.solve_id, "kind": event.kind, "value": event.value,
+        "corrected_output": event.corrected_output, "source": event.source, "actor": event.actor,
+        "voids": event.voids, "created_at": event.created_at,
+    }
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
