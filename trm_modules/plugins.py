@@ -1,9 +1,24 @@
-"""The plugin manager: built-in and entry-point plugins, and codec lookup by name."""
+"""The plugin manager: discovery (builtin, entry points, paths), isolation, and codec lookup.
+
+Every plugin is registered under a name and an origin, so ``trm plugins`` can say where it came
+from. Hooks are called one implementation at a time (``call_hook``): a plugin that raises is
+logged with its name and counted, and never takes the caller down.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
 
 import pluggy
 
@@ -11,20 +26,188 @@ from .codec import TaskCodec
 from .errors import CodecError, UnknownCodec
 from .host import hookspecs
 
+log = logging.getLogger("trm_modules.plugins")
 
-@functools.lru_cache(maxsize=1)
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, with every ``trm_modules`` entry point loaded."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+#: Modules registered as built-in plugins of every plugin manager (the host's own defaults).
+BUILTIN_PLUGINS = ("trm_modules.host.builtin",)
+#: Environment variable naming plugin ``.py`` files to load (``os.pathsep``-separated).
+PLUGIN_PATHS_ENV = "TRM_PLUGINS"
+
+Origin = Literal["builtin", "entrypoint", "path", "object"]
+
+
+@dataclass
+class PluginInfo:
+    """Where one plugin came from, which hooks it implements, and how often it failed."""
+
+    name: str
+    origin: Origin
+    source: str  # dist name + version, module path, or file path
+    hooks: list[str] = field(default_factory=list)
+    errors: int = 0
+    load_error: str | None = None
+
+
+class TRMPluginManager(pluggy.PluginManager):
+    """A ``pluggy.PluginManager`` that remembers each plugin's origin and counts its failures."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.origins: dict[str, tuple[Origin, str]] = {}
+        self.load_failures: dict[str, tuple[Origin, str, str]] = {}
+        self.error_counts: Counter[str] = Counter()
+        self._errors_lock = threading.Lock()
+
+    def register_with_origin(self, plugin: Any, name: str, origin: Origin, source: str) -> None:
+        """Register ``plugin`` under ``name`` and remember where it came from."""
+        if self.get_plugin(name) is not None or self.is_blocked(name):
+            return
+        self.register(plugin, name=name)
+        self.origins[name] = (origin, source)
+
+    def record_failure(self, plugin_name: str, hook_name: str, exc: BaseException) -> None:
+        """Log and count one exception raised by ``plugin_name`` in ``hook_name``."""
+        with self._errors_lock:
+            self.error_counts[plugin_name] += 1
+        log.error("plugin %r failed in %s: %s: %s", plugin_name, hook_name, type(exc).__name__, exc,
+                  exc_info=exc)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every registered plugin, then every plugin that failed to load, with origin and hooks."""
+        infos = []
+        for name, plugin in self.list_name_plugin():
+            if plugin is None:
+                continue
+            origin, source = self.origins.get(name, ("object", repr(plugin)))
+            hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
+            infos.append(PluginInfo(name, origin, source, hooks, self.error_counts.get(name, 0)))
+        for name, (origin, source, error) in self.load_failures.items():
+            infos.append(PluginInfo(name, origin, source, [], self.error_counts.get(name, 0), error))
+        return infos
+
+
+def _distribution_label(entry_point: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return entry_point.value
+    return f"{dist.metadata['Name']} {dist.version} ({entry_point.value})"
+
+
+def load_entrypoint_plugins(pm: TRMPluginManager) -> None:
+    """Register every plugin of the ``trm_modules`` entry-point group; failures are recorded, not raised."""
+    seen: set[str] = set()
+    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        if entry_point.name in seen:  # the same distribution visible twice on sys.path
+            continue
+        seen.add(entry_point.name)
+        source = _distribution_label(entry_point)
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop discovery
+            pm.load_failures[entry_point.name] = ("entrypoint", source, f"{type(exc).__name__}: {exc}")
+            pm.record_failure(entry_point.name, "load", exc)
+            continue
+        pm.register_with_origin(plugin, entry_point.name, "entrypoint", source)
+
+
+def register_plugin_file(pm: TRMPluginManager, path: str | os.PathLike[str], name: str | None = None) -> str:
+    """Import the ``.py`` file at ``path`` and register it as a plugin; returns its name.
+
+    This runs the file's code, like installing a plugin would: only name files you trust.
+    Raises ``FileNotFoundError`` when the file is missing; import errors propagate.
+    """
+    file = Path(path).resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"plugin file {str(file)!r} does not exist")
+    name = name or file.stem
+    spec = importlib.util.spec_from_file_location(f"trm_plugin_{name}", file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import plugin file {str(file)!r} (expected a .py file)")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pm.register_with_origin(module, name, "path", str(file))
+    return name
+
+
+def load_path_plugins(pm: TRMPluginManager, paths: str | None = None) -> None:
+    """Register the plugin files named in ``TRM_PLUGINS`` (or ``paths``); failures are recorded."""
+    paths = os.environ.get(PLUGIN_PATHS_ENV, "") if paths is None else paths
+    for entry in filter(None, paths.split(os.pathsep)):
+        try:
+            register_plugin_file(pm, entry)
+        except Exception as exc:  # noqa: BLE001
+            name = Path(entry).stem
+            pm.load_failures[name] = ("path", entry, f"{type(exc).__name__}: {exc}")
+            pm.record_failure(name, "load", exc)
+
+
+def build_plugin_manager(*, entry_points: bool = True, paths: str | None = None) -> TRMPluginManager:
+    """A fresh plugin manager: built-in plugins, then entry points, then ``TRM_PLUGINS`` files."""
+    pm = TRMPluginManager()
+    for module_name in BUILTIN_PLUGINS:
+        pm.register_with_origin(importlib.import_module(module_name), module_name.rsplit(".", 1)[-1],
+                                "builtin", module_name)
+    if entry_points:
+        load_entrypoint_plugins(pm)
+    load_path_plugins(pm, paths)
     return pm
 
 
+@functools.lru_cache(maxsize=1)
+def get_plugin_manager() -> TRMPluginManager:
+    """The process-wide plugin manager (built once): builtin, entry-point and path plugins."""
+    return build_plugin_manager()
+
+
+def has_implementations(pm: pluggy.PluginManager, hook_name: str) -> bool:
+    """Does any registered plugin implement ``hook_name``? (Lets callers skip building arguments.)"""
+    return bool(getattr(pm.hook, hook_name).get_hookimpls())
+
+
+def record_plugin_failure(pm: pluggy.PluginManager, plugin_name: str, hook_name: str, exc: BaseException) -> None:
+    """Log (and, on a ``TRMPluginManager``, count) a failure of ``plugin_name`` in ``hook_name``."""
+    if isinstance(pm, TRMPluginManager):
+        pm.record_failure(plugin_name, hook_name, exc)
+    else:
+        log.error("plugin %r failed in %s: %s", plugin_name, hook_name, exc, exc_info=exc)
+
+
+def call_hook(pm: pluggy.PluginManager, hook_name: str, *, firstresult: bool = False,
+              with_plugin: bool = False, **kwargs: Any) -> Any:
+    """Call every implementation of ``hook_name`` separately, in pluggy's order, isolating failures.
+
+    Returns the list of non-``None`` results, or with ``firstresult`` the first non-``None`` one
+    (``None`` if there is none). With ``with_plugin`` each result is a ``(plugin_name, result)``
+    pair. An implementation that raises is logged and counted against its plugin
+    (``TRMPluginManager.record_failure``) and skipped.
+    """
+    caller = getattr(pm.hook, hook_name)
+    results = []
+    for impl in reversed(caller.get_hookimpls()):  # pluggy calls the last registered first
+        if impl.hookwrapper or getattr(impl, "wrapper", False):
+            continue
+        try:
+            result = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+        except Exception as exc:  # noqa: BLE001 - isolation is the point
+            record_plugin_failure(pm, impl.plugin_name, hook_name, exc)
+            continue
+        if result is None:
+            continue
+        if with_plugin:
+            result = (impl.plugin_name, result)
+        if firstresult:
+            return result
+        results.append(result)
+    return None if firstresult else results
+
+
 def codec_classes(pm: pluggy.PluginManager | None = None) -> dict[str, type[TaskCodec]]:
+    """Codec name → class, over every plugin's ``trm_register_codecs`` (first registration wins)."""
     pm = pm or get_plugin_manager()
     found: dict[str, type[TaskCodec]] = {}
-    for classes in pm.hook.trm_register_codecs():
+    # pluggy order is last-registered first; codecs resolve first-registered first.
+    for classes in reversed(call_hook(pm, "trm_register_codecs")):
         for cls in classes or []:
             found.setdefault(cls.name, cls)
     return found

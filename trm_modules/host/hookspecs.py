@@ -1,17 +1,44 @@
 """The plugin contract of trm-modules (pluggy project name ``trm_modules``).
 
-Plugins implement any of these hooks with functions marked ``@hookimpl`` and register through
-the ``trm_modules`` entry-point group in their own ``pyproject.toml``::
+This file is the plugin author's manual. A plugin is a Python module (or object) with plain
+functions named after the hooks below and marked ``@hookimpl``; implement only the hooks you
+need, and accept only the arguments you use (pluggy passes arguments by name)::
 
-    [project.entry-points.trm_modules]
-    my_plugin = "my_package.plugin_module"
+    from trm_modules.host.hookspecs import hookimpl
+
+    @hookimpl
+    def trm_on_solve(record):
+        print(record.module, record.version, record.latency_ms)
+
+A plugin is found in one of three ways, and ``trm plugins`` shows which:
+
+- **entry point** — a distribution declares it in the ``trm_modules`` group of its own
+  ``pyproject.toml``; installing the distribution is enough::
+
+      [project.entry-points.trm_modules]
+      my_plugin = "my_package.plugin_module"
+
+- **path** — a ``.py`` file named in the ``TRM_PLUGINS`` environment variable
+  (``os.pathsep``-separated), or registered with ``trm_modules.plugins.register_plugin_file``;
+- **builtin** — the host's own defaults (``trm_modules.host.builtin``).
+
+Error isolation: the host calls every implementation separately. An implementation that
+raises is logged with the plugin's name and counted (``trm plugins`` shows the count); the
+other plugins still run and the request still succeeds. A ``firstresult`` hook that raises is
+treated as if it had returned ``None`` (the next plugin, then the host's default, decides).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from ..records import FeedbackEvent, SolveContext, SolveRecord
+    from .placement import DeviceState, PlacementRequest
+    from .slots import SlotState
+    from .sources import ModuleSource
 
 PROJECT = "trm_modules"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -23,5 +50,71 @@ def trm_register_codecs() -> list[type]:
     """Return the task codec classes this plugin provides (subclasses of ``TaskCodec``).
 
     Each class has a unique ``name`` (e.g. ``"sudoku"``); a package's manifest names the codec
-    in ``task.codec`` and its parameters in ``task.params``.
+    in ``task.codec`` and its parameters in ``task.params``. When two plugins provide the same
+    name, the first one registered wins (built-in adapters load before third-party plugins).
     """
+
+
+@hookspec
+def trm_module_sources() -> list["ModuleSource"]:
+    """Return places where module packages can be found (folders, registries).
+
+    Each item implements the ``trm_modules.host.sources.ModuleSource`` protocol:
+    ``list_versions(name) -> list[str]`` (oldest first) and ``open(name, version)`` returning an
+    opened, verified package (``trm_modules.package.open_package``) or a ``VersionSpec``.
+    ``FolderSource(path)`` scans a folder for ``*.trm`` files and is usually all you need.
+    Sources are asked in order: those passed to ``Host(sources=...)`` first, then plugins'.
+    """
+
+
+@hookspec(firstresult=True)
+def trm_select_version(module: "SlotState", context: "SolveContext") -> str | None:
+    """Choose the version of ``module`` that answers a request from ``context``.
+
+    ``module`` is a read-only snapshot of the module's slot: ``name``, ``active``,
+    ``canary`` and ``canary_share``, ``pins`` (context key → version) and ``loaded`` (the
+    versions this host holds for the module). Return one of ``module.loaded``, or ``None`` to
+    leave the decision to the next plugin and finally to the host's default policy (course pin,
+    then canary share by learner-pseudonym hash, then the active version). A returned version
+    that is not loaded is reported as a plugin error and the default policy decides.
+    Called on every request: keep it fast and free of I/O.
+    """
+
+
+@hookspec(firstresult=True)
+def trm_placement(module: "PlacementRequest", devices: list["DeviceState"]) -> str | None:
+    """Choose the device a module version is loaded onto.
+
+    ``module`` carries ``name``, ``version``, ``memory_bytes`` (what it needs) and ``allowed``
+    (devices its manifest allows, e.g. ``["cpu", "cuda"]``). ``devices`` lists every device the
+    host manages with ``name`` (``"cpu"``, ``"cuda:0"`` …), ``budget_bytes``, ``used_bytes`` and
+    ``idle_bytes`` (held by idle versions, which the host may evict to make room). Return a
+    device name, or ``None`` for the default (first CUDA device with room, else CPU). The host
+    still enforces the budget: it evicts least-recently-used idle versions on the chosen device
+    and refuses the load (``PlacementError``) if the version cannot fit there.
+    """
+
+
+@hookspec
+def trm_on_solve(record: "SolveRecord") -> None:
+    """Observe one answered request (``trm_modules.records.SolveRecord``).
+
+    Called after the answer has been returned to the caller, from the host's event thread, in
+    the order requests finished. Never on the request's critical path; a slow observer delays
+    only other observers. Exceptions are caught, logged and counted per plugin.
+    """
+
+
+@hookspec
+def trm_on_feedback(event: "FeedbackEvent") -> None:
+    """Observe one piece of outcome feedback (``trm_modules.records.FeedbackEvent``).
+
+    Called from the host's event thread after ``Host.feedback`` accepted the event; same
+    isolation rules as ``trm_on_solve``.
+    """
+
+
+__all__: list[Any] = [
+    "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_module_sources",
+    "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
+]

@@ -1,0 +1,24 @@
+"""What ``Host.solve`` returns: the answer and exactly which version computed it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Answer(BaseModel):
+    """One solved request, attributed to the module version and package digest that computed it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    solve_id: str = Field(description="Id of this solve; feedback names it (FeedbackEvent.solve_id).")
+    module: str
+    version: str
+    digest: str = Field(description="sha256 of the package (or weights) that answered.")
+    output: dict[str, Any]
+    steps: int = Field(description="Supervision steps the model used before halting.")
+    confidence: float = Field(description="sigmoid(q_halt) at the answering step, in [0, 1].")
+    valid: bool | None = Field(description="The codec's rule check of the answer; None if the task has none.")
+    latency_ms: float
+    device: str

@@ -1,0 +1,449 @@
+"""The host: loaded modules in slots, hot swaps, placement, micro-batched solving, observers.
+
+Everything that serves modules (the CLI, the HTTP server, a platform's own Python code) calls
+this class. It is thread-safe; ``asolve`` is the entry point for asyncio code.
+
+Life of a request: choose the slot's version for the request's context (plugin, else pin,
+canary, active) and take a reference on it → make sure its model is resident (placement may
+evict idle versions) → validate and encode the input → queue it on the version's micro-batcher
+→ decode the answer → drop the reference → hand a ``SolveRecord`` to the observers' thread.
+A swap only moves the slot's pointer, so a request finishes on the version it started with;
+the replaced version is freed when its last request drops its reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import pluggy
+from pydantic import ValidationError
+
+from ..errors import ModuleNotFound
+from ..plugins import call_hook, get_plugin_manager, has_implementations, record_plugin_failure
+from ..records import FeedbackEvent, SolveContext, SolveRecord, new_id
+from .answer import Answer
+from .batching import RowResult
+from .errors import InvalidInput, SwapError, VersionNotLoaded
+from .events import EventDispatcher
+from .loaded import LoadedVersion, VersionSpec, json_pointer
+from .placement import DeviceState, Placement, PlacementRequest
+from .slots import Slot, SlotState
+from .sources import ModuleSource, version_sort_key
+
+log = logging.getLogger("trm_modules.host")
+
+Json = dict[str, Any]
+
+
+@dataclass
+class _Lease:
+    """A request's hold on one version, from selection to release."""
+
+    version: LoadedVersion
+    started: float
+    context: SolveContext
+
+
+class Host:
+    """Serves module versions from slots; see the module docstring for a request's life.
+
+    ``sources``: where ``swap``/``pin``/``set_canary`` find versions (plugins add more through
+    ``trm_module_sources``). ``memory_budgets``: bytes per device (``{"cpu": 2**30, "cuda:0": …}``);
+    default: every CUDA device at 80 % of its memory and the CPU at half the RAM.
+    ``batch_window_ms`` / ``max_batch_size``: micro-batching (0 ms = batch only what is already
+    waiting). ``plugin_manager``: defaults to the process-wide one.
+    """
+
+    def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
+                 memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
+                 max_batch_size: int = 64) -> None:
+        self.pm = plugin_manager or get_plugin_manager()
+        self.sources: list[ModuleSource] = list(sources)
+        self.batch_window_s = batch_window_ms / 1000.0
+        self.max_batch_size = max_batch_size
+        self.placement = Placement(memory_budgets, choose_device=self._plugin_placement)
+        self.events = EventDispatcher(self.pm)
+        self._slots: dict[str, Slot] = {}
+        self._slots_lock = threading.Lock()
+
+    # ====================================================================== sources
+    def all_sources(self) -> list[ModuleSource]:
+        """The host's own sources, then those plugins contribute."""
+        from_plugins = [source for sources in call_hook(self.pm, "trm_module_sources") for source in sources or []]
+        return [*self.sources, *from_plugins]
+
+    def available_versions(self, module: str) -> list[str]:
+        """Every version of ``module`` the sources can open, oldest first."""
+        versions: set[str] = set()
+        for source in self.all_sources():
+            try:
+                versions.update(source.list_versions(module))
+            except Exception as exc:  # noqa: BLE001 - a broken source must not hide the others
+                log.warning("module source %r failed to list %s: %s", source, module, exc)
+        return sorted(versions, key=version_sort_key)
+
+    def open_version(self, module: str, version: str | None = None) -> VersionSpec:
+        """Find ``module`` ``version`` (latest if None) in the sources and describe it as a ``VersionSpec``."""
+        if version is None:
+            versions = self.available_versions(module)
+            if not versions:
+                raise ModuleNotFound(f"no source has module {module!r}; sources: {self.all_sources()}")
+            version = versions[-1]
+        for source in self.all_sources():
+            try:
+                if version not in source.list_versions(module):
+                    continue
+            except Exception as exc:  # noqa: BLE001
+                log.warning("module source %r failed to list %s: %s", source, module, exc)
+                continue
+            opened = source.open(module, version)
+            spec = opened if isinstance(opened, VersionSpec) else VersionSpec.from_package(opened)
+            if (spec.name, spec.version) != (module, version):
+                raise ModuleNotFound(
+                    f"{source!r} returned {spec.name} {spec.version} when asked for {module} {version}"
+                )
+            return spec
+        known = self.available_versions(module)
+        raise ModuleNotFound(f"no source has {module!r} version {version!r}; available versions: {known}")
+
+    # ================================================================ version control
+    def _slot(self, module: str, create: bool = False) -> Slot:
+        with self._slots_lock:
+            slot = self._slots.get(module)
+            if slot is None:
+                if not create:
+                    raise ModuleNotFound(
+                        f"module {module!r} is not loaded in this host; loaded: {sorted(self._slots)} "
+                        f"(load it with swap({module!r}, version))"
+                    )
+                slot = self._slots[module] = Slot(module)
+            return slot
+
+    def _prepare(self, module: str, version: str | VersionSpec | None) -> LoadedVersion:
+        """Open, load, place and self-test a version; returns it holding one reference. ``SwapError`` on failure."""
+        label = version.version if isinstance(version, VersionSpec) else (version or "latest")
+        loaded: LoadedVersion | None = None
+        try:
+            spec = version if isinstance(version, VersionSpec) else self.open_version(module, version)
+            if spec.name != module:
+                raise ModuleNotFound(f"the version given is of module {spec.name!r}, not {module!r}")
+            label = spec.version
+            loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size)
+            self._acquire(loaded)
+            self._ensure_resident(loaded)
+            loaded.self_test()
+            return loaded
+        except Exception as exc:  # noqa: BLE001 - every cause becomes a SwapError with the cause attached
+            if loaded is not None:
+                loaded.retired = True
+                self._release(loaded)
+            raise SwapError(module, label, exc) from exc
+
+    def _obtain(self, slot: Slot, version: str | VersionSpec | None) -> LoadedVersion:
+        """A version with one reference held: reused when the slot already holds it, else prepared."""
+        if isinstance(version, str):
+            with slot.lock:
+                held = slot.find(version)
+                if held is not None:
+                    self._acquire(held)
+                    return held
+        return self._prepare(slot.name, version)
+
+    def _retire_if_unused(self, slot: Slot, version: LoadedVersion | None) -> None:
+        """Free ``version`` once no request uses it, unless it still plays a role (call under slot.lock)."""
+        if version is None or slot.plays_a_role(version):
+            return
+        with self.placement.lock:
+            version.retired = True
+            if version.refcount == 0:
+                self.placement.free(version)
+
+    def swap(self, module: str, version: str | VersionSpec | None = None) -> SlotState:
+        """Make ``version`` (latest if None) the active version of ``module``, without downtime.
+
+        The version is loaded, placed and self-tested first; only then does the slot's pointer
+        move. Requests already running finish on the old version, which is freed when the last
+        one ends. On any failure ``SwapError`` (with ``cause``) is raised and nothing changes.
+        """
+        slot = self._slot(module, create=True)
+        new = self._obtain(slot, version)
+        try:
+            with slot.lock:
+                old = slot.active
+                if old is not new:
+                    slot.active = new
+                    if old is not None:
+                        slot.history.append(old.version)
+                    self._retire_if_unused(slot, old)
+                state = slot.state()
+        finally:
+            self._release(new)
+        log.info("%s: %s is active (was %s)", module, state.active, old.version if old else None)
+        return state
+
+    def rollback(self, module: str) -> SlotState:
+        """Make the previously active version active again (loaded and self-tested like any swap)."""
+        slot = self._slot(module)
+        with slot.lock:
+            if not slot.history:
+                raise VersionNotLoaded(f"{module} has no previous version to roll back to")
+            previous = slot.history[-1]
+        state = self.swap(module, previous)
+        with slot.lock:
+            # swap() pushed the version we left; drop it and the one we returned to.
+            del slot.history[-2:]
+            return slot.state()
+
+    def pin(self, module: str, key: str, version: str | VersionSpec) -> SlotState:
+        """Answer requests whose context's course is ``key`` with ``version`` (loaded and self-tested)."""
+        slot = self._slot(module, create=True)
+        new = self._obtain(slot, version)
+        try:
+            with slot.lock:
+                old = slot.pins.get(key)
+                slot.pins[key] = new
+                self._retire_if_unused(slot, old)
+                return slot.state()
+        finally:
+            self._release(new)
+
+    def unpin(self, module: str, key: str) -> SlotState:
+        """Stop pinning ``key``; its requests go back to the default policy."""
+        slot = self._slot(module)
+        with slot.lock:
+            self._retire_if_unused(slot, slot.pins.pop(key, None))
+            return slot.state()
+
+    def set_canary(self, module: str, version: str | VersionSpec, share: float) -> SlotState:
+        """Send ``share`` (0..1) of learners, chosen by pseudonym hash, to ``version``."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"canary share must be within [0, 1], got {share}")
+        slot = self._slot(module, create=True)
+        new = self._obtain(slot, version)
+        try:
+            with slot.lock:
+                old = slot.canary
+                slot.canary, slot.canary_share = new, share
+                self._retire_if_unused(slot, old)
+                return slot.state()
+        finally:
+            self._release(new)
+
+    def clear_canary(self, module: str) -> SlotState:
+        """Stop the canary; all its traffic returns to the active version."""
+        slot = self._slot(module)
+        with slot.lock:
+            old, slot.canary, slot.canary_share = slot.canary, None, 0.0
+            self._retire_if_unused(slot, old)
+            return slot.state()
+
+    def unload(self, module: str) -> None:
+        """Remove ``module`` from the host; running requests finish first, then its versions are freed."""
+        slot = self._slot(module)
+        with self._slots_lock:
+            self._slots.pop(module, None)
+        with slot.lock:
+            holders = slot.holders()
+            slot.active, slot.canary, slot.pins = None, None, {}
+            for version in holders:
+                self._retire_if_unused(slot, version)
+
+    def modules(self) -> list[SlotState]:
+        """A snapshot of every slot."""
+        with self._slots_lock:
+            slots = list(self._slots.values())
+        states = []
+        for slot in slots:
+            with slot.lock:
+                states.append(slot.state())
+        return states
+
+    def devices(self) -> list[DeviceState]:
+        """Memory budget and use of every managed device."""
+        return self.placement.device_states()
+
+    # ==================================================================== references
+    def _acquire(self, version: LoadedVersion) -> None:
+        with self.placement.lock:
+            version.refcount += 1
+            version.last_used = time.monotonic()
+
+    def _release(self, version: LoadedVersion) -> None:
+        with self.placement.lock:
+            version.refcount -= 1
+            version.last_used = time.monotonic()
+            if version.refcount == 0 and version.retired:
+                self.placement.free(version)
+
+    def _ensure_resident(self, version: LoadedVersion) -> None:
+        """Load ``version``'s model if placement evicted it (or it was never loaded). Needs a reference."""
+        if version.resident:
+            return
+        with version.load_lock:
+            if version.resident:
+                return
+            device = self.placement.reserve(version)
+            try:
+                version.load(device)
+            except BaseException:
+                self.placement.free(version)
+                raise
+
+    def _plugin_placement(self, request: PlacementRequest, devices: list[DeviceState]) -> str | None:
+        if not has_implementations(self.pm, "trm_placement"):
+            return None
+        return call_hook(self.pm, "trm_placement", firstresult=True, module=request, devices=devices)
+
+    # ======================================================================= solving
+    def _lease(self, module: str, context: SolveContext, request_key: str) -> _Lease:
+        """Choose the version for this request and take a reference on it."""
+        started = time.perf_counter()
+        slot = self._slot(module)
+        chosen: LoadedVersion | None = None
+        if has_implementations(self.pm, "trm_select_version"):
+            with slot.lock:
+                state = slot.state()
+            picked = call_hook(self.pm, "trm_select_version", firstresult=True, with_plugin=True,
+                               module=state, context=context)
+            if picked is not None:
+                plugin_name, wanted = picked
+                with slot.lock:
+                    chosen = slot.find(str(wanted))
+                    if chosen is not None:
+                        self._acquire(chosen)
+                if chosen is None:
+                    record_plugin_failure(self.pm, plugin_name, "trm_select_version", VersionNotLoaded(
+                        f"chose {module} {wanted!r}, which is not loaded (loaded: {list(state.loaded)})"))
+        if chosen is None:
+            with slot.lock:
+                chosen = slot.default_choice(context, request_key)
+                if chosen is None:
+                    raise VersionNotLoaded(f"module {module!r} has no active version; swap one in first")
+                self._acquire(chosen)
+        return _Lease(chosen, started, context)
+
+    @staticmethod
+    def _context(context: SolveContext | Json | None) -> SolveContext:
+        if context is None:
+            return SolveContext()
+        if isinstance(context, SolveContext):
+            return context
+        try:
+            return SolveContext.model_validate(context)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise InvalidInput(f"bad solve context: {error['msg']}", json_pointer(error["loc"])) from exc
+
+    def _answer(self, lease: _Lease, solve_id: str, data: Json, row: RowResult) -> Answer:
+        version = lease.version
+        output, valid = version.decode(row.tokens, data)
+        return Answer(solve_id=solve_id, module=version.name, version=version.version, digest=version.digest,
+                      output=output, steps=row.steps, confidence=row.confidence, valid=valid,
+                      latency_ms=(time.perf_counter() - lease.started) * 1000.0, device=version.device or "cpu")
+
+    def _record(self, answer: Answer, data: Json, context: SolveContext) -> None:
+        if not has_implementations(self.pm, "trm_on_solve"):
+            return
+        record = SolveRecord(id=answer.solve_id, module=answer.module, version=answer.version, digest=answer.digest,
+                             context=context, input=data, output=answer.output, steps=answer.steps,
+                             confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,
+                             device=answer.device)
+        self.events.emit("trm_on_solve", "record", record)
+
+    def solve(self, module: str, input_json: Json, context: SolveContext | Json | None = None, *,
+              solve_id: str | None = None) -> Answer:
+        """Answer one input with the version the context selects.
+
+        Raises ``ModuleNotFound`` (module not loaded), ``InvalidInput`` (schema or codec refused
+        the input; ``path`` points into it), ``PlacementError`` (an evicted version cannot be
+        reloaded). The ``SolveRecord`` goes to observers after the answer is returned.
+        """
+        solve_id = solve_id or new_id()
+        ctx = self._context(context)
+        lease = self._lease(module, ctx, solve_id)
+        try:
+            self._ensure_resident(lease.version)
+            tokens, puzzle_id = lease.version.encode(input_json)
+            row = lease.version.batcher.submit(tokens, puzzle_id).result()
+            answer = self._answer(lease, solve_id, input_json, row)
+        finally:
+            self._release(lease.version)
+        self._record(answer, input_json, ctx)
+        return answer
+
+    def solve_many(self, module: str, inputs: Sequence[Json], context: SolveContext | Json | None = None, *,
+                   solve_ids: Sequence[str] | None = None) -> list[Answer]:
+        """Answer several inputs, all with the same version, batched together; answers in input order.
+
+        An invalid item raises ``InvalidInput`` whose path starts with the item's index, and
+        nothing is computed.
+        """
+        if solve_ids is not None and len(solve_ids) != len(inputs):
+            raise InvalidInput(f"{len(solve_ids)} solve ids for {len(inputs)} inputs", "/solve_ids")
+        ids = list(solve_ids) if solve_ids is not None else [new_id() for _ in inputs]
+        ctx = self._context(context)
+        lease = self._lease(module, ctx, ids[0] if ids else new_id())
+        try:
+            self._ensure_resident(lease.version)
+            encoded = [lease.version.encode(data, (i,)) for i, data in enumerate(inputs)]
+            futures = [lease.version.batcher.submit(tokens, pid) for tokens, pid in encoded]
+            answers = [self._answer(lease, ids[i], inputs[i], f.result()) for i, f in enumerate(futures)]
+        finally:
+            self._release(lease.version)
+        for answer, data in zip(answers, inputs):
+            self._record(answer, data, ctx)
+        return answers
+
+    async def asolve(self, module: str, input_json: Json, context: SolveContext | Json | None = None, *,
+                     solve_id: str | None = None) -> Answer:
+        """``solve`` for asyncio: awaits the batch without blocking the event loop."""
+        solve_id = solve_id or new_id()
+        ctx = self._context(context)
+        lease = self._lease(module, ctx, solve_id)
+        try:
+            if not lease.version.resident:  # loading takes long: keep it off the event loop
+                await asyncio.get_running_loop().run_in_executor(None, self._ensure_resident, lease.version)
+            tokens, puzzle_id = lease.version.encode(input_json)
+            row = await asyncio.wrap_future(lease.version.batcher.submit(tokens, puzzle_id))
+            answer = self._answer(lease, solve_id, input_json, row)
+        finally:
+            self._release(lease.version)
+        self._record(answer, input_json, ctx)
+        return answer
+
+    # ====================================================================== feedback
+    def feedback(self, event: FeedbackEvent | Json) -> FeedbackEvent:
+        """Accept one feedback event and hand it to ``trm_on_feedback`` observers; returns it validated."""
+        if not isinstance(event, FeedbackEvent):
+            try:
+                event = FeedbackEvent.model_validate(event)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                raise InvalidInput(f"bad feedback event: {error['msg']}", json_pointer(error["loc"])) from exc
+        if has_implementations(self.pm, "trm_on_feedback"):
+            self.events.emit("trm_on_feedback", "event", event)
+        return event
+
+    # ===================================================================== lifecycle
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until observers received every record and event emitted so far."""
+        return self.events.flush(timeout)
+
+    def close(self) -> None:
+        """Deliver pending events, then unload every module."""
+        self.events.close()
+        with self._slots_lock:
+            names = list(self._slots)
+        for name in names:
+            self.unload(name)
+
+    def __enter__(self) -> "Host":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

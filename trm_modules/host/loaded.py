@@ -1,0 +1,239 @@
+"""One module version as the host holds it.
+
+``VersionSpec`` describes a version (name, version, digest, codec, examples, allowed devices,
+memory it needs, and how to load its model onto a device); it comes from a package
+(``VersionSpec.from_package``) or straight from a model in memory (``VersionSpec.from_model``).
+``LoadedVersion`` is a spec at run time: its model on a device, its micro-batcher, its input
+validator, and the reference count that keeps it alive while requests use it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import jsonschema
+import numpy as np
+import torch
+
+from ..codec import TaskCodec
+from ..model import TRM, TRMConfig
+from .batching import MicroBatcher
+from .errors import InvalidInput, SelfTestFailed
+
+Json = dict[str, Any]
+
+
+def json_pointer(parts: Sequence[Any]) -> str:
+    """RFC 6901 pointer of a path given as keys and indices (``["grid", 0]`` → ``/grid/0``)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def estimate_memory_bytes(config: TRMConfig) -> int:
+    """Bytes of a model's parameters and buffers in fp32, computed without allocating them."""
+    with torch.device("meta"):
+        model = TRM(config)
+    tensors = list(model.parameters()) + list(model.buffers())
+    return sum(t.numel() * 4 for t in tensors)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """``sha256:<hex>`` over a model's state dict (names, shapes, dtypes and bytes), in key order."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(t.shape)}:{t.dtype};".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass(eq=False)
+class VersionSpec:
+    """Everything the host needs to load, verify and serve one version of a module."""
+
+    name: str
+    version: str
+    digest: str
+    codec: TaskCodec
+    examples: list[tuple[Json, Json]]
+    allowed_devices: tuple[str, ...]
+    memory_bytes: int
+    load_model: Callable[[str], TRM]  # device → model in eval mode on that device
+    source: str = "memory"
+    _validator: Any = field(default=None, repr=False)
+
+    @classmethod
+    def from_model(cls, name: str, version: str, model: TRM, codec: TaskCodec,
+                   examples: list[tuple[Json, Json]] | None = None, *,
+                   allowed_devices: Sequence[str] = ("cpu", "cuda"), digest: str | None = None) -> "VersionSpec":
+        """A version made from a model in memory; the digest defaults to the weights' sha256."""
+        model = model.eval()
+        cpu_model = model.to("cpu")
+
+        def load_model(device: str) -> TRM:
+            return cpu_model if torch.device(device).type == "cpu" else copy.deepcopy(cpu_model).to(device)
+
+        memory = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+        return cls(name, version, digest or weights_digest(model), codec, list(examples or []),
+                   tuple(allowed_devices), memory, load_model)
+
+    @classmethod
+    def from_package(cls, pkg: Any) -> "VersionSpec":
+        """A version from an opened, verified package (``trm_modules.package.open_package``)."""
+        manifest = pkg.manifest
+        runtime = getattr(manifest, "runtime", None)
+        devices = tuple(getattr(runtime, "devices", None) or ("cpu",))
+        memory = getattr(runtime, "memory_bytes", None) or estimate_memory_bytes(manifest.model.config)
+
+        def load_model(device: str) -> TRM:
+            return pkg.load_model(device=device).eval()
+
+        return cls(manifest.name, manifest.version, pkg.digest, pkg.codec(), list(pkg.examples),
+                   devices, int(memory), load_model, source=str(getattr(pkg, "path", "package")))
+
+    @property
+    def input_validator(self) -> Any:
+        """The compiled JSON Schema validator of the codec's input schema."""
+        if self._validator is None:
+            schema = self.codec.input_schema()
+            validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            self._validator = validator_cls(schema)
+        return self._validator
+
+    def allows(self, device: str) -> bool:
+        """Does the manifest allow ``device`` ("cuda:1" is allowed by "cuda")?"""
+        kind = torch.device(device).type
+        return device in self.allowed_devices or kind in self.allowed_devices
+
+
+class LoadedVersion:
+    """A version at run time: model on a device, batcher, reference count (see module docstring).
+
+    Reference counting: every request ``acquire``s the version before it starts and ``release``s
+    it when done; the host retires a version (swap, unpin) and frees it when the count is zero.
+    The counters are guarded by the host's placement lock, not by this object.
+    """
+
+    def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64) -> None:
+        self.spec = spec
+        self.window_s = window_s
+        self.max_batch_size = max_batch_size
+        self.device: str | None = None  # device reserved for (or holding) the model
+        self.model: TRM | None = None
+        self.batcher: MicroBatcher | None = None
+        self.refcount = 0
+        self.retired = False
+        self.closed = False
+        self.last_used = time.monotonic()
+        self.load_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<LoadedVersion {self.name} {self.version} on {self.device} refs={self.refcount}>"
+
+    @classmethod
+    def from_package(cls, pkg: Any, device: str = "cpu", **options: Any) -> "LoadedVersion":
+        """Load an opened package onto ``device`` (outside any host: no budget, no slot)."""
+        loaded = cls(VersionSpec.from_package(pkg), **options)
+        loaded.load(device)
+        return loaded
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    @property
+    def digest(self) -> str:
+        return self.spec.digest
+
+    @property
+    def resident(self) -> bool:
+        """Is the model loaded and ready to compute?"""
+        return self.model is not None
+
+    # ------------------------------------------------------------------------ lifecycle
+    def load(self, device: str) -> None:
+        """Load the model onto ``device`` and start the batcher."""
+        model = self.spec.load_model(device)
+        self.device = device
+        self.model = model
+        self.batcher = MicroBatcher(self.run_batch, window_s=self.window_s, max_batch_size=self.max_batch_size,
+                                    name=f"trm-batcher-{self.name}-{self.version}")
+
+    def unload(self) -> None:
+        """Stop the batcher and drop the model (the version may be loaded again later).
+
+        Only called on idle versions, so no batch is running; the worker thread ends by itself.
+        """
+        batcher, self.batcher = self.batcher, None
+        self.model = None
+        if batcher is not None:
+            batcher.close(wait=False)
+
+    # ------------------------------------------------------------------------ computing
+    def validate_input(self, data: Any, path_prefix: Sequence[Any] = ()) -> None:
+        """Raise ``InvalidInput`` (with a JSON pointer) if ``data`` breaks the codec's input schema."""
+        error = jsonschema.exceptions.best_match(self.spec.input_validator.iter_errors(data))
+        if error is not None:
+            raise InvalidInput(
+                f"input does not match the {self.spec.codec.name!r} input schema of {self.name} "
+                f"{self.version}: {error.message}",
+                json_pointer([*path_prefix, *error.absolute_path]),
+            )
+
+    def encode(self, data: Json, path_prefix: Sequence[Any] = ()) -> tuple[np.ndarray, int]:
+        """Validate and encode one input: (tokens (L,), puzzle id)."""
+        self.validate_input(data, path_prefix)
+        codec = self.spec.codec
+        try:
+            return np.asarray(codec.encode_input(data), dtype=np.int64), int(codec.puzzle_id(data))
+        except InvalidInput:
+            raise
+        except Exception as exc:  # codec errors carry a path; anything else is still the input's fault
+            path = getattr(exc, "path", "")
+            message = getattr(exc, "message", str(exc))
+            raise InvalidInput(f"{self.name} {self.version} cannot encode the input: {message}",
+                               json_pointer(path_prefix) + path) from exc
+
+    def run_batch(self, tokens: np.ndarray, puzzle_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Solve a (B, L) batch with early halting on this version's device; numpy results."""
+        model = self.model
+        if model is None:
+            raise RuntimeError(f"{self.name} {self.version} is not loaded")
+        device = self.device or "cpu"
+        with torch.inference_mode():
+            solution = model.solve(torch.from_numpy(tokens).to(device), torch.from_numpy(puzzle_ids).to(device))
+        return (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
+                solution.confidence.float().cpu().numpy())
+
+    def decode(self, tokens: np.ndarray, data: Json) -> tuple[Json, bool | None]:
+        """The answer document for ``tokens`` and the codec's validity verdict on it."""
+        codec = self.spec.codec
+        output = codec.decode_output(tokens, data)
+        try:
+            valid = codec.check(data, output)
+        except Exception:  # noqa: BLE001 - an answer the checker chokes on is not valid
+            valid = False
+        return output, valid
+
+    def self_test(self) -> None:
+        """Run every shipped example through the loaded model; ``SelfTestFailed`` names the first mismatch.
+
+        An answer passes when it equals the expected output or the codec's rules accept it.
+        """
+        if not self.spec.examples:
+            return
+        encoded = [self.encode(inp, ("examples", i, "input")) for i, (inp, _) in enumerate(self.spec.examples)]
+        out_tokens, _, _ = self.run_batch(np.stack([t for t, _ in encoded]),
+                                          np.array([p for _, p in encoded], dtype=np.int64))
+        for i, (inp, expected) in enumerate(self.spec.examples):
+            output, valid = self.decode(out_tokens[i], inp)
+            if output != expected and valid is not True:
+                raise SelfTestFailed(self.name, self.version, i, expected, output)
