@@ -15,16 +15,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from ..codec import TaskCodec
 from ..errors import ModuleNotFound, TRMError
-from ..plugins import get_codec
 from .models import Solve
 from .queries import VERDICT_KINDS, latest_effective
 from .storage import Store
+
+if TYPE_CHECKING:
+    from ..codec import TaskCodec
 
 SOURCES = ("correction", "confirmed", "solver")
 
@@ -140,6 +141,8 @@ def _codec_for(store: Store, module: str, codec: TaskCodec | None) -> tuple[Task
     package = store.installed_package(module)
     if package is None:
         return None, f"no installed package named {module!r} is recorded, and no codec was passed"
+    from ..plugins import get_codec
+
     try:
         return get_codec(package.codec, package.codec_params), f"from installed package {package.version}"
     except TRMError as exc:

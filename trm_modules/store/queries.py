@@ -11,7 +11,6 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel
 from sqlalchemy import Subquery, case, exists, func, select
 from sqlalchemy.orm import aliased
@@ -158,6 +157,8 @@ def module_stats(store: Store, module: str) -> ModuleStats:
 
 
 def _group_stats(rows: list[Any]) -> GroupStats:
+    import numpy as np
+
     steps = np.array([row[2] for row in rows], dtype=np.int64)
     latencies = np.array([row[3] for row in rows], dtype=np.float64)
     validity = [row[4] for row in rows if row[4] is not None]
