@@ -1,9 +1,284 @@
-"""`trm` commands of the package area."""
+"""`trm` commands of the package area: pack, inspect, verify, keygen, sign, solve, export-onnx,
+publish, install, yank, modules. Thin shells over ``trm_modules.package``."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import TRMError
+
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """Turn a typed trm-modules error into a one-line message and exit status 1 (no traceback)."""
+    try:
+        yield
+    except TRMError as exc:
+        errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False)
+        raise typer.Exit(1)
+
+
+def _task_override(task: Optional[str]) -> Optional[dict]:
+    if task is None:
+        return None
+    text = Path(task).read_text("utf-8") if Path(task).is_file() else task
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--task must be JSON or a JSON file ({exc})") from exc
+
+
+def pack(
+    run_dir: Path = typer.Argument(..., help="A training run directory (written by `trm train`)."),
+    name: str = typer.Option(..., "--name", help="Module name, a lowercase slug (e.g. sudoku-4x4)."),
+    version: str = typer.Option(..., "--version", help="Semantic version of this package (e.g. 1.0.0)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Package file (default NAME-VERSION.trm)."),
+    task: Optional[str] = typer.Option(None, help='Override task.json: JSON like {"codec": "sudoku", "params": {...}} or a file.'),
+    title: Optional[str] = typer.Option(None, help="Human title."),
+    description: str = typer.Option("", help="One-paragraph description."),
+    license: str = typer.Option("Apache-2.0", help="SPDX license expression."),
+    module_id: Optional[str] = typer.Option(None, help="Stable module IRI (default urn:trm-modules:module:NAME)."),
+    parent_digest: Optional[str] = typer.Option(None, help="Digest of the package this one was retrained from."),
+    key: Optional[Path] = typer.Option(None, help="Sign with this ed25519 private key."),
+) -> None:
+    """Build a .trm package from a training run."""
+    from ..package import pack_run
+
+    with refusals():
+        path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
+                        parent_digest=parent_digest, title=title, description=description, license=license,
+                        module_id=module_id, signing_key=key)
+        from ..package import open_package
+
+        package = open_package(path)
+        console.print(f"packed {package.name}@{package.version} → {path} ({path.stat().st_size:,} bytes, {package.digest})")
+
+
+def inspect(
+    package: Path = typer.Argument(..., help="A .trm package file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest (plus digest) as JSON."),
+) -> None:
+    """Show a package's manifest (checked like any open)."""
+    from ..package import open_package
+
+    with refusals():
+        pkg = open_package(package)
+    m = pkg.manifest
+    if as_json:
+        typer.echo(json.dumps({"digest": pkg.digest, "signed_by": pkg.signed_by, "manifest": m.to_json_dict()}, indent=2))
+        return
+    table = Table(title=f"{m.name}@{m.version}", show_header=False)
+    rows = [
+        ("title", m.title), ("module_id", m.module_id), ("digest", pkg.digest),
+        ("signed by", pkg.signed_by or "unsigned"), ("license", m.license),
+        ("authors", ", ".join(a.name for a in m.authors) or "—"),
+        ("task", f"{m.task.codec} {json.dumps(m.task.params, sort_keys=True)}"),
+        ("model", f"TRM {'mlp_t' if m.model.config.mlp_t else 'attention'}, {m.model.parameters:,} parameters, "
+                  f"{m.model.dtype}, H={m.model.config.H_cycles} L={m.model.config.L_cycles} "
+                  f"steps≤{m.model.config.halt_max_steps}"),
+        ("runtime", f"trm-modules ≥ {m.runtime.min_trm_modules}, {', '.join(m.runtime.devices)}, "
+                    f"~{m.runtime.memory_bytes / 2**20:.1f} MiB"),
+        ("evaluation", f"{m.evaluation.metric} {m.evaluation.value:.4f} on {m.evaluation.dataset} "
+                       f"({m.evaluation.steps} steps)" if m.evaluation else "—"),
+        ("created", m.provenance.created_at if m.provenance else "—"),
+        ("parent", (m.provenance.parent_digest if m.provenance else None) or "—"),
+        ("format", m.format_version), ("examples", str(len(pkg.examples))),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    files = Table("file", "size", "sha256")
+    for entry in m.files:
+        files.add_row(entry.path, f"{entry.size:,}", entry.sha256[:16] + "…")
+    console.print(files)
+
+
+def verify(
+    package: Path = typer.Argument(..., help="A .trm package file."),
+    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of trusted *.pub keys (or one key file)."),
+    examples: bool = typer.Option(True, "--examples/--no-examples", help="Run the shipped examples."),
+    device: str = typer.Option("cpu", help="Device for the examples."),
+) -> None:
+    """Check structure, schema, digests, signature, tensors against the config, and run the examples."""
+    from ..package import verify_package
+
+    with refusals():
+        report = verify_package(package, trusted_keys, run_examples=examples, device=device)
+    for check, detail in report.checks:
+        console.print(f"[green]✓[/] {check}: {detail}", highlight=False)
+    console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}")
+
+
+def keygen(
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for NAME.key (private) and NAME.pub."),
+    name: str = typer.Option("trm-signing", help="Key file base name."),
+) -> None:
+    """Create an ed25519 signing key pair."""
+    from ..package import generate_keypair
+    from ..package.signing import key_id, load_public_key
+
+    with refusals():
+        private, public = generate_keypair(output, name)
+        console.print(f"private key {private} (keep secret)\npublic key  {public}\nkey id      {key_id(load_public_key(public))}")
+
+
+def sign(
+    package: Path = typer.Argument(..., help="A .trm package file (rewritten in place unless -o)."),
+    key: Path = typer.Option(..., "--key", help="ed25519 private key (from `trm keygen`)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the signed package here instead."),
+) -> None:
+    """Sign a package: add (or replace) signature.json."""
+    from ..package import open_package, sign_package
+
+    with refusals():
+        path = sign_package(package, key, output)
+        console.print(f"signed {path} by key {open_package(path).signed_by}")
+
+
+def solve(
+    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
+    input: Path = typer.Option(..., "--input", help="JSONL file: one task input per line ('-' for stdin)."),
+    output: Path = typer.Option(..., "--output", help="JSONL file for the answers ('-' for stdout)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    max_steps: Optional[int] = typer.Option(None, help="Supervision steps at most (default: the model's)."),
+    no_halt: bool = typer.Option(False, "--no-halt", help="Run every step; no early halting."),
+    batch_size: int = typer.Option(256, help="Inputs per batch."),
+    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+) -> None:
+    """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid"} or {"error"} per line."""
+    from ..package.registry import find_package
+    from ..package.solving import answer_jsonl
+
+    with refusals():
+        pkg = find_package(package, trusted_keys=trusted_keys)
+        model = pkg.load_model(device)
+        text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
+        lines = [line for line in text.splitlines() if line.strip()]
+        results = answer_jsonl(model, pkg.codec(), pkg.input_schema, lines, max_steps=max_steps, halt=not no_halt,
+                               batch_size=batch_size)
+    body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
+    if str(output) == "-":
+        sys.stdout.write(body)
+    else:
+        output.write_text(body, "utf-8")
+    failed = sum("error" in r for r in results)
+    errors.print(f"{len(results) - failed} answered, {failed} failed ({pkg.name}@{pkg.version})", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def export_onnx(
+    package: Path = typer.Argument(..., help="A .trm package file."),
+    output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
+    max_steps: Optional[int] = typer.Option(None, help="Unrolled supervision steps (default: the model's maximum)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on the examples (onnxruntime)."),
+) -> None:
+    """Export the model as ONNX (recursion unrolled, no halting) and check it against torch."""
+    from ..package import open_package
+    from ..package.onnx_export import check_onnx, export_onnx as export
+
+    with refusals():
+        pkg = open_package(package)
+        path = export(pkg, output, max_steps=max_steps)
+        console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+        if check:
+            result = check_onnx(pkg, path, max_steps=max_steps)
+            console.print(f"onnxruntime vs torch on {result.examples} examples: {result.identical} identical answers, "
+                          f"max confidence difference {result.max_confidence_difference:.2e}")
+            if not result.ok:
+                raise typer.Exit(1)
+
+
+def _registry(path: Optional[Path]):
+    from ..package.registry import DirectoryRegistry, default_registry
+
+    return DirectoryRegistry(path, create=True) if path is not None else default_registry()
+
+
+def publish(
+    package: Path = typer.Argument(..., help="A .trm package file."),
+    registry: Optional[Path] = typer.Option(None, help="Registry folder (default: TRM_REGISTRY or the repo's registry/)."),
+    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+) -> None:
+    """Verify a package and add it to a registry (never overwrites a published version)."""
+    with refusals():
+        reg = _registry(registry)
+        entry = reg.publish(package, trusted_keys=trusted_keys)
+        console.print(f"published {entry.name}@{entry.version} → {reg.root / entry.file} ({entry.digest})")
+
+
+def install(
+    requirement: str = typer.Argument(..., help="NAME or NAME@SPEC (^1.2, ~1.2.3, >=1,<2, 1.2.3)."),
+    registry: Optional[Path] = typer.Option(None, help="Registry folder to install from (default registry otherwise)."),
+    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+) -> None:
+    """Install the best matching, non-yanked version into TRM_HOME (runs its self-test first)."""
+    from ..package.registry import install as install_module, installed_registry
+
+    with refusals():
+        entry, _ = install_module(requirement, source=_registry(registry), trusted_keys=trusted_keys)
+        console.print(f"installed {entry.name}@{entry.version} → {installed_registry().root / entry.file}")
+
+
+def yank(
+    requirement: str = typer.Argument(..., help="NAME@VERSION to yank."),
+    registry: Optional[Path] = typer.Option(None, help="Registry folder (default registry otherwise)."),
+    reason: Optional[str] = typer.Option(None, help="Why (shown to users)."),
+    undo: bool = typer.Option(False, "--undo", help="Un-yank instead."),
+) -> None:
+    """Mark a published version yanked: specifiers skip it; an exact pin still resolves."""
+    from ..package.registry import split_requirement
+
+    name, version = split_requirement(requirement)
+    if not version:
+        raise typer.BadParameter("give NAME@VERSION")
+    with refusals():
+        entry = _registry(registry).yank(name, version, reason=reason, yanked=not undo)
+        console.print(f"{entry.name}@{entry.version} {'yanked' if entry.yanked else 'restored'}")
+
+
+def modules(
+    registry: Optional[Path] = typer.Option(None, help="Registry folder to list as available."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List installed modules and those available in the registry."""
+    from ..package.registry import default_registry_path, installed_registry
+
+    with refusals():
+        sources = [("installed", installed_registry())]
+        if registry is not None or default_registry_path() is not None:
+            sources.append(("available", _registry(registry)))
+        rows = [(where, e) for where, reg in sources for e in reg.list()]
+    if as_json:
+        typer.echo(json.dumps([{"where": where, **e.to_json()} for where, e in rows], indent=2))
+        return
+    table = Table("where", "name", "version", "digest", "size", "yanked")
+    for where, e in rows:
+        table.add_row(where, e.name, e.version, e.digest[:19] + "…", f"{e.size:,}", "yes" if e.yanked else "")
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
+    app.command("pack")(pack)
+    app.command("inspect")(inspect)
+    app.command("verify")(verify)
+    app.command("keygen")(keygen)
+    app.command("sign")(sign)
+    app.command("solve")(solve)
+    app.command("export-onnx")(export_onnx)
+    app.command("publish")(publish)
+    app.command("install")(install)
+    app.command("yank")(yank)
+    app.command("modules")(modules)

@@ -1,0 +1,122 @@
+"""``pack_run``: a package from a training run directory (what ``trm train`` writes, ``trm pack`` reads)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+from safetensors.torch import load_file
+
+from ..codec import TaskCodec
+from ..errors import TRMError
+from ..model import TRM, TRMConfig
+from ..plugins import get_codec
+from .build import build_package
+from .errors import BuildError
+from .solving import Answer, solve_inputs
+
+RUN_REQUIRED = ("model.safetensors", "config.json", "task.json")
+RUN_PLOTS = ("accuracy_vs_steps.png", "halting_steps.png")
+#: How many examples a package built from a run carries.
+DEFAULT_EXAMPLE_COUNT = 8
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BuildError(f"cannot read {path}: {exc}", file=str(path)) from exc
+
+
+def select_examples(model: TRM, codec: TaskCodec, pairs: Iterable[tuple[dict, dict]],
+                    count: int = DEFAULT_EXAMPLE_COUNT) -> list[tuple[dict, dict | None]]:
+    """Up to ``count`` examples for the self-test: pairs the model answers acceptably, else its own answers.
+
+    Examples the model gets wrong would make the self-test fail, so they are skipped; if the
+    model solves none, the first inputs are kept with the model's answers recorded (output None).
+    """
+    pairs = list(pairs)
+    answers = solve_inputs(model, codec, [inp for inp, _ in pairs]) if pairs else []
+    decodable = [(pair, ans) for pair, ans in zip(pairs, answers) if isinstance(ans, Answer)]
+    solved = [(inp, out) for (inp, out), ans in decodable if ans.output == out or ans.valid is True]
+    if solved:
+        return solved[:count]
+    if not decodable:
+        raise BuildError(f"the model gives no decodable answer to any of the {len(pairs)} run examples; "
+                         "a package needs at least one example it can answer", file="examples.jsonl")
+    warnings.warn(f"the model solves none of the {len(pairs)} run examples; the package records the model's "
+                  "own answers as its self-test", stacklevel=2)
+    return [(inp, None) for (inp, _), _ in decodable[:count]]
+
+
+def _created_at(run_dir: Path) -> str:
+    """SOURCE_DATE_EPOCH when set, else when the run's weights were written (stable for one run)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    seconds = int(epoch) if epoch else int((run_dir / "model.safetensors").stat().st_mtime)
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: str | os.PathLike | None = None,
+             task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
+             example_count: int = DEFAULT_EXAMPLE_COUNT, **metadata: Any) -> Path:
+    """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
+
+    Evaluation, provenance (recipe, command, data, hardware, wall time) and plots come from the
+    run's files. Extra keyword arguments (title, description, license, authors, module_id, card,
+    signing_key, …) go to ``build_package``. Returns the package path (default ``NAME-VERSION.trm``
+    in the current folder).
+    """
+    run_dir = Path(run_dir)
+    missing = [f for f in RUN_REQUIRED if not (run_dir / f).is_file()]
+    if missing:
+        raise BuildError(f"{run_dir} is not a finished training run: missing {', '.join(missing)}", file=str(run_dir))
+    try:
+        config = TRMConfig.model_validate(_read_json(run_dir / "config.json"))
+    except ValueError as exc:
+        raise BuildError(f"{run_dir / 'config.json'} is not a TRMConfig: {exc}", file="config.json") from exc
+    task = dict(task) if task is not None else _read_json(run_dir / "task.json")
+    try:
+        codec = get_codec(task["codec"], task.get("params", {}))
+    except (KeyError, TypeError) as exc:
+        raise BuildError(f"task must be {{'codec': name, 'params': {{…}}}}, got {task!r}", file="task.json") from exc
+    except TRMError as exc:
+        raise BuildError(f"cannot build the run's codec: {exc}", file="task.json") from exc
+
+    model = TRM(config)
+    try:
+        model.load_state_dict(load_file(run_dir / "model.safetensors"))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise BuildError(f"the run's weights do not fit its config: {exc}", file="model.safetensors") from exc
+    model.eval()
+
+    pairs = []
+    examples_path = run_dir / "examples.jsonl"
+    if examples_path.is_file():
+        for line in examples_path.read_text("utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                pairs.append((record["input"], record.get("output")))
+    if not pairs:
+        rng = np.random.default_rng(0)
+        pairs = codec.generate(rng, example_count)
+    examples = select_examples(model, codec, pairs, example_count)
+
+    evaluation = _read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").is_file() else None
+    training = _read_json(run_dir / "training.json") if (run_dir / "training.json").is_file() else {}
+    provenance: dict[str, Any] = {
+        "created_at": _created_at(run_dir),
+        "parent_digest": parent_digest or training.get("parent_digest"),
+        "recipe": training.get("recipe"), "command": training.get("command"), "data": training.get("data"),
+        "hardware": training.get("hardware"), "wall_time_s": training.get("wall_time_s"),
+        "optimizer_steps": training.get("optimizer_steps"), "feedback_window": training.get("feedback_window"),
+    }
+    plots = {f"card/{plot}": (run_dir / plot).read_bytes() for plot in RUN_PLOTS if (run_dir / plot).is_file()}
+    out_path = Path(out_path) if out_path is not None else Path(f"{name}-{version}.trm")
+    return build_package(model, codec, name=name, version=version, out_path=out_path, examples=examples,
+                         evaluation=evaluation, provenance={k: v for k, v in provenance.items() if v is not None},
+                         extra_files=plots, **metadata)

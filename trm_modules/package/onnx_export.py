@@ -1,0 +1,97 @@
+"""ONNX export of a package's model: the recursion unrolled for a fixed number of steps, no halting.
+
+The exported graph maps ``tokens`` (int64, batch × L) and ``puzzle_ids`` (int64, batch) to
+``answer`` (int64 tokens after the last step) and ``confidence`` (sigmoid of the last halting
+logit) — the same as ``model.solve(..., max_steps=N, halt=False)``. ``check_onnx`` runs the file
+with onnxruntime on the package's examples and compares tokens with torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..model import TRM
+from .errors import PackageError
+from .loaded import Package
+
+
+class UnrolledSolver(nn.Module):
+    """``steps`` supervision steps of ``model`` back to back, as one traceable forward pass."""
+
+    def __init__(self, model: TRM, steps: int) -> None:
+        super().__init__()
+        self.model = model
+        self.steps = steps
+
+    def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.model.input_embeddings(tokens, puzzle_ids)
+        carry = self.model.initial_carry(tokens.shape[0])
+        out = None
+        for _ in range(self.steps):
+            out = self.model.deep_recursion(x, carry)
+            carry = out.carry
+        return out.logits.argmax(-1), torch.sigmoid(out.q_halt)
+
+
+def _example_tokens(package: Package) -> tuple[torch.Tensor, torch.Tensor]:
+    codec = package.codec()
+    inputs = [inp for inp, _ in package.examples]
+    tokens = torch.from_numpy(np.stack([codec.encode_input(d) for d in inputs]).astype(np.int64))
+    puzzle_ids = torch.tensor([codec.puzzle_id(d) for d in inputs], dtype=torch.long)
+    return tokens, puzzle_ids
+
+
+def export_onnx(package: Package, out_path: str | os.PathLike, *, max_steps: int | None = None,
+                opset: int = 17) -> Path:
+    """Write the package's model as ONNX (float32, steps = ``max_steps`` or the config's ``halt_max_steps``)."""
+    out_path = Path(out_path)
+    steps = max_steps or package.manifest.model.config.halt_max_steps
+    model = package.load_model("cpu", dtype=torch.float32)
+    solver = UnrolledSolver(model, steps).eval()
+    tokens, puzzle_ids = _example_tokens(package)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            solver, (tokens, puzzle_ids), str(out_path), dynamo=False, opset_version=opset,
+            input_names=["tokens", "puzzle_ids"], output_names=["answer", "confidence"],
+            dynamic_axes={"tokens": {0: "batch"}, "puzzle_ids": {0: "batch"}, "answer": {0: "batch"},
+                          "confidence": {0: "batch"}},
+        )
+    return out_path
+
+
+@dataclass
+class OnnxCheck:
+    """Agreement of the ONNX file with torch on the package's examples."""
+
+    examples: int
+    identical: int
+    max_confidence_difference: float
+
+    @property
+    def ok(self) -> bool:
+        return self.examples == self.identical
+
+
+def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int | None = None) -> OnnxCheck:
+    """Run ``onnx_path`` with onnxruntime on the examples; compare with ``model.solve(halt=False)``."""
+    try:
+        import onnxruntime
+    except ImportError as exc:  # the `onnx` extra
+        raise PackageError("checking an ONNX export needs onnxruntime: pip install 'trm-modules[onnx]'",
+                           rule="onnx") from exc
+    steps = max_steps or package.manifest.model.config.halt_max_steps
+    tokens, puzzle_ids = _example_tokens(package)
+    model = package.load_model("cpu", dtype=torch.float32)
+    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=False)
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    answer, confidence = session.run(None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy()})
+    identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())
+    difference = float(np.abs(confidence - expected.confidence.numpy()).max()) if len(confidence) else 0.0
+    return OnnxCheck(examples=len(tokens), identical=identical, max_confidence_difference=difference)

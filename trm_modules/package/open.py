@@ -1,0 +1,217 @@
+"""``open_package``: every check a package must pass before anything in it is used.
+
+Order: container (size, zip structure, names, types, compression, limits) → manifest (JSON,
+format version, schema, semantics) → inventory (every file listed, present, size and SHA-256)
+→ signature → weights header and tensors against the config → task schemas and examples.
+Nothing is executed or unpickled; the weights are only parsed, not loaded, until ``load_model``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from .archive import Archive, Limits, read_archive
+from .errors import (
+    DigestMismatch,
+    DocumentInvalid,
+    ManifestInvalid,
+    MissingFile,
+    PackageError,
+    SizeLimitExceeded,
+    UnlistedFile,
+    UnsignedPackage,
+)
+from .layout import (
+    CARD_NAME,
+    EXAMPLE_PATTERN,
+    INPUT_SCHEMA_NAME,
+    MANIFEST_NAME,
+    OUTPUT_SCHEMA_NAME,
+    REQUIRED_FILES,
+    SIGNATURE_NAME,
+)
+from .loaded import ExampleResult, Package
+from .manifest import Manifest, json_pointer, parse_manifest
+from .signing import TrustedKeys, load_trusted_keys, verify_signature
+from .weights import check_tensors_match_config, expected_parameter_count, parse_strict_json, read_weights_header
+
+
+def read_package_bytes(path: Path, limits: Limits) -> bytes:
+    """The bytes of the package file, refusing files over ``limits.max_package_bytes`` before reading."""
+    try:
+        size = path.stat().st_size
+        if size > limits.max_package_bytes:
+            raise SizeLimitExceeded(f"the package is {size:,} bytes, over the limit of {limits.max_package_bytes:,}",
+                                    file=str(path))
+        with open(path, "rb") as fh:
+            return fh.read(limits.max_package_bytes + 1)
+    except OSError as exc:
+        raise PackageError(f"cannot read package {path}: {exc.strerror or exc}", file=str(path), rule="io") from exc
+
+
+def read_json_member(archive: Archive, name: str, limits: Limits, error: type[PackageError] = DocumentInvalid) -> Any:
+    """Parse archive member ``name`` as strict JSON (bounded size, no duplicate keys, no NaN)."""
+    if name not in archive:
+        raise MissingFile(f"the package has no {name}", file=name)
+    if archive.entries[name].size > limits.max_json_bytes:
+        raise SizeLimitExceeded(f"{name} is {archive.entries[name].size:,} bytes, over the JSON document limit of "
+                                f"{limits.max_json_bytes:,}", file=name)
+    try:
+        return parse_strict_json(archive.read(name))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise error(f"{name} is not valid JSON: {exc}", file=name) from exc
+
+
+def check_inventory(archive: Archive, manifest: Manifest) -> None:
+    """Every member is listed (or reserved), every listed file is present with its size and SHA-256."""
+    listed = {entry.path for entry in manifest.files}
+    for name in archive.names:
+        if name not in listed and name not in (MANIFEST_NAME, SIGNATURE_NAME):
+            raise UnlistedFile(f"{name} is in the archive but manifest.json files does not list it", file=name)
+    for index, entry in enumerate(manifest.files):
+        if entry.path not in archive:
+            raise MissingFile(f"manifest.json lists {entry.path}, which the archive does not contain", file=entry.path)
+        actual_size = archive.entries[entry.path].size
+        if actual_size != entry.size:
+            raise DigestMismatch(f"{entry.path} is {actual_size:,} bytes; the manifest declares {entry.size:,}",
+                                 file=entry.path)
+        actual = hashlib.sha256(archive.read(entry.path)).hexdigest()
+        if actual != entry.sha256:
+            raise DigestMismatch(f"{entry.path} has SHA-256 {actual}; the manifest declares {entry.sha256}",
+                                 file=entry.path)
+    for name in REQUIRED_FILES:
+        if name not in listed:
+            raise MissingFile(f"the format requires {name}, which the package does not contain", file=name)
+
+
+def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any], output_schema: dict[str, Any]
+                  ) -> tuple[list[str], list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """The example pairs under ``examples/``, each validated against the package's task schemas."""
+    found: dict[str, dict[str, str]] = {}
+    for name in archive.names:
+        if name.startswith("examples/"):
+            match = EXAMPLE_PATTERN.match(name)
+            if match is None:
+                raise DocumentInvalid(f"{name} is not named examples/<id>.input.json or examples/<id>.output.json",
+                                      file=name, rule="example-name")
+            found.setdefault(match.group(1), {})[match.group(2)] = name
+    validators = {"input": jsonschema.Draft202012Validator(input_schema),
+                  "output": jsonschema.Draft202012Validator(output_schema)}
+    names, pairs = [], []
+    for example_id in sorted(found):
+        members = found[example_id]
+        docs = {}
+        for side in ("input", "output"):
+            if side not in members:
+                missing = f"examples/{example_id}.{side}.json"
+                raise MissingFile(f"example {example_id} has no {side} ({missing})", file=missing)
+            doc = read_json_member(archive, members[side], limits)
+            error = best_match(validators[side].iter_errors(doc))
+            if error is not None:
+                raise DocumentInvalid(f"example {example_id} {side} breaks the package's {side} schema: "
+                                      f"{error.message}", file=members[side], path=json_pointer(error.absolute_path))
+            docs[side] = doc
+        names.append(example_id)
+        pairs.append((docs["input"], docs["output"]))
+    return names, pairs
+
+
+def read_task_schema(archive: Archive, name: str, limits: Limits) -> dict[str, Any]:
+    """A task JSON Schema from the package, itself checked against the draft 2020-12 metaschema."""
+    schema = read_json_member(archive, name, limits)
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise DocumentInvalid(f"{name} is not a valid JSON Schema: {exc.message}", file=name,
+                              path=json_pointer(exc.absolute_path)) from exc
+    if not isinstance(schema, dict):
+        raise DocumentInvalid(f"{name} must be a JSON Schema object", file=name)
+    return schema
+
+
+def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
+                 limits: Limits | None = None) -> Package:
+    """Open and check a ``.trm`` package; raise a typed ``PackageError`` on the first rule it breaks.
+
+    ``trusted_keys`` (a folder of ``*.pub`` files, key files or key objects): when given, the
+    package must be signed by one of them. A signature that is present must verify either way.
+    """
+    path = Path(path)
+    limits = limits or Limits()
+    data = read_package_bytes(path, limits)
+    archive = read_archive(data, limits, source=str(path))
+    manifest_data = read_json_member(archive, MANIFEST_NAME, limits, error=ManifestInvalid)
+    manifest = parse_manifest(manifest_data)
+    check_inventory(archive, manifest)
+
+    signed_by = None
+    trusted = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
+    if SIGNATURE_NAME in archive:
+        signature = read_json_member(archive, SIGNATURE_NAME, limits, error=PackageError)
+        signed_by = verify_signature(signature, manifest_data, trusted)
+    elif trusted is not None:
+        raise UnsignedPackage("trusted keys were given but the package carries no signature.json",
+                              file=SIGNATURE_NAME)
+
+    weights_name = manifest.model.weights
+    header = read_weights_header(archive.read(weights_name), max_header_bytes=limits.max_safetensors_header_bytes,
+                                 max_tensors=limits.max_tensors, file=weights_name)
+    check_tensors_match_config(header, manifest.model.config, manifest.model.dtype, file=weights_name)
+    expected_parameters = expected_parameter_count(manifest.model.config)
+    if manifest.model.parameters != expected_parameters:
+        raise ManifestInvalid(f"model.parameters is {manifest.model.parameters:,}; the config has "
+                              f"{expected_parameters:,}", file=MANIFEST_NAME, path="/model/parameters")
+
+    input_schema = read_task_schema(archive, INPUT_SCHEMA_NAME, limits)
+    output_schema = read_task_schema(archive, OUTPUT_SCHEMA_NAME, limits)
+    example_ids, examples = read_examples(archive, limits, input_schema, output_schema)
+    try:
+        card = bytes(archive.read(CARD_NAME)).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentInvalid(f"{CARD_NAME} is not UTF-8 text: {exc}", file=CARD_NAME) from exc
+
+    return Package(path=path, archive=archive, manifest=manifest, digest="sha256:" + hashlib.sha256(data).hexdigest(),
+                   weights_header=header, input_schema=input_schema, output_schema=output_schema,
+                   examples=examples, example_names=example_ids, card=card, signed_by=signed_by)
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify_package`` checked, in order, and what it found."""
+
+    package: Package
+    checks: list[tuple[str, str]] = field(default_factory=list)
+    examples: list[ExampleResult] = field(default_factory=list)
+
+
+def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
+                   run_examples: bool = True, device: str = "cpu", limits: Limits | None = None) -> VerifyReport:
+    """Everything ``open_package`` checks, plus the codec, a full model load and the example self-test."""
+    package = open_package(path, trusted_keys, limits=limits)
+    m = package.manifest
+    report = VerifyReport(package=package)
+    report.checks.append(("structure", f"{len(package.archive.entries)} stored entries, names and sizes within limits"))
+    report.checks.append(("manifest", f"format {m.format_version}, schema valid, {m.name}@{m.version}"))
+    report.checks.append(("digests", f"{len(m.files)} files match their SHA-256"))
+    if package.signed_by:
+        trust = "a trusted key" if trusted_keys is not None else "its embedded key (no trusted keys given)"
+        report.checks.append(("signature", f"ed25519 by {package.signed_by[:16]}…, verified with {trust}"))
+    else:
+        report.checks.append(("signature", "none (unsigned package)"))
+    report.checks.append(("tensors", f"{len(package.weights_header.tensors)} tensors match the config "
+                                     f"({m.model.parameters:,} parameters, {m.model.dtype})"))
+    codec = package.codec()
+    report.checks.append(("codec", f"{codec.name} {codec.params} fits the model"))
+    if run_examples:
+        model = package.load_model(device)
+        report.examples = package.self_test(model)
+        exact = sum(r.exact for r in report.examples)
+        report.checks.append(("examples", f"{len(report.examples)} examples pass on {device} ({exact} exact)"))
+    return report

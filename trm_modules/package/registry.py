@@ -1,0 +1,297 @@
+"""Directory registries: an ``index.json`` (name → versions → file, digest, size, yanked) beside the files.
+
+The same class serves the project's default registry (the repo's ``registry/`` folder or
+``TRM_REGISTRY``) and the local install directory (``TRM_HOME``, default the user data dir).
+``DirectoryRegistry`` also satisfies the host's ``ModuleSource`` protocol (``list_versions`` /
+``open``), so a ``trm_module_sources`` hook can return registries directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import platformdirs
+
+from .archive import Limits
+from .errors import DigestMismatch, NoMatchingVersion, PackageError, RegistryError, VersionExists
+from .layout import PACKAGE_SUFFIX
+from .loaded import Package
+from .open import open_package, verify_package
+from .semver import Version, VersionSpec
+from .signing import TrustedKeys
+
+INDEX_NAME = "index.json"
+INDEX_FORMAT = 1
+PACKAGES_FOLDER = "packages"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One published version: where its file is (relative to the registry root) and what it must hash to."""
+
+    name: str
+    version: str
+    file: str
+    digest: str
+    size: int
+    yanked: bool = False
+    yank_reason: str | None = None
+    published_at: str | None = None
+    module_id: str | None = None
+    title: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def split_requirement(requirement: str) -> tuple[str, str | None]:
+    """``"name@^1.2"`` → ``("name", "^1.2")``; ``"name"`` → ``("name", None)``."""
+    name, _, spec = requirement.partition("@")
+    return name.strip(), (spec.strip() or None)
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """``("sha256:<hex>", size)`` of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return "sha256:" + digest.hexdigest(), size
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class DirectoryRegistry:
+    """A registry stored in a folder: ``index.json`` plus ``packages/<name>/<name>-<version>.trm``."""
+
+    def __init__(self, root: str | os.PathLike, *, create: bool = False) -> None:
+        self.root = Path(root)
+        self.index_path = self.root / INDEX_NAME
+        if create and not self.index_path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._write_index({"format": INDEX_FORMAT, "modules": {}})
+
+    def __repr__(self) -> str:
+        return f"DirectoryRegistry({str(self.root)!r})"
+
+    # ------------------------------------------------------------------------------- reading
+    def read_index(self) -> dict[str, Any]:
+        """The parsed index; an absent index is an empty registry."""
+        if not self.index_path.exists():
+            return {"format": INDEX_FORMAT, "modules": {}}
+        try:
+            index = json.loads(self.index_path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RegistryError(f"cannot read registry index {self.index_path}: {exc}", file=str(self.index_path)) from exc
+        if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or not isinstance(index.get("modules"), dict):
+            raise RegistryError(f"{self.index_path} is not a format-{INDEX_FORMAT} registry index "
+                                '({"format": 1, "modules": {...}})', file=str(self.index_path))
+        return index
+
+    def list(self, name: str | None = None, *, include_yanked: bool = True) -> list[RegistryEntry]:
+        """Every published version (of ``name``, or of all modules), sorted by name then version."""
+        entries = []
+        for module_name, module in self.read_index()["modules"].items():
+            if name is not None and module_name != name:
+                continue
+            for version, record in module.get("versions", {}).items():
+                entry = RegistryEntry(name=module_name, version=version, file=record["file"],
+                                      digest=record["digest"], size=record["size"],
+                                      yanked=bool(record.get("yanked", False)), yank_reason=record.get("yank_reason"),
+                                      published_at=record.get("published_at"), module_id=module.get("module_id"),
+                                      title=module.get("title"))
+                if include_yanked or not entry.yanked:
+                    entries.append(entry)
+        return sorted(entries, key=lambda e: (e.name, Version.parse(e.version)))
+
+    def list_versions(self, name: str) -> list[str]:
+        """Versions of ``name`` that are not yanked, oldest first (the host's ``ModuleSource`` protocol)."""
+        return [e.version for e in self.list(name, include_yanked=False)]
+
+    def resolve(self, name: str, spec: str | None = None, *, include_yanked: bool = False) -> RegistryEntry:
+        """The highest version of ``name`` matching ``spec`` (any version when None), skipping yanked ones.
+
+        An exact version that is yanked still resolves (pinned installs keep working), as with PyPI.
+        """
+        entries = self.list(name)
+        if not entries:
+            raise NoMatchingVersion(f"module {name!r} is not in registry {self.root}", file=str(self.root))
+        matcher = VersionSpec(spec or "*")
+        candidates = [e for e in entries if matcher.matches(e.version)]
+        exact_pin = spec is not None and len(candidates) == 1 and candidates[0].version == spec.lstrip("=").strip()
+        if not (include_yanked or exact_pin):
+            candidates = [e for e in candidates if not e.yanked]
+        if not candidates:
+            available = ", ".join(e.version + (" (yanked)" if e.yanked else "") for e in entries)
+            raise NoMatchingVersion(f"no version of {name!r} matches {spec or '*'!r} in {self.root}; "
+                                    f"published: {available}", file=str(self.root))
+        return max(candidates, key=lambda e: Version.parse(e.version))
+
+    def path_of(self, entry: RegistryEntry) -> Path:
+        """The file of ``entry``, refused if the index points outside the registry folder."""
+        path = (self.root / entry.file).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise RegistryError(f"the index points {entry.name}@{entry.version} outside the registry: {entry.file}",
+                                file=str(self.index_path))
+        return path
+
+    def open(self, name: str, version: str | None = None, *, trusted_keys: TrustedKeys | None = None,
+             limits: Limits | None = None) -> Package:
+        """Open the best version of ``name`` matching ``version`` (a version or specifier).
+
+        The file must have the size and digest the index records before it is even opened.
+        """
+        entry = self.resolve(name, version)
+        path = self.path_of(entry)
+        if not path.is_file():
+            raise RegistryError(f"{entry.name}@{entry.version} is indexed but its file {path} is missing", file=str(path))
+        digest, size = file_digest(path)
+        if (digest, size) != (entry.digest, entry.size):
+            raise DigestMismatch(f"{path} has {digest} ({size:,} bytes); the registry index records {entry.digest} "
+                                 f"({entry.size:,} bytes)", file=str(path))
+        return open_package(path, trusted_keys, limits=limits)
+
+    # ------------------------------------------------------------------------------- writing
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                index = self.read_index()
+                yield index
+                self._write_index(index)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write_index(self, index: dict[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".json", dir=self.root)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(index, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.index_path)
+
+    def publish(self, package_path: str | os.PathLike, *, trusted_keys: TrustedKeys | None = None,
+                run_examples: bool = True, device: str = "cpu") -> RegistryEntry:
+        """Verify the package (and run its examples), then add it; never overwrites a published version."""
+        package = verify_package(package_path, trusted_keys, run_examples=run_examples, device=device).package
+        return self.add(package)
+
+    def add(self, package: Package, *, allow_same: bool = False) -> RegistryEntry:
+        """Copy an opened package in and index it. ``allow_same``: re-adding identical bytes is a no-op."""
+        m = package.manifest
+        relative = f"{PACKAGES_FOLDER}/{m.name}/{m.name}-{m.version}{PACKAGE_SUFFIX}"
+        with self._locked() as index:
+            module = index["modules"].setdefault(m.name, {"module_id": m.module_id, "title": m.title, "versions": {}})
+            existing = module["versions"].get(m.version)
+            if existing is not None:
+                if allow_same and existing["digest"] == package.digest:
+                    return self.resolve(m.name, m.version, include_yanked=True)
+                raise VersionExists(f"{m.name}@{m.version} is already published in {self.root} "
+                                    f"(digest {existing['digest']}); publish a new version instead",
+                                    file=str(package.path))
+            if module.get("module_id") != m.module_id:
+                raise RegistryError(f"{m.name} is published with module_id {module.get('module_id')!r}; this package "
+                                    f"says {m.module_id!r} (a module's IRI must not change)", file=str(package.path))
+            target = self.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=PACKAGE_SUFFIX, dir=target.parent)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(package.archive.data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            module["title"] = m.title
+            module["versions"][m.version] = {"file": relative, "digest": package.digest,
+                                             "size": len(package.archive.data), "yanked": False,
+                                             "published_at": _now()}
+        return self.resolve(m.name, m.version, include_yanked=True)
+
+    def yank(self, name: str, version: str, *, reason: str | None = None, yanked: bool = True) -> RegistryEntry:
+        """Mark ``name@version`` yanked (skipped by specifiers, still installable by exact pin), or un-yank it."""
+        with self._locked() as index:
+            record = index["modules"].get(name, {}).get("versions", {}).get(version)
+            if record is None:
+                raise NoMatchingVersion(f"{name}@{version} is not published in {self.root}", file=str(self.root))
+            record["yanked"] = yanked
+            if yanked and reason:
+                record["yank_reason"] = reason
+            elif not yanked:
+                record.pop("yank_reason", None)
+        return self.resolve(name, version, include_yanked=True)
+
+
+def default_registry_path() -> Path | None:
+    """``TRM_REGISTRY``, else the ``registry/`` folder of the source checkout trm-modules runs from."""
+    configured = os.environ.get("TRM_REGISTRY")
+    if configured:
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[2] / "registry"
+    return checkout if (checkout / INDEX_NAME).is_file() else None
+
+
+def default_registry() -> DirectoryRegistry:
+    """The default registry; ``RegistryError`` when there is none (set ``TRM_REGISTRY``)."""
+    path = default_registry_path()
+    if path is None:
+        raise RegistryError("no default registry: set TRM_REGISTRY to a registry folder (one with index.json)")
+    return DirectoryRegistry(path)
+
+
+def install_home() -> Path:
+    """Where installed modules live: ``TRM_HOME``, else the user data dir (``platformdirs``)."""
+    configured = os.environ.get("TRM_HOME")
+    return Path(configured) if configured else Path(platformdirs.user_data_dir("trm-modules"))
+
+
+def installed_registry() -> DirectoryRegistry:
+    """The registry of installed modules (``<TRM_HOME>/modules``), created on first use."""
+    return DirectoryRegistry(install_home() / "modules", create=True)
+
+
+def install(requirement: str, *, source: DirectoryRegistry | None = None, trusted_keys: TrustedKeys | None = None,
+            device: str = "cpu") -> tuple[RegistryEntry, Package]:
+    """Install ``NAME[@SPEC]`` from ``source`` (default registry): resolve, check, self-test, copy in.
+
+    Installing a version that is already installed with the same digest is a no-op.
+    """
+    name, spec = split_requirement(requirement)
+    source = source or default_registry()
+    package = source.open(name, spec, trusted_keys=trusted_keys)
+    package.self_test(device=device)
+    entry = installed_registry().add(package, allow_same=True)
+    return entry, package
+
+
+def find_package(requirement: str, *, trusted_keys: TrustedKeys | None = None) -> Package:
+    """A package by file path, else by ``NAME[@SPEC]`` from the installed modules, else the default registry."""
+    path = Path(requirement)
+    if path.suffix == PACKAGE_SUFFIX or path.is_file():
+        if not path.is_file():
+            raise PackageError(f"no package file {path}", file=str(path), rule="io")
+        return open_package(path, trusted_keys)
+    name, spec = split_requirement(requirement)
+    errors = []
+    registries = [installed_registry()]
+    if default_registry_path() is not None:
+        registries.append(default_registry())
+    for registry in registries:
+        try:
+            return registry.open(name, spec, trusted_keys=trusted_keys)
+        except NoMatchingVersion as exc:
+            errors.append(str(exc))
+    raise NoMatchingVersion(f"{requirement!r} is neither a package file nor an installed or published module: "
+                            + "; ".join(errors), file=requirement)
