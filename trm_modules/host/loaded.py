@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ import numpy as np
 import torch
 
 from ..codec import TaskCodec
-from ..model import TRM, TRMConfig
+from ..model import TRM
 from .batching import MicroBatcher
+from .compute import run_on_device
 from .errors import InvalidInput, SelfTestFailed
 
 Json = dict[str, Any]
@@ -31,14 +33,6 @@ Json = dict[str, Any]
 def json_pointer(parts: Sequence[Any]) -> str:
     """RFC 6901 pointer of a path given as keys and indices (``["grid", 0]`` → ``/grid/0``)."""
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def estimate_memory_bytes(config: TRMConfig) -> int:
-    """Bytes of a model's parameters and buffers in fp32, computed without allocating them."""
-    with torch.device("meta"):
-        model = TRM(config)
-    tensors = list(model.parameters()) + list(model.buffers())
-    return sum(t.numel() * 4 for t in tensors)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -87,7 +81,9 @@ class VersionSpec:
         manifest = pkg.manifest
         runtime = getattr(manifest, "runtime", None)
         devices = tuple(getattr(runtime, "devices", None) or ("cpu",))
-        memory = getattr(runtime, "memory_bytes", None) or estimate_memory_bytes(manifest.model.config)
+        # The manifest states what the model needs; without it the package size (weights
+        # dominate it) is the estimate.
+        memory = getattr(runtime, "memory_bytes", None) or os.path.getsize(pkg.path)
 
         def load_model(device: str) -> TRM:
             return pkg.load_model(device=device).eval()
@@ -203,11 +199,19 @@ class LoadedVersion:
                                json_pointer(path_prefix) + path) from exc
 
     def run_batch(self, tokens: np.ndarray, puzzle_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Solve a (B, L) batch with early halting on this version's device; numpy results."""
+        """Solve a (B, L) batch with early halting on this version's device; numpy results.
+
+        Runs on the device's compute thread (``trm_modules.host.compute``).
+        """
         model = self.model
         if model is None:
             raise RuntimeError(f"{self.name} {self.version} is not loaded")
         device = self.device or "cpu"
+        return run_on_device(device, self._solve_tokens, model, device, tokens, puzzle_ids)
+
+    @staticmethod
+    def _solve_tokens(model: TRM, device: str, tokens: np.ndarray,
+                      puzzle_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
             solution = model.solve(torch.from_numpy(tokens).to(device), torch.from_numpy(puzzle_ids).to(device))
         return (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
