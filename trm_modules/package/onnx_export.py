@@ -9,6 +9,7 @@ with onnxruntime on the package's examples and compares tokens with torch.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,11 @@ def export_onnx(package: Package, out_path: str | os.PathLike, *, max_steps: int
     solver = UnrolledSolver(model, steps).eval()
     tokens, puzzle_ids = _example_tokens(package)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but exact here; the tracer's warnings concern
+        # Python branches on config values, which are constants of this export.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
             solver, (tokens, puzzle_ids), str(out_path), dynamo=False, opset_version=opset,
             input_names=["tokens", "puzzle_ids"], output_names=["answer", "confidence"],
