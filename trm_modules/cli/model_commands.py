@@ -48,5 +48,113 @@ def model_info(
     console.print(table)
 
 
+def _parse_overrides(items: list[str]) -> dict:
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--set expects KEY=VALUE (e.g. train.steps=100), got {item!r}")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def train_command(
+    recipe: str = typer.Argument(..., help="Recipe TOML (e.g. registry/recipes/sudoku-4x4.toml)."),
+    out: str = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/<recipe name>)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
+    resume: bool = typer.Option(False, help="Continue from the run directory's checkpoint."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.steps=200."),
+) -> None:
+    """Train a TRM from a recipe with deep supervision; writes a run directory for `trm pack`.
+
+    Runs unchanged under `torchrun --nproc-per-node N -m trm_modules.cli train RECIPE`.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..train import Trainer, load_recipe
+
+    spec = load_recipe(recipe, _parse_overrides(overrides))
+    out_dir = out or f"runs/{spec.name}"
+    with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
+        trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe)
+    if trainer.dist.is_main:
+        console.print(f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
+                      f"{spec.train.steps} steps, batch {spec.train.batch_size} → {out_dir}")
+    columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  {task.fields[sps]:.1f} steps/s"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=not trainer.dist.is_main) as progress:
+        task = progress.add_task("train", total=spec.train.steps, loss=0.0, acc=0.0, sps=0.0)
+
+        def show(p) -> None:
+            progress.update(task, completed=p.step, loss=p.loss, acc=p.accuracy, sps=p.steps_per_s)
+            if p.eval is not None:
+                progress.console.print(
+                    f"step {p.step}: held-out exact {p.eval.accuracy_halting:.2%} with halting "
+                    f"({p.eval.mean_steps_halting:.2f} steps), {p.eval.accuracy_all_steps:.2%} at {len(p.eval.per_step_accuracy)} steps"
+                )
+
+        report = trainer.run(resume=resume, on_progress=show)
+    if report is not None:
+        _print_report(report)
+        console.print(f"run written to {out_dir}; package it with `trm pack {out_dir} --name {spec.name} --version {spec.version}`")
+
+
+def _print_report(report) -> None:
+    table = Table(title=f"exact answers on {report.puzzles} held-out puzzles")
+    table.add_column("steps", justify="right")
+    table.add_column("accuracy", justify="right")
+    for i, acc in enumerate(report.per_step_accuracy, 1):
+        table.add_row(str(i), f"{acc:.2%}")
+    table.add_row("halting", f"{report.accuracy_halting:.2%} ({report.mean_steps_halting:.2f} steps)")
+    console.print(table)
+
+
+def eval_command(
+    source: str = typer.Argument(..., help="A run directory (from `trm train`) or a .trm package."),
+    puzzles: int = typer.Option(1000, help="Freshly generated held-out puzzles to evaluate on."),
+    seed: int = typer.Option(12345, help="Generator seed of the evaluation set."),
+    difficulty: Optional[str] = typer.Option(None, help='Generator settings as JSON, e.g. \'{"min_givens": 4}\'.'),
+    max_steps: Optional[int] = typer.Option(None, help="Supervision steps (default: the model's halt_max_steps)."),
+    out: str = typer.Option(".", "-o", "--out", help="Folder for accuracy_vs_steps.png and halting_steps.png."),
+    device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Exact-answer accuracy at each supervision step, with halting; writes PNG plots."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..train import evaluate, plot_report
+    from ..train.data import encode_pairs
+    from ..train.trainer import pick_device
+
+    dev = str(pick_device(device))
+    if Path(source).is_dir():
+        from ..train.run_dir import load_run
+
+        model, codec = load_run(source, dev)
+    else:
+        from ..package import open_package
+
+        pkg = open_package(source)
+        model, codec = pkg.load_model(device=dev), pkg.codec()
+    settings = json.loads(difficulty) if difficulty else {}
+    with console.status(f"generating {puzzles} puzzles"):
+        data = encode_pairs(codec, codec.generate(np.random.default_rng(seed), puzzles, **settings))
+    report = evaluate(model, data, max_steps=max_steps, device=dev)
+    paths = plot_report(report, Path(out), title=Path(source).name)
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        _print_report(report)
+        console.print("plots: " + ", ".join(str(p) for p in paths))
+
+
 def register(app: typer.Typer) -> None:
     app.command("model-info")(model_info)
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)

@@ -1,0 +1,113 @@
+"""Evaluation: exact-answer accuracy at every supervision step, and what early halting buys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..model import TRM
+from .data import TokenSet
+
+
+@dataclass
+class EvalReport:
+    """Accuracy of whole answers on a held-out set.
+
+    ``per_step_accuracy[k]`` is the accuracy after k+1 supervision steps for every example (the
+    authors' protocol); ``accuracy_halting`` / ``mean_steps_halting`` are what ``solve(halt=True)``
+    gives: each example answers at the first step where q_halt > 0.
+    """
+
+    puzzles: int
+    per_step_accuracy: list[float]
+    accuracy_halting: float
+    mean_steps_halting: float
+    halting_step_counts: list[int] = field(default_factory=list)  # index k → examples halting at step k+1
+
+    @property
+    def accuracy_1_step(self) -> float:
+        return self.per_step_accuracy[0]
+
+    @property
+    def accuracy_all_steps(self) -> float:
+        return self.per_step_accuracy[-1]
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["accuracy_1_step"] = self.accuracy_1_step
+        out["accuracy_all_steps"] = self.accuracy_all_steps
+        return out
+
+
+@torch.inference_mode()
+def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_size: int = 512, device: str | torch.device = "cpu") -> EvalReport:
+    """Run every example for ``max_steps`` steps and record accuracy per step and at halting."""
+    model.eval()
+    max_steps = max_steps or model.config.halt_max_steps
+    n = len(data)
+    correct_per_step = np.zeros(max_steps, dtype=np.int64)
+    halt_step = np.full(n, max_steps, dtype=np.int64)
+    correct_at_halt = np.zeros(n, dtype=bool)
+    for start in range(0, n, batch_size):
+        sl = slice(start, min(n, start + batch_size))
+        tokens = torch.from_numpy(data.inputs[sl]).to(device)
+        labels = torch.from_numpy(data.labels[sl]).to(device)
+        ids = torch.from_numpy(data.puzzle_ids[sl]).to(device)
+        x = model.input_embeddings(tokens, ids)
+        carry = model.initial_carry(tokens.shape[0])
+        halted = torch.zeros(tokens.shape[0], dtype=torch.bool, device=device)
+        for step in range(max_steps):
+            out = model.deep_recursion(x, carry)
+            carry = out.carry
+            ok = (out.logits.argmax(-1) == labels).all(-1)
+            correct_per_step[step] += int(ok.sum())
+            newly = ~halted & ((out.q_halt > 0) | (step == max_steps - 1))
+            idx = newly.nonzero().squeeze(-1).cpu().numpy() + start
+            halt_step[idx] = step + 1
+            correct_at_halt[idx] = ok[newly].cpu().numpy()
+            halted |= newly
+    counts = np.bincount(halt_step - 1, minlength=max_steps)
+    return EvalReport(
+        puzzles=n,
+        per_step_accuracy=[float(c) / n for c in correct_per_step],
+        accuracy_halting=float(correct_at_halt.mean()),
+        mean_steps_halting=float(halt_step.mean()),
+        halting_step_counts=[int(c) for c in counts],
+    )
+
+
+def plot_report(report: EvalReport, out_dir: Path, title: str = "") -> list[Path]:
+    """Write ``accuracy_vs_steps.png`` and ``halting_steps.png``; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = np.arange(1, len(report.per_step_accuracy) + 1)
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    ax.plot(steps, np.array(report.per_step_accuracy) * 100, marker="o")
+    ax.axhline(report.accuracy_halting * 100, ls="--", c="gray", label=f"with halting ({report.mean_steps_halting:.2f} steps)")
+    ax.set_xlabel("supervision steps")
+    ax.set_ylabel("exact answers (%)")
+    ax.set_title(title or "accuracy vs supervision steps")
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    acc_path = out_dir / "accuracy_vs_steps.png"
+    fig.savefig(acc_path)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    ax.bar(steps, report.halting_step_counts)
+    ax.set_xlabel("halting step")
+    ax.set_ylabel("puzzles")
+    ax.set_title((title + ": " if title else "") + "halting steps")
+    fig.tight_layout()
+    hist_path = out_dir / "halting_steps.png"
+    fig.savefig(hist_path)
+    plt.close(fig)
+    return [acc_path, hist_path]

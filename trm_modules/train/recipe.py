@@ -1,0 +1,97 @@
+"""Training recipes: one TOML file says everything needed to reproduce a module.
+
+A recipe names the task (codec + params), how data is generated, the model (``TRMConfig``
+fields; vocabulary and sequence length come from the codec) and the optimisation settings.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ConfigError
+from ..model import TRMConfig
+
+
+class TaskSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    codec: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train_puzzles: int = Field(20_000, gt=0, description="Generated training puzzles (augmented on the fly).")
+    test_puzzles: int = Field(1_000, gt=0, description="Held-out puzzles generated with a different seed.")
+    difficulty: dict[str, Any] = Field(default_factory=dict, description="Codec-specific generator settings.")
+    test_difficulty: dict[str, Any] | None = Field(None, description="Generator settings of the held-out set (default: same).")
+    augment: bool = True
+    seed: int = 0
+
+
+class OptimSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(256, gt=0, description="Global batch size (split across DDP ranks).")
+    steps: int = Field(5_000, gt=0, description="Optimiser steps; each is one supervision step of the carried batch.")
+    lr: float = 1e-4
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    warmup_steps: int = 2_000
+    schedule: Literal["cosine", "constant"] = "constant"
+    weight_decay: float = 1.0
+    puzzle_emb_lr: float = 1e-4
+    puzzle_emb_weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    ema: float = Field(0.999, ge=0.0, lt=1.0, description="EMA decay; the EMA weights are evaluated and shipped.")
+    grad_clip: float = Field(1.0, ge=0.0, description="Max grad norm; 0 disables clipping.")
+    loss: Literal["stablemax", "softmax"] = "stablemax"
+    halt_loss_weight: float = 0.5
+    eval_every: int = 1_000
+    eval_puzzles: int = Field(512, gt=0, description="Held-out puzzles used by the periodic evaluation.")
+    seed: int = 0
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    version: str = "1.0.0"
+    title: str | None = None
+    description: str | None = None
+    task: TaskSpec
+    data: DataSpec = Field(default_factory=DataSpec)
+    model: dict[str, Any] = Field(default_factory=dict, description="TRMConfig fields except vocab_size/seq_len.")
+    train: OptimSpec = Field(default_factory=OptimSpec)
+
+    def model_config_for(self, vocab_size: int, seq_len: int) -> TRMConfig:
+        """The full ``TRMConfig``: the recipe's fields plus the codec's vocabulary and length."""
+        try:
+            return TRMConfig(vocab_size=vocab_size, seq_len=seq_len, **self.model)
+        except Exception as exc:  # pydantic.ValidationError → one actionable message
+            raise ConfigError(f"recipe {self.name!r}: bad [model] section: {exc}") from exc
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a TOML recipe; ``overrides`` maps dotted keys (``train.steps``) to values."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"recipe file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return Recipe.model_validate(data)
+    except Exception as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,335 @@
+"""Deep-supervision training of a TRM with adaptive halting (ACT), EMA, checkpoints and DDP.
+
+The loop follows the authors: a batch of *slots* is carried between optimiser steps. Each
+optimiser step is one supervision step (``deep_recursion``) of every slot; a slot whose example
+halted (q_halt > 0, or ``halt_max_steps`` reached) is refilled with a new example and its carry
+reset. Runs unchanged under ``torchrun --nproc-per-node N`` (gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import platform
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+
+from ..codec import TaskCodec
+from ..model import TRM, Carry, TRMConfig, count_parameters
+from ..plugins import get_codec
+from .data import AugmentedSampler, TokenSet, generate_set
+from .evaluate import EvalReport, evaluate, plot_report
+from .losses import deep_supervision_loss
+from .recipe import Recipe
+
+CHECKPOINT = "checkpoint.pt"
+
+
+# ------------------------------------------------------------------------------ pieces
+class EMA:
+    """Exponential moving average of a model's weights (what gets evaluated and shipped)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for key, value in model.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.shadow[key].lerp_(value.float(), 1.0 - self.decay)
+            else:
+                self.shadow[key].copy_(value)
+
+    def averaged(self, model: TRM) -> TRM:
+        """A copy of ``model`` holding the averaged weights."""
+        ema_model = copy.deepcopy(model)
+        ema_model.load_state_dict({k: v.to(model.H_init.dtype) for k, v in self.shadow.items()})
+        return ema_model.eval()
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
+    """Linear warm-up, then constant or cosine decay down to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: TRM, recipe: Recipe) -> torch.optim.AdamW:
+    """AdamW with β=(0.9, 0.95); the puzzle embedding gets its own learning rate and decay."""
+    opt = recipe.train
+    puzzle = [p for n, p in model.named_parameters() if n.startswith("puzzle_emb.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("puzzle_emb.")]
+    groups = [{"params": rest, "lr": opt.lr, "weight_decay": opt.weight_decay, "base_lr": opt.lr}]
+    if puzzle:
+        groups.append({"params": puzzle, "lr": opt.puzzle_emb_lr, "weight_decay": opt.puzzle_emb_weight_decay,
+                       "base_lr": opt.puzzle_emb_lr})
+    return torch.optim.AdamW(groups, betas=tuple(opt.betas))
+
+
+@dataclass
+class TrainProgress:
+    step: int
+    total: int
+    loss: float
+    accuracy: float  # exact answers among examples that finished this step
+    steps_per_s: float
+    eval: EvalReport | None = None
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, backend: str) -> "Distributed":
+        """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        if not dist.is_initialized():
+            dist.init_process_group(backend=backend)
+        return cls(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def pick_device(requested: str | None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def hardware_description(device: torch.device, world: int) -> str:
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    return f"{world} × {name}" if world > 1 else name
+
+
+# ------------------------------------------------------------------------------ trainer
+class Trainer:
+    """Trains the recipe's model; ``run()`` returns the final evaluation of the EMA weights."""
+
+    def __init__(self, recipe: Recipe, out_dir: str | Path, device: str | None = None,
+                 codec: TaskCodec | None = None, init_weights: dict[str, torch.Tensor] | None = None,
+                 extra_train: TokenSet | None = None, recipe_path: str | Path | None = None) -> None:
+        self.recipe = recipe
+        self.recipe_path = recipe_path
+        self.out_dir = Path(out_dir)
+        self.device = pick_device(device)
+        self.dist = Distributed.from_env("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda" and self.dist.world > 1:
+            self.device = torch.device("cuda", self.dist.local_rank)
+        self.codec = codec or get_codec(recipe.task.codec, recipe.task.params)
+        self.config: TRMConfig = recipe.model_config_for(self.codec.vocab_size, self.codec.seq_len)
+        if self.config.num_puzzle_identifiers < self.codec.num_puzzle_identifiers:
+            self.config = self.config.model_copy(update={"num_puzzle_identifiers": self.codec.num_puzzle_identifiers})
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+        seed = recipe.train.seed
+        torch.manual_seed(seed)  # identical initial weights on every rank
+        self.model = TRM(self.config).to(self.device)
+        if init_weights is not None:
+            self.model.load_state_dict(init_weights)
+        self.ema = EMA(self.model, recipe.train.ema)
+        self.optimizer = build_optimizer(self.model, recipe)
+        self.step = 0
+
+        data = recipe.data
+        cache = self.out_dir / "data"
+        if self.dist.is_main:
+            self.train_set = generate_set(self.codec, data.train_puzzles, data.seed, data.difficulty, cache / "train.npz")
+            self.test_set = generate_set(self.codec, data.test_puzzles, data.seed + 1_000_003,
+                                         data.test_difficulty or data.difficulty, cache / "test.npz")
+        self.dist.barrier()
+        if not self.dist.is_main:
+            self.train_set = TokenSet.load(cache / "train.npz")
+            self.test_set = TokenSet.load(cache / "test.npz")
+        if extra_train is not None:
+            self.train_set = TokenSet(
+                np.concatenate([self.train_set.inputs, extra_train.inputs]),
+                np.concatenate([self.train_set.labels, extra_train.labels]),
+                np.concatenate([self.train_set.puzzle_ids, extra_train.puzzle_ids]),
+            )
+        self.sampler = AugmentedSampler(self.codec, self.train_set, seed=seed * 7919 + self.dist.rank, augment=data.augment)
+        torch.manual_seed(seed * 104729 + self.dist.rank)  # exploration draws differ per rank
+        self.local_batch = max(1, recipe.train.batch_size // self.dist.world)
+
+    # -- checkpointing -----------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.shadow,
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": json.dumps(self.sampler.rng.bit_generator.state),
+            "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.out_dir / (CHECKPOINT + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.out_dir / CHECKPOINT)
+
+    def load_checkpoint(self) -> bool:
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.ema.shadow = {k: v.float() for k, v in state["ema"].items()}
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        if self.dist.is_main:
+            self.sampler.rng.bit_generator.state = json.loads(state["sampler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        return True
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, resume: bool = False, on_progress: Callable[[TrainProgress], None] | None = None) -> EvalReport:
+        cfg, opt = self.config, self.recipe.train
+        if resume:
+            self.load_checkpoint()
+        model = self.model
+        net = model
+        if self.dist.world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        B, L = self.local_batch, cfg.seq_len
+        tokens = torch.zeros(B, L, dtype=torch.long, device=self.device)
+        labels = torch.zeros(B, L, dtype=torch.long, device=self.device)
+        ids = torch.zeros(B, dtype=torch.long, device=self.device)
+        steps_done = torch.zeros(B, dtype=torch.long, device=self.device)
+        halted = torch.ones(B, dtype=torch.bool, device=self.device)
+        carry = model.initial_carry(B)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        t0, step0 = time.perf_counter(), self.step
+        finished_ok = finished = 0
+        model.train()
+        while self.step < opt.steps:
+            # Refill the slots whose example halted, and reset their carry.
+            if bool(halted.any()):
+                rows = halted.nonzero().squeeze(-1)
+                new_tokens, new_labels, new_ids = self.sampler.draw(len(rows))
+                tokens[rows] = new_tokens.to(self.device)
+                labels[rows] = new_labels.to(self.device)
+                ids[rows] = new_ids.to(self.device)
+                steps_done[rows] = 0
+                carry = model.reset_carry(carry, halted)
+
+            factor = lr_factor(self.step, opt.warmup_steps, opt.steps, opt.schedule, opt.min_lr_ratio)
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+
+            with autocast:
+                out = net(tokens, ids, carry)
+                loss, metrics = deep_supervision_loss(out.logits, labels, out.q_halt, opt.loss, opt.halt_loss_weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if opt.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opt.grad_clip)
+            self.optimizer.step()
+            self.ema.update(model)
+            self.step += 1
+
+            with torch.no_grad():
+                carry = out.carry
+                steps_done += 1
+                is_last = steps_done >= cfg.halt_max_steps
+                halt_now = out.q_halt.detach() > 0
+                explore = torch.rand(B, device=self.device) < cfg.halt_exploration_prob
+                min_steps = explore * torch.randint(2, cfg.halt_max_steps + 1, (B,), device=self.device)
+                halted = is_last | (halt_now & (steps_done >= min_steps))
+                finished += int(halted.sum())
+                finished_ok += int((halted & metrics["seq_correct"]).sum())
+
+            report = None
+            last = self.step == opt.steps
+            if self.dist.is_main and (self.step % opt.eval_every == 0 or last):
+                evaluation_set = self.test_set if last else self.test_set.head(opt.eval_puzzles)
+                report = evaluate(self.ema.averaged(model), evaluation_set, device=self.device)
+                model.train()
+            if self.step % opt.eval_every == 0 or last:
+                self.save_checkpoint()
+            if on_progress and self.dist.is_main and (self.step % 10 == 0 or report is not None):
+                elapsed = time.perf_counter() - t0
+                on_progress(TrainProgress(
+                    step=self.step, total=opt.steps, loss=float(loss.detach()),
+                    accuracy=finished_ok / max(1, finished), steps_per_s=(self.step - step0) / max(elapsed, 1e-9),
+                    eval=report,
+                ))
+                finished_ok = finished = 0
+        self.wall_time_s = time.perf_counter() - t0
+        final = evaluate(self.ema.averaged(model), self.test_set, device=self.device) if self.dist.is_main else None
+        if self.dist.is_main:
+            self.write_run(final)
+        self.dist.barrier()
+        return final
+
+    # -- outputs ------------------------------------------------------------------------
+    def write_run(self, report: EvalReport) -> None:
+        """Write the run directory that ``trm pack`` turns into a package."""
+        out = self.out_dir
+        ema_model = self.ema.averaged(self.model).cpu()
+        state = {k: v.contiguous() for k, v in ema_model.state_dict().items()}
+        save_file(state, out / "model.safetensors")
+        (out / "config.json").write_text(self.config.model_dump_json(indent=2))
+        (out / "task.json").write_text(json.dumps({"codec": self.codec.name, "params": self.codec.params}, indent=2))
+        data = self.recipe.data
+        evaluation = {
+            "dataset": f"{len(self.test_set)} freshly generated held-out puzzles "
+                       f"(seed {data.seed + 1_000_003}, {json.dumps(data.test_difficulty or data.difficulty)})",
+            "metric": "exact_accuracy",
+            "value": report.accuracy_halting,
+            "steps": self.config.halt_max_steps,
+            **report.to_json(),
+        }
+        (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+        training = {
+            "recipe": str(self.recipe_path or self.recipe.name),
+            "command": f"trm train {shlex.quote(str(self.recipe_path))} -o {shlex.quote(str(self.out_dir))}"
+                       if self.recipe_path else "",
+            "wall_time_s": round(getattr(self, "wall_time_s", 0.0), 1),
+            "hardware": hardware_description(self.device, self.dist.world),
+            "data": f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)}), "
+                    f"{'augmented on the fly' if data.augment else 'no augmentation'}",
+            "optimizer_steps": self.step,
+            "parameters": count_parameters(self.model),
+            "torch": torch.__version__,
+        }
+        (out / "training.json").write_text(json.dumps(training, indent=2))
+        rng = np.random.default_rng(data.seed + 17)
+        with open(out / "examples.jsonl", "w", encoding="utf-8") as fh:
+            for inp, outp in self.codec.generate(rng, 4, **(data.test_difficulty or data.difficulty)):
+                fh.write(json.dumps({"input": inp, "output": outp}) + "\n")
+        plot_report(report, out, title=self.recipe.name)
+
+
+def train(recipe: Recipe, out_dir: str | Path, device: str | None = None, resume: bool = False,
+          on_progress: Callable[[TrainProgress], None] | None = None) -> EvalReport:
+    """Train ``recipe`` into ``out_dir`` (a run directory for ``trm pack``); see ``Trainer``."""
+    return Trainer(recipe, out_dir, device=device).run(resume=resume, on_progress=on_progress)
