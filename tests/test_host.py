@@ -26,6 +26,7 @@ def make_host(*plugins: object, specs=(V1, V2, V3), **options) -> Host:
     for plugin in plugins:
         pm.register(plugin)
     options.setdefault("memory_budgets", {"cpu": 1 << 30})
+    options.setdefault("cpu_threads", 1)
     return Host([MemorySource(list(specs))], plugin_manager=pm, **options)
 
 

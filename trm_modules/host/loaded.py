@@ -114,8 +114,10 @@ class LoadedVersion:
     The counters are guarded by the host's placement lock, not by this object.
     """
 
-    def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64) -> None:
+    def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
+                 cpu_threads: int | None = None) -> None:
         self.spec = spec
+        self.cpu_threads = cpu_threads
         self.window_s = window_s
         self.max_batch_size = max_batch_size
         self.device: str | None = None  # device reserved for (or holding) the model
@@ -209,9 +211,11 @@ class LoadedVersion:
         device = self.device or "cpu"
         return run_on_device(device, self._solve_tokens, model, device, tokens, puzzle_ids)
 
-    @staticmethod
-    def _solve_tokens(model: TRM, device: str, tokens: np.ndarray,
+    def _solve_tokens(self, model: TRM, device: str, tokens: np.ndarray,
                       puzzle_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Intra-op threads are a per-thread setting: this changes only the compute thread.
+        if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
         with torch.inference_mode():
             solution = model.solve(torch.from_numpy(tokens).to(device), torch.from_numpy(puzzle_ids).to(device))
         return (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
