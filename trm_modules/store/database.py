@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+import pydantic_core
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -65,6 +66,11 @@ def redacted_url(url: str) -> str:
     return _redact(url)
 
 
+def dump_json(document: Any) -> str:
+    """JSON text of a document for JSON columns (pydantic-core's Rust encoder: several times ``json.dumps``)."""
+    return pydantic_core.to_json(document).decode()
+
+
 def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL", **engine_kwargs: Any) -> Engine:
     """An engine for ``url`` configured for the store (see module docstring).
 
@@ -76,12 +82,13 @@ def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL", **engine_
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-                               **engine_kwargs)
+                               json_serializer=dump_json, **engine_kwargs)
         _configure_sqlite(engine, sqlite_synchronous)
         return engine
     if parsed.get_backend_name() == "postgresql":
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **engine_kwargs)
+        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, json_serializer=dump_json,
+                             **engine_kwargs)
     raise StoreError(f"unsupported database {parsed.get_backend_name()!r}; expected one of {SUPPORTED_DIALECTS}")
 
 

@@ -14,8 +14,8 @@ from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, Foreign
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
-JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+#: JSON documents: JSONB on PostgreSQL, JSON text on SQLite; Python None is SQL NULL (not JSON 'null').
+JsonDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 FEEDBACK_KINDS = ("correct", "incorrect", "rating", "correction", "comment", "void")
 ID_LENGTH = 128
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import threading
+from collections import deque
 import time
 import weakref
 from dataclasses import dataclass
@@ -66,6 +66,15 @@ class RecorderStats:
     journaled: int = 0
     replayed: int = 0
     rejected: int = 0
+
+
+class _Nudge:
+    """Put behind an item someone waits for: the writer ends the batch there instead of at its deadline."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
 
 
 class _Flush:
@@ -112,8 +121,14 @@ class Recorder:
         self.durable_timeout_s = durable_timeout_s
         self.stats = RecorderStats()
 
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
-        self._submit_lock = threading.Lock()  # seq order == queue order
+        self.max_queue = max_queue
+        # A deque and an Event rather than queue.Queue: producers append without waking the writer
+        # per item (which would hand the GIL back and forth on every record); the writer is woken
+        # when a batch is full, when someone waits, or by its own timer.
+        self._buffer: deque[Any] = deque()
+        self._submit_lock = threading.Lock()  # seq order == buffer order
+        self._wake = threading.Event()
+        self._controls_queued = 0  # flush / nudge / stop markers in the buffer (guarded by _submit_lock)
         self._next_seq = 1
         self._durable_seq = 0
         self._durable_changed = threading.Condition()
@@ -145,29 +160,39 @@ class Recorder:
 
     def _submit(self, item: StoreItem, durable: bool | None) -> WriteTicket:
         check_item(item)
-        if not self._submit_lock.acquire(timeout=self.enqueue_timeout_s):
-            raise RecorderOverloaded(f"could not queue {type(item).__name__} {item.id!r} within "
-                                     f"{self.enqueue_timeout_s} s: the store writer is behind")
-        try:
+        if len(self._buffer) >= self.max_queue:
+            self._wait_for_room(item)
+        with self._submit_lock:
             if self._closed:
                 raise RecorderClosed(f"the recorder for {self.store!r} is closed; "
                                      f"{type(item).__name__} {item.id!r} was not recorded")
             seq = self._next_seq
-            try:
-                self._queue.put((seq, item), timeout=self.enqueue_timeout_s)
-            except queue.Full:
-                raise RecorderOverloaded(f"the recorder queue ({self._queue.maxsize} items) stayed full for "
-                                         f"{self.enqueue_timeout_s} s; {type(item).__name__} {item.id!r} "
-                                         "was not recorded") from None
             self._next_seq = seq + 1
-        finally:
-            self._submit_lock.release()
+            self._buffer.append((seq, item))
+        if len(self._buffer) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
         ticket = WriteTicket(self, seq)
         if self.durable if durable is None else durable:
             if not ticket.wait(self.durable_timeout_s):
                 raise StoreError(f"{type(item).__name__} {item.id!r} was queued but not durable within "
                                  f"{self.durable_timeout_s} s (database and journal both failing?)")
         return ticket
+
+    def _wait_for_room(self, item: StoreItem) -> None:
+        deadline = time.monotonic() + self.enqueue_timeout_s
+        self._wake.set()
+        while len(self._buffer) >= self.max_queue:
+            if time.monotonic() >= deadline:
+                raise RecorderOverloaded(f"the recorder queue ({self.max_queue} items) stayed full for "
+                                         f"{self.enqueue_timeout_s} s; {type(item).__name__} {item.id!r} was not "
+                                         "recorded: the database and the journal fall behind")
+            time.sleep(0.001)
+
+    def _enqueue_control(self, marker: Any) -> None:
+        with self._submit_lock:
+            self._buffer.append(marker)
+            self._controls_queued += 1
+        self._wake.set()
 
     # -- waiting, replay, closing ---------------------------------------------------------------
 
@@ -176,7 +201,7 @@ class Recorder:
         if not self._writer.is_alive():
             return self._durable_seq >= self._next_seq - 1
         marker = _Flush()
-        self._queue.put(marker)
+        self._enqueue_control(marker)
         return marker.event.wait(timeout)
 
     def replay_journal(self) -> int:
@@ -191,7 +216,7 @@ class Recorder:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(_STOP)
+        self._enqueue_control(_STOP)
         self._writer.join(timeout)
         if self._writer.is_alive():
             log.error("the store recorder did not finish within %s s; %d queued items are not yet durable",
@@ -209,6 +234,7 @@ class Recorder:
     def _wait_durable(self, seq: int, timeout: float | None) -> bool:
         if self._durable_seq >= seq:
             return True
+        self._enqueue_control(_Nudge(seq))  # group commit: write what is queued now
         with self._durable_changed:
             return self._durable_changed.wait_for(lambda: self._durable_seq >= seq, timeout)
 
@@ -230,32 +256,28 @@ class Recorder:
                 marker.event.set()
 
     def _collect_batch(self) -> tuple[list[tuple[int, StoreItem]], list[_Flush], bool]:
+        """Up to ``batch_size`` items, ended early by a flush, a stop, or a nudge for an item in the batch."""
+        if len(self._buffer) < self.batch_size and not self._controls_queued:
+            self._wake.wait(self.flush_interval_s if self._buffer else min(self.replay_interval_s, 1.0))
+        self._wake.clear()
         batch: list[tuple[int, StoreItem]] = []
         flushes: list[_Flush] = []
-        try:
-            entry = self._queue.get(timeout=min(self.replay_interval_s, 1.0))
-        except queue.Empty:
-            return batch, flushes, False
-        deadline = time.monotonic() + self.flush_interval_s
-        while True:
+        while self._buffer and len(batch) < self.batch_size:
+            entry = self._buffer.popleft()
+            if not isinstance(entry, tuple):
+                with self._submit_lock:
+                    self._controls_queued -= 1
             if entry is _STOP:
                 return batch, flushes, True
             if isinstance(entry, _Flush):
                 flushes.append(entry)
-                return batch, flushes, False
+                break
+            if isinstance(entry, _Nudge):
+                if batch and entry.seq > self._durable_seq:
+                    break
+                continue  # its item was written in an earlier batch
             batch.append(entry)
-            if len(batch) >= self.batch_size:
-                return batch, flushes, False
-            try:
-                entry = self._queue.get_nowait()
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return batch, flushes, False
-                try:
-                    entry = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    return batch, flushes, False
+        return batch, flushes, False
 
     def _persist(self, items: Sequence[StoreItem]) -> None:
         """Make ``items`` durable: the database if it answers, else the journal; retries until one works."""

@@ -7,9 +7,10 @@ replay safe. One ``Session`` per unit of work, committed explicitly.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..records import FeedbackEvent, SolveRecord, new_id
-from .database import create_store_engine, current_revision, head_revision, redacted_url, resolve_db_url, upgrade_schema
+from .database import create_store_engine, dump_json, current_revision, head_revision, redacted_url, resolve_db_url, upgrade_schema
 from .errors import StoreError, StoreUnavailable
 from .models import ID_LENGTH, Context, Feedback, InstalledPackage, Solve, XapiStatement, utcnow
 
@@ -54,18 +55,23 @@ class RejectedItem:
 
 def check_item(item: StoreItem) -> None:
     """Refuse an item the database would reject, before it is acknowledged (ids too long, a void without target)."""
-    ids = [item.id] + ([item.solve_id] + ([item.voids] if item.voids else []) if isinstance(item, FeedbackEvent) else [])
-    for value in ids:
-        if len(value) > ID_LENGTH:
-            raise StoreError(f"id {value[:40]!r}… of a {type(item).__name__} is {len(value)} characters long; "
-                             f"the store accepts ids of at most {ID_LENGTH}")
-    if isinstance(item, FeedbackEvent):
+    if len(item.id) > ID_LENGTH:
+        _refuse_long_id(item, item.id)
+    if type(item) is FeedbackEvent:
+        for value in (item.solve_id, item.voids or ""):
+            if len(value) > ID_LENGTH:
+                _refuse_long_id(item, value)
         if item.kind == "void" and not item.voids:
             raise StoreError(f"feedback event {item.id!r} is a 'void' but names no event in 'voids'; "
                              "expected the id of the feedback event it retracts")
         if item.kind != "void" and item.voids:
             raise StoreError(f"feedback event {item.id!r} of kind {item.kind!r} names 'voids'; "
                              "only events of kind 'void' retract other events")
+
+
+def _refuse_long_id(item: StoreItem, value: str) -> None:
+    raise StoreError(f"id {value[:40]!r}… of a {type(item).__name__} is {len(value)} characters long; "
+                     f"the store accepts ids of at most {ID_LENGTH}")
 
 
 def context_key(record: SolveRecord) -> ContextKey:
@@ -172,15 +178,32 @@ class Store:
         with Session(self.engine) as session, session.begin():
             connection = session.connection()
             if solves:
-                context_ids = self._resolve_context_ids(connection, {context_key(r) for r in solves}, new_contexts)
-                connection.execute(self._insert_ignoring_duplicates(Solve.__table__),
-                                   [_solve_row(r, context_ids[context_key(r)]) for r in solves])
+                keys = [context_key(r) for r in solves]
+                context_ids = self._resolve_context_ids(connection, set(keys), new_contexts)
+                self._insert_solves(connection, solves, [context_ids[key] for key in keys])
             if feedback:
                 connection.execute(self._insert_ignoring_duplicates(Feedback.__table__), [_feedback_row(e) for e in feedback])
             if statements:
                 connection.execute(self._insert_ignoring_duplicates(XapiStatement.__table__),
                                    [s.model_dump() for s in statements])
         self._context_ids.update(new_contexts)  # only ids that were committed
+
+    def _insert_solves(self, connection: Any, solves: Sequence[SolveRecord], context_ids: Sequence[int]) -> None:
+        # The hot path: one driver executemany of the statement SQLAlchemy compiled for this table,
+        # with the values prepared as the column types would prepare them (JSON text; naive-UTC
+        # "YYYY-MM-DD HH:MM:SS.ffffff" on SQLite), skipping per-row parameter processing.
+        rows = [_solve_values(r, c, self.dialect) for r, c in zip(solves, context_ids)]
+        if self.dialect != "sqlite":  # named placeholders
+            rows = [dict(zip(SOLVE_COLUMNS, row)) for row in rows]  # type: ignore[misc]
+        connection.exec_driver_sql(self._solve_insert_sql, rows)
+
+    @functools.cached_property
+    def _solve_insert_sql(self) -> str:
+        compiled = self._insert_ignoring_duplicates(Solve.__table__).compile(dialect=self.engine.dialect)
+        bound = list(compiled.positiontup or compiled.binds)
+        if bound != list(SOLVE_COLUMNS):
+            raise StoreError(f"the solves insert binds {bound}, expected {SOLVE_COLUMNS}")
+        return str(compiled)
 
     def _insert_ignoring_duplicates(self, table: Table) -> Any:
         return self._insert(table).on_conflict_do_nothing()
@@ -229,13 +252,19 @@ class Store:
                                         .order_by(InstalledPackage.installed_at.desc(), InstalledPackage.id.desc())))
 
 
-def _solve_row(record: SolveRecord, context_id: int) -> dict[str, Any]:
-    return {
-        "id": record.id, "module": record.module, "version": record.version, "digest": record.digest,
-        "context_id": context_id, "learner": record.context.learner, "input": record.input, "output": record.output,
-        "steps": record.steps, "confidence": record.confidence, "valid": record.valid,
-        "latency_ms": record.latency_ms, "device": record.device, "created_at": record.created_at,
-    }
+SOLVE_COLUMNS = ("id", "module", "version", "digest", "context_id", "learner", "input", "output", "steps",
+                 "confidence", "valid", "latency_ms", "device", "created_at")
+
+
+def _solve_values(record: SolveRecord, context_id: int, dialect: str) -> tuple[Any, ...]:
+    created: Any = record.created_at
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    if dialect == "sqlite":
+        created = created.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return (record.id, record.module, record.version, record.digest, context_id, record.context.learner,
+            dump_json(record.input), None if record.output is None else dump_json(record.output), record.steps,
+            record.confidence, record.valid, record.latency_ms, record.device, created)
 
 
 def _feedback_row(event: FeedbackEvent) -> dict[str, Any]:
