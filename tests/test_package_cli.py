@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
 
@@ -12,6 +13,7 @@ from test_package_kit import build_tiny_package, example_inputs
 from trm_modules.cli import app
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,8 @@ def test_solve_answers_jsonl_and_reports_bad_lines_without_dropping_good_ones(pa
     assert out[1]["error"]["path"] == ""
     assert out[2]["error"]["path"] == "/grid/0/0"
     assert "output" in out[3]
+    validator = jsonschema.Draft202012Validator(json.loads((REPO / "spec" / "solve-result.schema.json").read_text()))
+    assert all(validator.is_valid(line) for line in out)
 
 
 def test_solve_without_halting_runs_every_step(package_path, tmp_path):
