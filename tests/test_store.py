@@ -78,13 +78,17 @@ def test_fresh_database_is_migrated_to_the_shipped_head_on_first_use(store):
     assert current_revision(store.engine) == head_revision()
 
 
-def test_migrations_create_exactly_the_tables_and_columns_of_the_orm_models(store):
+def test_migrations_create_exactly_the_tables_and_columns_of_the_store_models(store):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    def store_table(name, type_, _parent):  # other areas (the server's api_tokens) migrate their own tables here
+        return type_ != "table" or name in Base.metadata.tables
+
     store.ensure_schema()
     with store.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": store_table})
+        differences = compare_metadata(context, Base.metadata)
     assert differences == []
 
 

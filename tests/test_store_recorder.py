@@ -113,15 +113,8 @@ def test_void_naming_an_unknown_event_is_kept_in_the_rejected_file(store, tmp_pa
 def test_store_plugin_records_solves_and_feedback_emitted_through_the_host_hooks(store, tmp_path):
     from trm_modules.host import hookspecs
 
-    class ObserverSpecs:  # the host's hookspecs, as the host engineer adds them
-        @hookspecs.hookspec
-        def trm_on_solve(self, record): ...
-
-        @hookspecs.hookspec
-        def trm_on_feedback(self, event): ...
-
     pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(ObserverSpecs)
+    pm.add_hookspecs(hookspecs)
     plugin = StorePlugin(Recorder(store, journal_path=tmp_path / "journal.jsonl"))
     pm.register(plugin)
     pm.hook.trm_on_solve(record=solve(1))
@@ -129,6 +122,76 @@ def test_store_plugin_records_solves_and_feedback_emitted_through_the_host_hooks
     plugin.recorder.flush(timeout=10)
     assert (stored_ids(store, Solve), len(stored_ids(store, Feedback))) == ([solve(1).id], 1)
     plugin.close()
+
+
+def test_the_same_recorder_replays_its_journal_once_the_database_answers_again(store, tmp_path, monkeypatch):
+    from trm_modules.store import StoreUnavailable
+
+    real_write, failures = store.write, iter(range(2))
+
+    def write_failing_twice(items):
+        if next(failures, None) is not None:
+            raise StoreUnavailable("simulated outage")
+        return real_write(items)
+
+    monkeypatch.setattr(store, "write", write_failing_twice)
+    with Recorder(store, journal_path=tmp_path / "journal.jsonl", replay_interval_s=0.05,
+                  min_retry_delay_s=0.05) as recorder:
+        recorder.record_solve(solve(1), durable=True)  # outage: journaled
+        assert recorder.stats.journaled == 1
+        deadline = time.monotonic() + 10
+        while Journal(tmp_path / "journal.jsonl").has_entries() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert stored_ids(store, Solve) == [solve(1).id]
+
+
+def test_a_full_queue_refuses_new_records_with_recorder_overloaded(store, tmp_path, monkeypatch):
+    import threading
+
+    from trm_modules.store import RecorderOverloaded
+
+    release = threading.Event()
+    real_write = store.write
+    monkeypatch.setattr(store, "write", lambda items: (release.wait(10), real_write(items))[1])
+    recorder = Recorder(store, journal_path=tmp_path / "journal.jsonl", batch_size=1, max_queue=2,
+                        enqueue_timeout_s=0.1)
+    try:
+        with pytest.raises(RecorderOverloaded, match="stayed full"):
+            for n in range(10):
+                recorder.record_solve(solve(n))
+    finally:
+        release.set()
+        recorder.close()
+
+
+def test_records_still_queued_at_interpreter_exit_are_written(store_url, tmp_path):
+    script = textwrap.dedent("""
+        import sys
+        from trm_modules.records import SolveRecord
+        from trm_modules.store import Recorder
+        recorder = Recorder(sys.argv[1], journal_path=sys.argv[2], flush_interval_s=60)
+        for n in range(50):
+            recorder.record_solve(SolveRecord(id=f"exit-{n}", module="m", version="1", digest="sha256:00",
+                                              input={}, output={}, steps=1, confidence=1.0, latency_ms=1.0,
+                                              device="cpu"))
+    """)
+    subprocess.run([sys.executable, "-c", script, store_url, str(tmp_path / "journal.jsonl")], check=True, timeout=60)
+    with Store(store_url).session() as session:
+        assert session.scalar(select(func.count()).select_from(Solve)) == 50
+
+
+def test_concurrent_first_uses_of_a_fresh_database_migrate_it_once(store_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trm_modules.store import head_revision
+    from trm_modules.store.database import current_revision
+
+    stores = [Store(store_url) for _ in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda s: s.ensure_schema(), stores))
+    assert current_revision(stores[0].engine) == head_revision()
+    for opened in stores:
+        opened.close()
 
 
 # -- crash safety ----------------------------------------------------------------------------

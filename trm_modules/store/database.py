@@ -149,10 +149,16 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> str:
     PostgreSQL on an advisory lock; a database already at the target is left untouched.
     """
     from alembic import command
+    from alembic.util.exc import CommandError
 
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-        command.upgrade(_alembic_config(connection), revision)
+        try:
+            command.upgrade(_alembic_config(connection), revision)
+        except CommandError as exc:
+            raise StoreError(f"cannot migrate the store at {redacted_url(str(engine.url.render_as_string(False)))} "
+                             f"to {revision!r}: {exc}. A database migrated by a newer trm-modules needs that "
+                             f"version (this one knows revisions up to {head_revision()})") from exc
     reached = current_revision(engine)
     return reached or ""

@@ -99,14 +99,16 @@ class Recorder:
 
     ``store``: a Store, or a URL / SQLite path for one (None: ``$TRM_DB_URL`` or the default).
     A batch is written when ``batch_size`` items are queued or ``flush_interval_s`` after its first
-    item. ``journal_path`` defaults to one file per database URL in the user data directory.
+    item. ``journal_path`` defaults to one file per database URL in the user data directory. After a
+    failed write the database is tried again after ``min_retry_delay_s``, doubling up to 30 s;
+    meanwhile batches go straight to the journal.
     See the module docstring for when an item counts as acknowledged.
     """
 
     def __init__(self, store: Store | str | None = None, *, journal_path: str | os.PathLike[str] | None = None,
                  batch_size: int = 500, flush_interval_s: float = 0.05, replay_interval_s: float = 30.0,
                  max_queue: int = 100_000, enqueue_timeout_s: float = 1.0, durable: bool = False,
-                 durable_timeout_s: float = 60.0) -> None:
+                 durable_timeout_s: float = 60.0, min_retry_delay_s: float = 0.5) -> None:
         if batch_size < 1 or flush_interval_s < 0 or max_queue < 1:
             raise StoreError(f"Recorder needs batch_size ≥ 1, flush_interval_s ≥ 0 and max_queue ≥ 1; got "
                              f"{batch_size}, {flush_interval_s}, {max_queue}")
@@ -119,6 +121,7 @@ class Recorder:
         self.enqueue_timeout_s = enqueue_timeout_s
         self.durable = durable
         self.durable_timeout_s = durable_timeout_s
+        self.min_retry_delay_s = min_retry_delay_s
         self.stats = RecorderStats()
 
         self.max_queue = max_queue
@@ -328,5 +331,5 @@ class Recorder:
             log.log(level, "cannot write to %r (%s); journaling to %s until it answers", self.store,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.journal.path,
                     exc_info=not isinstance(exc, StoreUnavailable))
-        self._retry_delay = min(max(self._retry_delay * 2, 0.5), _MAX_RETRY_DELAY_S)
+        self._retry_delay = min(max(self._retry_delay * 2, self.min_retry_delay_s), _MAX_RETRY_DELAY_S)
         self._retry_at = time.monotonic() + self._retry_delay
