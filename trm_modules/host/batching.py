@@ -1,8 +1,11 @@
 """Micro-batching: requests to one loaded version that arrive close together run as one batch.
 
-One worker thread per loaded version takes the first waiting request, waits at most ``window_s``
-(counted from that request's arrival) for more, up to ``max_batch_size``, and runs them as one
-``model.solve`` call. TRM's early halting drops finished rows from the batch, and every row's
+One worker thread per loaded version takes the first waiting request, waits for more, up to
+``max_batch_size``, and runs them as one ``model.solve`` call. The wait (counted from the first
+request's arrival) is ``window_s``, or ``wait_fraction`` of the recent batches' compute time when
+that is longer, and ends early once one more request waits than the largest recent batch had: callers
+who just got their answers need a moment to send the next request, and on a busy CPU that moment
+is longer than a fixed 2 ms, while waiting a tenth of a batch's compute costs at most a tenth. TRM's early halting drops finished rows from the batch, and every row's
 computation is independent of the others, so a batched answer equals the unbatched one.
 Requests that arrive while a batch runs queue up and form the next batch at once.
 """
@@ -48,7 +51,7 @@ class MicroBatcher:
     """Collects concurrent single-example requests into batches for one model on one device."""
 
     def __init__(self, run_batch: BatchRunner, *, window_s: float = 0.002, max_batch_size: int = 64,
-                 name: str = "trm-batcher") -> None:
+                 wait_fraction: float = 0.1, name: str = "trm-batcher") -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if window_s < 0:
@@ -56,6 +59,8 @@ class MicroBatcher:
         self.run_batch = run_batch
         self.window_s = window_s
         self.max_batch_size = max_batch_size
+        self.wait_fraction = wait_fraction
+        self._recent: deque[tuple[int, float]] = deque(maxlen=8)  # (rows, seconds) of recent batches
         self.batches = 0
         self.rows = 0
         self._queue: deque[_Request] = deque()
@@ -94,8 +99,12 @@ class MicroBatcher:
                     request.future.set_exception(BatcherClosed(f"{self._thread.name} closed"))
                 self._queue.clear()
                 return None
-            deadline = self._queue[0].arrived + self.window_s
-            while len(self._queue) < self.max_batch_size and not self._closed:
+            wait, target = self.window_s, self.max_batch_size
+            if self._recent:
+                wait = max(wait, self.wait_fraction * sum(s for _, s in self._recent) / len(self._recent))
+                target = min(target, max(rows for rows, _ in self._recent) + 1)  # + 1: room to grow
+            deadline = self._queue[0].arrived + wait
+            while len(self._queue) < target and not self._closed:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -114,7 +123,9 @@ class MicroBatcher:
             try:
                 tokens = np.stack([r.tokens for r in batch]).astype(np.int64, copy=False)
                 puzzle_ids = np.array([r.puzzle_id for r in batch], dtype=np.int64)
+                started = time.perf_counter()
                 out_tokens, steps, confidence = self.run_batch(tokens, puzzle_ids)
+                self._recent.append((len(batch), time.perf_counter() - started))
             except BaseException as exc:  # noqa: BLE001 - the callers get the error, the worker lives on
                 for request in batch:
                     request.future.set_exception(exc)
