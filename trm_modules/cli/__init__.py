@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import model_commands, package_commands, host_commands, store_commands, server_commands
+from . import host_commands, model_commands, package_commands, retrain_commands, server_commands, store_commands
 
 app = typer.Typer(
     name="trm",
@@ -24,7 +24,7 @@ def _root() -> None:
     """Package, serve, hot-swap and retrain Tiny Recursive Models (TRM) as reasoning modules."""
 
 
-for _area in (model_commands, package_commands, host_commands, store_commands, server_commands):
+for _area in (model_commands, package_commands, host_commands, store_commands, retrain_commands, server_commands):
     _area.register(app)
 
 

@@ -114,6 +114,7 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         "recipe": training.get("recipe"), "command": training.get("command"), "data": training.get("data"),
         "hardware": training.get("hardware"), "wall_time_s": training.get("wall_time_s"),
         "optimizer_steps": training.get("optimizer_steps"), "feedback_window": training.get("feedback_window"),
+        "recipe_toml": training.get("recipe_toml"), "feedback_data": training.get("feedback_data"),
     }
     plots = {f"card/{plot}": (run_dir / plot).read_bytes() for plot in RUN_PLOTS if (run_dir / plot).is_file()}
     out_path = Path(out_path) if out_path is not None else Path(f"{name}-{version}.trm")

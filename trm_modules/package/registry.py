@@ -220,6 +220,40 @@ class DirectoryRegistry:
                                              "published_at": _now()}
         return self.resolve(m.name, m.version, include_yanked=True)
 
+    def active_version(self, name: str) -> str:
+        """The version hosts should serve: the promoted one, else the newest that is not yanked."""
+        module = self.read_index()["modules"].get(name, {})
+        active = module.get("active")
+        if active and not module.get("versions", {}).get(active, {}).get("yanked", True):
+            return active
+        return self.resolve(name).version
+
+    def promote(self, name: str, version: str) -> RegistryEntry:
+        """Make ``name@version`` the active version; the previous one is remembered for ``rollback``."""
+        with self._locked() as index:
+            module = index["modules"].get(name, {})
+            record = module.get("versions", {}).get(version)
+            if record is None:
+                raise NoMatchingVersion(f"{name}@{version} is not published in {self.root}", file=str(self.root))
+            if record.get("yanked"):
+                raise RegistryError(f"{name}@{version} is yanked and cannot be promoted", file=str(self.root))
+            previous = module.get("active")
+            if previous and previous != version:
+                module.setdefault("history", []).append(previous)
+            module["active"] = version
+        return self.resolve(name, version, include_yanked=True)
+
+    def rollback(self, name: str) -> RegistryEntry:
+        """Re-activate the version that was active before the last ``promote``."""
+        with self._locked() as index:
+            module = index["modules"].get(name, {})
+            history = module.get("history") or []
+            if not history:
+                raise RegistryError(f"{name} has no earlier active version to roll back to", file=str(self.root))
+            module["active"] = history.pop()
+            version = module["active"]
+        return self.resolve(name, version, include_yanked=True)
+
     def yank(self, name: str, version: str, *, reason: str | None = None, yanked: bool = True) -> RegistryEntry:
         """Mark ``name@version`` yanked (skipped by specifiers, still installable by exact pin), or un-yank it."""
         with self._locked() as index:

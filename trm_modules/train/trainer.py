@@ -138,6 +138,7 @@ class Trainer:
                  extra_train: TokenSet | None = None, recipe_path: str | Path | None = None) -> None:
         self.recipe = recipe
         self.recipe_path = recipe_path
+        self.extra_provenance: dict = {}
         self.out_dir = Path(out_dir)
         self.device = pick_device(device)
         self.dist = Distributed.from_env("nccl" if self.device.type == "cuda" else "gloo")
@@ -291,6 +292,11 @@ class Trainer:
         return final
 
     # -- outputs ------------------------------------------------------------------------
+    def recipe_toml(self) -> str | None:
+        if self.recipe_path is not None and Path(self.recipe_path).is_file():
+            return Path(self.recipe_path).read_text(encoding="utf-8")
+        return None
+
     def write_run(self, report: EvalReport) -> None:
         """Write the run directory that ``trm pack`` turns into a package."""
         out = self.out_dir
@@ -320,6 +326,9 @@ class Trainer:
             "optimizer_steps": self.step,
             "parameters": count_parameters(self.model),
             "torch": torch.__version__,
+            # The recipe travels inside the package so a maintainer can retrain from the package alone.
+            "recipe_toml": self.recipe_toml(),
+            **self.extra_provenance,
         }
         (out / "training.json").write_text(json.dumps(training, indent=2))
         rng = np.random.default_rng(data.seed + 17)
