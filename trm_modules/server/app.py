@@ -1,0 +1,396 @@
+"""The HTTP API (FastAPI): a thin shell over ``Host``, the registry, the store and the xAPI inbox.
+
+Versioned under ``/v1``; OpenAPI docs at ``/docs``. Every ``/v1`` and ``/xapi`` route needs a
+token with a scope (``solve``, ``feedback``, ``admin``); ``/healthz``, ``/metrics`` and the docs
+are open. Errors are RFC 9457 problem documents (``problems.py``); bodies over the limit are
+refused with 413 before parsing (``limits.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from .. import __version__ as trm_version
+from ..host import SlotState
+from ..package import open_package
+from ..records import FeedbackEvent
+from .auth import require_scope
+from .limits import BodyLimitMiddleware
+from .problems import Problem, install_problem_handlers, invalid_document
+from .runtime import ServerRuntime
+from .schemas import (CanaryRequest, FeedbackAccepted, FeedbackRequest, ModuleDetail, ModuleLinks, ModuleSummary,
+                      PublishedPackage, SlotResponse, SolveRequest, SolveResponse, VersionRequest, YankRequest)
+
+XAPI_VERSION_SENT = "1.0.3"
+SCHEMA_MEDIA_TYPE = "application/schema+json"
+
+
+def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True) -> FastAPI:
+    """The FastAPI application serving ``runtime`` (closed with the app unless told otherwise)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if close_runtime_on_shutdown:
+            await run_in_threadpool(runtime.close)
+
+    app = FastAPI(
+        title="trm-modules",
+        version=trm_version,
+        summary="Tiny Recursive Model reasoning modules for course platforms: solve, feedback, xAPI, admin.",
+        description="Authenticate with `Authorization: Bearer <token>` (create one with "
+                    "`trm token create --scope solve|feedback|admin`). Errors are RFC 9457 problem documents.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.catalog = ModuleCatalog(runtime)
+    settings = runtime.settings
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
+                       prefix_limits={"/v1/admin/packages": settings.max_package_bytes})
+    install_problem_handlers(app)
+    app.include_router(_open_routes())
+    app.include_router(_module_routes())
+    app.include_router(_admin_routes())
+    app.include_router(_xapi_routes())
+    return app
+
+
+def _runtime(request: Request) -> ServerRuntime:
+    return request.app.state.runtime
+
+
+def _slot_response(state: SlotState) -> SlotResponse:
+    return SlotResponse(name=state.name, active=state.active, canary=state.canary, canary_share=state.canary_share,
+                        pins=dict(state.pins), loaded=list(state.loaded), history=list(state.history))
+
+
+class ModuleCatalog:
+    """What the registry and the host know about modules, shaped for the API (package metadata cached by digest)."""
+
+    def __init__(self, runtime: ServerRuntime) -> None:
+        self.runtime = runtime
+        self._described: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _states(self) -> dict[str, SlotState]:
+        return {state.name: state for state in self.runtime.host.modules()}
+
+    def summaries(self) -> list[ModuleSummary]:
+        """Every module published in the registry or loaded in the host."""
+        entries = self.runtime.registry.list()
+        states = self._states()
+        names = sorted({e.name for e in entries} | set(states))
+        return [self._summary(name, [e for e in entries if e.name == name], states.get(name)) for name in names]
+
+    def _summary(self, name: str, entries: list[Any], state: SlotState | None) -> ModuleSummary:
+        base = f"/v1/modules/{quote(name, safe='')}"
+        first = entries[0] if entries else None
+        return ModuleSummary(
+            name=name, module_id=first.module_id if first else None, title=first.title if first else None,
+            active=state.active if state else None, canary=state.canary if state else None,
+            canary_share=state.canary_share if state else 0.0, pins=dict(state.pins) if state else {},
+            available=[e.version for e in entries if not e.yanked], yanked=[e.version for e in entries if e.yanked],
+            links=ModuleLinks(self=base, solve=f"{base}/solve", input_schema=f"{base}/schemas/input",
+                              output_schema=f"{base}/schemas/output"))
+
+    def describe(self, name: str, version: str | None) -> dict[str, Any]:
+        """Manifest, card and schemas of ``name`` at ``version`` (default: the active one, else the newest)."""
+        if version is None:
+            state = self._states().get(name)
+            version = state.active if state and state.active else None
+        entry = self.runtime.registry.resolve(name, version, include_yanked=version is not None)
+        with self._lock:
+            cached = self._described.get(entry.digest)
+        if cached is None:
+            package = open_package(self.runtime.registry.path_of(entry))
+            cached = {"version": package.version, "digest": package.digest,
+                      "manifest": package.manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
+                      "card": package.card, "input_schema": package.input_schema,
+                      "output_schema": package.output_schema}
+            with self._lock:
+                self._described[entry.digest] = cached
+        return cached
+
+    def detail(self, name: str, version: str | None) -> ModuleDetail:
+        """The summary of ``name`` plus its described version."""
+        described = self.describe(name, version)
+        entries = self.runtime.registry.list(name)
+        summary = self._summary(name, entries, self._states().get(name))
+        return ModuleDetail(**summary.model_dump(), **described)
+
+
+# ================================================================================= open routes
+def _open_routes() -> APIRouter:
+    router = APIRouter(tags=["service"])
+
+    @router.get("/healthz", summary="Liveness and what is loaded")
+    def healthz(request: Request) -> dict[str, Any]:
+        runtime = _runtime(request)
+        return {"status": "ok", "modules": {s.name: s.active for s in runtime.host.modules()},
+                "registry": str(runtime.registry.root)}
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    def metrics(request: Request) -> Response:
+        runtime = _runtime(request)
+        return Response(runtime.metrics.exposition(), media_type=runtime.metrics.content_type)
+
+    return router
+
+
+# ============================================================================== module routes
+def _module_routes() -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["modules"])
+
+    @router.get("/modules", response_model=list[ModuleSummary], dependencies=[Depends(require_scope(None))],
+                summary="Modules: active and available versions, links to their task schemas")
+    def list_modules(request: Request) -> list[ModuleSummary]:
+        return request.app.state.catalog.summaries()
+
+    @router.get("/modules/{name}", response_model=ModuleDetail, dependencies=[Depends(require_scope(None))],
+                summary="One module: manifest, model card, task schemas")
+    def get_module(request: Request, name: str,
+                   version: str | None = Query(None, description="Default: the active version.")) -> ModuleDetail:
+        return request.app.state.catalog.detail(name, version)
+
+    @router.get("/modules/{name}/schemas/{which}", dependencies=[Depends(require_scope(None))],
+                summary="The JSON Schema of the module's task input or output",
+                responses={200: {"content": {SCHEMA_MEDIA_TYPE: {}}}})
+    def get_schema(request: Request, name: str, which: str, version: str | None = None) -> Response:
+        if which not in ("input", "output"):
+            raise Problem(404, "not-found", "No such schema", f"schemas are 'input' and 'output', not {which!r}")
+        schema = request.app.state.catalog.describe(name, version)[f"{which}_schema"]
+        return Response(json.dumps(schema), media_type=SCHEMA_MEDIA_TYPE)
+
+    @router.post("/modules/{name}/solve", response_model=SolveResponse, dependencies=[Depends(require_scope("solve"))],
+                 summary="Solve one task input with the version the context selects")
+    async def solve(request: Request, name: str, body: SolveRequest) -> SolveResponse:
+        answer = await _runtime(request).host.asolve(name, body.input, body.context, solve_id=body.client_id)
+        return SolveResponse(solve_id=answer.solve_id, module=answer.module, version=answer.version,
+                             digest=answer.digest, output=answer.output, steps=answer.steps,
+                             confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms)
+
+    @router.get("/solves/{solve_id}", dependencies=[Depends(require_scope("solve"))],
+                summary="A recorded solve (the xAPI activity a solve's statements name)")
+    def get_solve(request: Request, solve_id: str) -> dict[str, Any]:
+        from ..store.models import Solve
+
+        with _runtime(request).store.session() as session:
+            solve = session.get(Solve, solve_id)
+        if solve is None:
+            raise Problem(404, "not-found", "No such solve", f"no solve {solve_id!r} is recorded (yet: records are "
+                                                             "written within a fraction of a second)")
+        return {"solve_id": solve.id, "module": solve.module, "version": solve.version, "digest": solve.digest,
+                "input": solve.input, "output": solve.output, "steps": solve.steps, "confidence": solve.confidence,
+                "valid": solve.valid, "created_at": solve.created_at.isoformat()}
+
+    @router.post("/feedback", response_model=FeedbackAccepted, status_code=202,
+                 dependencies=[Depends(require_scope("feedback"))],
+                 summary="Outcome feedback on a solve (idempotent by id)",
+                 responses={200: {"model": FeedbackAccepted, "description": "This id was already accepted."}})
+    def feedback(request: Request, body: FeedbackRequest, response: Response) -> FeedbackAccepted:
+        from ..store.models import Feedback
+
+        runtime = _runtime(request)
+        if body.id is not None:
+            with runtime.store.session() as session:
+                known = session.get(Feedback, body.id)
+            if known is not None:
+                response.status_code = 200
+                return FeedbackAccepted(id=known.id, solve_id=known.solve_id, kind=known.kind, duplicate=True)
+        fields = body.model_dump(exclude_none=True)
+        event = runtime.host.feedback(FeedbackEvent(source="api", **fields))
+        return FeedbackAccepted(id=event.id, solve_id=event.solve_id, kind=event.kind)
+
+    return router
+
+
+# =============================================================================== admin routes
+async def _spool_upload(request: Request) -> Path:
+    """The uploaded package (multipart field ``file``, or the raw body) in a temporary file."""
+    fd, name = tempfile.mkstemp(prefix="trm-upload-", suffix=".trm")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            content_type = request.headers.get("content-type", "")
+            if content_type.startswith("multipart/form-data"):
+                form = await request.form(max_files=1, max_fields=4)
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    raise invalid_document("a multipart upload needs the package in a file field named 'file'", "/file")
+                await run_in_threadpool(shutil.copyfileobj, upload.file, out)
+            else:
+                async for chunk in request.stream():
+                    out.write(chunk)
+        if path.stat().st_size == 0:
+            raise invalid_document("the upload is empty; send a .trm package as the body or as multipart field "
+                                   "'file'", "")
+        return path
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _admin_routes() -> APIRouter:
+    router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_scope("admin"))])
+
+    @router.post("/packages", response_model=PublishedPackage, status_code=201,
+                 summary="Upload a package: verified, self-tested, published; optionally activated",
+                 openapi_extra={"requestBody": {"content": {
+                     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                     "multipart/form-data": {"schema": {"type": "object", "properties": {
+                         "file": {"type": "string", "format": "binary"}}}}}}})
+    async def upload_package(request: Request, activate: bool = Query(False, description="Make it the active version.")
+                             ) -> PublishedPackage:
+        runtime = _runtime(request)
+        path = await _spool_upload(request)
+        try:
+            def publish() -> PublishedPackage:
+                entry = runtime.registry.publish(path)
+                package = open_package(runtime.registry.path_of(entry))
+                runtime.store.record_installed_package(
+                    name=entry.name, version=entry.version, digest=entry.digest, codec=package.manifest.task.codec,
+                    codec_params=package.manifest.task.params, source=f"upload to {runtime.registry.root}")
+                active = None
+                if activate:
+                    active = runtime.host.swap(entry.name, entry.version).active
+                    runtime.metrics.swaps.labels(entry.name, "activate").inc()
+                else:
+                    states = {s.name: s for s in runtime.host.modules()}
+                    if entry.name not in states or states[entry.name].active is None:  # a new module starts serving
+                        active = runtime.host.swap(entry.name, entry.version).active
+                        runtime.metrics.swaps.labels(entry.name, "activate").inc()
+                    else:
+                        active = states[entry.name].active
+                return PublishedPackage(name=entry.name, version=entry.version, digest=entry.digest, size=entry.size,
+                                        active=active)
+
+            return await run_in_threadpool(publish)
+        finally:
+            path.unlink(missing_ok=True)
+
+    @router.post("/modules/{name}/activate", response_model=SlotResponse,
+                 summary="Make a published version active (loaded and self-tested first; no downtime)")
+    def activate(request: Request, name: str, body: VersionRequest) -> SlotResponse:
+        runtime = _runtime(request)
+        state = runtime.host.swap(name, body.version)
+        runtime.metrics.swaps.labels(name, "activate").inc()
+        return _slot_response(state)
+
+    @router.post("/modules/{name}/rollback", response_model=SlotResponse,
+                 summary="Make the previously active version active again")
+    def rollback(request: Request, name: str) -> SlotResponse:
+        runtime = _runtime(request)
+        state = runtime.host.rollback(name)
+        runtime.metrics.swaps.labels(name, "rollback").inc()
+        return _slot_response(state)
+
+    @router.put("/modules/{name}/pins/{course}", response_model=SlotResponse,
+                summary="Answer one course's requests with a given version")
+    def pin(request: Request, name: str, course: str, body: VersionRequest) -> SlotResponse:
+        runtime = _runtime(request)
+        state = runtime.host.pin(name, course, body.version)
+        runtime.metrics.swaps.labels(name, "pin").inc()
+        return _slot_response(state)
+
+    @router.delete("/modules/{name}/pins/{course}", response_model=SlotResponse, summary="Stop pinning a course")
+    def unpin(request: Request, name: str, course: str) -> SlotResponse:
+        return _slot_response(_runtime(request).host.unpin(name, course))
+
+    @router.put("/modules/{name}/canary", response_model=SlotResponse,
+                summary="Send a share of learners to a canary version (share 0 stops it)")
+    def canary(request: Request, name: str, body: CanaryRequest) -> SlotResponse:
+        runtime = _runtime(request)
+        if body.share == 0:
+            return _slot_response(runtime.host.clear_canary(name))
+        if body.version is None:
+            raise invalid_document("a canary with a share above 0 needs a version", "/version")
+        state = runtime.host.set_canary(name, body.version, body.share)
+        runtime.metrics.swaps.labels(name, "canary").inc()
+        return _slot_response(state)
+
+    @router.post("/modules/{name}/versions/{version}/yank",
+                 summary="Yank a published version (skipped by 'newest' and specifiers; exact pins still resolve)")
+    def yank(request: Request, name: str, version: str, body: YankRequest | None = None) -> dict[str, Any]:
+        body = body or YankRequest()
+        entry = _runtime(request).registry.yank(name, version, reason=body.reason, yanked=body.yanked)
+        return {"name": entry.name, "version": entry.version, "yanked": entry.yanked, "reason": entry.yank_reason}
+
+    return router
+
+
+# =============================================================================== xAPI routes
+def _xapi_routes() -> APIRouter:
+    from trm_adapters.xapi_ingest import StatementConflict, XapiInbox
+    from trm_adapters.xapi_statements import XapiStatementError, check_version_header
+
+    router = APIRouter(prefix="/xapi", tags=["xAPI"])
+    headers = {"X-Experience-API-Version": XAPI_VERSION_SENT}
+
+    def inbox(request: Request) -> XapiInbox:
+        if not hasattr(request.app.state, "xapi_inbox"):
+            runtime = _runtime(request)
+            request.app.state.xapi_inbox = XapiInbox(runtime.recorder, runtime.host.feedback, runtime.host.flush)
+        return request.app.state.xapi_inbox
+
+    async def statements_of(request: Request) -> Any:
+        try:
+            check_version_header(request.headers.get("x-experience-api-version"))
+        except XapiStatementError as exc:
+            raise Problem(400, "xapi-version", "Missing or unsupported xAPI version", exc.message, headers=headers)
+        try:
+            return json.loads(await request.body())
+        except ValueError as exc:
+            raise Problem(400, "bad-json", "The body is not JSON", f"cannot parse the statements: {exc}",
+                          headers=headers) from exc
+
+    def receive(request: Request, statements: list[Any]) -> list[str]:
+        try:
+            ids, _ = inbox(request).receive(statements)
+        except XapiStatementError as exc:
+            raise Problem(400, "invalid-statement", "Invalid xAPI statement", exc.message,
+                          errors=[{"detail": exc.message, "pointer": exc.pointer}], headers=headers) from exc
+        except StatementConflict as exc:
+            raise Problem(409, "statement-conflict", "Statement id conflict", str(exc),
+                          errors=[{"detail": str(exc), "pointer": exc.pointer}], headers=headers) from exc
+        return ids
+
+    @router.get("/about", summary="The xAPI versions this endpoint speaks")
+    def about() -> JSONResponse:
+        return JSONResponse({"version": ["1.0.3", "2.0.0"], "extensions": {}}, headers=headers)
+
+    @router.post("/statements", dependencies=[Depends(require_scope("feedback"))],
+                 summary="Store one statement or a batch (as an LRS); statements about solves become feedback")
+    async def post_statements(request: Request) -> JSONResponse:
+        body = await statements_of(request)
+        statements = body if isinstance(body, list) else [body]
+        ids = await run_in_threadpool(receive, request, statements)
+        return JSONResponse(ids, headers=headers)
+
+    @router.put("/statements", status_code=204, dependencies=[Depends(require_scope("feedback"))],
+                summary="Store one statement under the id given as statementId")
+    async def put_statement(request: Request, statementId: str = Query(..., description="The statement's id.")
+                            ) -> Response:
+        body = await statements_of(request)
+        if not isinstance(body, dict):
+            raise Problem(400, "invalid-statement", "Invalid xAPI statement", "PUT takes a single statement object",
+                          headers=headers)
+        if "id" in body and str(body["id"]) != statementId:
+            raise Problem(400, "invalid-statement", "Invalid xAPI statement",
+                          f"the statement's id {body['id']} differs from statementId {statementId}",
+                          errors=[{"detail": "id differs from statementId", "pointer": "/id"}], headers=headers)
+        await run_in_threadpool(receive, request, [{**body, "id": statementId}])
+        return Response(status_code=204, headers=headers)
+
+    return router

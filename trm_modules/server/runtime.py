@@ -1,0 +1,118 @@
+"""What a server runs on: one Host over one registry, the store's recorder, tokens and metrics.
+
+``ServerRuntime.start`` wires the library objects together and activates, for every module
+published in the registry, its newest version that is not yanked. The HTTP routes only call
+methods of these objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..host import Host
+from ..package import DirectoryRegistry
+from ..package.registry import default_registry_path, installed_registry
+from ..plugins import build_plugin_manager
+from ..store import Recorder, Store, StorePlugin
+from .metrics import ServerMetrics
+from .tokens import TokenStore
+
+log = logging.getLogger("trm_modules.server")
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_PACKAGE_BYTES = 256 << 20
+
+
+@dataclass
+class ServerSettings:
+    """How a server runs. ``registry``: folder of the served registry (default: ``TRM_REGISTRY``, the
+    checkout's ``registry/``, else the installed-modules registry). ``db``: store URL or SQLite path
+    (default ``TRM_DB_URL`` or the user data dir). ``public_url``: the URL clients reach the server at
+    (solve activity IRIs are built from it)."""
+
+    registry: Path | None = None
+    db: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES
+    batch_window_ms: float = 2.0
+    cpu_threads: int | None = None
+    entry_point_plugins: bool = True
+    journal_path: Path | None = None
+    recorder_options: dict[str, Any] = field(default_factory=dict)
+
+
+def served_registry(path: Path | None) -> DirectoryRegistry:
+    """The registry a server publishes to and serves from (see ``ServerSettings.registry``)."""
+    if path is not None:
+        return DirectoryRegistry(path, create=True)
+    default = default_registry_path()
+    return DirectoryRegistry(default, create=True) if default is not None else installed_registry()
+
+
+@dataclass
+class StartReport:
+    """What a server activated on start, and what it could not."""
+
+    registry: str
+    activated: dict[str, str]
+    failed: dict[str, str]
+
+
+class ServerRuntime:
+    """The library objects behind one server; build with ``start``, release with ``close``."""
+
+    def __init__(self, settings: ServerSettings, host: Host, registry: DirectoryRegistry, recorder: Recorder,
+                 tokens: TokenStore, metrics: ServerMetrics) -> None:
+        self.settings = settings
+        self.host = host
+        self.registry = registry
+        self.recorder = recorder
+        self.store: Store = recorder.store
+        self.tokens = tokens
+        self.metrics = metrics
+        self.report = StartReport(str(registry.root), {}, {})
+
+    @classmethod
+    def start(cls, settings: ServerSettings) -> "ServerRuntime":
+        """Open the store, build the host over the registry, and activate every published module."""
+        registry = served_registry(settings.registry)
+        recorder_options = dict(settings.recorder_options)
+        if settings.journal_path is not None:
+            recorder_options["journal_path"] = settings.journal_path
+        recorder = Recorder(settings.db, **recorder_options)
+        recorder.store.ensure_schema()
+        pm = build_plugin_manager(entry_points=settings.entry_point_plugins)
+        metrics = ServerMetrics()
+        pm.register(StorePlugin(recorder), name="trm-store")
+        pm.register(metrics, name="trm-server-metrics")
+        host = Host([registry], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
+                    cpu_threads=settings.cpu_threads)
+        runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
+        runtime.activate_published()
+        return runtime
+
+    def activate_published(self) -> StartReport:
+        """Make the newest non-yanked version of every published module active (failures are reported)."""
+        for name in sorted({entry.name for entry in self.registry.list()}):
+            try:
+                state = self.host.swap(name)
+                self.report.activated[name] = state.active or ""
+            except Exception as exc:  # noqa: BLE001 - one broken module must not keep the others down
+                self.report.failed[name] = str(exc)
+                log.error("module %s was not activated: %s", name, exc)
+        return self.report
+
+    def close(self) -> None:
+        """Deliver pending events, unload modules, write what the recorder holds."""
+        self.host.close()
+        self.recorder.close()
+
+
+def bind_public_url(public_url: str) -> None:
+    """Let the xAPI forwarder build solve IRIs from the server's URL, unless configured otherwise."""
+    os.environ.setdefault("TRM_PUBLIC_URL", public_url)

@@ -1,0 +1,142 @@
+"""The bodies of the HTTP API (pydantic models; they are also the OpenAPI document's schemas)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..records import FeedbackKind, SolveContext
+
+
+class SolveRequest(BaseModel):
+    """One task input for a module, with where it comes from."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "input": {"grid": [[1, 0, 0, 4], [0, 0, 1, 0], [0, 1, 0, 0], [4, 0, 0, 1]]},
+        "context": {"platform": "moodle.example.org", "course": "logic-101", "activity": "week-3",
+                    "learner": "a1b2c3"},
+        "client_id": "3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11"}]})
+
+    input: dict[str, Any] = Field(description="The task input; must match the module's input schema "
+                                              "(GET /v1/modules/{name}/schemas/input).")
+    context: SolveContext = Field(default_factory=SolveContext, description="Platform, course, activity and "
+                                                                            "learner pseudonym.")
+    client_id: str | None = Field(None, max_length=128, description="Your id for this solve (idempotency key in the "
+                                                                    "store); generated when absent.")
+
+
+class SolveResponse(BaseModel):
+    """The module's answer and exactly which version computed it."""
+
+    solve_id: str = Field(description="Name this id in feedback; the xAPI activity of the solve is "
+                                      "{public_url}/v1/solves/{solve_id}.")
+    module: str
+    version: str
+    digest: str = Field(description="sha256 of the package file that answered.")
+    output: dict[str, Any]
+    steps: int = Field(description="Supervision steps used before halting.")
+    confidence: float = Field(description="The model's halting confidence in [0, 1].")
+    valid: bool | None = Field(description="The task's rule check of the answer (None: the task has none).")
+    latency_ms: float
+
+
+class FeedbackRequest(BaseModel):
+    """Outcome feedback on a solve; posting the same ``id`` again changes nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=128, description="Your id for this event (idempotency key).")
+    solve_id: str = Field(max_length=128)
+    kind: FeedbackKind
+    value: float | str | None = Field(None, description="A rating in [-1, 1], or a comment's text.")
+    corrected_output: dict[str, Any] | None = Field(None, description="The right answer (kind 'correction').")
+    actor: str | None = Field(None, max_length=200, description="Pseudonym of who gave the feedback.")
+    voids: str | None = Field(None, max_length=128, description="Id of the event a 'void' retracts.")
+
+
+class FeedbackAccepted(BaseModel):
+    """The feedback event as accepted (``duplicate``: its id was already known; nothing changed)."""
+
+    id: str
+    solve_id: str
+    kind: str
+    duplicate: bool = False
+
+
+class VersionRequest(BaseModel):
+    """Names one version of a module."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: str
+
+
+class CanaryRequest(BaseModel):
+    """Send ``share`` of learners (by pseudonym hash) to ``version``; share 0 stops the canary."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: str | None = None
+    share: float = Field(ge=0.0, le=1.0)
+
+
+class YankRequest(BaseModel):
+    """Why a version is yanked (shown to those who still pin it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, max_length=500)
+    yanked: bool = True
+
+
+class SlotResponse(BaseModel):
+    """Which versions of a module answer which requests on this server."""
+
+    name: str
+    active: str | None
+    canary: str | None
+    canary_share: float
+    pins: dict[str, str]
+    loaded: list[str]
+    history: list[str]
+
+
+class ModuleLinks(BaseModel):
+    self: str
+    solve: str
+    input_schema: str
+    output_schema: str
+
+
+class ModuleSummary(BaseModel):
+    """A module this server knows: what is published and what answers."""
+
+    name: str
+    module_id: str | None
+    title: str | None
+    active: str | None
+    canary: str | None
+    canary_share: float
+    pins: dict[str, str]
+    available: list[str] = Field(description="Published versions that are not yanked, oldest first.")
+    yanked: list[str]
+    links: ModuleLinks
+
+
+class ModuleDetail(ModuleSummary):
+    """One module: its active (or requested) version's manifest, model card and task schemas."""
+
+    version: str
+    digest: str
+    manifest: dict[str, Any]
+    card: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+class PublishedPackage(BaseModel):
+    """A package the server verified, self-tested and published to its registry."""
+
+    name: str
+    version: str
+    digest: str
+    size: int
+    active: str | None = Field(description="The module's active version after the upload.")

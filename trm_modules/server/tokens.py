@@ -1,0 +1,140 @@
+"""API tokens: random bearer secrets with scopes, stored only as their sha256 (table ``api_tokens``).
+
+A token reads ``trm_<id>_<secret>``: ``id`` names it in listings and revocations, the secret is 32
+random bytes. The store keeps the sha256 of the whole token, never the token itself, so a leaked
+database yields no usable credential. ``trm token create`` prints a token once; it cannot be shown again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable
+
+from sqlalchemy import Column, DateTime, MetaData, String, Table, select, update
+
+from ..errors import TRMError
+from ..store import Store
+
+#: What a token may do: ``solve`` (solve, read modules), ``feedback`` (feedback, xAPI statements), ``admin``.
+SCOPES = ("solve", "feedback", "admin")
+TOKEN_PREFIX = "trm_"
+
+# Core table matching migration 0002_api_tokens (the store's ORM models are not ours to extend).
+_metadata = MetaData()
+api_tokens = Table(
+    "api_tokens", _metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+
+class TokenError(TRMError, ValueError):
+    """A token request is malformed (unknown scope, empty scope list, unknown token id)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed: never its secret."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def token_digest(token: str) -> str:
+    """The hex sha256 the store keeps for ``token``."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _check_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(s.strip() for s in scopes if s.strip()))
+    if not chosen:
+        raise TokenError(f"a token needs at least one scope; choose from {', '.join(SCOPES)}")
+    unknown = [s for s in chosen if s not in SCOPES]
+    if unknown:
+        raise TokenError(f"unknown scope(s) {', '.join(unknown)}; expected some of {', '.join(SCOPES)}")
+    return chosen
+
+
+class TokenStore:
+    """Creates, lists, revokes and verifies API tokens in a store's ``api_tokens`` table.
+
+    ``verify`` caches answers for ``cache_s`` seconds so that a request costs no database round
+    trip; a revocation therefore takes effect within ``cache_s`` on a running server.
+    """
+
+    def __init__(self, store: Store, *, cache_s: float = 5.0) -> None:
+        self.store = store
+        self.cache_s = cache_s
+        self._cache: dict[str, tuple[float, tuple[str, ...] | None]] = {}
+        self._lock = threading.Lock()
+
+    def create(self, scopes: Iterable[str], name: str = "") -> tuple[str, TokenInfo]:
+        """Make a token with ``scopes``; returns (the token, shown only now; its listing)."""
+        chosen = _check_scopes(scopes)
+        token_id = secrets.token_hex(6)
+        token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        info = TokenInfo(id=token_id, name=name or token_id, scopes=chosen, created_at=datetime.now(timezone.utc))
+        with self.store.session() as session, session.begin():
+            session.execute(api_tokens.insert().values(
+                id=info.id, name=info.name, scopes=" ".join(chosen), secret_sha256=token_digest(token),
+                created_at=info.created_at))
+        return token, info
+
+    def list(self, include_revoked: bool = False) -> list[TokenInfo]:
+        """Every token (not revoked ones unless asked), oldest first."""
+        query = select(api_tokens).order_by(api_tokens.c.created_at)
+        if not include_revoked:
+            query = query.where(api_tokens.c.revoked_at.is_(None))
+        with self.store.session() as session:
+            rows = session.execute(query).mappings().all()
+        return [TokenInfo(id=r["id"], name=r["name"], scopes=tuple(r["scopes"].split()), created_at=r["created_at"],
+                          revoked_at=r["revoked_at"]) for r in rows]
+
+    def revoke(self, token_id: str) -> None:
+        """Revoke the token ``token_id``; ``TokenError`` if there is none."""
+        with self.store.session() as session, session.begin():
+            result = session.execute(update(api_tokens).where(api_tokens.c.id == token_id)
+                                     .values(revoked_at=datetime.now(timezone.utc)))
+        if result.rowcount == 0:
+            raise TokenError(f"no token with id {token_id!r}; `trm token list` shows the ids")
+        with self._lock:
+            self._cache.clear()
+
+    def verify_cached(self, token: str) -> tuple[str, ...] | None:
+        """The scopes of ``token`` if a recent ``verify`` found it valid, else None (then call ``verify``)."""
+        with self._lock:
+            cached = self._cache.get(token_digest(token))
+        if cached is not None and time.monotonic() - cached[0] < self.cache_s:
+            return cached[1]
+        return None
+
+    def verify(self, token: str) -> tuple[str, ...] | None:
+        """The scopes of ``token``, or None if it is unknown or revoked."""
+        digest = token_digest(token)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self.cache_s:
+            return cached[1]
+        query = select(api_tokens.c.scopes).where(api_tokens.c.secret_sha256 == digest,
+                                                 api_tokens.c.revoked_at.is_(None))
+        with self.store.session() as session:
+            row = session.execute(query).first()
+        scopes = tuple(row[0].split()) if row else None
+        with self._lock:
+            if len(self._cache) > 10_000:  # bounded: random invalid tokens must not grow memory
+                self._cache.clear()
+            self._cache[digest] = (now, scopes)
+        return scopes
