@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import numpy as np
 import pytest
 
 from test_host_fixtures import TINY, grid_inputs, reference_outputs, tiny_model, tiny_spec
@@ -12,6 +13,7 @@ from trm_modules.errors import ModuleNotFound
 from trm_modules.host import (
     Host, InvalidInput, MemorySource, PlacementError, SelfTestFailed, SwapError, VersionNotLoaded,
 )
+from trm_modules.host.batching import MicroBatcher
 from trm_modules.host.hookspecs import hookimpl
 from trm_modules.plugins import build_plugin_manager
 
@@ -328,3 +330,22 @@ def test_raising_observer_does_not_fail_the_solve_and_is_counted():
         assert host.pm.error_counts[name] == 1
     assert len(recorder.records) == 1  # the other observer still got it
 
+
+
+def test_a_failing_batch_fails_its_requests_and_the_batcher_keeps_serving():
+    calls = []
+
+    def run_batch(tokens, puzzle_ids):
+        calls.append(len(tokens))
+        if len(calls) == 1:
+            raise RuntimeError("device fell over")
+        return tokens, np.ones(len(tokens), dtype=np.int64), np.full(len(tokens), 0.5)
+
+    batcher = MicroBatcher(run_batch, window_s=0.0, max_batch_size=4)
+    try:
+        with pytest.raises(RuntimeError, match="device fell over"):
+            batcher.submit(np.arange(16)).result(timeout=5)
+        row = batcher.submit(np.arange(16)).result(timeout=5)
+        assert (row.tokens == np.arange(16)).all() and row.steps == 1
+    finally:
+        batcher.close()

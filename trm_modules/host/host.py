@@ -55,19 +55,22 @@ class Host:
     ``sources``: where ``swap``/``pin``/``set_canary`` find versions (plugins add more through
     ``trm_module_sources``). ``memory_budgets``: bytes per device (``{"cpu": 2**30, "cuda:0": …}``);
     default: every CUDA device at 80 % of its memory and the CPU at half the RAM.
-    ``batch_window_ms`` / ``max_batch_size``: micro-batching (0 ms = batch only what is already
-    waiting). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
+    ``batch_window_ms`` / ``max_batch_size`` / ``batch_wait_fraction``: micro-batching — a batch
+    waits ``batch_window_ms`` for company, or that fraction of recent batches' compute time when
+    longer (0 ms and 0 = batch only what is already waiting). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
     1 is fastest on machines shared with other busy processes). ``plugin_manager``: defaults to
     the process-wide one.
     """
 
     def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
                  memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
-                 max_batch_size: int = 64, cpu_threads: int | None = None) -> None:
+                 max_batch_size: int = 64, batch_wait_fraction: float = 0.1,
+                 cpu_threads: int | None = None) -> None:
         self.pm = plugin_manager or get_plugin_manager()
         self.sources: list[ModuleSource] = list(sources)
         self.batch_window_s = batch_window_ms / 1000.0
         self.max_batch_size = max_batch_size
+        self.batch_wait_fraction = batch_wait_fraction
         self.cpu_threads = cpu_threads
         self.placement = Placement(memory_budgets, choose_device=self._plugin_placement)
         self.events = EventDispatcher(self.pm)
@@ -137,7 +140,7 @@ class Host:
                 raise ModuleNotFound(f"the version given is of module {spec.name!r}, not {module!r}")
             label = spec.version
             loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size,
-                                   cpu_threads=self.cpu_threads)
+                                   wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads)
             self._acquire(loaded)
             self._ensure_resident(loaded)
             loaded.self_test()

@@ -115,8 +115,9 @@ class LoadedVersion:
     """
 
     def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
-                 cpu_threads: int | None = None) -> None:
+                 wait_fraction: float = 0.1, cpu_threads: int | None = None) -> None:
         self.spec = spec
+        self.wait_fraction = wait_fraction
         self.cpu_threads = cpu_threads
         self.window_s = window_s
         self.max_batch_size = max_batch_size
@@ -161,9 +162,9 @@ class LoadedVersion:
         """Load the model onto ``device`` and start the batcher."""
         model = self.spec.load_model(device)
         self.device = device
-        self.model = model
         self.batcher = MicroBatcher(self.run_batch, window_s=self.window_s, max_batch_size=self.max_batch_size,
-                                    name=f"trm-batcher-{self.name}-{self.version}")
+                                    wait_fraction=self.wait_fraction, name=f"trm-batcher-{self.name}-{self.version}")
+        self.model = model  # last: ``resident`` turns true only once everything is in place
 
     def unload(self) -> None:
         """Stop the batcher and drop the model (the version may be loaded again later).
