@@ -1,0 +1,290 @@
+"""xAPI in (the server as an LRS for statements about solves) and out (the forwarder with its outbox)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+
+from test_server_fixtures import MODULE, puzzle, served
+from trm_adapters.xapi import XapiForwarder
+from trm_adapters.xapi_statements import (feedback_from_statement, solve_activity_iri, statement_for_feedback,
+                                          statement_for_solve)
+from trm_modules.records import FeedbackEvent, SolveRecord
+from trm_modules.server import create_app
+from trm_modules.store.models import Feedback, XapiStatement
+
+XAPI = {"X-Experience-API-Version": "1.0.3"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with served(tmp_path_factory.mktemp("xapi")) as s:
+        yield s
+
+
+def solve_id_of(server) -> str:
+    response = server.client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=server.auth("solve"))
+    return response.json()["solve_id"]
+
+
+def statement(object_id: str, **result) -> dict:
+    return {"id": str(uuid.uuid4()), "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example",
+                                                                                 "name": "learner-9"}},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/responded"},
+            "object": {"objectType": "Activity", "id": object_id}, "result": result}
+
+
+def post(server, body, scope="feedback", headers=XAPI):
+    return server.client.post("/xapi/statements", json=body, headers={**server.auth(scope), **headers})
+
+
+def feedback_count(server, ids) -> int:
+    server.runtime.host.flush()
+    server.runtime.recorder.flush(10)
+    with server.runtime.store.session() as session:
+        return session.scalar(select(func.count()).select_from(Feedback).where(Feedback.id.in_(ids)))
+
+
+# ------------------------------------------------------------------------------- a real client
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The app behind a real socket (the tincan client speaks http.client, not ASGI)."""
+    with served(tmp_path_factory.mktemp("live")) as s:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(s.runtime, close_runtime_on_shutdown=False), log_level="warning")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.01)
+        yield s, f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(5)
+
+
+def test_statement_batch_from_the_tincan_client_lands_as_feedback_exactly_once_when_posted_twice(live_server):
+    from tincan import Activity, Agent, AgentAccount, RemoteLRS, Result, Score, Statement, Verb
+
+    server, url = live_server
+    solve_id = solve_id_of(server)
+    lrs = RemoteLRS(endpoint=f"{url}/xapi/", version="1.0.3", username="lms", password=server.tokens["feedback"])
+    learner = Agent(account=AgentAccount(home_page="https://lms.example", name="learner-1"))
+    batch = [Statement(id=uuid.uuid4(), actor=learner, verb=Verb(id="http://adlnet.gov/expapi/verbs/answered"),
+                       object=Activity(id=solve_activity_iri(url, solve_id)),
+                       result=Result(success=verdict, score=Score(scaled=1.0 if verdict else 0.0)))
+             for verdict in (True, False)]
+    first = lrs.save_statements(batch)
+    second = lrs.save_statements(batch)
+    assert first.success and second.success, (first.response.status, first.data)
+    ids = [str(s.id) for s in batch]
+    assert json.loads(first.data) == json.loads(second.data) == ids
+    assert feedback_count(server, ids) == 2
+    with server.runtime.store.session() as session:
+        kinds = dict(session.execute(select(Feedback.id, Feedback.kind).where(Feedback.id.in_(ids))).all())
+        sources = set(session.scalars(select(Feedback.source).where(Feedback.id.in_(ids))))
+    assert kinds == {ids[0]: "correct", ids[1]: "incorrect"} and sources == {"xapi"}
+
+
+# ------------------------------------------------------------------------------------- inbound
+def test_statement_about_another_activity_is_acknowledged_and_stored_raw_without_feedback(server):
+    other = statement("https://lms.example/quiz/7", success=True)
+    assert post(server, other).json() == [other["id"]]
+    assert feedback_count(server, [other["id"]]) == 0
+    with server.runtime.store.session() as session:
+        assert session.get(XapiStatement, other["id"]).statement["object"]["id"] == "https://lms.example/quiz/7"
+
+
+def test_correction_response_becomes_a_correction_feedback(server):
+    solve_id = solve_id_of(server)
+    corrected = {"grid": [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]}
+    sent = statement(solve_activity_iri("https://elsewhere.example", solve_id), response=json.dumps(corrected))
+    post(server, sent)
+    feedback_count(server, [sent["id"]])
+    with server.runtime.store.session() as session:
+        event = session.get(Feedback, sent["id"])
+    assert (event.kind, event.solve_id, event.corrected_output) == ("correction", solve_id, corrected)
+
+
+def test_voided_statement_voids_the_feedback_it_names(server):
+    solve_id = solve_id_of(server)
+    given = statement(solve_activity_iri("http://testserver", solve_id), success=True)
+    post(server, given)
+    feedback_count(server, [given["id"]])
+    void = {"id": str(uuid.uuid4()), "actor": given["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+            "object": {"objectType": "StatementRef", "id": given["id"]}}
+    post(server, void)
+    feedback_count(server, [void["id"]])
+    with server.runtime.store.session() as session:
+        event = session.get(Feedback, void["id"])
+    assert (event.kind, event.voids, event.solve_id) == ("void", given["id"], solve_id)
+
+
+def test_put_stores_a_single_statement_under_its_statement_id(server):
+    sent = statement("https://lms.example/page/1")
+    sent_id = sent.pop("id")
+    response = server.client.put(f"/xapi/statements?statementId={sent_id}", json=sent,
+                                 headers={**server.auth("feedback"), **XAPI})
+    assert response.status_code == 204 and response.headers["x-experience-api-version"] == "1.0.3"
+
+
+def test_missing_xapi_version_header_is_refused_with_400(server):
+    response = post(server, statement("https://lms.example/x"), headers={})
+    assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_same_statement_id_with_different_content_is_a_409_conflict(server):
+    sent = statement("https://lms.example/a", success=True)
+    post(server, sent)
+    response = post(server, {**sent, "result": {"success": False}})
+    assert response.status_code == 409
+
+
+def test_invalid_statement_in_a_batch_is_a_400_pointing_at_it_and_nothing_is_stored(server):
+    good, bad = statement("https://lms.example/b"), statement("https://lms.example/c")
+    bad["verb"] = {"display": {"en-US": "did"}}
+    response = post(server, [good, bad])
+    assert response.status_code == 400 and response.json()["errors"][0]["pointer"] == "/1/verb/id"
+    with server.runtime.store.session() as session:
+        assert session.get(XapiStatement, good["id"]) is None
+
+
+def test_basic_auth_with_the_token_as_password_is_accepted(server):
+    basic = base64.b64encode(f"lms:{server.tokens['feedback']}".encode()).decode()
+    response = server.client.post("/xapi/statements", json=statement("https://lms.example/d"),
+                                  headers={"Authorization": f"Basic {basic}", **XAPI})
+    assert response.status_code == 200
+
+
+def test_solve_token_may_not_post_statements(server):
+    assert post(server, statement("https://lms.example/e"), scope="solve").status_code == 403
+
+
+# ------------------------------------------------------------------------------------ mapping
+def solve_record(**overrides) -> SolveRecord:
+    fields = dict(id="s-1", module=MODULE, version="1.0.0", digest="sha256:" + "0" * 64, input=puzzle(),
+                  output={"grid": [[1]]}, steps=3, confidence=0.9, valid=True, latency_ms=4.0, device="cpu",
+                  context={"platform": "lms", "course": "logic-101", "learner": "p-7"})
+    return SolveRecord(**{**fields, **overrides})
+
+
+def test_solve_statement_names_the_solve_activity_the_learner_and_the_answering_version():
+    sent = statement_for_solve(solve_record(), "https://trm.example")
+    assert sent["object"]["id"] == "https://trm.example/v1/solves/s-1"
+    assert sent["actor"]["account"]["name"] == "p-7" and sent["result"]["success"] is True
+    assert json.loads(sent["result"]["response"]) == {"grid": [[1]]}
+    assert sent["context"]["extensions"]["tag:trm-modules,2025:xapi/version"] == "1.0.0"
+    uuid.UUID(sent["id"])
+
+
+@pytest.mark.parametrize("kind, value, corrected", [("correct", None, None), ("incorrect", 0.0, None),
+                                                    ("rating", 0.5, None), ("correction", None, {"grid": [[2]]}),
+                                                    ("comment", "nice", None)])
+def test_forwarded_feedback_reads_back_as_the_same_feedback(kind, value, corrected):
+    event = FeedbackEvent(id=str(uuid.uuid4()), solve_id="s-1", kind=kind, value=value, corrected_output=corrected,
+                          actor="p-7")
+    back = feedback_from_statement(statement_for_feedback(event, "https://trm.example"))
+    assert (back.id, back.solve_id, back.kind, back.corrected_output, back.actor, back.source) == (
+        event.id, "s-1", kind, corrected, "p-7", "xapi")
+
+
+# ---------------------------------------------------------------------------------- forwarder
+class FlakyLrs:
+    """An LRS (httpx mock transport) that answers 503 while ``down`` and stores statements otherwise."""
+
+    def __init__(self, status_when_up: int = 200) -> None:
+        self.down = True
+        self.status_when_up = status_when_up
+        self.received: list[dict] = []
+        self.requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        assert request.headers["x-experience-api-version"] == "1.0.3"
+        if self.down:
+            return httpx.Response(503)
+        batch = json.loads(request.content)
+        if self.status_when_up == 200:
+            self.received.extend(batch)
+        return httpx.Response(self.status_when_up, json=[s["id"] for s in batch])
+
+
+def forwarder(tmp_path, lrs: FlakyLrs) -> XapiForwarder:
+    return XapiForwarder("https://lrs.example/xapi/", outbox=tmp_path / "outbox.jsonl", auth="key:secret",
+                         activity_base="https://trm.example", retry_initial_s=0.05, retry_max_s=0.1,
+                         client=httpx.Client(transport=httpx.MockTransport(lrs)))
+
+
+def test_statements_wait_in_the_outbox_while_the_lrs_is_down_and_arrive_once_it_is_back(tmp_path):
+    lrs = FlakyLrs()
+    sender = forwarder(tmp_path, lrs)
+    try:
+        sender.trm_on_solve(solve_record())
+        sender.trm_on_feedback(FeedbackEvent(solve_id="s-1", kind="correct"))
+        assert not sender.flush(timeout=0.3) and sender.pending() == 2 and lrs.requests >= 1
+        lrs.down = False
+        assert sender.flush(timeout=5)
+    finally:
+        sender.close()
+    assert [s["verb"]["id"].rsplit("/", 1)[1] for s in lrs.received] == ["asked", "responded"]
+    assert (tmp_path / "outbox.jsonl").read_text() == ""
+
+
+def test_outbox_left_by_a_stopped_forwarder_is_sent_by_the_next_one(tmp_path):
+    lrs = FlakyLrs()
+    first = forwarder(tmp_path, lrs)
+    first.trm_on_solve(solve_record())
+    first.close()
+    lrs.down = False
+    second = forwarder(tmp_path, lrs)
+    try:
+        assert second.flush(timeout=5) and len(lrs.received) == 1
+    finally:
+        second.close()
+
+
+def test_feedback_that_came_from_an_lrs_is_not_sent_back(tmp_path):
+    lrs = FlakyLrs()
+    sender = forwarder(tmp_path, lrs)
+    try:
+        sender.trm_on_feedback(FeedbackEvent(solve_id="s-1", kind="correct", source="xapi"))
+        assert sender.pending() == 0
+    finally:
+        sender.close()
+
+
+def test_statements_the_lrs_refuses_move_to_the_rejected_file(tmp_path):
+    lrs = FlakyLrs(status_when_up=400)
+    lrs.down = False
+    sender = forwarder(tmp_path, lrs)
+    try:
+        sender.trm_on_solve(solve_record())
+        assert sender.flush(timeout=5)
+    finally:
+        sender.close()
+    assert len((tmp_path / "outbox.rejected.jsonl").read_text().splitlines()) == 1
+
+
+def test_forwarder_registered_on_a_server_sends_each_solve_with_the_server_solve_iri(tmp_path):
+    lrs = FlakyLrs()
+    lrs.down = False
+    with served(tmp_path) as s:
+        sender = forwarder(tmp_path, lrs)
+        s.runtime.host.pm.register(sender, name="xapi-test-forwarder")
+        try:
+            solve_id = solve_id_of(s)
+            s.runtime.host.flush()
+            assert sender.flush(timeout=5)
+        finally:
+            sender.close()
+    assert [st["object"]["id"] for st in lrs.received] == [f"https://trm.example/v1/solves/{solve_id}"]
