@@ -124,6 +124,19 @@ def test_store_plugin_records_solves_and_feedback_emitted_through_the_host_hooks
     plugin.close()
 
 
+def test_store_plugin_remembers_an_installed_package_with_its_codec(store, tmp_path):
+    from types import SimpleNamespace
+
+    task = SimpleNamespace(codec="sudoku", params={"size": 4})
+    package = SimpleNamespace(manifest=SimpleNamespace(name="sudoku-4", version="1.0.0", task=task),
+                              digest="sha256:ab", path=tmp_path / "sudoku-4-1.0.0.trm")
+    plugin = StorePlugin(Recorder(store, journal_path=tmp_path / "journal.jsonl"))
+    plugin.package_installed(package)
+    installed = store.installed_package("sudoku-4")
+    assert (installed.codec, installed.codec_params, installed.source) == ("sudoku", {"size": 4}, str(package.path))
+    plugin.close()
+
+
 def test_the_same_recorder_replays_its_journal_once_the_database_answers_again(store, tmp_path, monkeypatch):
     from trm_modules.store import StoreUnavailable
 

@@ -50,6 +50,16 @@ class StorePlugin:
         except StoreError as exc:
             log.error("feedback %s was not recorded: %s", event.id, exc)
 
+    def package_installed(self, package: Any, source: str = "") -> None:
+        """Remember an installed package (``trm_modules.package`` object) and its task codec for exports.
+
+        Written synchronously (installs are rare); the same (name, version, digest) twice is a no-op.
+        """
+        manifest = package.manifest
+        self.recorder.store.record_installed_package(
+            name=manifest.name, version=manifest.version, digest=package.digest, codec=manifest.task.codec,
+            codec_params=dict(manifest.task.params or {}), source=source or str(getattr(package, "path", "")))
+
     def close(self) -> None:
         """Write what is queued and release the database."""
         self.recorder.close()
