@@ -104,11 +104,29 @@ def test_tampered_package_never_becomes_active(packages, tmp_path):
         assert host.modules()[0].active == "1.0.0"
 
 
-def test_modules_on_trm_module_path_are_found_by_the_builtin_plugin(packages, monkeypatch):
+def test_modules_on_trm_module_path_are_found_by_the_builtin_plugin(packages, tmp_path, monkeypatch):
     folder, _, _ = packages
     monkeypatch.setenv("TRM_MODULE_PATH", str(folder))
+    monkeypatch.setenv("TRM_HOME", str(tmp_path))  # no installed modules
     with make_host() as host:
         assert host.available_versions("sudoku-4x4") == ["1.0.0", "1.1.0"]
+
+
+def test_installed_modules_are_found_by_the_builtin_plugin(packages, tmp_path, monkeypatch):
+    _, paths, _ = packages
+    monkeypatch.setenv("TRM_HOME", str(tmp_path))
+    monkeypatch.delenv("TRM_MODULE_PATH", raising=False)
+    DirectoryRegistry(tmp_path / "modules", create=True).add(open_package(paths["1.1.0"]))
+    with make_host() as host:
+        assert host.available_versions("sudoku-4x4") == ["1.1.0"]
+
+
+def test_no_installed_modules_means_no_registry_is_created(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRM_HOME", str(tmp_path))
+    monkeypatch.delenv("TRM_MODULE_PATH", raising=False)
+    with make_host() as host:
+        assert host.available_versions("sudoku-4x4") == []
+    assert not (tmp_path / "modules").exists()
 
 
 def test_loaded_version_from_package_answers_its_examples(packages):
