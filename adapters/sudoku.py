@@ -35,7 +35,7 @@ BLANK_TOKEN = 1
 DIGIT_OFFSET = 1  # digit d is token d + 1
 
 #: Default (min_givens, max_givens) of generated puzzles: from near-minimal to easy.
-DEFAULT_GIVENS_RANGE: dict[int, tuple[int, int]] = {4: (4, 12), 6: (8, 28), 9: (22, 50), 16: (110, 200)}
+DEFAULT_GIVENS_RANGE: dict[int, tuple[int, int]] = {4: (4, 12), 6: (8, 28), 9: (22, 50), 16: (120, 200)}
 
 
 def _board_size_param(value: Any, name: str) -> int:

@@ -19,6 +19,15 @@ DEFAULT_BOX_SHAPES: dict[int, tuple[int, int]] = {4: (2, 2), 6: (2, 3), 8: (2, 4
                                                   12: (3, 4), 15: (3, 5), 16: (4, 4)}
 MIN_SIZE = 4
 MAX_SIZE = 16
+#: Search nodes the generator spends on proving one blanking keeps the solution unique; rare
+#: pathological proofs on large boards are abandoned (the cell stays a given) instead of stalling.
+UNIQUENESS_PROOF_NODE_BUDGET = 20_000
+#: Search nodes one randomised attempt at a full board may spend before it restarts.
+FULL_GRID_NODE_BUDGET = 20_000
+
+
+class SearchBudgetExceeded(Exception):
+    """A search visited more nodes than its ``max_nodes``."""
 
 
 def default_box_shape(size: int) -> tuple[int, int] | None:
@@ -70,13 +79,15 @@ def count_completions(
     excluded: dict[int, int] | None = None,
     solution_out: list[int] | None = None,
     shuffle: random.Random | None = None,
+    max_nodes: int | None = None,
 ) -> int:
     """Number of solutions of ``board`` (0 = blank), counting stops at ``limit``.
 
     ``excluded`` maps a cell to a bitmask of digits it may not take (used by the generator to ask
     "is there a solution that differs here?"). The first solution found is written into
     ``solution_out`` when given. ``shuffle`` randomises the order in which digits are tried
-    (for random full grids). Conflicting givens give 0.
+    (for random full grids). Conflicting givens give 0. With ``max_nodes``, a search that visits
+    more nodes raises ``SearchBudgetExceeded``.
     """
     row_of, col_of, box_of = geometry.row_of, geometry.col_of, geometry.box_of
     full, popcount = geometry.full_mask, geometry.popcount
@@ -97,8 +108,13 @@ def count_completions(
         cols[c] |= bit
         boxes[b] |= bit
     excluded = excluded or {}
+    nodes_left = [max_nodes if max_nodes is not None else -1]
 
     def descend(limit: int) -> int:
+        if nodes_left[0] >= 0:
+            if nodes_left[0] == 0:
+                raise SearchBudgetExceeded(f"search exceeded {max_nodes} nodes")
+            nodes_left[0] -= 1
         if not empties:
             if solution_out is not None and not solution_out:
                 solution_out.extend(values)
@@ -161,13 +177,15 @@ def random_full_grid(geometry: SudokuGeometry, rng: random.Random) -> list[int]:
 
     The boxes on the diagonal share no row or column, so they are seeded with independent random
     permutations, which spares the search most of its work on large boards. Such a seeding is not
-    always completable (it can fail on 4×4), in which case only the first box is seeded: any
-    filling of one box extends to a full board by relabelling digits.
+    always completable, and a randomised search occasionally wanders into a huge dead subtree, so
+    each try has a node budget; after a few failed tries only the first box is seeded (any filling
+    of one box extends to a full board by relabelling digits).
     """
     n = geometry.size
-    for seeded_boxes in (min(geometry.box_cols, geometry.box_rows), 1):  # bands = box_cols, stacks = box_rows
+    diagonal = min(geometry.box_cols, geometry.box_rows)  # bands = box_cols, stacks = box_rows
+    for attempt in range(1000):
         board = [0] * (n * n)
-        for k in range(seeded_boxes):
+        for k in range(diagonal if attempt < 3 else 1):
             digits = list(range(1, n + 1))
             rng.shuffle(digits)
             for i, digit in enumerate(digits):
@@ -175,9 +193,13 @@ def random_full_grid(geometry: SudokuGeometry, rng: random.Random) -> list[int]:
                 c = k * geometry.box_cols + i % geometry.box_cols
                 board[r * n + c] = digit
         solution: list[int] = []
-        if count_completions(geometry, board, limit=1, solution_out=solution, shuffle=rng):
-            return solution
-    raise AssertionError("a board with one seeded box always has a completion")
+        try:
+            if count_completions(geometry, board, limit=1, solution_out=solution, shuffle=rng,
+                                 max_nodes=FULL_GRID_NODE_BUDGET):
+                return solution
+        except SearchBudgetExceeded:
+            continue
+    raise AssertionError(f"no full {n}x{n} board found in 1000 randomised searches")
 
 
 def carve_unique_puzzle(geometry: SudokuGeometry, solution: list[int], target_givens: int,
@@ -214,7 +236,7 @@ def carve_unique_puzzle(geometry: SudokuGeometry, solution: list[int], target_gi
         others = full & ~(rows[r] | cols[c] | boxes[b]) & ~bit
         digit = puzzle[cell]
         puzzle[cell] = 0
-        if others == 0 or count_completions(geometry, puzzle, limit=1, excluded={cell: bit}) == 0:
+        if others == 0 or _no_other_digit_fits(geometry, puzzle, cell, bit):
             givens -= 1
             continue
         puzzle[cell] = digit
@@ -222,3 +244,13 @@ def carve_unique_puzzle(geometry: SudokuGeometry, solution: list[int], target_gi
         cols[c] |= bit
         boxes[b] |= bit
     return puzzle
+
+
+def _no_other_digit_fits(geometry: SudokuGeometry, puzzle: list[int], cell: int, bit: int) -> bool:
+    """True when no solution of ``puzzle`` puts a digit other than ``bit`` in ``cell``; False also
+    when the proof runs over its node budget (keeping a given is always safe)."""
+    try:
+        return count_completions(geometry, puzzle, limit=1, excluded={cell: bit},
+                                 max_nodes=UNIQUENESS_PROOF_NODE_BUDGET) == 0
+    except SearchBudgetExceeded:
+        return False

@@ -199,3 +199,9 @@ def test_rectangular_boxes_are_never_transposed():
     labels = np.stack([codec.encode_output(solution)] * 200)
     _, aug = codec.augment(np.random.default_rng(6), labels.copy(), labels)
     assert all(rules_hold((y - 1).reshape(6, 6), 2, 3) for y in aug)
+
+
+def test_16x16_generation_finishes_and_yields_valid_pairs():
+    codec = SudokuCodec(size=16)
+    for puzzle, solution in codec.generate(np.random.default_rng(0), 2):
+        assert codec.check(puzzle, solution)
