@@ -30,7 +30,7 @@ treated as if it had returned ``None`` (the next plugin, then the host's default
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -114,7 +114,7 @@ def trm_on_feedback(event: "FeedbackEvent") -> None:
     """
 
 
-__all__: list[Any] = [
+__all__ = [
     "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_module_sources",
     "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
 ]
