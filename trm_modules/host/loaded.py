@@ -135,7 +135,10 @@ class LoadedVersion:
 
     @classmethod
     def from_package(cls, pkg: Any, device: str = "cpu", **options: Any) -> "LoadedVersion":
-        """Load an opened package onto ``device`` (outside any host: no budget, no slot)."""
+        """Load an opened package onto ``device`` (outside any host: no budget, no slot).
+
+        The version starts a batcher thread; call ``unload()`` when done with it.
+        """
         loaded = cls(VersionSpec.from_package(pkg), **options)
         loaded.load(device)
         return loaded
