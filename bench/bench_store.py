@@ -53,8 +53,8 @@ def raw_row(record: SolveRecord, context_id: int) -> tuple:
             record.latency_ms, record.device, record.created_at)
 
 
-def time_store(url: str, records: list[SolveRecord], batch: int, journal: Path) -> float:
-    store = Store(url)
+def time_store(url: str, records: list[SolveRecord], batch: int, journal: Path, synchronous: str = "FULL") -> float:
+    store = Store(url, sqlite_synchronous=synchronous)
     store.ensure_schema()
     store.write(records[:1])  # warm: context row, compiled statement cache, pool
     with Recorder(store, journal_path=journal, batch_size=batch, flush_interval_s=0.05) as recorder:
@@ -143,7 +143,7 @@ def main() -> int:
         for round_ in range(args.rounds):
             raw_rates.append(time_raw_sqlite(f"{tmp}/raw{round_}.sqlite3", records, args.batch, args.synchronous))
             our_rates.append(time_store(f"sqlite:///{tmp}/store{round_}.sqlite3", records, args.batch,
-                                        Path(tmp) / "journal.jsonl"))
+                                        Path(tmp) / "journal.jsonl", args.synchronous))
         raw, ours = max(raw_rates), max(our_rates)
         print(f"sqlite   raw executemany {raw:9,.0f} rec/s | store Recorder {ours:9,.0f} rec/s | "
               f"ratio {ours / raw:.2f} (synchronous={args.synchronous})")

@@ -193,9 +193,27 @@ class Store:
         # with the values prepared as the column types would prepare them (JSON text; naive-UTC
         # "YYYY-MM-DD HH:MM:SS.ffffff" on SQLite), skipping per-row parameter processing.
         rows = [_solve_values(r, c, self.dialect) for r, c in zip(solves, context_ids)]
-        if self.dialect != "sqlite":  # named placeholders
-            rows = [dict(zip(SOLVE_COLUMNS, row)) for row in rows]  # type: ignore[misc]
-        connection.exec_driver_sql(self._solve_insert_sql, rows)
+        if self.dialect == "postgresql":
+            self._copy_solves_postgresql(connection, rows)
+        else:
+            connection.exec_driver_sql(self._solve_insert_sql, rows)
+
+    def _copy_solves_postgresql(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
+        # COPY into a transaction-scoped staging table, then one INSERT … SELECT … ON CONFLICT DO
+        # NOTHING: the idempotency of the row-wise insert at the speed of COPY.
+        columns = ", ".join(SOLVE_COLUMNS)
+        connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS trm_incoming_solves "
+                                   "(LIKE solves INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            with cursor.copy(f"COPY trm_incoming_solves ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
+        connection.exec_driver_sql(f"INSERT INTO solves ({columns}) SELECT {columns} FROM trm_incoming_solves "
+                                   "ON CONFLICT DO NOTHING")
+        connection.exec_driver_sql("DELETE FROM trm_incoming_solves")
 
     @functools.cached_property
     def _solve_insert_sql(self) -> str:
