@@ -11,7 +11,7 @@ import functools
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, select, tuple_
