@@ -19,8 +19,11 @@ from .config import TRMConfig, swiglu_intermediate
 
 def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
     """Truncated normal at ±2 std whose *actual* std equals ``std`` (authors' init)."""
+    if tensor.is_meta:  # shape-only models (package loading) need no random init
+        return tensor
     if std == 0:
-        return tensor.zero_()
+        with torch.no_grad():
+            return tensor.zero_()
     # A standard normal truncated at ±2 has std 0.8796; rescale so the result has ``std``.
     with torch.no_grad():
         nn.init.trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0)
@@ -37,12 +40,14 @@ def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` with the authors' init: truncated normal, std 1/sqrt(fan_in)."""
+    """``nn.Linear`` with the authors' init: truncated normal, std 1/sqrt(fan_in); no bias by default."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
         super().__init__(in_features, out_features, bias=bias)
-        trunc_normal_(self.weight, 1.0 / math.sqrt(in_features))
-        if self.bias is not None:
+
+    def reset_parameters(self) -> None:
+        trunc_normal_(self.weight, 1.0 / math.sqrt(self.in_features))
+        if self.bias is not None and not self.bias.is_meta:
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,13 +55,25 @@ class Linear(nn.Linear):
         return F.linear(x, self.weight.to(x.dtype), b)
 
 
+class Embedding(nn.Embedding):
+    """``nn.Embedding`` initialised with a truncated normal of the given std (0 = zeros)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float) -> None:
+        object.__setattr__(self, "init_std", init_std)  # read by reset_parameters during __init__
+        super().__init__(num_embeddings, embedding_dim)
+
+    def reset_parameters(self) -> None:
+        trunc_normal_(self.weight, self.init_std)
+
+
 class RotaryEmbedding(nn.Module):
     """RoPE tables (cos, sin) for every position; recomputed, never loaded from a checkpoint."""
 
     def __init__(self, head_dim: int, max_positions: int, theta: float) -> None:
         super().__init__()
-        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        t = torch.arange(max_positions, dtype=torch.float32)
+        # Computed on the CPU even under a meta-device context (the tables are cheap and exact).
+        inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim))
+        t = torch.arange(max_positions, dtype=torch.float32, device="cpu")
         freqs = torch.outer(t, inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)  # (P+L, head_dim)
         self.register_buffer("cos", emb.cos(), persistent=False)
@@ -180,16 +197,13 @@ class TRM(nn.Module):
         self.config = config
         D = config.hidden_size
         self.embed_scale = math.sqrt(D)
-        self.embed_tokens = nn.Embedding(config.vocab_size, D)
-        trunc_normal_(self.embed_tokens.weight, 1.0 / math.sqrt(D))
+        self.embed_tokens = Embedding(config.vocab_size, D, init_std=1.0 / math.sqrt(D))
         if config.puzzle_emb_ndim > 0:
             # Zero-init, trained with its own learning rate; excluded from parameter counts as
             # the authors (who keep it as a buffer with a sparse optimiser) exclude it.
-            self.puzzle_emb = nn.Embedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim)
-            nn.init.zeros_(self.puzzle_emb.weight)
+            self.puzzle_emb = Embedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim, init_std=0.0)
         if config.pos_encodings == "learned":
-            self.embed_pos = nn.Embedding(config.total_len, D)
-            trunc_normal_(self.embed_pos.weight, 1.0 / math.sqrt(D))
+            self.embed_pos = Embedding(config.total_len, D, init_std=1.0 / math.sqrt(D))
         self.rope = (
             RotaryEmbedding(config.head_dim, config.total_len, config.rope_theta)
             if config.pos_encodings == "rope" and not config.mlp_t
@@ -198,9 +212,10 @@ class TRM(nn.Module):
         self.net = RecursiveNet(config)
         self.lm_head = Linear(D, config.vocab_size)
         self.q_head = Linear(D, 2, bias=True)
-        with torch.no_grad():
-            self.q_head.weight.zero_()
-            self.q_head.bias.fill_(-5.0)
+        if not self.q_head.weight.is_meta:
+            with torch.no_grad():
+                self.q_head.weight.zero_()
+                self.q_head.bias.fill_(-5.0)
         self.register_buffer("H_init", trunc_normal_(torch.empty(D), 1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(D), 1.0))
 
