@@ -80,6 +80,16 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
         "the codec's validity check tells whether an answer obeys the task's rules.")), ""]
     data = provenance.data if provenance and provenance.data else "not recorded"
     lines += ["## Training data", "", sections.pop("training_data", data), ""]
+    if provenance and (provenance.command or provenance.hardware):
+        lines += ["## Reproduce", ""]
+        if provenance.command:
+            lines.append(f"- command: `{provenance.command}`")
+        if provenance.hardware:
+            lines.append(f"- hardware: {provenance.hardware}")
+        if provenance.wall_time_s is not None:
+            lines.append(f"- training wall time: {provenance.wall_time_s / 60:.1f} min"
+                         + (f" ({provenance.optimizer_steps} optimiser steps)" if provenance.optimizer_steps else ""))
+        lines.append("")
     lines += ["## Model", "", f"- architecture: TRM ({'sequence-MLP' if config.mlp_t else 'attention'} mixer), "
               f"{parameters:,} parameters (puzzle-embedding table excluded)",
               f"- recursion: H_cycles={config.H_cycles}, L_cycles={config.L_cycles}, "
@@ -95,7 +105,10 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
                          + (f", {evaluation.mean_steps_halting:.2f} steps on average"
                             if evaluation.mean_steps_halting is not None else ""))
         if evaluation.accuracy_1_step is not None:
-            lines.append(f"- after one step: {evaluation.accuracy_1_step:.4f}")
+            lines.append(f"- after one supervision step (the same net without recursion): {evaluation.accuracy_1_step:.4f}")
+        if evaluation.per_step_accuracy:
+            lines.append("- accuracy after each supervision step: "
+                         + ", ".join(f"{acc:.3f}" for acc in evaluation.per_step_accuracy))
         lines.append("")
     for image in images:
         lines += [f"![{Path(image).stem}]({image})", ""]

@@ -310,7 +310,7 @@ class Trainer:
             "dataset": f"{len(self.test_set)} freshly generated held-out puzzles "
                        f"(seed {data.seed + 1_000_003}, {json.dumps(data.test_difficulty or data.difficulty)})",
             "metric": "exact_accuracy",
-            "value": report.accuracy_halting,
+            "value": report.accuracy_all_steps,
             "steps": self.config.halt_max_steps,
             **report.to_json(),
         }
