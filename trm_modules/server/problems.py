@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import CodecError, ModuleNotFound, TRMError
-from ..host.errors import PlacementError, SwapError, VersionNotLoaded
+from ..host.errors import InvalidInput, PlacementError, SwapError, VersionNotLoaded
 from ..package import NoMatchingVersion, PackageError, VersionExists
 from ..store import StoreError, StoreUnavailable
 
@@ -78,8 +78,11 @@ def problem_for(exc: BaseException) -> Problem:
         if cause is not None:
             return Problem(cause.status, cause.slug, cause.title, str(exc))
         return Problem(409, "swap-refused", "The version cannot be activated", str(exc))
-    if isinstance(exc, CodecError):  # InvalidInput is a CodecError; its path points into the input
+    if isinstance(exc, InvalidInput):  # its path points into the request's input
         return invalid_document(exc.message, "/input" + exc.path)
+    if isinstance(exc, CodecError):  # raised past input validation: the model's answer does not decode
+        return Problem(500, "undecodable-answer", "The module's answer cannot be decoded",
+                       f"the module answered tokens its task codec cannot decode: {exc}; the input was valid")
     if isinstance(exc, VersionExists):
         return Problem(409, "version-exists", "This version is already published", str(exc))
     if isinstance(exc, (ModuleNotFound, NoMatchingVersion, VersionNotLoaded)):
