@@ -248,3 +248,12 @@ def test_problem_documents_are_json_with_type_title_status_detail_instance(serve
     assert {"type", "title", "status", "detail", "instance"} <= set(problem)
     assert problem["instance"] == "/v1/modules/nope"
     json.dumps(problem)
+
+
+def test_undecodable_model_answer_is_a_server_problem_not_an_input_problem():
+    from trm_modules.errors import CodecError
+    from trm_modules.host import InvalidInput
+    from trm_modules.server.problems import problem_for
+
+    assert problem_for(CodecError("token 0 is not a digit", "/grid/0/0")).status == 500
+    assert problem_for(InvalidInput("bad", "/grid/0/0")).errors == [{"detail": "bad", "pointer": "/input/grid/0/0"}]
