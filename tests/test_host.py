@@ -349,3 +349,23 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_keeps_serving():
         assert (row.tokens == np.arange(16)).all() and row.steps == 1
     finally:
         batcher.close()
+
+
+def test_an_answer_the_codec_cannot_decode_is_returned_and_recorded_as_invalid():
+    from test_host_fixtures import GridCodec
+    from trm_modules.errors import CodecError
+    from trm_modules.host import VersionSpec
+
+    class RefusingCodec(GridCodec):
+        def decode_output(self, tokens, data_in):
+            raise CodecError("token 0 is not a cell value", "/cells/0")
+
+    spec = VersionSpec.from_model("grid", "9.0.0", tiny_model(9), RefusingCodec(), [])
+    observer = Recorder()
+    host = make_host(observer, specs=(spec,))
+    host.swap("grid", "9.0.0")
+    answer = host.solve("grid", INPUTS[0])
+    host.flush()
+    assert answer.output is None and answer.valid is False
+    assert observer.records[0].id == answer.solve_id and observer.records[0].valid is False
+    host.close()

@@ -16,7 +16,7 @@ class Answer(BaseModel):
     module: str
     version: str
     digest: str = Field(description="sha256 of the package (or weights) that answered.")
-    output: dict[str, Any]
+    output: dict[str, Any] | None = Field(description="The answer; None when the model's tokens form no answer (valid is then False).")
     steps: int = Field(description="Supervision steps the model used before halting.")
     confidence: float = Field(description="sigmoid(q_halt) at the answering step, in [0, 1].")
     valid: bool | None = Field(description="The codec's rule check of the answer; None if the task has none.")

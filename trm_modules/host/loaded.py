@@ -23,6 +23,7 @@ import torch
 
 from ..codec import TaskCodec
 from ..model import TRM
+from ..errors import CodecError
 from .batching import MicroBatcher
 from .compute import run_on_device
 from .errors import InvalidInput, SelfTestFailed
@@ -225,10 +226,18 @@ class LoadedVersion:
         return (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
                 solution.confidence.float().cpu().numpy())
 
-    def decode(self, tokens: np.ndarray, data: Json) -> tuple[Json, bool | None]:
-        """The answer document for ``tokens`` and the codec's validity verdict on it."""
+    def decode(self, tokens: np.ndarray, data: Json) -> tuple[Json | None, bool | None]:
+        """The answer document for ``tokens`` and the codec's validity verdict on it.
+
+        Tokens that do not form an answer (a pad where a digit belongs, say) give ``(None, False)``:
+        the request is answered and recorded as a failure rather than lost as an error, so the
+        feedback export can still turn it into a training example.
+        """
         codec = self.spec.codec
-        output = codec.decode_output(tokens, data)
+        try:
+            output = codec.decode_output(tokens, data)
+        except CodecError:
+            return None, False
         try:
             valid = codec.check(data, output)
         except Exception:  # noqa: BLE001 - an answer the checker chokes on is not valid

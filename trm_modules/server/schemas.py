@@ -34,7 +34,8 @@ class SolveResponse(BaseModel):
     module: str
     version: str
     digest: str = Field(description="sha256 of the package file that answered.")
-    output: dict[str, Any]
+    output: dict[str, Any] | None = Field(description="The answer; null when the model's tokens form no answer "
+                                                      "(valid is then false; the solve is still recorded).")
     steps: int = Field(description="Supervision steps used before halting.")
     confidence: float = Field(description="The model's halting confidence in [0, 1].")
     valid: bool | None = Field(description="The task's rule check of the answer (None: the task has none).")
