@@ -1,7 +1,7 @@
 """What a server runs on: one Host over one registry, the store's recorder, tokens and metrics.
 
 ``ServerRuntime.start`` wires the library objects together and activates, for every module
-published in the registry, its newest version that is not yanked. The HTTP routes only call
+published in the registry, its promoted version (``trm promote``), else its newest that is not yanked. The HTTP routes only call
 methods of these objects.
 """
 
@@ -97,12 +97,15 @@ class ServerRuntime:
         return runtime
 
     def activate_published(self) -> StartReport:
-        """Make the newest non-yanked version of every published module active (failures are reported)."""
+        """Make each published module's active version (``trm promote``; else the newest non-yanked) active.
+
+        Failures are reported, never fatal: one broken module must not keep the others down.
+        """
         for name in sorted({entry.name for entry in self.registry.list()}):
             try:
-                state = self.host.swap(name)
+                state = self.host.swap(name, self.registry.active_version(name))
                 self.report.activated[name] = state.active or ""
-            except Exception as exc:  # noqa: BLE001 - one broken module must not keep the others down
+            except Exception as exc:  # noqa: BLE001
                 self.report.failed[name] = str(exc)
                 log.error("module %s was not activated: %s", name, exc)
         return self.report
