@@ -211,12 +211,15 @@ class SudokuCodec(TaskCodec):
         return DEFAULT_GIVENS_RANGE.get(self.size, (math.ceil(0.3 * cells), math.ceil(0.65 * cells)))
 
     def generate(self, rng: np.random.Generator, n: int, *, min_givens: int | None = None,
-                 max_givens: int | None = None) -> list[tuple[Json, Json]]:
-        """``n`` puzzles with a unique solution and their solutions.
+                 max_givens: int | None = None, unique_share: float = 1.0) -> list[tuple[Json, Json]]:
+        """``n`` puzzles and a solution of each.
 
         Each puzzle draws its number of givens uniformly from ``[min_givens, max_givens]``; cells of
         a random full board are blanked in random order while the solution stays unique, stopping
-        at that number (or at the minimal puzzle reached, which can have more givens).
+        at that number (or at the minimal puzzle reached, which can have more givens). A share
+        ``1 - unique_share`` of the puzzles is instead blanked at random cells without that check,
+        so it may have several solutions (the board it came from is the one given): puzzles found
+        in the wild are not always unique, and any valid completion is a right answer.
         """
         default_low, default_high = self.default_givens_range()
         low = default_low if min_givens is None else min_givens
@@ -228,9 +231,16 @@ class SudokuCodec(TaskCodec):
         search_rng = random.Random(int(rng.integers(2**63)))
         targets = rng.integers(low, high + 1, size=n)
         pairs = []
+        if not 0.0 <= unique_share <= 1.0:
+            raise CodecError(f"unique_share must lie in [0, 1], got {unique_share!r}", "/difficulty/unique_share")
         for target in targets:
             solution = random_full_grid(self.geometry, search_rng)
-            puzzle = carve_unique_puzzle(self.geometry, solution, int(target), search_rng)
+            if search_rng.random() < unique_share:
+                puzzle = carve_unique_puzzle(self.geometry, solution, int(target), search_rng)
+            else:
+                puzzle = list(solution)
+                for cell in search_rng.sample(range(cells), cells - int(target)):
+                    puzzle[cell] = 0
             pairs.append(({"grid": np.asarray(puzzle).reshape(self.size, self.size).tolist()},
                           {"grid": np.asarray(solution).reshape(self.size, self.size).tolist()}))
         return pairs
