@@ -111,3 +111,32 @@ def plot_report(report: EvalReport, out_dir: Path, title: str = "") -> list[Path
     fig.savefig(hist_path)
     plt.close(fig)
     return [acc_path, hist_path]
+
+
+@torch.inference_mode()
+def valid_fraction(model: TRM, codec, inputs: list[dict], batch_size: int = 512, device: str | torch.device = "cpu") -> float | None:
+    """Share of inputs whose answer (``solve`` with halting) the codec's rule check accepts.
+
+    This is how answers are judged where a task can have several right answers (any valid
+    completion of a Sudoku with several solutions); None when the codec has no checker.
+    """
+    from ..errors import CodecError
+
+    if not inputs:
+        return None
+    model.eval()
+    valid = 0
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start:start + batch_size]
+        tokens = torch.from_numpy(np.stack([codec.encode_input(x) for x in chunk])).to(device)
+        ids = torch.tensor([codec.puzzle_id(x) for x in chunk], device=device)
+        answers = model.solve(tokens, ids).tokens.cpu().numpy()
+        for data_in, row in zip(chunk, answers):
+            try:
+                verdict = codec.check(data_in, codec.decode_output(row, data_in))
+            except CodecError:
+                verdict = False
+            if verdict is None:
+                return None
+            valid += bool(verdict)
+    return valid / len(inputs)

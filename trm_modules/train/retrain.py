@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .data import TokenSet, encode_pairs
-from .evaluate import EvalReport, evaluate
+from .evaluate import EvalReport, evaluate, valid_fraction
 from .recipe import Recipe
 from .trainer import Trainer
 
@@ -151,8 +151,14 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
     original = {"old": _accuracy(evaluate(parent, test)), "new": _accuracy(evaluate(new_model, test))}
     held = {"old": float("nan"), "new": float("nan")}
     if feedback_held:
-        held_set = encode_pairs(codec, feedback_held)
-        held = {"old": _accuracy(evaluate(parent, held_set)), "new": _accuracy(evaluate(new_model, held_set))}
+        # Judged by the task's rules where it has them (several answers can be right), else exactly.
+        inputs = [inp for inp, _ in feedback_held]
+        old_valid, new_valid = valid_fraction(parent, codec, inputs), valid_fraction(new_model, codec, inputs)
+        if old_valid is not None and new_valid is not None:
+            held = {"old": old_valid, "new": new_valid}
+        else:
+            held_set = encode_pairs(codec, feedback_held)
+            held = {"old": _accuracy(evaluate(parent, held_set)), "new": _accuracy(evaluate(new_model, held_set))}
 
     reasons = []
     if original["new"] < original["old"] - tolerance:
