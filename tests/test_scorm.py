@@ -33,6 +33,9 @@ NS = {"cp": "http://www.imsglobal.org/xsd/imscp_v1p1", "adlcp": "http://www.adln
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
+    # TRM_SCORM_PACKAGE=registry/packages/…trm runs the browser test on a trained module (for the screenshot).
+    if os.environ.get("TRM_SCORM_PACKAGE"):
+        return open_package(os.environ["TRM_SCORM_PACKAGE"])
     return open_package(build_tiny_package(tmp_path_factory.mktemp("scorm") / "m.trm", name="sudoku-4x4"))
 
 
