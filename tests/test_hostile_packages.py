@@ -48,7 +48,7 @@ def signed(valid, keys, tmp_path_factory) -> Path:
     return sign_package(valid, keys[0] / "trm-signing.key", tmp_path_factory.mktemp("signed") / "signed.trm")
 
 
-def refuse(path: Path, error: type[PackageError], **kwargs) -> PackageError:
+def assert_refused(path: Path, error: type[PackageError], **kwargs) -> PackageError:
     with pytest.raises(error) as refusal:
         open_package(path, **kwargs)
     assert refusal.value.message and refusal.value.rule
@@ -57,16 +57,16 @@ def refuse(path: Path, error: type[PackageError], **kwargs) -> PackageError:
 
 # --------------------------------------------------------------------------------- container
 def test_entry_name_climbing_out_with_dotdot_is_refused(members, tmp_path):
-    error = refuse(write_members(tmp_path / "p.trm", {**members, "../evil.txt": b"x"}), UnsafePath)
+    error = assert_refused(write_members(tmp_path / "p.trm", {**members, "../evil.txt": b"x"}), UnsafePath)
     assert error.file == "../evil.txt"
 
 
 def test_absolute_entry_name_is_refused(members, tmp_path):
-    refuse(write_members(tmp_path / "p.trm", {**members, "/etc/evil": b"x"}), UnsafePath)
+    assert_refused(write_members(tmp_path / "p.trm", {**members, "/etc/evil": b"x"}), UnsafePath)
 
 
 def test_backslash_entry_name_is_refused(members, tmp_path):
-    refuse(write_members(tmp_path / "p.trm", {**members, "..\\evil": b"x"}), UnsafePath)
+    assert_refused(write_members(tmp_path / "p.trm", {**members, "..\\evil": b"x"}), UnsafePath)
 
 
 def test_symlink_entry_is_refused(members, tmp_path):
@@ -74,7 +74,7 @@ def test_symlink_entry_is_refused(members, tmp_path):
     link.create_system = 3
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     path = write_members(tmp_path / "p.trm", list(members.items()) + [(link, b"/etc/passwd")])
-    assert refuse(path, SymlinkEntry).file == "examples/link"
+    assert assert_refused(path, SymlinkEntry).file == "examples/link"
 
 
 def test_declared_size_over_the_limit_is_refused_before_reading(valid, tmp_path):
@@ -83,52 +83,52 @@ def test_declared_size_over_the_limit_is_refused_before_reading(valid, tmp_path)
     struct.pack_into("<LL", data, central + 20, 0xFFFFFFF0, 0xFFFFFFF0)  # compressed, uncompressed size: ~4 GiB
     path = tmp_path / "bomb.trm"
     path.write_bytes(bytes(data))
-    refuse(path, SizeLimitExceeded, limits=Limits(max_file_bytes=2**30))
+    assert_refused(path, SizeLimitExceeded, limits=Limits(max_file_bytes=2**30))
 
 
 def test_total_size_over_the_configured_limit_is_refused(valid):
-    error = refuse(valid, SizeLimitExceeded, limits=Limits(max_total_bytes=10_000))
+    error = assert_refused(valid, SizeLimitExceeded, limits=Limits(max_total_bytes=10_000))
     assert "limit" in error.message
 
 
 def test_compressed_entry_is_refused(members, tmp_path):
     path = write_members(tmp_path / "p.trm", members, compression=zipfile.ZIP_DEFLATED)
-    refuse(path, CompressedEntry)
+    assert_refused(path, CompressedEntry)
 
 
 def test_duplicate_entry_names_are_refused(members, tmp_path):
     items = list(members.items()) + [("README.md", b"second copy")]
     with pytest.warns(UserWarning):  # zipfile itself warns about the duplicate
         path = write_members(tmp_path / "p.trm", items)
-    assert refuse(path, DuplicateEntry).file == "README.md"
+    assert assert_refused(path, DuplicateEntry).file == "README.md"
 
 
 def test_file_that_is_not_a_zip_is_refused(tmp_path):
     path = tmp_path / "p.trm"
     path.write_bytes(b"this is not a zip archive at all" * 10)
-    refuse(path, ArchiveError)
+    assert_refused(path, ArchiveError)
 
 
 def test_truncated_archive_is_refused(valid, tmp_path):
     path = tmp_path / "p.trm"
     path.write_bytes(valid.read_bytes()[: len(valid.read_bytes()) // 2])
-    refuse(path, ArchiveError)
+    assert_refused(path, ArchiveError)
 
 
 # --------------------------------------------------------------------------------- inventory
 def test_changed_file_fails_its_digest(members, tmp_path):
     changed = {**members, "README.md": members["README.md"] + b"\nan added line\n"}
-    assert refuse(write_members(tmp_path / "p.trm", changed), DigestMismatch).file == "README.md"
+    assert assert_refused(write_members(tmp_path / "p.trm", changed), DigestMismatch).file == "README.md"
 
 
 def test_file_not_listed_in_the_manifest_is_refused(members, tmp_path):
     path = write_members(tmp_path / "p.trm", {**members, "extra.txt": b"smuggled"})
-    assert refuse(path, UnlistedFile).file == "extra.txt"
+    assert assert_refused(path, UnlistedFile).file == "extra.txt"
 
 
 def test_listed_file_missing_from_the_archive_is_refused(members, tmp_path):
     path = write_members(tmp_path / "p.trm", {k: v for k, v in members.items() if k != "README.md"})
-    assert refuse(path, MissingFile).file == "README.md"
+    assert assert_refused(path, MissingFile).file == "README.md"
 
 
 # -------------------------------------------------------------------------------- signatures
@@ -138,22 +138,22 @@ def test_tampered_signature_is_refused(signed, tmp_path):
     sig = signature["dsseEnvelope"]["signatures"][0]["sig"]
     signature["dsseEnvelope"]["signatures"][0]["sig"] = ("A" if sig[0] != "A" else "B") + sig[1:]
     path = write_members(tmp_path / "p.trm", {**members, "signature.json": json.dumps(signature).encode()})
-    refuse(path, SignatureInvalid)
+    assert_refused(path, SignatureInvalid)
 
 
 def test_manifest_changed_after_signing_is_refused(signed, tmp_path):
     members = read_members(signed)
     manifest = manifest_of(members)
     manifest["description"] = "quietly changed after signing"
-    refuse(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), SignatureInvalid)
+    assert_refused(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), SignatureInvalid)
 
 
 def test_signature_by_an_untrusted_key_is_refused(signed, keys):
-    refuse(signed, UntrustedKey, trusted_keys=keys[1])
+    assert_refused(signed, UntrustedKey, trusted_keys=keys[1])
 
 
 def test_unsigned_package_is_refused_when_keys_are_trusted(valid, keys):
-    refuse(valid, UnsignedPackage, trusted_keys=keys[0])
+    assert_refused(valid, UnsignedPackage, trusted_keys=keys[0])
 
 
 # ---------------------------------------------------------------------------------- manifest
@@ -171,7 +171,7 @@ def test_unsigned_package_is_refused_when_keys_are_trusted(valid, keys):
 def test_manifest_schema_violation_is_refused(members, tmp_path, change, pointer):
     manifest = manifest_of(members)
     change(manifest)
-    error = refuse(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), ManifestInvalid)
+    error = assert_refused(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), ManifestInvalid)
     assert error.file == "manifest.json" and error.path == pointer
 
 
@@ -179,7 +179,7 @@ def test_newer_major_format_is_refused_naming_the_release_that_reads_it(members,
     manifest = manifest_of(members)
     manifest["format_version"] = "2.0"
     manifest["runtime"]["min_trm_modules"] = "3.1.0"
-    error = refuse(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), UnsupportedFormatVersion)
+    error = assert_refused(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), UnsupportedFormatVersion)
     assert "3.1.0" in error.message
 
 
@@ -191,7 +191,7 @@ def _with_weights(members: dict[str, bytes], weights: bytes) -> dict[str, bytes]
 def test_safetensors_header_length_past_end_of_file_is_refused(members, tmp_path):
     weights = members["weights.safetensors"]
     lie = struct.pack("<Q", len(weights)) + weights[8:]
-    error = refuse(write_members(tmp_path / "p.trm", _with_weights(members, lie)), WeightsInvalid)
+    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, lie)), WeightsInvalid)
     assert error.rule == "weights-header-length"
 
 
@@ -200,7 +200,7 @@ def test_safetensors_overlapping_offsets_are_refused(members, tmp_path):
         header["L_init"]["data_offsets"] = header["H_init"]["data_offsets"]
 
     weights = rewrite_safetensors_header(members["weights.safetensors"], overlap)
-    error = refuse(write_members(tmp_path / "p.trm", _with_weights(members, weights)), WeightsInvalid)
+    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, weights)), WeightsInvalid)
     assert error.rule == "weights-offsets"
 
 
@@ -210,20 +210,20 @@ def test_safetensors_offsets_out_of_range_are_refused(members, tmp_path):
         header["H_init"]["data_offsets"] = [begin + 10**9, end + 10**9]
 
     weights = rewrite_safetensors_header(members["weights.safetensors"], beyond)
-    error = refuse(write_members(tmp_path / "p.trm", _with_weights(members, weights)), WeightsInvalid)
+    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, weights)), WeightsInvalid)
     assert error.rule == "weights-offsets"
 
 
 def test_tensor_shape_that_differs_from_the_config_is_refused(members, tmp_path):
     state = {k: v.contiguous() for k, v in tiny_model().state_dict().items()}
     state["lm_head.weight"] = state["lm_head.weight"].reshape(32, 6).contiguous()  # same bytes, other shape
-    error = refuse(write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch)
+    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch)
     assert "lm_head.weight" in error.message
 
 
 def test_tensor_dtype_that_differs_from_the_manifest_is_refused(members, tmp_path):
     state = {k: v.to(torch.float16).contiguous() for k, v in tiny_model().state_dict().items()}
-    error = refuse(write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch)
+    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch)
     assert "F16" in error.message
 
 
@@ -234,7 +234,7 @@ def test_pickle_renamed_safetensors_is_refused_without_unpickling(members, tmp_p
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    error = refuse(write_members(tmp_path / "p.trm", _with_weights(members, pickle.dumps(Payload()))), WeightsInvalid)
+    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, pickle.dumps(Payload()))), WeightsInvalid)
     assert error.file == "weights.safetensors"
     assert not marker.exists()
 
@@ -244,7 +244,7 @@ def test_torch_save_zip_renamed_safetensors_is_refused(members, tmp_path):
 
     buffer = io.BytesIO()
     torch.save(tiny_model().state_dict(), buffer)
-    refuse(write_members(tmp_path / "p.trm", _with_weights(members, buffer.getvalue())), WeightsInvalid)
+    assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, buffer.getvalue())), WeightsInvalid)
 
 
 # ------------------------------------------------------------------------------------ process
