@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence, Union
@@ -23,6 +24,9 @@ from ..records import FeedbackEvent, SolveRecord, new_id
 from .database import create_store_engine, dump_json, current_revision, head_revision, redacted_url, resolve_db_url, upgrade_schema
 from .errors import StoreError, StoreUnavailable
 from .models import ID_LENGTH, Context, Feedback, InstalledPackage, Solve, XapiStatement, utcnow
+
+#: Tries of a first-use migration that meets a locked (being-created) SQLite file.
+_SCHEMA_ATTEMPTS = 8
 
 
 class XapiStatementRecord(BaseModel):
@@ -108,17 +112,24 @@ class Store:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            try:
-                if current_revision(self.engine) != head_revision():
-                    if not self._migrate:
-                        raise StoreError(f"the database {redacted_url(self.url)} is not at the schema revision "
-                                         f"{head_revision()}; run `trm db upgrade --db URL`")
-                    upgrade_schema(self.engine)
-            except StoreError:
-                raise
-            except SQLAlchemyError as exc:
-                raise StoreUnavailable(f"cannot reach or migrate the store at {redacted_url(self.url)}: "
-                                       f"{_first_line(exc)}") from exc
+            for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
+                try:
+                    if current_revision(self.engine) != head_revision():
+                        if not self._migrate:
+                            raise StoreError(f"the database {redacted_url(self.url)} is not at the schema revision "
+                                             f"{head_revision()}; run `trm db upgrade --db URL`")
+                        upgrade_schema(self.engine)
+                    break
+                except StoreError:
+                    raise
+                except SQLAlchemyError as exc:
+                    # A fresh SQLite file being switched to WAL or migrated by another process answers
+                    # "database is locked" at once (no busy wait for lock upgrades): try again shortly.
+                    if "database is locked" in str(exc) and attempt < _SCHEMA_ATTEMPTS:
+                        time.sleep(0.1 * attempt)
+                        continue
+                    raise StoreUnavailable(f"cannot reach or migrate the store at {redacted_url(self.url)}: "
+                                           f"{_first_line(exc)}") from exc
             self._schema_ready = True
 
     def upgrade(self, revision: str = "head") -> str:
