@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from test_package_kit import (TINY_CONFIG, build_tiny_package, example_inputs, manifest_of, read_members,
-                              redigest, sudoku_codec, tiny_model, with_manifest, write_members)
+                              sudoku_codec, tiny_model, with_manifest, write_members)
 from trm_modules.package import (BuildError, NewerFormatWarning, SelfTestFailed, build_package, generate_keypair,
                                  open_package, sign_package, verify_package)
 from trm_modules.package.manifest import check_spdx_expression, manifest_schema

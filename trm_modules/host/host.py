@@ -200,7 +200,7 @@ class Host:
             if not slot.history:
                 raise VersionNotLoaded(f"{module} has no previous version to roll back to")
             previous = slot.history[-1]
-        state = self.swap(module, previous)
+        self.swap(module, previous)
         with slot.lock:
             # swap() pushed the version we left; drop it and the one we returned to.
             del slot.history[-2:]

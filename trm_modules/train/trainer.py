@@ -25,7 +25,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from ..codec import TaskCodec
-from ..model import TRM, Carry, TRMConfig, count_parameters
+from ..model import TRM, TRMConfig, count_parameters
 from ..plugins import get_codec
 from .data import AugmentedSampler, TokenSet, generate_set
 from .evaluate import EvalReport, evaluate, plot_report
