@@ -9,9 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import TRMError
 from ..model import PRESETS, TRM, TRMConfig, count_parameters
 
 console = Console()
+
+
+def _fail(exc: Exception) -> None:
+    """A typed error becomes one line on stderr and exit status 1, not a traceback."""
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
 
 
 def model_info(
@@ -76,10 +83,13 @@ def train_command(
 
     from ..train import Trainer, load_recipe
 
-    spec = load_recipe(recipe, _parse_overrides(overrides))
-    out_dir = out or f"runs/{spec.name}"
-    with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
-        trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe)
+    try:
+        spec = load_recipe(recipe, _parse_overrides(overrides))
+        out_dir = out or f"runs/{spec.name}"
+        with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
+            trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe)
+    except TRMError as exc:
+        _fail(exc)
     if trainer.dist.is_main:
         console.print(f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
                       f"{spec.train.steps} steps, batch {spec.train.batch_size} → {out_dir}")
@@ -114,7 +124,7 @@ def _print_report(report) -> None:
 
 
 def eval_command(
-    source: str = typer.Argument(..., help="A run directory (from `trm train`) or a .trm package."),
+    source: str = typer.Argument(..., help="A run directory (from `trm train`), a .trm package, or NAME[@SPEC]."),
     puzzles: int = typer.Option(1000, help="Freshly generated held-out puzzles to evaluate on."),
     seed: int = typer.Option(12345, help="Generator seed of the evaluation set."),
     difficulty: Optional[str] = typer.Option(None, help='Generator settings as JSON, e.g. \'{"min_givens": 4}\'.'),
@@ -133,18 +143,23 @@ def eval_command(
     from ..train.trainer import pick_device
 
     dev = str(pick_device(device))
-    if Path(source).is_dir():
-        from ..train.run_dir import load_run
+    try:
+        if Path(source).is_dir():
+            from ..train.run_dir import load_run
 
-        model, codec = load_run(source, dev)
-    else:
-        from ..package import open_package
+            model, codec = load_run(source, dev)
+        else:
+            from ..package.registry import find_package
 
-        pkg = open_package(source)
-        model, codec = pkg.load_model(device=dev), pkg.codec()
-    settings = json.loads(difficulty) if difficulty else {}
-    with console.status(f"generating {puzzles} puzzles"):
-        data = encode_pairs(codec, codec.generate(np.random.default_rng(seed), puzzles, **settings))
+            pkg = find_package(source)
+            model, codec = pkg.load_model(device=dev), pkg.codec()
+        settings = json.loads(difficulty) if difficulty else {}
+        with console.status(f"generating {puzzles} puzzles"):
+            data = encode_pairs(codec, codec.generate(np.random.default_rng(seed), puzzles, **settings))
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--difficulty is not JSON: {exc}") from None
+    except TRMError as exc:
+        _fail(exc)
     report = evaluate(model, data, max_steps=max_steps, device=dev)
     paths = plot_report(report, Path(out), title=Path(source).name)
     if as_json:
