@@ -235,12 +235,10 @@ class MazeCodec(TaskCodec):
             pairs.append((self.decode_output(tokens, {}), self.decode_output(label, {})))
         return pairs
 
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One of the 8 rotations/reflections per row of (N, k²) token arrays, the same for input and label."""
-        inputs = np.asarray(inputs)
-        labels = np.asarray(labels)
-        source = self._dihedral[rng.integers(0, 8, size=inputs.shape[0])]
-        return np.take_along_axis(inputs, source, axis=1), np.take_along_axis(labels, source, axis=1)
+    def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random ones of the 8 rotations/reflections of the grid; tokens keep their ids."""
+        sources = self._dihedral[rng.integers(0, 8, size=count)]
+        return sources, np.broadcast_to(np.arange(self.vocab_size), (count, self.vocab_size))
 
 
 @hookimpl

@@ -245,22 +245,15 @@ class SudokuCodec(TaskCodec):
                           {"grid": np.asarray(solution).reshape(self.size, self.size).tolist()}))
         return pairs
 
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One random validity-preserving transform per row of (N, n²) token arrays.
-
-        Digit relabelling, band and stack shuffles, row-within-band and column-within-stack
-        shuffles, and a transpose (only when boxes are square, else it would change the box shape).
-        The same transform is applied to a row's input and label.
-        """
-        inputs = np.asarray(inputs)
-        labels = np.asarray(labels)
-        count = inputs.shape[0]
+    def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random validity-preserving transforms: digit relabelling, band and stack shuffles,
+        row-within-band and column-within-stack shuffles, and a transpose (only when boxes are
+        square, else it would change the box shape). Pad and blank tokens keep their ids."""
         n, br, bc = self.size, self.box_rows, self.box_cols
         bands, stacks = n // br, n // bc
 
-        # Token lookup per example: pad and blank stay, digit tokens are permuted.
         digit_perm = np.argsort(rng.random((count, n)), axis=1) + DIGIT_OFFSET + 1
-        lookup = np.concatenate([np.broadcast_to([PAD_TOKEN, BLANK_TOKEN], (count, 2)), digit_perm], axis=1)
+        lookups = np.concatenate([np.broadcast_to([PAD_TOKEN, BLANK_TOKEN], (count, 2)), digit_perm], axis=1)
 
         def line_order(groups: int, per_group: int) -> np.ndarray:
             group_order = np.argsort(rng.random((count, groups)), axis=1)
@@ -269,17 +262,11 @@ class SudokuCodec(TaskCodec):
 
         row_order = line_order(bands, br)
         col_order = line_order(stacks, bc)
-        source = row_order[:, :, None] * n + col_order[:, None, :]  # new (r, c) ← old cell
+        sources = row_order[:, :, None] * n + col_order[:, None, :]  # new (r, c) ← old cell
         if br == bc:
             flip = rng.random(count) < 0.5
-            source = np.where(flip[:, None, None], source.transpose(0, 2, 1), source)
-        source = source.reshape(count, n * n)
-
-        def transform(tokens: np.ndarray) -> np.ndarray:
-            moved = np.take_along_axis(tokens, source, axis=1)
-            return np.take_along_axis(lookup, moved.astype(np.intp), axis=1).astype(tokens.dtype, copy=False)
-
-        return transform(inputs), transform(labels)
+            sources = np.where(flip[:, None, None], sources.transpose(0, 2, 1), sources)
+        return sources.reshape(count, n * n), lookups
 
 
 @hookimpl

@@ -54,7 +54,8 @@ def test_solve_answers_jsonl_and_reports_bad_lines_without_dropping_good_ones(pa
     assert result.exit_code == 1  # some lines failed
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(out) == 4
-    assert set(out[0]) == {"output", "steps", "confidence", "valid"} and 1 <= out[0]["steps"] <= 4
+    assert set(out[0]) == {"output", "steps", "confidence", "valid", "views"}
+    assert 1 <= out[0]["steps"] <= 4 * out[0]["views"]
     assert out[1]["error"]["path"] == ""
     assert out[2]["error"]["path"] == "/grid/0/0"
     assert "output" in out[3]
@@ -67,7 +68,8 @@ def test_solve_without_halting_runs_every_step(package_path, tmp_path):
     result = trm("solve", package_path, "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out.jsonl",
                  "--no-halt", "--max-steps", "3")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "out.jsonl").read_text())["steps"] == 3
+    line = json.loads((tmp_path / "out.jsonl").read_text())
+    assert line["steps"] == 3 * line["views"]  # 3 steps in every view solved
 
 
 def test_publish_install_yank_and_list_modules(package_path, tmp_path, monkeypatch):

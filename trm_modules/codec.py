@@ -74,6 +74,34 @@ class TaskCodec(ABC):
     def generate(self, rng: np.random.Generator, n: int, **difficulty: Any) -> list[tuple[Json, Json]]:
         """``n`` fresh (input, output) pairs; ``difficulty`` keys are codec-specific."""
 
+    @property
+    def can_check(self) -> bool:
+        """Does this codec judge answers by the task's rules (overrides ``check``)?"""
+        return type(self).check is not TaskCodec.check
+
+    def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``count`` random answer-preserving transforms, or None when the task has none of this form.
+
+        A transform is a cell permutation and a token relabelling, returned as ``sources``
+        (count, seq_len), the original cell of each transformed cell, and ``lookups``
+        (count, vocab_size), a permutation of token ids: ``moved = lookup[tokens[source]]``. A
+        right answer, transformed the same way, must be a right answer of the transformed input.
+        Training augments with them; ``trm_modules.views`` answers again through them.
+        """
+        return None
+
     def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Apply one random answer-preserving transform per row of (N, seq_len) token arrays."""
-        return inputs, labels
+        """Apply one random answer-preserving transform per row of (N, seq_len) token arrays
+        (the same to a row's input and label); by default one drawn from ``transforms``."""
+        inputs = np.asarray(inputs)
+        labels = np.asarray(labels)
+        drawn = self.transforms(rng, inputs.shape[0])
+        if drawn is None:
+            return inputs, labels
+        sources, lookups = drawn
+
+        def transform(tokens: np.ndarray) -> np.ndarray:
+            moved = np.take_along_axis(tokens, sources, axis=1)
+            return np.take_along_axis(lookups, moved.astype(np.intp), axis=1).astype(tokens.dtype, copy=False)
+
+        return transform(inputs), transform(labels)

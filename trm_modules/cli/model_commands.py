@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..errors import TRMError
 from ..model import PRESETS, TRM, TRMConfig, count_parameters
+from ..views import DEFAULT_VIEWS
 
 console = Console()
 
@@ -101,6 +102,9 @@ def train_command(
 
         def show(p) -> None:
             progress.update(task, completed=p.step, loss=p.loss, acc=p.accuracy, sps=p.steps_per_s)
+            if not console.is_terminal and p.step % 100 == 0:  # logs redirected to a file get a line per 100 steps
+                progress.console.print(f"step {p.step}/{p.total}: loss {p.loss:.3f}, train exact {p.accuracy:.1%}, "
+                                       f"{p.steps_per_s:.2f} steps/s")
             if p.eval is not None:
                 progress.console.print(
                     f"step {p.step}: held-out exact {p.eval.accuracy_halting:.2%} with halting "
@@ -131,6 +135,8 @@ def eval_command(
     max_steps: Optional[int] = typer.Option(None, help="Supervision steps (default: the model's halt_max_steps)."),
     out: str = typer.Option(".", "-o", "--out", help="Folder for accuracy_vs_steps.png and halting_steps.png."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Also judge answers by the task's rules as `trm solve` gives "
+                              "them: halting, up to this many test-time views."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Exact-answer accuracy at each supervision step, with halting; writes PNG plots."""
@@ -139,6 +145,7 @@ def eval_command(
     import numpy as np
 
     from ..train import evaluate, plot_report
+    from ..train.evaluate import rule_check_report
     from ..train.data import encode_pairs
     from ..train.trainer import pick_device
 
@@ -155,17 +162,22 @@ def eval_command(
             model, codec = pkg.load_model(device=dev), pkg.codec()
         settings = json.loads(difficulty) if difficulty else {}
         with console.status(f"generating {puzzles} puzzles"):
-            data = encode_pairs(codec, codec.generate(np.random.default_rng(seed), puzzles, **settings))
+            pairs = codec.generate(np.random.default_rng(seed), puzzles, **settings)
+            data = encode_pairs(codec, pairs)
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"--difficulty is not JSON: {exc}") from None
     except TRMError as exc:
         _fail(exc)
     report = evaluate(model, data, max_steps=max_steps, device=dev)
+    ruled = rule_check_report(model, codec, [inp for inp, _ in pairs], views=views)
     paths = plot_report(report, Path(out), title=Path(source).name)
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
+        typer.echo(json.dumps({**report.to_json(), "rule_check": ruled.to_json() if ruled else None}))
     else:
         _print_report(report)
+        if ruled is not None:
+            console.print(f"valid by the task's rules, as `trm solve` answers (halting, up to {views} views): "
+                          f"{ruled.valid:.2%}, {ruled.mean_views:.2f} views and {ruled.mean_steps:.2f} steps per puzzle")
         console.print("plots: " + ", ".join(str(p) for p in paths))
 
 

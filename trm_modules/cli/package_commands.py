@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import TRMError
+from ..views import DEFAULT_VIEWS
 
 console = Console()
 errors = Console(stderr=True)
@@ -154,9 +155,11 @@ def solve(
     max_steps: Optional[int] = typer.Option(None, help="Supervision steps at most (default: the model's)."),
     no_halt: bool = typer.Option(False, "--no-halt", help="Run every step; no early halting."),
     batch_size: int = typer.Option(256, help="Inputs per batch."),
+    views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought "
+                              "in (1: the model's first answer only)."),
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
 ) -> None:
-    """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid"} or {"error"} per line."""
+    """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid", "views"} or {"error"} per line."""
     from ..package.registry import find_package
     from ..package.solving import answer_jsonl
 
@@ -166,7 +169,7 @@ def solve(
         text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
         lines = [line for line in text.splitlines() if line.strip()]
         results = answer_jsonl(model, pkg.codec(), pkg.input_schema, lines, max_steps=max_steps, halt=not no_halt,
-                               batch_size=batch_size)
+                               batch_size=batch_size, views=views)
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
     if str(output) == "-":
         sys.stdout.write(body)

@@ -8,6 +8,8 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from ..views import DEFAULT_VIEWS
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -24,6 +26,7 @@ def serve(
     max_body: int = typer.Option(1 << 20, help="Largest request body in bytes (package uploads: --max-package)."),
     max_package: int = typer.Option(256 << 20, help="Largest package upload in bytes."),
     cpu_threads: Optional[int] = typer.Option(None, help="Intra-op threads of the CPU compute thread."),
+    views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought in."),
     bootstrap_token: bool = typer.Option(True, "--bootstrap-token/--no-bootstrap-token",
                                          help="Create and print an all-scopes token when the store has none."),
 ) -> None:
@@ -32,7 +35,8 @@ def serve(
 
     url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     settings = ServerSettings(registry=registry, db=db, public_url=url.rstrip("/"), max_body_bytes=max_body,
-                              max_package_bytes=max_package, cpu_threads=cpu_threads)
+                              max_package_bytes=max_package, cpu_threads=cpu_threads,
+                              views=views)
     try:
         run(settings, host=host, port=port, bootstrap_token=bootstrap_token,
             announce=lambda line: console.print(line, highlight=False, soft_wrap=True))

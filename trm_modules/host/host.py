@@ -6,7 +6,8 @@ this class. It is thread-safe; ``asolve`` is the entry point for asyncio code.
 Life of a request: choose the slot's version for the request's context (plugin, else pin,
 canary, active) and take a reference on it → make sure its model is resident (placement may
 evict idle versions) → validate and encode the input → queue it on the version's micro-batcher
-→ decode the answer → drop the reference → hand a ``SolveRecord`` to the observers' thread.
+→ decode and rule-check the answer (solving further test-time views when the rules reject it,
+``trm_modules.views``) → drop the reference → hand a ``SolveRecord`` to the observers' thread.
 A swap only moves the slot's pointer, so a request finishes on the version it started with;
 the replaced version is freed when its last request drops its reference.
 """
@@ -20,12 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pluggy
 from pydantic import ValidationError
 
 from ..errors import ModuleNotFound
 from ..plugins import call_hook, get_plugin_manager, has_implementations, record_plugin_failure
 from ..records import FeedbackEvent, SolveContext, SolveRecord, new_id
+from ..views import DEFAULT_VIEWS, Candidate
 from .answer import Answer
 from .batching import RowResult
 from .errors import InvalidInput, SwapError, VersionNotLoaded
@@ -58,15 +61,19 @@ class Host:
     ``batch_window_ms`` / ``max_batch_size`` / ``batch_wait_fraction``: micro-batching — a batch
     waits ``batch_window_ms`` for company, or that fraction of recent batches' compute time when
     longer (0 ms and 0 = batch only what is already waiting). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
-    1 is fastest on machines shared with other busy processes). ``plugin_manager``: defaults to
-    the process-wide one.
+    1 is fastest on machines shared with other busy processes). ``views``: test-time views an
+    answer the task's rules reject is sought in (1: the model's first answer only; see
+    ``trm_modules.views``). ``plugin_manager``: defaults to the process-wide one.
     """
 
     def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
                  memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
                  max_batch_size: int = 64, batch_wait_fraction: float = 0.1,
-                 cpu_threads: int | None = None) -> None:
+                 cpu_threads: int | None = None, views: int = DEFAULT_VIEWS) -> None:
+        if views < 1:
+            raise ValueError(f"views must be at least 1, got {views}")
         self.pm = plugin_manager or get_plugin_manager()
+        self.views = views
         self.sources: list[ModuleSource] = list(sources)
         self.batch_window_s = batch_window_ms / 1000.0
         self.max_batch_size = max_batch_size
@@ -140,7 +147,8 @@ class Host:
                 raise ModuleNotFound(f"the version given is of module {spec.name!r}, not {module!r}")
             label = spec.version
             loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size,
-                                   wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads)
+                                   wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads,
+                                   views=self.views)
             self._acquire(loaded)
             self._ensure_resident(loaded)
             loaded.self_test()
@@ -346,12 +354,16 @@ class Host:
             error = exc.errors()[0]
             raise InvalidInput(f"bad solve context: {error['msg']}", json_pointer(error["loc"])) from exc
 
-    def _answer(self, lease: _Lease, solve_id: str, data: Json, row: RowResult) -> Answer:
+    def _answer(self, lease: _Lease, solve_id: str, data: Json, tokens: np.ndarray, puzzle_id: int,
+                row: RowResult, first: Candidate | None = None) -> Answer:
+        """The answer to ``data`` from its first batch row, with more views when the rules reject that one."""
         version = lease.version
-        output, valid = version.decode(row.tokens, data)
+        first = first or version.first_candidate(data, row)
+        chosen, steps, views = version.answer_with_views(data, tokens, puzzle_id, first)
         return Answer(solve_id=solve_id, module=version.name, version=version.version, digest=version.digest,
-                      output=output, steps=row.steps, confidence=row.confidence, valid=valid,
-                      latency_ms=(time.perf_counter() - lease.started) * 1000.0, device=version.device or "cpu")
+                      output=chosen.output, steps=steps, confidence=chosen.confidence, valid=chosen.valid,
+                      latency_ms=(time.perf_counter() - lease.started) * 1000.0, device=version.device or "cpu",
+                      views=views)
 
     def _record(self, answer: Answer, data: Json, context: SolveContext) -> None:
         if not has_implementations(self.pm, "trm_on_solve"):
@@ -377,7 +389,7 @@ class Host:
             self._ensure_resident(lease.version)
             tokens, puzzle_id = lease.version.encode(input_json)
             row = lease.version.batcher.submit(tokens, puzzle_id).result()
-            answer = self._answer(lease, solve_id, input_json, row)
+            answer = self._answer(lease, solve_id, input_json, tokens, puzzle_id, row)
         finally:
             self._release(lease.version)
         self._record(answer, input_json, ctx)
@@ -399,7 +411,7 @@ class Host:
             self._ensure_resident(lease.version)
             encoded = [lease.version.encode(data, (i,)) for i, data in enumerate(inputs)]
             futures = [lease.version.batcher.submit(tokens, pid) for tokens, pid in encoded]
-            answers = [self._answer(lease, ids[i], inputs[i], f.result()) for i, f in enumerate(futures)]
+            answers = [self._answer(lease, ids[i], inputs[i], *encoded[i], f.result()) for i, f in enumerate(futures)]
         finally:
             self._release(lease.version)
         for answer, data in zip(answers, inputs):
@@ -417,7 +429,12 @@ class Host:
                 await asyncio.get_running_loop().run_in_executor(None, self._ensure_resident, lease.version)
             tokens, puzzle_id = lease.version.encode(input_json)
             row = await asyncio.wrap_future(lease.version.batcher.submit(tokens, puzzle_id))
-            answer = self._answer(lease, solve_id, input_json, row)
+            first = lease.version.first_candidate(input_json, row)
+            if lease.version.wants_more_views(first):  # waits on more batches: keep it off the event loop
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    None, self._answer, lease, solve_id, input_json, tokens, puzzle_id, row, first)
+            else:
+                answer = self._answer(lease, solve_id, input_json, tokens, puzzle_id, row, first)
         finally:
             self._release(lease.version)
         self._record(answer, input_json, ctx)

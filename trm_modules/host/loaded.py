@@ -24,7 +24,8 @@ import torch
 from ..codec import TaskCodec
 from ..model import TRM
 from ..errors import CodecError
-from .batching import MicroBatcher
+from ..views import Candidate, choose, decode_candidate, needs_more_views, views_of
+from .batching import MicroBatcher, RowResult
 from .compute import run_on_device
 from .errors import InvalidInput, SelfTestFailed
 
@@ -116,8 +117,10 @@ class LoadedVersion:
     """
 
     def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
-                 wait_fraction: float = 0.1, cpu_threads: int | None = None) -> None:
+                 wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1) -> None:
         self.spec = spec
+        self.views = views
+        self._extra_views = views_of(spec.codec, views)[1:]
         self.wait_fraction = wait_fraction
         self.cpu_threads = cpu_threads
         self.window_s = window_s
@@ -233,16 +236,34 @@ class LoadedVersion:
         the request is answered and recorded as a failure rather than lost as an error, so the
         feedback export can still turn it into a training example.
         """
-        codec = self.spec.codec
-        try:
-            output = codec.decode_output(tokens, data)
-        except CodecError:
-            return None, False
-        try:
-            valid = codec.check(data, output)
-        except Exception:  # noqa: BLE001 - an answer the checker chokes on is not valid
-            valid = False
-        return output, valid
+        candidate = decode_candidate(self.spec.codec, tokens, data, 0, 0.0)
+        return candidate.output, candidate.valid
+
+    def first_candidate(self, data: Json, row: RowResult) -> Candidate:
+        """The model's first answer to ``data`` (``row``), decoded and rule-checked."""
+        return decode_candidate(self.spec.codec, row.tokens, data, row.steps, row.confidence)
+
+    def wants_more_views(self, first: Candidate) -> bool:
+        """Would this version seek the answer in further test-time views (``trm_modules.views``)?"""
+        return bool(self._extra_views) and needs_more_views(first)
+
+    def answer_with_views(self, data: Json, tokens: np.ndarray, puzzle_id: int,
+                          first: Candidate) -> tuple[Candidate, int, int]:
+        """(chosen answer, steps of all views, views solved), after the first answer ``first``.
+
+        Blocks while the other views go through the batcher (together, as one batch).
+        """
+        candidates = [first]
+        if self.wants_more_views(first):
+            batcher = self.batcher
+            if batcher is None:
+                raise RuntimeError(f"{self.name} {self.version} is not loaded")
+            futures = [batcher.submit(view.apply(tokens), puzzle_id) for view in self._extra_views]
+            for view, future in zip(self._extra_views, futures):
+                row = future.result()
+                candidates.append(decode_candidate(self.spec.codec, view.invert(row.tokens), data, row.steps,
+                                                   row.confidence))
+        return choose(candidates), sum(c.steps for c in candidates), len(candidates)
 
     def self_test(self) -> None:
         """Run every shipped example through the loaded model; ``SelfTestFailed`` names the first mismatch.

@@ -18,20 +18,27 @@ from jsonschema.exceptions import best_match
 from ..codec import TaskCodec
 from ..errors import CodecError
 from ..model import TRM
+from ..views import choose, decode_candidate, needs_more_views, views_of
 from .manifest import json_pointer
 
 
 @dataclass
 class Answer:
-    """The model's answer to one input: decoded output, steps used, confidence, validity (None = unknowable)."""
+    """The model's answer to one input: decoded output, steps used, confidence, validity (None = unknowable).
+
+    ``views`` is how many test-time views were solved for it (``trm_modules.views``); ``steps``
+    counts the supervision steps of all of them.
+    """
 
     output: dict[str, Any]
     steps: int
     confidence: float
     valid: bool | None
+    views: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"output": self.output, "steps": self.steps, "confidence": self.confidence, "valid": self.valid}
+        return {"output": self.output, "steps": self.steps, "confidence": self.confidence, "valid": self.valid,
+                "views": self.views}
 
 
 @dataclass
@@ -53,31 +60,60 @@ def model_device(model: TRM) -> torch.device:
     return next(model.parameters()).device
 
 
+def _solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None, halt: bool,
+                  batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(answer tokens, steps, confidence) of (N, L) inputs, solved ``batch_size`` rows at a time."""
+    device = model_device(model)
+    parts = []
+    for start in range(0, len(tokens), batch_size):
+        solution = model.solve(torch.from_numpy(tokens[start : start + batch_size]).to(device),
+                               torch.from_numpy(puzzle_ids[start : start + batch_size]).to(device),
+                               max_steps=max_steps, halt=halt)
+        parts.append((solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
+                      solution.confidence.float().cpu().numpy()))
+    return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
+
+
 def solve_inputs(model: TRM, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
-                 halt: bool = True, batch_size: int = 256) -> list[Answer | ItemError]:
+                 halt: bool = True, batch_size: int = 256, views: int = 1) -> list[Answer | ItemError]:
     """Answer already-validated inputs in batches through ``model.solve``.
 
+    With ``views`` > 1, inputs whose answer the task's rules reject are solved again through up to
+    ``views - 1`` transformed views and the answer is chosen among all (``trm_modules.views``).
     An answer whose tokens the codec cannot decode (an untrained model can emit pad or blank
     tokens) becomes an ``ItemError``. Raises ``CodecError`` if an input cannot be encoded
     (callers validate first to avoid that).
     """
-    answers: list[Answer | ItemError] = []
-    device = model_device(model)
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start : start + batch_size]
-        tokens = torch.from_numpy(np.stack([codec.encode_input(doc) for doc in chunk]).astype(np.int64)).to(device)
-        puzzle_ids = torch.tensor([codec.puzzle_id(doc) for doc in chunk], dtype=torch.long, device=device)
-        solution = model.solve(tokens, puzzle_ids, max_steps=max_steps, halt=halt)
-        out_tokens = solution.tokens.cpu().numpy()
-        for row, doc in enumerate(chunk):
-            try:
-                output = codec.decode_output(out_tokens[row], doc)
-            except CodecError as exc:
-                answers.append(ItemError(f"the model's answer cannot be decoded: {exc.message}", exc.path))
-                continue
-            answers.append(Answer(output=output, steps=int(solution.steps[row]),
-                                  confidence=float(solution.confidence[row]), valid=codec.check(doc, output)))
-    return answers
+    if not inputs:
+        return []
+    tokens = np.stack([codec.encode_input(doc) for doc in inputs]).astype(np.int64)
+    puzzle_ids = np.array([codec.puzzle_id(doc) for doc in inputs], dtype=np.int64)
+    options = {"max_steps": max_steps, "halt": halt, "batch_size": batch_size}
+    out, steps, confidence = _solve_tokens(model, tokens, puzzle_ids, **options)
+    candidates = [[decode_candidate(codec, out[i], doc, int(steps[i]), float(confidence[i]))]
+                  for i, doc in enumerate(inputs)]
+    retry = [i for i, found in enumerate(candidates) if needs_more_views(found[0])]
+    extra_views = views_of(codec, views)[1:] if retry else []
+    if extra_views:
+        viewed = np.concatenate([view.apply(tokens[retry]) for view in extra_views])
+        out, steps, confidence = _solve_tokens(model, viewed, np.tile(puzzle_ids[retry], len(extra_views)), **options)
+        for v, view in enumerate(extra_views):
+            answers = view.invert(out[v * len(retry) : (v + 1) * len(retry)])
+            for k, i in enumerate(retry):
+                row = v * len(retry) + k
+                candidates[i].append(decode_candidate(codec, answers[k], inputs[i], int(steps[row]),
+                                                      float(confidence[row])))
+    results: list[Answer | ItemError] = []
+    for found in candidates:
+        chosen = choose(found)
+        used = sum(c.steps for c in found)
+        if chosen.output is None:
+            message, path = chosen.problem or ("", "")
+            results.append(ItemError(f"the model's answer cannot be decoded: {message}", path))
+            continue
+        results.append(Answer(output=chosen.output, steps=used, confidence=chosen.confidence, valid=chosen.valid,
+                              views=len(found)))
+    return results
 
 
 def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec: TaskCodec) -> ItemError | None:
@@ -95,20 +131,21 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
 
 def answer_documents(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], documents: list[Any], *,
                      max_steps: int | None = None, halt: bool = True,
-                     batch_size: int = 256) -> list[Answer | ItemError]:
+                     batch_size: int = 256, views: int = 1) -> list[Answer | ItemError]:
     """One result per document, in order: an ``Answer``, or an ``ItemError`` (bad document, undecodable answer)."""
     validator = jsonschema.Draft202012Validator(input_schema)
     results: list[Answer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
     good = [i for i, r in enumerate(results) if r is None]
     answers = solve_inputs(model, codec, [documents[i] for i in good], max_steps=max_steps, halt=halt,
-                           batch_size=batch_size)
+                           batch_size=batch_size, views=views)
     for index, answer in zip(good, answers):
         results[index] = answer
     return results  # type: ignore[return-value]
 
 
 def answer_jsonl(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], lines: list[str], *,
-                 max_steps: int | None = None, halt: bool = True, batch_size: int = 256) -> list[dict[str, Any]]:
+                 max_steps: int | None = None, halt: bool = True, batch_size: int = 256,
+                 views: int = 1) -> list[dict[str, Any]]:
     """Answer JSONL lines: one JSON object per non-blank line, ``{"output": …}`` or ``{"error": …}``."""
     documents: list[Any] = []
     parse_errors: dict[int, ItemError] = {}
@@ -120,7 +157,7 @@ def answer_jsonl(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], lin
             documents.append(None)
     pending = [i for i in range(len(lines)) if i not in parse_errors]
     answered = answer_documents(model, codec, input_schema, [documents[i] for i in pending],
-                                max_steps=max_steps, halt=halt, batch_size=batch_size)
+                                max_steps=max_steps, halt=halt, batch_size=batch_size, views=views)
     results: list[Any] = [None] * len(lines)
     for index, error in parse_errors.items():
         results[index] = error

@@ -179,7 +179,8 @@ def _module_routes() -> APIRouter:
         answer = await _runtime(request).host.asolve(name, body.input, body.context, solve_id=body.client_id)
         return SolveResponse(solve_id=answer.solve_id, module=answer.module, version=answer.version,
                              digest=answer.digest, output=answer.output, steps=answer.steps,
-                             confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms)
+                             confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,
+                             views=answer.views)
 
     @router.get("/solves/{solve_id}", dependencies=[Depends(require_scope("solve"))],
                 summary="A recorded solve (the xAPI activity a solve's statements name)")

@@ -17,6 +17,7 @@ from ..host import Host
 from ..package import DirectoryRegistry
 from ..package.registry import default_registry_path, installed_registry
 from ..plugins import build_plugin_manager
+from ..views import DEFAULT_VIEWS
 from ..store import Recorder, Store, StorePlugin
 from .metrics import ServerMetrics
 from .tokens import TokenStore
@@ -32,7 +33,7 @@ class ServerSettings:
     """How a server runs. ``registry``: folder of the served registry (default: ``TRM_REGISTRY``, the
     checkout's ``registry/``, else the installed-modules registry). ``db``: store URL or SQLite path
     (default ``TRM_DB_URL`` or the user data dir). ``public_url``: the URL clients reach the server at
-    (solve activity IRIs are built from it)."""
+    (solve activity IRIs are built from it). ``views``: test-time views (``trm_modules.views``)."""
 
     registry: Path | None = None
     db: str | None = None
@@ -41,6 +42,7 @@ class ServerSettings:
     max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES
     batch_window_ms: float = 2.0
     cpu_threads: int | None = None
+    views: int = DEFAULT_VIEWS
     entry_point_plugins: bool = True
     journal_path: Path | None = None
     recorder_options: dict[str, Any] = field(default_factory=dict)
@@ -91,7 +93,7 @@ class ServerRuntime:
         pm.register(StorePlugin(recorder), name="trm-store")
         pm.register(metrics, name="trm-server-metrics")
         host = Host([registry], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
-                    cpu_threads=settings.cpu_threads)
+                    cpu_threads=settings.cpu_threads, views=settings.views)
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
         runtime.activate_published()
         return runtime

@@ -36,10 +36,11 @@ class SolveResponse(BaseModel):
     digest: str = Field(description="sha256 of the package file that answered.")
     output: dict[str, Any] | None = Field(description="The answer; null when the model's tokens form no answer "
                                                       "(valid is then false; the solve is still recorded).")
-    steps: int = Field(description="Supervision steps used before halting.")
+    steps: int = Field(description="Supervision steps used before halting (summed over the views solved).")
     confidence: float = Field(description="The model's halting confidence in [0, 1].")
     valid: bool | None = Field(description="The task's rule check of the answer (None: the task has none).")
     latency_ms: float
+    views: int = Field(1, description="Test-time views solved: more than 1 when the first answer broke the task's rules.")
 
 
 class FeedbackRequest(BaseModel):

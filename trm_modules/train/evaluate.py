@@ -113,30 +113,45 @@ def plot_report(report: EvalReport, out_dir: Path, title: str = "") -> list[Path
     return [acc_path, hist_path]
 
 
+@dataclass
+class RuleReport:
+    """How many answers the task's rules accept, answering as ``trm solve`` does (halting, views)."""
+
+    puzzles: int
+    views: int  # views an answer could be sought in
+    valid: float  # share of answers the rules accept
+    mean_views: float  # views solved per input on average
+    mean_steps: float  # supervision steps per input, over all its views
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 @torch.inference_mode()
-def valid_fraction(model: TRM, codec, inputs: list[dict], batch_size: int = 512, device: str | torch.device = "cpu") -> float | None:
-    """Share of inputs whose answer (``solve`` with halting) the codec's rule check accepts.
+def rule_check_report(model: TRM, codec, inputs: list[dict], views: int = 1, batch_size: int = 512) -> RuleReport | None:
+    """Judge answers by the task's rules rather than one stored answer (``trm_modules.views`` for
+    ``views``); None when the codec cannot check answers.
 
     This is how answers are judged where a task can have several right answers (any valid
-    completion of a Sudoku with several solutions); None when the codec has no checker.
+    completion of a Sudoku with several solutions).
     """
-    from ..errors import CodecError
+    from ..package.solving import Answer, solve_inputs
 
-    if not inputs:
+    if not inputs or not codec.can_check:
         return None
     model.eval()
-    valid = 0
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start:start + batch_size]
-        tokens = torch.from_numpy(np.stack([codec.encode_input(x) for x in chunk])).to(device)
-        ids = torch.tensor([codec.puzzle_id(x) for x in chunk], device=device)
-        answers = model.solve(tokens, ids).tokens.cpu().numpy()
-        for data_in, row in zip(chunk, answers):
-            try:
-                verdict = codec.check(data_in, codec.decode_output(row, data_in))
-            except CodecError:
-                verdict = False
-            if verdict is None:
-                return None
-            valid += bool(verdict)
-    return valid / len(inputs)
+    results = solve_inputs(model, codec, inputs, views=views, batch_size=batch_size)
+    answers = [r for r in results if isinstance(r, Answer)]
+    return RuleReport(
+        puzzles=len(inputs), views=views,
+        valid=sum(a.valid is True for a in answers) / len(inputs),
+        mean_views=float(np.mean([a.views for a in answers])) if answers else float(views),
+        mean_steps=float(np.mean([a.steps for a in answers])) if answers else 0.0,
+    )
+
+
+def valid_fraction(model: TRM, codec, inputs: list[dict], batch_size: int = 512, device: str | torch.device = "cpu") -> float | None:
+    """Share of inputs whose first answer (``solve`` with halting) the codec's rule check accepts;
+    None when the codec has no checker."""
+    report = rule_check_report(model, codec, inputs, views=1, batch_size=batch_size)
+    return None if report is None else report.valid
