@@ -121,11 +121,25 @@ def pick_device(requested: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_model_name() -> str:
+    """The CPU's marketing name where the OS tells it (Linux /proc/cpuinfo, else ``platform``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware_description(device: torch.device, world: int) -> str:
+    """``"AMD EPYC (2 cores), 1 thread"`` or the GPU's name; ``"2 × …"`` for several ranks."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+        threads = torch.get_num_threads()
+        name = f"{cpu_model_name()} ({os.cpu_count()} cores), {threads} thread{'s' if threads != 1 else ''}"
     return f"{world} × {name}" if world > 1 else name
 
 
