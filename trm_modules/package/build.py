@@ -109,6 +109,11 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
         if evaluation.per_step_accuracy:
             lines.append("- accuracy after each supervision step: "
                          + ", ".join(f"{acc:.3f}" for acc in evaluation.per_step_accuracy))
+        ruled = (evaluation.model_extra or {}).get("rule_check")
+        if isinstance(ruled, dict) and {"valid", "views", "mean_views", "mean_steps"} <= ruled.keys():
+            lines.append(f"- valid by the task's rules as `trm solve` answers (halting, up to {ruled['views']} "
+                         f"test-time views): {ruled['valid']:.4f}, {ruled['mean_views']:.2f} views and "
+                         f"{ruled['mean_steps']:.2f} steps per puzzle on average")
         lines.append("")
     for image in images:
         lines += [f"![{Path(image).stem}]({image})", ""]

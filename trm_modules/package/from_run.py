@@ -54,6 +54,25 @@ def select_examples(model: TRM, codec: TaskCodec, pairs: Iterable[tuple[dict, di
     return [(inp, None) for (inp, _), _ in decodable[:count]]
 
 
+def _rule_check_heldout(model: TRM, codec: TaskCodec, recipe_toml: str | None) -> dict[str, Any] | None:
+    """The rule check with test-time views on the run's held-out puzzles, regenerated from its recipe."""
+    import tomllib
+
+    from ..train.data import heldout_pairs
+    from ..train.evaluate import rule_check_report
+    from ..train.recipe import Recipe
+    from ..views import DEFAULT_VIEWS
+
+    if not recipe_toml:
+        return None
+    try:
+        recipe = Recipe.model_validate(tomllib.loads(recipe_toml))
+    except (ValueError, tomllib.TOMLDecodeError):
+        return None
+    report = rule_check_report(model, codec, [inp for inp, _ in heldout_pairs(codec, recipe.data)], views=DEFAULT_VIEWS)
+    return None if report is None else report.to_json()
+
+
 def _created_at(run_dir: Path) -> str:
     """SOURCE_DATE_EPOCH when set, else when the run's weights were written (stable for one run)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
@@ -108,6 +127,10 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
 
     evaluation = _read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").is_file() else None
     training = _read_json(run_dir / "training.json") if (run_dir / "training.json").is_file() else {}
+    if evaluation is not None and "rule_check" not in evaluation:  # runs from before it was recorded
+        ruled = _rule_check_heldout(model, codec, training.get("recipe_toml"))
+        if ruled is not None:
+            evaluation["rule_check"] = ruled
     provenance: dict[str, Any] = {
         "created_at": _created_at(run_dir),
         "parent_digest": parent_digest or training.get("parent_digest"),

@@ -55,6 +55,21 @@ def generate_set(codec: TaskCodec, n: int, seed: int, difficulty: dict[str, Any]
     return tokens
 
 
+#: The held-out set's seed is the recipe's data seed plus this: disjoint from the training draws.
+HELDOUT_SEED_OFFSET = 1_000_003
+
+
+def heldout_seed(data: Any) -> int:
+    """Seed of a recipe's held-out puzzles (``data`` is its ``[data]`` section)."""
+    return data.seed + HELDOUT_SEED_OFFSET
+
+
+def heldout_pairs(codec: TaskCodec, data: Any) -> list[tuple[Json, Json]]:
+    """The recipe's held-out puzzles as JSON documents: the same draw as the run's held-out set."""
+    return codec.generate(np.random.default_rng(heldout_seed(data)), data.test_puzzles,
+                          **(data.test_difficulty or data.difficulty))
+
+
 class AugmentedSampler:
     """Draws training examples with replacement and applies the codec's augmentation."""
 

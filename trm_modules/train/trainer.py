@@ -27,8 +27,9 @@ from safetensors.torch import save_file
 from ..codec import TaskCodec
 from ..model import TRM, TRMConfig, count_parameters
 from ..plugins import get_codec
-from .data import AugmentedSampler, TokenSet, generate_set
-from .evaluate import EvalReport, evaluate, plot_report
+from .data import AugmentedSampler, TokenSet, generate_set, heldout_pairs, heldout_seed
+from ..views import DEFAULT_VIEWS
+from .evaluate import EvalReport, evaluate, plot_report, rule_check_report
 from .losses import deep_supervision_loss
 from .recipe import Recipe
 
@@ -177,7 +178,7 @@ class Trainer:
         cache = self.out_dir / "data"
         if self.dist.is_main:
             self.train_set = generate_set(self.codec, data.train_puzzles, data.seed, data.difficulty, cache / "train.npz")
-            self.test_set = generate_set(self.codec, data.test_puzzles, data.seed + 1_000_003,
+            self.test_set = generate_set(self.codec, data.test_puzzles, heldout_seed(data),
                                          data.test_difficulty or data.difficulty, cache / "test.npz")
         self.dist.barrier()
         if not self.dist.is_main:
@@ -322,12 +323,17 @@ class Trainer:
         data = self.recipe.data
         evaluation = {
             "dataset": f"{len(self.test_set)} freshly generated held-out puzzles "
-                       f"(seed {data.seed + 1_000_003}, {json.dumps(data.test_difficulty or data.difficulty)})",
+                       f"(seed {heldout_seed(data)}, {json.dumps(data.test_difficulty or data.difficulty)})",
             "metric": "exact_accuracy",
             "value": report.accuracy_all_steps,
             "steps": self.config.halt_max_steps,
             **report.to_json(),
         }
+        # As `trm solve` answers (halting, test-time views), judged by the task's rules.
+        ruled = rule_check_report(ema_model, self.codec, [inp for inp, _ in heldout_pairs(self.codec, data)],
+                                  views=DEFAULT_VIEWS)
+        if ruled is not None:
+            evaluation["rule_check"] = ruled.to_json()
         (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
         training = {
             "recipe": str(self.recipe_path or self.recipe.name),
