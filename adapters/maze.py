@@ -18,8 +18,8 @@ from trm_modules.codec import Json, TaskCodec
 from trm_modules.errors import CodecError
 from trm_modules.host.hookspecs import hookimpl
 
-from .maze_generator import carved_maze, make_shortest_path_unique, open_maze, place_start_and_goal, shortest_path, \
-    shortest_path_counts
+from .maze_generator import carved_maze, make_shortest_path_unique, open_maze, place_start_and_goal, \
+    place_start_and_goal_at_random, shortest_path, shortest_path_counts
 from .schema_validation import compile_schema, validate_document
 
 MIN_SIZE = 4
@@ -191,17 +191,23 @@ class MazeCodec(TaskCodec):
 
     def generate(self, rng: np.random.Generator, n: int, *, method: str = "mixed",
                  loop_fraction: Any = (0.0, 0.3), wall_density: Any = (0.2, 0.4),
-                 min_path_length: int | None = None) -> list[tuple[Json, Json]]:
+                 min_path_length: int | None = None, placement: str = "far") -> list[tuple[Json, Json]]:
         """``n`` mazes with a unique shortest path of at least ``min_path_length`` steps.
 
         ``method``: ``"carved"`` (corridor maze with ``loop_fraction`` of its separating walls
         removed), ``"open"`` (random walls at ``wall_density``) or ``"mixed"`` (each maze picks one).
         Fractions are a number or a [low, high] range drawn uniformly per maze. Default minimum
-        path length: the side length k.
+        path length: the side length k. ``placement``: ``"far"`` puts S and G at the two ends of
+        the maze's longest shortest path (hardest), ``"random"`` at two random open cells at least
+        ``min_path_length`` apart (paths of every length, S and G anywhere), ``"mixed"`` either
+        one, half the mazes each.
         """
         if method not in ("carved", "open", "mixed"):
             raise CodecError(f"maze generation method must be 'carved', 'open' or 'mixed', got {method!r}",
                              "/difficulty/method")
+        if placement not in ("far", "random", "mixed"):
+            raise CodecError(f"maze placement must be 'far', 'random' or 'mixed', got {placement!r}",
+                             "/difficulty/placement")
         loops = _range(loop_fraction, "loop_fraction")
         density = _range(wall_density, "wall_density")
         min_length = self.size if min_path_length is None else min_path_length
@@ -218,7 +224,9 @@ class MazeCodec(TaskCodec):
                     open_cells = carved_maze(k, search_rng.uniform(*loops), search_rng)
                 else:
                     open_cells = open_maze(k, search_rng.uniform(*density), search_rng)
-                placed = place_start_and_goal(open_cells, k, search_rng)
+                far = placement == "far" or (placement == "mixed" and search_rng.random() < 0.5)
+                place = place_start_and_goal if far else place_start_and_goal_at_random
+                placed = place(open_cells, k, search_rng, min_length)
                 if placed is not None and placed[2] >= min_length:
                     break
             else:

@@ -114,7 +114,8 @@ def open_maze(size: int, wall_density: float, rng: random.Random) -> list[bool]:
     return [rng.random() >= wall_density for _ in range(size * size)]
 
 
-def place_start_and_goal(open_cells: list[bool], size: int, rng: random.Random) -> tuple[int, int, int] | None:
+def place_start_and_goal(open_cells: list[bool], size: int, rng: random.Random,
+                         min_distance: int = 1) -> tuple[int, int, int] | None:
     """(start, goal, distance) of two far-apart open cells: start is the far end of a BFS sweep
     from a random open cell, goal the farthest cell from start. None without two connected open cells."""
     candidates = [cell for cell, is_open in enumerate(open_cells) if is_open]
@@ -129,6 +130,22 @@ def place_start_and_goal(open_cells: list[bool], size: int, rng: random.Random) 
         return None
     goal = rng.choice([cell for cell, d in enumerate(dist) if d == farthest])
     return start, goal, farthest
+
+
+def place_start_and_goal_at_random(open_cells: list[bool], size: int, rng: random.Random,
+                                   min_distance: int = 1) -> tuple[int, int, int] | None:
+    """(start, goal, distance): a random open cell and a random cell reachable from it at least
+    ``min_distance`` steps away. None when the start drawn has no such cell."""
+    candidates = [cell for cell, is_open in enumerate(open_cells) if is_open]
+    if len(candidates) < 2:
+        return None
+    start = rng.choice(candidates)
+    dist, _ = shortest_path_counts(open_cells, size, start)
+    goals = [cell for cell, d in enumerate(dist) if d >= max(1, min_distance)]
+    if not goals:
+        return None
+    goal = rng.choice(goals)
+    return start, goal, dist[goal]
 
 
 def make_shortest_path_unique(open_cells: list[bool], size: int, start: int, goal: int,

@@ -162,3 +162,28 @@ def test_dihedral_augmentation_keeps_answers_valid_and_uses_all_eight_transforms
         assert codec.check(maze, answer)
         seen.add(tuple(x) + tuple(y))
     assert len(seen) == 8
+
+
+def start_and_goal(maze):
+    cells = "".join(maze["grid"])
+    return cells.index("S"), cells.index("G")
+
+
+@pytest.mark.parametrize("placement", ["random", "mixed"])
+def test_random_placement_puts_start_and_goal_anywhere_with_paths_of_every_length(placement):
+    codec = MazeCodec(size=9)
+    pairs = codec.generate(np.random.default_rng(1), 60, placement=placement, min_path_length=4)
+    lengths = set()
+    for maze, answer in pairs:
+        assert codec.count_shortest_paths(maze) == 1 and codec.check(maze, answer)
+        lengths.add(sum(row.count("o") for row in answer["grid"]) + 1)
+    assert min(lengths) >= 4 and len(lengths) >= 10
+    far = codec.generate(np.random.default_rng(1), 60, placement="far", min_path_length=4)
+    mean_length = lambda ps: np.mean([sum(r.count("o") for r in a["grid"]) for _, a in ps])  # noqa: E731
+    assert mean_length(pairs) < mean_length(far)  # far placement takes the longest shortest path
+
+
+def test_unknown_placement_is_refused_at_its_key():
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=6).generate(np.random.default_rng(0), 1, placement="centre")
+    assert err.value.path == "/difficulty/placement"
