@@ -66,8 +66,9 @@ def run_in_process(package: Path, inputs: list[dict], clients: int, seconds: flo
     from trm_modules.host import FolderSource, Host
     from trm_modules.plugins import build_plugin_manager
 
+    # views=1 here and in the server: the untrained model's answers break the rules; this measures serving.
     with Host([FolderSource(package.parent)], plugin_manager=build_plugin_manager(entry_points=True),
-              cpu_threads=1) as host:
+              cpu_threads=1, views=1) as host:
         from trm_modules.package import open_package
 
         name = open_package(package).name
@@ -131,7 +132,8 @@ def start_server(package: Path, folder: Path) -> tuple[subprocess.Popen, str, st
         port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(folder / "data")}
     process = subprocess.Popen([sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry",
-                                str(registry.root), "--db", db, "--cpu-threads", "1", "--no-bootstrap-token"],
+                                str(registry.root), "--db", db, "--cpu-threads", "1", "--views", "1",
+                                "--no-bootstrap-token"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
