@@ -25,6 +25,7 @@ import torch
 from trm_modules.host import Host, MemorySource, VersionSpec
 from trm_modules.model import TRM, TRMConfig
 from trm_modules.plugins import get_codec
+from trm_modules.testing import digit_answering_sudoku_model
 
 CALLERS = 16
 CONFIG = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=128, puzzle_emb_len=1, hidden_size=128, num_heads=4,
@@ -33,12 +34,7 @@ CONFIG = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=128, puzzle_emb_len
 
 def sudoku_model(seed: int) -> TRM:
     """Untrained, but always answering digit tokens so the codec can decode every answer."""
-    torch.manual_seed(seed)
-    model = TRM(CONFIG).eval()
-    with torch.no_grad():
-        model.lm_head.weight[0:2] = 0.0
-        model.lm_head.weight[3] = -model.lm_head.weight[2]
-    return model
+    return digit_answering_sudoku_model(CONFIG, seed)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from test_host_fixtures import one_torch_thread
 from trm_modules.host import FolderSource, Host, InvalidInput, LoadedVersion, SwapError
 from trm_modules.model import TRM, TRMConfig
 from trm_modules.package import DirectoryRegistry, PackageError, build_package, open_package
 from trm_modules.plugins import build_plugin_manager, get_codec
+from trm_modules.testing import digit_answering_sudoku_model
 
 SUDOKU4 = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, puzzle_emb_len=2, hidden_size=32, num_heads=2,
                     H_cycles=2, L_cycles=2, halt_max_steps=4)
@@ -18,13 +18,7 @@ SUDOKU4 = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, puzzle_emb_len
 
 def sudoku_model(seed: int) -> TRM:
     """An untrained model whose answers are always digit tokens (2..5), different for each seed."""
-    torch.manual_seed(seed)
-    model = TRM(SUDOKU4).eval()
-    with torch.no_grad():
-        weight = model.lm_head.weight
-        weight[0:2] = 0.0  # pad and blank score 0 ...
-        weight[3] = -weight[2]  # ... and one of tokens 2 and 3 always scores above 0
-    return model
+    return digit_answering_sudoku_model(SUDOKU4, seed)
 
 
 @pytest.fixture(scope="module")
