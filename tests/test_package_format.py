@@ -174,3 +174,29 @@ def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
     assert "card/accuracy_vs_steps.png" in pkg.archive
     assert "## Evaluation" in pkg.card and "## Limits" in pkg.card
     pkg.self_test()
+
+
+@pytest.mark.parametrize("breakage, file", [
+    ("no weights", "run"),
+    ("weights of another shape", "model.safetensors"),
+    ("unknown codec", "task.json"),
+    ("config not JSON", "config.json"),
+])
+def test_pack_run_names_the_run_file_at_fault(tmp_path, breakage, file):
+    from safetensors.torch import save_file
+
+    from trm_modules.package import BuildError, pack_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    state = {k: v.contiguous() for k, v in tiny_model().state_dict().items()}
+    if breakage == "weights of another shape":
+        state["lm_head.weight"] = state["lm_head.weight"][:, :3].contiguous()
+    if breakage != "no weights":
+        save_file(state, run / "model.safetensors")
+    (run / "config.json").write_text("{" if breakage == "config not JSON" else TINY_CONFIG.model_dump_json())
+    codec = "no-such-task" if breakage == "unknown codec" else "sudoku"
+    (run / "task.json").write_text(json.dumps({"codec": codec, "params": {"size": 4}}))
+    with pytest.raises(BuildError) as refused:
+        pack_run(run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm")
+    assert refused.value.file.endswith(file)

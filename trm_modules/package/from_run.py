@@ -10,17 +10,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-from safetensors.torch import load_file
 
 from ..codec import TaskCodec
-from ..errors import TRMError
-from ..model import TRM, TRMConfig
-from ..plugins import get_codec
+from ..model import TRM
 from .build import build_package
 from .errors import BuildError
 from .solving import Answer, solve_inputs
 
-RUN_REQUIRED = ("model.safetensors", "config.json", "task.json")
 RUN_PLOTS = ("accuracy_vs_steps.png", "halting_steps.png")
 #: How many examples a package built from a run carries.
 DEFAULT_EXAMPLE_COUNT = 8
@@ -90,28 +86,13 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
     signing_key, …) go to ``build_package``. Returns the package path (default ``NAME-VERSION.trm``
     in the current folder).
     """
-    run_dir = Path(run_dir)
-    missing = [f for f in RUN_REQUIRED if not (run_dir / f).is_file()]
-    if missing:
-        raise BuildError(f"{run_dir} is not a finished training run: missing {', '.join(missing)}", file=str(run_dir))
-    try:
-        config = TRMConfig.model_validate(_read_json(run_dir / "config.json"))
-    except ValueError as exc:
-        raise BuildError(f"{run_dir / 'config.json'} is not a TRMConfig: {exc}", file="config.json") from exc
-    task = dict(task) if task is not None else _read_json(run_dir / "task.json")
-    try:
-        codec = get_codec(task["codec"], task.get("params", {}))
-    except (KeyError, TypeError) as exc:
-        raise BuildError(f"task must be {{'codec': name, 'params': {{…}}}}, got {task!r}", file="task.json") from exc
-    except TRMError as exc:
-        raise BuildError(f"cannot build the run's codec: {exc}", file="task.json") from exc
+    from ..train.run_dir import RunInvalid, load_run
 
-    model = TRM(config)
+    run_dir = Path(run_dir)
     try:
-        model.load_state_dict(load_file(run_dir / "model.safetensors"))
-    except (RuntimeError, OSError, ValueError) as exc:
-        raise BuildError(f"the run's weights do not fit its config: {exc}", file="model.safetensors") from exc
-    model.eval()
+        model, codec = load_run(run_dir, task=task)
+    except RunInvalid as exc:
+        raise BuildError(exc.message, file=exc.file) from exc
 
     pairs = []
     examples_path = run_dir / "examples.jsonl"
