@@ -18,12 +18,13 @@ Views come from ``TaskCodec.transforms`` with a fixed seed: the same input gets 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 
 from .codec import TaskCodec
+from .errors import CodecError
 
 #: Views an answer may be sought in (the identity included) unless a caller says otherwise.
 DEFAULT_VIEWS = 8
@@ -37,6 +38,12 @@ class TokenView:
 
     source: np.ndarray  # (L,) cell of the original each viewed cell comes from
     lookup: np.ndarray  # (V,) token relabelling, a permutation of the vocabulary
+    _restore_cells: np.ndarray = field(init=False, repr=False)
+    _restore_tokens: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:  # the inverse, once: ``invert`` runs on every rejected answer
+        object.__setattr__(self, "_restore_cells", np.argsort(self.source))
+        object.__setattr__(self, "_restore_tokens", np.argsort(self.lookup))
 
     @classmethod
     def identity(cls, seq_len: int, vocab_size: int) -> "TokenView":
@@ -48,9 +55,7 @@ class TokenView:
 
     def invert(self, tokens: np.ndarray) -> np.ndarray:
         """Map viewed tokens (..., L) (the model's answer to the view) back to the original frame."""
-        restore_cells = np.argsort(self.source)
-        restore_tokens = np.argsort(self.lookup)
-        return restore_tokens[np.asarray(tokens)[..., restore_cells]]
+        return self._restore_tokens[np.asarray(tokens)[..., self._restore_cells]]
 
 
 def views_of(codec: TaskCodec, count: int) -> list[TokenView]:
@@ -108,8 +113,6 @@ def choose(candidates: Sequence[Candidate]) -> Candidate:
 def decode_candidate(codec: TaskCodec, tokens: np.ndarray, data_in: dict[str, Any], steps: int,
                      confidence: float) -> Candidate:
     """Decode and rule-check one answer; undecodable tokens or a checker that fails mean not valid."""
-    from .errors import CodecError
-
     try:
         output = codec.decode_output(tokens, data_in)
     except CodecError as exc:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -355,11 +356,12 @@ class Host:
             raise InvalidInput(f"bad solve context: {error['msg']}", json_pointer(error["loc"])) from exc
 
     def _answer(self, lease: _Lease, solve_id: str, data: Json, tokens: np.ndarray, puzzle_id: int,
-                row: RowResult, first: Candidate | None = None) -> Answer:
-        """The answer to ``data`` from its first batch row, with more views when the rules reject that one."""
+                row: RowResult, first: Candidate | None = None, pending: list[Future] | None = None) -> Answer:
+        """The answer to ``data`` from its first batch row, with more views when the rules reject that one
+        (``pending``: those views, already queued)."""
         version = lease.version
         first = first or version.first_candidate(data, row)
-        chosen, steps, views = version.answer_with_views(data, tokens, puzzle_id, first)
+        chosen, steps, views = version.answer_with_views(data, tokens, puzzle_id, first, pending)
         return Answer(solve_id=solve_id, module=version.name, version=version.version, digest=version.digest,
                       output=chosen.output, steps=steps, confidence=chosen.confidence, valid=chosen.valid,
                       latency_ms=(time.perf_counter() - lease.started) * 1000.0, device=version.device or "cpu",
@@ -410,8 +412,14 @@ class Host:
         try:
             self._ensure_resident(lease.version)
             encoded = [lease.version.encode(data, (i,)) for i, data in enumerate(inputs)]
-            futures = [lease.version.batcher.submit(tokens, pid) for tokens, pid in encoded]
-            answers = [self._answer(lease, ids[i], inputs[i], *encoded[i], f.result()) for i, f in enumerate(futures)]
+            version = lease.version
+            rows = [f.result() for f in [version.batcher.submit(tokens, pid) for tokens, pid in encoded]]
+            firsts = [version.first_candidate(data, row) for data, row in zip(inputs, rows)]
+            # Queue the other views of every rejected input before waiting on any: they share batches.
+            pending = [version.submit_views(*encoded[i]) if version.wants_more_views(first) else []
+                       for i, first in enumerate(firsts)]
+            answers = [self._answer(lease, ids[i], inputs[i], *encoded[i], rows[i], firsts[i], pending[i])
+                       for i in range(len(inputs))]
         finally:
             self._release(lease.version)
         for answer, data in zip(answers, inputs):

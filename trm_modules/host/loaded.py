@@ -14,6 +14,7 @@ import hashlib
 import os
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -247,22 +248,27 @@ class LoadedVersion:
         """Would this version seek the answer in further test-time views (``trm_modules.views``)?"""
         return bool(self._extra_views) and needs_more_views(first)
 
-    def answer_with_views(self, data: Json, tokens: np.ndarray, puzzle_id: int,
-                          first: Candidate) -> tuple[Candidate, int, int]:
+    def submit_views(self, tokens: np.ndarray, puzzle_id: int) -> list[Future]:
+        """Queue the other test-time views of an input on the batcher (they batch with whatever waits)."""
+        batcher = self.batcher
+        if batcher is None:
+            raise RuntimeError(f"{self.name} {self.version} is not loaded")
+        return [batcher.submit(view.apply(tokens), puzzle_id) for view in self._extra_views]
+
+    def answer_with_views(self, data: Json, tokens: np.ndarray, puzzle_id: int, first: Candidate,
+                          pending: list[Future] | None = None) -> tuple[Candidate, int, int]:
         """(chosen answer, steps of all views, views solved), after the first answer ``first``.
 
-        Blocks while the other views go through the batcher (together, as one batch).
+        ``pending``: the views already queued by ``submit_views``; queued here when the first answer
+        wants them. Blocks while they are solved.
         """
         candidates = [first]
-        if self.wants_more_views(first):
-            batcher = self.batcher
-            if batcher is None:
-                raise RuntimeError(f"{self.name} {self.version} is not loaded")
-            futures = [batcher.submit(view.apply(tokens), puzzle_id) for view in self._extra_views]
-            for view, future in zip(self._extra_views, futures):
-                row = future.result()
-                candidates.append(decode_candidate(self.spec.codec, view.invert(row.tokens), data, row.steps,
-                                                   row.confidence))
+        if pending is None and self.wants_more_views(first):
+            pending = self.submit_views(tokens, puzzle_id)
+        for view, future in zip(self._extra_views, pending or ()):
+            row = future.result()
+            candidates.append(decode_candidate(self.spec.codec, view.invert(row.tokens), data, row.steps,
+                                               row.confidence))
         return choose(candidates), sum(c.steps for c in candidates), len(candidates)
 
     def self_test(self) -> None:

@@ -150,7 +150,7 @@ def rule_check_report(model: TRM, codec, inputs: list[dict], views: int = 1, bat
     )
 
 
-def valid_fraction(model: TRM, codec, inputs: list[dict], batch_size: int = 512, device: str | torch.device = "cpu") -> float | None:
+def valid_fraction(model: TRM, codec, inputs: list[dict], batch_size: int = 512) -> float | None:
     """Share of inputs whose first answer (``solve`` with halting) the codec's rule check accepts;
     None when the codec has no checker."""
     report = rule_check_report(model, codec, inputs, views=1, batch_size=batch_size)
