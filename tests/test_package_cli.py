@@ -86,3 +86,16 @@ def test_publish_install_yank_and_list_modules(package_path, tmp_path, monkeypat
     (tmp_path / "in.jsonl").write_text(json.dumps(example_inputs(1)[0]) + "\n")
     solved = trm("solve", "sudoku-4x4@1.0.0", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "o.jsonl")
     assert solved.exit_code == 0, solved.output
+
+
+def test_solve_with_a_missing_input_file_says_so_in_one_line(package_path, tmp_path):
+    result = trm("solve", package_path, "--input", tmp_path / "absent.jsonl", "--output", tmp_path / "out.jsonl")
+    assert result.exit_code == 1
+    assert "cannot read --input" in result.output and "Traceback" not in result.output
+
+
+def test_solve_that_cannot_write_its_output_prints_the_answers_instead(package_path, tmp_path):
+    (tmp_path / "in.jsonl").write_text(json.dumps(example_inputs(1)[0]) + "\n")
+    result = trm("solve", package_path, "--input", tmp_path / "in.jsonl", "--output", tmp_path / "no-dir" / "out.jsonl")
+    assert result.exit_code == 1
+    assert "cannot write --output" in result.output and '"output"' in result.output

@@ -166,7 +166,11 @@ def solve(
     with refusals():
         pkg = find_package(package, trusted_keys=trusted_keys)
         model = pkg.load_model(device)
-        text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
+        try:
+            text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.print(f"[bold red]error:[/] cannot read --input {input}: {exc}", markup=True, highlight=False)
+            raise typer.Exit(1) from None
         lines = [line for line in text.splitlines() if line.strip()]
         results = answer_jsonl(model, pkg.codec(), pkg.input_schema, lines, max_steps=max_steps, halt=not no_halt,
                                batch_size=batch_size, views=views)
@@ -174,7 +178,13 @@ def solve(
     if str(output) == "-":
         sys.stdout.write(body)
     else:
-        output.write_text(body, "utf-8")
+        try:
+            output.write_text(body, "utf-8")
+        except OSError as exc:  # the answers are not lost: they go to stdout instead
+            errors.print(f"[bold red]error:[/] cannot write --output {output}: {exc}; answers follow on stdout",
+                         markup=True, highlight=False)
+            sys.stdout.write(body)
+            raise typer.Exit(1) from None
     failed = sum("error" in r for r in results)
     errors.print(f"{len(results) - failed} answered, {failed} failed ({pkg.name}@{pkg.version})", highlight=False)
     if failed:
