@@ -74,6 +74,16 @@ def train_command(
     out: str = typer.Option(None, "-o", "--out", help="Run directory to write (default: runs/<recipe name>)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, help="Continue from the run directory's checkpoint."),
+    init_from: Optional[str] = typer.Option(
+        None, "--init-from", metavar="PACKAGE",
+        help="Continue from a package: its EMA weights, step count and (packed with --training-state) live "
+             "weights and optimiser moments; the learning-rate schedule continues at its step."),
+    trusted_keys: Optional[str] = typer.Option(
+        None, "--trusted-keys", help="With --init-from: the package must be signed by a key in this folder."),
+    max_minutes: Optional[float] = typer.Option(
+        None, "--max-minutes", min=0,
+        help="End this sitting after M minutes (the schedule still plans train.steps); the run directory is "
+             "written as at the end, ready for `trm pack --training-state`."),
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.steps=200."),
 ) -> None:
     """Train a TRM from a recipe with deep supervision; writes a run directory for `trm pack`.
@@ -83,22 +93,25 @@ def train_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..train import Trainer, load_recipe
+    from ..train.continuation import load_package_start
 
     try:
         spec = load_recipe(recipe, _parse_overrides(overrides))
         out_dir = out or f"runs/{spec.name}"
+        start = load_package_start(init_from, trusted_keys) if init_from else None
         with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
-            trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe)
+            trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe, init_from=start)
     except TRMError as exc:
         _fail(exc)
     if trainer.dist.is_main:
+        continuing = f", continuing {start.source} at step {start.step}" if start else ""
         console.print(f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
-                      f"{spec.train.steps} steps, batch {spec.train.batch_size} → {out_dir}")
+                      f"{spec.train.steps} steps, batch {spec.train.batch_size}{continuing} → {out_dir}")
     columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  {task.fields[sps]:.1f} steps/s"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, disable=not trainer.dist.is_main) as progress:
-        task = progress.add_task("train", total=spec.train.steps, loss=0.0, acc=0.0, sps=0.0)
+        task = progress.add_task("train", total=spec.train.steps, completed=trainer.step, loss=0.0, acc=0.0, sps=0.0)
 
         def show(p) -> None:
             progress.update(task, completed=p.step, loss=p.loss, acc=p.accuracy, sps=p.steps_per_s)
@@ -111,7 +124,8 @@ def train_command(
                     f"({p.eval.mean_steps_halting:.2f} steps), {p.eval.accuracy_all_steps:.2%} at {len(p.eval.per_step_accuracy)} steps"
                 )
 
-        report = trainer.run(resume=resume, on_progress=show)
+        report = trainer.run(resume=resume, on_progress=show,
+                             max_seconds=None if max_minutes is None else max_minutes * 60)
     if report is not None:
         _print_report(report)
         console.print(f"run written to {out_dir}; package it with `trm pack {out_dir} --name {spec.name} --version {spec.version}`")

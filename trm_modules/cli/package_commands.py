@@ -52,6 +52,12 @@ def pack(
     module_id: Optional[str] = typer.Option(None, help="Stable module IRI (default urn:trm-modules:module:NAME)."),
     parent_digest: Optional[str] = typer.Option(None, help="Digest of the package this one was retrained from."),
     key: Optional[Path] = typer.Option(None, help="Sign with this ed25519 private key."),
+    changes: Optional[str] = typer.Option(
+        None, help="Lineage: what changed from the parent version (stored as provenance.changes)."),
+    training_state: bool = typer.Option(
+        False, "--training-state",
+        help="Carry the live weights and optimiser moments, so `trm train --init-from` continues the run "
+             "exactly (a pre-release of a run that spans sittings; about three times the weights' size)."),
 ) -> None:
     """Build a .trm package from a training run."""
     from ..package import pack_run
@@ -59,7 +65,7 @@ def pack(
     with refusals():
         path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
                         parent_digest=parent_digest, title=title, description=description, license=license,
-                        module_id=module_id, signing_key=key)
+                        module_id=module_id, signing_key=key, changes=changes, training_state=training_state)
         from ..package import open_package
 
         package = open_package(path)

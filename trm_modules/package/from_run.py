@@ -78,14 +78,18 @@ def _created_at(run_dir: Path) -> str:
 
 def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: str | os.PathLike | None = None,
              task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
-             example_count: int = DEFAULT_EXAMPLE_COUNT, **metadata: Any) -> Path:
+             example_count: int = DEFAULT_EXAMPLE_COUNT, changes: str | None = None, training_state: bool = False,
+             **metadata: Any) -> Path:
     """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
 
-    Evaluation, provenance (recipe, command, data, hardware, wall time) and plots come from the
-    run's files. Extra keyword arguments (title, description, license, authors, module_id, card,
-    signing_key, …) go to ``build_package``. Returns the package path (default ``NAME-VERSION.trm``
-    in the current folder).
+    Evaluation, provenance (recipe, command, data, hardware, wall time, the package a continued run
+    started from) and plots come from the run's files; ``changes`` says what changed from the parent.
+    ``training_state`` adds the run's live weights and optimiser moments (``training/state.safetensors``)
+    so ``trm train --init-from`` continues it exactly. Extra keyword arguments (title, description,
+    license, authors, module_id, card, signing_key, …) go to ``build_package``. Returns the package
+    path (default ``NAME-VERSION.trm`` in the current folder).
     """
+    from ..train.continuation import RUN_TRAINING_STATE, TRAINING_STATE_NAME
     from ..train.run_dir import RunInvalid, load_run
 
     run_dir = Path(run_dir)
@@ -119,9 +123,17 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         "hardware": training.get("hardware"), "wall_time_s": training.get("wall_time_s"),
         "optimizer_steps": training.get("optimizer_steps"), "feedback_window": training.get("feedback_window"),
         "recipe_toml": training.get("recipe_toml"), "feedback_data": training.get("feedback_data"),
+        "continued_from": training.get("continued_from"), "continued_at_step": training.get("continued_at_step"),
+        "changes": changes,
     }
-    plots = {f"card/{plot}": (run_dir / plot).read_bytes() for plot in RUN_PLOTS if (run_dir / plot).is_file()}
+    extra_files = {f"card/{plot}": (run_dir / plot).read_bytes() for plot in RUN_PLOTS if (run_dir / plot).is_file()}
+    if training_state:
+        state_path = run_dir / RUN_TRAINING_STATE
+        if not state_path.is_file():
+            raise BuildError(f"{run_dir} has no {RUN_TRAINING_STATE} (written by trm train since --init-from "
+                             "exists); train or resume the run to write it", file=str(state_path))
+        extra_files[TRAINING_STATE_NAME] = state_path.read_bytes()
     out_path = Path(out_path) if out_path is not None else Path(f"{name}-{version}.trm")
     return build_package(model, codec, name=name, version=version, out_path=out_path, examples=examples,
                          evaluation=evaluation, provenance={k: v for k, v in provenance.items() if v is not None},
-                         extra_files=plots, **metadata)
+                         extra_files=extra_files, **metadata)

@@ -27,8 +27,9 @@ from safetensors.torch import save_file
 from ..codec import TaskCodec
 from ..model import TRM, TRMConfig, count_parameters
 from ..plugins import get_codec
-from .data import AugmentedSampler, TokenSet, generate_set, heldout_pairs, heldout_seed
 from ..views import DEFAULT_VIEWS
+from .continuation import RUN_TRAINING_STATE, PackageStart, training_state_bytes
+from .data import AugmentedSampler, TokenSet, generate_set, heldout_pairs, heldout_seed
 from .evaluate import EvalReport, evaluate, plot_report, rule_check_report
 from .losses import deep_supervision_loss
 from .recipe import Recipe
@@ -146,11 +147,16 @@ def hardware_description(device: torch.device, world: int) -> str:
 
 # ------------------------------------------------------------------------------ trainer
 class Trainer:
-    """Trains the recipe's model; ``run()`` returns the final evaluation of the EMA weights."""
+    """Trains the recipe's model; ``run()`` returns the final evaluation of the EMA weights.
+
+    ``init_weights`` starts from given weights at step 0 (a retrain); ``init_from`` continues a run
+    from a package: its EMA, live weights, optimiser moments and step count (``continuation``).
+    """
 
     def __init__(self, recipe: Recipe, out_dir: str | Path, device: str | None = None,
                  codec: TaskCodec | None = None, init_weights: dict[str, torch.Tensor] | None = None,
-                 extra_train: TokenSet | None = None, recipe_path: str | Path | None = None) -> None:
+                 extra_train: TokenSet | None = None, recipe_path: str | Path | None = None,
+                 init_from: PackageStart | None = None) -> None:
         self.recipe = recipe
         self.recipe_path = recipe_path
         self.extra_provenance: dict = {}
@@ -173,6 +179,15 @@ class Trainer:
         self.ema = EMA(self.model, recipe.train.ema)
         self.optimizer = build_optimizer(self.model, recipe)
         self.step = 0
+        self.init_from = init_from
+        self.previous_wall_time_s = 0.0
+        if init_from is not None:
+            init_from.check_fits(self.config, {"codec": self.codec.name, "params": self.codec.params})
+            self.ema.shadow = {k: v.to(self.device) for k, v in init_from.restore(self.model, self.optimizer).items()}
+            self.step = init_from.step
+            self.previous_wall_time_s = init_from.wall_time_s
+            self.extra_provenance.update(parent_digest=init_from.digest, continued_from=init_from.source,
+                                         continued_at_step=init_from.step)
 
         data = recipe.data
         cache = self.out_dir / "data"
@@ -190,8 +205,11 @@ class Trainer:
                 np.concatenate([self.train_set.labels, extra_train.labels]),
                 np.concatenate([self.train_set.puzzle_ids, extra_train.puzzle_ids]),
             )
-        self.sampler = AugmentedSampler(self.codec, self.train_set, seed=seed * 7919 + self.dist.rank, augment=data.augment)
-        torch.manual_seed(seed * 104729 + self.dist.rank)  # exploration draws differ per rank
+        # A continued run draws other examples than the sitting before it did (seeded by the step too).
+        sampler_seed = seed * 7919 + self.dist.rank
+        self.sampler = AugmentedSampler(self.codec, self.train_set, augment=data.augment,
+                                        seed=[sampler_seed, self.step] if self.step else sampler_seed)
+        torch.manual_seed(seed * 104729 + self.dist.rank + 1_000_003 * self.step)  # exploration draws differ per rank
         self.local_batch = max(1, recipe.train.batch_size // self.dist.world)
 
     # -- checkpointing -----------------------------------------------------------------
@@ -225,7 +243,10 @@ class Trainer:
         return True
 
     # -- the loop -----------------------------------------------------------------------
-    def run(self, resume: bool = False, on_progress: Callable[[TrainProgress], None] | None = None) -> EvalReport:
+    def run(self, resume: bool = False, on_progress: Callable[[TrainProgress], None] | None = None,
+            max_seconds: float | None = None) -> EvalReport:
+        """Train up to ``train.steps`` (continuing a checkpoint when ``resume``); ``max_seconds`` ends this
+        sitting earlier, after the first step past it, with the run directory written as at the end."""
         cfg, opt = self.config, self.recipe.train
         if resume:
             self.load_checkpoint()
@@ -245,6 +266,7 @@ class Trainer:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
         t0, step0 = time.perf_counter(), self.step
         finished_ok = finished = 0
+        final = None
         model.train()
         while self.step < opt.steps:
             # Refill the slots whose example halted, and reset their carry.
@@ -284,10 +306,16 @@ class Trainer:
                 finished_ok += int((halted & metrics["seq_correct"]).sum())
 
             report = None
-            last = self.step == opt.steps
+            out_of_time = max_seconds is not None and time.perf_counter() - t0 >= max_seconds
+            if self.dist.world > 1 and max_seconds is not None:  # every rank stops at the same step
+                flag = torch.tensor(float(out_of_time), device=self.device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
+            last = self.step == opt.steps or out_of_time
             if self.dist.is_main and (self.step % opt.eval_every == 0 or last):
                 evaluation_set = self.test_set if last else self.test_set.head(opt.eval_puzzles)
                 report = evaluate(self.ema.averaged(model), evaluation_set, device=self.device)
+                final = report if last else None
                 model.train()
             if self.step % opt.eval_every == 0 or last:
                 self.save_checkpoint()
@@ -299,8 +327,11 @@ class Trainer:
                     eval=report,
                 ))
                 finished_ok = finished = 0
+            if out_of_time:
+                break
         self.wall_time_s = time.perf_counter() - t0
-        final = evaluate(self.ema.averaged(model), self.test_set, device=self.device) if self.dist.is_main else None
+        if self.dist.is_main and final is None:  # nothing left to train (or a resumed, finished run)
+            final = evaluate(self.ema.averaged(model), self.test_set, device=self.device)
         if self.dist.is_main:
             self.write_run(final)
         self.dist.barrier()
@@ -312,12 +343,23 @@ class Trainer:
             return Path(self.recipe_path).read_text(encoding="utf-8")
         return None
 
+    def command(self) -> str:
+        """The `trm train` command line of this run (empty when the recipe has no file)."""
+        if not self.recipe_path:
+            return ""
+        line = f"trm train {shlex.quote(str(self.recipe_path))} -o {shlex.quote(str(self.out_dir))}"
+        if self.init_from is not None:
+            line += f" --init-from {shlex.quote(self.init_from.path)}"
+        return line
+
     def write_run(self, report: EvalReport) -> None:
         """Write the run directory that ``trm pack`` turns into a package."""
         out = self.out_dir
         ema_model = self.ema.averaged(self.model).cpu()
         state = {k: v.contiguous() for k, v in ema_model.state_dict().items()}
         save_file(state, out / "model.safetensors")
+        # What `trm pack --training-state` carries, so a later sitting continues with --init-from.
+        (out / RUN_TRAINING_STATE).write_bytes(training_state_bytes(self.model, self.optimizer, self.step))
         (out / "config.json").write_text(self.config.model_dump_json(indent=2))
         (out / "task.json").write_text(json.dumps({"codec": self.codec.name, "params": self.codec.params}, indent=2))
         data = self.recipe.data
@@ -337,9 +379,9 @@ class Trainer:
         (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
         training = {
             "recipe": str(self.recipe_path or self.recipe.name),
-            "command": f"trm train {shlex.quote(str(self.recipe_path))} -o {shlex.quote(str(self.out_dir))}"
-                       if self.recipe_path else "",
-            "wall_time_s": round(getattr(self, "wall_time_s", 0.0), 1),
+            "command": self.command(),
+            # Across sittings: the package this run continued from counted its own time.
+            "wall_time_s": round(self.previous_wall_time_s + getattr(self, "wall_time_s", 0.0), 1),
             "hardware": hardware_description(self.device, self.dist.world),
             "data": f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)}), "
                     f"{'augmented on the fly' if data.augment else 'no augmentation'}",
