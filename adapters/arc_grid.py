@@ -21,7 +21,7 @@ import numpy as np
 
 from trm_modules.codec import Json, TaskCodec
 from trm_modules.errors import CodecError
-from trm_modules.host.hookspecs import hookimpl
+from trm_modules import hookimpl
 
 from .schema_validation import compile_schema, validate_document
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from trm_modules.codec import Json, TaskCodec
 from trm_modules.errors import CodecError
-from trm_modules.host.hookspecs import hookimpl
+from trm_modules import hookimpl
 
 from .maze_generator import carved_maze, make_shortest_path_unique, open_maze, place_start_and_goal, \
     place_start_and_goal_at_random, shortest_path, shortest_path_counts

@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import platformdirs
 
-from trm_modules.host.hookspecs import hookimpl
+from trm_modules import hookimpl
 from trm_modules.records import FeedbackEvent, SolveRecord
 
 from .xapi_statements import statement_for_feedback, statement_for_solve

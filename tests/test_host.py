@@ -14,7 +14,7 @@ from trm_modules.host import (
     Host, InvalidInput, MemorySource, PlacementError, SelfTestFailed, SwapError, VersionNotLoaded,
 )
 from trm_modules.host.batching import MicroBatcher
-from trm_modules.host.hookspecs import hookimpl
+from trm_modules import hookimpl
 from trm_modules.plugins import build_plugin_manager
 
 V1, V2, V3 = tiny_spec("1.0.0", 1), tiny_spec("2.0.0", 2), tiny_spec("3.0.0", 3)

@@ -18,7 +18,7 @@ PLUGIN_SOURCE = '''
 """A third-party trm_modules plugin: a codec and an observer."""
 import numpy as np
 from trm_modules.codec import TaskCodec
-from trm_modules.host.hookspecs import hookimpl
+from trm_modules import hookimpl
 
 SEEN = []
 
@@ -135,7 +135,7 @@ def test_plugin_failing_to_import_is_reported_and_others_still_load(tmp_path, mo
 
 def test_codec_hook_that_raises_is_counted_and_other_codecs_remain(tmp_path, monkeypatch):
     broken_dist(tmp_path, "trm_broken_codecs", textwrap.dedent("""
-        from trm_modules.host.hookspecs import hookimpl
+        from trm_modules import hookimpl
 
         @hookimpl
         def trm_register_codecs():
@@ -150,7 +150,7 @@ def test_codec_hook_that_raises_is_counted_and_other_codecs_remain(tmp_path, mon
 def test_plugin_file_named_in_trm_plugins_has_origin_path(tmp_path):
     plugin_file = tmp_path / "course_pins.py"
     plugin_file.write_text(textwrap.dedent("""
-        from trm_modules.host.hookspecs import hookimpl
+        from trm_modules import hookimpl
 
         @hookimpl
         def trm_select_version(module, context):

@@ -314,7 +314,7 @@ def test_data_card_counts_sources_and_names_window_and_versions(store, tmp_path)
 
 
 def test_export_finds_the_codec_of_the_installed_package(store, tmp_path):
-    from trm_modules.host.hookspecs import hookimpl
+    from trm_modules import hookimpl
     from trm_modules.plugins import get_plugin_manager
 
     class ParityPlugin:

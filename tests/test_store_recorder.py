@@ -110,7 +110,7 @@ def test_void_naming_an_unknown_event_is_kept_in_the_rejected_file(store, tmp_pa
 
 
 def test_store_plugin_records_solves_and_feedback_emitted_through_the_host_hooks(store, tmp_path):
-    from trm_modules.host import hookspecs
+    from trm_modules import hookspecs
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)

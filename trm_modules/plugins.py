@@ -24,7 +24,7 @@ import pluggy
 
 from .codec import TaskCodec
 from .errors import CodecError, UnknownCodec
-from .host import hookspecs
+from . import hookspecs
 
 log = logging.getLogger("trm_modules.plugins")
 

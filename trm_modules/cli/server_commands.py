@@ -1,4 +1,4 @@
-"""`trm` commands of the server area: serve, token, export-scorm."""
+"""`trm` commands of the server area: serve, token."""
 
 from __future__ import annotations
 
@@ -45,32 +45,9 @@ def serve(
         raise typer.Exit(1) from exc
 
 
-def export_scorm(
-    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
-    output: Path = typer.Option(..., "--output", "-o", help="The SCORM zip to write."),
-    puzzles: int = typer.Option(5, help="Puzzles in the activity (drawn by the task's generator)."),
-    seed: int = typer.Option(0, help="Seed of the puzzle draw."),
-    max_steps: Optional[int] = typer.Option(None, help="Unrolled supervision steps of the ONNX model."),
-    npm_cache: Optional[Path] = typer.Option(None, help="Where onnxruntime-web is npm-installed (default: user cache)."),
-) -> None:
-    """Write a SCORM 2004 4th-edition package: a web activity running the module in the browser."""
-    from ..package.registry import find_package
-    from trm_adapters.scorm import ScormExportError, export_scorm as export
-
-    try:
-        pkg = find_package(package)
-        report = export(pkg, output, puzzles=puzzles, seed=seed, max_steps=max_steps, npm_cache=npm_cache)
-    except (ScormExportError, Exception) as exc:  # noqa: BLE001
-        errors.print(f"error: {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
-    console.print(f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, {report.puzzles} puzzles, "
-                  f"onnxruntime-web {report.onnxruntime_web_version}", highlight=False)
-
-
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
     app.command("serve")(serve)
-    app.command("export-scorm")(export_scorm)
     token_app = typer.Typer(help="API tokens of `trm serve` (stored hashed in the store).", no_args_is_help=True)
     app.add_typer(token_app, name="token")
 

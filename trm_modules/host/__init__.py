@@ -1,32 +1,19 @@
-"""The host: plugin hooks, module sources, slots, placement, micro-batching and hot swaps.
+"""The host: module sources, slots, placement, micro-batching and hot swaps.
 
-``Host`` is the library every server calls; ``hookspecs`` is the plugin contract. Names are
-imported on first use, so that ``trm_modules.plugins`` can import ``hookspecs`` from here
-without pulling in the host (which itself uses the plugin manager).
+``Host`` is the library every server calls; the plugin contract it calls out to is
+``trm_modules.hookspecs``.
 """
 
-from __future__ import annotations
+from .answer import Answer
+from .errors import HostError, InvalidInput, PlacementError, SelfTestFailed, SwapError, VersionNotLoaded
+from .host import Host
+from .loaded import LoadedVersion, VersionSpec
+from .placement import DeviceState, PlacementRequest
+from .slots import SlotState
+from .sources import FolderSource, MemorySource, ModuleSource
 
-import importlib
-from typing import Any
-
-_EXPORTS = {
-    "Answer": ".answer",
-    "HostError": ".errors", "InvalidInput": ".errors", "PlacementError": ".errors",
-    "SelfTestFailed": ".errors", "SwapError": ".errors", "VersionNotLoaded": ".errors",
-    "Host": ".host",
-    "LoadedVersion": ".loaded", "VersionSpec": ".loaded",
-    "DeviceState": ".placement", "PlacementRequest": ".placement",
-    "SlotState": ".slots",
-    "FolderSource": ".sources", "MemorySource": ".sources", "ModuleSource": ".sources",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    globals()[name] = value
-    return value
+__all__ = [
+    "Answer", "DeviceState", "FolderSource", "Host", "HostError", "InvalidInput", "LoadedVersion", "MemorySource",
+    "ModuleSource", "PlacementError", "PlacementRequest", "SelfTestFailed", "SlotState", "SwapError",
+    "VersionNotLoaded", "VersionSpec",
+]

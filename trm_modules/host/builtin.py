@@ -11,7 +11,7 @@ import os
 import threading
 from typing import Any
 
-from .hookspecs import hookimpl
+from ..hookspecs import hookimpl
 from .sources import FolderSource
 
 MODULE_PATH_ENV = "TRM_MODULE_PATH"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ModuleNotFound
+from ..package import open_package
 from .loaded import VersionSpec
 
 
@@ -62,8 +63,6 @@ class FolderSource:
         return f"FolderSource({str(self.path)!r})"
 
     def _refresh(self) -> None:
-        from ..package import open_package  # deferred: the package layer imports the host's codecs
-
         files = sorted(self.path.rglob("*.trm")) if self.path.is_dir() else []
         stamps = {}
         for file in files:
@@ -100,8 +99,6 @@ class FolderSource:
 
     def open(self, name: str, version: str) -> Any:
         """Open and verify the package file of ``name`` ``version``."""
-        from ..package import open_package
-
         with self._lock:
             self._refresh()
             file = self._index.get(name, {}).get(version)

@@ -1,9 +1,10 @@
-"""The HTTP API (FastAPI): a thin shell over ``Host``, the registry, the store and the xAPI inbox.
+"""The HTTP API (FastAPI): a thin shell over ``Host``, the registry and the store.
 
-Versioned under ``/v1``; OpenAPI docs at ``/docs``. Every ``/v1`` and ``/xapi`` route needs a
-token with a scope (``solve``, ``feedback``, ``admin``); ``/healthz``, ``/metrics`` and the docs
-are open. Errors are RFC 9457 problem documents (``problems.py``); bodies over the limit are
-refused with 413 before parsing (``limits.py``).
+Versioned under ``/v1``; OpenAPI docs at ``/docs``. Every ``/v1`` route needs a token with a
+scope (``solve``, ``feedback``, ``admin``); ``/healthz``, ``/metrics`` and the docs are open.
+Plugins add routes through the ``trm_register_routes`` hook (the built-in xAPI endpoint
+``/xapi`` is one, in ``adapters/xapi_routes.py``). Errors are RFC 9457 problem documents
+(``problems.py``); bodies over the limit are refused with 413 before parsing (``limits.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from .. import __version__ as trm_version
 from ..host import SlotState
+from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
 from ..records import FeedbackEvent
 from .auth import require_scope
@@ -33,7 +34,6 @@ from .runtime import ServerRuntime
 from .schemas import (CanaryRequest, FeedbackAccepted, FeedbackRequest, ModuleDetail, ModuleLinks, ModuleSummary,
                       PublishedPackage, SlotResponse, SolveRequest, SolveResponse, VersionRequest, YankRequest)
 
-XAPI_VERSION_SENT = "1.0.3"
 SCHEMA_MEDIA_TYPE = "application/schema+json"
 
 
@@ -63,8 +63,22 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     app.include_router(_open_routes())
     app.include_router(_module_routes())
     app.include_router(_admin_routes())
-    app.include_router(_xapi_routes())
+    for router in plugin_routers(runtime):
+        app.include_router(router)
     return app
+
+
+def plugin_routers(runtime: ServerRuntime) -> list[APIRouter]:
+    """The routers plugins return from ``trm_register_routes`` (a router, a list of them, or None each)."""
+    routers: list[APIRouter] = []
+    for plugin, returned in call_hook(runtime.host.pm, "trm_register_routes", with_plugin=True, runtime=runtime):
+        for router in returned if isinstance(returned, (list, tuple)) else [returned]:
+            if isinstance(router, APIRouter):
+                routers.append(router)
+            else:
+                refused = TypeError(f"trm_register_routes returned {type(router).__name__}, not an APIRouter")
+                record_plugin_failure(runtime.host.pm, plugin, "trm_register_routes", refused)
+    return routers
 
 
 def _runtime(request: Request) -> ServerRuntime:
@@ -327,71 +341,5 @@ def _admin_routes() -> APIRouter:
         body = body or YankRequest()
         entry = _runtime(request).registry.yank(name, version, reason=body.reason, yanked=body.yanked)
         return {"name": entry.name, "version": entry.version, "yanked": entry.yanked, "reason": entry.yank_reason}
-
-    return router
-
-
-# =============================================================================== xAPI routes
-def _xapi_routes() -> APIRouter:
-    from trm_adapters.xapi_ingest import StatementConflict, XapiInbox
-    from trm_adapters.xapi_statements import XapiStatementError, check_version_header
-
-    router = APIRouter(prefix="/xapi", tags=["xAPI"])
-    headers = {"X-Experience-API-Version": XAPI_VERSION_SENT}
-
-    def inbox(request: Request) -> XapiInbox:
-        if not hasattr(request.app.state, "xapi_inbox"):
-            runtime = _runtime(request)
-            request.app.state.xapi_inbox = XapiInbox(runtime.recorder, runtime.host.feedback, runtime.host.flush)
-        return request.app.state.xapi_inbox
-
-    async def statements_of(request: Request) -> Any:
-        try:
-            check_version_header(request.headers.get("x-experience-api-version"))
-        except XapiStatementError as exc:
-            raise Problem(400, "xapi-version", "Missing or unsupported xAPI version", exc.message, headers=headers)
-        try:
-            return json.loads(await request.body())
-        except ValueError as exc:
-            raise Problem(400, "bad-json", "The body is not JSON", f"cannot parse the statements: {exc}",
-                          headers=headers) from exc
-
-    def receive(request: Request, statements: list[Any]) -> list[str]:
-        try:
-            ids, _ = inbox(request).receive(statements)
-        except XapiStatementError as exc:
-            raise Problem(400, "invalid-statement", "Invalid xAPI statement", exc.message,
-                          errors=[{"detail": exc.message, "pointer": exc.pointer}], headers=headers) from exc
-        except StatementConflict as exc:
-            raise Problem(409, "statement-conflict", "Statement id conflict", str(exc),
-                          errors=[{"detail": str(exc), "pointer": exc.pointer}], headers=headers) from exc
-        return ids
-
-    @router.get("/about", summary="The xAPI versions this endpoint speaks")
-    def about() -> JSONResponse:
-        return JSONResponse({"version": ["1.0.3", "2.0.0"], "extensions": {}}, headers=headers)
-
-    @router.post("/statements", dependencies=[Depends(require_scope("feedback"))],
-                 summary="Store one statement or a batch (as an LRS); statements about solves become feedback")
-    async def post_statements(request: Request) -> JSONResponse:
-        body = await statements_of(request)
-        statements = body if isinstance(body, list) else [body]
-        ids = await run_in_threadpool(receive, request, statements)
-        return JSONResponse(ids, headers=headers)
-
-    @router.put("/statements", status_code=204, dependencies=[Depends(require_scope("feedback"))],
-                summary="Store one statement under the id given as statementId")
-    async def put_statement(request: Request, statementId: str = Query(..., description="The statement's id.")
-                            ) -> Response:
-        body = await statements_of(request)
-        if not isinstance(body, dict):
-            raise Problem(400, "invalid-statement", "Invalid xAPI statement", "PUT takes a single statement object",
-                          headers=headers)
-        if "id" in body and str(body["id"]) != statementId:
-            raise Problem(400, "invalid-statement", "Invalid xAPI statement",
-                          f"the statement's id {body['id']} differs from statementId {statementId}",
-                          errors=[{"detail": "id differs from statementId", "pointer": "/id"}], headers=headers)
-        await run_in_threadpool(receive, request, [{**body, "id": statementId}])
-        return Response(status_code=204, headers=headers)
 
     return router

@@ -16,7 +16,7 @@ from typing import Any
 from ..host import Host
 from ..package import DirectoryRegistry
 from ..package.registry import default_registry_path, installed_registry
-from ..plugins import build_plugin_manager
+from ..plugins import build_plugin_manager, call_hook
 from ..views import DEFAULT_VIEWS
 from ..store import Recorder, Store, StorePlugin
 from .metrics import ServerMetrics
@@ -33,7 +33,9 @@ class ServerSettings:
     """How a server runs. ``registry``: folder of the served registry (default: ``TRM_REGISTRY``, the
     checkout's ``registry/``, else the installed-modules registry). ``db``: store URL or SQLite path
     (default ``TRM_DB_URL`` or the user data dir). ``public_url``: the URL clients reach the server at
-    (solve activity IRIs are built from it). ``views``: test-time views (``trm_modules.views``)."""
+    (solve activity IRIs are built from it). ``views``: test-time views (``trm_modules.views``).
+    ``plugins``: plugin objects registered on the server's plugin manager besides the discovered ones
+    (an embedding application's own hooks)."""
 
     registry: Path | None = None
     db: str | None = None
@@ -46,6 +48,7 @@ class ServerSettings:
     entry_point_plugins: bool = True
     journal_path: Path | None = None
     recorder_options: dict[str, Any] = field(default_factory=dict)
+    plugins: list[Any] = field(default_factory=list)
 
 
 def served_registry(path: Path | None) -> DirectoryRegistry:
@@ -78,6 +81,7 @@ class ServerRuntime:
         self.tokens = tokens
         self.metrics = metrics
         self.report = StartReport(str(registry.root), {}, {})
+        self._started = False
 
     @classmethod
     def start(cls, settings: ServerSettings) -> "ServerRuntime":
@@ -92,10 +96,15 @@ class ServerRuntime:
         metrics = ServerMetrics()
         pm.register(StorePlugin(recorder), name="trm-store")
         pm.register(metrics, name="trm-server-metrics")
+        for plugin in settings.plugins:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            pm.register_with_origin(plugin, name, "object", repr(plugin))
         host = Host([registry], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
                     cpu_threads=settings.cpu_threads, views=settings.views)
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
         runtime.activate_published()
+        runtime._started = True
+        call_hook(pm, "trm_startup", runtime=runtime)
         return runtime
 
     def activate_published(self) -> StartReport:
@@ -113,7 +122,10 @@ class ServerRuntime:
         return self.report
 
     def close(self) -> None:
-        """Deliver pending events, unload modules, write what the recorder holds."""
+        """Tell plugins (``trm_shutdown``), deliver pending events, unload modules, write what the recorder holds."""
+        if self._started:
+            self._started = False
+            call_hook(self.host.pm, "trm_shutdown", runtime=self)
         self.host.close()
         self.recorder.close()
 

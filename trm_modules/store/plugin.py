@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..host.hookspecs import hookimpl
+from ..hookspecs import hookimpl
 from ..records import FeedbackEvent, SolveRecord
 from .errors import StoreError
 from .recorder import Recorder

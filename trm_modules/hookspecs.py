@@ -4,11 +4,24 @@ This file is the plugin author's manual. A plugin is a Python module (or object)
 functions named after the hooks below and marked ``@hookimpl``; implement only the hooks you
 need, and accept only the arguments you use (pluggy passes arguments by name)::
 
-    from trm_modules.host.hookspecs import hookimpl
+    from trm_modules import hookimpl
 
     @hookimpl
     def trm_on_solve(record):
         print(record.module, record.version, record.latency_ms)
+
+The hooks answer one question each:
+
+- what a plugin provides: ``trm_register_codecs`` (task codecs), ``trm_module_sources`` (where
+  packages are found), ``trm_register_routes`` (HTTP routes of ``trm serve``),
+  ``trm_register_commands`` (``trm`` sub-commands);
+- what the host decides: ``trm_select_version`` (which version answers a request),
+  ``trm_placement`` (which device a version is loaded onto);
+- what a plugin observes: ``trm_on_solve``, ``trm_on_feedback``;
+- a server's life: ``trm_startup``, ``trm_shutdown``.
+
+The built-in platform bridges (xAPI, SCORM export, …) in the ``adapters/`` folder use exactly these
+hooks: the core never imports them.
 
 A plugin is found in one of three ways, and ``trm plugins`` shows which:
 
@@ -22,6 +35,9 @@ A plugin is found in one of three ways, and ``trm plugins`` shows which:
   (``os.pathsep``-separated), or registered with ``trm_modules.plugins.register_plugin_file``;
 - **builtin** — the host's own defaults (``trm_modules.host.builtin``).
 
+``hookimpl`` is re-exported as ``trm_modules.hookimpl``; importing it loads neither torch nor
+any other part of the project.
+
 Error isolation: the host calls every implementation separately. An implementation that
 raises is logged with the plugin's name and counted (``trm plugins`` shows the count); the
 other plugins still run and the request still succeeds. A ``firstresult`` hook that raises is
@@ -34,11 +50,15 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from ..records import FeedbackEvent, SolveContext, SolveRecord
-    from .placement import DeviceState, PlacementRequest
-    from .slots import SlotState
-    from .sources import ModuleSource
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only; this module is a leaf at run time
+    import typer
+    from fastapi import APIRouter
+
+    from .host.placement import DeviceState, PlacementRequest
+    from .host.slots import SlotState
+    from .host.sources import ModuleSource
+    from .records import FeedbackEvent, SolveContext, SolveRecord
+    from .server.runtime import ServerRuntime
 
 PROJECT = "trm_modules"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -114,7 +134,65 @@ def trm_on_feedback(event: "FeedbackEvent") -> None:
     """
 
 
+@hookspec
+def trm_register_routes(runtime: "ServerRuntime") -> "APIRouter | list[APIRouter] | None":
+    """Return FastAPI routers (one, a list, or ``None``) that ``trm serve`` mounts next to its own.
+
+    Called once per application, when ``trm_modules.server.create_app`` builds it, after the
+    core routes (``/healthz``, ``/metrics``, ``/v1/...``), so a plugin cannot shadow them. A
+    handler reaches the server's ``ServerRuntime`` (``host``, ``registry``, ``recorder``,
+    ``store``, ``tokens``, ``metrics``, ``settings``) as ``request.app.state.runtime``; guard a
+    route with ``Depends(trm_modules.server.auth.require_scope("solve"))`` (or ``"feedback"``,
+    ``"admin"``) to need a token, and raise ``trm_modules.server.problems.Problem`` for an RFC 9457
+    error. Build the routers here rather than at import time: the hook may run once per app::
+
+        @hookimpl
+        def trm_register_routes(runtime):
+            router = APIRouter(prefix="/hello")
+
+            @router.get("")
+            def hello(request: Request) -> dict:
+                return {"modules": [s.name for s in request.app.state.runtime.host.modules()]}
+
+            return router
+
+    A plugin whose hook raises is logged and counted like any other; the server still starts.
+    """
+
+
+@hookspec
+def trm_register_commands(cli: "typer.Typer") -> None:
+    """Add sub-commands to the ``trm`` command line: ``cli.command("my-command")(function)``
+    (or ``cli.add_typer(group, name=...)``).
+
+    Called once when the CLI is built, with the process's default plugin manager (built-in,
+    entry-point and ``TRM_PLUGINS`` plugins). Keep imports inside the command functions, so that
+    ``trm --help`` stays fast. A command name that is already taken is not replaced: the core's
+    and earlier plugins' commands win.
+    """
+
+
+@hookspec
+def trm_startup(runtime: "ServerRuntime") -> None:
+    """A server runtime started: its store is open and its published modules are active.
+
+    Start background work here (a forwarder thread, a cache warm-up) and keep what it needs on
+    your plugin object; ``runtime.settings`` holds the server's settings. Exceptions are logged
+    and counted; the server still starts.
+    """
+
+
+@hookspec
+def trm_shutdown(runtime: "ServerRuntime") -> None:
+    """A server runtime is closing: called before its host unloads and its recorder is flushed.
+
+    Stop what ``trm_startup`` started. Called at most once per runtime; exceptions are logged
+    and counted and never stop the shutdown.
+    """
+
+
 __all__ = [
     "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_module_sources",
     "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
+    "trm_register_routes", "trm_register_commands", "trm_startup", "trm_shutdown",
 ]
