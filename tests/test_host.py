@@ -369,3 +369,46 @@ def test_an_answer_the_codec_cannot_decode_is_returned_and_recorded_as_invalid()
     assert answer.output is None and answer.valid is False
     assert observer.records[0].id == answer.solve_id and observer.records[0].valid is False
     host.close()
+
+
+def echo_batch(gate: threading.Event | None = None, sizes: list[int] | None = None,
+               started: threading.Event | None = None):
+    """A ``run_batch`` that answers every row with its own tokens; records sizes, held at ``gate``."""
+    def run_batch(tokens, puzzle_ids):
+        if sizes is not None:
+            sizes.append(len(tokens))
+        if started is not None:
+            started.set()
+        if gate is not None:
+            gate.wait(timeout=10)
+        return tokens, np.ones(len(tokens), dtype=np.int64), np.full(len(tokens), 0.5)
+    return run_batch
+
+
+def test_a_batch_waits_for_the_callers_of_the_previous_batch_to_come_back():
+    gate, started, sizes = threading.Event(), threading.Event(), []
+    # A wait bound far beyond the test: the batch forms by filling, never by timing out.
+    batcher = MicroBatcher(echo_batch(gate, sizes, started), window_s=0.0, max_batch_size=16, wait_fraction=1e6)
+    try:
+        first = batcher.submit(np.arange(4))
+        assert started.wait(timeout=10)  # the first batch (one row) is running
+        queued = [batcher.submit(np.arange(4)) for _ in range(3)]  # arrive while it runs
+        gate.set()
+        first.result(timeout=10)
+        returning = batcher.submit(np.arange(4))  # the first caller, back for its next answer
+        rows = [f.result(timeout=10) for f in [*queued, returning]]
+    finally:
+        batcher.close()
+    assert sizes == [1, 4]
+    assert {row.batch_size for row in rows} == {4}
+
+
+def test_a_lone_caller_is_not_kept_waiting_for_company():
+    sizes = []
+    batcher = MicroBatcher(echo_batch(sizes=sizes), window_s=0.0, max_batch_size=16, wait_fraction=1e6)
+    try:
+        for _ in range(3):
+            batcher.submit(np.arange(4)).result(timeout=10)
+    finally:
+        batcher.close()
+    assert sizes == [1, 1, 1]

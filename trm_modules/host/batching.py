@@ -1,13 +1,20 @@
 """Micro-batching: requests to one loaded version that arrive close together run as one batch.
 
-One worker thread per loaded version takes the first waiting request, waits for more, up to
-``max_batch_size``, and runs them as one ``model.solve`` call. The wait (counted from the first
-request's arrival) is ``window_s``, or ``wait_fraction`` of the recent batches' compute time when
-that is longer, and ends early once one more request waits than the largest recent batch had: callers
-who just got their answers need a moment to send the next request, and on a busy CPU that moment
-is longer than a fixed 2 ms, while waiting a tenth of a batch's compute costs at most a tenth. TRM's early halting drops finished rows from the batch, and every row's
-computation is independent of the others, so a batched answer equals the unbatched one.
-Requests that arrive while a batch runs queue up and form the next batch at once.
+One worker thread per loaded version forms batches of up to ``max_batch_size`` requests and runs
+each as one ``model.solve`` call. A batch waits for the queue to *fill*, not for the first arrival:
+
+- its target size is the number of callers the batcher has seen recently — the rows of a finished
+  batch plus the requests that queued while it ran (a caller that just got its answer comes back
+  for the next one) — so 16 callers in a loop give batches of 16, and one caller gives batches of 1;
+- its wait is bounded: ``window_s``, or ``wait_fraction`` of the recent batches' compute time when
+  that is longer, counted from the moment the worker is free to start the batch (a request that
+  queued behind a running batch has not waited for company; it waited for the device).
+
+Why: while a batch computes, the compute thread holds the interpreter most of the time and the
+callers that just got answers cannot yet send their next requests; the moment it stops they can, and
+waiting a few milliseconds for them turns many small batches into one full one. Waiting costs at
+most ``wait_fraction`` of a batch's compute. TRM's early halting drops finished rows from the batch,
+and every row's computation is independent of the others, so a batched answer equals the unbatched one.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.wait_fraction = wait_fraction
         self._recent: deque[tuple[int, float]] = deque(maxlen=8)  # (rows, seconds) of recent batches
+        self._callers: deque[int] = deque(maxlen=4)  # callers seen around recent batches (rows + queued after)
+        self._free_since = 0.0  # when the worker finished its last batch (perf_counter)
         self.batches = 0
         self.rows = 0
         self._queue: deque[_Request] = deque()
@@ -102,8 +111,8 @@ class MicroBatcher:
             wait, target = self.window_s, self.max_batch_size
             if self._recent:
                 wait = max(wait, self.wait_fraction * sum(s for _, s in self._recent) / len(self._recent))
-                target = min(target, max(rows for rows, _ in self._recent) + 1)  # + 1: room to grow
-            deadline = self._queue[0].arrived + wait
+                target = min(target, max(self._callers))
+            deadline = max(self._queue[0].arrived, self._free_since) + wait
             while len(self._queue) < target and not self._closed:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -130,6 +139,10 @@ class MicroBatcher:
                 for request in batch:
                     request.future.set_exception(exc)
                 continue
+            finally:
+                with self._cond:
+                    self._free_since = time.perf_counter()
+                    self._callers.append(len(batch) + len(self._queue))
             self.batches += 1
             self.rows += len(batch)
             for i, request in enumerate(batch):

@@ -60,8 +60,9 @@ class Host:
     ``trm_module_sources``). ``memory_budgets``: bytes per device (``{"cpu": 2**30, "cuda:0": …}``);
     default: every CUDA device at 80 % of its memory and the CPU at half the RAM.
     ``batch_window_ms`` / ``max_batch_size`` / ``batch_wait_fraction``: micro-batching — a batch
-    waits ``batch_window_ms`` for company, or that fraction of recent batches' compute time when
-    longer (0 ms and 0 = batch only what is already waiting). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
+    waits for as many requests as the version has recently had callers, for at most
+    ``batch_window_ms``, or that fraction of recent batches' compute time when longer, from the moment
+    the device is free (0 ms and 0 = batch only what is already waiting; ``host.batching``). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
     1 is fastest on machines shared with other busy processes). ``views``: test-time views an
     answer the task's rules reject is sought in (1: the model's first answer only; see
     ``trm_modules.views``). ``plugin_manager``: defaults to the process-wide one.
