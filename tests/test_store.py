@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from test_store_fixtures import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
 from trm_modules.codec import TaskCodec
 from trm_modules.errors import ModuleNotFound
+from trm_modules.records import FeedbackEvent, SolveRecord
 from trm_modules.store import (Store, StoreError, export_feedback_dataset, head_revision, module_stats, recent_solves,
                                resolve_db_url)
 from trm_modules.store.database import current_revision
@@ -163,14 +164,24 @@ def test_void_may_retract_an_event_written_in_the_same_batch(store):
     assert count(store, Feedback) == 2
 
 
+def test_void_without_a_target_is_refused_when_the_event_is_built():
+    with pytest.raises(ValueError, match="must name the id of the event it retracts"):
+        feedback("s1", "void")
+
+
 def test_void_without_a_target_is_refused_before_it_is_accepted():
     with pytest.raises(StoreError, match="names no event in 'voids'"):
-        check_item(feedback("s1", "void"))
+        check_item(FeedbackEvent.model_construct(**{**dict(feedback("s1", "correct")), "kind": "void"}))
+
+
+def test_overlong_id_is_refused_when_the_record_is_built():
+    with pytest.raises(ValueError, match="at most 128 characters"):
+        solve(1, id="x" * 129)
 
 
 def test_overlong_id_is_refused_before_it_is_accepted():
     with pytest.raises(StoreError, match="at most 128"):
-        check_item(solve(1, id="x" * 129))
+        check_item(SolveRecord.model_construct(**{**dict(solve(1)), "id": "x" * 129}))
 
 
 def test_installed_package_keeps_the_codec_and_reinstalling_is_a_no_op(store):
@@ -196,7 +207,7 @@ def test_voided_verdict_no_longer_decides_the_outcome(store):
 
 def test_solve_without_verdict_has_unknown_outcome_even_with_comments_and_ratings(store):
     record = solve(1)
-    store.write([record, feedback(record.id, "comment", value="nice"), feedback(record.id, "rating", value=4.0)])
+    store.write([record, feedback(record.id, "comment", value="nice"), feedback(record.id, "rating", value=0.5)])
     assert recent_solves(store)[0].outcome == "unknown"
 
 

@@ -102,11 +102,12 @@ def test_a_torn_journal_line_is_skipped_and_the_next_append_stays_whole(store, t
     assert sorted(stored_ids(store, Solve)) == sorted([solve(1).id, solve(2).id])
 
 
-def test_void_naming_an_unknown_event_is_kept_in_the_rejected_file(store, tmp_path):
+def test_void_naming_an_unknown_event_is_kept_as_a_dead_letter(store, tmp_path):
     with Recorder(store, journal_path=tmp_path / "journal.jsonl") as recorder:
         recorder.record_feedback(feedback("s1", "void", voids="no-such-event"), durable=True)
         assert recorder.stats.rejected == 1
-    assert "no-such-event" in (tmp_path / "journal.rejected.jsonl").read_text()
+    [letter] = store.dead_letters()
+    assert (letter.item_type, "no-such-event" in letter.entry) == ("feedback", True)
 
 
 def test_store_plugin_records_solves_and_feedback_emitted_through_the_host_hooks(store, tmp_path):

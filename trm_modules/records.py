@@ -2,15 +2,81 @@
 
 These pydantic models are the contract between ``Host`` (which emits them through the
 ``trm_on_solve`` / ``trm_on_feedback`` hooks) and every observer plugin.
+
+They also carry the store's limits, so that a value the database cannot hold is refused where it
+enters (a 422 at the HTTP edge, ``InvalidInput`` in the host) instead of being acknowledged and
+then refused by the database: text fields are bounded by their column lengths, and no text, key or
+document may hold a lone UTF-16 surrogate (``"\\ud800"`` in JSON), which no UTF-8 database stores,
+nor a NUL character, which PostgreSQL refuses.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+#: Longest id (solve, feedback event, statement) the store keeps.
+ID_MAX = 128
+#: Longest context part, learner pseudonym, actor, module name (the store's columns).
+NAME_MAX = 200
+#: Longest comment text of a feedback event.
+COMMENT_MAX = 10_000
+
+
+def check_text(value: str) -> str:
+    """``value`` if every database can keep it (valid Unicode, no NUL), else ``ValueError`` saying where."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"text holds a lone UTF-16 surrogate at character {exc.start} "
+                         f"({value[exc.start]!r}); expected valid Unicode") from None
+    if "\x00" in value:
+        raise ValueError(f"text holds a NUL character at character {value.index(chr(0))}; "
+                         "expected text without U+0000") from None
+    return value
+
+
+def invalid_text_in(document: Any) -> tuple[str, str] | None:
+    """The JSON pointer and reason of the first string or key in ``document`` that is not valid Unicode.
+
+    Iterative (a deep document cannot exhaust the stack); None when everything is valid.
+    """
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        node, pointer = stack.pop()
+        if isinstance(node, str):
+            try:
+                check_text(node)
+            except ValueError as exc:
+                return pointer, str(exc)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                child = pointer + "/" + str(key).replace("~", "~0").replace("/", "~1")
+                if isinstance(key, str):
+                    try:
+                        check_text(key)
+                    except ValueError as exc:
+                        return child, "key: " + str(exc)
+                stack.append((value, child))
+        elif isinstance(node, list):
+            stack.extend((value, f"{pointer}/{index}") for index, value in enumerate(node))
+    return None
+
+
+def _check_document(value: Any) -> Any:
+    found = invalid_text_in(value)
+    if found is not None:
+        pointer, reason = found
+        raise ValueError(f"{reason} (at {pointer or '/'} in the document)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text)]
+Document = Annotated[dict[str, Any], AfterValidator(_check_document)]
 
 
 def _now() -> datetime:
@@ -26,10 +92,10 @@ class SolveContext(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    platform: str | None = None
-    course: str | None = None
-    activity: str | None = None
-    learner: str | None = Field(None, description="Learner pseudonym (opaque to trm-modules).")
+    platform: Text | None = Field(None, max_length=NAME_MAX)
+    course: Text | None = Field(None, max_length=NAME_MAX)
+    activity: Text | None = Field(None, max_length=NAME_MAX)
+    learner: Text | None = Field(None, max_length=NAME_MAX, description="Learner pseudonym (opaque to trm-modules).")
 
 
 class SolveRecord(BaseModel):
@@ -37,18 +103,18 @@ class SolveRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(default_factory=new_id, description="Client-supplied or generated; idempotency key.")
-    module: str
-    version: str
-    digest: str = Field(description="sha256 of the package file that answered.")
+    id: Text = Field(default_factory=new_id, max_length=ID_MAX, description="Client-supplied or generated; idempotency key.")
+    module: Text = Field(max_length=NAME_MAX)
+    version: Text = Field(max_length=100)
+    digest: Text = Field(max_length=80, description="sha256 of the package file that answered.")
     context: SolveContext = Field(default_factory=SolveContext)
-    input: dict[str, Any]
-    output: dict[str, Any] | None
+    input: Document
+    output: Document | None
     steps: int
     confidence: float
     valid: bool | None = None
     latency_ms: float
-    device: str
+    device: Text = Field(max_length=50)
     created_at: datetime = Field(default_factory=_now)
 
 
@@ -60,12 +126,57 @@ class FeedbackEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(default_factory=new_id, description="Client-supplied or generated; idempotency key.")
-    solve_id: str
+    id: Text = Field(default_factory=new_id, max_length=ID_MAX, description="Client-supplied or generated; idempotency key.")
+    solve_id: Text = Field(max_length=ID_MAX)
     kind: FeedbackKind
-    value: float | str | None = None
-    corrected_output: dict[str, Any] | None = None
-    source: str = "api"
-    actor: str | None = Field(None, description="Pseudonym of who gave the feedback.")
-    voids: str | None = Field(None, description="Id of the feedback event this one retracts (kind 'void').")
+    value: float | Text | None = Field(None, description="A rating in [-1, 1] (kinds 'rating', 'correct', "
+                                                          "'incorrect', 'correction'), or a comment's text (kind 'comment').")
+    corrected_output: Document | None = None
+    source: Text = Field("api", max_length=50)
+    actor: Text | None = Field(None, max_length=NAME_MAX, description="Pseudonym of who gave the feedback.")
+    voids: Text | None = Field(None, max_length=ID_MAX, description="Id of the feedback event this one retracts (kind 'void').")
     created_at: datetime = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> "FeedbackEvent":
+        check_feedback_fields(self.kind, self.value, self.voids, self.corrected_output)
+        return self
+
+
+class FeedbackFieldError(ValueError):
+    """A feedback field does not fit the event's kind; ``field`` names it (for a pointer at the edge)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_feedback_fields(kind: str, value: Any, voids: str | None, corrected_output: Any) -> None:
+    """Refuse (``FeedbackFieldError`` naming the field) a feedback event whose fields do not fit its kind.
+
+    A ``void`` names the event it retracts in ``voids`` and nothing else does; a ``rating`` is a
+    number in [-1, 1] (so is the optional score of ``correct``/``incorrect``/``correction``); a
+    ``comment`` is text of at most ``COMMENT_MAX`` characters; a ``correction`` carries
+    ``corrected_output``.
+    """
+    if kind == "void" and not voids:
+        raise FeedbackFieldError("voids", "a 'void' event must name the id of the event it retracts in 'voids'")
+    if kind != "void" and voids:
+        raise FeedbackFieldError("voids", f"only 'void' events name 'voids'; this one is of kind {kind!r}")
+    if kind == "correction" and corrected_output is None:
+        raise FeedbackFieldError("corrected_output", "a 'correction' event carries the right answer in 'corrected_output'")
+    if kind != "correction" and corrected_output is not None:
+        raise FeedbackFieldError("corrected_output", f"only 'correction' events carry 'corrected_output'; this one is of kind {kind!r}")
+    if kind == "comment":
+        if not isinstance(value, str):
+            raise FeedbackFieldError("value", "a 'comment' event carries its text as a string in 'value'")
+        if len(value) > COMMENT_MAX:
+            raise FeedbackFieldError("value", f"the comment in 'value' is {len(value):,} characters long; at most {COMMENT_MAX:,}")
+        return
+    if kind == "rating" and value is None:
+        raise FeedbackFieldError("value", "a 'rating' event carries a number in [-1, 1] in 'value'")
+    if value is not None:
+        if isinstance(value, str) or isinstance(value, bool):
+            raise FeedbackFieldError("value", f"'value' of a {kind!r} event is a number in [-1, 1], not text")
+        if not (math.isfinite(value) and -1.0 <= value <= 1.0):
+            raise FeedbackFieldError("value", f"'value' of a {kind!r} event must be a number in [-1, 1], got {value!r}")

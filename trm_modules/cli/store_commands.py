@@ -57,10 +57,15 @@ def register(app: typer.Typer) -> None:
              outcome: Optional[str] = typer.Option(None, "--outcome", help="correct, incorrect or unknown."),
              limit: int = typer.Option(20, "--limit", min=1, help="How many solves, newest first."),
              as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
+             dead_letter: bool = typer.Option(False, "--dead-letter", help="Instead: items the database refused "
+                                              "for good (bad encoding, too long, a constraint), with the reason."),
              db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
-        """Recent solves with their outcome from effective feedback."""
+        """Recent solves with their outcome from effective feedback (or, with --dead-letter, refused items)."""
         from ..store import Store, recent_solves
 
+        if dead_letter:
+            _dead_letters(db, limit, as_json)
+            return
         try:
             store = Store(db)
             solves = recent_solves(store, module=module, course=course, outcome=outcome, limit=limit)  # type: ignore[arg-type]
@@ -74,6 +79,23 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"{solve.created_at:%Y-%m-%d %H:%M:%S}  {solve.id}  {solve.module}@{solve.version}  "
                            f"course={solve.course or '-'}  steps={solve.steps}  conf={solve.confidence:.3f}  "
                            f"{solve.latency_ms:.1f} ms  {solve.device}  {solve.outcome}")
+
+    def _dead_letters(db: str | None, limit: int, as_json: bool) -> None:
+        from ..store import Store
+
+        try:
+            store = Store(db)
+            letters = store.dead_letters(limit)
+            store.close()
+        except TRMError as exc:
+            _fail(exc)
+        for letter in letters:
+            if as_json:
+                typer.echo(json.dumps({"created_at": letter.created_at.isoformat(), "type": letter.item_type,
+                                       "id": letter.item_id, "reason": letter.reason, "entry": letter.entry}))
+            else:
+                typer.echo(f"{letter.created_at:%Y-%m-%d %H:%M:%S}  {letter.item_type:<8}  {letter.item_id}  "
+                           f"{letter.reason}")
 
     @app.command("stats")
     def stats(module: str = typer.Argument(..., help="Module name."),

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from ..errors import ModuleNotFound
 from ..plugins import call_hook, get_plugin_manager, has_implementations, record_plugin_failure
-from ..records import FeedbackEvent, SolveContext, SolveRecord, new_id
+from ..records import ID_MAX, FeedbackEvent, SolveContext, SolveRecord, invalid_text_in, new_id
 from ..views import DEFAULT_VIEWS, Candidate
 from .answer import Answer
 from .batching import RowResult
@@ -356,6 +356,18 @@ class Host:
             error = exc.errors()[0]
             raise InvalidInput(f"bad solve context: {error['msg']}", json_pointer(error["loc"])) from exc
 
+    @staticmethod
+    def _check_text(input_json: Json, prefix: str = "", solve_id: str | None = None) -> None:
+        """Refuse an input or solve id the store cannot keep (a lone surrogate, an overlong id), before any work."""
+        if solve_id is not None:
+            found = invalid_text_in(solve_id)
+            if found is not None or not 0 < len(solve_id) <= ID_MAX:
+                raise InvalidInput(found[1] if found else f"a solve id has 1 to {ID_MAX} characters, this one "
+                                                          f"{len(solve_id)}", "/solve_id")
+        found = invalid_text_in(input_json)
+        if found is not None:
+            raise InvalidInput(found[1], prefix + found[0])
+
     def _answer(self, lease: _Lease, solve_id: str, data: Json, tokens: np.ndarray, puzzle_id: int,
                 row: RowResult, first: Candidate | None = None, pending: list[Future] | None = None) -> Answer:
         """The answer to ``data`` from its first batch row, with more views when the rules reject that one
@@ -387,6 +399,7 @@ class Host:
         """
         solve_id = solve_id or new_id()
         ctx = self._context(context)
+        self._check_text(input_json, solve_id=solve_id)
         lease = self._lease(module, ctx, solve_id)
         try:
             self._ensure_resident(lease.version)
@@ -409,6 +422,8 @@ class Host:
             raise InvalidInput(f"{len(solve_ids)} solve ids for {len(inputs)} inputs", "/solve_ids")
         ids = list(solve_ids) if solve_ids is not None else [new_id() for _ in inputs]
         ctx = self._context(context)
+        for index, (data, solve_id) in enumerate(zip(inputs, ids)):
+            self._check_text(data, f"/{index}", solve_id)
         lease = self._lease(module, ctx, ids[0] if ids else new_id())
         try:
             self._ensure_resident(lease.version)
@@ -432,6 +447,7 @@ class Host:
         """``solve`` for asyncio: awaits the batch without blocking the event loop."""
         solve_id = solve_id or new_id()
         ctx = self._context(context)
+        self._check_text(input_json, solve_id=solve_id)
         lease = self._lease(module, ctx, solve_id)
         try:
             if not lease.version.resident:  # loading takes long: keep it off the event loop
@@ -457,7 +473,9 @@ class Host:
                 event = FeedbackEvent.model_validate(event)
             except ValidationError as exc:
                 error = exc.errors()[0]
-                raise InvalidInput(f"bad feedback event: {error['msg']}", json_pointer(error["loc"])) from exc
+                field = getattr((error.get("ctx") or {}).get("error"), "field", None)
+                location = [*error["loc"], field] if field else error["loc"]
+                raise InvalidInput(f"bad feedback event: {error['msg']}", json_pointer(location)) from exc
         if has_implementations(self.pm, "trm_on_feedback"):
             self.events.emit("trm_on_feedback", "event", event)
         return event

@@ -224,7 +224,7 @@ def _module_routes() -> APIRouter:
             if known is not None:
                 response.status_code = 200
                 return FeedbackAccepted(id=known.id, solve_id=known.solve_id, kind=known.kind, duplicate=True)
-        fields = body.model_dump(exclude_none=True)
+        fields = body.model_dump(exclude_none=True, exclude={"external"})
         event = runtime.host.feedback(FeedbackEvent(source="api", **fields))
         return FeedbackAccepted(id=event.id, solve_id=event.solve_id, kind=event.kind)
 

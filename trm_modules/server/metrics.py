@@ -5,7 +5,10 @@ Each server has its own ``CollectorRegistry`` (several apps may live in one proc
 
 from __future__ import annotations
 
+from typing import Any, Iterator
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..hookspecs import hookimpl
 from ..records import FeedbackEvent, SolveRecord
@@ -34,6 +37,10 @@ class ServerMetrics:
         self.problems = Counter("trm_http_problems", "Requests answered with a problem document, by status.",
                                 ["status"], registry=self.registry)
 
+    def watch_recorder(self, recorder: Any) -> None:
+        """Expose the store recorder's counts (written, journaled, dead letters, writer restarts) at scrape time."""
+        self.registry.register(_RecorderCollector(recorder))
+
     @hookimpl
     def trm_on_solve(self, record: SolveRecord) -> None:
         """Count the solve and observe its latency and steps."""
@@ -49,3 +56,26 @@ class ServerMetrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class _RecorderCollector:
+    """Reads ``Recorder.stats`` when scraped (no bookkeeping on the write path)."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.recorder.stats
+        for name, value, help_text in (
+                ("trm_store_written", stats.written, "Items committed to the database."),
+                ("trm_store_journaled", stats.journaled, "Items put in the local journal while the database was away."),
+                ("trm_store_replayed", stats.replayed, "Journaled items replayed into the database."),
+                ("trm_store_dead_letters", stats.rejected, "Items the database refused for good (dead_letters table)."),
+                ("trm_store_writer_restarts", stats.writer_restarts, "Times the store writer was restarted after an error.")):
+            yield CounterMetricFamily(name, help_text, value=value)
+        yield GaugeMetricFamily("trm_store_pending", "Items accepted but not yet durable.", value=self.recorder.pending)
+        yield GaugeMetricFamily("trm_store_database_up", "1 while the last database write succeeded.",
+                                value=1.0 if self.recorder.database_available else 0.0)

@@ -116,6 +116,9 @@ def install_problem_handlers(app: FastAPI) -> None:
                 source, location = location[0], location[1:]
             else:
                 source = "body"
+            field = getattr((error.get("ctx") or {}).get("error"), "field", None)
+            if field:  # a model-level check that names the field at fault
+                location.append(field)
             pointer = json_pointer(location)
             errors.append({"detail": error.get("msg", "invalid"), "pointer": pointer, "in": source})
         first = errors[0] if errors else {"detail": "invalid request", "pointer": ""}

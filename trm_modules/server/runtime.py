@@ -94,6 +94,7 @@ class ServerRuntime:
         recorder.store.ensure_schema()
         pm = build_plugin_manager(entry_points=settings.entry_point_plugins)
         metrics = ServerMetrics()
+        metrics.watch_recorder(recorder)
         pm.register(StorePlugin(recorder), name="trm-store")
         pm.register(metrics, name="trm-server-metrics")
         for plugin in settings.plugins:

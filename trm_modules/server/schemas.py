@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..records import FeedbackKind, SolveContext
+from ..records import COMMENT_MAX, ID_MAX, NAME_MAX, Document, FeedbackKind, SolveContext, Text, check_feedback_fields
 
 
 class SolveRequest(BaseModel):
@@ -18,11 +18,11 @@ class SolveRequest(BaseModel):
                     "learner": "a1b2c3"},
         "client_id": "3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11"}]})
 
-    input: dict[str, Any] = Field(description="The task input; must match the module's input schema "
+    input: Document = Field(description="The task input; must match the module's input schema "
                                               "(GET /v1/modules/{name}/schemas/input).")
     context: SolveContext = Field(default_factory=SolveContext, description="Platform, course, activity and "
                                                                             "learner pseudonym.")
-    client_id: str | None = Field(None, max_length=128, description="Your id for this solve (idempotency key in the "
+    client_id: Text | None = Field(None, min_length=1, max_length=ID_MAX, description="Your id for this solve (idempotency key in the "
                                                                     "store); generated when absent.")
 
 
@@ -48,13 +48,24 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=128, description="Your id for this event (idempotency key).")
-    solve_id: str = Field(max_length=128)
+    id: Text | None = Field(None, min_length=1, max_length=ID_MAX, description="Your id for this event (idempotency key).")
+    solve_id: Text = Field(min_length=1, max_length=ID_MAX, description="The solve this is about (404 if this server "
+                                                                        "recorded no such solve, unless 'external').")
     kind: FeedbackKind
-    value: float | str | None = Field(None, description="A rating in [-1, 1], or a comment's text.")
-    corrected_output: dict[str, Any] | None = Field(None, description="The right answer (kind 'correction').")
-    actor: str | None = Field(None, max_length=200, description="Pseudonym of who gave the feedback.")
-    voids: str | None = Field(None, max_length=128, description="Id of the event a 'void' retracts.")
+    value: float | Text | None = Field(None, description="A rating in [-1, 1] (required for 'rating', optional score "
+                                                         "of 'correct', 'incorrect', 'correction'), or a comment's text "
+                                                         f"(kind 'comment', at most {COMMENT_MAX:,} characters).")
+    corrected_output: Document | None = Field(None, description="The right answer (kind 'correction' only, required).")
+    actor: Text | None = Field(None, max_length=NAME_MAX, description="Pseudonym of who gave the feedback.")
+    voids: Text | None = Field(None, min_length=1, max_length=ID_MAX,
+                               description="Id of the event a 'void' retracts (required for 'void', else absent).")
+    external: bool = Field(False, description="The solve was answered elsewhere (another server, an offline copy): "
+                                              "accept feedback on a solve id this store does not know.")
+
+    @model_validator(mode="after")
+    def _fits_its_kind(self) -> "FeedbackRequest":
+        check_feedback_fields(self.kind, self.value, self.voids, self.corrected_output)
+        return self
 
 
 class FeedbackAccepted(BaseModel):
@@ -63,7 +74,7 @@ class FeedbackAccepted(BaseModel):
     id: str
     solve_id: str
     kind: str
-    duplicate: bool = False
+    duplicate: bool = Field(False, description="This id was already stored: nothing changed (answered with 200).")
 
 
 class VersionRequest(BaseModel):

@@ -36,9 +36,23 @@ def default_journal_path(db_url: str) -> Path:
     return default_data_dir() / "journal" / f"{key}.jsonl"
 
 
+def item_type_tag(item: StoreItem) -> str:
+    """``solve``, ``feedback`` or ``xapi``: the journal's name of the item's type."""
+    return _TYPE_TAGS[type(item)]
+
+
 def encode_item(item: StoreItem) -> str:
-    """One journal line (without the newline) for ``item``."""
-    return '{"t":"%s","r":%s}' % (_TYPE_TAGS[type(item)], item.model_dump_json())
+    """One journal line (without the newline) for ``item``; never fails (see ``escaped_entry``)."""
+    try:
+        return '{"t":"%s","r":%s}' % (_TYPE_TAGS[type(item)], item.model_dump_json())
+    except ValueError:  # text UTF-8 cannot encode (a lone surrogate): keep it escaped rather than lose it
+        return escaped_entry(item)
+
+
+def escaped_entry(item: StoreItem) -> str:
+    """The journal line of ``item`` in pure ASCII: any text survives, even text no database can hold."""
+    return json.dumps({"t": _TYPE_TAGS[type(item)], "r": item.model_dump(mode="json")}, ensure_ascii=True,
+                      separators=(",", ":"))
 
 
 def decode_line(line: str) -> StoreItem:
@@ -79,8 +93,12 @@ class Journal:
         except FileNotFoundError:
             return False
 
-    def replay(self, write: Callable[[Sequence[StoreItem]], list[RejectedItem]], chunk_size: int = 2000) -> int:
+    def replay(self, write: Callable[[Sequence[StoreItem]], list[RejectedItem]], chunk_size: int = 2000,
+               dead_letters: Callable[[list[tuple[str, str, str, str]]], None] | None = None) -> int:
         """Write every journaled item with ``write`` (idempotent), then empty the journal; returns the count.
+
+        A whole line that no longer reads as an item goes to ``dead_letters`` (``(type, id, line,
+        reason)`` tuples, e.g. ``Store.add_dead_letters``), else to the rejected file: never dropped.
 
         If ``write`` raises (database still down), the journal is left as it was and the error
         propagates; a later replay writes it all again, which the ids make harmless.
@@ -90,25 +108,39 @@ class Journal:
         with self._locked(self.path) as fd:
             raw = _read_all(fd)
             replayed = 0
-            for chunk in _chunks(self._parse(raw), chunk_size):
+            unreadable: list[tuple[str, str]] = []
+            for chunk in _chunks(self._parse(raw, unreadable), chunk_size):
                 self.append_rejected(write(chunk))
                 replayed += len(chunk)
+            if unreadable and dead_letters is not None:
+                dead_letters([(_line_type(line), _line_id(line), line, reason) for line, reason in unreadable])
+            else:
+                self._append_unreadable(unreadable)
             os.ftruncate(fd, 0)
             os.fsync(fd)
         if replayed:
             log.info("replayed %d journaled items from %s", replayed, self.path)
         return replayed
 
-    def _parse(self, raw: bytes) -> Iterator[StoreItem]:
-        for number, line in enumerate(raw.split(b"\n"), start=1):
+    def _parse(self, raw: bytes, unreadable: list[tuple[str, str]]) -> Iterator[StoreItem]:
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 yield decode_line(line.decode("utf-8"))
             except (ValueError, ValidationError, UnicodeDecodeError) as exc:
-                # A torn last line of a crashed append: it was never acknowledged.
-                log.warning("skipping unreadable line %d of the journal %s: %s", number, self.path,
-                            str(exc).splitlines()[0])
+                reason = str(exc).splitlines()[0]
+                if number == len(lines):  # a torn last line of a crashed append: it was never acknowledged
+                    log.warning("skipping the torn last line of the journal %s: %s", self.path, reason)
+                else:  # a whole line that no longer reads as an item: kept, never silently dropped
+                    unreadable.append((line.decode("utf-8", "backslashreplace"), reason))
+
+    def _append_unreadable(self, unreadable: list[tuple[str, str]]) -> None:
+        if unreadable:
+            self._append_lines(self.rejected_path, ['{"reason":%s,"line":%s}' % (json.dumps(reason), json.dumps(line))
+                                                    for line, reason in unreadable])
+            log.error("kept %d unreadable journal lines in %s", len(unreadable), self.rejected_path)
 
     def _append_lines(self, path: Path, lines: list[str]) -> None:
         payload = ("\n".join(lines) + "\n").encode("utf-8")
@@ -149,6 +181,20 @@ class Journal:
 
     def _locked(self, path: Path) -> "Journal._Lock":
         return Journal._Lock(self, path)
+
+
+def _line_type(line: str) -> str:
+    try:
+        return str(json.loads(line).get("t", "unknown"))
+    except (ValueError, AttributeError):
+        return "unknown"
+
+
+def _line_id(line: str) -> str:
+    try:
+        return str(json.loads(line)["r"]["id"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 def _read_all(fd: int) -> bytes:

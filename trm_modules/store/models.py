@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String,
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         TypeDecorator, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -135,3 +135,22 @@ class XapiStatement(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     statement: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     stored_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeadLetter(Base):
+    """An item the database refused for good (bad encoding, too long, a constraint), kept with the reason.
+
+    ``entry`` is the item's journal line with every non-ASCII character escaped, so that text the
+    database could not hold (a lone surrogate) is kept too; ``item_id`` is the item's id, shortened
+    and escaped the same way. Recording goes on around a dead letter; ``trm logs --dead-letter`` shows them.
+    """
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_type: Mapped[str] = mapped_column(String(16))
+    item_id: Mapped[str] = mapped_column(String(200))
+    entry: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -15,11 +15,23 @@ and replay is idempotent because every item carries its id.
 
 SQLite commits are fsync'd (``synchronous=FULL``) by default, so acknowledgement holds across a
 power loss, not only a process crash; PostgreSQL's default ``synchronous_commit=on`` does the same.
+
+Group commit: everyone waiting on a ticket nudges the writer, which then writes everything queued
+so far as one transaction (one fsync), so many concurrent requests share one commit. Asyncio code
+awaits ``WriteTicket.wait_async`` without holding a thread.
+
+Supervision: the writer thread never dies of an item. Rows the database refuses go to its
+``dead_letters`` table (``Store.write``); should anything else escape the writer's loop, the batch
+in hand is kept, the loop starts again after a pause, and ``stats.writer_restarts`` /
+``stats.last_writer_error`` say so (``/healthz``, ``/metrics``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import heapq
+import itertools
 import logging
 import os
 import threading
@@ -57,6 +69,10 @@ class WriteTicket:
         """Block until the item is durable; False if ``timeout`` seconds passed first."""
         return self._recorder._wait_durable(self.seq, timeout)
 
+    async def wait_async(self, timeout: float | None = None) -> bool:
+        """``wait`` for asyncio code: awaits the acknowledgement without blocking a thread."""
+        return await self._recorder.wait_durable_async(self.seq, timeout)
+
 
 @dataclass
 class RecorderStats:
@@ -65,7 +81,9 @@ class RecorderStats:
     written: int = 0
     journaled: int = 0
     replayed: int = 0
-    rejected: int = 0
+    rejected: int = 0  #: refused for good by the database: in its dead_letters table
+    writer_restarts: int = 0
+    last_writer_error: str | None = None
 
 
 class _Nudge:
@@ -82,6 +100,11 @@ class _Flush:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+
+
+def _set_true(future: "asyncio.Future[bool]") -> None:
+    if not future.done():
+        future.set_result(True)
 
 
 _STOP = object()
@@ -139,9 +162,29 @@ class Recorder:
         self._retry_at = 0.0
         self._retry_delay = 0.0
         self._last_replay_attempt = 0.0
-        self._writer = threading.Thread(target=self._run, name=f"trm-store-recorder-{id(self):x}", daemon=True)
-        self._writer.start()
+        self._in_hand: list[tuple[int, StoreItem]] = []
+        self._stop_seen = False  # the batch being persisted (kept across a restart)
+        self._async_waiters: list[tuple[int, int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
+        self._async_lock = threading.Lock()
+        self._waiter_order = itertools.count()
+        self._writer_lock = threading.Lock()
+        self._writer = self._start_writer()
         _open_recorders.add(self)
+
+    def _start_writer(self) -> threading.Thread:
+        writer = threading.Thread(target=self._supervise, name=f"trm-store-recorder-{id(self):x}", daemon=True)
+        writer.start()
+        return writer
+
+    @property
+    def database_available(self) -> bool:
+        """False while the last write to the database failed (items go to the journal until it answers)."""
+        return self._retry_delay == 0.0
+
+    @property
+    def pending(self) -> int:
+        """Items submitted but not yet durable."""
+        return self._next_seq - 1 - self._durable_seq
 
     @property
     def journal_path(self) -> Path:
@@ -172,6 +215,8 @@ class Recorder:
             seq = self._next_seq
             self._next_seq = seq + 1
             self._buffer.append((seq, item))
+        if not self._writer.is_alive():
+            self._restart_dead_writer()
         if len(self._buffer) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         ticket = WriteTicket(self, seq)
@@ -209,7 +254,16 @@ class Recorder:
 
     def replay_journal(self) -> int:
         """Replay the journal into the database now (in the caller's thread); returns how many items it held."""
-        replayed = self.journal.replay(self.store.write)
+        def write(items: Sequence[StoreItem]) -> list:
+            rejected = self.store.write(items)  # refused rows are in the dead_letters table
+            self.stats.rejected += len(rejected)
+            return []
+
+        def dead_letters(letters: list[tuple[str, str, str, str]]) -> None:
+            self.store.add_dead_letters(letters)
+            self.stats.rejected += len(letters)
+
+        replayed = self.journal.replay(write, dead_letters=dead_letters)
         self.stats.replayed += replayed
         return replayed
 
@@ -241,18 +295,84 @@ class Recorder:
         with self._durable_changed:
             return self._durable_changed.wait_for(lambda: self._durable_seq >= seq, timeout)
 
+    async def wait_durable_async(self, seq: int, timeout: float | None = None) -> bool:
+        """Await until item ``seq`` is durable; False if ``timeout`` seconds passed first."""
+        if self._durable_seq >= seq:
+            return True
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        with self._async_lock:
+            heapq.heappush(self._async_waiters, (seq, next(self._waiter_order), loop, future))
+        if self._durable_seq >= seq:  # the writer may have passed seq before we were listed
+            self._resolve_async_waiters()
+        else:
+            self._enqueue_control(_Nudge(seq))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            return False
+
+    def _resolve_async_waiters(self) -> None:
+        durable = self._durable_seq
+        with self._async_lock:
+            ready = []
+            while self._async_waiters and self._async_waiters[0][0] <= durable:
+                ready.append(heapq.heappop(self._async_waiters))
+        for _, _, loop, future in ready:
+            try:
+                loop.call_soon_threadsafe(_set_true, future)
+            except RuntimeError:  # that event loop is closed: nobody waits any more
+                pass
+
+    def _mark_durable(self, seq: int) -> None:
+        with self._durable_changed:
+            self._durable_seq = seq
+            self._durable_changed.notify_all()
+        if self._async_waiters:
+            self._resolve_async_waiters()
+
     # -- the writer thread ----------------------------------------------------------------------
 
+    def _supervise(self) -> None:
+        """The writer thread: run the loop; if anything escapes it, note it, pause, and run it again."""
+        pause = 0.05
+        while True:
+            try:
+                self._run()
+                return
+            except BaseException as exc:  # noqa: BLE001 - the writer must outlive any error
+                self.stats.writer_restarts += 1
+                self.stats.last_writer_error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                log.critical("the store writer failed (%s); restarting it in %.2f s with its batch in hand",
+                             self.stats.last_writer_error, pause, exc_info=exc)
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _restart_dead_writer(self) -> None:
+        """Start a new writer thread if the current one is gone (it never should be; this is the backstop)."""
+        with self._writer_lock:
+            if self._writer.is_alive() or self._closed:
+                return
+            self.stats.writer_restarts += 1
+            self.stats.last_writer_error = self.stats.last_writer_error or "the writer thread was gone"
+            log.critical("the store writer thread was gone; starting a new one")
+            self._writer = self._start_writer()
+
     def _run(self) -> None:
+        if self._in_hand:  # a batch the previous loop was persisting when it failed
+            self._persist([item for _, item in self._in_hand])
+            self._mark_durable(self._in_hand[-1][0])
+            self._in_hand = []
         self._replay_if_due(force=True)
-        stopping = False
+        stopping = self._stop_seen
         while not stopping:
             batch, flushes, stopping = self._collect_batch()
+            self._stop_seen = stopping
             if batch:
+                self._in_hand = batch
                 self._persist([item for _, item in batch])
-                with self._durable_changed:
-                    self._durable_seq = batch[-1][0]
-                    self._durable_changed.notify_all()
+                self._mark_durable(batch[-1][0])
+                self._in_hand = []
             else:
                 self._replay_if_due()
             for marker in flushes:
@@ -289,8 +409,7 @@ class Recorder:
                 try:
                     if self.journal.has_entries():
                         self.replay_journal()  # older items first, so voids find what they void
-                    rejected = self.store.write(items)
-                    self.journal.append_rejected(rejected)
+                    rejected = self.store.write(items)  # refused rows are in the dead_letters table
                     self.stats.written += len(items) - len(rejected)
                     self.stats.rejected += len(rejected)
                     self._database_answered()

@@ -8,6 +8,7 @@ replay safe. One ``Session`` per unit of work, committed explicitly.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -17,13 +18,15 @@ from typing import Any, Sequence, Union
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from ..records import FeedbackEvent, SolveRecord, new_id
 from .database import create_store_engine, dump_json, current_revision, head_revision, redacted_url, resolve_db_url, upgrade_schema
 from .errors import StoreError, StoreUnavailable
-from .models import ID_LENGTH, Context, Feedback, InstalledPackage, Solve, XapiStatement, utcnow
+from .models import ID_LENGTH, Context, DeadLetter, Feedback, InstalledPackage, Solve, XapiStatement, utcnow
+
+log = logging.getLogger(__name__)
 
 #: Tries of a first-use migration that meets a locked (being-created) SQLite file.
 _SCHEMA_ATTEMPTS = 8
@@ -155,30 +158,69 @@ class Store:
     def write(self, items: Sequence[StoreItem]) -> list[RejectedItem]:
         """Write ``items`` idempotently in one transaction; returns the items refused for good.
 
-        If the batch violates a constraint (a void naming an unknown event), it is retried one
-        item per transaction and only the offending items are returned. ``StoreUnavailable`` when
-        the database cannot be reached: nothing of the batch is then written.
+        A batch the database refuses for a row's sake (encoding, length, a constraint such as a void
+        naming an unknown event) is split in halves until the offending items stand alone; those go
+        to the ``dead_letters`` table with the reason and everything else is written. Any other
+        failure raises ``StoreUnavailable``: nothing of the batch is then known to be written, and
+        writing it again later is harmless (ids).
         """
         if not items:
             return []
         self.ensure_schema()
+        # Retractions after the events they retract, so halves never put a void before its target.
+        ordered = sorted(items, key=lambda item: isinstance(item, FeedbackEvent) and item.kind == "void")
+        rejected: list[RejectedItem] = []
+        self._write_isolating_refusals(ordered, rejected)
+        if rejected:
+            self._write_dead_letters(rejected)
+        return rejected
+
+    def _write_isolating_refusals(self, items: Sequence[StoreItem], rejected: list[RejectedItem]) -> None:
         try:
             self._write_in_one_transaction(items)
-            return []
-        except (IntegrityError, DataError):
-            pass
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"cannot write to the store at {redacted_url(self.url)}: {_first_line(exc)}") from exc
-        rejected: list[RejectedItem] = []
-        for item in items:
-            try:
-                self._write_in_one_transaction([item])
-            except (IntegrityError, DataError) as exc:
-                rejected.append(RejectedItem(item, _first_line(exc)))
-            except SQLAlchemyError as exc:
-                raise StoreUnavailable(f"cannot write to the store at {redacted_url(self.url)}: "
-                                       f"{_first_line(exc)}") from exc
-        return rejected
+            return
+        except Exception as exc:  # noqa: BLE001 - classified below: a bad row, or the database is away
+            if not refused_for_good(exc):
+                raise _unavailable(self.url, exc) from exc
+            if len(items) == 1:
+                rejected.append(RejectedItem(items[0], _first_line(exc)))
+                return
+        middle = len(items) // 2
+        self._write_isolating_refusals(items[:middle], rejected)
+        self._write_isolating_refusals(items[middle:], rejected)
+
+    def _write_dead_letters(self, rejected: Sequence[RejectedItem]) -> None:
+        from .journal import escaped_entry, item_type_tag
+
+        self.add_dead_letters([(item_type_tag(r.item), r.item.id, escaped_entry(r.item), r.reason) for r in rejected])
+
+    def add_dead_letters(self, letters: Sequence[tuple[str, str, str, str]]) -> None:
+        """Keep ``(item_type, item_id, entry, reason)`` tuples in the dead_letters table (escaped to ASCII)."""
+        if not letters:
+            return
+        now = utcnow()
+        rows = [{"item_type": item_type[:16], "item_id": _escaped(item_id)[:200], "entry": _escaped(entry),
+                 "reason": _escaped(reason), "created_at": now} for item_type, item_id, entry, reason in letters]
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.execute(DeadLetter.__table__.insert(), rows)
+        except Exception as exc:  # noqa: BLE001
+            raise _unavailable(self.url, exc) from exc
+        for row in rows:
+            log.error("the store refused %s %r for good (%s); kept in its dead_letters table",
+                      row["item_type"], row["item_id"][:80], row["reason"])
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest ``limit`` dead letters (items refused for good), newest first."""
+        with self.session() as session:
+            return list(session.scalars(select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)))
+
+    def count_dead_letters(self) -> int:
+        """How many items the database refused for good so far."""
+        from sqlalchemy import func
+
+        with self.session() as session:
+            return int(session.scalar(select(func.count()).select_from(DeadLetter)) or 0)
 
     def _write_in_one_transaction(self, items: Sequence[StoreItem]) -> None:
         solves = [item for item in items if isinstance(item, SolveRecord)]
@@ -302,6 +344,40 @@ def _feedback_row(event: FeedbackEvent) -> dict[str, Any]:
         "corrected_output": event.corrected_output, "source": event.source, "actor": event.actor,
         "voids": event.voids, "created_at": event.created_at,
     }
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database (or its driver) refusing a row's content, not an outage.
+
+    Refusals: integrity and data errors (a constraint, a value too long, an untranslatable
+    character), raised through SQLAlchemy or straight from the driver (PostgreSQL ``COPY``), and
+    values that cannot even be encoded (a lone surrogate). Everything else (connection lost,
+    database locked, a missing table) is treated as the database being away: retried, never dropped.
+    """
+    if isinstance(exc, (IntegrityError, DataError)):
+        return True
+    if isinstance(exc, DBAPIError):
+        return False
+    if isinstance(exc, StatementError):  # SQLAlchemy wrapping a bind-time error (encoding a value)
+        return isinstance(exc.orig, (ValueError, TypeError, UnicodeError))
+    if isinstance(exc, (ValueError, TypeError, UnicodeError)):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, (psycopg.DataError, psycopg.IntegrityError))
+
+
+def _unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    return StoreUnavailable(f"cannot write to the store at {redacted_url(url)}: {_first_line(exc)}")
+
+
+def _escaped(text: str) -> str:
+    """``text`` with anything outside printable ASCII escaped (safe for any column and any log)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
 
 
 def _first_line(exc: BaseException) -> str:
