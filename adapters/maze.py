@@ -148,6 +148,12 @@ class MazeCodec(TaskCodec):
         text = _SYMBOL_OF_TOKEN[tokens.astype(np.intp)].tobytes().decode("ascii")
         return {"grid": [text[r * self.size:(r + 1) * self.size] for r in range(self.size)]}
 
+    def answer_token_table(self) -> np.ndarray:
+        """Walls, S, G (and padding) stay as they are; an open cell stays open or joins the path."""
+        table = np.eye(self.vocab_size, dtype=bool)
+        table[OPEN, PATH] = True
+        return table
+
     def check(self, data_in: Json, data_out: Json) -> bool:
         """True when the ``o`` cells plus S and G form a shortest S→G path over open cells and no
         other cell changed. A malformed input raises ``CodecError``; a malformed answer is False."""

@@ -169,6 +169,15 @@ class SudokuCodec(TaskCodec):
                              f"/grid/{cell // self.size}/{cell % self.size}")
         return {"grid": digits.reshape(self.size, self.size).tolist()}
 
+    def answer_token_table(self) -> np.ndarray:
+        """A given keeps its digit, a blank takes any digit, a pad stays a pad."""
+        table = np.zeros((self.vocab_size, self.vocab_size), dtype=bool)
+        table[PAD_TOKEN, PAD_TOKEN] = True
+        table[BLANK_TOKEN, 1 + DIGIT_OFFSET:] = True
+        digits = np.arange(1 + DIGIT_OFFSET, self.vocab_size)
+        table[digits, digits] = True
+        return table
+
     # -- judging and solving -----------------------------------------------------------------
 
     def check(self, data_in: Json, data_out: Json) -> bool:

@@ -44,7 +44,8 @@ class BlindToOriginals(torch.nn.Module):
         self.originals = {bytes(np.asarray(t, dtype=np.int64).tobytes()) for t in originals}
         self.calls: list[int] = []
 
-    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None, max_steps=None, halt=True):
+    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None, max_steps=None, halt=True,
+              answer_table=None):
         rows = []
         for row in tokens.cpu().numpy().astype(np.int64):
             if row.tobytes() in self.originals:
@@ -130,7 +131,7 @@ def test_an_answer_no_view_can_decode_is_an_item_error():
             super().__init__()
             self.anchor = torch.nn.Parameter(torch.zeros(1))
 
-        def solve(self, tokens, puzzle_ids=None, max_steps=None, halt=True):
+        def solve(self, tokens, puzzle_ids=None, max_steps=None, halt=True, answer_table=None):
             count = len(tokens)
             return SimpleNamespace(tokens=torch.zeros_like(tokens), steps=torch.ones(count, dtype=torch.long),
                                    confidence=torch.zeros(count))

@@ -74,6 +74,17 @@ class TaskCodec(ABC):
     def generate(self, rng: np.random.Generator, n: int, **difficulty: Any) -> list[tuple[Json, Json]]:
         """``n`` fresh (input, output) pairs; ``difficulty`` keys are codec-specific."""
 
+    def answer_token_table(self) -> np.ndarray | None:
+        """Which answer tokens a cell may hold, given the input's token there: a (vocab, vocab) bool
+        array, row = input token, or None when the answer does not follow the input cell by cell.
+
+        Every solving path decodes through it (``trm_modules.model.constrained_argmax``): cells the
+        input fixes keep their token, free cells choose among the values the task allows there, so
+        an answer never contradicts its input (spec/SPEC.md, "Constrained decoding"). The rule check
+        (``check``) remains the judge of whether the answer is right.
+        """
+        return None
+
     @property
     def can_check(self) -> bool:
         """Does this codec judge answers by the task's rules (overrides ``check``)?"""

@@ -182,7 +182,7 @@ def eval_command(
         raise typer.BadParameter(f"--difficulty is not JSON: {exc}") from None
     except TRMError as exc:
         _fail(exc)
-    report = evaluate(model, data, max_steps=max_steps, device=dev)
+    report = evaluate(model, data, max_steps=max_steps, device=dev, answer_table=codec.answer_token_table())
     ruled = rule_check_report(model, codec, [inp for inp, _ in pairs], views=views)
     paths = plot_report(report, Path(out), title=Path(source).name)
     if as_json:

@@ -225,8 +225,10 @@ class LoadedVersion:
         # Intra-op threads are a per-thread setting: this changes only the compute thread.
         if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
+        table = self.spec.codec.answer_token_table()
         with torch.inference_mode():
-            solution = model.solve(torch.from_numpy(tokens).to(device), torch.from_numpy(puzzle_ids).to(device))
+            solution = model.solve(torch.from_numpy(tokens).to(device), torch.from_numpy(puzzle_ids).to(device),
+                                   answer_table=None if table is None else torch.from_numpy(table).to(device))
         return (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
                 solution.confidence.float().cpu().numpy())
 

@@ -189,6 +189,17 @@ class Solution:
     confidence: torch.Tensor  # (B,) sigmoid(q_halt) at the step that answered
 
 
+def constrained_argmax(logits: torch.Tensor, tokens: torch.Tensor,
+                       answer_table: torch.Tensor | None = None) -> torch.Tensor:
+    """Answer tokens (B, L): the argmax of ``logits`` (B, L, V), where ``answer_table`` (V, V) bool is
+    given only over the tokens it allows at each cell (row = the input's token there), so an answer
+    never contradicts what the input fixes (``TaskCodec.answer_token_table``)."""
+    if answer_table is None:
+        return logits.argmax(-1)
+    allowed = answer_table[tokens.long()]  # (B, L, V)
+    return logits.masked_fill(~allowed, float("-inf")).argmax(-1)
+
+
 class TRM(nn.Module):
     """Tiny Recursive Model: one network recursing on a reasoning state ``z`` and an answer ``y``."""
 
@@ -275,12 +286,14 @@ class TRM(nn.Module):
         puzzle_ids: torch.Tensor | None = None,
         max_steps: int | None = None,
         halt: bool = True,
+        answer_table: torch.Tensor | None = None,
     ) -> Solution:
         """Answer a batch, with early halting.
 
         With ``halt=True`` an example stops at the first step where ``q_halt > 0`` and leaves the
         batch, so later steps only compute the rows still running. With ``halt=False`` every
-        example runs ``max_steps`` steps, as in the authors' evaluation.
+        example runs ``max_steps`` steps, as in the authors' evaluation. ``answer_table`` constrains
+        each answer token to those the input allows at its cell (``constrained_argmax``).
         """
         max_steps = max_steps or self.config.halt_max_steps
         B = tokens.shape[0]
@@ -295,7 +308,7 @@ class TRM(nn.Module):
         rows = torch.arange(B, device=device)  # original index of each running row
         for step in range(1, max_steps + 1):
             out = self.deep_recursion(x, carry)
-            answer[rows] = out.logits.argmax(-1)
+            answer[rows] = constrained_argmax(out.logits, tokens, answer_table)
             steps[rows] = step
             confidence[rows] = torch.sigmoid(out.q_halt)
             carry = out.carry
@@ -304,7 +317,7 @@ class TRM(nn.Module):
                 if not bool(running.all()):
                     if not bool(running.any()):
                         break
-                    rows, x = rows[running], x[running]
+                    rows, x, tokens = rows[running], x[running], tokens[running]
                     carry = Carry(carry.y[running], carry.z[running])
         return Solution(tokens=answer, steps=steps, confidence=confidence)
 

@@ -1,8 +1,9 @@
 """ONNX export of a package's model: the recursion unrolled for a fixed number of steps, no halting.
 
 The exported graph maps ``tokens`` (int64, batch × L) and ``puzzle_ids`` (int64, batch) to
-``answer`` (int64 tokens after the last step) and ``confidence`` (sigmoid of the last halting
-logit) — the same as ``model.solve(..., max_steps=N, halt=False)``. ``check_onnx`` runs the file
+``answer`` (int64 tokens after the last step, decoded within what each input cell allows, as every
+solving path decodes) and ``confidence`` (sigmoid of the last halting logit) — the same as
+``model.solve(..., max_steps=N, halt=False, answer_table=…)``. ``check_onnx`` runs the file
 with onnxruntime on the package's examples and compares tokens with torch.
 """
 
@@ -17,18 +18,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model import TRM
+from ..model import TRM, constrained_argmax
 from .errors import PackageError
 from .loaded import Package
 
 
 class UnrolledSolver(nn.Module):
-    """``steps`` supervision steps of ``model`` back to back, as one traceable forward pass."""
+    """``steps`` supervision steps of ``model`` back to back, as one traceable forward pass; the
+    codec's answer-token table (when it has one) is a constant of the graph."""
 
-    def __init__(self, model: TRM, steps: int) -> None:
+    def __init__(self, model: TRM, steps: int, answer_table: np.ndarray | None = None) -> None:
         super().__init__()
         self.model = model
         self.steps = steps
+        self.answer_table = None if answer_table is None else torch.from_numpy(answer_table)
 
     def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.model.input_embeddings(tokens, puzzle_ids)
@@ -37,7 +40,7 @@ class UnrolledSolver(nn.Module):
         for _ in range(self.steps):
             out = self.model.deep_recursion(x, carry)
             carry = out.carry
-        return out.logits.argmax(-1), torch.sigmoid(out.q_halt)
+        return constrained_argmax(out.logits, tokens, self.answer_table), torch.sigmoid(out.q_halt)
 
 
 def _example_tokens(package: Package) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +57,7 @@ def export_onnx(package: Package, out_path: str | os.PathLike, *, max_steps: int
     out_path = Path(out_path)
     steps = max_steps or package.manifest.model.config.halt_max_steps
     model = package.load_model("cpu", dtype=torch.float32)
-    solver = UnrolledSolver(model, steps).eval()
+    solver = UnrolledSolver(model, steps, package.codec().answer_token_table()).eval()
     tokens, puzzle_ids = _example_tokens(package)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings():
@@ -94,7 +97,9 @@ def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int
     steps = max_steps or package.manifest.model.config.halt_max_steps
     tokens, puzzle_ids = _example_tokens(package)
     model = package.load_model("cpu", dtype=torch.float32)
-    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=False)
+    table = package.codec().answer_token_table()
+    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=False,
+                           answer_table=None if table is None else torch.from_numpy(table))
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     answer, confidence = session.run(None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy()})
     identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())

@@ -61,14 +61,15 @@ def model_device(model: TRM) -> torch.device:
 
 
 def _solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None, halt: bool,
-                  batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  batch_size: int, answer_table: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(answer tokens, steps, confidence) of (N, L) inputs, solved ``batch_size`` rows at a time."""
     device = model_device(model)
+    table = None if answer_table is None else torch.from_numpy(answer_table).to(device)
     parts = []
     for start in range(0, len(tokens), batch_size):
         solution = model.solve(torch.from_numpy(tokens[start : start + batch_size]).to(device),
                                torch.from_numpy(puzzle_ids[start : start + batch_size]).to(device),
-                               max_steps=max_steps, halt=halt)
+                               max_steps=max_steps, halt=halt, answer_table=table)
         parts.append((solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
                       solution.confidence.float().cpu().numpy()))
     return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
@@ -76,7 +77,8 @@ def _solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max
 
 def solve_inputs(model: TRM, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
                  halt: bool = True, batch_size: int = 256, views: int = 1) -> list[Answer | ItemError]:
-    """Answer already-validated inputs in batches through ``model.solve``.
+    """Answer already-validated inputs in batches through ``model.solve``, decoding within what each
+    input allows (``TaskCodec.answer_token_table``).
 
     With ``views`` > 1, inputs whose answer the task's rules reject are solved again through up to
     ``views - 1`` transformed views and the answer is chosen among all (``trm_modules.views``).
@@ -88,7 +90,8 @@ def solve_inputs(model: TRM, codec: TaskCodec, inputs: list[dict[str, Any]], *, 
         return []
     tokens = np.stack([codec.encode_input(doc) for doc in inputs]).astype(np.int64)
     puzzle_ids = np.array([codec.puzzle_id(doc) for doc in inputs], dtype=np.int64)
-    options = {"max_steps": max_steps, "halt": halt, "batch_size": batch_size}
+    options = {"max_steps": max_steps, "halt": halt, "batch_size": batch_size,
+               "answer_table": codec.answer_token_table()}
     out, steps, confidence = _solve_tokens(model, tokens, puzzle_ids, **options)
     candidates = [[decode_candidate(codec, out[i], doc, int(steps[i]), float(confidence[i]))]
                   for i, doc in enumerate(inputs)]

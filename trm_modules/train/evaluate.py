@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model import TRM
+from ..model import TRM, constrained_argmax
 from .data import TokenSet
 
 
@@ -43,9 +43,12 @@ class EvalReport:
 
 
 @torch.inference_mode()
-def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_size: int = 512, device: str | torch.device = "cpu") -> EvalReport:
-    """Run every example for ``max_steps`` steps and record accuracy per step and at halting."""
+def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_size: int = 512,
+             device: str | torch.device = "cpu", answer_table: np.ndarray | None = None) -> EvalReport:
+    """Run every example for ``max_steps`` steps and record accuracy per step and at halting;
+    ``answer_table`` (the codec's ``answer_token_table``) decodes as every solving path does."""
     model.eval()
+    table = None if answer_table is None else torch.from_numpy(answer_table).to(device)
     max_steps = max_steps or model.config.halt_max_steps
     n = len(data)
     correct_per_step = np.zeros(max_steps, dtype=np.int64)
@@ -62,7 +65,7 @@ def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_siz
         for step in range(max_steps):
             out = model.deep_recursion(x, carry)
             carry = out.carry
-            ok = (out.logits.argmax(-1) == labels).all(-1)
+            ok = (constrained_argmax(out.logits, tokens, table) == labels).all(-1)
             correct_per_step[step] += int(ok.sum())
             newly = ~halted & ((out.q_halt > 0) | (step == max_steps - 1))
             idx = newly.nonzero().squeeze(-1).cpu().numpy() + start

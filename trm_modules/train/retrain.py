@@ -148,7 +148,9 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
     parent = parent.cpu()
 
     test = trainer.test_set
-    original = {"old": _accuracy(evaluate(parent, test)), "new": _accuracy(evaluate(new_model, test))}
+    table = codec.answer_token_table()
+    original = {"old": _accuracy(evaluate(parent, test, answer_table=table)),
+                "new": _accuracy(evaluate(new_model, test, answer_table=table))}
     held = {"old": float("nan"), "new": float("nan")}
     if feedback_held:
         # Judged by the task's rules where it has them (several answers can be right), else exactly.
@@ -158,7 +160,8 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
             held = {"old": old_valid, "new": new_valid}
         else:
             held_set = encode_pairs(codec, feedback_held)
-            held = {"old": _accuracy(evaluate(parent, held_set)), "new": _accuracy(evaluate(new_model, held_set))}
+            held = {"old": _accuracy(evaluate(parent, held_set, answer_table=table)),
+                    "new": _accuracy(evaluate(new_model, held_set, answer_table=table))}
 
     reasons = []
     if original["new"] < original["old"] - tolerance:

@@ -314,7 +314,8 @@ class Trainer:
             last = self.step == opt.steps or out_of_time
             if self.dist.is_main and (self.step % opt.eval_every == 0 or last):
                 evaluation_set = self.test_set if last else self.test_set.head(opt.eval_puzzles)
-                report = evaluate(self.ema.averaged(model), evaluation_set, device=self.device)
+                report = evaluate(self.ema.averaged(model), evaluation_set, device=self.device,
+                                  answer_table=self.codec.answer_token_table())
                 final = report if last else None
                 model.train()
             if self.step % opt.eval_every == 0 or last:
@@ -331,7 +332,8 @@ class Trainer:
                 break
         self.wall_time_s = time.perf_counter() - t0
         if self.dist.is_main and final is None:  # nothing left to train (or a resumed, finished run)
-            final = evaluate(self.ema.averaged(model), self.test_set, device=self.device)
+            final = evaluate(self.ema.averaged(model), self.test_set, device=self.device,
+                             answer_table=self.codec.answer_token_table())
         if self.dist.is_main:
             self.write_run(final)
         self.dist.barrier()
