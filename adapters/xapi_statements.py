@@ -37,6 +37,9 @@ from trm_modules.records import FeedbackEvent, SolveRecord
 VERB_ASKED = "http://adlnet.gov/expapi/verbs/asked"
 VERB_RESPONDED = "http://adlnet.gov/expapi/verbs/responded"
 VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+VERB_COMMENTED = "http://adlnet.gov/expapi/verbs/commented"
+#: The verbs whose statements about a solve are feedback on it (anything else about a solve is not).
+FEEDBACK_VERBS = (VERB_RESPONDED, VERB_COMMENTED)
 ACTIVITY_TYPE_INTERACTION = "http://adlnet.gov/expapi/activities/interaction"
 ACTIVITY_TYPE_MODULE = "http://adlnet.gov/expapi/activities/module"
 EXTENSION_BASE = "tag:trm-modules,2025:xapi/"
@@ -49,6 +52,9 @@ EXT_VERSION = EXTENSION_BASE + "version"
 EXT_DIGEST = EXTENSION_BASE + "digest"
 EXT_ACTIVITY = EXTENSION_BASE + "activity"
 EXT_FEEDBACK_KIND = EXTENSION_BASE + "feedback-kind"
+#: Context extension on every statement a trm-modules server emits (value: the server's base IRI);
+#: such statements never become feedback when an LRS sends them back.
+EXT_EMITTED_BY = EXTENSION_BASE + "emitted-by"
 #: Namespace of the statement ids derived from solve / feedback ids that are not UUIDs themselves.
 STATEMENT_NAMESPACE = uuid.UUID("0f1f5a52-52b4-4b38-9b0e-6f3a1d6c2f4e")
 SUPPORTED_VERSIONS = ("1.0", "2.0")

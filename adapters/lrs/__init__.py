@@ -1,0 +1,71 @@
+"""An xAPI 1.0.3 Learning Record Store inside ``trm serve`` (``/xapi``), registered as a plugin.
+
+Statements, State, Activity Profile, Agent Profile, Activities, Agents and About, kept in the
+store's database (SQLite or PostgreSQL; tables of ``tables.py``, migration ``0003_xapi_lrs``).
+Clients authenticate with an API token: ``Authorization: Basic base64(<anything>:<token>)`` (what
+xAPI content sends) or ``Bearer <token>``; the token needs the ``feedback`` (or ``admin``) scope and
+becomes the statements' ``authority``.
+
+Configuration (read here, at the plugin's edge):
+
+- ``TRM_XAPI_CORS_ORIGINS``: comma-separated origins whose browser content may call the LRS
+  (default ``*``: any origin; credentials travel in the Authorization header, never in cookies);
+  an empty value turns CORS off.
+
+Modules: ``validation`` (data model), ``identity`` (agent keys, equivalence, formats),
+``statements`` / ``documents`` (storage), ``signatures`` (JWS), ``multipart``, ``http`` (routes).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from .http import LrsHttp, LrsSettings, xapi_router
+
+CORS_ORIGINS_ENV = "TRM_XAPI_CORS_ORIGINS"
+
+__all__ = ["LrsHttp", "LrsSettings", "lrs_for_runtime", "lrs_router", "settings_from_environment"]
+
+
+def settings_from_environment(public_url: str) -> LrsSettings:
+    """The LRS settings from ``TRM_XAPI_*`` variables and the server's public URL."""
+    raw = os.environ.get(CORS_ORIGINS_ENV)
+    origins = ("*",) if raw is None else tuple(o.strip() for o in raw.split(",") if o.strip())
+    return LrsSettings(cors_origins=origins, authority_home=public_url)
+
+
+def lrs_for_runtime(runtime: Any, settings: LrsSettings | None = None) -> LrsHttp:
+    """The LRS of a server runtime: its store's database, its API tokens."""
+    from .documents import DocumentStore
+    from .feedback import FeedbackBridge
+    from .statements import StatementStore
+
+    runtime.store.ensure_schema()
+    engine = runtime.store.engine
+    tokens = runtime.tokens
+
+    def verify_token(secret: str) -> tuple[str, str, tuple[str, ...]] | None:
+        scopes = tokens.verify_cached(secret) or tokens.verify(secret)
+        if scopes is None:
+            return None
+        token_id = secret.split("_")[1] if secret.count("_") >= 2 else "token"
+        return token_id, f"trm-modules API token {token_id}", scopes
+
+    settings = settings or settings_from_environment(runtime.settings.public_url)
+    bridge = FeedbackBridge(runtime.recorder, runtime.host.feedback, runtime.host.flush)
+    return LrsHttp(StatementStore(engine), DocumentStore(engine), settings, verify_token, bridge.receive)
+
+
+def lrs_router(settings: LrsSettings | None = None) -> APIRouter:
+    """The ``/xapi`` router; the LRS is built on first use from ``request.app.state.runtime``."""
+
+    def lrs_of(request: Request) -> LrsHttp:
+        lrs = getattr(request.app.state, "xapi_lrs", None)
+        if lrs is None:
+            lrs = request.app.state.xapi_lrs = lrs_for_runtime(request.app.state.runtime, settings)
+        return lrs
+
+    return xapi_router(lrs_of)
