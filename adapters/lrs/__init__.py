@@ -23,6 +23,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from trm_modules import hookimpl
+
 from .http import LrsHttp, LrsSettings, xapi_router
 
 CORS_ORIGINS_ENV = "TRM_XAPI_CORS_ORIGINS"
@@ -69,3 +71,9 @@ def lrs_router(settings: LrsSettings | None = None) -> APIRouter:
         return lrs
 
     return xapi_router(lrs_of)
+
+
+@hookimpl
+def trm_register_routes(runtime: Any) -> APIRouter:
+    """Mount the LRS at ``/xapi`` of ``trm serve``."""
+    return lrs_router()

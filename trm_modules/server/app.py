@@ -3,7 +3,7 @@
 Versioned under ``/v1``; OpenAPI docs at ``/docs``. Every ``/v1`` route needs a token with a
 scope (``solve``, ``feedback``, ``admin``); ``/healthz``, ``/metrics`` and the docs are open.
 Plugins add routes through the ``trm_register_routes`` hook (the built-in xAPI endpoint
-``/xapi`` is one, in ``adapters/xapi_routes.py``). Errors are RFC 9457 problem documents
+``/xapi`` is one, in ``adapters/lrs/``). Errors are RFC 9457 problem documents
 (``problems.py``); bodies over the limit are refused with 413 before parsing (``limits.py``).
 """
 

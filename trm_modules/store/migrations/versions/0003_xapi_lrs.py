@@ -1,4 +1,4 @@
-"""The xAPI LRS (adapter ``trm_adapters.lrs``): statements with their filter indexes, attachments,
+"""The xAPI LRS (adapter ``adapters/lrs``): statements with their filter indexes, attachments,
 activities, and State / Activity Profile / Agent Profile documents.
 
 Revision ID: 0003_xapi_lrs
