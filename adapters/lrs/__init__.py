@@ -1,7 +1,7 @@
 """An xAPI 1.0.3 Learning Record Store inside ``trm serve`` (``/xapi``), registered as a plugin.
 
 Statements, State, Activity Profile, Agent Profile, Activities, Agents and About, kept in the
-store's database (SQLite or PostgreSQL; tables of ``tables.py``, migration ``0003_xapi_lrs``).
+store's database (SQLite or PostgreSQL; tables of ``tables.py``, migration ``0004_xapi_lrs``).
 Clients authenticate with an API token: ``Authorization: Basic base64(<anything>:<token>)`` (what
 xAPI content sends) or ``Bearer <token>``; the token needs the ``feedback`` (or ``admin``) scope and
 becomes the statements' ``authority``.

@@ -1,4 +1,4 @@
-"""The LRS's tables (SQLAlchemy Core), created by migration ``0003_xapi_lrs`` of the store.
+"""The LRS's tables (SQLAlchemy Core), created by migration ``0004_xapi_lrs`` of the store.
 
 Statements are kept whole (``statement``, as the LRS returns them) next to the columns the
 Statement API filters on; ``lrs_statement_agents`` / ``lrs_statement_activities`` index every

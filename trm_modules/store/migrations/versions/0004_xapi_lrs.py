@@ -1,8 +1,8 @@
 """The xAPI LRS (adapter ``adapters/lrs``): statements with their filter indexes, attachments,
 activities, and State / Activity Profile / Agent Profile documents.
 
-Revision ID: 0003_xapi_lrs
-Revises: 0002_api_tokens
+Revision ID: 0004_xapi_lrs
+Revises: 0003_dead_letters
 Create Date: 2026-12-02
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003_xapi_lrs"
-down_revision = "0002_api_tokens"
+revision = "0004_xapi_lrs"
+down_revision = "0003_dead_letters"
 branch_labels = None
 depends_on = None
 
