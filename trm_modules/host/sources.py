@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ModuleNotFound
 from ..package import open_package
+from ..package.digests import REGISTRY_DIGESTS
 from .loaded import VersionSpec
 
 
@@ -46,7 +47,8 @@ class FolderSource:
     """Every ``*.trm`` package file under a folder (recursively), indexed by manifest name and version.
 
     The index is rebuilt lazily when a file is added, removed or changed; each file is opened
-    (and so verified) once per change. Files that fail to open are skipped and listed in
+    (and so verified) once per change, and its verified digests are remembered by file identity, so
+    opening it to serve it does not hash it again. Files that fail to open are skipped and listed in
     ``errors`` (path → message) rather than hiding the rest of the folder.
     """
 
@@ -76,7 +78,7 @@ class FolderSource:
                 entries[file] = self._entries[file]
                 continue
             try:
-                manifest = open_package(file, trusted_keys=self.trusted_keys).manifest
+                manifest = open_package(file, trusted_keys=self.trusted_keys, digest_cache=REGISTRY_DIGESTS).manifest
                 entries[file] = (manifest.name, manifest.version)
             except Exception as exc:  # noqa: BLE001 - one bad file must not hide the others
                 entries[file] = f"{type(exc).__name__}: {exc}"
@@ -104,7 +106,7 @@ class FolderSource:
             file = self._index.get(name, {}).get(version)
         if file is None:
             raise ModuleNotFound(f"{self!r} has no package for module {name!r} version {version!r}")
-        return open_package(file, trusted_keys=self.trusted_keys)
+        return open_package(file, trusted_keys=self.trusted_keys, digest_cache=REGISTRY_DIGESTS)
 
 
 class MemorySource:

@@ -23,22 +23,58 @@ from .weights import MANIFEST_DTYPES, WeightsHeader, tensors_from_bytes
 _RECOMPUTED_BUFFERS = {"rope.cos", "rope.sin"}
 
 
+def _meta_model(config: TRMConfig) -> tuple[TRM, bool]:
+    """A shape-only TRM, and whether its non-persistent buffers are all ones this module recomputes."""
+    with torch.device("meta"):
+        model = TRM(config)
+    persistent = set(model.state_dict())
+    computed = {name for name, _ in model.named_buffers()} - persistent
+    return model, computed <= _RECOMPUTED_BUFFERS
+
+
+def _computed_buffers(model: TRM) -> dict[str, torch.Tensor]:
+    """The non-persistent buffers of a meta build: the RoPE tables, computed on the CPU (``RotaryEmbedding``)."""
+    persistent = set(model.state_dict())
+    return {name: t for name, t in model.named_buffers() if name not in persistent}
+
+
+def _place_buffers(model: TRM, buffers: dict[str, torch.Tensor], device: str | torch.device,
+                   dtype: torch.dtype) -> TRM:
+    """Put ``buffers`` (name → tensor, from ``_computed_buffers``) into ``model`` on ``device`` in ``dtype``."""
+    for name, tensor in buffers.items():
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner).register_buffer(leaf, tensor.to(device=device, dtype=dtype), persistent=False)
+    return model
+
+
 def empty_model(config: TRMConfig, device: str | torch.device, dtype: torch.dtype) -> TRM:
     """A TRM with uninitialised parameters on ``device``: skips the random init that loading overwrites.
 
     Falls back to an ordinary (initialised) build if the model gains non-persistent buffers this
     function does not know how to recompute.
     """
-    with torch.device("meta"):
-        model = TRM(config)
-    persistent = set(model.state_dict())
-    computed = {name for name, _ in model.named_buffers()} - persistent
-    if not computed <= _RECOMPUTED_BUFFERS:
+    model, known = _meta_model(config)
+    if not known:
         return TRM(config).to(device=device, dtype=dtype)
-    model = model.to(dtype=dtype).to_empty(device=device)
-    if model.rope is not None:
-        model.rope = RotaryEmbedding(config.head_dim, config.total_len, config.rope_theta).to(device=device, dtype=dtype)
-    return model
+    buffers = _computed_buffers(model)
+    return _place_buffers(model.to(dtype=dtype).to_empty(device=device), buffers, device, dtype)
+
+
+def model_from_tensors(config: TRMConfig, tensors: dict[str, torch.Tensor], device: str | torch.device,
+                       dtype: torch.dtype) -> TRM:
+    """A TRM in eval mode whose parameters and buffers are copies of ``tensors`` on ``device`` in ``dtype``.
+
+    Each tensor is copied once, straight into the tensor the model keeps (no allocation of an
+    empty model first and a second copy into it). ``tensors`` must match the config exactly.
+    """
+    model, known = _meta_model(config)
+    if not known:
+        model = TRM(config).to(device=device, dtype=dtype)
+        model.load_state_dict(tensors, strict=True)
+        return model.eval()
+    owned = {name: t.to(device=device, dtype=dtype, copy=True) for name, t in tensors.items()}
+    model.load_state_dict(owned, strict=True, assign=True)
+    return _place_buffers(model, _computed_buffers(model), device, dtype).eval()
 
 
 @dataclass
@@ -120,9 +156,7 @@ class Package:
         ``dtype`` defaults to the dtype the weights are shipped in (``manifest.model.dtype``).
         """
         dtype = dtype or MANIFEST_DTYPES[self.manifest.model.dtype]
-        model = empty_model(self.manifest.model.config, device, dtype)
-        model.load_state_dict(self.state_dict(), strict=True)
-        return model.eval()
+        return model_from_tensors(self.manifest.model.config, self.state_dict(), device, dtype)
 
     def self_test(self, model: TRM | None = None, device: str | torch.device = "cpu") -> list[ExampleResult]:
         """Run the shipped examples; raise ``SelfTestFailed`` naming the first example that fails.

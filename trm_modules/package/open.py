@@ -4,11 +4,15 @@ Order: container (size, zip structure, names, types, compression, limits) → ma
 format version, schema, semantics) → inventory (every file listed, present, size and SHA-256)
 → signature → weights header and tensors against the config → task schemas and examples.
 Nothing is executed or unpickled; the weights are only parsed, not loaded, until ``load_model``.
+
+The whole file's SHA-256 (the package digest) is computed on a worker thread while the members are
+hashed and checked here (``digests``); it is checked against an expected digest, when one is given,
+before ``open_package`` returns. A ``DigestCache`` skips both hashing passes for a file whose identity
+(inode, size, mtime, ctime) is unchanged since its digests were verified.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,7 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from .archive import Archive, Limits, read_archive
+from .digests import DigestCache, FileIdentity, VerifiedDigests, hash_in_background, sha256_hex
 from .errors import (
     DigestMismatch,
     DocumentInvalid,
@@ -43,17 +48,25 @@ from .signing import TrustedKeys, load_trusted_keys, verify_signature
 from .weights import check_tensors_match_config, expected_parameter_count, parse_strict_json, read_weights_header
 
 
-def read_package_bytes(path: Path, limits: Limits) -> bytes:
-    """The bytes of the package file, refusing files over ``limits.max_package_bytes`` before reading."""
+def read_package_bytes(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]:
+    """The bytes of the package file and the identity of the file they were read from.
+
+    Files over ``limits.max_package_bytes`` are refused before reading; a file that changes while it
+    is read (its identity differs before and after) is refused rather than half-read.
+    """
     try:
-        size = path.stat().st_size
-        if size > limits.max_package_bytes:
-            raise SizeLimitExceeded(f"the package is {size:,} bytes, over the limit of {limits.max_package_bytes:,}",
-                                    file=str(path))
         with open(path, "rb") as fh:
-            return fh.read(limits.max_package_bytes + 1)
+            before = os.fstat(fh.fileno())
+            if before.st_size > limits.max_package_bytes:
+                raise SizeLimitExceeded(f"the package is {before.st_size:,} bytes, over the limit of "
+                                        f"{limits.max_package_bytes:,}", file=str(path))
+            data = fh.read(limits.max_package_bytes + 1)
+            identity = FileIdentity.of(os.fstat(fh.fileno()))
     except OSError as exc:
         raise PackageError(f"cannot read package {path}: {exc.strerror or exc}", file=str(path), rule="io") from exc
+    if identity != FileIdentity.of(before) or len(data) != identity.size:
+        raise PackageError(f"{path} changed while it was being read", file=str(path), rule="io")
+    return data, identity
 
 
 def read_json_member(archive: Archive, name: str, limits: Limits, error: type[PackageError] = DocumentInvalid) -> Any:
@@ -69,8 +82,12 @@ def read_json_member(archive: Archive, name: str, limits: Limits, error: type[Pa
         raise error(f"{name} is not valid JSON: {exc}", file=name) from exc
 
 
-def check_inventory(archive: Archive, manifest: Manifest) -> None:
-    """Every member is listed (or reserved), every listed file is present with its size and SHA-256."""
+def check_inventory(archive: Archive, manifest: Manifest, verified: dict[str, str] | None = None) -> dict[str, str]:
+    """Every member is listed (or reserved), every listed file is present with its size and SHA-256.
+
+    ``verified``: member digests already checked for these very bytes (``DigestCache``); a member
+    whose declared digest is among them is not hashed again. Returns path → SHA-256 of every member.
+    """
     listed = {entry.path for entry in manifest.files}
     for name in archive.names:
         if name not in listed and name not in (MANIFEST_NAME, SIGNATURE_NAME):
@@ -82,18 +99,59 @@ def check_inventory(archive: Archive, manifest: Manifest) -> None:
         if actual_size != entry.size:
             raise DigestMismatch(f"{entry.path} is {actual_size:,} bytes; the manifest declares {entry.size:,}",
                                  file=entry.path)
-        actual = hashlib.sha256(archive.read(entry.path)).hexdigest()
+        if verified is not None and verified.get(entry.path) == entry.sha256:
+            continue
+        actual = sha256_hex(archive.read(entry.path))
         if actual != entry.sha256:
             raise DigestMismatch(f"{entry.path} has SHA-256 {actual}; the manifest declares {entry.sha256}",
                                  file=entry.path)
     for name in REQUIRED_FILES:
         if name not in listed:
             raise MissingFile(f"the format requires {name}, which the package does not contain", file=name)
+    return {entry.path: entry.sha256 for entry in manifest.files}
 
 
-def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any], output_schema: dict[str, Any]
-                  ) -> tuple[list[str], list[tuple[dict[str, Any], dict[str, Any]]]]:
-    """The example pairs under ``examples/``, each validated against the package's task schemas."""
+class _Verdicts:
+    """Content-addressed memo of checks that passed ("these schema bytes are a valid schema"), bounded.
+
+    Keys are SHA-256 digests of the checked bytes, verified against the manifest first, so a
+    verdict is reused only for identical content: the versions of one module ship the same schemas
+    and examples, and a host opens them again and again.
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        self.max_entries = max_entries
+        self._passed: set[tuple[str, ...]] = set()
+        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
+
+    def passed(self, *key: str) -> bool:
+        return key in self._passed
+
+    def remember(self, *key: str) -> None:
+        if len(self._passed) >= self.max_entries:
+            self._passed.clear()
+        self._passed.add(key)
+
+    def validator(self, schema_digest: str, schema: dict[str, Any]) -> jsonschema.Draft202012Validator:
+        found = self._validators.get(schema_digest)
+        if found is None:
+            if len(self._validators) >= 64:
+                self._validators.clear()
+            found = self._validators[schema_digest] = jsonschema.Draft202012Validator(schema)
+        return found
+
+
+_VERDICTS = _Verdicts()
+
+
+def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any], output_schema: dict[str, Any],
+                  digests: dict[str, str] | None = None) -> tuple[list[str], list[tuple[dict[str, Any], dict[str, Any]]]]:
+    """The example pairs under ``examples/``, each validated against the package's task schemas.
+
+    ``digests``: member path → verified SHA-256 (``check_inventory``); with them, an example already
+    validated against the same schema bytes is not validated again.
+    """
+    digests = digests or {}
     found: dict[str, dict[str, str]] = {}
     for name in archive.names:
         if name.startswith("examples/"):
@@ -102,8 +160,7 @@ def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any]
                 raise DocumentInvalid(f"{name} is not named examples/<id>.input.json or examples/<id>.output.json",
                                       file=name, rule="example-name")
             found.setdefault(match.group(1), {})[match.group(2)] = name
-    validators = {"input": jsonschema.Draft202012Validator(input_schema),
-                  "output": jsonschema.Draft202012Validator(output_schema)}
+    schemas = {"input": (INPUT_SCHEMA_NAME, input_schema), "output": (OUTPUT_SCHEMA_NAME, output_schema)}
     names, pairs = [], []
     for example_id in sorted(found):
         members = found[example_id]
@@ -113,43 +170,61 @@ def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any]
                 missing = f"examples/{example_id}.{side}.json"
                 raise MissingFile(f"example {example_id} has no {side} ({missing})", file=missing)
             doc = read_json_member(archive, members[side], limits)
-            error = best_match(validators[side].iter_errors(doc))
-            if error is not None:
-                raise DocumentInvalid(f"example {example_id} {side} breaks the package's {side} schema: "
-                                      f"{error.message}", file=members[side], path=json_pointer(error.absolute_path))
+            schema_name, schema = schemas[side]
+            key = (digests.get(schema_name, ""), digests.get(members[side], ""))
+            if not (all(key) and _VERDICTS.passed(*key)):
+                validator = (_VERDICTS.validator(key[0], schema) if key[0]
+                             else jsonschema.Draft202012Validator(schema))
+                error = best_match(validator.iter_errors(doc))
+                if error is not None:
+                    raise DocumentInvalid(f"example {example_id} {side} breaks the package's {side} schema: "
+                                          f"{error.message}", file=members[side], path=json_pointer(error.absolute_path))
+                if all(key):
+                    _VERDICTS.remember(*key)
             docs[side] = doc
         names.append(example_id)
         pairs.append((docs["input"], docs["output"]))
     return names, pairs
 
 
-def read_task_schema(archive: Archive, name: str, limits: Limits) -> dict[str, Any]:
-    """A task JSON Schema from the package, itself checked against the draft 2020-12 metaschema."""
+def read_task_schema(archive: Archive, name: str, limits: Limits, digest: str | None = None) -> dict[str, Any]:
+    """A task JSON Schema from the package, itself checked against the draft 2020-12 metaschema.
+
+    ``digest``: the member's verified SHA-256; bytes already checked are not checked again.
+    """
     schema = read_json_member(archive, name, limits)
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise DocumentInvalid(f"{name} is not a valid JSON Schema: {exc.message}", file=name,
-                              path=json_pointer(exc.absolute_path)) from exc
+    if not (digest and _VERDICTS.passed("schema", digest)):
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise DocumentInvalid(f"{name} is not a valid JSON Schema: {exc.message}", file=name,
+                                  path=json_pointer(exc.absolute_path)) from exc
     if not isinstance(schema, dict):
         raise DocumentInvalid(f"{name} must be a JSON Schema object", file=name)
+    if digest:
+        _VERDICTS.remember("schema", digest)
     return schema
 
 
 def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
-                 limits: Limits | None = None) -> Package:
+                 limits: Limits | None = None, expected_digest: str | None = None,
+                 digest_cache: DigestCache | None = None) -> Package:
     """Open and check a ``.trm`` package; raise a typed ``PackageError`` on the first rule it breaks.
 
     ``trusted_keys`` (a folder of ``*.pub`` files, key files or key objects): when given, the
     package must be signed by one of them. A signature that is present must verify either way.
+    ``expected_digest`` (``"sha256:<hex>"``, a registry index's record): the file must have it.
+    ``digest_cache``: digests verified earlier for this very file are not computed again.
     """
     path = Path(path)
     limits = limits or Limits()
-    data = read_package_bytes(path, limits)
+    data, identity = read_package_bytes(path, limits)
+    known = digest_cache.get(identity) if digest_cache is not None else None
+    whole_digest = None if known is not None else hash_in_background(data)  # overlaps every check below
     archive = read_archive(data, limits, source=str(path))
     manifest_data = read_json_member(archive, MANIFEST_NAME, limits, error=ManifestInvalid)
     manifest = parse_manifest(manifest_data)
-    check_inventory(archive, manifest)
+    members = check_inventory(archive, manifest, known.members if known is not None else None)
 
     signed_by = None
     trusted = load_trusted_keys(trusted_keys) if trusted_keys is not None else None
@@ -169,15 +244,20 @@ def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = Non
         raise ManifestInvalid(f"model.parameters is {manifest.model.parameters:,}; the config has "
                               f"{expected_parameters:,}", file=MANIFEST_NAME, path="/model/parameters")
 
-    input_schema = read_task_schema(archive, INPUT_SCHEMA_NAME, limits)
-    output_schema = read_task_schema(archive, OUTPUT_SCHEMA_NAME, limits)
-    example_ids, examples = read_examples(archive, limits, input_schema, output_schema)
+    input_schema = read_task_schema(archive, INPUT_SCHEMA_NAME, limits, members.get(INPUT_SCHEMA_NAME))
+    output_schema = read_task_schema(archive, OUTPUT_SCHEMA_NAME, limits, members.get(OUTPUT_SCHEMA_NAME))
+    example_ids, examples = read_examples(archive, limits, input_schema, output_schema, members)
     try:
         card = bytes(archive.read(CARD_NAME)).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DocumentInvalid(f"{CARD_NAME} is not UTF-8 text: {exc}", file=CARD_NAME) from exc
 
-    return Package(path=path, archive=archive, manifest=manifest, digest="sha256:" + hashlib.sha256(data).hexdigest(),
+    package_digest = known.package if known is not None else whole_digest.result()
+    if expected_digest is not None and package_digest != expected_digest:
+        raise DigestMismatch(f"{path} has {package_digest}; expected {expected_digest}", file=str(path))
+    if digest_cache is not None and known is None:
+        digest_cache.put(identity, VerifiedDigests(package_digest, members))
+    return Package(path=path, archive=archive, manifest=manifest, digest=package_digest,
                    weights_header=header, input_schema=input_schema, output_schema=output_schema,
                    examples=examples, example_names=example_ids, card=card, signed_by=signed_by)
 

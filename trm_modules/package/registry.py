@@ -25,6 +25,7 @@ from .archive import Limits
 from .errors import DigestMismatch, NoMatchingVersion, PackageError, RegistryError, VersionExists
 from .layout import PACKAGE_SUFFIX
 from .loaded import Package
+from .digests import REGISTRY_DIGESTS
 from .open import open_package, verify_package
 from .semver import Version, VersionSpec
 from .signing import TrustedKeys
@@ -152,17 +153,20 @@ class DirectoryRegistry:
              limits: Limits | None = None) -> Package:
         """Open the best version of ``name`` matching ``version`` (a version or specifier).
 
-        The file must have the size and digest the index records before it is even opened.
+        The file must have the size the index records before it is read, and the digest it records
+        before the package is returned (hashed once, alongside the member digests; verified digests
+        are remembered per file identity, so opening it again hashes nothing: ``package.digests``).
         """
         entry = self.resolve(name, version)
         path = self.path_of(entry)
         if not path.is_file():
             raise RegistryError(f"{entry.name}@{entry.version} is indexed but its file {path} is missing", file=str(path))
-        digest, size = file_digest(path)
-        if (digest, size) != (entry.digest, entry.size):
-            raise DigestMismatch(f"{path} has {digest} ({size:,} bytes); the registry index records {entry.digest} "
-                                 f"({entry.size:,} bytes)", file=str(path))
-        return open_package(path, trusted_keys, limits=limits)
+        size = path.stat().st_size
+        if size != entry.size:
+            raise DigestMismatch(f"{path} is {size:,} bytes; the registry index records {entry.size:,} bytes",
+                                 file=str(path))
+        return open_package(path, trusted_keys, limits=limits, expected_digest=entry.digest,
+                            digest_cache=REGISTRY_DIGESTS)
 
     # ------------------------------------------------------------------------------- writing
     @contextlib.contextmanager
