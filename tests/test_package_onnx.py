@@ -20,3 +20,14 @@ def test_onnx_export_matches_torch_on_the_examples(tmp_path):
     result = check_onnx(package, path, max_steps=2)
     assert result.examples == 2 and result.ok
     assert result.max_confidence_difference < 1e-4
+
+
+@pytest.mark.slow
+def test_onnx_step_graph_looped_with_halting_matches_torch_solve(tmp_path):
+    from trm_modules.package.onnx_export import check_onnx_step, export_onnx_step
+
+    package = open_package(build_tiny_package(tmp_path / "p.trm"))
+    path = export_onnx_step(package, tmp_path / "step.onnx")
+    result = check_onnx_step(package, path, max_steps=3)
+    assert result.examples == 2 and result.ok
+    assert result.max_confidence_difference < 1e-4

@@ -1,44 +1,71 @@
-"""SCORM 2004 export: the manifest, the activity document, and the activity running in headless Chromium
-under scorm-again (a SCORM 2004 runtime from the npm registry), with the module's ONNX model in the browser.
+"""SCORM 2004 4th Edition export: the manifest validates against ADL's schemas (shipped in the zip), and the
+activity runs the trained sudoku-4x4 module in headless Chromium under scorm-again (a SCORM 2004 runtime),
+reporting a score that credits the learner only with the learner's own work.
 
-The browser test needs node, npm (and the npm registry) and Chromium (``apt-get install chromium``);
-it is skipped where they are absent, as in CI. Set ``TRM_SCORM_SCREENSHOT=path.png`` to save a screenshot.
+The browser tests need Chromium, node and npm (see test_browser_fixtures); ``TRM_SCORM_SCREENSHOTS=folder``
+saves screenshots of the activity there.
 """
 
 from __future__ import annotations
 
-import functools
-import http.server
-import json
+import hashlib
 import os
 import shutil
 import subprocess
-import threading
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from test_browser_fixtures import FIXTURES, npm_tools, require_browser, run_driver, serve_folder
 from test_package_kit import build_tiny_package
 from trm_adapters.scorm import ScormExportError, export_scorm, scorm_manifest
-from trm_adapters.scorm.export import activity_document
+from trm_adapters.scorm.export import activity_document, xml_id
 from trm_modules.package import open_package
+from trm_modules.views import DEFAULT_VIEWS, views_of
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NODE, NPM = shutil.which("node"), shutil.which("npm")
-BROWSER_TOOLS = bool(CHROMIUM and NODE and NPM)
+REPO = Path(__file__).resolve().parents[1]
+TRAINED_SUDOKU = REPO / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.0.trm"
+SCHEMAS = REPO / "adapters" / "scorm" / "schemas"
+XMLLINT = shutil.which("xmllint")
 NS = {"cp": "http://www.imsglobal.org/xsd/imscp_v1p1", "adlcp": "http://www.adlnet.org/xsd/adlcp_v1p3"}
+#: One schema importing every namespace of the manifest from the copies in the zip, so that xmllint
+#: checks each element against its own schema (lax wildcards would otherwise skip them).
+ALL_NAMESPACES_XSD = """<?xml version="1.0" encoding="UTF-8"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" targetNamespace="urn:trm-tests:scorm-namespaces">
+  <xs:import namespace="http://www.w3.org/XML/1998/namespace" schemaLocation="xml.xsd"/>
+  <xs:import namespace="http://www.imsglobal.org/xsd/imscp_v1p1" schemaLocation="imscp_v1p1.xsd"/>
+  <xs:import namespace="http://www.adlnet.org/xsd/adlcp_v1p3" schemaLocation="adlcp_v1p3.xsd"/>
+  <xs:import namespace="http://www.adlnet.org/xsd/adlseq_v1p3" schemaLocation="adlseq_v1p3.xsd"/>
+  <xs:import namespace="http://www.adlnet.org/xsd/adlnav_v1p3" schemaLocation="adlnav_v1p3.xsd"/>
+  <xs:import namespace="http://www.imsglobal.org/xsd/imsss" schemaLocation="imsss_v1p0.xsd"/>
+  <xs:import namespace="http://ltsc.ieee.org/xsd/LOM" schemaLocation="lom.xsd"/>
+</xs:schema>
+"""
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    # TRM_SCORM_PACKAGE=registry/packages/…trm runs the browser test on a trained module (for the screenshot).
-    if os.environ.get("TRM_SCORM_PACKAGE"):
-        return open_package(os.environ["TRM_SCORM_PACKAGE"])
     return open_package(build_tiny_package(tmp_path_factory.mktemp("scorm") / "m.trm", name="sudoku-4x4"))
 
 
+@pytest.fixture(scope="module")
+def trained_activity(tmp_path_factory) -> Path:
+    """The trained sudoku-4x4 module exported as a SCORM zip (onnxruntime-web from npm)."""
+    if not shutil.which("npm"):
+        require_browser()
+    return export_scorm(open_package(TRAINED_SUDOKU), tmp_path_factory.mktemp("scorm-zip") / "activity.zip",
+                        puzzles=2).path
+
+
+def xmllint_validate(folder: Path, document: str) -> subprocess.CompletedProcess:
+    (folder / "all-namespaces.xsd").write_text(ALL_NAMESPACES_XSD)
+    return subprocess.run([XMLLINT, "--noout", "--nonet", "--schema", "all-namespaces.xsd", document],
+                          cwd=folder, capture_output=True, text=True, timeout=60)
+
+
+# ------------------------------------------------------------------------------- the package
 def test_manifest_is_scorm_2004_4th_edition_with_one_sco_listing_every_file():
     root = ET.fromstring(scorm_manifest("urn:x", "Title", "About", "1.0.0", ["index.html", "model.onnx"]))
     assert root.find("cp:metadata/cp:schemaversion", NS).text == "2004 4th Edition"
@@ -47,6 +74,43 @@ def test_manifest_is_scorm_2004_4th_edition_with_one_sco_listing_every_file():
     resource = root.find("cp:resources/cp:resource", NS)
     assert resource.get(f"{{{NS['adlcp']}}}scormType") == "sco" and resource.get("href") == "index.html"
     assert [f.get("href") for f in resource.findall("cp:file", NS)] == ["index.html", "model.onnx"]
+
+
+@pytest.mark.parametrize("uri, expected", [("urn:trm-modules:module:sudoku-4x4#scorm", "urn-trm-modules-module-sudoku-4x4-scorm"),
+                                           ("4x4 grid", "id-4x4-grid"), ("a.b_c-d", "a.b_c-d")])
+def test_manifest_identifier_is_an_xml_id_derived_from_the_module_uri(uri, expected):
+    assert xml_id(uri) == expected
+
+
+def test_shipped_schema_files_are_adls_unmodified():
+    sums = [line.split() for line in (SCHEMAS / "SHA256SUMS").read_text().splitlines()]
+    assert len(sums) == 36
+    for digest, name in sums:
+        assert hashlib.sha256((SCHEMAS / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.skipif(not XMLLINT, reason="needs xmllint (apt-get install libxml2-utils)")
+def test_exported_manifest_validates_with_xmllint_against_the_schemas_in_the_zip(trained_activity, tmp_path):
+    with zipfile.ZipFile(trained_activity) as zf:
+        names = set(zf.namelist())
+        assert {"imsmanifest.xml", "imscp_v1p1.xsd", "adlcp_v1p3.xsd", "adlseq_v1p3.xsd", "adlnav_v1p3.xsd",
+                "imsss_v1p0.xsd", "lom.xsd", "xml.xsd", "common/dataTypes.xsd", "vocab/strict.xsd",
+                "schemas-NOTICE.md"} <= names
+        zf.extractall(tmp_path)
+    run = xmllint_validate(tmp_path, "imsmanifest.xml")
+    assert run.returncode == 0, run.stderr
+    assert "imsmanifest.xml validates" in run.stderr
+
+
+@pytest.mark.skipif(not XMLLINT, reason="needs xmllint (apt-get install libxml2-utils)")
+def test_xmllint_rejects_a_manifest_whose_identifier_is_not_an_xml_id(tmp_path):
+    for name, _ in (line.split()[::-1] for line in (SCHEMAS / "SHA256SUMS").read_text().splitlines()):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SCHEMAS / name, tmp_path / name)
+    manifest = scorm_manifest("urn:x", "T", "D", "1.0.0", ["index.html"])
+    (tmp_path / "imsmanifest.xml").write_text(manifest.replace('identifier="urn-x"', 'identifier="urn:x#scorm"'))
+    run = xmllint_validate(tmp_path, "imsmanifest.xml")
+    assert run.returncode != 0 and "xs:ID" in run.stderr
 
 
 def test_activity_puzzles_carry_their_encodings_and_solutions(package):
@@ -59,6 +123,14 @@ def test_activity_puzzles_carry_their_encodings_and_solutions(package):
         assert codec.check(item["input"], solution)
 
 
+def test_activity_carries_the_servers_test_time_views(package):
+    document = activity_document(package, puzzles=1, seed=1, max_steps=4)
+    expected = views_of(package.codec(), DEFAULT_VIEWS)
+    assert [v["source"] for v in document["views"]] == [v.source.tolist() for v in expected]
+    assert [v["lookup"] for v in document["views"]] == [v.lookup.tolist() for v in expected]
+    assert len(document["views"]) == DEFAULT_VIEWS
+
+
 def test_task_without_a_browser_view_is_refused_with_a_typed_error(package, monkeypatch):
     monkeypatch.setattr(type(package.codec()), "name", "maze")
     with pytest.raises(ScormExportError, match="browser view"):
@@ -66,102 +138,83 @@ def test_task_without_a_browser_view_is_refused_with_a_typed_error(package, monk
 
 
 # ------------------------------------------------------------------------------- in a browser
-HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>LMS</title>
-<script src="/runtime/scorm2004.min.js"></script>
-<script>
-  const Api = window.Scorm2004API.Scorm2004API || window.Scorm2004API.default || window.Scorm2004API;
-  window.API_1484_11 = new Api({ logLevel: 5 });
-  window.lmsCalls = [];
-  for (const name of ["Initialize", "Commit", "Terminate"]) {
-    window.API_1484_11.on(name, () => window.lmsCalls.push([name]));
-  }
-  window.API_1484_11.on("SetValue.cmi.*", (element, value) => window.lmsCalls.push(["SetValue", element, value]));
-</script></head>
-<body style="margin:0"><iframe id="sco" src="/activity/index.html" style="width:640px;height:720px;border:0"></iframe>
-</body></html>"""
-
-DRIVER = """
-const { chromium } = require(process.env.PLAYWRIGHT_CORE);
-(async () => {
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ["--headless", "--no-sandbox",
-    "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"] });
-  const page = await browser.newPage({ viewport: { width: 640, height: 720 } });
-  const consoleLines = [];
-  page.on("console", (m) => consoleLines.push(m.text()));
-  await page.goto(process.env.LMS_URL);
-  const sco = page.frameLocator("#sco");
-  const body = sco.locator("body");
-  await body.and(sco.locator("body[data-state=ready]")).waitFor({ timeout: 60000 });
-  await sco.locator("#ask").click();
-  await sco.locator("body[data-state=module-answered], body[data-state=module-failed]").waitFor({ timeout: 60000 });
-  const afterAsk = await body.getAttribute("data-state");
-  const askStatus = await sco.locator("#status").textContent();
-  await sco.locator("#submit").click();
-  await sco.locator("body[data-state=submitted]").waitFor({ timeout: 10000 });
-  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
-  await sco.locator("#finish").click();
-  const result = await page.evaluate(() => ({ calls: window.lmsCalls,
-    scaled: window.API_1484_11.cmi.score.scaled, completion: window.API_1484_11.cmi.completion_status,
-    success: window.API_1484_11.cmi.success_status }));
-  console.log(JSON.stringify({ afterAsk, askStatus, status: await sco.locator("#status").textContent(), consoleLines, ...result }));
-  await browser.close();
-})().catch((e) => { console.error(e); process.exit(1); });
-"""
-
-
-def npm_tools(cache: Path) -> Path:
-    """scorm-again and playwright-core from the npm registry, installed once into ``cache``."""
-    modules = cache / "node_modules"
-    if not (modules / "scorm-again" / "dist" / "scorm2004.min.js").is_file() or not (modules / "playwright-core").is_dir():
-        cache.mkdir(parents=True, exist_ok=True)
-        (cache / "package.json").write_text('{"private": true}\n')
-        subprocess.run([NPM, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--ignore-scripts",
-                        "scorm-again@3.4.3", "playwright-core@1.65.1"], check=True, capture_output=True, timeout=600)
-    return modules
-
-
-@pytest.mark.skipif(not BROWSER_TOOLS, reason="needs node, npm and chromium (apt-get install chromium)")
-def test_activity_runs_the_module_in_chromium_and_reports_the_score_to_a_scorm_2004_runtime(package, tmp_path):
-    from trm_adapters.scorm.vendor import default_npm_cache
-
-    zip_path = export_scorm(package, tmp_path / "activity.zip", puzzles=2).path
-    site = tmp_path / "site"
-    with zipfile.ZipFile(zip_path) as zf:
-        assert {"imsmanifest.xml", "index.html", "model.onnx", "vendor/ort.wasm.min.js"} <= set(zf.namelist())
+@pytest.fixture(scope="module")
+def browser_run(trained_activity, tmp_path_factory):
+    """One Chromium, three scenarios (tests/fixtures/scorm_driver.cjs): the learner asks the module and
+    submits its answer; the learner solves alone; the activity opened outside any platform."""
+    require_browser()
+    site = tmp_path_factory.mktemp("scorm-site")
+    with zipfile.ZipFile(trained_activity) as zf:
         zf.extractall(site / "activity")
-    modules = npm_tools(default_npm_cache() / "test-tools")
     (site / "runtime").mkdir()
-    shutil.copy(modules / "scorm-again" / "dist" / "scorm2004.min.js", site / "runtime")
-    (site / "lms.html").write_text(HARNESS)
-    handler = functools.partial(QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        (tmp_path / "driver.cjs").write_text(DRIVER)
-        env = {**os.environ, "PLAYWRIGHT_CORE": str(modules / "playwright-core"), "CHROMIUM": CHROMIUM,
-               "LMS_URL": f"http://127.0.0.1:{server.server_address[1]}/lms.html",
-               "SCREENSHOT": os.environ.get("TRM_SCORM_SCREENSHOT", "")}
-        run = subprocess.run([NODE, str(tmp_path / "driver.cjs")], capture_output=True, text=True, env=env, timeout=180)
-    finally:
-        server.shutdown()
-    assert run.returncode == 0, run.stderr[-3000:]
-    result = json.loads(run.stdout.strip().splitlines()[-1])
-    assert result["afterAsk"] == "module-answered", (result["askStatus"], result["consoleLines"])
-    calls = result["calls"]
-    names = [c[0] for c in calls]
-    assert names[0] == "Initialize" and names[-1] == "Terminate" and "Commit" in names
-    set_values = {c[1]: c[2] for c in calls if c[0] == "SetValue"}
-    assert set_values["cmi.completion_status"] == "completed"
-    assert set_values["cmi.success_status"] in ("passed", "failed")
-    assert 0.0 <= float(set_values["cmi.score.scaled"]) <= 1.0
-    assert float(result["scaled"]) == float(set_values["cmi.score.scaled"])
-    assert set_values["cmi.interactions.0.type"] == "fill-in" and set_values["cmi.interactions.0.result"] in (
-        "correct", "incorrect")
+    shutil.copy(npm_tools() / "scorm-again" / "dist" / "scorm2004.min.js", site / "runtime")
+    shutil.copy(FIXTURES / "scorm_lms.html", site / "lms.html")
+    shots = os.environ.get("TRM_SCORM_SCREENSHOTS", "")
+    env = {"SCREENSHOT_HELPED": str(Path(shots) / "scorm-helped.png") if shots else "",
+           "SCREENSHOT_ALONE": str(Path(shots) / "scorm-alone.png") if shots else ""}
+    with serve_folder(site) as base:
+        return run_driver(FIXTURES / "scorm_driver.cjs", {**env, "BASE_URL": base})
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".wasm": "application/wasm"}
+def set_values(calls: list) -> dict[str, str]:
+    return {c[1]: c[2] for c in calls if c[0] == "SetValue"}
 
-    def log_message(self, *args: object) -> None:
-        pass
+
+def test_the_module_answers_in_the_browser_with_the_trained_model(browser_run):
+    helped = browser_run["helped"]
+    assert helped["afterAsk"] == "module-answered", helped["consoleLines"]
+    assert helped["moduleCells"] > 0 and helped["rightCells"] == helped["moduleCells"]  # the module was right
+
+
+def test_the_modules_help_is_recorded_as_an_interaction(browser_run):
+    values = set_values(browser_run["helped"]["calls"])
+    assert values["cmi.interactions.0.type"] == "other" and values["cmi.interactions.0.result"] == "neutral"
+    assert "module-help" in values["cmi.interactions.0.id"]
+    assert values["cmi.interactions.1.type"] == "fill-in"
+
+
+def test_submitting_the_modules_answer_earns_the_learner_nothing(browser_run):
+    values = set_values(browser_run["helped"]["calls"])
+    assert values["cmi.score.raw"] == "0" and float(values["cmi.score.scaled"]) == 0.0
+    assert values["cmi.success_status"] == "failed" and values["cmi.interactions.1.result"] == "incorrect"
+    assert values["cmi.completion_status"] == "completed"
+
+
+def test_the_learners_own_solution_passes_with_full_score(browser_run):
+    values = set_values(browser_run["alone"]["calls"])
+    assert values["cmi.success_status"] == "passed" and float(values["cmi.score.scaled"]) == 1.0
+    assert values["cmi.score.raw"] == values["cmi.score.max"]
+    assert "Solved by you" in browser_run["alone"]["submitStatus"]
+
+
+def test_finishing_sets_session_time_and_exit_then_terminates(browser_run):
+    for scenario in ("helped", "alone"):
+        calls = browser_run[scenario]["calls"]
+        values = set_values(calls)
+        assert values["cmi.exit"] == "normal"
+        assert values["cmi.session_time"].startswith("PT") and values["cmi.session_time"].endswith("S")
+        names = [c[0] for c in calls]
+        assert names[0] == "Initialize" and names[-1] == "Terminate"
+
+
+def test_a_closed_attempt_says_so_and_records_nothing_more(browser_run):
+    helped = browser_run["helped"]
+    assert "attempt is closed" in helped["closedStatus"] and "recorded" in helped["closedStatus"]
+    assert helped["submitDisabled"]
+    assert "attempt is closed" in helped["afterCloseStatus"]
+    assert len(helped["calls"]) == helped["callsAtClose"]
+
+
+def test_outside_a_platform_the_learner_is_told_nothing_is_recorded(browser_run):
+    standalone = browser_run["standalone"]
+    assert "No learning platform" in standalone["lms"]
+    assert standalone["recorded"] == "false" and "not recorded" in standalone["submitStatus"]
+
+
+def test_first_answer_timing_is_reported(browser_run, record_property):
+    timings = browser_run["helped"]["timings"]
+    first_answer_s = (timings["firstAnswer"] - timings["visible"]) / 1000
+    record_property("first_answer_after_visible_s", round(first_answer_s, 2))
+    print(f"first 'Ask the module' answer {first_answer_s:.2f} s after the page was visible "
+          f"(model ready {(timings['modelReady'] - timings['visible']) / 1000:.2f} s after)")
+    assert timings["firstAsk"] >= timings["visible"] and first_answer_s > 0

@@ -1,47 +1,27 @@
-// The SCORM 2004 activity of a reasoning module: a fill-in grid puzzle, the module's ONNX model
-// running in the browser (onnxruntime-web, WASM), and reporting through the runtime API API_1484_11.
+// The browser activity of a reasoning module: a fill-in grid puzzle, the module's one-step ONNX model
+// running here (onnxruntime-web, WASM) with early halting and the server's test-time views, and a
+// grading rule that credits the learner only with what the learner did. Results go to the platform
+// through a reporter (window.trmReporter: scorm.js for SCORM 2004, cmi5.js for cmi5), loaded first.
 "use strict";
 
 (function () {
-  const state = { doc: null, puzzleIndex: 0, session: null, usedModule: false, api: null, terminated: false,
-                  result: null };
   const $ = (id) => document.getElementById(id);
+  // performance.now() marks: visible (board shown), modelReady, firstAsk (click), firstAnswer.
+  const timings = {};
+  const state = { doc: null, puzzleIndex: 0, moduleCells: new Set(), closed: false, model: null, asking: false,
+                  lastGrade: null };
+  const reporter = window.trmReporter;
 
-  // --------------------------------------------------------------------------- SCORM runtime
-  function findApi(win) {
-    // The standard search: up the frame parents (at most 500 levels), then the opener's chain.
-    for (let w = win, depth = 0; w && depth < 500; depth += 1) {
-      try {
-        if (w.API_1484_11) return w.API_1484_11;
-      } catch (e) { /* a cross-origin frame: keep climbing */ }
-      if (w.parent === w) break;
-      w = w.parent;
-    }
-    if (win.opener && !win.opener.closed) return findApi(win.opener);
-    return null;
-  }
-
-  function lms(call, ...args) {
-    if (!state.api) return "";
-    const value = state.api[call](...args);
-    const code = String(state.api.GetLastError());
-    if (code !== "0") console.warn(`SCORM ${call}(${args.join(", ")}) -> error ${code}: ${state.api.GetErrorString(code)}`);
-    return value;
-  }
-
-  function terminate() {
-    if (state.api && !state.terminated) {
-      lms("Commit", "");
-      lms("Terminate", "");
-      state.terminated = true;
-      document.body.dataset.state = "terminated";
-    }
+  function say(text, kind) {
+    $("status").textContent = text;
+    $("status").className = kind || "";
   }
 
   // ------------------------------------------------------------------------------------ board
   const view = () => state.doc.view;
   const puzzle = () => state.doc.puzzles[state.puzzleIndex];
   const cells = () => Array.from($("board").querySelectorAll("input"));
+  const digitTokens = () => Object.keys(view().labels).map(Number);
 
   function render() {
     const v = view();
@@ -61,14 +41,17 @@
         input.readOnly = true;
         input.classList.add("given");
       } else {
-        input.addEventListener("input", () => input.classList.remove("module", "right", "wrong"));
+        input.addEventListener("input", () => {
+          // The learner's own entry: from now on this cell is the learner's, not the module's.
+          state.moduleCells.delete(i);
+          input.classList.remove("module", "right", "wrong");
+        });
       }
       board.appendChild(input);
     });
-    state.usedModule = false;
-    state.result = null;
-    $("status").textContent = `Puzzle ${state.puzzleIndex + 1} of ${state.doc.puzzles.length}`;
-    $("status").className = "";
+    state.moduleCells = new Set();
+    state.lastGrade = null;
+    say(`Puzzle ${state.puzzleIndex + 1} of ${state.doc.puzzles.length}`);
   }
 
   function tokenOfLabel(label) {
@@ -78,109 +61,258 @@
   }
 
   // ----------------------------------------------------------------------------------- module
-  async function askModule() {
-    $("ask").disabled = true;
-    $("status").textContent = "The module is thinking…";
-    try {
-      if (!state.session) {
+  function setProgress(fraction, text) {
+    const bar = $("model-progress");
+    if (fraction === null) bar.removeAttribute("value"); else bar.value = fraction;
+    $("model-state").textContent = text;
+  }
+
+  async function fetchWithProgress(url, onProgress) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+    const total = Number(response.headers.get("content-length")) || 0;
+    if (!response.body || !total) return new Uint8Array(await response.arrayBuffer());
+    const reader = response.body.getReader();
+    const bytes = new Uint8Array(total);
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes.set(value, received);
+      received += value.length;
+      onProgress(received / total);
+    }
+    return bytes;
+  }
+
+  // Started as soon as the page runs, so the model loads while the learner reads the puzzle.
+  function loadModel() {
+    if (!state.model) {
+      state.model = (async () => {
         ort.env.wasm.wasmPaths = new URL("vendor/", document.baseURI).href; // import() needs a URL
         ort.env.wasm.numThreads = 1; // no cross-origin isolation inside an LMS frame
-        state.session = await ort.InferenceSession.create("model.onnx", { executionProviders: ["wasm"] });
+        setProgress(0, "Loading the module…");
+        const bytes = await fetchWithProgress("model.onnx", (f) => setProgress(0.5 * f, "Loading the module…"));
+        setProgress(null, "Preparing the module…");
+        const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+        timings.modelReady = performance.now();
+        setProgress(1, "The module is ready.");
+        document.body.dataset.model = "ready";
+        return session;
+      })();
+      state.model.catch((error) => {
+        setProgress(0, `The module could not load here: ${error.message || error}`);
+        document.body.dataset.model = "failed";
+      });
+    }
+    return state.model;
+  }
+
+  // Rows of token sequences through up to doc.steps supervision steps; a row stops at the first step
+  // whose halting logit is positive, as model.solve(halt=True) on the server.
+  async function solveRows(session, rows, puzzleId) {
+    const B = rows.length, L = state.doc.seq_len, [T, D] = state.doc.carry_shape;
+    const tokens = new ort.Tensor("int64", BigInt64Array.from(rows.flat().map(BigInt)), [B, L]);
+    const puzzleIds = new ort.Tensor("int64", BigInt64Array.from(rows.map(() => BigInt(puzzleId))), [B]);
+    let y = new ort.Tensor("float32", new Float32Array(B * T * D), [B, T, D]);
+    let z = new ort.Tensor("float32", new Float32Array(B * T * D), [B, T, D]);
+    let fresh = new ort.Tensor("bool", new Uint8Array(B).fill(1), [B]);
+    const results = rows.map(() => ({ tokens: null, steps: 0, confidence: 0 }));
+    const running = rows.map(() => true);
+    for (let step = 1; step <= state.doc.steps; step += 1) {
+      const out = await session.run({ tokens, puzzle_ids: puzzleIds, y, z, fresh });
+      fresh = new ort.Tensor("bool", new Uint8Array(B), [B]);
+      y = out.y_next;
+      z = out.z_next;
+      for (let b = 0; b < B; b += 1) {
+        if (!running[b]) continue;
+        const q = Number(out.q_halt.data[b]);
+        results[b] = { tokens: Array.from(out.answer.data.slice(b * L, (b + 1) * L), Number), steps: step,
+                       confidence: 1 / (1 + Math.exp(-q)) };
+        if (q > 0) running[b] = false;
       }
+      if (!running.some(Boolean)) break;
+    }
+    return results;
+  }
+
+  // Test-time views (trm_modules/views.py): viewed[i] = lookup[tokens[source[i]]], and back.
+  const applyView = (v, tokens) => v.source.map((cell) => v.lookup[tokens[cell]]);
+  function invertView(v, answer) {
+    const restoreToken = [];
+    v.lookup.forEach((viewed, original) => { restoreToken[viewed] = original; });
+    const out = new Array(answer.length);
+    v.source.forEach((cell, i) => { out[cell] = restoreToken[answer[i]]; });
+    return out;
+  }
+
+  // The task's rules for a fill-in grid: every cell a digit, the givens kept, each row, column and box
+  // holding each digit once. null: the tokens form no answer.
+  function followsRules(p, answer) {
+    const v = view(), digits = new Set(digitTokens());
+    if (!answer.every((t) => digits.has(t))) return null;
+    if (!p.tokens.every((t, i) => t === v.blank_token || t === answer[i])) return false;
+    const groups = new Map();
+    answer.forEach((t, i) => {
+      const r = Math.floor(i / v.cols), c = i % v.cols;
+      const box = Math.floor(r / v.box_rows) * (v.cols / v.box_cols) + Math.floor(c / v.box_cols);
+      for (const key of [`r${r}`, `c${c}`, `b${box}`]) {
+        if (!groups.has(key)) groups.set(key, new Set());
+        groups.get(key).add(t);
+      }
+    });
+    return Array.from(groups.values()).every((g) => g.size === digits.size);
+  }
+
+  // views.choose: the first answer the rules accept, else the one most views agree on, else the first.
+  function choose(candidates) {
+    const accepted = candidates.find((c) => c.valid === true);
+    if (accepted) return accepted;
+    const answered = candidates.filter((c) => c.valid !== null);
+    if (!answered.length) return candidates[0];
+    const votes = new Map();
+    answered.forEach((c) => votes.set(c.key, (votes.get(c.key) || 0) + 1));
+    const best = Math.max(...votes.values());
+    return answered.find((c) => votes.get(c.key) === best);
+  }
+
+  async function answerOf(p) {
+    const session = await loadModel();
+    const views = state.doc.views;
+    const candidate = (result, v) => {
+      const tokens = invertView(v, result.tokens);
+      return { ...result, tokens, key: tokens.join(","), valid: followsRules(p, tokens) };
+    };
+    const [first] = await solveRows(session, [p.tokens], p.puzzle_id);
+    const candidates = [candidate(first, views[0])];
+    if (candidates[0].valid !== true && views.length > 1) {
+      const more = await solveRows(session, views.slice(1).map((v) => applyView(v, p.tokens)), p.puzzle_id);
+      more.forEach((result, i) => candidates.push(candidate(result, views[i + 1])));
+    }
+    const chosen = choose(candidates);
+    return { ...chosen, views: candidates.length, steps: candidates.reduce((sum, c) => sum + c.steps, 0) };
+  }
+
+  async function askModule() {
+    if (state.closed || state.asking) return;
+    if (timings.firstAsk === undefined) timings.firstAsk = performance.now();
+    state.asking = true;
+    $("ask").disabled = true;
+    say(timings.modelReady === undefined ? "The module is still loading; it answers as soon as it is ready…"
+                                         : "The module is thinking…");
+    try {
       const p = puzzle();
-      const tokens = new ort.Tensor("int64", BigInt64Array.from(p.tokens.map(BigInt)), [1, p.tokens.length]);
-      const ids = new ort.Tensor("int64", BigInt64Array.from([BigInt(p.puzzle_id)]), [1]);
-      const out = await state.session.run({ tokens, puzzle_ids: ids });
-      const answer = Array.from(out.answer.data, Number);
-      const confidence = Number(out.confidence.data[0]);
+      const answer = await answerOf(p);
+      if (timings.firstAnswer === undefined) timings.firstAnswer = performance.now();
+      const filled = [];
       cells().forEach((input, i) => {
         if (input.readOnly) return;
-        input.value = view().labels[String(answer[i])] || "";
+        input.value = view().labels[String(answer.tokens[i])] || "";
+        input.classList.remove("right", "wrong");
         input.classList.add("module");
+        state.moduleCells.add(i);
+        filled.push(i);
       });
-      state.usedModule = true;
-      $("status").textContent = `The module answered (confidence ${(confidence * 100).toFixed(0)} %, ` +
-        `${state.doc.steps} reasoning steps). Check it, then submit.`;
+      const outcome = await reporter.recordHelp(p, { cells: filled.length, views: answer.views, steps: answer.steps,
+                                                     valid: answer.valid, confidence: answer.confidence });
+      say(`The module filled ${filled.length} cells (confidence ${(answer.confidence * 100).toFixed(0)} %, ` +
+          `${answer.views > 1 ? `${answer.views} views, ` : ""}${answer.steps} reasoning steps). Cells it filled ` +
+          `count for the module, not for you: change them yourself to earn them.` +
+          (outcome.recorded ? "" : ` ${outcome.message}`));
       document.body.dataset.state = "module-answered";
     } catch (error) {
-      $("status").textContent = `The module could not run here: ${error.message || error}`;
-      $("status").className = "bad";
+      say(`The module could not run here: ${error.message || error}`, "bad");
       document.body.dataset.state = "module-failed";
     } finally {
-      $("ask").disabled = false;
+      state.asking = false;
+      $("ask").disabled = state.closed;
     }
   }
 
-  // ----------------------------------------------------------------------------------- submit
-  function submit() {
-    const p = puzzle();
+  // ----------------------------------------------------------------------------------- grading
+  // A blank cell earns a point when it is right and the learner's own entry; a cell the module
+  // filled and the learner left as it was earns nothing. Passed = every blank cell earned.
+  function grade(p) {
     const inputs = cells();
     const response = inputs.map((input) => tokenOfLabel(input.value));
-    let blanks = 0, right = 0;
+    const result = { blanks: 0, right: 0, mine: 0, byModule: 0, response, cells: [] };
     p.tokens.forEach((token, i) => {
       if (token !== view().blank_token) return;
-      blanks += 1;
-      const ok = response[i] === p.solution_tokens[i];
-      right += ok ? 1 : 0;
-      inputs[i].classList.toggle("right", ok);
-      inputs[i].classList.toggle("wrong", !ok);
+      const right = response[i] === p.solution_tokens[i];
+      const byModule = state.moduleCells.has(i);
+      result.blanks += 1;
+      result.right += right ? 1 : 0;
+      result.byModule += byModule ? 1 : 0;
+      result.mine += right && !byModule ? 1 : 0;
+      result.cells.push({ index: i, right, byModule });
     });
-    const scaled = blanks ? right / blanks : 1;
-    const success = right === blanks;
-    const label = (t) => view().labels[String(t)] || "0";
-    const n = Number(lms("GetValue", "cmi.interactions._count")) || 0;
-    const prefix = `cmi.interactions.${n}.`;
-    lms("SetValue", prefix + "id", `urn:trm-modules:${state.doc.module}:${p.id}`);
-    lms("SetValue", prefix + "type", "fill-in");
-    lms("SetValue", prefix + "description",
-        `${state.doc.module} ${state.doc.version} ${p.id}` + (state.usedModule ? " (asked the module)" : ""));
-    lms("SetValue", prefix + "learner_response", response.map(label).join(""));
-    lms("SetValue", prefix + "correct_responses.0.pattern", p.solution_tokens.map(label).join(""));
-    lms("SetValue", prefix + "result", success ? "correct" : "incorrect");
-    lms("SetValue", "cmi.score.min", "0");
-    lms("SetValue", "cmi.score.max", String(blanks));
-    lms("SetValue", "cmi.score.raw", String(right));
-    lms("SetValue", "cmi.score.scaled", scaled.toFixed(4));
-    lms("SetValue", "cmi.success_status", success ? "passed" : "failed");
-    lms("SetValue", "cmi.progress_measure", "1");
-    lms("SetValue", "cmi.completion_status", "completed");
-    lms("Commit", "");
-    state.result = { scaled, success, right, blanks };
-    $("status").textContent = success ? `Solved! ${right} of ${blanks} cells right.`
-                                      : `${right} of ${blanks} cells right — score ${(scaled * 100).toFixed(0)} %.`;
-    $("status").className = success ? "ok" : "bad";
+    result.scaled = result.blanks ? result.mine / result.blanks : 1;
+    result.success = result.mine === result.blanks;
+    result.label = (t) => view().labels[String(t)] || "0";
+    return result;
+  }
+
+  async function submit() {
+    if (state.closed) {
+      say("This attempt is closed: nothing more is recorded. Open the activity again for a new attempt.", "bad");
+      return;
+    }
+    const p = puzzle();
+    const result = grade(p);
+    const inputs = cells();
+    result.cells.forEach(({ index, right }) => {
+      inputs[index].classList.toggle("right", right);
+      inputs[index].classList.toggle("wrong", !right);
+    });
+    state.lastGrade = result;
+    const outcome = await reporter.recordSubmission(p, result);
+    const helped = result.byModule ? ` The module filled ${result.byModule} of them: those count for the module.` : "";
+    const text = result.success ? `Solved by you! ${result.mine} of ${result.blanks} cells.`
+                                : `${result.mine} of ${result.blanks} cells right by you — score ` +
+                                  `${(result.scaled * 100).toFixed(0)} %.${helped}`;
+    say(`${text} ${outcome.message}`, outcome.recorded ? (result.success ? "ok" : "") : "bad");
     document.body.dataset.state = "submitted";
+    document.body.dataset.recorded = String(outcome.recorded);
+  }
+
+  async function finish(reason) {
+    if (state.closed) return;
+    state.closed = true;
+    for (const id of ["ask", "submit", "next", "finish"]) $(id).disabled = true;
+    const outcome = await reporter.finish(reason, state.lastGrade);
+    say(outcome.recorded ? `This attempt is closed. ${outcome.message}`
+                         : `This attempt is closed, but ${outcome.message}`, outcome.recorded ? "ok" : "bad");
+    document.body.dataset.state = "closed";
+    document.body.dataset.recorded = String(outcome.recorded);
   }
 
   // ------------------------------------------------------------------------------------ start
   async function start() {
-    state.api = findApi(window);
-    $("lms").textContent = state.api ? "Connected to your learning platform (SCORM 2004)."
-                                     : "No learning platform found: your result will not be recorded.";
-    if (state.api) {
-      lms("Initialize", "");
-      if (lms("GetValue", "cmi.completion_status") !== "completed") {
-        lms("SetValue", "cmi.completion_status", "incomplete");
-      }
-    }
-    state.doc = await (await fetch("activity.json")).json();
+    loadModel();
+    const documentRequest = fetch("activity.json").then((r) => r.json());
+    const connection = await reporter.start();
+    $("lms").textContent = connection.message;
+    document.body.dataset.lms = connection.connected ? "connected" : "absent";
+    state.doc = await documentRequest;
     $("title").textContent = state.doc.title || state.doc.module;
     $("subtitle").textContent = `Module ${state.doc.module} ${state.doc.version} · ${state.doc.digest.slice(0, 19)}…`;
     render();
     $("ask").addEventListener("click", askModule);
     $("submit").addEventListener("click", submit);
     $("next").addEventListener("click", () => {
+      if (state.closed) return;
       state.puzzleIndex = (state.puzzleIndex + 1) % state.doc.puzzles.length;
       render();
     });
-    $("finish").addEventListener("click", terminate);
-    window.addEventListener("pagehide", terminate);
+    $("finish").addEventListener("click", () => finish("finish"));
+    window.addEventListener("pagehide", () => finish("pagehide"));
+    timings.visible = performance.now();
     document.body.dataset.state = "ready";
   }
 
-  window.trmActivity = { state, ready: null };
+  window.trmActivity = { state, timings, ready: null };
   window.trmActivity.ready = start().catch((error) => {
-    $("status").textContent = `The activity could not start: ${error.message || error}`;
+    say(`The activity could not start: ${error.message || error}`, "bad");
     document.body.dataset.state = "failed";
   });
 })();

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -15,10 +16,16 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from trm_modules.errors import TRMError
+from trm_modules.views import DEFAULT_VIEWS, views_of
 
 from .vendor import DIST_FILES, ONNXRUNTIME_WEB_VERSION, vendor_onnxruntime_web
 
-ACTIVITY_FILES = ("index.html", "activity.js", "activity.css")
+#: The activity shared by the SCORM and cmi5 exports: board, model, views and grading (activity.js),
+#: each reporting through its own script (scorm.js here).
+ACTIVITY_FILES = ("index.html", "activity.js", "activity.css", "scorm.js")
+#: The SCORM 2004 4th Edition schemas (ADL, unmodified; see schemas/README.md), shipped at the zip's root
+#: as the Content Aggregation Model asks of every package.
+SCHEMA_DIR = "schemas"
 #: Zip timestamps are fixed so that one package and seed give identical bytes.
 FIXED_ZIP_TIME = (2025, 1, 1, 0, 0, 0)
 
@@ -48,8 +55,23 @@ def grid_view(codec: Any) -> dict[str, Any]:
             "blank_token": 1, "labels": {str(d + 1): str(d) for d in range(1, size + 1)}}
 
 
-def activity_document(package: Any, puzzles: int, seed: int, max_steps: int) -> dict[str, Any]:
-    """``activity.json``: the module, the view, and the puzzles with their token encodings and solutions."""
+def xml_id(text: str) -> str:
+    """``text`` as an ``xs:ID`` (an XML NCName): characters outside the NCName set become ``-``, and a
+    leading character that may not start one is prefixed with ``id-``."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", text)
+    return name if re.match(r"[A-Za-z_]", name) else f"id-{name}"
+
+
+def test_time_views(codec: Any, count: int) -> list[dict[str, list[int]]]:
+    """The views the server tries when the rules reject an answer (``trm_modules.views.views_of``), as
+    ``{"source", "lookup"}`` index lists, so the browser asks in exactly the same views."""
+    return [{"source": view.source.tolist(), "lookup": view.lookup.tolist()} for view in views_of(codec, count)]
+
+
+def activity_document(package: Any, puzzles: int, seed: int, max_steps: int,
+                      views: int = DEFAULT_VIEWS) -> dict[str, Any]:
+    """``activity.json``: the module, the view, the test-time views, and the puzzles with their token
+    encodings and solutions."""
     codec = package.codec()
     view = grid_view(codec)
     pairs = codec.generate(np.random.default_rng(seed), puzzles)
@@ -60,16 +82,20 @@ def activity_document(package: Any, puzzles: int, seed: int, max_steps: int) -> 
                       "puzzle_id": int(codec.puzzle_id(data_in)),
                       "solution_tokens": [int(t) for t in codec.encode_output(data_out, data_in)]})
     manifest = package.manifest
+    config = manifest.model.config
     return {"module": manifest.name, "version": manifest.version, "module_id": manifest.module_id,
             "title": manifest.title, "digest": package.digest, "codec": codec.name, "params": codec.params,
-            "seq_len": codec.seq_len, "steps": max_steps, "view": view, "puzzles": items}
+            "seq_len": codec.seq_len, "steps": max_steps, "view": view,
+            "carry_shape": [config.puzzle_len + config.seq_len, config.hidden_size],
+            "views": test_time_views(codec, views), "puzzles": items}
 
 
 def scorm_manifest(identifier: str, title: str, description: str, version: str, files: list[str]) -> str:
-    """``imsmanifest.xml`` of a one-SCO SCORM 2004 4th-edition package (LOM metadata inline)."""
+    """``imsmanifest.xml`` of a one-SCO SCORM 2004 4th-edition package (LOM metadata inline). ``identifier``
+    (a URI) is the LOM identifier; the manifest's own ``xs:ID`` is derived from it."""
     file_list = "\n".join(f'      <file href="{escape(name)}"/>' for name in files)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<manifest identifier="{escape(identifier)}" version="{escape(version)}"
+<manifest identifier="{xml_id(identifier)}" version="{escape(version)}"
     xmlns="http://www.imsglobal.org/xsd/imscp_v1p1"
     xmlns:adlcp="http://www.adlnet.org/xsd/adlcp_v1p3"
     xmlns:adlseq="http://www.adlnet.org/xsd/adlseq_v1p3"
@@ -120,6 +146,36 @@ def scorm_manifest(identifier: str, title: str, description: str, version: str, 
 """
 
 
+def activity_members(document: dict[str, Any], onnx_model: bytes, ort_dist: Path) -> dict[str, bytes]:
+    """The files of the browser activity, shared by the SCORM and cmi5 exports: pages and scripts,
+    ``activity.json``, the step model and onnxruntime-web."""
+    template = resources.files(__package__)
+    members = {name: template.joinpath(name).read_bytes() for name in ACTIVITY_FILES}
+    members["activity.json"] = json.dumps(document, indent=1).encode()
+    members["model.onnx"] = onnx_model
+    for name in DIST_FILES:
+        members[f"vendor/{name}"] = (ort_dist / name).read_bytes()
+    return members
+
+
+def schema_members() -> dict[str, bytes]:
+    """The ADL schema files, by their path in the package (``common/dataTypes.xsd`` …) and their notice."""
+    root = resources.files(__package__).joinpath(SCHEMA_DIR)
+    members: dict[str, bytes] = {}
+
+    def walk(folder: Any, prefix: str) -> None:
+        for entry in folder.iterdir():
+            if entry.is_dir():
+                walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith((".xsd", ".dtd")):
+                members[f"{prefix}{entry.name}"] = entry.read_bytes()
+            elif entry.name == "README.md":
+                members["schemas-NOTICE.md"] = entry.read_bytes()
+
+    walk(root, "")
+    return members
+
+
 def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -129,39 +185,34 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def export_scorm(package: Any, out_path: str | os.PathLike[str], *, puzzles: int = 5, seed: int = 0,
                  max_steps: int | None = None, npm_cache: Path | None = None,
-                 onnxruntime_web_version: str = ONNXRUNTIME_WEB_VERSION) -> ScormReport:
+                 onnxruntime_web_version: str = ONNXRUNTIME_WEB_VERSION, views: int = DEFAULT_VIEWS) -> ScormReport:
     """Write the SCORM 2004 package of an opened ``package`` to ``out_path``; see the package docstring."""
-    from trm_modules.package.onnx_export import export_onnx
+    from trm_modules.package.onnx_export import export_onnx_step
 
     if puzzles < 1:
         raise ScormExportError(f"an activity needs at least one puzzle, got {puzzles}")
     steps = max_steps or package.manifest.model.config.halt_max_steps
-    document = activity_document(package, puzzles, seed, steps)
+    document = activity_document(package, puzzles, seed, steps, views)
     dist, ort_version = vendor_onnxruntime_web(npm_cache, onnxruntime_web_version)
     manifest = package.manifest
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="trm-scorm-") as tmp:
-        onnx_path = export_onnx(package, Path(tmp) / "model.onnx", max_steps=steps)
-        members: dict[str, bytes] = {}
-        template = resources.files(__package__)
-        for name in ACTIVITY_FILES:
-            members[name] = template.joinpath(name).read_bytes()
-        members["activity.json"] = json.dumps(document, indent=1).encode()
-        members["model.onnx"] = onnx_path.read_bytes()
-        for name in DIST_FILES:
-            members[f"vendor/{name}"] = (dist / name).read_bytes()
+        onnx_path = export_onnx_step(package, Path(tmp) / "model.onnx")
+        members = activity_members(document, onnx_path.read_bytes(), dist)
         title = manifest.title or manifest.name
         description = (f"{title}: solve the puzzle; the reasoning module {manifest.name} {manifest.version} "
                        f"({package.digest[:19]}…) runs in your browser.")
         files = sorted(members)
         members["imsmanifest.xml"] = scorm_manifest(f"{manifest.module_id}#scorm", title, description,
                                                      manifest.version, files).encode()
+        members.update(schema_members())
         tmp_zip = out_path.with_name(out_path.name + ".tmp")
         with zipfile.ZipFile(tmp_zip, "w") as zf:
             _add(zf, "imsmanifest.xml", members.pop("imsmanifest.xml"))
-            for name in files:
+            for name in sorted(members):
                 _add(zf, name, members[name])
         os.replace(tmp_zip, out_path)
+        files = ["imsmanifest.xml", *sorted(members)]
     return ScormReport(path=out_path, size=out_path.stat().st_size, puzzles=len(document["puzzles"]),
-                       onnxruntime_web_version=ort_version, files=("imsmanifest.xml", *files))
+                       onnxruntime_web_version=ort_version, files=tuple(files))

@@ -1,11 +1,16 @@
-"""ONNX export of a package's model: the recursion unrolled for a fixed number of steps, no halting.
+"""ONNX exports of a package's model.
 
-The exported graph maps ``tokens`` (int64, batch × L) and ``puzzle_ids`` (int64, batch) to
-``answer`` (int64 tokens after the last step, decoded within what each input cell allows, as every
-solving path decodes) and ``confidence`` (sigmoid of the last halting logit) — the same as
-``model.solve(..., max_steps=N, halt=False, answer_table=…)``. ``check_onnx`` runs the file
-with onnxruntime on the package's examples and compares tokens with torch.
-"""
+``export_onnx``: the recursion unrolled for a fixed number of steps, no halting. The graph maps
+``tokens`` (int64, batch × L) and ``puzzle_ids`` (int64, batch) to ``answer`` (int64 tokens after
+the last step, decoded within what each input cell allows, as every solving path decodes) and
+``confidence`` (sigmoid of the last halting logit) — the same as
+``model.solve(..., max_steps=N, halt=False, answer_table=…)``. ``check_onnx`` runs the file with
+onnxruntime on the package's examples and compares tokens with torch.
+
+``export_onnx_step``: one supervision step, the carry passed in and out, for runtimes that loop
+themselves and halt early as ``model.solve(halt=True)`` does (the browser activities). Its graph is
+about a step's size, so a browser builds the session in seconds where the unrolled graph, N times
+larger, takes tens of seconds. ``check_onnx_step`` loops it with halting and compares with torch."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 from torch import nn
 
 from ..model import TRM, constrained_argmax
+from ..model.trm import Carry
 from .errors import PackageError
 from .loaded import Package
 
@@ -41,6 +47,27 @@ class UnrolledSolver(nn.Module):
             out = self.model.deep_recursion(x, carry)
             carry = out.carry
         return constrained_argmax(out.logits, tokens, self.answer_table), torch.sigmoid(out.q_halt)
+
+
+class StepSolver(nn.Module):
+    """One supervision step of ``model`` with the carry as explicit tensors; ``fresh`` rows start from
+    the model's initial carry (``reset_carry``), so the caller never needs the model's buffers."""
+
+    def __init__(self, model: TRM, answer_table: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.answer_table = None if answer_table is None else torch.from_numpy(answer_table)
+
+    def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+                fresh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        carry = self.model.reset_carry(Carry(y, z), fresh)
+        out = self.model.deep_recursion(self.model.input_embeddings(tokens, puzzle_ids), carry)
+        return constrained_argmax(out.logits, tokens, self.answer_table), out.q_halt, out.carry.y, out.carry.z
+
+
+#: Inputs and outputs of the step graph; the carry is ``(batch, puzzle_len + seq_len, hidden_size)`` float32.
+STEP_INPUTS = ("tokens", "puzzle_ids", "y", "z", "fresh")
+STEP_OUTPUTS = ("answer", "q_halt", "y_next", "z_next")
 
 
 def _example_tokens(package: Package) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +129,64 @@ def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int
                            answer_table=None if table is None else torch.from_numpy(table))
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     answer, confidence = session.run(None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy()})
+    identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())
+    difference = float(np.abs(confidence - expected.confidence.numpy()).max()) if len(confidence) else 0.0
+    return OnnxCheck(examples=len(tokens), identical=identical, max_confidence_difference=difference)
+
+
+def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: int = 17) -> Path:
+    """Write one supervision step of the package's model as ONNX (see the module docstring), constant-folded
+    by onnxscript's optimizer (half the nodes, and a browser builds a session in proportion to them)."""
+    try:
+        import onnx
+        import onnxscript.optimizer
+    except ImportError as exc:  # the `onnx` extra
+        raise PackageError("exporting the step graph needs onnx and onnxscript: pip install 'trm-modules[onnx]'",
+                           rule="onnx") from exc
+    out_path = Path(out_path)
+    model = package.load_model("cpu", dtype=torch.float32)
+    tokens, puzzle_ids = _example_tokens(package)
+    carry = model.initial_carry(tokens.shape[0])
+    fresh = torch.ones(tokens.shape[0], dtype=torch.bool)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            StepSolver(model, package.codec().answer_token_table()).eval(), (tokens, puzzle_ids, carry.y, carry.z, fresh), str(out_path), dynamo=False,
+            opset_version=opset, input_names=list(STEP_INPUTS), output_names=list(STEP_OUTPUTS),
+            dynamic_axes={name: {0: "batch"} for name in STEP_INPUTS + STEP_OUTPUTS},
+        )
+    onnx.save(onnxscript.optimizer.optimize(onnx.load(str(out_path))), str(out_path))
+    return out_path
+
+
+def check_onnx_step(package: Package, onnx_path: str | os.PathLike, *, max_steps: int | None = None) -> OnnxCheck:
+    """Loop the step graph with early halting on the examples; compare with ``model.solve(halt=True)``."""
+    import onnxruntime
+
+    steps = max_steps or package.manifest.model.config.halt_max_steps
+    tokens, puzzle_ids = _example_tokens(package)
+    model = package.load_model("cpu", dtype=torch.float32)
+    table = package.codec().answer_token_table()
+    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=True,
+                           answer_table=None if table is None else torch.from_numpy(table))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    carry = model.initial_carry(len(tokens))
+    y, z = np.zeros_like(carry.y.numpy()), np.zeros_like(carry.z.numpy())
+    fresh = np.ones(len(tokens), dtype=bool)
+    answer = np.zeros_like(tokens.numpy())
+    confidence = np.zeros(len(tokens), dtype=np.float32)
+    running = np.ones(len(tokens), dtype=bool)
+    for step in range(1, steps + 1):
+        step_answer, q_halt, y, z = session.run(None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy(),
+                                                       "y": y, "z": z, "fresh": fresh})
+        fresh = np.zeros_like(fresh)
+        answer[running] = step_answer[running]
+        confidence[running] = 1.0 / (1.0 + np.exp(-q_halt[running]))
+        running &= q_halt <= 0
+        if not running.any():
+            break
     identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())
     difference = float(np.abs(confidence - expected.confidence.numpy()).max()) if len(confidence) else 0.0
     return OnnxCheck(examples=len(tokens), identical=identical, max_confidence_difference=difference)
