@@ -41,11 +41,8 @@
         input.readOnly = true;
         input.classList.add("given");
       } else {
-        input.addEventListener("input", () => {
-          // The learner's own entry: from now on this cell is the learner's, not the module's.
-          state.moduleCells.delete(i);
-          input.classList.remove("module", "right", "wrong");
-        });
+        // A cell the module filled stays the module's for this puzzle, even when changed afterwards.
+        input.addEventListener("input", () => input.classList.remove("right", "wrong"));
       }
       board.appendChild(input);
     });
@@ -217,7 +214,7 @@
                                                      valid: answer.valid, confidence: answer.confidence });
       say(`The module filled ${filled.length} cells (confidence ${(answer.confidence * 100).toFixed(0)} %, ` +
           `${answer.views > 1 ? `${answer.views} views, ` : ""}${answer.steps} reasoning steps). Cells it filled ` +
-          `count for the module, not for you: change them yourself to earn them.` +
+          `count for the module, not for you.` +
           (outcome.recorded ? "" : ` ${outcome.message}`));
       document.body.dataset.state = "module-answered";
     } catch (error) {
@@ -230,8 +227,8 @@
   }
 
   // ----------------------------------------------------------------------------------- grading
-  // A blank cell earns a point when it is right and the learner's own entry; a cell the module
-  // filled and the learner left as it was earns nothing. Passed = every blank cell earned.
+  // A blank cell earns a point when it is right and the module never filled it on this puzzle.
+  // Passed = every blank cell earned.
   function grade(p) {
     const inputs = cells();
     const response = inputs.map((input) => tokenOfLabel(input.value));
