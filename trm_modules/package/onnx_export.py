@@ -145,6 +145,7 @@ def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: in
                            rule="onnx") from exc
     out_path = Path(out_path)
     model = package.load_model("cpu", dtype=torch.float32)
+    solver = StepSolver(model, package.codec().answer_token_table()).eval()
     tokens, puzzle_ids = _example_tokens(package)
     carry = model.initial_carry(tokens.shape[0])
     fresh = torch.ones(tokens.shape[0], dtype=torch.bool)
@@ -153,7 +154,7 @@ def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: in
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(
-            StepSolver(model, package.codec().answer_token_table()).eval(), (tokens, puzzle_ids, carry.y, carry.z, fresh), str(out_path), dynamo=False,
+            solver, (tokens, puzzle_ids, carry.y, carry.z, fresh), str(out_path), dynamo=False,
             opset_version=opset, input_names=list(STEP_INPUTS), output_names=list(STEP_OUTPUTS),
             dynamic_axes={name: {0: "batch"} for name in STEP_INPUTS + STEP_OUTPUTS},
         )
