@@ -8,8 +8,8 @@ import pytest
 from test_host_fixtures import one_torch_thread
 from trm_modules.host import FolderSource, Host, InvalidInput, LoadedVersion, SwapError
 from trm_modules.model import TRM, TRMConfig
-from trm_modules.package import DirectoryRegistry, PackageError, build_package, open_package
-from trm_modules.plugins import build_plugin_manager, get_codec
+from trm_modules.package import DirectoryRegistry, NoCodec, PackageError, build_package, open_package
+from trm_modules.plugins import build_plugin_manager, codec_classes, get_codec
 from trm_modules.testing import digit_answering_sudoku_model
 
 SUDOKU4 = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, puzzle_emb_len=2, hidden_size=32, num_heads=2,
@@ -153,3 +153,16 @@ def test_package_refused_on_open_is_the_swap_errors_cause(packages, tmp_path):
         with pytest.raises(SwapError) as info:
             host.swap("sudoku-4x4", "1.1.0")
     assert isinstance(info.value.cause, PackageError)
+
+
+def test_a_host_whose_plugin_manager_has_no_codec_plugins_refuses_a_sudoku_package_with_no_codec(packages):
+    folder, _, _ = packages
+    assert "sudoku" in codec_classes()  # the process's default manager has it: the host must not use that one
+    host = Host([FolderSource(folder)], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+                memory_budgets={"cpu": 1 << 30}, cpu_threads=1)
+    with host:
+        with pytest.raises(SwapError) as refused:
+            host.swap("sudoku-4x4", "1.0.0")
+        assert [state.active for state in host.modules()] == [None]
+    assert isinstance(refused.value.cause, NoCodec)
+    assert (refused.value.cause.rule, refused.value.cause.path) == ("no-codec", "/task/codec")

@@ -64,3 +64,11 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
     assert failures == []
     assert mismatches == []
     assert answered["1.0.0"] > 0 and answered["2.0.0"] > 0
+
+
+def test_swap_without_a_version_activates_the_release_over_its_release_candidate():
+    specs = [tiny_spec(v, seed) for v, seed in (("2.0.0", 2), ("2.0.0-rc.1", 1), ("1.10.0", 3))]
+    with Host([MemorySource(specs)], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+              memory_budgets={"cpu": 1 << 30}, cpu_threads=1) as host:
+        assert host.available_versions("grid") == ["1.10.0", "2.0.0-rc.1", "2.0.0"]
+        assert host.swap("grid").active == "2.0.0"

@@ -123,3 +123,31 @@ def test_solve_runs_in_bfloat16():
     with torch.inference_mode():
         sol = model.solve(torch.randint(1, 6, (2, 16)), max_steps=2)
     assert sol.tokens.shape == (2, 16)
+
+
+@pytest.mark.parametrize("mixer", ["attention", "mlp_t"])
+def test_from_state_dict_rebuilds_a_model_that_answers_like_the_original(mixer):
+    torch.manual_seed(0)
+    config = tiny(mlp_t=mixer == "mlp_t")
+    original = TRM(config).eval()
+    tokens = torch.randint(0, config.vocab_size, (3, config.seq_len))
+    rebuilt = TRM.from_state_dict(config, original.state_dict(), "cpu")
+    assert not rebuilt.training
+    with torch.no_grad():
+        expected, got = original.solve(tokens), rebuilt.solve(tokens)
+    assert torch.equal(expected.tokens, got.tokens) and torch.equal(expected.confidence, got.confidence)
+
+
+def test_from_state_dict_loads_into_the_dtype_asked_for_and_recomputes_rope_tables():
+    config = tiny()
+    original = TRM(config)
+    rebuilt = TRM.from_state_dict(config, original.state_dict(), "cpu", torch.bfloat16)
+    assert {p.dtype for p in rebuilt.parameters()} == {torch.bfloat16}
+    assert torch.equal(rebuilt.rope.cos, original.rope.cos.to(torch.bfloat16))
+
+
+def test_from_state_dict_refuses_tensors_that_do_not_match_the_config():
+    state = TRM(tiny()).state_dict()
+    del state["lm_head.weight"]
+    with pytest.raises(RuntimeError, match="lm_head.weight"):
+        TRM.from_state_dict(tiny(), state)

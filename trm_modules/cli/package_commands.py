@@ -73,14 +73,14 @@ def pack(
 
 
 def inspect(
-    package: Path = typer.Argument(..., help="A .trm package file."),
+    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest (plus digest) as JSON."),
 ) -> None:
     """Show a package's manifest (checked like any open)."""
-    from ..package import open_package
+    from ..package.registry import find_package
 
     with refusals():
-        pkg = open_package(package)
+        pkg = find_package(package)
     m = pkg.manifest
     if as_json:
         typer.echo(json.dumps({"digest": pkg.digest, "signed_by": pkg.signed_by, "manifest": m.to_json_dict()}, indent=2))
@@ -112,16 +112,17 @@ def inspect(
 
 
 def verify(
-    package: Path = typer.Argument(..., help="A .trm package file."),
+    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of trusted *.pub keys (or one key file)."),
     examples: bool = typer.Option(True, "--examples/--no-examples", help="Run the shipped examples."),
     device: str = typer.Option("cpu", help="Device for the examples."),
 ) -> None:
     """Check structure, schema, digests, signature, tensors against the config, and run the examples."""
     from ..package import verify_package
+    from ..package.registry import locate_package
 
     with refusals():
-        report = verify_package(package, trusted_keys, run_examples=examples, device=device)
+        report = verify_package(locate_package(package).path, trusted_keys, run_examples=examples, device=device)
     for check, detail in report.checks:
         console.print(f"[green]✓[/] {check}: {detail}", highlight=False)
     console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}")
@@ -198,17 +199,17 @@ def solve(
 
 
 def export_onnx(
-    package: Path = typer.Argument(..., help="A .trm package file."),
+    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
     max_steps: Optional[int] = typer.Option(None, help="Unrolled supervision steps (default: the model's maximum)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on the examples (onnxruntime)."),
 ) -> None:
     """Export the model as ONNX (recursion unrolled, no halting) and check it against torch."""
-    from ..package import open_package
     from ..package.onnx_export import check_onnx, export_onnx as export
+    from ..package.registry import find_package
 
     with refusals():
-        pkg = open_package(package)
+        pkg = find_package(package)
         path = export(pkg, output, max_steps=max_steps)
         console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
         if check:
@@ -226,14 +227,16 @@ def _registry(path: Optional[Path]):
 
 
 def publish(
-    package: Path = typer.Argument(..., help="A .trm package file."),
+    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
     registry: Optional[Path] = typer.Option(None, help="Registry folder (default: TRM_REGISTRY or the repo's registry/)."),
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
 ) -> None:
     """Verify a package and add it to a registry (never overwrites a published version)."""
+    from ..package.registry import locate_package
+
     with refusals():
         reg = _registry(registry)
-        entry = reg.publish(package, trusted_keys=trusted_keys)
+        entry = reg.publish(locate_package(package).path, trusted_keys=trusted_keys)
         console.print(f"published {entry.name}@{entry.version} → {reg.root / entry.file} ({entry.digest})")
 
 

@@ -27,7 +27,8 @@ import pluggy
 from pydantic import ValidationError
 
 from ..errors import ModuleNotFound
-from ..plugins import call_hook, get_plugin_manager, has_implementations, record_plugin_failure
+from ..package.semver import sort_versions
+from ..plugins import build_plugin_manager, call_hook, has_implementations, record_plugin_failure
 from ..records import ID_MAX, FeedbackEvent, SolveContext, SolveRecord, invalid_text_in, new_id
 from ..views import DEFAULT_VIEWS, Candidate
 from .answer import Answer
@@ -37,7 +38,7 @@ from .events import EventDispatcher
 from .loaded import LoadedVersion, VersionSpec, json_pointer
 from .placement import DeviceState, Placement, PlacementRequest
 from .slots import Slot, SlotState
-from .sources import ModuleSource, version_sort_key
+from .sources import ModuleSource
 
 log = logging.getLogger("trm_modules.host")
 
@@ -65,7 +66,9 @@ class Host:
     the device is free (0 ms and 0 = batch only what is already waiting; ``host.batching``). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
     1 is fastest on machines shared with other busy processes). ``views``: test-time views an
     answer the task's rules reject is sought in (1: the model's first answer only; see
-    ``trm_modules.views``). ``plugin_manager``: defaults to the process-wide one.
+    ``trm_modules.views``). ``plugin_manager``: where codecs, sources, version policies, placement
+    and observers come from — only from it (default: a new manager of the built-in, entry-point
+    and ``TRM_PLUGINS`` plugins; ``build_plugin_manager(entry_points=False)`` keeps entry points out).
     """
 
     def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
@@ -74,7 +77,7 @@ class Host:
                  cpu_threads: int | None = None, views: int = DEFAULT_VIEWS) -> None:
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
-        self.pm = plugin_manager or get_plugin_manager()
+        self.pm = plugin_manager if plugin_manager is not None else build_plugin_manager()
         self.views = views
         self.sources: list[ModuleSource] = list(sources)
         self.batch_window_s = batch_window_ms / 1000.0
@@ -100,7 +103,7 @@ class Host:
                 versions.update(source.list_versions(module))
             except Exception as exc:  # noqa: BLE001 - a broken source must not hide the others
                 log.warning("module source %r failed to list %s: %s", source, module, exc)
-        return sorted(versions, key=version_sort_key)
+        return sort_versions(versions)
 
     def open_version(self, module: str, version: str | None = None) -> VersionSpec:
         """Find ``module`` ``version`` (latest if None) in the sources and describe it as a ``VersionSpec``."""
@@ -117,7 +120,7 @@ class Host:
                 log.warning("module source %r failed to list %s: %s", source, module, exc)
                 continue
             opened = source.open(module, version)
-            spec = opened if isinstance(opened, VersionSpec) else VersionSpec.from_package(opened)
+            spec = opened if isinstance(opened, VersionSpec) else VersionSpec.from_package(opened, self.pm)
             if (spec.name, spec.version) != (module, version):
                 raise ModuleNotFound(
                     f"{source!r} returned {spec.name} {spec.version} when asked for {module} {version}"

@@ -20,11 +20,13 @@ from typing import Any, Callable, Sequence
 
 import jsonschema
 import numpy as np
+import pluggy
 import torch
 
 from ..codec import TaskCodec
-from ..model import TRM
 from ..errors import CodecError
+from ..model import TRM
+from ..package import Package
 from ..views import Candidate, choose, decode_candidate, needs_more_views, views_of
 from .batching import MicroBatcher, RowResult
 from .compute import run_on_device
@@ -79,8 +81,8 @@ class VersionSpec:
                    tuple(allowed_devices), memory, load_model)
 
     @classmethod
-    def from_package(cls, pkg: Any) -> "VersionSpec":
-        """A version from an opened, verified package (``trm_modules.package.open_package``)."""
+    def from_package(cls, pkg: Package, plugins: pluggy.PluginManager | None = None) -> "VersionSpec":
+        """A version from an opened, verified package; its codec comes from ``plugins`` (the host's manager)."""
         manifest = pkg.manifest
         runtime = getattr(manifest, "runtime", None)
         devices = tuple(getattr(runtime, "devices", None) or ("cpu",))
@@ -91,7 +93,7 @@ class VersionSpec:
         def load_model(device: str) -> TRM:
             return pkg.load_model(device=device).eval()
 
-        return cls(manifest.name, manifest.version, pkg.digest, pkg.codec(), list(pkg.examples),
+        return cls(manifest.name, manifest.version, pkg.digest, pkg.codec(plugins), list(pkg.examples),
                    devices, int(memory), load_model, source=str(getattr(pkg, "path", "package")))
 
     @property

@@ -8,7 +8,6 @@ Plugins contribute sources through the ``trm_module_sources`` hook.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -16,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import ModuleNotFound
 from ..package import open_package
 from ..package.digests import REGISTRY_DIGESTS
+from ..package.semver import sort_versions
 from .loaded import VersionSpec
 
 
@@ -33,14 +33,6 @@ class ModuleSource(Protocol):
         Raises ``ModuleNotFound`` when this source does not have it; package errors propagate.
         """
         ...
-
-
-def version_sort_key(version: str) -> tuple:
-    """Order versions numerically part by part ("1.10.0" after "1.9.2"); pre-release tags sort first."""
-    key: list[tuple[int, Any]] = []
-    for part in re.split(r"[.\-+_]", version):
-        key.append((1, int(part), "") if part.isdigit() else (0, 0, part))
-    return tuple(key)
 
 
 class FolderSource:
@@ -93,7 +85,7 @@ class FolderSource:
         """Module name → versions (oldest first) available in this folder."""
         with self._lock:
             self._refresh()
-            return {name: sorted(versions, key=version_sort_key) for name, versions in self._index.items()}
+            return {name: sort_versions(versions) for name, versions in self._index.items()}
 
     def list_versions(self, name: str) -> list[str]:
         """Versions of ``name`` in this folder, oldest first."""
@@ -129,7 +121,7 @@ class MemorySource:
     def list_versions(self, name: str) -> list[str]:
         """Versions of ``name`` held, oldest first."""
         with self._lock:
-            return sorted((v for n, v in self._specs if n == name), key=version_sort_key)
+            return sort_versions(v for n, v in self._specs if n == name)
 
     def open(self, name: str, version: str) -> VersionSpec:
         """The ``VersionSpec`` of ``name`` ``version``."""

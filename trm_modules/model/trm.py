@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -229,6 +230,31 @@ class TRM(nn.Module):
                 self.q_head.bias.fill_(-5.0)
         self.register_buffer("H_init", trunc_normal_(torch.empty(D), 1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(D), 1.0))
+
+    @classmethod
+    def from_state_dict(cls, config: TRMConfig, tensors: Mapping[str, torch.Tensor],
+                        device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> "TRM":
+        """The TRM of ``config`` holding copies of ``tensors`` (every persistent tensor, strictly), in eval mode.
+
+        Built on the meta device and each tensor copied once, straight into the tensor the model
+        keeps (no random init, no empty model to copy into); the buffers that are computed rather
+        than stored (the RoPE tables) are recomputed here. ``dtype`` (floating-point tensors only)
+        defaults to the dtype of ``tensors``.
+        """
+        if dtype is None:
+            dtype = next((t.dtype for t in tensors.values() if t.is_floating_point()), torch.float32)
+        with torch.device("meta"):
+            model = cls(config)
+        persistent = set(model.state_dict())
+        # Computed buffers are built on the CPU even under the meta device (see RotaryEmbedding).
+        computed = {name: buffer for name, buffer in model.named_buffers() if name not in persistent}
+        owned = {name: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype, copy=True)
+                 for name, t in tensors.items()}
+        model.load_state_dict(owned, strict=True, assign=True)
+        for name, buffer in computed.items():
+            owner, _, leaf = name.rpartition(".")
+            model.get_submodule(owner).register_buffer(leaf, buffer.to(device=device, dtype=dtype), persistent=False)
+        return model.eval()
 
     # ----------------------------------------------------------------------------- inputs
     def input_embeddings(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from .errors import (
     KeyFileInvalid,
     ManifestInvalid,
     MissingFile,
+    NoCodec,
     NoMatchingVersion,
     PackageError,
     RegistryError,
@@ -40,7 +41,8 @@ from .from_run import pack_run
 from .loaded import ExampleResult, Package
 from .manifest import FORMAT_VERSION, Manifest, NewerFormatWarning
 from .open import VerifyReport, open_package, verify_package
-from .registry import DirectoryRegistry, RegistryEntry, default_registry, find_package, install, installed_registry
+from .registry import (DirectoryRegistry, RegistryEntry, default_registry, find_package, install, installed_registry,
+                       locate_package)
 from .semver import Version, VersionSpec
 from .signing import generate_keypair, load_private_key, load_public_key, load_trusted_keys
 
@@ -48,10 +50,11 @@ __all__ = [
     "open_package", "verify_package", "build_package", "sign_package", "pack_run", "Package", "Manifest",
     "Limits", "VerifyReport", "ExampleResult", "FORMAT_VERSION", "NewerFormatWarning",
     "DirectoryRegistry", "RegistryEntry", "default_registry", "installed_registry", "install", "find_package",
+    "locate_package",
     "Version", "VersionSpec", "generate_keypair", "load_private_key", "load_public_key", "load_trusted_keys",
     "PackageError", "ArchiveError", "UnsafePath", "SymlinkEntry", "DuplicateEntry", "CompressedEntry",
     "SizeLimitExceeded", "MissingFile", "UnlistedFile", "DigestMismatch", "ManifestInvalid",
     "UnsupportedFormatVersion", "DocumentInvalid", "SignatureError", "SignatureInvalid", "UntrustedKey",
     "UnsignedPackage", "KeyFileInvalid", "WeightsInvalid", "TensorMismatch", "SelfTestFailed", "BuildError",
-    "RegistryError", "VersionExists", "VersionSpecInvalid", "NoMatchingVersion",
+    "RegistryError", "VersionExists", "VersionSpecInvalid", "NoMatchingVersion", "NoCodec",
 ]

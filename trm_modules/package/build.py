@@ -20,7 +20,6 @@ from ..model import TRM, TRMConfig, count_parameters
 from ..model.config import swiglu_intermediate
 from .archive import write_archive
 from .errors import BuildError
-from .loaded import empty_model
 from .layout import (
     CARD_NAME,
     INPUT_SCHEMA_NAME,
@@ -161,9 +160,7 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
     weights = serialize_state_dict(state)
 
     # The self-test runs on the weights exactly as shipped.
-    shipped = empty_model(config, "cpu", MANIFEST_DTYPES[dtype_name])
-    shipped.load_state_dict(state)
-    shipped.eval()
+    shipped = TRM.from_state_dict(config, state, "cpu", MANIFEST_DTYPES[dtype_name])
     try:
         answers = solve_inputs(shipped, codec, [inp for inp, _ in examples])
     except TRMError as exc:

@@ -153,6 +153,12 @@ class TensorMismatch(WeightsInvalid):
 
 
 # --------------------------------------------------------------------------------- behaviour
+class NoCodec(PackageError):
+    """No plugin of the plugin manager in use provides the task codec the manifest names."""
+
+    rule = "no-codec"
+
+
 class SelfTestFailed(PackageError):
     """The model's answer to a shipped example differs from the example's output."""
 

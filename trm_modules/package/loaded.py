@@ -2,80 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import torch
 
 from ..codec import TaskCodec
-from ..errors import TRMError
-from ..model import TRM, TRMConfig
-from ..model.trm import RotaryEmbedding
+from ..errors import TRMError, UnknownCodec
+from ..model import TRM
+from ..plugins import get_codec, get_plugin_manager
 from .archive import Archive
-from .errors import PackageError, SelfTestFailed
+from .errors import NoCodec, PackageError, SelfTestFailed
 from .manifest import Manifest
 from .solving import ItemError, solve_inputs
 from .weights import MANIFEST_DTYPES, WeightsHeader, tensors_from_bytes
-
-#: Non-persistent buffers a meta-built TRM recomputes instead of loading (see ``empty_model``).
-_RECOMPUTED_BUFFERS = {"rope.cos", "rope.sin"}
-
-
-def _meta_model(config: TRMConfig) -> tuple[TRM, bool]:
-    """A shape-only TRM, and whether its non-persistent buffers are all ones this module recomputes."""
-    with torch.device("meta"):
-        model = TRM(config)
-    persistent = set(model.state_dict())
-    computed = {name for name, _ in model.named_buffers()} - persistent
-    return model, computed <= _RECOMPUTED_BUFFERS
-
-
-def _computed_buffers(model: TRM) -> dict[str, torch.Tensor]:
-    """The non-persistent buffers of a meta build: the RoPE tables, computed on the CPU (``RotaryEmbedding``)."""
-    persistent = set(model.state_dict())
-    return {name: t for name, t in model.named_buffers() if name not in persistent}
-
-
-def _place_buffers(model: TRM, buffers: dict[str, torch.Tensor], device: str | torch.device,
-                   dtype: torch.dtype) -> TRM:
-    """Put ``buffers`` (name → tensor, from ``_computed_buffers``) into ``model`` on ``device`` in ``dtype``."""
-    for name, tensor in buffers.items():
-        owner, _, leaf = name.rpartition(".")
-        model.get_submodule(owner).register_buffer(leaf, tensor.to(device=device, dtype=dtype), persistent=False)
-    return model
-
-
-def empty_model(config: TRMConfig, device: str | torch.device, dtype: torch.dtype) -> TRM:
-    """A TRM with uninitialised parameters on ``device``: skips the random init that loading overwrites.
-
-    Falls back to an ordinary (initialised) build if the model gains non-persistent buffers this
-    function does not know how to recompute.
-    """
-    model, known = _meta_model(config)
-    if not known:
-        return TRM(config).to(device=device, dtype=dtype)
-    buffers = _computed_buffers(model)
-    return _place_buffers(model.to(dtype=dtype).to_empty(device=device), buffers, device, dtype)
-
-
-def model_from_tensors(config: TRMConfig, tensors: dict[str, torch.Tensor], device: str | torch.device,
-                       dtype: torch.dtype) -> TRM:
-    """A TRM in eval mode whose parameters and buffers are copies of ``tensors`` on ``device`` in ``dtype``.
-
-    Each tensor is copied once, straight into the tensor the model keeps (no allocation of an
-    empty model first and a second copy into it). ``tensors`` must match the config exactly.
-    """
-    model, known = _meta_model(config)
-    if not known:
-        model = TRM(config).to(device=device, dtype=dtype)
-        model.load_state_dict(tensors, strict=True)
-        return model.eval()
-    owned = {name: t.to(device=device, dtype=dtype, copy=True) for name, t in tensors.items()}
-    model.load_state_dict(owned, strict=True, assign=True)
-    return _place_buffers(model, _computed_buffers(model), device, dtype).eval()
-
 
 @dataclass
 class ExampleResult:
@@ -105,6 +47,7 @@ class Package:
         self.example_names = example_names
         self.card = card
         self.signed_by = signed_by
+        self._codec: tuple[pluggy.PluginManager, TaskCodec] | None = None  # (the manager it came from, codec)
 
     def __repr__(self) -> str:
         return f"<Package {self.manifest.name}@{self.manifest.version} {self.digest[:19]}… {self.path}>"
@@ -123,13 +66,23 @@ class Package:
             raise PackageError(f"the package has no file {name!r}", file=name, rule="missing-file")
         return bytes(self.archive.read(name))
 
-    @functools.cached_property
-    def _codec(self) -> TaskCodec:
-        from ..plugins import get_codec
+    def codec(self, plugins: pluggy.PluginManager | None = None) -> TaskCodec:
+        """The task codec the manifest names, from ``plugins`` (default: the process's plugin manager,
+        ``trm_modules.plugins.get_plugin_manager``), checked against the model config.
 
+        ``NoCodec`` when no plugin of ``plugins`` provides it; ``PackageError`` when its parameters
+        do not build it or it does not fit the model.
+        """
+        plugins = plugins if plugins is not None else get_plugin_manager()
+        cached = self._codec
+        if cached is not None and cached[0] is plugins:
+            return cached[1]
         task = self.manifest.task
         try:
-            codec = get_codec(task.codec, task.params)
+            codec = get_codec(task.codec, task.params, plugins)
+        except UnknownCodec as exc:
+            raise NoCodec(f"the package's task codec {task.codec!r} is not available: {exc}", file="manifest.json",
+                          path="/task/codec") from exc
         except TRMError as exc:
             raise PackageError(f"cannot build the package's codec {task.codec!r}: {exc}", file="manifest.json",
                                rule="codec", path="/task") from exc
@@ -139,11 +92,8 @@ class Package:
                 f"codec {task.codec} {task.params} has vocab {codec.vocab_size} and length {codec.seq_len}; the "
                 f"model config has vocab {config.vocab_size} and length {config.seq_len}", file="manifest.json",
                 rule="codec-mismatch", path="/task")
+        self._codec = (plugins, codec)
         return codec
-
-    def codec(self) -> TaskCodec:
-        """The task codec named by the manifest (a plugin must provide it), checked against the model config."""
-        return self._codec
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The shipped tensors as read-only views of the archive (copy before modifying)."""
@@ -156,9 +106,10 @@ class Package:
         ``dtype`` defaults to the dtype the weights are shipped in (``manifest.model.dtype``).
         """
         dtype = dtype or MANIFEST_DTYPES[self.manifest.model.dtype]
-        return model_from_tensors(self.manifest.model.config, self.state_dict(), device, dtype)
+        return TRM.from_state_dict(self.manifest.model.config, self.state_dict(), device, dtype)
 
-    def self_test(self, model: TRM | None = None, device: str | torch.device = "cpu") -> list[ExampleResult]:
+    def self_test(self, model: TRM | None = None, device: str | torch.device = "cpu",
+                  plugins: pluggy.PluginManager | None = None) -> list[ExampleResult]:
         """Run the shipped examples; raise ``SelfTestFailed`` naming the first example that fails.
 
         An example passes when the model's answer equals its output, or when the codec judges the
@@ -167,7 +118,7 @@ class Package:
         if not self.examples:
             return []
         model = model if model is not None else self.load_model(device)
-        codec = self.codec()
+        codec = self.codec(plugins)
         answers = solve_inputs(model, codec, [inp for inp, _ in self.examples])
         results = []
         for name, (inp, expected), answer in zip(self.example_names, self.examples, answers):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pluggy
 from jsonschema.exceptions import best_match
 
 from .archive import Archive, Limits, read_archive
@@ -272,8 +273,10 @@ class VerifyReport:
 
 
 def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
-                   run_examples: bool = True, device: str = "cpu", limits: Limits | None = None) -> VerifyReport:
-    """Everything ``open_package`` checks, plus the codec, a full model load and the example self-test."""
+                   run_examples: bool = True, device: str = "cpu", limits: Limits | None = None,
+                   plugins: pluggy.PluginManager | None = None) -> VerifyReport:
+    """Everything ``open_package`` checks, plus the codec (from ``plugins``, default the process's plugin
+    manager), a full model load and the example self-test."""
     package = open_package(path, trusted_keys, limits=limits)
     m = package.manifest
     report = VerifyReport(package=package)
@@ -287,11 +290,11 @@ def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = N
         report.checks.append(("signature", "none (unsigned package)"))
     report.checks.append(("tensors", f"{len(package.weights_header.tensors)} tensors match the config "
                                      f"({m.model.parameters:,} parameters, {m.model.dtype})"))
-    codec = package.codec()
+    codec = package.codec(plugins)
     report.checks.append(("codec", f"{codec.name} {codec.params} fits the model"))
     if run_examples:
         model = package.load_model(device)
-        report.examples = package.self_test(model)
+        report.examples = package.self_test(model, plugins=plugins)
         exact = sum(r.exact for r in report.examples)
         report.checks.append(("examples", f"{len(report.examples)} examples pass on {device} ({exact} exact)"))
     return report

@@ -17,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import platformdirs
 
@@ -149,14 +149,10 @@ class DirectoryRegistry:
                                 file=str(self.index_path))
         return path
 
-    def open(self, name: str, version: str | None = None, *, trusted_keys: TrustedKeys | None = None,
-             limits: Limits | None = None) -> Package:
-        """Open the best version of ``name`` matching ``version`` (a version or specifier).
-
-        The file must have the size the index records before it is read, and the digest it records
-        before the package is returned (hashed once, alongside the member digests; verified digests
-        are remembered per file identity, so opening it again hashes nothing: ``package.digests``).
-        """
+    def locate(self, name: str, version: str | None = None) -> tuple[Path, RegistryEntry]:
+        """The file and index entry of the best version of ``name`` matching ``version`` (a version or
+        specifier), refused unless the file has the size the index records (its digest is checked
+        when it is opened: ``open_package(expected_digest=entry.digest)``)."""
         entry = self.resolve(name, version)
         path = self.path_of(entry)
         if not path.is_file():
@@ -165,6 +161,17 @@ class DirectoryRegistry:
         if size != entry.size:
             raise DigestMismatch(f"{path} is {size:,} bytes; the registry index records {entry.size:,} bytes",
                                  file=str(path))
+        return path, entry
+
+    def open(self, name: str, version: str | None = None, *, trusted_keys: TrustedKeys | None = None,
+             limits: Limits | None = None) -> Package:
+        """Open the best version of ``name`` matching ``version`` (a version or specifier).
+
+        The file must have the size the index records before it is read, and the digest it records
+        before the package is returned (hashed once, alongside the member digests; verified digests
+        are remembered per file identity, so opening it again hashes nothing: ``package.digests``).
+        """
+        path, entry = self.locate(name, version)
         return open_package(path, trusted_keys, limits=limits, expected_digest=entry.digest,
                             digest_cache=REGISTRY_DIGESTS)
 
@@ -314,22 +321,43 @@ def install(requirement: str, *, source: DirectoryRegistry | None = None, truste
     return entry, package
 
 
-def find_package(requirement: str, *, trusted_keys: TrustedKeys | None = None) -> Package:
-    """A package by file path, else by ``NAME[@SPEC]`` from the installed modules, else the default registry."""
+class LocatedPackage(NamedTuple):
+    """A package file, and the digest a registry index records for it (None for a plain path)."""
+
+    path: Path
+    digest: str | None = None
+
+
+def locate_package(requirement: str | os.PathLike[str]) -> LocatedPackage:
+    """The package file ``requirement`` names: a path to a ``.trm`` file, else ``NAME[@SPEC]`` resolved
+    in the installed modules, then in the default registry.
+
+    Every command and API that takes a package resolves it here. ``PackageError`` (rule ``io``) for
+    a missing file, ``NoMatchingVersion`` when no registry has a matching version.
+    """
     path = Path(requirement)
     if path.suffix == PACKAGE_SUFFIX or path.is_file():
         if not path.is_file():
             raise PackageError(f"no package file {path}", file=str(path), rule="io")
-        return open_package(path, trusted_keys)
-    name, spec = split_requirement(requirement)
+        return LocatedPackage(path)
+    name, spec = split_requirement(str(requirement))
     errors = []
     registries = [installed_registry()]
     if default_registry_path() is not None:
         registries.append(default_registry())
     for registry in registries:
         try:
-            return registry.open(name, spec, trusted_keys=trusted_keys)
+            path, entry = registry.locate(name, spec)
+            return LocatedPackage(path, entry.digest)
         except NoMatchingVersion as exc:
             errors.append(str(exc))
-    raise NoMatchingVersion(f"{requirement!r} is neither a package file nor an installed or published module: "
-                            + "; ".join(errors), file=requirement)
+    raise NoMatchingVersion(f"{str(requirement)!r} is neither a package file nor an installed or published module: "
+                            + "; ".join(errors), file=str(requirement))
+
+
+def find_package(requirement: str | os.PathLike[str], *, trusted_keys: TrustedKeys | None = None) -> Package:
+    """The opened package ``requirement`` names (a path or ``NAME[@SPEC]``, see ``locate_package``)."""
+    located = locate_package(requirement)
+    if located.digest is None:
+        return open_package(located.path, trusted_keys)
+    return open_package(located.path, trusted_keys, expected_digest=located.digest, digest_cache=REGISTRY_DIGESTS)

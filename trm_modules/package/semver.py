@@ -72,6 +72,20 @@ class Version:
         return self._key() < other._key()
 
 
+def precedence(text: str) -> tuple[int, Version | str]:
+    """A sort key ordering version strings by semver precedence (``2.0.0-rc.1`` before ``2.0.0``);
+    strings that are not semantic versions sort before every version, among themselves as text."""
+    try:
+        return (1, Version.parse(text))
+    except VersionSpecInvalid:
+        return (0, text)
+
+
+def sort_versions(versions: Iterable[str]) -> list[str]:
+    """``versions`` oldest first, by semver precedence (see ``precedence``)."""
+    return sorted(versions, key=precedence)
+
+
 @dataclass(frozen=True)
 class Comparator:
     op: str  # one of >=, >, <, <=, =
