@@ -82,3 +82,49 @@ def test_metrics_count_dead_letters_and_writer_restarts(server):
     text = server.client.get("/metrics").text
     assert "trm_store_dead_letters_total 0.0" in text and "trm_store_writer_restarts_total 0.0" in text
     assert "trm_store_database_up 1.0" in text
+
+
+def test_feedback_on_a_solve_this_store_never_recorded_is_404_at_solve_id(server):
+    response = post_feedback(server, solve_id="never-answered", kind="correct")
+    assert response.status_code == 404 and response.json()["errors"][0]["pointer"] == "/solve_id"
+
+
+def test_feedback_marked_external_is_accepted_for_a_solve_answered_elsewhere(server):
+    response = post_feedback(server, solve_id="answered-elsewhere", kind="correct", external=True)
+    assert response.status_code == 202, response.text
+
+
+def test_an_answered_solve_is_already_stored_when_the_answer_arrives(server):
+    from trm_modules.store.models import Solve
+
+    solve_id = post_solve(server, client_id="stored-before-answer").json()["solve_id"]
+    with server.runtime.store.session() as session:  # no flush: the 200 came after the commit
+        assert session.get(Solve, solve_id) is not None
+
+
+def test_concurrent_resends_of_one_feedback_id_are_exactly_one_new_and_the_rest_duplicates(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    solve_id = post_solve(server).json()["solve_id"]
+    body = {"id": "fb-resent", "solve_id": solve_id, "kind": "correct"}
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: post_feedback(server, **body), range(8)))
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert [r.json()["duplicate"] for r in responses].count(False) == 1
+
+
+def test_admin_calls_on_an_unknown_module_leave_no_empty_slot(server):
+    admin = server.auth("admin")
+    assert server.client.post("/v1/admin/modules/nope/activate", json={"version": "1.0.0"},
+                              headers=admin).status_code == 404
+    assert server.client.put("/v1/admin/modules/nope/pins/c1", json={"version": "1.0.0"},
+                             headers=admin).status_code == 404
+    assert "nope" not in server.client.get("/healthz").json()["modules"]
+    assert [s.name for s in server.runtime.host.modules()] == [MODULE]
+
+
+def test_healthz_shows_the_store_writer_and_no_filesystem_path(server):
+    response = server.client.get("/healthz")
+    health = response.json()
+    assert health["store"]["database"] == "up" and health["store"]["writer_restarts"] == 0
+    assert str(server.runtime.registry.root.parent) not in response.text and "registry" not in health

@@ -46,7 +46,7 @@ treated as if it had returned ``None`` (the next plugin, then the host's default
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -116,21 +116,23 @@ def trm_placement(module: "PlacementRequest", devices: list["DeviceState"]) -> s
 
 
 @hookspec
-def trm_on_solve(record: "SolveRecord") -> None:
+def trm_on_solve(record: "SolveRecord") -> Any:
     """Observe one answered request (``trm_modules.records.SolveRecord``).
 
-    Called after the answer has been returned to the caller, from the host's event thread, in
-    the order requests finished. Never on the request's critical path; a slow observer delays
-    only other observers. Exceptions are caught, logged and counted per plugin.
+    Called after ``Host.solve`` computed the answer, from the host's event thread, in the order
+    requests finished. Never on the compute path; a slow observer delays only other observers.
+    Exceptions are caught, logged and counted per plugin. An observer that keeps the record may
+    return an acknowledgement (the store returns its ``WriteTicket``): ``trm serve`` answers the
+    HTTP request only once every returned ticket is durable.
     """
 
 
 @hookspec
-def trm_on_feedback(event: "FeedbackEvent") -> None:
+def trm_on_feedback(event: "FeedbackEvent") -> Any:
     """Observe one piece of outcome feedback (``trm_modules.records.FeedbackEvent``).
 
     Called from the host's event thread after ``Host.feedback`` accepted the event; same
-    isolation rules as ``trm_on_solve``.
+    isolation and acknowledgement rules as ``trm_on_solve``.
     """
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 
 class Answer(BaseModel):
@@ -23,3 +23,10 @@ class Answer(BaseModel):
     latency_ms: float
     device: str
     views: int = Field(1, description="Test-time views solved: more than 1 when the first answer broke the task's rules.")
+    _observed: Any = PrivateAttr(None)
+
+    @property
+    def observed(self) -> Any:
+        """A ``concurrent.futures.Future`` completing once every ``trm_on_solve`` observer has this
+        solve's record, with their results (the store's write ticket among them); None without observers."""
+        return self._observed

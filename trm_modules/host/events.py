@@ -1,7 +1,10 @@
 """Delivery of solve records and feedback events to observer plugins, off the request path.
 
 Requests put events on a queue and return; one thread calls ``trm_on_solve`` /
-``trm_on_feedback`` on every observer, one plugin at a time, isolating failures.
+``trm_on_feedback`` on every observer, one plugin at a time, isolating failures. Each ``emit``
+returns a future that completes once every observer was called with the event, holding what they
+returned: the store plugin returns its write ticket, which is how the HTTP server answers only
+once an event is durable.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from concurrent.futures import Future
 from typing import Any
 
 import pluggy
@@ -30,14 +34,19 @@ class EventDispatcher:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def emit(self, hook_name: str, argument_name: str, event: Any) -> None:
-        """Queue ``event`` for ``hook_name`` (blocks only when ``max_queued`` events are waiting)."""
+    def emit(self, hook_name: str, argument_name: str, event: Any) -> "Future[list[Any]]":
+        """Queue ``event`` for ``hook_name`` (blocks only when ``max_queued`` events are waiting).
+
+        The future completes with the observers' non-None results once all were called.
+        """
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._work, name="trm-events", daemon=True)
                     self._thread.start()
-        self._queue.put((hook_name, argument_name, event))
+        delivered: Future[list[Any]] = Future()
+        self._queue.put((hook_name, argument_name, (event, delivered)))
+        return delivered
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event was delivered; False if ``timeout`` seconds passed first."""
@@ -63,8 +72,11 @@ class EventDispatcher:
             if hook_name is None:  # a flush marker
                 event.set()
                 continue
+            event, delivered = event
+            results: list[Any] = []
             try:
-                call_hook(self.pm, hook_name, **{argument_name: event})
+                results = call_hook(self.pm, hook_name, **{argument_name: event})
                 self.delivered += 1
             except Exception:  # noqa: BLE001 - call_hook isolates plugins; this guards the thread itself
                 log.exception("delivering %s failed", hook_name)
+            delivered.set_result(results)

@@ -174,6 +174,18 @@ class Host:
                     return held
         return self._prepare(slot.name, version)
 
+    def _obtain_for(self, module: str, version: str | VersionSpec | None) -> tuple[Slot, LoadedVersion]:
+        """The module's slot (created if new) and the version with a reference held; a slot created
+        for a version that then fails to load is removed again, so no failed call leaves an empty slot."""
+        slot = self._slot(module, create=True)
+        try:
+            return slot, self._obtain(slot, version)
+        except BaseException:
+            with self._slots_lock, slot.lock:
+                if not slot.holders() and self._slots.get(module) is slot:
+                    del self._slots[module]
+            raise
+
     def _retire_if_unused(self, slot: Slot, version: LoadedVersion | None) -> None:
         """Free ``version`` once no request uses it, unless it still plays a role (call under slot.lock)."""
         if version is None or slot.plays_a_role(version):
@@ -190,8 +202,7 @@ class Host:
         move. Requests already running finish on the old version, which is freed when the last
         one ends. On any failure ``SwapError`` (with ``cause``) is raised and nothing changes.
         """
-        slot = self._slot(module, create=True)
-        new = self._obtain(slot, version)
+        slot, new = self._obtain_for(module, version)
         try:
             with slot.lock:
                 old = slot.active
@@ -221,8 +232,7 @@ class Host:
 
     def pin(self, module: str, key: str, version: str | VersionSpec) -> SlotState:
         """Answer requests whose context's course is ``key`` with ``version`` (loaded and self-tested)."""
-        slot = self._slot(module, create=True)
-        new = self._obtain(slot, version)
+        slot, new = self._obtain_for(module, version)
         try:
             with slot.lock:
                 old = slot.pins.get(key)
@@ -243,8 +253,7 @@ class Host:
         """Send ``share`` (0..1) of learners, chosen by pseudonym hash, to ``version``."""
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"canary share must be within [0, 1], got {share}")
-        slot = self._slot(module, create=True)
-        new = self._obtain(slot, version)
+        slot, new = self._obtain_for(module, version)
         try:
             with slot.lock:
                 old = slot.canary
@@ -390,7 +399,7 @@ class Host:
                              context=context, input=data, output=answer.output, steps=answer.steps,
                              confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,
                              device=answer.device)
-        self.events.emit("trm_on_solve", "record", record)
+        answer._observed = self.events.emit("trm_on_solve", "record", record)
 
     def solve(self, module: str, input_json: Json, context: SolveContext | Json | None = None, *,
               solve_id: str | None = None) -> Answer:
@@ -471,6 +480,15 @@ class Host:
     # ====================================================================== feedback
     def feedback(self, event: FeedbackEvent | Json) -> FeedbackEvent:
         """Accept one feedback event and hand it to ``trm_on_feedback`` observers; returns it validated."""
+        return self._feedback(event)[0]
+
+    async def afeedback(self, event: FeedbackEvent | Json) -> tuple[FeedbackEvent, list[Any]]:
+        """``feedback`` for asyncio, returning once every observer has the event, with their results
+        (the store's write ticket among them)."""
+        event, observed = self._feedback(event)
+        return event, (await asyncio.wrap_future(observed) if observed is not None else [])
+
+    def _feedback(self, event: FeedbackEvent | Json) -> tuple[FeedbackEvent, Future | None]:
         if not isinstance(event, FeedbackEvent):
             try:
                 event = FeedbackEvent.model_validate(event)
@@ -480,8 +498,8 @@ class Host:
                 location = [*error["loc"], field] if field else error["loc"]
                 raise InvalidInput(f"bad feedback event: {error['msg']}", json_pointer(location)) from exc
         if has_implementations(self.pm, "trm_on_feedback"):
-            self.events.emit("trm_on_feedback", "event", event)
-        return event
+            return event, self.events.emit("trm_on_feedback", "event", event)
+        return event, None
 
     # ===================================================================== lifecycle
     def flush(self, timeout: float = 10.0) -> bool:

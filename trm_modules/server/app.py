@@ -26,7 +26,6 @@ from .. import __version__ as trm_version
 from ..host import SlotState
 from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
-from ..records import FeedbackEvent
 from .auth import require_scope
 from .limits import BodyLimitMiddleware
 from .problems import Problem, install_problem_handlers, invalid_document
@@ -149,11 +148,17 @@ class ModuleCatalog:
 def _open_routes() -> APIRouter:
     router = APIRouter(tags=["service"])
 
-    @router.get("/healthz", summary="Liveness and what is loaded")
+    @router.get("/healthz", summary="Liveness, what is active, and the store's writer (no paths, no secrets)")
     def healthz(request: Request) -> dict[str, Any]:
         runtime = _runtime(request)
-        return {"status": "ok", "modules": {s.name: s.active for s in runtime.host.modules()},
-                "registry": str(runtime.registry.root)}
+        recorder = runtime.recorder
+        store = {"database": "up" if recorder.database_available else "down", "pending": recorder.pending,
+                 "journal": "holds events" if recorder.journal.has_entries() else "empty",
+                 "dead_letters": recorder.stats.rejected, "writer_restarts": recorder.stats.writer_restarts,
+                 "last_writer_error": recorder.stats.last_writer_error}
+        return {"status": "ok" if recorder.database_available else "degraded",
+                "modules": {s.name: s.active for s in runtime.host.modules() if s.active is not None},
+                "store": store}
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics(request: Request) -> Response:
@@ -188,9 +193,10 @@ def _module_routes() -> APIRouter:
         return Response(json.dumps(schema), media_type=SCHEMA_MEDIA_TYPE)
 
     @router.post("/modules/{name}/solve", response_model=SolveResponse, dependencies=[Depends(require_scope("solve"))],
-                 summary="Solve one task input with the version the context selects")
+                 summary="Solve one task input with the version the context selects; answered once recorded",
+                 responses={503: {"description": "The answer could not be recorded; retry (Retry-After)."}})
     async def solve(request: Request, name: str, body: SolveRequest) -> SolveResponse:
-        answer = await _runtime(request).host.asolve(name, body.input, body.context, solve_id=body.client_id)
+        answer = await _runtime(request).intake.solve(name, body.input, body.context, body.client_id)
         return SolveResponse(solve_id=answer.solve_id, module=answer.module, version=answer.version,
                              digest=answer.digest, output=answer.output, steps=answer.steps,
                              confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,
@@ -212,21 +218,15 @@ def _module_routes() -> APIRouter:
 
     @router.post("/feedback", response_model=FeedbackAccepted, status_code=202,
                  dependencies=[Depends(require_scope("feedback"))],
-                 summary="Outcome feedback on a solve (idempotent by id)",
-                 responses={200: {"model": FeedbackAccepted, "description": "This id was already accepted."}})
-    def feedback(request: Request, body: FeedbackRequest, response: Response) -> FeedbackAccepted:
-        from ..store.models import Feedback
-
-        runtime = _runtime(request)
-        if body.id is not None:
-            with runtime.store.session() as session:
-                known = session.get(Feedback, body.id)
-            if known is not None:
-                response.status_code = 200
-                return FeedbackAccepted(id=known.id, solve_id=known.solve_id, kind=known.kind, duplicate=True)
-        fields = body.model_dump(exclude_none=True, exclude={"external"})
-        event = runtime.host.feedback(FeedbackEvent(source="api", **fields))
-        return FeedbackAccepted(id=event.id, solve_id=event.solve_id, kind=event.kind)
+                 summary="Outcome feedback on a solve (idempotent by id); 202 once it is durable",
+                 responses={200: {"model": FeedbackAccepted, "description": "This id was already accepted."},
+                            404: {"description": "No such solve (and the event is not marked external)."},
+                            503: {"description": "The store cannot take or check it now; retry (Retry-After)."}})
+    async def feedback(request: Request, body: FeedbackRequest, response: Response) -> FeedbackAccepted:
+        accepted, new = await _runtime(request).intake.feedback(body)
+        if not new:
+            response.status_code = 200
+        return accepted
 
     return router
 

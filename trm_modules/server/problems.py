@@ -92,12 +92,21 @@ def problem_for(exc: BaseException) -> Problem:
         return Problem(422, "package-refused", "The package was refused", str(exc), **extras)
     if isinstance(exc, PlacementError):
         return Problem(507, "no-room", "No device has room for this version", str(exc))
-    if isinstance(exc, StoreUnavailable):
-        return Problem(503, "store-unavailable", "The store cannot be reached", str(exc))
+    if isinstance(exc, StoreUnavailable) or _is_database_outage(exc):
+        return Problem(503, "store-unavailable", "The store cannot be reached",
+                       "this request needs the database, which cannot be reached now (the server log says why); "
+                       "retry after the time in Retry-After",
+                       headers={"Retry-After": "5"})
     if isinstance(exc, (StoreError, TRMError, ValueError)):
         return Problem(400, "bad-request", "The request was refused", str(exc))
     return Problem(500, "internal-error", "Internal server error",
                    "the server failed while answering; the error is logged on the server")
+
+
+def _is_database_outage(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -135,13 +144,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def _library(request: Request, exc: Exception) -> JSONResponse:
         problem = problem_for(exc)
-        if problem.status >= 500:
+        if problem.status == 503:  # an outage, not a bug: one line, no traceback
+            log.warning("%s %s answered 503: %s", request.method, request.url.path, problem.detail)
+        elif problem.status >= 500:
             log.error("%s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
         return problem_response(problem, request.url.path)
 
     # Typed errors are answered by the exception middleware; the bare ``Exception`` handler runs in
     # Starlette's outermost middleware, which answers 500 and then re-raises for the server to log.
-    for error_type in (TRMError, ValueError, LookupError, Exception):
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for error_type in (TRMError, ValueError, LookupError, SQLAlchemyError, Exception):
         app.add_exception_handler(error_type, _library)
 
 

@@ -18,7 +18,8 @@ from ..package import DirectoryRegistry
 from ..package.registry import default_registry_path, installed_registry
 from ..plugins import build_plugin_manager, call_hook
 from ..views import DEFAULT_VIEWS
-from ..store import Recorder, Store, StorePlugin
+from ..store import Recorder, Store, StorePlugin, StoreUnavailable
+from .intake import EventIntake
 from .metrics import ServerMetrics
 from .tokens import TokenStore
 
@@ -80,6 +81,7 @@ class ServerRuntime:
         self.store: Store = recorder.store
         self.tokens = tokens
         self.metrics = metrics
+        self.intake = EventIntake(host, recorder)
         self.report = StartReport(str(registry.root), {}, {})
         self._started = False
 
@@ -91,7 +93,11 @@ class ServerRuntime:
         if settings.journal_path is not None:
             recorder_options["journal_path"] = settings.journal_path
         recorder = Recorder(settings.db, **recorder_options)
-        recorder.store.ensure_schema()
+        try:
+            recorder.store.ensure_schema()
+        except StoreUnavailable as exc:  # serve anyway: events journal until the database answers
+            log.warning("starting without the store (%s); solves and feedback are journaled to %s and replayed "
+                        "when it answers", exc, recorder.journal_path.name)
         pm = build_plugin_manager(entry_points=settings.entry_point_plugins)
         metrics = ServerMetrics()
         metrics.watch_recorder(recorder)

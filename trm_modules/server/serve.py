@@ -9,6 +9,7 @@ import uvicorn
 
 from .app import create_app
 from .runtime import ServerRuntime, ServerSettings, bind_public_url
+from ..store import StoreError
 from .tokens import SCOPES
 
 log = logging.getLogger("trm_modules.server")
@@ -29,9 +30,14 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
                  f"--registry {report.registry}` or POST /v1/admin/packages")
     for name, error in sorted(report.failed.items()):
         announce(f"  {name} NOT active: {error}")
-    if bootstrap_token and not runtime.tokens.list():
-        token, info = runtime.tokens.create(SCOPES, name="bootstrap")
-        announce(f"no API token existed; created one with scopes {', '.join(info.scopes)} (shown only now):\n  {token}")
+    try:
+        if bootstrap_token and not runtime.tokens.list():
+            token, info = runtime.tokens.create(SCOPES, name="bootstrap")
+            announce(f"no API token existed; created one with scopes {', '.join(info.scopes)} (shown only now):\n"
+                     f"  {token}")
+    except StoreError as exc:
+        announce(f"the store cannot be reached ({exc}); serving anyway: solves and feedback are journaled and "
+                 "replayed when it answers, tokens are checked once it does")
     announce(f"store: {runtime.store!r}")
     announce(f"trm-modules serving {len(report.activated)} module(s) at {settings.public_url} "
              f"- API docs: {settings.public_url}/docs")

@@ -16,9 +16,10 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import TRMError
-from ..store import Store
+from ..store import Store, StoreUnavailable
 
 #: What a token may do: ``solve`` (solve, read modules), ``feedback`` (feedback, xAPI statements), ``admin``.
 SCOPES = ("solve", "feedback", "admin")
@@ -71,7 +72,9 @@ class TokenStore:
     """Creates, lists, revokes and verifies API tokens in a store's ``api_tokens`` table.
 
     ``verify`` caches answers for ``cache_s`` seconds so that a request costs no database round
-    trip; a revocation therefore takes effect within ``cache_s`` on a running server.
+    trip; a revocation therefore takes effect within ``cache_s`` on a running server. While the
+    database cannot be reached, a token seen before keeps its last known scopes (however old the
+    answer); an unseen one raises ``StoreUnavailable`` (the server answers 503).
     """
 
     def __init__(self, store: Store, *, cache_s: float = 5.0) -> None:
@@ -130,8 +133,14 @@ class TokenStore:
             return cached[1]
         query = select(api_tokens.c.scopes).where(api_tokens.c.secret_sha256 == digest,
                                                  api_tokens.c.revoked_at.is_(None))
-        with self.store.session() as session:
-            row = session.execute(query).first()
+        try:
+            with self.store.session() as session:
+                row = session.execute(query).first()
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            if cached is not None:
+                return cached[1]  # stale beats refusing every request while the database is away
+            raise StoreUnavailable(f"cannot check the token while the store is unreachable: "
+                                   f"{str(exc).splitlines()[0][:200]}") from exc
         scopes = tuple(row[0].split()) if row else None
         with self._lock:
             if len(self._cache) > 10_000:  # bounded: random invalid tokens must not grow memory

@@ -14,7 +14,7 @@ from typing import Any
 from ..hookspecs import hookimpl
 from ..records import FeedbackEvent, SolveRecord
 from .errors import StoreError
-from .recorder import Recorder
+from .recorder import Recorder, WriteTicket
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 class StorePlugin:
     """Records every ``trm_on_solve`` / ``trm_on_feedback`` event through a :class:`Recorder`, off the solve path.
 
-    The hooks only queue (acknowledgement follows asynchronously, see ``trm_modules.store.recorder``);
-    a store that cannot keep up is logged, never raised into the host's request.
+    The hooks only queue and return the item's ``WriteTicket`` (acknowledgement follows
+    asynchronously, see ``trm_modules.store.recorder``; the HTTP server waits on it before
+    answering); a store that cannot keep up is logged, never raised into the host's request.
     """
 
     def __init__(self, recorder: Recorder) -> None:
@@ -35,20 +36,22 @@ class StorePlugin:
         return cls(Recorder(db, **recorder_options))
 
     @hookimpl
-    def trm_on_solve(self, record: SolveRecord) -> None:
-        """Queue the solve record for the store."""
+    def trm_on_solve(self, record: SolveRecord) -> WriteTicket | None:
+        """Queue the solve record for the store; returns its write ticket (None if it was not taken)."""
         try:
-            self.recorder.record_solve(record)
+            return self.recorder.record_solve(record)
         except StoreError as exc:
             log.error("solve %s was not recorded: %s", record.id, exc)
+            return None
 
     @hookimpl
-    def trm_on_feedback(self, event: FeedbackEvent) -> None:
-        """Queue the feedback event for the store."""
+    def trm_on_feedback(self, event: FeedbackEvent) -> WriteTicket | None:
+        """Queue the feedback event for the store; returns its write ticket (None if it was not taken)."""
         try:
-            self.recorder.record_feedback(event)
+            return self.recorder.record_feedback(event)
         except StoreError as exc:
             log.error("feedback %s was not recorded: %s", event.id, exc)
+            return None
 
     def package_installed(self, package: Any, source: str = "") -> None:
         """Remember an installed package (``trm_modules.package`` object) and its task codec for exports.

@@ -87,7 +87,7 @@ class RecorderStats:
 
 
 class _Nudge:
-    """Put behind an item someone waits for: the writer ends the batch there instead of at its deadline."""
+    """Put behind an item someone waits for: the writer writes what is queued now instead of at its deadline."""
 
     __slots__ = ("seq",)
 
@@ -163,7 +163,8 @@ class Recorder:
         self._retry_delay = 0.0
         self._last_replay_attempt = 0.0
         self._in_hand: list[tuple[int, StoreItem]] = []
-        self._stop_seen = False  # the batch being persisted (kept across a restart)
+        self._stop_seen = False
+        self._database_down = False  # the batch being persisted (kept across a restart)
         self._async_waiters: list[tuple[int, int, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
         self._async_lock = threading.Lock()
         self._waiter_order = itertools.count()
@@ -179,7 +180,7 @@ class Recorder:
     @property
     def database_available(self) -> bool:
         """False while the last write to the database failed (items go to the journal until it answers)."""
-        return self._retry_delay == 0.0
+        return not self._database_down
 
     @property
     def pending(self) -> int:
@@ -215,8 +216,6 @@ class Recorder:
             seq = self._next_seq
             self._next_seq = seq + 1
             self._buffer.append((seq, item))
-        if not self._writer.is_alive():
-            self._restart_dead_writer()
         if len(self._buffer) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         ticket = WriteTicket(self, seq)
@@ -228,6 +227,7 @@ class Recorder:
 
     def _wait_for_room(self, item: StoreItem) -> None:
         deadline = time.monotonic() + self.enqueue_timeout_s
+        self._restart_dead_writer()
         self._wake.set()
         while len(self._buffer) >= self.max_queue:
             if time.monotonic() >= deadline:
@@ -291,6 +291,7 @@ class Recorder:
     def _wait_durable(self, seq: int, timeout: float | None) -> bool:
         if self._durable_seq >= seq:
             return True
+        self._restart_dead_writer()
         self._enqueue_control(_Nudge(seq))  # group commit: write what is queued now
         with self._durable_changed:
             return self._durable_changed.wait_for(lambda: self._durable_seq >= seq, timeout)
@@ -299,6 +300,7 @@ class Recorder:
         """Await until item ``seq`` is durable; False if ``timeout`` seconds passed first."""
         if self._durable_seq >= seq:
             return True
+        self._restart_dead_writer()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         with self._async_lock:
@@ -350,6 +352,8 @@ class Recorder:
 
     def _restart_dead_writer(self) -> None:
         """Start a new writer thread if the current one is gone (it never should be; this is the backstop)."""
+        if self._writer.is_alive():
+            return
         with self._writer_lock:
             if self._writer.is_alive() or self._closed:
                 return
@@ -379,7 +383,7 @@ class Recorder:
                 marker.event.set()
 
     def _collect_batch(self) -> tuple[list[tuple[int, StoreItem]], list[_Flush], bool]:
-        """Up to ``batch_size`` items, ended early by a flush, a stop, or a nudge for an item in the batch."""
+        """Up to ``batch_size`` items, ended early by a flush or a stop; a nudge only means "do not wait"."""
         if len(self._buffer) < self.batch_size and not self._controls_queued:
             self._wake.wait(self.flush_interval_s if self._buffer else min(self.replay_interval_s, 1.0))
         self._wake.clear()
@@ -396,9 +400,7 @@ class Recorder:
                 flushes.append(entry)
                 break
             if isinstance(entry, _Nudge):
-                if batch and entry.seq > self._durable_seq:
-                    break
-                continue  # its item was written in an earlier batch
+                continue  # someone waits: write what is queued now (all of it: one commit for every waiter)
             batch.append(entry)
         return batch, flushes, False
 
@@ -439,12 +441,14 @@ class Recorder:
             self._database_failed(exc)
 
     def _database_answered(self) -> None:
+        self._database_down = False
         if self._retry_delay:
             log.warning("the store at %r answers again", self.store)
         self._retry_delay = 0.0
         self._retry_at = 0.0
 
     def _database_failed(self, exc: Exception) -> None:
+        self._database_down = True
         if not self._retry_delay:
             level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
             log.log(level, "cannot write to %r (%s); journaling to %s until it answers", self.store,
