@@ -1,20 +1,23 @@
 """xAPI forwarding: every solve and feedback event goes to a Learning Record Store as a statement.
 
-Registered through the ``trm_modules`` entry-point group (``xapi = "trm_adapters.xapi"``). It does
-nothing until an LRS is configured:
+Registered through the ``trm_modules`` entry-point group (``xapi = "trm_adapters.xapi"``): when
+``trm serve`` starts (``trm_startup``) with an LRS configured, a forwarder over the server's store
+is registered as an observer of solves and feedback; nothing happens otherwise. Configuration:
 
 - ``TRM_XAPI_LRS_URL``: the LRS endpoint (``https://lrs.example/xapi/``; statements go to ``…/statements``);
 - ``TRM_XAPI_LRS_AUTH``: ``user:password`` (sent as Basic auth) or a full ``Authorization`` value;
-- ``TRM_XAPI_OUTBOX``: the outbox file (default ``<user data dir>/xapi-outbox.jsonl``);
-- ``TRM_XAPI_ACTIVITY_BASE``: the IRI base of solve activities (default ``TRM_PUBLIC_URL``, else
-  ``http://localhost:8000``), which should be the public URL of ``trm serve``.
+- ``TRM_XAPI_ACTIVITY_BASE``: the IRI base of solve activities (default: the server's public URL);
+- ``TRM_XAPI_HOMEPAGES``: ``platform=https://lms.example,other=https://…``: the account ``homePage``
+  of each platform's learners, so the LRS sees them as the platform's own users.
 
-Nothing is lost when the LRS is down: each statement is appended to the outbox file (fsync'd)
-before anything is sent; a sender thread posts the outbox in batches and removes a batch only
-once the LRS accepted it, retrying with exponential back-off otherwise. Statement ids are fixed
-by the solve / feedback ids, so a batch sent twice (a crash between send and removal) is stored
-once by the LRS. A batch the LRS refuses as invalid (400, 409) moves to ``<outbox>.rejected.jsonl``.
-Feedback that itself came from an LRS (``source == "xapi"``) is not sent back.
+Nothing is lost when the LRS is down: a statement is a row of the store's ``xapi_outbox`` table
+(``xapi_outbox.py``) before anything is sent; a sender thread posts due rows in batches and deletes
+them once the LRS accepted them. A failed send (unreachable, 5xx, 429) puts each statement of the
+batch on its own exponential back-off. A batch the LRS refuses (400, 409, 413) is split until the
+refused statements stand alone; those become dead letters (kept with the LRS's answer), their good
+neighbours are delivered. Statement ids are fixed by the solve / feedback ids, so a batch sent twice
+(a crash between send and delete) is stored once by the LRS. Feedback that itself came from an LRS
+(``source == "xapi"``) is not sent back.
 """
 
 from __future__ import annotations
@@ -23,28 +26,27 @@ import base64
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-import platformdirs
 
 from trm_modules import hookimpl
 from trm_modules.records import FeedbackEvent, SolveRecord
 
-from .xapi_statements import statement_for_feedback, statement_for_solve
+from .xapi_outbox import Clock, Outbox, Queued, utcnow
+from .xapi_statements import StatementNaming, statement_for_feedback, statement_for_solve
 
 log = logging.getLogger("trm_adapters.xapi")
 
 LRS_URL_ENV = "TRM_XAPI_LRS_URL"
 LRS_AUTH_ENV = "TRM_XAPI_LRS_AUTH"
-OUTBOX_ENV = "TRM_XAPI_OUTBOX"
 ACTIVITY_BASE_ENV = "TRM_XAPI_ACTIVITY_BASE"
-PUBLIC_URL_ENV = "TRM_PUBLIC_URL"
+HOMEPAGES_ENV = "TRM_XAPI_HOMEPAGES"
 XAPI_VERSION = "1.0.3"
+REFUSED = (400, 409, 413)
+PLUGIN_NAME = "trm-xapi-forwarder"
 
 
 def authorization_header(auth: str | None) -> str | None:
@@ -56,31 +58,38 @@ def authorization_header(auth: str | None) -> str | None:
     return "Basic " + base64.b64encode(auth.encode()).decode()
 
 
-def default_outbox_path() -> Path:
-    """``<user data dir>/xapi-outbox.jsonl``."""
-    return Path(platformdirs.user_data_dir("trm-modules", appauthor=False)) / "xapi-outbox.jsonl"
+def parse_homepages(value: str | None) -> dict[str, str]:
+    """``moodle=https://moodle.example,canvas=https://canvas.example`` → a dict (empty for None / "")."""
+    homepages = {}
+    for item in (value or "").split(","):
+        if item.strip():
+            platform, _, url = item.partition("=")
+            if not url.strip():
+                raise ValueError(f"{HOMEPAGES_ENV}: {item!r} is not platform=https://homepage")
+            homepages[platform.strip()] = url.strip()
+    return homepages
 
 
 class XapiForwarder:
-    """Sends solves and feedback to an LRS through a durable outbox file; register it as a plugin.
+    """Sends solves and feedback to an LRS through the store's durable outbox; register it as a plugin.
 
-    ``endpoint``: the LRS's xAPI base URL. ``activity_base``: IRI base of solve activities.
-    ``retry_initial_s`` / ``retry_max_s``: back-off after a failed send. ``client``: an
-    ``httpx.Client`` to use (tests); one is made otherwise.
+    ``store``: a ``trm_modules.store.Store`` (its ``xapi_outbox`` table). ``naming``: how statements
+    name learners and activities. ``retry_initial_s`` / ``retry_max_s``: per-statement back-off.
+    ``client``: an ``httpx.Client`` (tests); ``clock``: "now" (tests); ``start``: run the sender thread
+    (without it, call ``send_due``).
     """
 
-    def __init__(self, endpoint: str, *, outbox: str | os.PathLike[str] | None = None, auth: str | None = None,
-                 activity_base: str = "http://localhost:8000", batch_size: int = 50, timeout_s: float = 10.0,
-                 retry_initial_s: float = 1.0, retry_max_s: float = 60.0, fsync: bool = True,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(self, endpoint: str, store: Any, *, naming: StatementNaming | str = "http://localhost:8000",
+                 auth: str | None = None, batch_size: int = 100, timeout_s: float = 10.0,
+                 retry_initial_s: float = 1.0, retry_max_s: float = 300.0, client: httpx.Client | None = None,
+                 clock: Clock = utcnow, start: bool = True) -> None:
         self.endpoint = endpoint.rstrip("/") + "/"
-        self.outbox = Path(outbox) if outbox is not None else default_outbox_path()
-        self.rejected = self.outbox.with_name(self.outbox.name.removesuffix(".jsonl") + ".rejected.jsonl")
-        self.activity_base = activity_base
+        self.naming = naming if isinstance(naming, StatementNaming) else StatementNaming(naming)
+        store.ensure_schema()
+        self.outbox = Outbox(store.engine, clock)
         self.batch_size = batch_size
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
-        self.fsync = fsync
         self.sent = 0
         self.failures = 0
         headers = {"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"}
@@ -89,118 +98,100 @@ class XapiForwarder:
             headers["Authorization"] = authorization
         self._headers = headers
         self._client = client or httpx.Client(timeout=timeout_s)
-        self._file_lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._closed = False
-        self.outbox.parent.mkdir(parents=True, exist_ok=True)
-        self._sender = threading.Thread(target=self._run, name="trm-xapi-forwarder", daemon=True)
-        self._sender.start()
-        if self.pending():
-            self._wake.set()
+        self._sender: threading.Thread | None = None
+        if start:
+            self._sender = threading.Thread(target=self._run, name="trm-xapi-forwarder", daemon=True)
+            self._sender.start()
 
     @classmethod
-    def from_environment(cls) -> "XapiForwarder | None":
+    def from_environment(cls, store: Any, public_url: str) -> "XapiForwarder | None":
         """A forwarder configured by the ``TRM_XAPI_*`` variables, or None when no LRS URL is set."""
         endpoint = os.environ.get(LRS_URL_ENV)
         if not endpoint:
             return None
-        base = os.environ.get(ACTIVITY_BASE_ENV) or os.environ.get(PUBLIC_URL_ENV) or "http://localhost:8000"
-        return cls(endpoint, outbox=os.environ.get(OUTBOX_ENV) or None, auth=os.environ.get(LRS_AUTH_ENV),
-                   activity_base=base)
+        naming = StatementNaming(os.environ.get(ACTIVITY_BASE_ENV) or public_url,
+                                 parse_homepages(os.environ.get(HOMEPAGES_ENV)))
+        return cls(endpoint, store, naming=naming, auth=os.environ.get(LRS_AUTH_ENV))
 
     # -- observing -------------------------------------------------------------------------------
     @hookimpl
     def trm_on_solve(self, record: SolveRecord) -> None:
-        """Queue the solve's statement in the outbox."""
-        self.enqueue(statement_for_solve(record, self.activity_base))
+        """Queue the solve's statement."""
+        self.enqueue(statement_for_solve(record, self.naming))
 
     @hookimpl
     def trm_on_feedback(self, event: FeedbackEvent) -> None:
         """Queue the feedback's statement, unless the feedback came from an LRS."""
         if event.source != "xapi":
-            self.enqueue(statement_for_feedback(event, self.activity_base))
+            self.enqueue(statement_for_feedback(event, self.naming))
 
     def enqueue(self, statement: dict[str, Any]) -> None:
-        """Append ``statement`` to the outbox (durably) and wake the sender."""
-        line = json.dumps(statement, separators=(",", ":")) + "\n"
-        with self._file_lock, open(self.outbox, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
+        """Queue ``statement`` durably and wake the sender."""
+        self.outbox.add([statement])
         self._wake.set()
 
     def pending(self) -> int:
-        """Statements in the outbox, not yet accepted by the LRS."""
-        with self._file_lock:
-            return len(self._read_lines())
+        """Statements queued and not yet accepted by the LRS (dead letters excluded)."""
+        return self.outbox.pending()
 
     # -- sending ---------------------------------------------------------------------------------
-    def _read_lines(self) -> list[str]:
+    def _post(self, items: list[Queued]) -> httpx.Response:
+        body = "[" + ",".join(json.dumps(i.statement, separators=(",", ":")) for i in items) + "]"
+        return self._client.post(self.endpoint + "statements", content=body, headers=self._headers)
+
+    def _deliver(self, items: list[Queued]) -> bool:
+        """Send ``items``; False when the LRS could not take them now (they wait their back-off)."""
         try:
-            return [line for line in self.outbox.read_text("utf-8").splitlines() if line.strip()]
-        except FileNotFoundError:
-            return []
+            response = self._post(items)
+        except httpx.HTTPError as exc:
+            self.outbox.postpone(items, f"unreachable: {exc}", self.retry_initial_s, self.retry_max_s)
+            log.warning("the LRS at %s is unreachable (%s); %d statements wait", self.endpoint, exc, len(items))
+            return False
+        if response.status_code in (200, 204):
+            self.outbox.delivered([i.seq for i in items])
+            self.sent += len(items)
+            return True
+        if response.status_code in REFUSED:
+            if len(items) > 1:  # find the refused statements; their neighbours are fine
+                half = len(items) // 2
+                return self._deliver(items[:half]) & self._deliver(items[half:])
+            self.outbox.bury(items, f"{response.status_code}: {response.text[:800]}")
+            log.error("the LRS refused statement %s (%d %s); kept as a dead letter", items[0].statement.get("id"),
+                      response.status_code, response.text[:300])
+            return True
+        self.outbox.postpone(items, f"{response.status_code}: {response.text[:800]}", self.retry_initial_s,
+                             self.retry_max_s)
+        log.warning("the LRS answered %d; %d statements wait", response.status_code, len(items))
+        return False
 
-    def _drop_first(self, count: int, reject: bool) -> None:
-        with self._file_lock:
-            lines = self._read_lines()
-            if reject:
-                with open(self.rejected, "a", encoding="utf-8") as fh:
-                    fh.write("".join(line + "\n" for line in lines[:count]))
-            fd, tmp = tempfile.mkstemp(prefix=".xapi-outbox-", dir=self.outbox.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write("".join(line + "\n" for line in lines[count:]))
-                fh.flush()
-                if self.fsync:
-                    os.fsync(fh.fileno())
-            os.replace(tmp, self.outbox)
-
-    def send_pending(self) -> bool:
-        """Post the outbox batch by batch until it is empty (True) or a send fails (False)."""
+    def send_due(self) -> bool:
+        """Send every due statement, batch by batch; False if a send failed (the rest waits its back-off)."""
         while True:
-            with self._file_lock:
-                lines = self._read_lines()[: self.batch_size]
-            if not lines:
+            items = self.outbox.due(self.batch_size)
+            if not items:
                 return True
-            body = "[" + ",".join(lines) + "]"
-            try:
-                response = self._client.post(self.endpoint + "statements", content=body, headers=self._headers)
-            except httpx.HTTPError as exc:
-                log.warning("the LRS at %s is unreachable (%s); %d statements wait in %s",
-                            self.endpoint, exc, len(lines), self.outbox)
-                return False
-            if response.status_code in (200, 204):
-                self._drop_first(len(lines), reject=False)
-                self.sent += len(lines)
-            elif response.status_code in (400, 409):
-                log.error("the LRS refused %d statements (%d %s); moved to %s", len(lines), response.status_code,
-                          response.text[:300], self.rejected)
-                self._drop_first(len(lines), reject=True)
-            else:
-                log.warning("the LRS answered %d; %d statements stay in %s", response.status_code, len(lines),
-                            self.outbox)
+            if not self._deliver(items):
+                self.failures += 1
                 return False
 
     def _run(self) -> None:
-        delay = 0.0
         while not self._closed:
-            self._wake.wait(timeout=delay or None)
-            self._wake.clear()
-            if self._closed:
-                break
-            if self.send_pending():
-                delay = 0.0
-            else:
-                self.failures += 1
-                delay = min(self.retry_max_s, max(self.retry_initial_s, delay * 2))
-                self._wake.clear()
+            try:
+                self.send_due()
+                wait = self.outbox.next_due_in()
+            except Exception as exc:  # noqa: BLE001 - the store may be away; the thread must not die
+                log.error("xAPI forwarding failed: %s", exc)
+                wait = self.retry_initial_s
             with self._idle:
                 self._idle.notify_all()
+            self._wake.wait(timeout=wait)
+            self._wake.clear()
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Try to send the outbox now; True once it is empty, False if ``timeout`` passed first."""
+        """Wake the sender and wait until nothing is pending; False if ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
         while self.pending():
             if time.monotonic() >= deadline:
@@ -211,40 +202,27 @@ class XapiForwarder:
         return True
 
     def close(self) -> None:
-        """Stop the sender; what is still in the outbox is sent by the next forwarder on this file."""
+        """Stop the sender; what is still queued is sent by the next forwarder on this store."""
         self._closed = True
         self._wake.set()
-        self._sender.join(timeout=5)
+        if self._sender is not None:
+            self._sender.join(timeout=10)
         self._client.close()
 
 
-_default: XapiForwarder | None = None
-_default_lock = threading.Lock()
-_default_resolved = False
-
-
-def default_forwarder() -> XapiForwarder | None:
-    """The process's forwarder from the environment (made on first use), or None when no LRS is configured."""
-    global _default, _default_resolved
-    if not _default_resolved:
-        with _default_lock:
-            if not _default_resolved:
-                _default = XapiForwarder.from_environment()
-                _default_resolved = True
-    return _default
+@hookimpl
+def trm_startup(runtime: Any) -> None:
+    """With ``TRM_XAPI_LRS_URL`` set, forward the server's solves and feedback to that LRS."""
+    forwarder = XapiForwarder.from_environment(runtime.store, runtime.settings.public_url)
+    if forwarder is not None:
+        runtime.host.pm.register(forwarder, name=PLUGIN_NAME)
+        log.info("forwarding xAPI statements to %s", forwarder.endpoint)
 
 
 @hookimpl
-def trm_on_solve(record: SolveRecord) -> None:
-    """Forward the solve to the configured LRS (no-op without ``TRM_XAPI_LRS_URL``)."""
-    forwarder = default_forwarder()
+def trm_shutdown(runtime: Any) -> None:
+    """Stop the forwarder (its queue stays in the store)."""
+    forwarder = runtime.host.pm.get_plugin(PLUGIN_NAME)
     if forwarder is not None:
-        forwarder.trm_on_solve(record)
-
-
-@hookimpl
-def trm_on_feedback(event: FeedbackEvent) -> None:
-    """Forward the feedback to the configured LRS (no-op without ``TRM_XAPI_LRS_URL``)."""
-    forwarder = default_forwarder()
-    if forwarder is not None:
-        forwarder.trm_on_feedback(event)
+        runtime.host.pm.unregister(forwarder)
+        forwarder.close()

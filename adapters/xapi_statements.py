@@ -1,24 +1,30 @@
-"""xAPI statements (1.0.3 / 2.0) for solves and feedback, in both directions.
+"""xAPI statements (1.0.3) for solves and feedback, in both directions.
 
 Out: ``statement_for_solve`` and ``statement_for_feedback`` describe host events for an LRS.
-In: ``check_statement`` applies an LRS's checks to a statement posted to us, and
-``feedback_from_statement`` turns a statement about a solve into a ``FeedbackEvent``.
+In: ``feedback_from_statement`` reads the feedback a statement about a solve gives (the LRS,
+``trm_adapters.lrs``, validates statements and decides which ones are feedback at all).
 
 The vocabulary, fixed here:
 
 - a solve is the activity ``{base}/v1/solves/{solve_id}``; any IRI whose path ends in
   ``/solves/{solve_id}`` names that solve when it comes back in;
-- a solve goes out as *learner* ``asked`` *solve*, the module's answer in ``result.response``
-  (JSON text), its rule check in ``result.success``, steps / confidence / version / digest in
-  extensions; the module is the parent activity, the course the grouping activity;
-- feedback goes out as *learner* ``responded`` *solve*: ``correct``/``incorrect`` →
-  ``result.success``; ``rating`` → ``result.score.scaled``; ``correction`` → ``result.response``
-  holding the corrected answer as a JSON object; ``comment`` → ``result.response`` text;
-  a ``void`` is an ADL ``voided`` statement naming the voided feedback statement.
+- a solve goes out as *learner* ``asked`` *solve*: the learner as the platform identifies them
+  (the context's xAPI ``actor``, else the learner pseudonym under the platform's account
+  ``homePage``; an anonymous solve is an agent of its own), the module's answer in
+  ``result.response`` (JSON text), ``result.duration`` the time it took, the module's own rule
+  check in the context extension ``EXT_VERDICT`` (not ``result.success``: the learner did not
+  answer), ``context.registration`` (the platform's, else one per learner and activity), steps /
+  confidence / version / digest in extensions; the module is the parent activity, the course the
+  grouping activity;
+- feedback goes out as ``responded`` *solve*, referring to the solve's statement:
+  ``correct``/``incorrect`` → ``result.success``; ``rating`` → ``result.score.scaled``;
+  ``correction`` → ``result.response`` holding the corrected answer as a JSON object; ``comment`` →
+  ``result.response`` text; a ``void`` is an ADL ``voided`` statement naming the voided feedback statement;
+- every statement a server emits carries the context extension ``EXT_EMITTED_BY``.
 
-Coming in, any verb with a solve as object counts, read the same way: a JSON-object
-``result.response`` is a correction, else ``result.success`` is correct/incorrect, else
-``result.score.scaled`` is a rating, else a text response is a comment.
+Coming in, only the ``FEEDBACK_VERBS`` (``responded``, ``commented``) about a solve count, read the
+same way: a JSON-object ``result.response`` is a correction, else ``result.success`` is
+correct/incorrect, else ``result.score.scaled`` is a rating, else a text response is a comment.
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ import hashlib
 import json
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import quote
 
-from trm_modules.errors import TRMError
 from trm_modules.records import FeedbackEvent, SolveRecord
 
 VERB_ASKED = "http://adlnet.gov/expapi/verbs/asked"
@@ -55,28 +61,11 @@ EXT_FEEDBACK_KIND = EXTENSION_BASE + "feedback-kind"
 #: Context extension on every statement a trm-modules server emits (value: the server's base IRI);
 #: such statements never become feedback when an LRS sends them back.
 EXT_EMITTED_BY = EXTENSION_BASE + "emitted-by"
+#: Context extension: the module's own rule check of its answer (true / false), not the learner's result.
+EXT_VERDICT = EXTENSION_BASE + "answer-valid"
 #: Namespace of the statement ids derived from solve / feedback ids that are not UUIDs themselves.
 STATEMENT_NAMESPACE = uuid.UUID("0f1f5a52-52b4-4b38-9b0e-6f3a1d6c2f4e")
-SUPPORTED_VERSIONS = ("1.0", "2.0")
 SOLVE_IRI_PATTERN = re.compile(r"/solves/([^/?#]+)/?$")
-
-
-class XapiStatementError(TRMError, ValueError):
-    """A statement posted to us is not valid xAPI; ``pointer`` locates the problem in the request body."""
-
-    def __init__(self, message: str, pointer: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.pointer = pointer
-
-
-def check_version_header(value: str | None) -> str:
-    """The ``X-Experience-API-Version`` a client sent, if we speak it (1.0.x or 2.0.x)."""
-    if not value:
-        raise XapiStatementError("the X-Experience-API-Version header is required (e.g. 1.0.3 or 2.0.0)")
-    if not value.strip().startswith(SUPPORTED_VERSIONS):
-        raise XapiStatementError(f"xAPI version {value!r} is not supported; send 1.0.x or 2.0.x")
-    return value.strip()
 
 
 def solve_activity_iri(base: str, solve_id: str) -> str:
@@ -104,8 +93,55 @@ def _iri_or_under(base: str, kind: str, value: str) -> str:
     return value if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", value) else f"{base.rstrip('/')}/{kind}/{quote(value, safe='')}"
 
 
-def _agent(base: str, pseudonym: str | None) -> dict[str, Any]:
-    return {"objectType": "Agent", "account": {"homePage": base.rstrip("/"), "name": pseudonym or "anonymous"}}
+@dataclass(frozen=True)
+class StatementNaming:
+    """How outbound statements name things. ``base``: the server's public URL (solve and module IRIs);
+    ``homepages``: each platform's account ``homePage`` (``{"moodle": "https://moodle.school.example"}``),
+    under which the platform's learner pseudonyms are the account names its LRS already knows."""
+
+    base: str
+    homepages: Mapping[str, str] = field(default_factory=dict)
+
+    def homepage(self, platform: str | None) -> str:
+        """The account homePage of ``platform``'s learners: configured, else the platform if it is a URL,
+        else a page of this server naming the platform (an LRS can still tell platforms apart)."""
+        if platform and platform in self.homepages:
+            return self.homepages[platform]
+        if platform and re.match(r"^https?://", platform):
+            return platform
+        return f"{self.base.rstrip('/')}/platforms/{quote(platform or 'default', safe='')}"
+
+
+def _naming(naming: "StatementNaming | str") -> StatementNaming:
+    return naming if isinstance(naming, StatementNaming) else StatementNaming(naming)
+
+
+def learner_agent(context: Any, solve_id: str, naming: StatementNaming) -> dict[str, Any]:
+    """The learner of a solve as the platform identifies them: the context's xAPI actor, else its learner
+    pseudonym under the platform's homePage; an anonymous solve is an agent of its own (never shared)."""
+    if context.actor:
+        return {"objectType": "Agent", **context.actor}
+    if context.learner:
+        return {"objectType": "Agent", "account": {"homePage": naming.homepage(context.platform),
+                                                   "name": context.learner}}
+    return {"objectType": "Agent", "account": {"homePage": f"{naming.base.rstrip('/')}/anonymous",
+                                               "name": f"solve-{solve_id}"}}
+
+
+def registration_of(record: SolveRecord) -> str:
+    """The solve's xAPI registration: the one the platform passed, else one per (platform, course,
+    activity, learner) (an anonymous solve: one per solve)."""
+    context = record.context
+    if context.registration:
+        return str(uuid.UUID(context.registration))
+    who = json.dumps(context.actor, sort_keys=True) if context.actor else context.learner
+    key = f"{context.platform}|{context.course}|{context.activity}|{who}" if who else f"solve:{record.id}"
+    return str(uuid.uuid5(STATEMENT_NAMESPACE, "registration:" + key))
+
+
+def iso_duration(milliseconds: float) -> str:
+    """``PT0.012S``: an ISO 8601 duration (xAPI ``result.duration``)."""
+    return f"PT{max(milliseconds, 0.0) / 1000:.3f}S"
 
 
 def _timestamp(moment: datetime) -> str:
@@ -114,31 +150,41 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def statement_for_solve(record: SolveRecord, base: str) -> dict[str, Any]:
-    """The xAPI statement telling an LRS that ``record``'s learner asked a module for a solution."""
+def statement_for_solve(record: SolveRecord, naming: "StatementNaming | str") -> dict[str, Any]:
+    """The xAPI statement telling an LRS that ``record``'s learner asked a module for a solution.
+
+    The module's own rule check of its answer is a context extension (``EXT_VERDICT``), not the
+    learner's ``result.success``: the learner did not answer, the module did.
+    """
+    naming = _naming(naming)
+    base = naming.base.rstrip("/")
     context = record.context
     result: dict[str, Any] = {
         "response": json.dumps(record.output, separators=(",", ":")) if record.output is not None else "",
+        "duration": iso_duration(record.latency_ms),
         "extensions": {EXT_STEPS: record.steps, EXT_CONFIDENCE: record.confidence, EXT_LATENCY_MS: record.latency_ms},
     }
+    extensions: dict[str, Any] = {EXT_MODULE: record.module, EXT_VERSION: record.version, EXT_DIGEST: record.digest,
+                                  EXT_EMITTED_BY: base}
     if record.valid is not None:
-        result["success"] = record.valid
+        extensions[EXT_VERDICT] = record.valid
     xapi_context: dict[str, Any] = {
-        "contextActivities": {"parent": [{"objectType": "Activity", "id": f"{base.rstrip('/')}/v1/modules/{quote(record.module, safe='')}",
+        "registration": registration_of(record),
+        "contextActivities": {"parent": [{"objectType": "Activity", "id": f"{base}/v1/modules/{quote(record.module, safe='')}",
                                           "definition": {"type": ACTIVITY_TYPE_MODULE,
                                                          "name": {"en-US": record.module}}}]},
-        "extensions": {EXT_MODULE: record.module, EXT_VERSION: record.version, EXT_DIGEST: record.digest},
+        "extensions": extensions,
     }
     if context.course:
         xapi_context["contextActivities"]["grouping"] = [{"objectType": "Activity",
                                                           "id": _iri_or_under(base, "courses", context.course)}]
     if context.activity:
-        xapi_context["extensions"][EXT_ACTIVITY] = context.activity
+        extensions[EXT_ACTIVITY] = context.activity
     if context.platform:
         xapi_context["platform"] = context.platform
     return {
         "id": statement_id_for("solve", record.id),
-        "actor": _agent(base, context.learner),
+        "actor": learner_agent(context, record.id, naming),
         "verb": {"id": VERB_ASKED, "display": {"en-US": "asked"}},
         "object": {"objectType": "Activity", "id": solve_activity_iri(base, record.id),
                    "definition": {"type": ACTIVITY_TYPE_INTERACTION, "name": {"en-US": f"{record.module} solve"},
@@ -149,10 +195,20 @@ def statement_for_solve(record: SolveRecord, base: str) -> dict[str, Any]:
     }
 
 
-def statement_for_feedback(event: FeedbackEvent, base: str) -> dict[str, Any]:
-    """The xAPI statement of one feedback event (a ``voided`` statement for a retraction)."""
-    statement: dict[str, Any] = {"id": statement_id_for("feedback", event.id), "actor": _agent(base, event.actor),
-                                 "timestamp": _timestamp(event.created_at)}
+def statement_for_feedback(event: FeedbackEvent, naming: "StatementNaming | str") -> dict[str, Any]:
+    """The xAPI statement of one feedback event (a ``voided`` statement for a retraction).
+
+    It refers to the solve's ``asked`` statement (``context.statement``) and carries ``EXT_EMITTED_BY``.
+    """
+    naming = _naming(naming)
+    base = naming.base.rstrip("/")
+    who = event.actor or f"feedback-{event.id}"
+    statement: dict[str, Any] = {
+        "id": statement_id_for("feedback", event.id),
+        "actor": {"objectType": "Agent", "account": {"homePage": naming.homepage(None), "name": who}},
+        "timestamp": _timestamp(event.created_at),
+        "context": {"extensions": {EXT_EMITTED_BY: base}},
+    }
     if event.kind == "void":
         statement["verb"] = {"id": VERB_VOIDED, "display": {"en-US": "voided"}}
         statement["object"] = {"objectType": "StatementRef", "id": statement_id_for("feedback", event.voids or "")}
@@ -170,40 +226,8 @@ def statement_for_feedback(event: FeedbackEvent, base: str) -> dict[str, Any]:
     statement["verb"] = {"id": VERB_RESPONDED, "display": {"en-US": "responded"}}
     statement["object"] = {"objectType": "Activity", "id": solve_activity_iri(base, event.solve_id)}
     statement["result"] = result
+    statement["context"]["statement"] = {"objectType": "StatementRef", "id": statement_id_for("solve", event.solve_id)}
     return statement
-
-
-def check_statement(statement: Any, pointer: str = "") -> dict[str, Any]:
-    """An LRS's checks on one incoming statement; returns it with an ``id`` (assigned if absent).
-
-    Raises ``XapiStatementError`` naming the offending part (``pointer`` prefixes its location).
-    """
-    if not isinstance(statement, dict):
-        raise XapiStatementError("a statement must be a JSON object", pointer)
-    for part in ("actor", "verb", "object"):
-        if not isinstance(statement.get(part), dict):
-            raise XapiStatementError(f"a statement needs an {part!r} object", f"{pointer}/{part}")
-    if not isinstance(statement["verb"].get("id"), str) or ":" not in statement["verb"]["id"]:
-        raise XapiStatementError("verb.id must be an IRI", f"{pointer}/verb/id")
-    target = statement["object"]
-    if target.get("objectType", "Activity") in ("Activity", "StatementRef") and not isinstance(target.get("id"), str):
-        raise XapiStatementError("object.id must be a string (an IRI, or a statement id for a StatementRef)",
-                                 f"{pointer}/object/id")
-    checked = dict(statement)
-    if "id" in checked:
-        try:
-            checked["id"] = str(uuid.UUID(str(checked["id"])))
-        except ValueError:
-            raise XapiStatementError(f"statement id {checked['id']!r} is not a UUID", f"{pointer}/id") from None
-    else:
-        checked["id"] = str(uuid.uuid4())
-    result = checked.get("result")
-    if result is not None and not isinstance(result, dict):
-        raise XapiStatementError("result must be an object", f"{pointer}/result")
-    scaled = (result or {}).get("score", {}).get("scaled") if isinstance((result or {}).get("score"), dict) else None
-    if scaled is not None and (not isinstance(scaled, (int, float)) or isinstance(scaled, bool) or not -1 <= scaled <= 1):
-        raise XapiStatementError("result.score.scaled must be a number within [-1, 1]", f"{pointer}/result/score/scaled")
-    return checked
 
 
 def actor_pseudonym(actor: dict[str, Any]) -> str | None:

@@ -1,4 +1,4 @@
-"""xAPI in (the server as an LRS for statements about solves) and out (the forwarder with its outbox)."""
+"""xAPI in (statements about solves that become feedback) and out (the forwarder and its outbox in the store)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from test_server_fixtures import MODULE, puzzle, served
 from trm_adapters.xapi import XapiForwarder
-from trm_adapters.xapi_statements import (feedback_from_statement, solve_activity_iri, statement_for_feedback,
-                                          statement_for_solve)
+from trm_adapters.xapi_statements import (EXT_EMITTED_BY, EXT_VERDICT, StatementNaming, feedback_from_statement,
+                                          solve_activity_iri, statement_for_feedback, statement_for_solve)
 from trm_modules.records import FeedbackEvent, SolveRecord
 from trm_modules.server import create_app
 from trm_modules.store.models import Feedback
@@ -171,6 +171,9 @@ def test_solve_token_may_not_post_statements(server):
 
 
 # ------------------------------------------------------------------------------------ mapping
+NAMING = StatementNaming("https://trm.example", {"lms": "https://lms.example"})
+
+
 def solve_record(**overrides) -> SolveRecord:
     fields = dict(id="s-1", module=MODULE, version="1.0.0", digest="sha256:" + "0" * 64, input=puzzle(),
                   output={"grid": [[1]]}, steps=3, confidence=0.9, valid=True, latency_ms=4.0, device="cpu",
@@ -178,13 +181,42 @@ def solve_record(**overrides) -> SolveRecord:
     return SolveRecord(**{**fields, **overrides})
 
 
-def test_solve_statement_names_the_solve_activity_the_learner_and_the_answering_version():
-    sent = statement_for_solve(solve_record(), "https://trm.example")
+def test_solve_statement_names_the_learner_as_the_platform_knows_them_and_the_answering_version():
+    sent = statement_for_solve(solve_record(), NAMING)
     assert sent["object"]["id"] == "https://trm.example/v1/solves/s-1"
-    assert sent["actor"]["account"]["name"] == "p-7" and sent["result"]["success"] is True
+    assert sent["actor"]["account"] == {"homePage": "https://lms.example", "name": "p-7"}
     assert json.loads(sent["result"]["response"]) == {"grid": [[1]]}
     assert sent["context"]["extensions"]["tag:trm-modules,2025:xapi/version"] == "1.0.0"
     uuid.UUID(sent["id"])
+
+
+def test_the_modules_verdict_is_a_context_extension_not_the_learners_result():
+    sent = statement_for_solve(solve_record(valid=False), NAMING)
+    assert "success" not in sent["result"] and sent["context"]["extensions"][EXT_VERDICT] is False
+
+
+def test_a_solve_statement_carries_a_registration_a_duration_and_the_emitted_by_mark():
+    sent = statement_for_solve(solve_record(latency_ms=12.5), NAMING)
+    assert sent["result"]["duration"] == "PT0.013S" or sent["result"]["duration"] == "PT0.012S"
+    assert uuid.UUID(sent["context"]["registration"])
+    assert sent["context"]["extensions"][EXT_EMITTED_BY] == "https://trm.example"
+    again = statement_for_solve(solve_record(id="s-2"), NAMING)
+    assert again["context"]["registration"] == sent["context"]["registration"]  # one attempt per learner+activity
+
+
+def test_the_actor_and_registration_passed_in_the_solve_context_are_the_statements():
+    actor = {"account": {"homePage": "https://cmi5.example", "name": "u-17"}}
+    registration = str(uuid.uuid4())
+    context = {"platform": "lms", "learner": "p-7", "actor": actor, "registration": registration}
+    sent = statement_for_solve(solve_record(context=context), NAMING)
+    assert sent["actor"] == {"objectType": "Agent", **actor} and sent["context"]["registration"] == registration
+
+
+def test_anonymous_solves_are_distinct_agents():
+    first = statement_for_solve(solve_record(id="a-1", context={"platform": "lms"}), NAMING)
+    second = statement_for_solve(solve_record(id="a-2", context={"platform": "lms"}), NAMING)
+    assert first["actor"] != second["actor"]
+    assert first["context"]["registration"] != second["context"]["registration"]
 
 
 @pytest.mark.parametrize("kind, value, corrected", [("correct", None, None), ("incorrect", 0.0, None),
@@ -193,18 +225,18 @@ def test_solve_statement_names_the_solve_activity_the_learner_and_the_answering_
 def test_forwarded_feedback_reads_back_as_the_same_feedback(kind, value, corrected):
     event = FeedbackEvent(id=str(uuid.uuid4()), solve_id="s-1", kind=kind, value=value, corrected_output=corrected,
                           actor="p-7")
-    back = feedback_from_statement(statement_for_feedback(event, "https://trm.example"))
+    back = feedback_from_statement(statement_for_feedback(event, NAMING))
     assert (back.id, back.solve_id, back.kind, back.corrected_output, back.actor, back.source) == (
         event.id, "s-1", kind, corrected, "p-7", "xapi")
 
 
 # ---------------------------------------------------------------------------------- forwarder
-class FlakyLrs:
-    """An LRS (httpx mock transport) that answers 503 while ``down`` and stores statements otherwise."""
+class CaptureLrs:
+    """An LRS (httpx mock transport): 503 while ``down``; refuses statements whose id is in ``refuse``."""
 
-    def __init__(self, status_when_up: int = 200) -> None:
-        self.down = True
-        self.status_when_up = status_when_up
+    def __init__(self, down: bool = False) -> None:
+        self.down = down
+        self.refuse: set[str] = set()
         self.received: list[dict] = []
         self.requests = 0
 
@@ -214,77 +246,156 @@ class FlakyLrs:
         if self.down:
             return httpx.Response(503)
         batch = json.loads(request.content)
-        if self.status_when_up == 200:
-            self.received.extend(batch)
-        return httpx.Response(self.status_when_up, json=[s["id"] for s in batch])
+        if any(s["id"] in self.refuse for s in batch):
+            return httpx.Response(400, json={"detail": "refused"})
+        self.received.extend(batch)
+        return httpx.Response(200, json=[s["id"] for s in batch])
 
 
-def forwarder(tmp_path, lrs: FlakyLrs) -> XapiForwarder:
-    return XapiForwarder("https://lrs.example/xapi/", outbox=tmp_path / "outbox.jsonl", auth="key:secret",
-                         activity_base="https://trm.example", retry_initial_s=0.05, retry_max_s=0.1,
-                         client=httpx.Client(transport=httpx.MockTransport(lrs)))
+class FakeClock:
+    def __init__(self) -> None:
+        from datetime import datetime, timezone
+
+        self.now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
 
 
-def test_statements_wait_in_the_outbox_while_the_lrs_is_down_and_arrive_once_it_is_back(tmp_path):
-    lrs = FlakyLrs()
-    sender = forwarder(tmp_path, lrs)
-    try:
-        sender.trm_on_solve(solve_record())
-        sender.trm_on_feedback(FeedbackEvent(solve_id="s-1", kind="correct"))
-        assert not sender.flush(timeout=0.3) and sender.pending() == 2 and lrs.requests >= 1
-        lrs.down = False
-        assert sender.flush(timeout=5)
-    finally:
-        sender.close()
+def forwarder(store, lrs: CaptureLrs, clock=None, start: bool = False) -> XapiForwarder:
+    from trm_adapters.xapi_outbox import utcnow
+
+    return XapiForwarder("https://lrs.example/xapi/", store, naming=NAMING, auth="key:secret", batch_size=4,
+                         retry_initial_s=10, retry_max_s=60, client=httpx.Client(transport=httpx.MockTransport(lrs)),
+                         clock=clock or utcnow, start=start)
+
+
+@pytest.fixture
+def store(tmp_path):
+    from trm_modules.store import Store
+
+    store = Store(str(tmp_path / "store.sqlite3"))
+    yield store
+    store.close()
+
+
+def test_while_the_lrs_is_down_each_statement_waits_its_back_off_and_arrives_once_it_is_back(store):
+    lrs, clock = CaptureLrs(down=True), FakeClock()
+    sender = forwarder(store, lrs, clock)
+    sender.trm_on_solve(solve_record())
+    sender.trm_on_feedback(FeedbackEvent(solve_id="s-1", kind="correct"))
+    assert not sender.send_due() and lrs.requests == 1 and sender.pending() == 2
+    assert sender.send_due() and lrs.requests == 1  # nothing is due before its back-off (10 s) ends
+    clock.advance(10)
+    assert not sender.send_due() and lrs.requests == 2  # second failure: 20 s now
+    lrs.down = False
+    clock.advance(19)
+    assert sender.send_due() and lrs.received == []
+    clock.advance(1)
+    assert sender.send_due() and sender.pending() == 0
     assert [s["verb"]["id"].rsplit("/", 1)[1] for s in lrs.received] == ["asked", "responded"]
-    assert (tmp_path / "outbox.jsonl").read_text() == ""
 
 
-def test_outbox_left_by_a_stopped_forwarder_is_sent_by_the_next_one(tmp_path):
-    lrs = FlakyLrs()
-    first = forwarder(tmp_path, lrs)
+def test_a_refused_statement_becomes_a_dead_letter_and_its_batch_neighbours_are_delivered(store):
+    lrs = CaptureLrs()
+    sender = forwarder(store, lrs)
+    records = [solve_record(id=f"s-{i}") for i in range(4)]
+    statements = [statement_for_solve(r, NAMING) for r in records]
+    lrs.refuse = {statements[2]["id"]}
+    for record in records:
+        sender.trm_on_solve(record)
+    assert sender.send_due()
+    assert [s["id"] for s in lrs.received] == [statements[i]["id"] for i in (0, 1, 3)]
+    dead = sender.outbox.dead_letters()
+    assert [d.statement["id"] for d in dead] == [statements[2]["id"]] and dead[0].error.startswith("400")
+    assert sender.pending() == 0
+
+
+def test_the_queue_left_by_a_stopped_forwarder_is_sent_by_the_next_one(store):
+    lrs = CaptureLrs(down=True)
+    first = forwarder(store, lrs)
     first.trm_on_solve(solve_record())
     first.close()
     lrs.down = False
-    second = forwarder(tmp_path, lrs)
+    second = forwarder(store, lrs, start=True)
     try:
-        assert second.flush(timeout=5) and len(lrs.received) == 1
+        assert second.flush(timeout=30) and len(lrs.received) == 1
     finally:
         second.close()
 
 
-def test_feedback_that_came_from_an_lrs_is_not_sent_back(tmp_path):
-    lrs = FlakyLrs()
-    sender = forwarder(tmp_path, lrs)
-    try:
-        sender.trm_on_feedback(FeedbackEvent(solve_id="s-1", kind="correct", source="xapi"))
-        assert sender.pending() == 0
-    finally:
-        sender.close()
+def test_feedback_that_came_from_an_lrs_is_not_sent_back(store):
+    sender = forwarder(store, CaptureLrs())
+    sender.trm_on_feedback(FeedbackEvent(solve_id="s-1", kind="correct", source="xapi"))
+    assert sender.pending() == 0
 
 
-def test_statements_the_lrs_refuses_move_to_the_rejected_file(tmp_path):
-    lrs = FlakyLrs(status_when_up=400)
-    lrs.down = False
-    sender = forwarder(tmp_path, lrs)
-    try:
-        sender.trm_on_solve(solve_record())
-        assert sender.flush(timeout=5)
-    finally:
-        sender.close()
-    assert len((tmp_path / "outbox.rejected.jsonl").read_text().splitlines()) == 1
-
-
-def test_forwarder_registered_on_a_server_sends_each_solve_with_the_server_solve_iri(tmp_path):
-    lrs = FlakyLrs()
-    lrs.down = False
+def test_the_server_starts_a_forwarder_when_an_lrs_is_configured(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRM_XAPI_LRS_URL", "http://127.0.0.1:9/xapi/")
     with served(tmp_path) as s:
-        sender = forwarder(tmp_path, lrs)
-        s.runtime.host.pm.register(sender, name="xapi-test-forwarder")
+        assert s.runtime.host.pm.get_plugin("trm-xapi-forwarder") is not None
+
+
+def test_the_servers_own_statements_posted_back_leave_feedback_and_accuracy_unchanged(tmp_path):
+    """Loop-back: an LRS that forwards every statement (the server's own among them) back to /xapi."""
+    from trm_modules.store import module_stats
+
+    lrs = CaptureLrs()
+    with served(tmp_path) as s:
+        sender = forwarder(s.runtime.store, lrs, start=True)
+        sender.naming = StatementNaming("http://testserver")
+        s.runtime.host.pm.register(sender, name="xapi-loopback-forwarder")
         try:
-            solve_id = solve_id_of(s)
+            solve_ids = [solve_id_of(s) for _ in range(3)]
+            for solve_id in solve_ids:
+                s.client.post("/v1/feedback", json={"solve_id": solve_id, "kind": "correct"}, headers=s.auth("feedback"))
             s.runtime.host.flush()
-            assert sender.flush(timeout=5)
+            assert sender.flush(timeout=30)
+            s.runtime.recorder.flush(10)
+            before = module_stats(s.runtime.store, MODULE).overall
+            with s.runtime.store.session() as session:
+                feedback_before = session.scalar(select(func.count()).select_from(Feedback))
+            assert len(lrs.received) == 6
+            response = post(s, lrs.received)
+            assert response.status_code == 200, response.text
+            s.runtime.host.flush()
+            s.runtime.recorder.flush(10)
+            with s.runtime.store.session() as session:
+                assert session.scalar(select(func.count()).select_from(Feedback)) == feedback_before
+            assert module_stats(s.runtime.store, MODULE).overall == before
         finally:
+            s.runtime.host.pm.unregister(sender)
             sender.close()
-    assert [st["object"]["id"] for st in lrs.received] == [f"https://trm.example/v1/solves/{solve_id}"]
+
+
+def test_a_feedback_verb_about_a_solve_without_the_servers_mark_is_feedback(server):
+    solve_id = solve_id_of(server)
+    sent = statement(solve_activity_iri("http://testserver", solve_id), success=False)
+    post(server, sent)
+    assert feedback_count(server, [sent["id"]]) == 1
+
+
+def test_a_statement_about_a_solve_with_another_verb_is_not_feedback(server):
+    solve_id = solve_id_of(server)
+    sent = statement(solve_activity_iri("http://testserver", solve_id), success=False)
+    sent["verb"] = {"id": "http://adlnet.gov/expapi/verbs/asked"}
+    post(server, sent)
+    assert feedback_count(server, [sent["id"]]) == 0
+
+
+def test_the_migration_creates_exactly_the_outbox_table(store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from trm_adapters.xapi_outbox import metadata
+
+    store.ensure_schema()
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={
+            "include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables})
+        assert compare_metadata(context, metadata) == []

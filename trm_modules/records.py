@@ -87,8 +87,31 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+AGENT_IDENTIFIERS = ("mbox", "mbox_sha1sum", "openid", "account")
+
+
+def _check_actor(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    present = [key for key in AGENT_IDENTIFIERS if key in value]
+    if len(present) != 1:
+        raise ValueError(f"actor must be an xAPI Agent with exactly one of {', '.join(AGENT_IDENTIFIERS)}; "
+                         f"it has {', '.join(present) or 'none'}")
+    return _check_document(value)
+
+
+def _check_uuid(value: str | None) -> str | None:
+    if value is not None:
+        uuid.UUID(value)
+    return value
+
+
 class SolveContext(BaseModel):
-    """Where a solve came from. ``learner`` is a pseudonym chosen by the platform, never a raw identity."""
+    """Where a solve came from. ``learner`` is a pseudonym chosen by the platform, never a raw identity.
+
+    ``actor`` (an xAPI Agent, e.g. the account a cmi5 launch names) and ``registration`` (an xAPI
+    registration UUID) are passed through to the statements sent to a learning record store.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +119,11 @@ class SolveContext(BaseModel):
     course: Text | None = Field(None, max_length=NAME_MAX)
     activity: Text | None = Field(None, max_length=NAME_MAX)
     learner: Text | None = Field(None, max_length=NAME_MAX, description="Learner pseudonym (opaque to trm-modules).")
+    actor: Annotated[dict[str, Any], AfterValidator(_check_actor)] | None = Field(
+        None, description="The learner as an xAPI Agent, as the platform identifies them to its LRS "
+                          "(e.g. {\"account\": {\"homePage\": \"https://lms.example\", \"name\": \"u-17\"}}).")
+    registration: Annotated[str, AfterValidator(_check_uuid)] | None = Field(
+        None, description="The xAPI registration (UUID) of the learner's attempt, e.g. from a cmi5 launch.")
 
 
 class SolveRecord(BaseModel):
