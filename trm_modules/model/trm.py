@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -313,14 +313,17 @@ class TRM(nn.Module):
         max_steps: int | None = None,
         halt: bool = True,
         answer_table: torch.Tensor | None = None,
+        step: Callable[[torch.Tensor, Carry], StepOutput] | None = None,
     ) -> Solution:
         """Answer a batch, with early halting.
 
         With ``halt=True`` an example stops at the first step where ``q_halt > 0`` and leaves the
         batch, so later steps only compute the rows still running. With ``halt=False`` every
         example runs ``max_steps`` steps, as in the authors' evaluation. ``answer_table`` constrains
-        each answer token to those the input allows at its cell (``constrained_argmax``).
+        each answer token to those the input allows at its cell (``constrained_argmax``). ``step``
+        computes one supervision step in place of ``deep_recursion`` (``onnx_step.OnnxStep``).
         """
+        run_step = step or self.deep_recursion
         max_steps = max_steps or self.config.halt_max_steps
         B = tokens.shape[0]
         device = tokens.device
@@ -333,7 +336,7 @@ class TRM(nn.Module):
         confidence = torch.zeros(B, dtype=torch.float32, device=device)
         rows = torch.arange(B, device=device)  # original index of each running row
         for step in range(1, max_steps + 1):
-            out = self.deep_recursion(x, carry)
+            out = run_step(x, carry)
             answer[rows] = constrained_argmax(out.logits, tokens, answer_table)
             steps[rows] = step
             confidence[rows] = torch.sigmoid(out.q_halt)
