@@ -154,7 +154,6 @@ def lti_router() -> APIRouter:
     def config(request: Request) -> dict[str, str]:
         return tool_urls(_runtime(request).settings.public_url)
 
-    @router.api_route("/lti/login", methods=["GET", "POST"], summary="OIDC third-party login initiation")
     async def login(request: Request) -> RedirectResponse:
         params = await _params(request)
         missing = [name for name in ("iss", "login_hint", "target_link_uri") if not params.get(name)]
@@ -174,6 +173,10 @@ def lti_router() -> APIRouter:
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if urlsplit(platform.auth_login_url).query else "?"
         return RedirectResponse(f"{platform.auth_login_url}{separator}{urlencode(query)}", status_code=302)
+
+    for method in ("GET", "POST"):  # OIDC allows both; one operation id each
+        router.add_api_route("/lti/login", login, methods=[method], operation_id=f"lti_login_{method.lower()}",
+                             summary="OIDC third-party login initiation")
 
     @router.post("/lti/launch", response_class=HTMLResponse, summary="Launch (resource link or deep linking)")
     async def launch(request: Request) -> HTMLResponse:

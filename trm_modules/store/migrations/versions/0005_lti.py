@@ -1,5 +1,5 @@
 """LTI 1.3 tool: platform registrations, the tool's signing keys, login states, used nonces, launches
-(read and written by the LTI adapter, ``trm_adapters.lti.storage``).
+(read and written by the LTI adapter, adapters/lti/storage.py).
 
 Revision ID: 0005_lti
 Revises: 0004_xapi_lrs
