@@ -1,5 +1,5 @@
 """LTI state in the server's store: platform registrations, the tool's signing keys, login states,
-used nonces and launches (tables of migration ``0005_lti``; shared by every replica on one database)."""
+used nonces and launches (tables of migration ``0006_lti``; shared by every replica on one database)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """LTI 1.3 tool: platform registrations, the tool's signing keys, login states, used nonces, launches
 (read and written by the LTI adapter, adapters/lti/storage.py).
 
-Revision ID: 0005_lti
-Revises: 0004_xapi_lrs
+Revision ID: 0006_lti
+Revises: 0005_xapi_outbox
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_lti"
-down_revision = "0004_xapi_lrs"
+revision = "0006_lti"
+down_revision = "0005_xapi_outbox"
 branch_labels = None
 depends_on = None
 
