@@ -2,9 +2,12 @@
 
 Wire format: input ``{"grid": ["#.S..", ...]}`` with ``#`` wall, ``.`` open, ``S`` start and
 ``G`` goal (exactly one each); output the same rows with ``o`` on the path cells between S and G.
-Tokens follow the authors' Maze dataset: pad 0, wall 1, open 2, S 3, G 4, path 5 (vocab 6,
-sequence k² in row-major order). An answer is valid when its path is a shortest S→G path through
-open cells and nothing else changed; it need not be the one a solver would print.
+A codec of size k answers every maze of 4..k rows of 4..k cells each (all rows equal); a smaller
+maze sits in the top-left corner of the k×k token grid and the rest is wall, which no path crosses,
+so the padding changes no answer. Tokens follow the authors' Maze dataset: pad 0, wall 1, open 2,
+S 3, G 4, path 5 (vocab 6, sequence k² in row-major order). An answer is valid when its path is a
+shortest S→G path through open cells and nothing else changed; it need not be the one a solver
+would print.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from trm_modules.codec import Json, TaskCodec
 from trm_modules.errors import CodecError
 from trm_modules import hookimpl
 
-from .maze_generator import carved_maze, make_shortest_path_unique, open_maze, place_start_and_goal, \
+from .maze_generator import carved_maze, clear_rooms, make_shortest_path_unique, open_maze, place_start_and_goal, \
     place_start_and_goal_at_random, shortest_path, shortest_path_counts
 from .schema_validation import compile_schema, validate_document
 
@@ -50,7 +53,7 @@ def _range(value: float | tuple[float, float] | list[float], name: str) -> tuple
 
 
 class MazeCodec(TaskCodec):
-    """Mazes of ``size``×``size`` cells (4..64)."""
+    """Mazes of up to ``size``×``size`` cells (4..64); smaller ones are padded with wall."""
 
     name = "maze"
 
@@ -91,12 +94,13 @@ class MazeCodec(TaskCodec):
             "properties": {
                 "grid": {
                     "type": "array",
-                    "description": "rows of the maze, one character per cell; exactly one S and one G",
-                    "minItems": k,
+                    "description": f"rows of the maze ({MIN_SIZE} to {k}, all of one length, {MIN_SIZE} to {k} "
+                                   "cells), one character per cell; exactly one S and one G",
+                    "minItems": MIN_SIZE,
                     "maxItems": k,
                     "items": {
                         "type": "string",
-                        "allOf": [{"pattern": f"^[{symbols}]{{{k}}}$"},
+                        "allOf": [{"pattern": f"^[{symbols}]{{{MIN_SIZE},{k}}}$"},
                                   {"pattern": "^[^S]*S?[^S]*$"},
                                   {"pattern": "^[^G]*G?[^G]*$"}],
                     },
@@ -106,26 +110,40 @@ class MazeCodec(TaskCodec):
         }
 
     def input_schema(self) -> Json:
-        """k strings of k characters from ``#.SG``, with exactly one S and one G."""
+        """4..k strings of 4..k characters from ``#.SG``, with exactly one S and one G."""
         return self._schema(r"#.SG", f"Maze {self.size}x{self.size}")
 
     def output_schema(self) -> Json:
         """The input rows with ``o`` marking the path cells."""
         return self._schema(r"#.SGo", f"Maze {self.size}x{self.size} with its path")
 
-    def _tokens(self, data: Json) -> np.ndarray:
-        raw = np.frombuffer("".join(data["grid"]).encode("ascii"), dtype=np.uint8)
-        return _TOKEN_OF_BYTE[raw]
+    def _tokens(self, data: Json, what: str) -> np.ndarray:
+        """The k² tokens of a (possibly smaller) grid: its cells top-left, wall everywhere else."""
+        rows = data["grid"]
+        width = len(rows[0])
+        for index, row in enumerate(rows):
+            if len(row) != width:
+                raise CodecError(f"{what} rows must all have one length: row {index} has {len(row)} cells, "
+                                 f"row 0 has {width}", f"/grid/{index}")
+        canvas = np.full((self.size, self.size), WALL, dtype=np.int64)
+        raw = np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8)
+        canvas[:len(rows), :width] = _TOKEN_OF_BYTE[raw].reshape(len(rows), width)
+        return canvas.reshape(-1)
+
+    @staticmethod
+    def shape_of(data: Json) -> tuple[int, int]:
+        """(rows, cells per row) of a grid document."""
+        return len(data["grid"]), len(data["grid"][0])
 
     def validate_input(self, data_in: Json) -> np.ndarray:
         """The maze as k² tokens; ``CodecError`` at the offending row otherwise."""
         validate_document(self._input_validator, data_in, f"{self._what} input")
-        return self._tokens(data_in)
+        return self._tokens(data_in, f"{self._what} input")
 
     def validate_output(self, data_out: Json) -> np.ndarray:
         """The answer as k² tokens; ``CodecError`` at the offending row otherwise."""
         validate_document(self._output_validator, data_out, f"{self._what} output")
-        return self._tokens(data_out)
+        return self._tokens(data_out, f"{self._what} output")
 
     def encode_input(self, data: Json) -> np.ndarray:
         """Tokens of a maze: # → 1, . → 2, S → 3, G → 4."""
@@ -136,17 +154,19 @@ class MazeCodec(TaskCodec):
         return self.validate_output(data)
 
     def decode_output(self, tokens: np.ndarray, data_in: Json) -> Json:
-        """The grid the model wrote; ``CodecError`` at the first cell holding the pad token."""
+        """The grid the model wrote, cut to the input's shape (the whole k×k grid when ``data_in`` has
+        none); ``CodecError`` at the first cell holding the pad token."""
         tokens = np.asarray(tokens).reshape(-1)
         if tokens.shape[0] != self.seq_len:
             raise CodecError(f"{self._what} answer needs {self.seq_len} tokens, got {tokens.shape[0]}", "/grid")
-        bad = np.flatnonzero((tokens < 1) | (tokens >= len(SYMBOLS)))
+        rows, cols = self.shape_of(data_in) if data_in.get("grid") else (self.size, self.size)
+        grid = tokens.reshape(self.size, self.size)[:rows, :cols]
+        bad = np.argwhere((grid < 1) | (grid >= len(SYMBOLS)))
         if bad.size:
-            cell = int(bad[0])
-            raise CodecError(f"model output token {int(tokens[cell])} is not a maze symbol (expected 1..5)",
-                             f"/grid/{cell // self.size}")
-        text = _SYMBOL_OF_TOKEN[tokens.astype(np.intp)].tobytes().decode("ascii")
-        return {"grid": [text[r * self.size:(r + 1) * self.size] for r in range(self.size)]}
+            row, col = (int(v) for v in bad[0])
+            raise CodecError(f"model output token {int(grid[row, col])} is not a maze symbol (expected 1..5)",
+                             f"/grid/{row}")
+        return self._document(tokens, rows, cols)
 
     def answer_token_table(self) -> np.ndarray:
         """Walls, S, G (and padding) stay as they are; an open cell stays open or joins the path."""
@@ -161,6 +181,8 @@ class MazeCodec(TaskCodec):
         try:
             answer = self.validate_output(data_out)
         except CodecError:
+            return False
+        if self.shape_of(data_out) != self.shape_of(data_in):
             return False
         marked = answer == PATH
         if not np.array_equal(np.where(marked, OPEN, answer), maze):
@@ -197,43 +219,77 @@ class MazeCodec(TaskCodec):
 
     def generate(self, rng: np.random.Generator, n: int, *, method: str = "mixed",
                  loop_fraction: Any = (0.0, 0.3), wall_density: Any = (0.2, 0.4),
-                 min_path_length: int | None = None, placement: str = "far") -> list[tuple[Json, Json]]:
+                 min_path_length: int | None = None, placement: str = "far", sizes: Any = None,
+                 enclosed: float = 0.0, parity: str = "even") -> list[tuple[Json, Json]]:
         """``n`` mazes with a unique shortest path of at least ``min_path_length`` steps.
 
         ``method``: ``"carved"`` (corridor maze with ``loop_fraction`` of its separating walls
-        removed), ``"open"`` (random walls at ``wall_density``) or ``"mixed"`` (each maze picks one).
-        Fractions are a number or a [low, high] range drawn uniformly per maze. Default minimum
-        path length: the side length k. ``placement``: ``"far"`` puts S and G at the two ends of
-        the maze's longest shortest path (hardest), ``"random"`` at two random open cells at least
-        ``min_path_length`` apart (paths of every length, S and G anywhere), ``"mixed"`` either
-        one, half the mazes each.
+        removed), ``"open"`` (random walls at ``wall_density``), ``"rooms"`` (carved, then one to
+        three rectangles cleared: wide open areas), ``"mixed"`` (carved or open, half each) or
+        ``"all"`` (carved, open or rooms, a third each). Fractions are a number or a [low, high]
+        range drawn uniformly per maze. Default minimum path length: the side length k.
+        ``placement``: ``"far"`` puts S and G at the two ends of the maze's longest shortest path
+        (hardest), ``"random"`` at two random open cells at least ``min_path_length`` apart (paths
+        of every length, S and G anywhere), ``"mixed"`` either one, half the mazes each.
+
+        The shape of the mazes users bring: ``sizes`` [low, high] draws each maze's side from that
+        range (half of them at its top, the module's own size; a quarter rectangular), padded to k×k
+        with wall (default: k×k only);
+        ``enclosed`` is the share of mazes with a wall all around; ``parity`` puts the corridors of
+        carved mazes on ``"even"`` coordinates (touching the edge of an open grid), ``"odd"`` ones
+        (the way mazes are usually drawn) or either (``"mixed"``). For mazes whose shape is drawn,
+        the minimum path length shrinks to what a small maze can hold (rows + cols - 6).
         """
-        if method not in ("carved", "open", "mixed"):
-            raise CodecError(f"maze generation method must be 'carved', 'open' or 'mixed', got {method!r}",
-                             "/difficulty/method")
+        if method not in ("carved", "open", "rooms", "mixed", "all"):
+            raise CodecError(f"maze generation method must be 'carved', 'open', 'rooms', 'mixed' or 'all', "
+                             f"got {method!r}", "/difficulty/method")
         if placement not in ("far", "random", "mixed"):
             raise CodecError(f"maze placement must be 'far', 'random' or 'mixed', got {placement!r}",
                              "/difficulty/placement")
+        if parity not in ("even", "odd", "mixed"):
+            raise CodecError(f"maze parity must be 'even', 'odd' or 'mixed', got {parity!r}", "/difficulty/parity")
         loops = _range(loop_fraction, "loop_fraction")
         density = _range(wall_density, "wall_density")
+        enclosed_share = _range(enclosed, "enclosed")[0]
+        k = self.size
+        side_low, side_high = (k, k) if sizes is None else tuple(sizes)
+        if not MIN_SIZE <= side_low <= side_high <= k:
+            raise CodecError(f"maze sizes must be a range [low, high] within [{MIN_SIZE}, {k}], got {sizes!r}",
+                             "/difficulty/sizes")
         min_length = self.size if min_path_length is None else min_path_length
         if isinstance(min_length, bool) or not isinstance(min_length, int) or not 1 <= min_length < self.size ** 2:
             raise CodecError(f"maze min_path_length must be an integer in [1, {self.size ** 2 - 1}], "
                              f"got {min_path_length!r}", "/difficulty/min_path_length")
+        shaped = sizes is not None or enclosed_share > 0 or parity != "even"
         search_rng = random.Random(int(rng.integers(2**63)))
-        k = self.size
         pairs = []
         for _ in range(n):
             for _attempt in range(GENERATION_ATTEMPTS_PER_MAZE):
-                carve = method == "carved" or (method == "mixed" and search_rng.random() < 0.5)
-                if carve:
-                    open_cells = carved_maze(k, search_rng.uniform(*loops), search_rng)
+                rows = cols = k
+                shape: dict[str, Any] = {}
+                needed = min_length
+                if shaped:
+                    rows = side_high if search_rng.random() < 0.5 else search_rng.randint(side_low, side_high)
+                    cols = rows if search_rng.random() < 0.75 else search_rng.randint(side_low, side_high)
+                    shape = {"rows": rows, "cols": cols, "enclosed": search_rng.random() < enclosed_share}
+                    needed = min(min_length, max(1, rows + cols - 6))
+                    corridor_parity = {"even": 0, "odd": 1}.get(parity, search_rng.randrange(2))
+                kind = method
+                if method == "mixed":
+                    kind = "carved" if search_rng.random() < 0.5 else "open"
+                elif method == "all":
+                    kind = search_rng.choice(("carved", "open", "rooms"))
+                if kind == "open":
+                    open_cells = open_maze(k, search_rng.uniform(*density), search_rng, **shape)
                 else:
-                    open_cells = open_maze(k, search_rng.uniform(*density), search_rng)
+                    carving = {**shape, "parity": corridor_parity} if shaped else {}
+                    open_cells = carved_maze(k, search_rng.uniform(*loops), search_rng, **carving)
+                    if kind == "rooms":
+                        clear_rooms(open_cells, k, search_rng, search_rng.randint(1, 3), **shape)
                 far = placement == "far" or (placement == "mixed" and search_rng.random() < 0.5)
                 place = place_start_and_goal if far else place_start_and_goal_at_random
-                placed = place(open_cells, k, search_rng, min_length)
-                if placed is not None and placed[2] >= min_length:
+                placed = place(open_cells, k, search_rng, needed)
+                if placed is not None and placed[2] >= needed:
                     break
             else:
                 raise CodecError(f"no {k}x{k} maze with a unique shortest path of at least {min_length} steps "
@@ -246,8 +302,13 @@ class MazeCodec(TaskCodec):
             path = shortest_path(open_cells, k, start, goal)
             label = tokens.copy()
             label[path[1:-1]] = PATH
-            pairs.append((self.decode_output(tokens, {}), self.decode_output(label, {})))
+            pairs.append((self._document(tokens, rows, cols), self._document(label, rows, cols)))
         return pairs
+
+    def _document(self, tokens: np.ndarray, rows: int, cols: int) -> Json:
+        """The ``rows``×``cols`` top-left corner of k² tokens as a grid document."""
+        grid = np.asarray(tokens).reshape(self.size, self.size)[:rows, :cols]
+        return {"grid": [_SYMBOL_OF_TOKEN[row.astype(np.intp)].tobytes().decode("ascii") for row in grid]}
 
     def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Random ones of the 8 rotations/reflections of the grid; tokens keep their ids."""

@@ -3,9 +3,13 @@
 Mazes are flat lists of ``k*k`` booleans in row-major order, True for an open cell; moves go
 to the four orthogonal neighbours. Two families are generated:
 
-- **carved**: a depth-first-carved perfect maze (corridors on even coordinates), then a fraction
-  of the walls that separate two corridors knocked out, so alternative routes and loops exist;
-- **open**: independent random walls at a given density (cave-like, many routes).
+- **carved**: a depth-first-carved perfect maze (corridors on even or odd coordinates), then a
+  fraction of the walls that separate two corridors knocked out, so alternative routes and loops exist;
+- **open**: independent random walls at a given density (cave-like, many routes);
+- **rooms**: a carved maze with a few rectangles cleared (wide open areas inside corridors).
+
+Any of them can fill only a ``rows``×``cols`` corner of the k×k canvas (a smaller maze, the rest
+wall) and keep an enclosing wall around its border.
 
 S is put at one end of a double BFS sweep (far from everything) and G at the farthest cell
 from S that is reached by exactly one shortest path, so every label is unambiguous.
@@ -77,17 +81,32 @@ def shortest_path(open_cells: list[bool], size: int, start: int, goal: int) -> l
     return path
 
 
-def carved_maze(size: int, loop_fraction: float, rng: random.Random) -> list[bool]:
-    """A depth-first-carved perfect maze with ``loop_fraction`` of its inner walls removed."""
+def _open_area(size: int, rows: int | None, cols: int | None, enclosed: bool) -> tuple[range, range]:
+    """Rows and columns of the canvas a maze may open: its ``rows``×``cols`` corner, less the border
+    when ``enclosed``."""
+    rows, cols = rows or size, cols or size
+    edge = 1 if enclosed else 0
+    return range(edge, rows - edge), range(edge, cols - edge)
+
+
+def carved_maze(size: int, loop_fraction: float, rng: random.Random, *, rows: int | None = None,
+                cols: int | None = None, enclosed: bool = False, parity: int = 0) -> list[bool]:
+    """A depth-first-carved perfect maze with ``loop_fraction`` of its inner walls removed.
+
+    Corridor cells lie on coordinates of the given ``parity`` (0: even, 1: odd) within the open area
+    (``_open_area``); by default the whole canvas, corridors on even coordinates.
+    """
     open_cells = [False] * (size * size)
-    rooms = range(0, size, 2)  # corridor cells on even coordinates
-    start = (rng.choice(rooms), rng.choice(rooms))
+    area_rows, area_cols = _open_area(size, rows, cols, enclosed)
+    room_rows = [r for r in area_rows if r % 2 == parity] or list(area_rows)
+    room_cols = [c for c in area_cols if c % 2 == parity] or list(area_cols)
+    start = (rng.choice(room_rows), rng.choice(room_cols))
     open_cells[start[0] * size + start[1]] = True
     stack = [start]
     while stack:
         r, c = stack[-1]
         options = [(r + dr, c + dc) for dr, dc in ((2, 0), (-2, 0), (0, 2), (0, -2))
-                   if 0 <= r + dr < size and 0 <= c + dc < size and not open_cells[(r + dr) * size + c + dc]]
+                   if r + dr in area_rows and c + dc in area_cols and not open_cells[(r + dr) * size + c + dc]]
         if not options:
             stack.pop()
             continue
@@ -101,6 +120,8 @@ def carved_maze(size: int, loop_fraction: float, rng: random.Random) -> list[boo
         if open_cells[cell]:
             continue
         r, c = divmod(cell, size)
+        if r not in area_rows or c not in area_cols:
+            continue
         if (0 < r < size - 1 and open_cells[cell - size] and open_cells[cell + size]) or \
            (0 < c < size - 1 and open_cells[cell - 1] and open_cells[cell + 1]):
             separators.append(cell)
@@ -109,9 +130,28 @@ def carved_maze(size: int, loop_fraction: float, rng: random.Random) -> list[boo
     return open_cells
 
 
-def open_maze(size: int, wall_density: float, rng: random.Random) -> list[bool]:
-    """Independent random walls, each cell a wall with probability ``wall_density``."""
-    return [rng.random() >= wall_density for _ in range(size * size)]
+def open_maze(size: int, wall_density: float, rng: random.Random, *, rows: int | None = None,
+              cols: int | None = None, enclosed: bool = False) -> list[bool]:
+    """Independent random walls, each cell of the open area a wall with probability ``wall_density``."""
+    cells = [rng.random() >= wall_density for _ in range(size * size)]
+    area_rows, area_cols = _open_area(size, rows, cols, enclosed)
+    return [is_open and divmod(cell, size)[0] in area_rows and divmod(cell, size)[1] in area_cols
+            for cell, is_open in enumerate(cells)]
+
+
+def clear_rooms(open_cells: list[bool], size: int, rng: random.Random, count: int, *, rows: int | None = None,
+                cols: int | None = None, enclosed: bool = False) -> None:
+    """Clear ``count`` random rectangles (2 to 4 cells a side) of the open area, in place."""
+    area_rows, area_cols = _open_area(size, rows, cols, enclosed)
+    for _ in range(count):
+        height, width = rng.randint(2, 4), rng.randint(2, 4)
+        if height > len(area_rows) or width > len(area_cols):
+            continue
+        top = rng.randint(area_rows.start, area_rows.stop - height)
+        left = rng.randint(area_cols.start, area_cols.stop - width)
+        for r in range(top, top + height):
+            for c in range(left, left + width):
+                open_cells[r * size + c] = True
 
 
 def place_start_and_goal(open_cells: list[bool], size: int, rng: random.Random,

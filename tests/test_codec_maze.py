@@ -187,3 +187,77 @@ def test_unknown_placement_is_refused_at_its_key():
     with pytest.raises(CodecError) as err:
         MazeCodec(size=6).generate(np.random.default_rng(0), 1, placement="centre")
     assert err.value.path == "/difficulty/placement"
+
+
+def test_a_smaller_maze_is_answered_padded_with_wall():
+    codec = MazeCodec(size=6)
+    tokens = codec.encode_input(MAZE).reshape(6, 6)
+    assert (tokens[:4, :4] == MazeCodec(size=4).encode_input(MAZE).reshape(4, 4)).all()
+    assert (tokens[4:, :] == 1).all() and (tokens[:, 4:] == 1).all()  # wall around it
+    answer = codec.decode_output(codec.encode_output(TOP_ROUTE), MAZE)
+    assert answer == TOP_ROUTE and codec.check(MAZE, answer)
+
+
+def test_a_rectangular_maze_is_accepted_and_its_answer_keeps_its_shape():
+    codec = MazeCodec(size=7)
+    wide = {"grid": ["S.....", "#####.", "#####.", "G....."]}
+    solved = codec.reference_solution(wide)
+    assert codec.shape_of(solved) == (4, 6) and codec.check(wide, solved)
+
+
+def test_an_answer_of_another_shape_is_not_valid():
+    codec = MazeCodec(size=6)
+    padded = {"grid": [row + "#" for row in TOP_ROUTE["grid"]] + ["#####"]}
+    assert not codec.check(MAZE, padded)
+
+
+def test_a_maze_larger_than_the_codec_is_refused():
+    with pytest.raises(CodecError):
+        MazeCodec(size=4).encode_input({"grid": ["S....", ".....", ".....", ".....", "....G"]})
+
+
+def test_rows_of_different_lengths_within_the_size_are_refused_at_the_row():
+    with pytest.raises(CodecError) as err:
+        MazeCodec(size=6).encode_input({"grid": ["S....", ".....", "....", "....G"]})
+    assert err.value.path == "/grid/2"
+
+
+BROAD = {"method": "all", "sizes": [4, 9], "enclosed": 0.5, "parity": "mixed", "placement": "mixed",
+         "min_path_length": 4, "wall_density": [0.1, 0.4]}
+
+
+def test_broad_generation_gives_every_size_and_valid_unique_labels():
+    codec = MazeCodec(size=9)
+    pairs = codec.generate(np.random.default_rng(3), 200, **BROAD)
+    assert {codec.shape_of(inp)[0] for inp, _ in pairs} == set(range(4, 10))
+    assert any(codec.shape_of(inp)[0] != codec.shape_of(inp)[1] for inp, _ in pairs)
+    assert all(codec.check(inp, out) and codec.count_shortest_paths(inp) == 1 for inp, out in pairs)
+
+
+def enclosed(grid: list[str]) -> bool:
+    return set(grid[0] + grid[-1] + "".join(row[0] + row[-1] for row in grid)) == {"#"}
+
+
+def test_broad_generation_puts_a_wall_around_the_share_of_mazes_asked_for():
+    codec = MazeCodec(size=9)
+    pairs = codec.generate(np.random.default_rng(4), 200, **{**BROAD, "method": "carved", "parity": "even"})
+    share = sum(enclosed(inp["grid"]) for inp, _ in pairs) / len(pairs)
+    assert 0.35 < share < 0.65  # even corridors reach the edge unless a wall is put around them
+
+
+def test_odd_parity_draws_mazes_the_classic_way():
+    codec = MazeCodec(size=9)
+    settings = {**BROAD, "method": "carved", "parity": "odd", "sizes": [9, 9], "placement": "far", "loop_fraction": 0.0}
+    grids = [inp["grid"] for inp, _ in codec.generate(np.random.default_rng(6), 60, **settings)]
+    square = [grid for grid in grids if len(grid[0]) == 9]
+    # A wall all around, corridors on odd coordinates: every cell at two even coordinates is wall.
+    assert square and all(enclosed(grid) for grid in square)
+    assert all(grid[r][c] == "#" for grid in square for r in range(0, 9, 2) for c in range(0, 9, 2))
+
+
+def test_default_generation_is_unchanged_by_the_shape_options():
+    codec = MazeCodec(size=9)
+    settings = {"method": "mixed", "placement": "mixed", "min_path_length": 4}
+    plain = codec.generate(np.random.default_rng(5), 20, **settings)
+    explicit = codec.generate(np.random.default_rng(5), 20, **settings, sizes=None, enclosed=0.0, parity="even")
+    assert plain == explicit and all(codec.shape_of(inp) == (9, 9) for inp, _ in plain)
