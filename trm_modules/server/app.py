@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from .. import __version__ as trm_version
@@ -84,9 +84,27 @@ def _runtime(request: Request) -> ServerRuntime:
     return request.app.state.runtime
 
 
-def _slot_response(state: SlotState) -> SlotResponse:
+def _slot_response(state: SlotState, revision: int = 0, response: Response | None = None) -> SlotResponse:
+    if response is not None:
+        response.headers["ETag"] = f'"{revision}"'
     return SlotResponse(name=state.name, active=state.active, canary=state.canary, canary_share=state.canary_share,
-                        pins=dict(state.pins), loaded=list(state.loaded), history=list(state.history))
+                        pins=dict(state.pins), loaded=list(state.loaded), history=list(state.history), revision=revision)
+
+
+def _routed(response: Response, result: tuple[SlotState, int]) -> SlotResponse:
+    return _slot_response(*result, response=response)
+
+
+def expected_revision(if_match: str | None = Header(None, description="The routing revision (ETag) the change is "
+                                                       "meant for: refused with 412 if another write moved past it")
+                      ) -> int | None:
+    """The revision an admin write names in ``If-Match`` (``"3"`` or ``3``), or None."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise invalid_document(f"If-Match must be a routing revision such as \"3\", got {if_match!r}", "/If-Match")
+    return int(value)
 
 
 class ModuleCatalog:
@@ -279,12 +297,12 @@ def _admin_routes() -> APIRouter:
                     codec_params=package.manifest.task.params, source=f"upload to {runtime.registry.root}")
                 active = None
                 if activate:
-                    active = runtime.host.swap(entry.name, entry.version).active
+                    active = runtime.routing.activate(entry.name, entry.version)[0].active
                     runtime.metrics.swaps.labels(entry.name, "activate").inc()
                 else:
                     states = {s.name: s for s in runtime.host.modules()}
                     if entry.name not in states or states[entry.name].active is None:  # a new module starts serving
-                        active = runtime.host.swap(entry.name, entry.version).active
+                        active = runtime.routing.activate(entry.name, entry.version)[0].active
                         runtime.metrics.swaps.labels(entry.name, "activate").inc()
                     else:
                         active = states[entry.name].active
@@ -296,50 +314,60 @@ def _admin_routes() -> APIRouter:
             path.unlink(missing_ok=True)
 
     @router.post("/modules/{name}/activate", response_model=SlotResponse,
-                 summary="Make a published version active (loaded and self-tested first; no downtime)")
-    def activate(request: Request, name: str, body: VersionRequest) -> SlotResponse:
+                 summary="Make a published version active on every replica (loaded and self-tested first; no downtime)")
+    def activate(request: Request, response: Response, name: str, body: VersionRequest,
+                 revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
-        state = runtime.host.swap(name, body.version)
+        result = runtime.routing.activate(name, body.version, expected_revision=revision)
         runtime.metrics.swaps.labels(name, "activate").inc()
-        return _slot_response(state)
+        return _routed(response, result)
 
     @router.post("/modules/{name}/rollback", response_model=SlotResponse,
-                 summary="Make the previously active version active again")
-    def rollback(request: Request, name: str) -> SlotResponse:
+                 summary="Make the previously active version active again on every replica")
+    def rollback(request: Request, response: Response, name: str,
+                 revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
-        state = runtime.host.rollback(name)
+        result = runtime.routing.rollback(name, expected_revision=revision)
         runtime.metrics.swaps.labels(name, "rollback").inc()
-        return _slot_response(state)
+        return _routed(response, result)
 
     @router.put("/modules/{name}/pins/{course}", response_model=SlotResponse,
-                summary="Answer one course's requests with a given version")
-    def pin(request: Request, name: str, course: str, body: VersionRequest) -> SlotResponse:
+                summary="Answer one course's requests with a given version (on every replica)")
+    def pin(request: Request, response: Response, name: str, course: str, body: VersionRequest,
+            revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
-        state = runtime.host.pin(name, course, body.version)
+        result = runtime.routing.pin(name, course, body.version, expected_revision=revision)
         runtime.metrics.swaps.labels(name, "pin").inc()
-        return _slot_response(state)
+        return _routed(response, result)
 
     @router.delete("/modules/{name}/pins/{course}", response_model=SlotResponse, summary="Stop pinning a course")
-    def unpin(request: Request, name: str, course: str) -> SlotResponse:
-        return _slot_response(_runtime(request).host.unpin(name, course))
+    def unpin(request: Request, response: Response, name: str, course: str,
+              revision: int | None = Depends(expected_revision)) -> SlotResponse:
+        return _routed(response, _runtime(request).routing.unpin(name, course, expected_revision=revision))
 
     @router.put("/modules/{name}/canary", response_model=SlotResponse,
                 summary="Send a share of learners to a canary version (share 0 stops it)")
-    def canary(request: Request, name: str, body: CanaryRequest) -> SlotResponse:
+    def canary(request: Request, response: Response, name: str, body: CanaryRequest,
+               revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
-        if body.share == 0:
-            return _slot_response(runtime.host.clear_canary(name))
-        if body.version is None:
+        if body.share != 0 and body.version is None:
             raise invalid_document("a canary with a share above 0 needs a version", "/version")
-        state = runtime.host.set_canary(name, body.version, body.share)
-        runtime.metrics.swaps.labels(name, "canary").inc()
-        return _slot_response(state)
+        result = runtime.routing.set_canary(name, body.version if body.share else None, body.share,
+                                            expected_revision=revision)
+        if body.share:
+            runtime.metrics.swaps.labels(name, "canary").inc()
+        return _routed(response, result)
 
     @router.post("/modules/{name}/versions/{version}/yank",
                  summary="Yank a published version (skipped by 'newest' and specifiers; exact pins still resolve)")
-    def yank(request: Request, name: str, version: str, body: YankRequest | None = None) -> dict[str, Any]:
+    def yank(request: Request, name: str, version: str, body: YankRequest | None = None,
+             revision: int | None = Depends(expected_revision)) -> dict[str, Any]:
         body = body or YankRequest()
-        entry = _runtime(request).registry.yank(name, version, reason=body.reason, yanked=body.yanked)
-        return {"name": entry.name, "version": entry.version, "yanked": entry.yanked, "reason": entry.yank_reason}
+        runtime = _runtime(request)
+        runtime.registry.resolve(name, version, include_yanked=True)  # 404 for a version that is not published
+        _, routing_revision = runtime.routing.yank(name, version, body.reason, body.yanked, expected_revision=revision)
+        entry = runtime.registry.resolve(name, version, include_yanked=True)
+        return {"name": entry.name, "version": entry.version, "yanked": entry.yanked, "reason": entry.yank_reason,
+                "revision": routing_revision}
 
     return router

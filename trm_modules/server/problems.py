@@ -20,6 +20,7 @@ from ..errors import CodecError, ModuleNotFound, TRMError
 from ..host.errors import InvalidInput, PlacementError, SwapError, VersionNotLoaded
 from ..package import NoMatchingVersion, PackageError, VersionExists
 from ..store import StoreError, StoreUnavailable
+from ..store.routing import RoutingStateError, StaleRevision
 
 log = logging.getLogger("trm_modules.server")
 
@@ -92,6 +93,11 @@ def problem_for(exc: BaseException) -> Problem:
         return Problem(422, "package-refused", "The package was refused", str(exc), **extras)
     if isinstance(exc, PlacementError):
         return Problem(507, "no-room", "No device has room for this version", str(exc))
+    if isinstance(exc, StaleRevision):
+        return Problem(412, "stale-revision", "The routing state changed since it was read", str(exc),
+                       headers={"ETag": f'"{exc.actual}"'})
+    if isinstance(exc, RoutingStateError):
+        return Problem(409, "routing-conflict", "The change does not apply to the module's routing", str(exc))
     if isinstance(exc, StoreUnavailable) or _is_database_outage(exc):
         return Problem(503, "store-unavailable", "The store cannot be reached",
                        "this request needs the database, which cannot be reached now (the server log says why); "

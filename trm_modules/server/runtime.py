@@ -1,14 +1,16 @@
 """What a server runs on: one Host over one registry, the store's recorder, tokens and metrics.
 
-``ServerRuntime.start`` wires the library objects together and activates, for every module
-published in the registry, its promoted version (``trm promote``), else its newest that is not yanked. The HTTP routes only call
-methods of these objects.
+``ServerRuntime.start`` wires the library objects together, applies the routing state stored by
+earlier admin changes (``server.routing``: every replica on one store serves the same versions)
+and activates, for every other module published in the registry, its promoted version
+(``trm promote``), else its newest that is not yanked. The HTTP routes only call methods of these objects.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from ..package.registry import default_registry_path, installed_registry
 from ..plugins import build_plugin_manager, call_hook
 from ..views import DEFAULT_VIEWS
 from ..store import Recorder, Store, StorePlugin, StoreUnavailable
+from ..store.routing import RoutingTable
 from .intake import EventIntake
 from .metrics import ServerMetrics
+from .routing import ReplicatedRouting
 from .tokens import TokenStore
 
 log = logging.getLogger("trm_modules.server")
@@ -50,6 +54,8 @@ class ServerSettings:
     journal_path: Path | None = None
     recorder_options: dict[str, Any] = field(default_factory=dict)
     plugins: list[Any] = field(default_factory=list)
+    replica_name: str | None = None
+    routing_poll_s: float = 0.2
 
 
 def served_registry(path: Path | None) -> DirectoryRegistry:
@@ -82,6 +88,9 @@ class ServerRuntime:
         self.tokens = tokens
         self.metrics = metrics
         self.intake = EventIntake(host, recorder)
+        replica = settings.replica_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.routing = ReplicatedRouting(host, registry, RoutingTable(recorder.store, replica),
+                                         poll_s=settings.routing_poll_s)
         self.report = StartReport(str(registry.root), {}, {})
         self._started = False
 
@@ -109,17 +118,26 @@ class ServerRuntime:
         host = Host([registry], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
                     cpu_threads=settings.cpu_threads, views=settings.views)
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
-        runtime.activate_published()
+        try:
+            routed = runtime.routing.start()
+        except StoreUnavailable as exc:
+            routed = set()
+            log.warning("the stored routing state cannot be read (%s); serving the registry's active versions", exc)
+        runtime.activate_published(skip=routed)
         runtime._started = True
         call_hook(pm, "trm_startup", runtime=runtime)
         return runtime
 
-    def activate_published(self) -> StartReport:
+    def activate_published(self, skip: set[str] = frozenset()) -> StartReport:
         """Make each published module's active version (``trm promote``; else the newest non-yanked) active.
 
-        Failures are reported, never fatal: one broken module must not keep the others down.
+        ``skip``: modules the stored routing state already placed. Failures are reported, never
+        fatal: one broken module must not keep the others down.
         """
-        for name in sorted({entry.name for entry in self.registry.list()}):
+        for name in sorted(skip):
+            state = {s.name: s for s in self.host.modules()}.get(name)
+            self.report.activated[name] = state.active or "" if state is not None else ""
+        for name in sorted({entry.name for entry in self.registry.list()} - set(skip)):
             try:
                 state = self.host.swap(name, self.registry.active_version(name))
                 self.report.activated[name] = state.active or ""
@@ -133,6 +151,7 @@ class ServerRuntime:
         if self._started:
             self._started = False
             call_hook(self.host.pm, "trm_shutdown", runtime=self)
+        self.routing.close()
         self.host.close()
         self.recorder.close()
 

@@ -110,6 +110,8 @@ class SlotResponse(BaseModel):
     pins: dict[str, str]
     loaded: list[str]
     history: list[str]
+    revision: int = Field(0, description="Revision of the module's routing state shared by all replicas (0: never "
+                                         "changed through the admin API); send it as If-Match to refuse a stale write")
 
 
 class ModuleLinks(BaseModel):

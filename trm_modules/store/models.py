@@ -154,3 +154,16 @@ class DeadLetter(Base):
     entry: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RoutingRecord(Base):
+    """One module's routing state — active version, promote history, pins, canary, yanks — shared by
+    every replica on this store; ``revision`` counts its changes (``trm_modules.store.routing``)."""
+
+    __tablename__ = "routing_state"
+
+    module: Mapped[str] = mapped_column(String(200), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
