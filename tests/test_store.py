@@ -108,11 +108,6 @@ def test_db_path_becomes_an_absolute_sqlite_url(tmp_path, monkeypatch):
     assert resolve_db_url("here.db") == f"sqlite:///{tmp_path / 'here.db'}"
 
 
-def test_db_url_comes_from_the_environment_when_not_given(monkeypatch):
-    monkeypatch.setenv("TRM_DB_URL", "postgresql+psycopg://u@db.example/trm")
-    assert resolve_db_url() == "postgresql+psycopg://u@db.example/trm"
-
-
 def test_unsupported_database_url_is_refused_with_the_supported_ones():
     with pytest.raises(StoreError, match="unsupported database 'mysql'.*sqlite.*postgresql"):
         resolve_db_url("mysql://u@h/db")

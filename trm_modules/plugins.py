@@ -24,14 +24,14 @@ import pluggy
 
 from .codec import TaskCodec
 from .errors import CodecError, UnknownCodec
+from .settings import Settings, split_paths
 from . import hookspecs
 
 log = logging.getLogger("trm_modules.plugins")
 
-#: Modules registered as built-in plugins of every plugin manager (the host's own defaults).
-BUILTIN_PLUGINS = ("trm_modules.host.builtin",)
-#: Environment variable naming plugin ``.py`` files to load (``os.pathsep``-separated).
-PLUGIN_PATHS_ENV = "TRM_PLUGINS"
+#: Built-in plugins of every plugin manager (the host's own defaults), as ``module:factory`` named
+#: like entry points: each factory is called with the manager's ``Settings``.
+BUILTIN_PLUGINS = {"builtin": "trm_modules.host.builtin:BuiltinSources"}
 
 Origin = Literal["builtin", "entrypoint", "path", "object"]
 
@@ -130,10 +130,9 @@ def register_plugin_file(pm: TRMPluginManager, path: str | os.PathLike[str], nam
     return name
 
 
-def load_path_plugins(pm: TRMPluginManager, paths: str | None = None) -> None:
-    """Register the plugin files named in ``TRM_PLUGINS`` (or ``paths``); failures are recorded."""
-    paths = os.environ.get(PLUGIN_PATHS_ENV, "") if paths is None else paths
-    for entry in filter(None, paths.split(os.pathsep)):
+def load_path_plugins(pm: TRMPluginManager, paths: str) -> None:
+    """Register the plugin files named in ``paths`` (``os.pathsep``-separated); failures are recorded."""
+    for entry in split_paths(paths):
         try:
             register_plugin_file(pm, entry)
         except Exception as exc:  # noqa: BLE001
@@ -142,21 +141,29 @@ def load_path_plugins(pm: TRMPluginManager, paths: str | None = None) -> None:
             pm.record_failure(name, "load", exc)
 
 
-def build_plugin_manager(*, entry_points: bool = True, paths: str | None = None) -> TRMPluginManager:
-    """A fresh plugin manager: built-in plugins, then entry points, then ``TRM_PLUGINS`` files."""
+def build_plugin_manager(*, entry_points: bool = True, paths: str | None = None,
+                         settings: Settings | None = None) -> TRMPluginManager:
+    """A fresh plugin manager: built-in plugins, then entry points, then plugin files.
+
+    ``paths``: plugin files (``os.pathsep``-separated); default the ``plugin_files`` setting
+    (``TRM_PLUGINS``). ``settings``: configures the built-in plugins (default ``Settings()``).
+    """
+    settings = settings or Settings()
     pm = TRMPluginManager()
-    for module_name in BUILTIN_PLUGINS:
-        pm.register_with_origin(importlib.import_module(module_name), module_name.rsplit(".", 1)[-1],
-                                "builtin", module_name)
+    for name, target in BUILTIN_PLUGINS.items():
+        module_name, _, factory = target.partition(":")
+        plugin = getattr(importlib.import_module(module_name), factory)(settings)
+        pm.register_with_origin(plugin, name, "builtin", module_name)
     if entry_points:
         load_entrypoint_plugins(pm)
-    load_path_plugins(pm, paths)
+    load_path_plugins(pm, settings.plugin_files if paths is None else paths)
     return pm
 
 
 @functools.lru_cache(maxsize=1)
 def get_plugin_manager() -> TRMPluginManager:
-    """The process-wide plugin manager (built once): builtin, entry-point and path plugins."""
+    """The process-wide plugin manager (built once from the environment's ``Settings``): the CLI's
+    default, and the default of ``Package.codec`` when no manager is given. A ``Host`` never uses it."""
     return build_plugin_manager()
 
 

@@ -12,14 +12,9 @@ from rich.table import Table
 from ..errors import TRMError
 from ..model import PRESETS, TRM, TRMConfig, count_parameters
 from ..views import DEFAULT_VIEWS
+from .errors import fail
 
 console = Console()
-
-
-def _fail(exc: Exception) -> None:
-    """A typed error becomes one line on stderr and exit status 1, not a traceback."""
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1)
 
 
 def model_info(
@@ -102,7 +97,7 @@ def train_command(
         with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
             trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe, init_from=start)
     except TRMError as exc:
-        _fail(exc)
+        fail(exc)
     if trainer.dist.is_main:
         continuing = f", continuing {start.source} at step {start.step}" if start else ""
         console.print(f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
@@ -181,7 +176,7 @@ def eval_command(
     except json.JSONDecodeError as exc:
         raise typer.BadParameter(f"--difficulty is not JSON: {exc}") from None
     except TRMError as exc:
-        _fail(exc)
+        fail(exc)
     report = evaluate(model, data, max_steps=max_steps, device=dev, answer_table=codec.answer_token_table())
     ruled = rule_check_report(model, codec, [inp for inp, _ in pairs], views=views)
     paths = plot_report(report, Path(out), title=Path(source).name)

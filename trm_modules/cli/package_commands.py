@@ -3,31 +3,20 @@ publish, install, yank, modules. Thin shells over ``trm_modules.package``."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import TRMError
 from ..views import DEFAULT_VIEWS
+from .errors import reported
 
 console = Console()
 errors = Console(stderr=True)
-
-
-@contextlib.contextmanager
-def refusals() -> Iterator[None]:
-    """Turn a typed trm-modules error into a one-line message and exit status 1 (no traceback)."""
-    try:
-        yield
-    except TRMError as exc:
-        errors.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, highlight=False)
-        raise typer.Exit(1)
 
 
 def _task_override(task: Optional[str]) -> Optional[dict]:
@@ -62,7 +51,7 @@ def pack(
     """Build a .trm package from a training run."""
     from ..package import pack_run
 
-    with refusals():
+    with reported():
         path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
                         parent_digest=parent_digest, title=title, description=description, license=license,
                         module_id=module_id, signing_key=key, changes=changes, training_state=training_state)
@@ -79,7 +68,7 @@ def inspect(
     """Show a package's manifest (checked like any open)."""
     from ..package.registry import find_package
 
-    with refusals():
+    with reported():
         pkg = find_package(package)
     m = pkg.manifest
     if as_json:
@@ -121,7 +110,7 @@ def verify(
     from ..package import verify_package
     from ..package.registry import locate_package
 
-    with refusals():
+    with reported():
         report = verify_package(locate_package(package).path, trusted_keys, run_examples=examples, device=device)
     for check, detail in report.checks:
         console.print(f"[green]✓[/] {check}: {detail}", highlight=False)
@@ -136,7 +125,7 @@ def keygen(
     from ..package import generate_keypair
     from ..package.signing import key_id, load_public_key
 
-    with refusals():
+    with reported():
         private, public = generate_keypair(output, name)
         console.print(f"private key {private} (keep secret)\npublic key  {public}\nkey id      {key_id(load_public_key(public))}")
 
@@ -149,7 +138,7 @@ def sign(
     """Sign a package: add (or replace) signature.json."""
     from ..package import open_package, sign_package
 
-    with refusals():
+    with reported():
         path = sign_package(package, key, output)
         console.print(f"signed {path} by key {open_package(path).signed_by}")
 
@@ -170,7 +159,7 @@ def solve(
     from ..package.registry import find_package
     from ..package.solving import answer_jsonl
 
-    with refusals():
+    with reported():
         pkg = find_package(package, trusted_keys=trusted_keys)
         model = pkg.load_model(device)
         try:
@@ -208,7 +197,7 @@ def export_onnx(
     from ..package.onnx_export import check_onnx, export_onnx as export
     from ..package.registry import find_package
 
-    with refusals():
+    with reported():
         pkg = find_package(package)
         path = export(pkg, output, max_steps=max_steps)
         console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
@@ -234,7 +223,7 @@ def publish(
     """Verify a package and add it to a registry (never overwrites a published version)."""
     from ..package.registry import locate_package
 
-    with refusals():
+    with reported():
         reg = _registry(registry)
         entry = reg.publish(locate_package(package).path, trusted_keys=trusted_keys)
         console.print(f"published {entry.name}@{entry.version} → {reg.root / entry.file} ({entry.digest})")
@@ -248,7 +237,7 @@ def install(
     """Install the best matching, non-yanked version into TRM_HOME (runs its self-test first)."""
     from ..package.registry import install as install_module, installed_registry
 
-    with refusals():
+    with reported():
         entry, _ = install_module(requirement, source=_registry(registry), trusted_keys=trusted_keys)
         console.print(f"installed {entry.name}@{entry.version} → {installed_registry().root / entry.file}")
 
@@ -265,7 +254,7 @@ def yank(
     name, version = split_requirement(requirement)
     if not version:
         raise typer.BadParameter("give NAME@VERSION")
-    with refusals():
+    with reported():
         entry = _registry(registry).yank(name, version, reason=reason, yanked=not undo)
         console.print(f"{entry.name}@{entry.version} {'yanked' if entry.yanked else 'restored'}")
 
@@ -277,7 +266,7 @@ def modules(
     """List installed modules and those available in the registry."""
     from ..package.registry import default_registry_path, installed_registry
 
-    with refusals():
+    with reported():
         sources = [("installed", installed_registry())]
         if registry is not None or default_registry_path() is not None:
             sources.append(("available", _registry(registry)))

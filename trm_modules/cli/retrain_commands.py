@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import TRMError
+from ..settings import Settings
+from .errors import fail
 
 console = Console()
 REGISTRY_HELP = "Registry folder (default: $TRM_REGISTRY, else the repository's registry/)."
@@ -59,15 +61,14 @@ def retrain_command(
             from ..store.export import export_feedback_dataset
             from .store_commands import _parse_since
 
-            summary = export_feedback_dataset(Store(db), module, out_dir / "feedback", since=_parse_since(since),
+            summary = export_feedback_dataset(Store(Settings(db_url=db).db), module, out_dir / "feedback", since=_parse_since(since),
                                               codec=parent.codec())
             feedback_dir = str(out_dir / "feedback")
             console.print(f"exported {summary.total} feedback examples: {summary.counts}")
         with console.status(f"fine-tuning {module}@{parent.manifest.version} for {steps} steps"):
             result = retrain(parent, feedback_dir, out_dir, steps=steps, version=new_version, device=device, lr=lr)
     except TRMError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        fail(exc)
     table = Table(title=f"{module}: {result.parent_version} → {result.version}")
     table.add_column("held-out set")
     table.add_column("old", justify="right")
@@ -95,8 +96,7 @@ def promote_command(
     try:
         entry = _registry(registry).promote(name, version)
     except TRMError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        fail(exc)
     console.print(f"{entry.name}@{entry.version} is active ({entry.digest})")
 
 
@@ -108,8 +108,7 @@ def rollback_command(
     try:
         entry = _registry(registry).rollback(module)
     except TRMError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1)
+        fail(exc)
     console.print(f"rolled back: {entry.name}@{entry.version} is active")
 
 

@@ -9,11 +9,12 @@ import typer
 from rich.console import Console
 
 from ..views import DEFAULT_VIEWS
+from .errors import fail
 
 console = Console()
 errors = Console(stderr=True)
 
-DB_HELP = "Store: SQLAlchemy URL or SQLite path (default: $TRM_DB_URL or the user data dir)."
+DB_HELP = "Store: SQLAlchemy URL or SQLite path (default: $TRM_DB_URL, else <TRM_HOME>/store.sqlite3)."
 
 
 def serve(
@@ -23,26 +24,30 @@ def serve(
                                                        "$TRM_REGISTRY, the checkout's registry/, else installed modules)."),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
     public_url: Optional[str] = typer.Option(None, help="URL clients reach this server at (default http://HOST:PORT)."),
-    max_body: int = typer.Option(1 << 20, help="Largest request body in bytes (package uploads: --max-package)."),
-    max_package: int = typer.Option(256 << 20, help="Largest package upload in bytes."),
+    max_body: Optional[int] = typer.Option(None, help="Largest request body in bytes (default 1 MiB; package "
+                                                      "uploads: --max-package)."),
+    max_package: Optional[int] = typer.Option(None, help="Largest package upload in bytes (default 256 MiB)."),
     cpu_threads: Optional[int] = typer.Option(None, help="Intra-op threads of the CPU compute thread."),
-    views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought in."),
+    views: Optional[int] = typer.Option(None, min=1, help=f"Test-time views an answer the task's rules reject is "
+                                                          f"sought in (default {DEFAULT_VIEWS})."),
     bootstrap_token: bool = typer.Option(True, "--bootstrap-token/--no-bootstrap-token",
                                          help="Create and print an all-scopes token when the store has none."),
 ) -> None:
-    """Serve the registry's modules over HTTP (API docs at /docs), recording to the store."""
+    """Serve the registry's modules over HTTP (API docs at /docs), recording to the store.
+
+    Every option left out comes from the environment (``TRM_<SETTING>``) or the settings file."""
     from ..server import ServerSettings, serve as run
 
-    url = public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    settings = ServerSettings(registry=registry, db=db, public_url=url.rstrip("/"), max_body_bytes=max_body,
-                              max_package_bytes=max_package, cpu_threads=cpu_threads,
-                              views=views)
     try:
+        settings = ServerSettings(registry=registry, db=db, public_url=public_url, max_body_bytes=max_body,
+                                  max_package_bytes=max_package, cpu_threads=cpu_threads, views=views)
+        if "public_url" not in settings.model_fields_set:
+            settings.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        settings.public_url = (settings.public_url or "").rstrip("/")
         run(settings, host=host, port=port, bootstrap_token=bootstrap_token,
             announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
     except Exception as exc:  # noqa: BLE001 - a refusal to start is reported, not a traceback
-        errors.print(f"error: cannot start the server: {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        fail(exc, "cannot start the server")
 
 
 def register(app: typer.Typer) -> None:
@@ -53,9 +58,10 @@ def register(app: typer.Typer) -> None:
 
     def _tokens(db: Optional[str]):
         from ..server import TokenStore
+        from ..settings import Settings
         from ..store import Store
 
-        return TokenStore(Store(db))
+        return TokenStore(Store(Settings(db_url=db).db))
 
     @token_app.command("create")
     def token_create(scope: List[str] = typer.Option(..., "--scope", help="solve, feedback or admin (repeatable)."),
@@ -67,8 +73,7 @@ def register(app: typer.Typer) -> None:
         try:
             token, info = _tokens(db).create([s for item in scope for s in item.split(",")], name=name)
         except TokenError as exc:
-            errors.print(f"error: {exc}", highlight=False)
-            raise typer.Exit(2) from exc
+            fail(exc)
         errors.print(f"token {info.id} ({info.name}) with scopes {', '.join(info.scopes)}; it cannot be shown again:",
                      highlight=False)
         print(token)
@@ -91,6 +96,5 @@ def register(app: typer.Typer) -> None:
         try:
             _tokens(db).revoke(token_id)
         except TokenError as exc:
-            errors.print(f"error: {exc}", highlight=False)
-            raise typer.Exit(1) from exc
+            fail(exc)
         console.print(f"revoked {token_id}")

@@ -10,13 +10,10 @@ from typing import Optional
 import typer
 
 from ..errors import TRMError
+from ..settings import Settings
+from .errors import fail
 
 DB_HELP = "Store: a SQLAlchemy URL or a SQLite file path (default: $TRM_DB_URL, else a file in the user data dir)."
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1)
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -44,11 +41,11 @@ def register(app: typer.Typer) -> None:
         from ..store.database import redacted_url
 
         try:
-            store = Store(db)
+            store = Store(Settings(db_url=db).db)
             revision = store.upgrade()
             store.close()
         except TRMError as exc:
-            _fail(exc)
+            fail(exc)
         typer.echo(f"{redacted_url(store.url)} is at schema revision {revision}")
 
     @app.command("logs")
@@ -67,11 +64,11 @@ def register(app: typer.Typer) -> None:
             _dead_letters(db, limit, as_json)
             return
         try:
-            store = Store(db)
+            store = Store(Settings(db_url=db).db)
             solves = recent_solves(store, module=module, course=course, outcome=outcome, limit=limit)  # type: ignore[arg-type]
             store.close()
         except TRMError as exc:
-            _fail(exc)
+            fail(exc)
         for solve in solves:
             if as_json:
                 typer.echo(solve.model_dump_json())
@@ -84,11 +81,11 @@ def register(app: typer.Typer) -> None:
         from ..store import Store
 
         try:
-            store = Store(db)
+            store = Store(Settings(db_url=db).db)
             letters = store.dead_letters(limit)
             store.close()
         except TRMError as exc:
-            _fail(exc)
+            fail(exc)
         for letter in letters:
             if as_json:
                 typer.echo(json.dumps({"created_at": letter.created_at.isoformat(), "type": letter.item_type,
@@ -105,11 +102,11 @@ def register(app: typer.Typer) -> None:
         from ..store import Store, module_stats
 
         try:
-            store = Store(db)
+            store = Store(Settings(db_url=db).db)
             result = module_stats(store, module)
             store.close()
         except TRMError as exc:
-            _fail(exc)
+            fail(exc)
         if as_json:
             typer.echo(result.model_dump_json(indent=2))
             return
@@ -141,10 +138,10 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"not JSON: {exc}", param_hint="--codec-params") from None
         try:
             task_codec = get_codec(codec, params) if codec else None
-            store = Store(db)
+            store = Store(Settings(db_url=db).db)
             summary = export_feedback_dataset(store, module, out, since=moment, codec=task_codec)
             store.close()
         except TRMError as exc:
-            _fail(exc)
+            fail(exc)
         counts = ", ".join(f"{source} {n}" for source, n in summary.counts.items())
         typer.echo(f"wrote {summary.total} examples ({counts}) to {summary.train_path}; card {summary.data_card_path}")

@@ -52,7 +52,7 @@ def select_examples(model: TRM, codec: TaskCodec, pairs: Iterable[tuple[dict, di
 
 def _rule_check_heldout(model: TRM, codec: TaskCodec, recipe_toml: str | None) -> dict[str, Any] | None:
     """The rule check with test-time views on the run's held-out puzzles, regenerated from its recipe."""
-    import tomllib
+    from ..settings import tomllib
 
     from ..train.data import heldout_pairs
     from ..train.evaluate import rule_check_report

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-import platformdirs
-
+from ..settings import Settings
 from .archive import Limits
 from .errors import DigestMismatch, NoMatchingVersion, PackageError, RegistryError, VersionExists
 from .layout import PACKAGE_SUFFIX
@@ -279,45 +278,40 @@ class DirectoryRegistry:
         return self.resolve(name, version, include_yanked=True)
 
 
-def default_registry_path() -> Path | None:
-    """``TRM_REGISTRY``, else the ``registry/`` folder of the source checkout trm-modules runs from."""
-    configured = os.environ.get("TRM_REGISTRY")
-    if configured:
-        return Path(configured)
+def default_registry_path(settings: Settings | None = None) -> Path | None:
+    """The ``registry`` setting (``TRM_REGISTRY``), else the ``registry/`` folder of the source checkout."""
+    settings = settings or Settings()
+    if settings.registry is not None:
+        return settings.registry
     checkout = Path(__file__).resolve().parents[2] / "registry"
     return checkout if (checkout / INDEX_NAME).is_file() else None
 
 
-def default_registry() -> DirectoryRegistry:
+def default_registry(settings: Settings | None = None) -> DirectoryRegistry:
     """The default registry; ``RegistryError`` when there is none (set ``TRM_REGISTRY``)."""
-    path = default_registry_path()
+    path = default_registry_path(settings)
     if path is None:
         raise RegistryError("no default registry: set TRM_REGISTRY to a registry folder (one with index.json)")
     return DirectoryRegistry(path)
 
 
-def install_home() -> Path:
-    """Where installed modules live: ``TRM_HOME``, else the user data dir (``platformdirs``)."""
-    configured = os.environ.get("TRM_HOME")
-    return Path(configured) if configured else Path(platformdirs.user_data_dir("trm-modules"))
-
-
-def installed_registry() -> DirectoryRegistry:
-    """The registry of installed modules (``<TRM_HOME>/modules``), created on first use."""
-    return DirectoryRegistry(install_home() / "modules", create=True)
+def installed_registry(settings: Settings | None = None) -> DirectoryRegistry:
+    """The registry of installed modules (``<home>/modules``, ``TRM_HOME``), created on first use."""
+    return DirectoryRegistry((settings or Settings()).home / "modules", create=True)
 
 
 def install(requirement: str, *, source: DirectoryRegistry | None = None, trusted_keys: TrustedKeys | None = None,
-            device: str = "cpu") -> tuple[RegistryEntry, Package]:
+            device: str = "cpu", settings: Settings | None = None) -> tuple[RegistryEntry, Package]:
     """Install ``NAME[@SPEC]`` from ``source`` (default registry): resolve, check, self-test, copy in.
 
     Installing a version that is already installed with the same digest is a no-op.
     """
+    settings = settings or Settings()
     name, spec = split_requirement(requirement)
-    source = source or default_registry()
+    source = source or default_registry(settings)
     package = source.open(name, spec, trusted_keys=trusted_keys)
     package.self_test(device=device)
-    entry = installed_registry().add(package, allow_same=True)
+    entry = installed_registry(settings).add(package, allow_same=True)
     return entry, package
 
 
@@ -328,7 +322,7 @@ class LocatedPackage(NamedTuple):
     digest: str | None = None
 
 
-def locate_package(requirement: str | os.PathLike[str]) -> LocatedPackage:
+def locate_package(requirement: str | os.PathLike[str], settings: Settings | None = None) -> LocatedPackage:
     """The package file ``requirement`` names: a path to a ``.trm`` file, else ``NAME[@SPEC]`` resolved
     in the installed modules, then in the default registry.
 
@@ -340,11 +334,12 @@ def locate_package(requirement: str | os.PathLike[str]) -> LocatedPackage:
         if not path.is_file():
             raise PackageError(f"no package file {path}", file=str(path), rule="io")
         return LocatedPackage(path)
+    settings = settings or Settings()
     name, spec = split_requirement(str(requirement))
     errors = []
-    registries = [installed_registry()]
-    if default_registry_path() is not None:
-        registries.append(default_registry())
+    registries = [installed_registry(settings)]
+    if default_registry_path(settings) is not None:
+        registries.append(default_registry(settings))
     for registry in registries:
         try:
             path, entry = registry.locate(name, spec)
@@ -355,9 +350,10 @@ def locate_package(requirement: str | os.PathLike[str]) -> LocatedPackage:
                             + "; ".join(errors), file=str(requirement))
 
 
-def find_package(requirement: str | os.PathLike[str], *, trusted_keys: TrustedKeys | None = None) -> Package:
+def find_package(requirement: str | os.PathLike[str], *, trusted_keys: TrustedKeys | None = None,
+                 settings: Settings | None = None) -> Package:
     """The opened package ``requirement`` names (a path or ``NAME[@SPEC]``, see ``locate_package``)."""
-    located = locate_package(requirement)
+    located = locate_package(requirement, settings)
     if located.digest is None:
         return open_package(located.path, trusted_keys)
     return open_package(located.path, trusted_keys, expected_digest=located.digest, digest_cache=REGISTRY_DIGESTS)

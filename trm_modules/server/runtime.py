@@ -11,14 +11,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
 
 from ..host import Host
 from ..package import DirectoryRegistry
 from ..package.registry import default_registry_path, installed_registry
 from ..plugins import build_plugin_manager, call_hook
+from ..settings import Settings
 from ..views import DEFAULT_VIEWS
 from ..store import Recorder, Store, StorePlugin, StoreUnavailable
 from ..store.routing import RoutingTable
@@ -33,18 +36,19 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_MAX_PACKAGE_BYTES = 256 << 20
 
 
-@dataclass
-class ServerSettings:
-    """How a server runs. ``registry``: folder of the served registry (default: ``TRM_REGISTRY``, the
-    checkout's ``registry/``, else the installed-modules registry). ``db``: store URL or SQLite path
-    (default ``TRM_DB_URL`` or the user data dir). ``public_url``: the URL clients reach the server at
-    (solve activity IRIs are built from it). ``views``: test-time views (``trm_modules.views``).
-    ``plugins``: plugin objects registered on the server's plugin manager besides the discovered ones
-    (an embedding application's own hooks)."""
+class ServerSettings(Settings):
+    """How a server runs: the process's ``Settings`` plus the server's own knobs (each also
+    ``TRM_<FIELD>`` in the environment or the settings file).
 
-    registry: Path | None = None
-    db: str | None = None
-    public_url: str = "http://127.0.0.1:8000"
+    ``registry``: folder of the served registry (default: ``TRM_REGISTRY``, the checkout's
+    ``registry/``, else the installed-modules registry). ``db``: store URL or SQLite path (sets
+    ``db_url``). ``public_url``: the URL clients reach the server at (solve activity IRIs
+    are built from it). ``views``: test-time views (``trm_modules.views``). ``extra_plugins``: plugin
+    objects registered on the server's plugin manager besides the discovered ones (an embedding
+    application's own hooks).
+    """
+
+    public_url: str | None = "http://127.0.0.1:8000"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_package_bytes: int = DEFAULT_MAX_PACKAGE_BYTES
     batch_window_ms: float = 2.0
@@ -52,18 +56,19 @@ class ServerSettings:
     views: int = DEFAULT_VIEWS
     entry_point_plugins: bool = True
     journal_path: Path | None = None
-    recorder_options: dict[str, Any] = field(default_factory=dict)
-    plugins: list[Any] = field(default_factory=list)
+    recorder_options: dict[str, Any] = Field(default_factory=dict)
+    extra_plugins: list[Any] = Field(default_factory=list, exclude=True)
     replica_name: str | None = None
     routing_poll_s: float = 0.2
 
+    def __init__(self, db: str | os.PathLike[str] | None = None, **values: Any) -> None:
+        super().__init__(**({"db_url": os.fspath(db)} if db is not None else {}), **values)
 
-def served_registry(path: Path | None) -> DirectoryRegistry:
+
+def served_registry(settings: Settings) -> DirectoryRegistry:
     """The registry a server publishes to and serves from (see ``ServerSettings.registry``)."""
-    if path is not None:
-        return DirectoryRegistry(path, create=True)
-    default = default_registry_path()
-    return DirectoryRegistry(default, create=True) if default is not None else installed_registry()
+    default = default_registry_path(settings)
+    return DirectoryRegistry(default, create=True) if default is not None else installed_registry(settings)
 
 
 @dataclass
@@ -97,7 +102,7 @@ class ServerRuntime:
     @classmethod
     def start(cls, settings: ServerSettings) -> "ServerRuntime":
         """Open the store, build the host over the registry, and activate every published module."""
-        registry = served_registry(settings.registry)
+        registry = served_registry(settings)
         recorder_options = dict(settings.recorder_options)
         if settings.journal_path is not None:
             recorder_options["journal_path"] = settings.journal_path
@@ -107,12 +112,12 @@ class ServerRuntime:
         except StoreUnavailable as exc:  # serve anyway: events journal until the database answers
             log.warning("starting without the store (%s); solves and feedback are journaled to %s and replayed "
                         "when it answers", exc, recorder.journal_path.name)
-        pm = build_plugin_manager(entry_points=settings.entry_point_plugins)
+        pm = build_plugin_manager(entry_points=settings.entry_point_plugins, settings=settings)
         metrics = ServerMetrics()
         metrics.watch_recorder(recorder)
         pm.register(StorePlugin(recorder), name="trm-store")
         pm.register(metrics, name="trm-server-metrics")
-        for plugin in settings.plugins:
+        for plugin in settings.extra_plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             pm.register_with_origin(plugin, name, "object", repr(plugin))
         host = Host([registry], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
@@ -154,8 +159,3 @@ class ServerRuntime:
         self.routing.close()
         self.host.close()
         self.recorder.close()
-
-
-def bind_public_url(public_url: str) -> None:
-    """Let the xAPI forwarder build solve IRIs from the server's URL, unless configured otherwise."""
-    os.environ.setdefault("TRM_PUBLIC_URL", public_url)

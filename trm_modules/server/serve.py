@@ -8,7 +8,7 @@ from typing import Callable
 import uvicorn
 
 from .app import create_app
-from .runtime import ServerRuntime, ServerSettings, bind_public_url
+from .runtime import ServerRuntime, ServerSettings
 from ..store import StoreError
 from .tokens import SCOPES
 
@@ -19,7 +19,6 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
           bootstrap_token: bool = True, announce: Callable[[str], None] = print, log_level: str = "warning") -> None:
     """Serve until interrupted. With ``bootstrap_token``, a store without tokens gets one with every
     scope, printed once through ``announce`` (like a notebook server's login token)."""
-    bind_public_url(settings.public_url)
     runtime = ServerRuntime.start(settings)
     report = runtime.report
     if report.activated:

@@ -7,7 +7,7 @@
 - :func:`export_feedback_dataset`: the training set for the module's next version.
 """
 
-from .database import DB_URL_ENV, default_data_dir, head_revision, resolve_db_url
+from .database import default_data_dir, head_revision, resolve_db_url
 from .errors import RecorderClosed, RecorderOverloaded, StoreError, StoreUnavailable
 from .export import ExportSummary, export_feedback_dataset
 from .journal import Journal, default_journal_path
@@ -17,7 +17,7 @@ from .recorder import Recorder, RecorderStats, WriteTicket
 from .storage import RejectedItem, Store, XapiStatementRecord
 
 __all__ = [
-    "DB_URL_ENV", "ExportSummary", "Journal", "ModuleStats", "RecorderClosed", "RecorderOverloaded", "Recorder",
+    "ExportSummary", "Journal", "ModuleStats", "RecorderClosed", "RecorderOverloaded", "Recorder",
     "RecorderStats", "RejectedItem", "SolveSummary", "Store", "StoreError", "StorePlugin", "StoreUnavailable",
     "WriteTicket", "XapiStatementRecord", "default_data_dir", "default_journal_path", "export_feedback_dataset",
     "head_revision", "module_stats", "recent_solves", "resolve_db_url",

@@ -21,7 +21,6 @@ from sqlalchemy.exc import ArgumentError
 from .errors import StoreError
 
 #: Environment variable naming the store (a SQLAlchemy URL or a SQLite file path).
-DB_URL_ENV = "TRM_DB_URL"
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Key of the PostgreSQL advisory lock that serialises concurrent migrations.
@@ -34,11 +33,12 @@ def default_data_dir() -> Path:
 
 
 def resolve_db_url(db: str | os.PathLike[str] | None = None) -> str:
-    """The SQLAlchemy URL of the store: ``db`` (URL or SQLite path), else ``$TRM_DB_URL``, else the default file.
+    """The SQLAlchemy URL of the store: ``db`` (URL or SQLite path), else the default file in the user
+    data dir (``Settings.db`` resolves ``TRM_DB_URL`` and ``TRM_HOME`` before this is called).
 
     A plain path becomes ``sqlite:///<absolute path>``; a URL is checked for a supported dialect.
     """
-    raw = os.fspath(db) if db is not None else os.environ.get(DB_URL_ENV) or None
+    raw = os.fspath(db) if db is not None else None
     if raw is None:
         return f"sqlite:///{default_data_dir() / 'store.sqlite3'}"
     if "://" not in raw:

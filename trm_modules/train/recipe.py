@@ -6,9 +6,14 @@ fields; vocabulary and sequence length come from the codec) and the optimisation
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from pydantic import BaseModel, ConfigDict, Field
 
