@@ -52,7 +52,7 @@ class RoutesPlugin:
 
 def test_a_plugin_router_is_mounted_and_reaches_the_server_runtime(tmp_path):
     plugin = RoutesPlugin()
-    with served(tmp_path, plugins=[plugin]) as server:
+    with served(tmp_path, extra_plugins=[plugin]) as server:
         response = server.client.get("/hello")
         assert plugin.runtimes == [server.runtime]
     assert response.json() == {"active": {"sudoku-4x4": "1.0.0"}}
@@ -65,7 +65,7 @@ class NotARouterPlugin:
 
 
 def test_a_plugin_returning_something_else_than_a_router_is_counted_as_failing_and_the_server_serves(tmp_path):
-    with served(tmp_path, plugins=[NotARouterPlugin()]) as server:
+    with served(tmp_path, extra_plugins=[NotARouterPlugin()]) as server:
         assert server.client.get("/healthz").status_code == 200
         errors = {info.name: info.errors for info in server.runtime.host.pm.plugin_infos()}
     assert errors["NotARouterPlugin"] == 1
@@ -92,7 +92,7 @@ class LifecyclePlugin:
 
 def test_startup_runs_once_after_modules_are_active_and_shutdown_once_before_they_unload(tmp_path):
     plugin = LifecyclePlugin()
-    with served(tmp_path, plugins=[plugin]) as server:
+    with served(tmp_path, extra_plugins=[plugin]) as server:
         assert plugin.calls == [("startup", ["sudoku-4x4"])]
         runtime = server.runtime
     runtime.close()  # a second close must not call the plugin again

@@ -145,5 +145,5 @@ def test_trm_train_init_from_continues_and_reports_the_step(first_sitting, tmp_p
 def test_trm_train_init_from_a_missing_file_is_one_error_line(tmp_path):
     result = CliRunner().invoke(app, ["train", str(RECIPE), "-o", str(tmp_path / "run"), "--init-from",
                                       str(tmp_path / "absent.trm")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (trm_modules.cli.errors)
     assert "--init-from" in result.output and "Traceback" not in result.output
