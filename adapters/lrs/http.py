@@ -484,6 +484,58 @@ async def _read_request(request: Request, resource: str) -> XapiRequest:
     return XapiRequest(method, resource, request.url.path, params, headers, body)
 
 
+EXAMPLE_STATEMENT = {
+    "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "learner-17"}},
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/responded", "display": {"en-US": "responded"}},
+    "object": {"objectType": "Activity", "id": "https://trm.example/v1/solves/3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11"},
+    "result": {"success": True}}
+EXAMPLE_AGENT = '{"mbox": "mailto:learner@example.com"}'
+_PARAMETERS = {
+    "statementId": "The statement's id (a UUID).", "voidedStatementId": "The id of a voided statement.",
+    "agent": "An Agent or identified Group as JSON.", "verb": "A verb IRI.", "activity": "An activity IRI.",
+    "registration": "A registration UUID.", "related_activities": "true: match context activities too.",
+    "related_agents": "true: match instructor, team, authority and sub-statements too.",
+    "since": "Only statements stored after this time (ISO 8601).",
+    "until": "Only statements stored at or before this time.", "limit": "Page size (0: the server's maximum).",
+    "format": "ids, exact or canonical.", "attachments": "true: answer multipart/mixed with attachment data.",
+    "ascending": "true: oldest first.", "more": "A continuation token from a StatementResult's more link.",
+    "activityId": "The activity IRI.", "stateId": "The state document's id.",
+    "profileId": "The profile document's id."}
+_RESOURCE_PARAMETERS = {
+    ("statements", "GET"): ["statementId", "voidedStatementId", "agent", "verb", "activity", "registration",
+                            "related_activities", "related_agents", "since", "until", "limit", "format",
+                            "attachments", "ascending", "more"],
+    ("statements", "PUT"): ["statementId"],
+    ("activities/state", "*"): ["activityId", "agent", "registration", "stateId", "since"],
+    ("activities/profile", "*"): ["activityId", "profileId", "since"],
+    ("agents/profile", "*"): ["agent", "profileId", "since"],
+    ("activities", "GET"): ["activityId"], ("agents", "GET"): ["agent"],
+}
+
+
+def _openapi_of(resource: str, method: str) -> dict[str, Any]:
+    """Parameters, the version header and request examples of one operation (documentation only)."""
+    names = _RESOURCE_PARAMETERS.get((resource, method)) or _RESOURCE_PARAMETERS.get((resource, "*"), [])
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "query", "required": name in ("activityId",) or (name == "statementId" and method == "PUT"),
+         "description": _PARAMETERS[name], "schema": {"type": "string"},
+         **({"example": EXAMPLE_AGENT} if name == "agent" else {})} for name in names]
+    if resource != "about":
+        parameters.append({"name": "X-Experience-API-Version", "in": "header", "required": True,
+                           "schema": {"type": "string", "example": XAPI_VERSION}})
+    extra: dict[str, Any] = {"parameters": parameters}
+    if resource == "statements" and method in ("POST", "PUT"):
+        body = [EXAMPLE_STATEMENT] if method == "POST" else EXAMPLE_STATEMENT
+        extra["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"type": "array" if method == "POST" else "object"}, "example": body},
+            "multipart/mixed": {"schema": {"type": "string", "format": "binary"}}}}
+    elif method in ("PUT", "POST"):
+        extra["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"type": "object"}, "example": {"bookmark": "page-4", "score": 7}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    return extra
+
+
 def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> APIRouter:
     """The ``/xapi`` resources; ``lrs_of(request)`` gives the ``LrsHttp`` answering them."""
     router = APIRouter(prefix=prefix, tags=["xAPI"])
@@ -514,6 +566,7 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
         endpoint = make_endpoint(resource)
         for method in methods + ("OPTIONS",):
             operation = f"xapi_{method.lower()}_{resource.replace('/', '_')}"
-            router.add_api_route(f"/{resource}", endpoint, methods=[method], operation_id=operation,
-                                 summary=f"{method} /xapi/{resource}", include_in_schema=method not in ("HEAD", "OPTIONS"))
+            router.add_api_route(f"/{resource}", endpoint, methods=[method], operation_id=operation, name=operation,
+                                 summary=f"{method} /xapi/{resource}", openapi_extra=_openapi_of(resource, method),
+                                 include_in_schema=method not in ("HEAD", "OPTIONS"))
     return router

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__ as trm_version
 from ..host import SlotState
@@ -28,6 +29,7 @@ from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
 from .auth import require_scope
 from .limits import BodyLimitMiddleware
+from .openapi import install_openapi, operation_id
 from .problems import Problem, install_problem_handlers, invalid_document
 from .runtime import ServerRuntime
 from .schemas import (CanaryRequest, FeedbackAccepted, FeedbackRequest, ModuleDetail, ModuleLinks, ModuleSummary,
@@ -45,14 +47,16 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
         if close_runtime_on_shutdown:
             await run_in_threadpool(runtime.close)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc without a CDN (openapi.py)
         title="trm-modules",
         version=trm_version,
         summary="Tiny Recursive Model reasoning modules for course platforms: solve, feedback, xAPI, admin.",
         description="Authenticate with `Authorization: Bearer <token>` (create one with "
                     "`trm token create --scope solve|feedback|admin`). Errors are RFC 9457 problem documents.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
+    install_openapi(app)
     app.state.runtime = runtime
     app.state.catalog = ModuleCatalog(runtime)
     settings = runtime.settings

@@ -46,7 +46,12 @@ class SolveResponse(BaseModel):
 class FeedbackRequest(BaseModel):
     """Outcome feedback on a solve; posting the same ``id`` again changes nothing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"id": "9b2f7f5e-7c11-4d0e-9a51-2b9b1c0f6a10", "solve_id": "3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11",
+         "kind": "correct", "actor": "teacher-7"},
+        {"solve_id": "3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11", "kind": "correction",
+         "corrected_output": {"grid": [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]}},
+        {"solve_id": "3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11", "kind": "rating", "value": 0.5}]})
 
     id: Text | None = Field(None, min_length=1, max_length=ID_MAX, description="Your id for this event (idempotency key).")
     solve_id: Text = Field(min_length=1, max_length=ID_MAX, description="The solve this is about (404 if this server "
@@ -80,14 +85,14 @@ class FeedbackAccepted(BaseModel):
 class VersionRequest(BaseModel):
     """Names one version of a module."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": "1.2.0"}]})
     version: str
 
 
 class CanaryRequest(BaseModel):
     """Send ``share`` of learners (by pseudonym hash) to ``version``; share 0 stops the canary."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": "1.3.0", "share": 0.1}]})
     version: str | None = None
     share: float = Field(ge=0.0, le=1.0)
 
@@ -95,7 +100,8 @@ class CanaryRequest(BaseModel):
 class YankRequest(BaseModel):
     """Why a version is yanked (shown to those who still pin it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"reason": "answers 4x4 puzzles with repeated digits", "yanked": True}]})
     reason: str | None = Field(None, max_length=500)
     yanked: bool = True
 

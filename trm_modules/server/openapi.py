@@ -1,0 +1,106 @@
+"""The OpenAPI document of ``trm serve``: what a platform developer (and ``/docs``) needs to call it.
+
+FastAPI derives paths and bodies from the routes; this adds what it cannot know:
+
+- the security schemes (Bearer token; Basic with the token as password, what xAPI content sends),
+  and on every guarded operation, so that ``/docs`` offers *Authorize*;
+- the problem document (RFC 9457, ``problems.py``) as the body of every error status an operation
+  can answer, instead of FastAPI's own validation-error shape;
+- ``operationId`` = the route's name (its Python function name, or the name a plugin gave it),
+  stable across releases and unique in the app (a test checks it).
+
+``/docs`` and ``/redoc`` load Swagger UI and ReDoc from the ``fastapi-offline`` package, not from
+a CDN, so they work on a server without Internet access.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details: every error the server answers has this shape.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "A stable URI naming the kind of problem.",
+                 "examples": ["tag:trm-modules,2025:problems/invalid-document"]},
+        "title": {"type": "string", "examples": ["The request document is invalid"]},
+        "status": {"type": "integer", "examples": [422]},
+        "detail": {"type": "string", "description": "What was wrong and what was expected.",
+                   "examples": ["input.grid must have 4 rows (at /input/grid)"]},
+        "instance": {"type": "string", "description": "The request path.", "examples": ["/v1/modules/sudoku-4x4/solve"]},
+        "errors": {"type": "array", "description": "Each fault with an RFC 6901 pointer into the request body "
+                                                   "(or ?parameter / header name).",
+                   "items": {"type": "object", "properties": {"detail": {"type": "string"},
+                                                              "pointer": {"type": "string"}}}},
+    },
+}
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer",
+                   "description": "An API token (`trm token create --scope solve|feedback|admin`)."},
+    "basicAuth": {"type": "http", "scheme": "basic",
+                  "description": "Any user name and an API token as the password (what xAPI clients send)."},
+}
+#: Paths anyone may read (everything else needs a token).
+OPEN_PATHS = ("/healthz", "/metrics", "/xapi/about")
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's ``operationId``: its name (the function name unless the route names itself)."""
+    return route.name
+
+
+def _error_statuses(path: str, operation: dict[str, Any], secured: bool) -> set[str]:
+    statuses = {status for status in operation.get("responses", {}) if status[0] in "45"}
+    statuses.add("500")
+    if secured:
+        statuses |= {"401", "403"}
+    takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
+    if takes_input:
+        statuses.add("400" if path.startswith("/xapi") else "422")
+    if "{" in path or path.startswith("/xapi"):
+        statuses.add("404")
+    return statuses
+
+
+def decorate(document: dict[str, Any]) -> dict[str, Any]:
+    """Add security schemes and problem-document error responses to a generated OpenAPI document."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    components["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in document.get("paths", {}).items():
+        secured = path not in OPEN_PATHS
+        for operation in operations.values():
+            if secured:
+                operation["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
+            responses = operation.setdefault("responses", {})
+            for status in sorted(_error_statuses(path, operation, secured)):
+                described = responses.get(status, {}).get("description")
+                responses[status] = {
+                    "description": described if described and described != "Validation Error"
+                    else HTTPStatus(int(status)).phrase,
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` return the decorated document (built once, on first request)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = decorate(get_openapi(
+                title=app.title, version=app.version, summary=app.summary, description=app.description,
+                routes=app.routes, tags=app.openapi_tags, servers=app.servers))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
