@@ -524,6 +524,8 @@ def _openapi_of(resource: str, method: str) -> dict[str, Any]:
         parameters.append({"name": "X-Experience-API-Version", "in": "header", "required": True,
                            "schema": {"type": "string", "example": XAPI_VERSION}})
     extra: dict[str, Any] = {"parameters": parameters}
+    if resource != "about":
+        extra["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
     if resource == "statements" and method in ("POST", "PUT"):
         body = [EXAMPLE_STATEMENT] if method == "POST" else EXAMPLE_STATEMENT
         extra["requestBody"] = {"required": True, "content": {

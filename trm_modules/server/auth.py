@@ -58,4 +58,5 @@ def require_scope(scope: str | None) -> Callable:
                           f"this route needs a token with the {scope!r} scope; this one has {', '.join(scopes)}")
         return scopes
 
+    dependency.trm_scope = scope  # type: ignore[attr-defined]  # tells the OpenAPI document it is guarded
     return dependency

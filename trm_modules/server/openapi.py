@@ -6,8 +6,8 @@ FastAPI derives paths and bodies from the routes; this adds what it cannot know:
   and on every guarded operation, so that ``/docs`` offers *Authorize*;
 - the problem document (RFC 9457, ``problems.py``) as the body of every error status an operation
   can answer, instead of FastAPI's own validation-error shape;
-- ``operationId`` = the route's name (its Python function name, or the name a plugin gave it),
-  stable across releases and unique in the app (a test checks it).
+- ``operationId`` = the route's name (its Python function name, or the name a plugin gave it;
+  a plugin's prefixed with its package), stable across releases and unique in the app (a test checks it).
 
 ``/docs`` and ``/redoc`` load Swagger UI and ReDoc from the ``fastapi-offline`` package, not from
 a CDN, so they work on a server without Internet access.
@@ -48,13 +48,18 @@ SECURITY_SCHEMES = {
     "basicAuth": {"type": "http", "scheme": "basic",
                   "description": "Any user name and an API token as the password (what xAPI clients send)."},
 }
-#: Paths anyone may read (everything else needs a token).
-OPEN_PATHS = ("/healthz", "/metrics", "/xapi/about")
+SECURITY = [{"bearerAuth": []}, {"basicAuth": []}]
 
 
 def operation_id(route: APIRoute) -> str:
-    """A route's ``operationId``: its name (the function name unless the route names itself)."""
-    return route.name
+    """A route's ``operationId``: its name (the function name unless the route names itself); a
+    plugin's routes are prefixed with the plugin's package (``lti_solve``), so two cannot collide."""
+    module = getattr(route.endpoint, "__module__", "") or ""
+    if module.startswith("trm_modules."):
+        return route.name
+    parts = module.split(".")
+    prefix = parts[1] if parts[0] == "trm_adapters" and len(parts) > 1 else parts[0]
+    return route.name if not prefix or route.name.startswith(prefix + "_") else f"{prefix}_{route.name}"
 
 
 def _error_statuses(path: str, operation: dict[str, Any], secured: bool) -> set[str]:
@@ -70,17 +75,32 @@ def _error_statuses(path: str, operation: dict[str, Any], secured: bool) -> set[
     return statuses
 
 
-def decorate(document: dict[str, Any]) -> dict[str, Any]:
-    """Add security schemes and problem-document error responses to a generated OpenAPI document."""
+def guarded(route: APIRoute) -> bool:
+    """Whether a route admits only requests with a token (it depends on ``auth.require_scope``)."""
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        if hasattr(dependant.call, "trm_scope"):
+            return True
+        stack.extend(dependant.dependencies)
+    return False
+
+
+def decorate(document: dict[str, Any], guarded_operations: set[str] = frozenset()) -> dict[str, Any]:
+    """Add security schemes and problem-document error responses to a generated OpenAPI document.
+
+    An operation is guarded when it is in ``guarded_operations`` or already declares ``security``
+    (a plugin that checks credentials itself, like the LRS, says so in its ``openapi_extra``).
+    """
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
     components["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in document.get("paths", {}).items():
-        secured = path not in OPEN_PATHS
         for operation in operations.values():
-            if secured:
-                operation["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
+            if operation.get("operationId") in guarded_operations:
+                operation["security"] = SECURITY
+            secured = bool(operation.get("security"))
             responses = operation.setdefault("responses", {})
             for status in sorted(_error_statuses(path, operation, secured)):
                 described = responses.get(status, {}).get("description")
@@ -98,9 +118,28 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = decorate(get_openapi(
-                title=app.title, version=app.version, summary=app.summary, description=app.description,
-                routes=app.routes, tags=app.openapi_tags, servers=app.servers))
+            document = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                   description=app.description, routes=app.routes, tags=app.openapi_tags,
+                                   servers=app.servers)
+            guarded_ids = {route.operation_id or operation_id(route) for route in _api_routes(app) if guarded(route)}
+            app.openapi_schema = decorate(document, guarded_ids)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every APIRoute the app serves (FastAPI may keep included routers as nested entries)."""
+    from fastapi.routing import APIRouter
+
+    found: list[APIRoute] = []
+    stack: list[Any] = list(app.router.routes)
+    while stack:
+        route = stack.pop()
+        if isinstance(route, APIRoute):
+            found.append(route)
+        for nested in ("original_router", "router"):
+            inner = getattr(route, nested, None)
+            if isinstance(inner, APIRouter):
+                stack.extend(inner.routes)
+    return found
