@@ -53,3 +53,26 @@ def served(root: Path, versions: dict[str, int] | None = None, **settings: objec
     tokens = {scope: runtime.tokens.create([scope], name=scope)[0] for scope in ("solve", "feedback", "admin")}
     with TestClient(create_app(runtime)) as client:
         yield Served(runtime, client, tokens)
+
+
+@contextlib.contextmanager
+def on_a_socket(runtime: ServerRuntime) -> Iterator[str]:
+    """``runtime``'s app behind a real socket, for clients that speak HTTP rather than ASGI; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(create_app(runtime, close_runtime_on_shutdown=False), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

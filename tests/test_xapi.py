@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import threading
-import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
-from test_server_fixtures import MODULE, puzzle, served
+from test_server_fixtures import MODULE, on_a_socket, puzzle, served
 from trm_adapters.xapi import XapiForwarder
 from trm_adapters.xapi_statements import (EXT_EMITTED_BY, EXT_VERDICT, StatementNaming, feedback_from_statement,
                                           solve_activity_iri, statement_for_feedback, statement_for_solve)
 from trm_modules.records import FeedbackEvent, SolveRecord
-from trm_modules.server import create_app
 from trm_modules.store.models import Feedback
 
 XAPI = {"X-Experience-API-Version": "1.0.3"}
@@ -58,19 +53,8 @@ def feedback_count(server, ids) -> int:
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
     """The app behind a real socket (the tincan client speaks http.client, not ASGI)."""
-    with served(tmp_path_factory.mktemp("live")) as s:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(s.runtime, close_runtime_on_shutdown=False), log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
-        yield s, f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(5)
+    with served(tmp_path_factory.mktemp("live")) as s, on_a_socket(s.runtime) as url:
+        yield s, url
 
 
 def test_statement_batch_from_the_tincan_client_lands_as_feedback_exactly_once_when_posted_twice(live_server):

@@ -12,20 +12,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from test_server_fixtures import served
+from test_server_fixtures import on_a_socket, served
 from trm_adapters.xapi_statements import StatementNaming, statement_for_feedback, statement_for_solve
 from trm_modules.records import FeedbackEvent, SolveRecord
-from trm_modules.server import create_app
 
 CLIENTS_ENV = "TRM_XAPI_NODE_CLIENTS"
 NPM_PACKAGES = ("@xapi/xapi@3.0.3", "tincanjs@0.50.0", "xapi-validation@2.1.4")
@@ -51,18 +46,8 @@ def node_modules() -> Path:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """``trm serve``'s app behind a real socket; yields (served, xAPI endpoint)."""
-    with served(tmp_path_factory.mktemp("clients")) as s:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        config = uvicorn.Config(create_app(s.runtime, close_runtime_on_shutdown=False), log_level="warning")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.01)
-        yield s, f"http://127.0.0.1:{sock.getsockname()[1]}/xapi"
-        server.should_exit = True
-        thread.join(5)
+    with served(tmp_path_factory.mktemp("clients")) as s, on_a_socket(s.runtime) as url:
+        yield s, url + "/xapi"
 
 
 def node(node_modules: Path, *args: str, stdin: str | None = None) -> dict | list:

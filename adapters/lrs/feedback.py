@@ -73,8 +73,15 @@ class FeedbackBridge:
             return {row[0]: row[1] for row in rows}
 
     def receive(self, statements: list[dict[str, Any]]) -> list[FeedbackEvent]:
-        """Hand the feedback in ``statements`` to the host and wait until the store has it."""
+        """Hand the feedback in ``statements`` the store does not hold yet to the host; wait until it does.
+
+        A statement sent again (a client's retry after a failed request) gives its feedback only if
+        the first request did not get it stored.
+        """
         events = self.events(statements)
+        if events:
+            known = self._feedback_solve_ids([e.id for e in events])
+            events = [e for e in events if e.id not in known]
         for event in events:
             self.feedback(event)
         if events:

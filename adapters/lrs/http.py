@@ -11,8 +11,8 @@ send custom headers cross-origin) is unwrapped before dispatch, so every resourc
 from __future__ import annotations
 
 import json
+import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -21,14 +21,18 @@ from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+
+from trm_modules.store import StoreError
 
 from .documents import DocumentKey, DocumentStore, Preconditions, is_json_type
-from .errors import Forbidden, NotFound, ParameterInvalid, XapiError
+from .errors import Forbidden, ParameterInvalid, XapiError
 from .identity import agent_key, in_format
 from .multipart import read_statement_parts, write_parts
-from .statements import Attachment, StatementQuery, StatementStore, format_timestamp
+from .statements import StatementQuery, StatementStore
 from .validation import check_actor, check_iri, check_timestamp, check_uuid, StatementInvalid
+
+log = logging.getLogger("trm_adapters.lrs")
 
 XAPI_VERSION = "1.0.3"
 #: What About reports: the versions this LRS implements that xAPI clients (tincan among them) know.
@@ -102,7 +106,8 @@ class LrsHttp:
     """Answers xAPI requests with a statement store and a document store.
 
     ``verify_token(secret) -> (token id, name, scopes) | None`` checks credentials;
-    ``on_stored(statements)`` is told about every newly stored statement (feedback bridge).
+    ``on_stored(statements)`` is told about every statement a request stored or repeated (feedback
+    bridge; a repeat lets a client's retry complete what a failed request left undone).
     """
 
     def __init__(self, statements: StatementStore, documents: DocumentStore, settings: LrsSettings,
@@ -314,6 +319,18 @@ class Unauthorized(XapiError):
     status = 401
     slug = "unauthorized"
     title = "Unauthorized"
+
+
+class StoreAway(XapiError):
+    status = 503
+    slug = "store-unavailable"
+    title = "The store cannot be reached"
+
+
+class InternalError(XapiError):
+    status = 500
+    slug = "internal-error"
+    title = "Internal server error"
 
 
 # ---------------------------------------------------------------------------------------- parameters
@@ -555,6 +572,15 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
                 reply = await run_in_threadpool(lrs.handle, xapi_request)
             except XapiError as error:
                 reply = _problem(error, request.url.path)
+            except (SQLAlchemyError, StoreError) as error:  # the database is away: nothing was acknowledged
+                log.error("xAPI %s %s: the store failed: %s", request.method, request.url.path, error)
+                reply = _problem(StoreAway("the store cannot be reached; nothing was stored, retry the request "
+                                           "(statement ids make retries safe)"), request.url.path)
+                reply.headers["Retry-After"] = "5"
+            except Exception as error:  # noqa: BLE001 - answered as a problem document like every error
+                log.exception("xAPI %s %s failed", request.method, request.url.path)
+                reply = _problem(InternalError(f"the LRS failed while answering ({type(error).__name__}); "
+                                               "the error is logged on the server"), request.url.path)
             if resource == "statements" and "GET" in (request.method, request.query_params.get("method", "").upper()):
                 reply.headers["X-Experience-API-Consistent-Through"] = consistent_through(lrs.statements)
             reply.headers.update(cors)

@@ -115,7 +115,7 @@ class StatementStore:
     # ------------------------------------------------------------------------------------------ writes
     def store(self, posted: Sequence[Any], authority: dict[str, Any], attachments: Iterable[Attachment] = (),
               *, statement_id: str | None = None, batch: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
-        """Store ``posted`` statements (one transaction); returns (their ids, the newly stored statements).
+        """Store ``posted`` statements (one transaction); returns (their ids, the statements as stored).
 
         ``statement_id``: the id of a PUT; ``batch``: the request body was an array (error pointers
         then start with the statement's index). Repeating a stored statement is a no-op; the same id with
@@ -137,6 +137,7 @@ class StatementStore:
         data = {a.sha2: a for a in attachments}
         self._check_attachments(checked, data, at)
         fresh: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        accepted: list[dict[str, Any]] = []
         with self.engine.begin() as connection:
             known = {row.id: row.statement for row in connection.execute(
                 select(tables.statements.c.id, tables.statements.c.statement)
@@ -147,13 +148,15 @@ class StatementStore:
                         raise StatementConflict(f"statement {sid} is already stored with different content; a "
                                                 "statement id names one statement for ever (void it and send a new id)",
                                                 at(index))
+                    accepted.append(known[sid])
                     continue
                 fresh.append((sid, statement, self._prepare(sid, statement, authority)))
+                accepted.append(fresh[-1][2])
             for sid, _posted, prepared in fresh:
                 self._insert(connection, sid, prepared)
             self._store_attachments(connection, [p for _, _, p in fresh], data)
             self._apply_voids(connection, [p for _, _, p in fresh])
-        return ids, [p for _, _, p in fresh]
+        return ids, accepted
 
     def _prepare(self, sid: str, statement: dict[str, Any], authority: dict[str, Any]) -> dict[str, Any]:
         prepared = copy.deepcopy(statement)

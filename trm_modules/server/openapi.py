@@ -58,7 +58,7 @@ def operation_id(route: APIRoute) -> str:
     if module.startswith("trm_modules."):
         return route.name
     parts = module.split(".")
-    prefix = parts[1] if parts[0] == "trm_adapters" and len(parts) > 1 else parts[0]
+    prefix = parts[-2] if len(parts) > 1 else parts[0]  # the plugin's package: adapters/lti/routes.py → lti
     return route.name if not prefix or route.name.startswith(prefix + "_") else f"{prefix}_{route.name}"
 
 
