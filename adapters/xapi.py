@@ -2,7 +2,8 @@
 
 Registered through the ``trm_modules`` entry-point group (``xapi = "trm_adapters.xapi"``): when
 ``trm serve`` starts (``trm_startup``) with an LRS configured, a forwarder over the server's store
-is registered as an observer of solves and feedback; nothing happens otherwise. Configuration:
+is registered as an observer of solves and feedback; nothing happens otherwise. Configuration
+(fields of ``trm_modules.settings.Settings``: a flag, ``TRM_<FIELD>`` or the settings file):
 
 - ``TRM_XAPI_LRS_URL``: the LRS endpoint (``https://lrs.example/xapi/``; statements go to ``…/statements``);
 - ``TRM_XAPI_LRS_AUTH``: ``user:password`` (sent as Basic auth) or a full ``Authorization`` value;
@@ -25,7 +26,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -40,10 +40,6 @@ from .xapi_statements import StatementNaming, statement_for_feedback, statement_
 
 log = logging.getLogger("trm_adapters.xapi")
 
-LRS_URL_ENV = "TRM_XAPI_LRS_URL"
-LRS_AUTH_ENV = "TRM_XAPI_LRS_AUTH"
-ACTIVITY_BASE_ENV = "TRM_XAPI_ACTIVITY_BASE"
-HOMEPAGES_ENV = "TRM_XAPI_HOMEPAGES"
 XAPI_VERSION = "1.0.3"
 REFUSED = (400, 409, 413)
 PLUGIN_NAME = "trm-xapi-forwarder"
@@ -65,7 +61,7 @@ def parse_homepages(value: str | None) -> dict[str, str]:
         if item.strip():
             platform, _, url = item.partition("=")
             if not url.strip():
-                raise ValueError(f"{HOMEPAGES_ENV}: {item!r} is not platform=https://homepage")
+                raise ValueError(f"xapi_homepages (TRM_XAPI_HOMEPAGES): {item!r} is not platform=https://homepage")
             homepages[platform.strip()] = url.strip()
     return homepages
 
@@ -107,14 +103,14 @@ class XapiForwarder:
             self._sender.start()
 
     @classmethod
-    def from_environment(cls, store: Any, public_url: str) -> "XapiForwarder | None":
-        """A forwarder configured by the ``TRM_XAPI_*`` variables, or None when no LRS URL is set."""
-        endpoint = os.environ.get(LRS_URL_ENV)
-        if not endpoint:
+    def from_settings(cls, store: Any, settings: Any) -> "XapiForwarder | None":
+        """A forwarder configured by ``settings`` (``xapi_lrs_url``, ``xapi_lrs_auth``, ``xapi_activity_base``,
+        ``xapi_homepages``, ``public_url``), or None when no LRS URL is set."""
+        if not settings.xapi_lrs_url:
             return None
-        naming = StatementNaming(os.environ.get(ACTIVITY_BASE_ENV) or public_url,
-                                 parse_homepages(os.environ.get(HOMEPAGES_ENV)))
-        return cls(endpoint, store, naming=naming, auth=os.environ.get(LRS_AUTH_ENV))
+        naming = StatementNaming(settings.xapi_activity_base or settings.public_url or "http://localhost:8000",
+                                 parse_homepages(settings.xapi_homepages))
+        return cls(settings.xapi_lrs_url, store, naming=naming, auth=settings.xapi_lrs_auth)
 
     # -- observing -------------------------------------------------------------------------------
     @hookimpl
@@ -213,7 +209,7 @@ class XapiForwarder:
 @hookimpl
 def trm_startup(runtime: Any) -> None:
     """With ``TRM_XAPI_LRS_URL`` set, forward the server's solves and feedback to that LRS."""
-    forwarder = XapiForwarder.from_environment(runtime.store, runtime.settings.public_url)
+    forwarder = XapiForwarder.from_settings(runtime.store, runtime.settings)
     if forwarder is not None:
         runtime.host.pm.register(forwarder, name=PLUGIN_NAME)
         log.info("forwarding xAPI statements to %s", forwarder.endpoint)

@@ -319,9 +319,8 @@ def test_feedback_that_came_from_an_lrs_is_not_sent_back(store):
     assert sender.pending() == 0
 
 
-def test_the_server_starts_a_forwarder_when_an_lrs_is_configured(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRM_XAPI_LRS_URL", "http://127.0.0.1:9/xapi/")
-    with served(tmp_path) as s:
+def test_the_server_starts_a_forwarder_when_an_lrs_is_configured(tmp_path):
+    with served(tmp_path, xapi_lrs_url="http://127.0.0.1:9/xapi/") as s:
         assert s.runtime.host.pm.get_plugin("trm-xapi-forwarder") is not None
 
 

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     xapi_activity_base: str | None = None
     """IRI base of solve activities (``TRM_XAPI_ACTIVITY_BASE``); None: ``public_url``."""
 
+    xapi_homepages: str = ""
+    """``platform=https://lms.example,…``: the account homePage under which each platform's learner
+    pseudonyms go to the LRS (``TRM_XAPI_HOMEPAGES``)."""
+
+    xapi_cors_origins: str = "*"
+    """Origins whose browser content may call ``/xapi``, comma-separated; ``*``: any; empty: none
+    (``TRM_XAPI_CORS_ORIGINS``)."""
+
     def __init__(self, **values: Any) -> None:
         # A flag left unset (None) does not hide the environment or the file.
         super().__init__(**{name: value for name, value in values.items() if value is not None})

@@ -6,11 +6,9 @@ Clients authenticate with an API token: ``Authorization: Basic base64(<anything>
 xAPI content sends) or ``Bearer <token>``; the token needs the ``feedback`` (or ``admin``) scope and
 becomes the statements' ``authority``.
 
-Configuration (read here, at the plugin's edge):
-
-- ``TRM_XAPI_CORS_ORIGINS``: comma-separated origins whose browser content may call the LRS
-  (default ``*``: any origin; credentials travel in the Authorization header, never in cookies);
-  an empty value turns CORS off.
+Configuration: ``Settings.xapi_cors_origins`` (``TRM_XAPI_CORS_ORIGINS``), comma-separated origins
+whose browser content may call the LRS (default ``*``: any origin; credentials travel in the
+Authorization header, never in cookies); an empty value turns CORS off.
 
 Modules: ``validation`` (data model), ``identity`` (agent keys, equivalence, formats),
 ``statements`` / ``documents`` (storage), ``signatures`` (JWS), ``multipart``, ``http`` (routes).
@@ -18,7 +16,6 @@ Modules: ``validation`` (data model), ``identity`` (agent keys, equivalence, for
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,16 +24,13 @@ from trm_modules import hookimpl
 
 from .http import LrsHttp, LrsSettings, xapi_router
 
-CORS_ORIGINS_ENV = "TRM_XAPI_CORS_ORIGINS"
-
-__all__ = ["LrsHttp", "LrsSettings", "lrs_for_runtime", "lrs_router", "settings_from_environment"]
+__all__ = ["LrsHttp", "LrsSettings", "lrs_for_runtime", "lrs_router", "lrs_settings"]
 
 
-def settings_from_environment(public_url: str) -> LrsSettings:
-    """The LRS settings from ``TRM_XAPI_*`` variables and the server's public URL."""
-    raw = os.environ.get(CORS_ORIGINS_ENV)
-    origins = ("*",) if raw is None else tuple(o.strip() for o in raw.split(",") if o.strip())
-    return LrsSettings(cors_origins=origins, authority_home=public_url)
+def lrs_settings(settings: Any) -> LrsSettings:
+    """The LRS's settings from the server's (``xapi_cors_origins``, ``public_url``)."""
+    origins = tuple(o.strip() for o in settings.xapi_cors_origins.split(",") if o.strip())
+    return LrsSettings(cors_origins=origins, authority_home=settings.public_url or "http://127.0.0.1:8000")
 
 
 def lrs_for_runtime(runtime: Any, settings: LrsSettings | None = None) -> LrsHttp:
@@ -56,7 +50,7 @@ def lrs_for_runtime(runtime: Any, settings: LrsSettings | None = None) -> LrsHtt
         token_id = secret.split("_")[1] if secret.count("_") >= 2 else "token"
         return token_id, f"trm-modules API token {token_id}", scopes
 
-    settings = settings or settings_from_environment(runtime.settings.public_url)
+    settings = settings or lrs_settings(runtime.settings)
     bridge = FeedbackBridge(runtime.recorder, runtime.host.feedback, runtime.host.flush)
     return LrsHttp(StatementStore(engine), DocumentStore(engine), settings, verify_token, bridge.receive)
 
