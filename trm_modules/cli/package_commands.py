@@ -43,6 +43,9 @@ def pack(
     key: Optional[Path] = typer.Option(None, help="Sign with this ed25519 private key."),
     changes: Optional[str] = typer.Option(
         None, help="Lineage: what changed from the parent version (stored as provenance.changes)."),
+    outside: Optional[Path] = typer.Option(
+        None, "--outside", help="JSON rows of bench/outside_puzzles.py --json for this module: stored as "
+                                "evaluation.outside and shown in the model card."),
     training_state: bool = typer.Option(
         False, "--training-state",
         help="Carry the live weights and optimiser moments, so `trm train --init-from` continues the run "
@@ -54,7 +57,8 @@ def pack(
     with reported():
         path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
                         parent_digest=parent_digest, title=title, description=description, license=license,
-                        module_id=module_id, signing_key=key, changes=changes, training_state=training_state)
+                        module_id=module_id, signing_key=key, changes=changes, training_state=training_state,
+                        outside=json.loads(outside.read_text("utf-8")) if outside else None)
         from ..package import open_package
 
         package = open_package(path)

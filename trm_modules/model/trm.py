@@ -230,6 +230,10 @@ class TRM(nn.Module):
                 self.q_head.bias.fill_(-5.0)
         self.register_buffer("H_init", trunc_normal_(torch.empty(D), 1.0))
         self.register_buffer("L_init", trunc_normal_(torch.empty(D), 1.0))
+        # Halting at inference: stop at the first step >= halt_min_steps where q_halt > halt_threshold.
+        # The paper's rule (0, 1) unless a package calibrated its own (trm_modules.train.halting).
+        self.halt_threshold = 0.0
+        self.halt_min_steps = 1
 
     @classmethod
     def from_state_dict(cls, config: TRMConfig, tensors: Mapping[str, torch.Tensor],
@@ -305,6 +309,13 @@ class TRM(nn.Module):
         return self.deep_recursion(self.input_embeddings(tokens, puzzle_ids), carry)
 
     # -------------------------------------------------------------------------- inference
+    def use_halting(self, threshold: float | None, min_steps: int = 1) -> "TRM":
+        """Halt at the first step >= ``min_steps`` with q_halt > ``threshold`` (None: run every step);
+        a package's calibrated policy (``evaluation.halting``, see ``trm_modules.train.halting``)."""
+        self.halt_threshold = float("inf") if threshold is None else float(threshold)
+        self.halt_min_steps = int(min_steps)
+        return self
+
     @torch.no_grad()
     def solve(
         self,
@@ -317,8 +328,9 @@ class TRM(nn.Module):
     ) -> Solution:
         """Answer a batch, with early halting.
 
-        With ``halt=True`` an example stops at the first step where ``q_halt > 0`` and leaves the
-        batch, so later steps only compute the rows still running. With ``halt=False`` every
+        With ``halt=True`` an example stops at the first step where ``q_halt > halt_threshold`` (0
+        unless calibrated) and at least ``halt_min_steps`` steps ran, and leaves the batch, so later
+        steps only compute the rows still running. With ``halt=False`` every
         example runs ``max_steps`` steps, as in the authors' evaluation. ``answer_table`` constrains
         each answer token to those the input allows at its cell (``constrained_argmax``). ``step``
         computes one supervision step in place of ``deep_recursion`` (``onnx_step.OnnxStep``).
@@ -342,7 +354,7 @@ class TRM(nn.Module):
             confidence[rows] = torch.sigmoid(out.q_halt)
             carry = out.carry
             if halt and step < max_steps:
-                running = out.q_halt <= 0
+                running = (out.q_halt <= self.halt_threshold) | (step < self.halt_min_steps)
                 if not bool(running.all()):
                     if not bool(running.any()):
                         break

@@ -113,6 +113,26 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
             lines.append(f"- valid by the task's rules as `trm solve` answers (halting, up to {ruled['views']} "
                          f"test-time views): {ruled['valid']:.4f}, {ruled['mean_views']:.2f} views and "
                          f"{ruled['mean_steps']:.2f} steps per puzzle on average")
+        halting = (evaluation.model_extra or {}).get("halting")
+        if isinstance(halting, dict) and {"accuracy", "mean_steps", "default_accuracy"} <= halting.keys():
+            rule = ("every step runs" if halting.get("threshold") is None
+                    else f"stop at the first step ≥ {halting.get('min_steps', 1)} with q_halt > {halting['threshold']:.3f}")
+            lines.append(f"- halting calibrated on {halting.get('dataset') or 'held-out puzzles'} ({rule}): first answer "
+                         f"valid {halting['accuracy']:.4f} in {halting['mean_steps']:.2f} steps (q_halt > 0 would give "
+                         f"{halting['default_accuracy']:.4f} in {halting.get('default_mean_steps', 0):.2f})")
+        outside = (evaluation.model_extra or {}).get("outside")
+        if isinstance(outside, list) and outside:
+            lines += ["", "On puzzles from generators written elsewhere (judged by the rules only; "
+                      "`bench/outside_puzzles.py`):", "",
+                      "| generator | puzzles | first answer (`--views 1`) | default `trm solve` | views | steps |",
+                      "|---|---|---|---|---|---|"]
+            for row in outside:
+                try:
+                    lines.append(f"| {row['generator']} | {row['puzzles']} | {row['first']['valid']:.1%} | "
+                                 f"{row['default']['valid']:.1%} | {row['default']['mean_views']:.2f} | "
+                                 f"{row['first']['mean_steps']:.2f} |")
+                except (KeyError, TypeError):
+                    continue
         lines.append("")
     for image in images:
         lines += [f"![{Path(image).stem}]({image})", ""]

@@ -50,23 +50,39 @@ def select_examples(model: TRM, codec: TaskCodec, pairs: Iterable[tuple[dict, di
     return [(inp, None) for (inp, _), _ in decodable[:count]]
 
 
-def _rule_check_heldout(model: TRM, codec: TaskCodec, recipe_toml: str | None) -> dict[str, Any] | None:
-    """The rule check with test-time views on the run's held-out puzzles, regenerated from its recipe."""
+def _recipe_of(recipe_toml: str | None) -> Any:
+    """The run's recipe, parsed from the TOML embedded in training.json (None when absent or unreadable)."""
     from ..settings import tomllib
 
-    from ..train.data import heldout_pairs
-    from ..train.evaluate import rule_check_report
     from ..train.recipe import Recipe
-    from ..views import DEFAULT_VIEWS
 
     if not recipe_toml:
         return None
     try:
-        recipe = Recipe.model_validate(tomllib.loads(recipe_toml))
+        return Recipe.model_validate(tomllib.loads(recipe_toml))
     except (ValueError, tomllib.TOMLDecodeError):
         return None
+
+
+def _rule_check_heldout(model: TRM, codec: TaskCodec, recipe: Any) -> dict[str, Any] | None:
+    """The rule check with test-time views on the run's held-out puzzles, regenerated from its recipe."""
+    from ..train.data import heldout_pairs
+    from ..train.evaluate import rule_check_report
+    from ..views import DEFAULT_VIEWS
+
     report = rule_check_report(model, codec, [inp for inp, _ in heldout_pairs(codec, recipe.data)], views=DEFAULT_VIEWS)
     return None if report is None else report.to_json()
+
+
+def _calibrate(model: TRM, codec: TaskCodec, recipe: Any) -> dict[str, Any]:
+    """The halting policy of a run that predates calibration, chosen as ``trm train`` chooses it."""
+    from ..train.data import calibration_pairs, heldout_seed
+    from ..train.halting import CALIBRATION_SEED_OFFSET, calibrate_halting
+
+    pairs = calibration_pairs(codec, recipe.data)
+    return calibrate_halting(model, codec, [inp for inp, _ in pairs], [out for _, out in pairs],
+                             dataset=f"{len(pairs)} calibration puzzles (seed {heldout_seed(recipe.data)} "
+                                     f"+ {CALIBRATION_SEED_OFFSET})")
 
 
 def _created_at(run_dir: Path) -> str:
@@ -79,12 +95,13 @@ def _created_at(run_dir: Path) -> str:
 def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: str | os.PathLike | None = None,
              task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
              example_count: int = DEFAULT_EXAMPLE_COUNT, changes: str | None = None, training_state: bool = False,
-             **metadata: Any) -> Path:
+             outside: list[dict[str, Any]] | None = None, **metadata: Any) -> Path:
     """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
 
     Evaluation, provenance (recipe, command, data, hardware, wall time, the package a continued run
     started from) and plots come from the run's files; ``changes`` says what changed from the parent.
-    ``training_state`` adds the run's live weights and optimiser moments (``training/state.safetensors``)
+    ``outside`` (rows of ``bench/outside_puzzles.py --json``) records this module's results on
+    puzzles from outside generators. ``training_state`` adds the run's live weights and optimiser moments (``training/state.safetensors``)
     so ``trm train --init-from`` continues it exactly. Extra keyword arguments (title, description,
     license, authors, module_id, card, signing_key, …) go to ``build_package``. Returns the package
     path (default ``NAME-VERSION.trm`` in the current folder).
@@ -108,14 +125,23 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
     if not pairs:
         rng = np.random.default_rng(0)
         pairs = codec.generate(rng, example_count)
-    examples = select_examples(model, codec, pairs, example_count)
 
     evaluation = _read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").is_file() else None
     training = _read_json(run_dir / "training.json") if (run_dir / "training.json").is_file() else {}
-    if evaluation is not None and "rule_check" not in evaluation:  # runs from before it was recorded
-        ruled = _rule_check_heldout(model, codec, training.get("recipe_toml"))
+    recipe = _recipe_of(training.get("recipe_toml"))
+    if evaluation is not None and "halting" not in evaluation and recipe is not None:
+        # A run from before halting was calibrated: calibrate now, and judge it as it will answer.
+        evaluation["halting"] = _calibrate(model, codec, recipe)
+        evaluation.pop("rule_check", None)
+    if evaluation is not None and evaluation.get("halting"):
+        model.use_halting(evaluation["halting"]["threshold"], evaluation["halting"]["min_steps"])
+    if evaluation is not None and "rule_check" not in evaluation and recipe is not None:
+        ruled = _rule_check_heldout(model, codec, recipe)
         if ruled is not None:
             evaluation["rule_check"] = ruled
+    if evaluation is not None and outside:
+        evaluation["outside"] = [row for row in outside if row.get("module", "").split("@")[0] in ("", name)]
+    examples = select_examples(model, codec, pairs, example_count)  # answered as the package will answer
     provenance: dict[str, Any] = {
         "created_at": _created_at(run_dir),
         "parent_digest": parent_digest or training.get("parent_digest"),

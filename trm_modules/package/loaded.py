@@ -101,12 +101,23 @@ class Package:
         return tensors_from_bytes(weights, self.weights_header)
 
     def load_model(self, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> TRM:
-        """The packaged TRM with its shipped (EMA) weights, in eval mode, on ``device``.
+        """The packaged TRM with its shipped (EMA) weights and calibrated halting, in eval mode, on ``device``.
 
         ``dtype`` defaults to the dtype the weights are shipped in (``manifest.model.dtype``).
         """
         dtype = dtype or MANIFEST_DTYPES[self.manifest.model.dtype]
-        return TRM.from_state_dict(self.manifest.model.config, self.state_dict(), device, dtype)
+        model = TRM.from_state_dict(self.manifest.model.config, self.state_dict(), device, dtype)
+        halting = self.halting
+        if halting:
+            model.use_halting(halting.get("threshold"), halting.get("min_steps", 1))
+        return model
+
+    @property
+    def halting(self) -> dict | None:
+        """The halting policy calibrated for this package (``evaluation.halting``), or None (q_halt > 0)."""
+        evaluation = self.manifest.evaluation
+        halting = (evaluation.model_extra or {}).get("halting") if evaluation is not None else None
+        return halting if isinstance(halting, dict) else None
 
     def self_test(self, model: TRM | None = None, device: str | torch.device = "cpu",
                   plugins: pluggy.PluginManager | None = None) -> list[ExampleResult]:

@@ -70,6 +70,14 @@ def heldout_pairs(codec: TaskCodec, data: Any) -> list[tuple[Json, Json]]:
                           **(data.test_difficulty or data.difficulty))
 
 
+def calibration_pairs(codec: TaskCodec, data: Any, count: int = 512) -> list[tuple[Json, Json]]:
+    """Puzzles to calibrate halting on: the held-out distribution at another seed (not the test set)."""
+    from .halting import CALIBRATION_SEED_OFFSET
+
+    return codec.generate(np.random.default_rng(heldout_seed(data) + CALIBRATION_SEED_OFFSET),
+                          min(count, data.test_puzzles), **(data.test_difficulty or data.difficulty))
+
+
 class AugmentedSampler:
     """Draws training examples with replacement and applies the codec's augmentation."""
 

@@ -18,7 +18,7 @@ class EvalReport:
 
     ``per_step_accuracy[k]`` is the accuracy after k+1 supervision steps for every example (the
     authors' protocol); ``accuracy_halting`` / ``mean_steps_halting`` are what ``solve(halt=True)``
-    gives: each example answers at the first step where q_halt > 0.
+    gives: each example answers at the first step where its halting policy stops it (q_halt > 0 unless calibrated).
     """
 
     puzzles: int
@@ -67,7 +67,8 @@ def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_siz
             carry = out.carry
             ok = (constrained_argmax(out.logits, tokens, table) == labels).all(-1)
             correct_per_step[step] += int(ok.sum())
-            newly = ~halted & ((out.q_halt > 0) | (step == max_steps - 1))
+            stop = (out.q_halt > model.halt_threshold) & (step + 1 >= model.halt_min_steps)
+            newly = ~halted & (stop | (step == max_steps - 1))
             idx = newly.nonzero().squeeze(-1).cpu().numpy() + start
             halt_step[idx] = step + 1
             correct_at_halt[idx] = ok[newly].cpu().numpy()

@@ -29,7 +29,8 @@ from ..model import TRM, TRMConfig, count_parameters
 from ..plugins import get_codec
 from ..views import DEFAULT_VIEWS
 from .continuation import RUN_TRAINING_STATE, PackageStart, training_state_bytes
-from .data import AugmentedSampler, TokenSet, generate_set, heldout_pairs, heldout_seed
+from .data import AugmentedSampler, TokenSet, calibration_pairs, generate_set, heldout_pairs, heldout_seed
+from .halting import CALIBRATION_SEED_OFFSET, calibrate_halting
 from .evaluate import EvalReport, evaluate, plot_report, rule_check_report
 from .losses import deep_supervision_loss
 from .recipe import Recipe
@@ -373,7 +374,15 @@ class Trainer:
             "steps": self.config.halt_max_steps,
             **report.to_json(),
         }
-        # As `trm solve` answers (halting, test-time views), judged by the task's rules.
+        # The halting policy the package will carry, chosen on calibration puzzles (not the test set).
+        calibration = calibration_pairs(self.codec, data)
+        halting = calibrate_halting(ema_model, self.codec, [inp for inp, _ in calibration],
+                                    [out for _, out in calibration],
+                                    dataset=f"{len(calibration)} calibration puzzles (seed {heldout_seed(data)} "
+                                            f"+ {CALIBRATION_SEED_OFFSET})")
+        evaluation["halting"] = halting
+        ema_model.use_halting(halting["threshold"], halting["min_steps"])
+        # As `trm solve` answers (calibrated halting, test-time views), judged by the task's rules.
         ruled = rule_check_report(ema_model, self.codec, [inp for inp, _ in heldout_pairs(self.codec, data)],
                                   views=DEFAULT_VIEWS)
         if ruled is not None:
