@@ -133,7 +133,7 @@ def start_server(package: Path, folder: Path) -> tuple[subprocess.Popen, str, st
     env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(folder / "data")}
     process = subprocess.Popen([sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry",
                                 str(registry.root), "--db", db, "--cpu-threads", "1", "--views", "1",
-                                "--no-bootstrap-token"],
+                                "--no-bootstrap-token", "--allow-unsigned"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -35,6 +35,7 @@ def outage(tmp_path):
         registry = build_registry(tmp_path, {"1.0.0": 0})
         runtime = ServerRuntime.start(ServerSettings(
             registry=registry.root, db=proxied.render_as_string(hide_password=False), cpu_threads=1, views=1,
+            allow_unsigned=True,
             journal_path=tmp_path / "journal.jsonl", public_url="http://testserver",
             recorder_options={"min_retry_delay_s": 0.0}))
         try:

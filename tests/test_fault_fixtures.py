@@ -42,7 +42,7 @@ class ServeProcess:
         env.pop("TRM_XAPI_LRS_URL", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry", str(self.registry),
-             "--db", self.db, "--cpu-threads", "1", "--no-bootstrap-token", "--views", "1", *self.extra_args],
+             "--db", self.db, "--cpu-threads", "1", "--no-bootstrap-token", "--allow-unsigned", "--views", "1", *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         process = self.process
         threading.Thread(target=lambda: self.output.extend(process.stdout), daemon=True).start()

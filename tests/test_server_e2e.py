@@ -43,7 +43,7 @@ def trm_serve(tmp_path_factory):
     env.pop("TRM_XAPI_LRS_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry", str(registry.root),
-         "--db", db, "--cpu-threads", "1", "--no-bootstrap-token"],
+         "--db", db, "--cpu-threads", "1", "--no-bootstrap-token", "--allow-unsigned"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()

@@ -49,7 +49,8 @@ def served(root: Path, versions: dict[str, int] | None = None, **settings: objec
     registry = build_registry(root, versions if versions is not None else {"1.0.0": 0})
     runtime = ServerRuntime.start(ServerSettings(registry=registry.root, db=str(root / "store.sqlite3"),
                                                  journal_path=root / "journal.jsonl", cpu_threads=1,
-                                                 public_url="http://testserver", **settings))
+                                                 public_url="http://testserver",
+                                                 **{"allow_unsigned": True, **settings}))
     tokens = {scope: runtime.tokens.create([scope], name=scope)[0] for scope in ("solve", "feedback", "admin")}
     with TestClient(create_app(runtime)) as client:
         yield Served(runtime, client, tokens)

@@ -105,3 +105,14 @@ def test_trm_logs_dead_letter_shows_refused_items_with_their_reason(store, tmp_p
     assert result.exit_code == 0, result.output
     [letter] = [json.loads(line) for line in result.output.splitlines()]
     assert (letter["type"], letter["id"], bool(letter["reason"])) == ("feedback", feedback("s1", "void", voids="x").id, True)
+
+
+def test_the_sqlite_store_and_the_journal_are_readable_by_their_owner_only(tmp_path):
+    import os
+    import stat
+
+    with Recorder(f"sqlite:///{tmp_path / 'store.sqlite3'}", journal_path=tmp_path / "journal.jsonl") as recorder:
+        recorder.record_solve(solve(1), durable=True)
+        recorder.journal.append([solve(2)])
+    for name in ("store.sqlite3", "journal.jsonl"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name

@@ -56,4 +56,7 @@ add_plugin_commands(app, get_plugin_manager())
 
 
 def main() -> None:
+    from ..redaction import install_log_redaction
+
+    install_log_redaction()
     app()

@@ -32,6 +32,10 @@ def serve(
                                                           f"sought in (default {DEFAULT_VIEWS})."),
     bootstrap_token: bool = typer.Option(True, "--bootstrap-token/--no-bootstrap-token",
                                          help="Create and print an all-scopes token when the store has none."),
+    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of *.pub keys packages must be "
+                                                "signed with, at upload and load (default: the registry's keys/)."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Accept unsigned packages and any signer "
+                                        "(turns the signature policy off)."),
 ) -> None:
     """Serve the registry's modules over HTTP (API docs at /docs), recording to the store.
 
@@ -40,7 +44,8 @@ def serve(
 
     try:
         settings = ServerSettings(registry=registry, db=db, public_url=public_url, max_body_bytes=max_body,
-                                  max_package_bytes=max_package, cpu_threads=cpu_threads, views=views)
+                                  max_package_bytes=max_package, cpu_threads=cpu_threads, views=views,
+                                  trusted_keys=trusted_keys, allow_unsigned=allow_unsigned or None)
         if "public_url" not in settings.model_fields_set:
             settings.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings.public_url = (settings.public_url or "").rstrip("/")

@@ -96,6 +96,12 @@ class ManifestInvalid(PackageError):
     rule = "manifest-schema"
 
 
+class ConfigOutOfBounds(ManifestInvalid):
+    """The model config is beyond sane limits, or larger than its weights could hold."""
+
+    rule = "config-limit"
+
+
 class UnsupportedFormatVersion(ManifestInvalid):
     """The package uses a newer major format version than this trm-modules reads."""
 

@@ -10,7 +10,7 @@ import pluggy
 import torch
 
 from ..codec import TaskCodec
-from ..errors import TRMError, UnknownCodec
+from ..errors import CodecError, TRMError, UnknownCodec
 from ..model import TRM
 from ..plugins import get_codec, get_plugin_manager
 from .archive import Archive
@@ -128,8 +128,14 @@ class Package:
         """
         if not self.examples:
             return []
-        model = model if model is not None else self.load_model(device)
         codec = self.codec(plugins)
+        for name, (inp, _) in zip(self.example_names, self.examples):
+            try:  # an example the task's codec refuses is the package's fault: a refusal, not a crash
+                codec.encode_input(inp)
+            except CodecError as exc:
+                raise SelfTestFailed(f"example {name}: the task codec refuses its input: {exc.message}",
+                                     file=f"examples/{name}.input.json", path=exc.path) from exc
+        model = model if model is not None else self.load_model(device)
         answers = solve_inputs(model, codec, [inp for inp, _ in self.examples])
         results = []
         for name, (inp, expected), answer in zip(self.example_names, self.examples, answers):

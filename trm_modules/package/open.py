@@ -46,7 +46,9 @@ from .layout import (
 from .loaded import ExampleResult, Package
 from .manifest import Manifest, json_pointer, parse_manifest
 from .signing import TrustedKeys, load_trusted_keys, verify_signature
-from .weights import check_tensors_match_config, expected_parameter_count, parse_strict_json, read_weights_header
+from .task_schema import check_task_schema, task_validator
+from .weights import (check_config_within_limits, check_tensors_match_config, expected_parameter_count,
+                      parse_strict_json, read_weights_header)
 
 
 def read_package_bytes(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]:
@@ -138,7 +140,7 @@ class _Verdicts:
         if found is None:
             if len(self._validators) >= 64:
                 self._validators.clear()
-            found = self._validators[schema_digest] = jsonschema.Draft202012Validator(schema)
+            found = self._validators[schema_digest] = task_validator(schema)
         return found
 
 
@@ -174,8 +176,7 @@ def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any]
             schema_name, schema = schemas[side]
             key = (digests.get(schema_name, ""), digests.get(members[side], ""))
             if not (all(key) and _VERDICTS.passed(*key)):
-                validator = (_VERDICTS.validator(key[0], schema) if key[0]
-                             else jsonschema.Draft202012Validator(schema))
+                validator = _VERDICTS.validator(key[0], schema) if key[0] else task_validator(schema)
                 error = best_match(validator.iter_errors(doc))
                 if error is not None:
                     raise DocumentInvalid(f"example {example_id} {side} breaks the package's {side} schema: "
@@ -202,6 +203,7 @@ def read_task_schema(archive: Archive, name: str, limits: Limits, digest: str | 
                                   path=json_pointer(exc.absolute_path)) from exc
     if not isinstance(schema, dict):
         raise DocumentInvalid(f"{name} must be a JSON Schema object", file=name)
+    check_task_schema(schema, name)
     if digest:
         _VERDICTS.remember("schema", digest)
     return schema
@@ -239,6 +241,7 @@ def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = Non
     weights_name = manifest.model.weights
     header = read_weights_header(archive.read(weights_name), max_header_bytes=limits.max_safetensors_header_bytes,
                                  max_tensors=limits.max_tensors, file=weights_name)
+    check_config_within_limits(manifest.model.config, manifest.model.dtype, archive.entries[weights_name].size)
     check_tensors_match_config(header, manifest.model.config, manifest.model.dtype, file=weights_name)
     expected_parameters = expected_parameter_count(manifest.model.config)
     if manifest.model.parameters != expected_parameters:

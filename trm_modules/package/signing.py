@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from .errors import KeyFileInvalid, SignatureInvalid, UntrustedKey
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, canonical_json
+from .weights import parse_strict_json
 
 MEDIA_TYPE = "application/vnd.trm-modules.signature.v1+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -210,7 +211,7 @@ def verify_signature(signature_data: Any, manifest_data: dict[str, Any],
         raise SignatureInvalid("no signature in the envelope is by the embedded public key", file=SIGNATURE_NAME)
 
     try:
-        statement = json.loads(payload.decode("utf-8"))
+        statement = parse_strict_json(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SignatureInvalid(f"the signed payload is not JSON: {exc}", file=SIGNATURE_NAME) from exc
     if canonical_json(statement) != canonical_json(build_statement(manifest_data)):

@@ -17,9 +17,11 @@ from jsonschema.exceptions import best_match
 
 from ..codec import TaskCodec
 from ..errors import CodecError
+from ..json_limits import check_json_depth
 from ..model import TRM
 from ..views import choose, decode_candidate, needs_more_views, views_of
 from .manifest import json_pointer
+from .task_schema import task_validator
 
 
 @dataclass
@@ -136,7 +138,7 @@ def answer_documents(model: TRM, codec: TaskCodec, input_schema: dict[str, Any],
                      max_steps: int | None = None, halt: bool = True,
                      batch_size: int = 256, views: int = 1) -> list[Answer | ItemError]:
     """One result per document, in order: an ``Answer``, or an ``ItemError`` (bad document, undecodable answer)."""
-    validator = jsonschema.Draft202012Validator(input_schema)
+    validator = task_validator(input_schema)
     results: list[Answer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
     good = [i for i, r in enumerate(results) if r is None]
     answers = solve_inputs(model, codec, [documents[i] for i in good], max_steps=max_steps, halt=halt,
@@ -154,6 +156,7 @@ def answer_jsonl(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], lin
     parse_errors: dict[int, ItemError] = {}
     for index, line in enumerate(lines):
         try:
+            check_json_depth(line.encode("utf-8", "surrogatepass"))
             documents.append(json.loads(line))
         except ValueError as exc:
             parse_errors[index] = ItemError(f"line {index + 1} is not JSON: {exc}", "")

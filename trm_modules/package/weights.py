@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as save_safetensors
 
+from ..json_limits import check_json_depth
 from ..model import TRM, TRMConfig, count_parameters
 from .errors import TensorMismatch, WeightsInvalid
 
@@ -68,8 +69,11 @@ def _refuse_constant(name: str) -> Any:
 
 
 def parse_strict_json(raw: bytes | memoryview) -> Any:
-    """Parse UTF-8 JSON refusing duplicate object keys and NaN/Infinity (raises ValueError)."""
-    return json.loads(bytes(raw).decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys,
+    """Parse UTF-8 JSON refusing duplicate object keys, NaN/Infinity and nesting deeper than
+    ``MAX_JSON_DEPTH`` (raises ValueError; ``JsonTooDeep`` for the depth)."""
+    data = bytes(raw)
+    check_json_depth(data)
+    return json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys,
                       parse_constant=_refuse_constant)
 
 
@@ -168,6 +172,33 @@ def expected_tensors(config: TRMConfig) -> dict[str, tuple[int, ...]]:
 def expected_parameter_count(config: TRMConfig) -> int:
     """Trainable parameters of a TRM with ``config``, counted as ``count_parameters`` counts them."""
     return _meta_model_facts(config)[1]
+
+
+#: Sane bounds on a package's model config, checked before anything is built from it (even on the
+#: meta device, building a config with 10**9 layers or a 10**12-wide table takes the process down).
+CONFIG_LIMITS: dict[str, int] = {
+    "vocab_size": 1 << 16, "seq_len": 1 << 14, "num_puzzle_identifiers": 1 << 24, "puzzle_emb_ndim": 1 << 14,
+    "puzzle_emb_len": 1 << 10, "hidden_size": 1 << 14, "num_heads": 256, "expansion": 64, "L_layers": 64,
+    "H_cycles": 64, "L_cycles": 64, "halt_max_steps": 256,
+}
+
+
+def check_config_within_limits(config: TRMConfig, dtype: str, weights_bytes: int,
+                               file: str = "manifest.json") -> None:
+    """Refuse (``ConfigOutOfBounds``) a config beyond ``CONFIG_LIMITS``, or one whose tables alone need more
+    bytes than the weights file holds, before any model (even a meta-device one) is built from it."""
+    from .errors import ConfigOutOfBounds
+
+    for name, limit in CONFIG_LIMITS.items():
+        value = getattr(config, name)
+        if value > limit:
+            raise ConfigOutOfBounds(f"model.config.{name} is {value:,}; at most {limit:,} is accepted", file=file,
+                                    path=f"/model/config/{name}")
+    element = torch.empty((), dtype=MANIFEST_DTYPES[dtype]).element_size()
+    table_elements = config.vocab_size * config.hidden_size + config.num_puzzle_identifiers * config.puzzle_emb_ndim
+    if table_elements * element > weights_bytes:
+        raise ConfigOutOfBounds(f"the config's embedding tables alone need {table_elements * element:,} bytes of "
+                                f"{dtype}; the weights file has {weights_bytes:,}", file=file, path="/model/config")
 
 
 def check_tensors_match_config(header: WeightsHeader, config: TRMConfig, dtype: str,

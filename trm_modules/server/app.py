@@ -28,7 +28,7 @@ from ..host import SlotState
 from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
 from .auth import require_scope
-from .limits import BodyLimitMiddleware
+from .limits import BodyLimitMiddleware, JsonDepthMiddleware
 from .openapi import install_openapi, operation_id
 from .problems import Problem, install_problem_handlers, invalid_document
 from .runtime import ServerRuntime
@@ -60,6 +60,7 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     app.state.runtime = runtime
     app.state.catalog = ModuleCatalog(runtime)
     settings = runtime.settings
+    app.add_middleware(JsonDepthMiddleware)  # inside the size limit: it reads bodies already bounded
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
                        prefix_limits={"/v1/admin/packages": settings.max_package_bytes})
     install_problem_handlers(app)
@@ -294,11 +295,11 @@ def _admin_routes() -> APIRouter:
         path = await _spool_upload(request)
         try:
             def publish() -> PublishedPackage:
-                entry = runtime.registry.publish(path)
+                entry = runtime.registry.publish(path, trusted_keys=runtime.signature_policy.keys_for_opening())
                 package = open_package(runtime.registry.path_of(entry))
                 runtime.store.record_installed_package(
                     name=entry.name, version=entry.version, digest=entry.digest, codec=package.manifest.task.codec,
-                    codec_params=package.manifest.task.params, source=f"upload to {runtime.registry.root}")
+                    codec_params=package.manifest.task.params, source="upload")
                 active = None
                 if activate:
                     active = runtime.routing.activate(entry.name, entry.version)[0].active

@@ -3,6 +3,9 @@
 ``BodyLimitMiddleware`` (plain ASGI) refuses a request whose ``Content-Length`` exceeds the limit
 of its route with 413 before reading a byte, and counts the bytes of bodies without a length
 (chunked uploads) as they stream, answering 413 as soon as the limit is passed.
+``JsonDepthMiddleware`` (inside it) reads a JSON body (already bounded in size) and refuses one
+nesting deeper than ``MAX_JSON_DEPTH`` with 400 before any route parses it, so no deep document can
+end in a ``RecursionError`` in FastAPI, the xAPI adapter or a schema validator.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from starlette.exceptions import HTTPException
 
+from ..json_limits import MAX_JSON_DEPTH, json_depth
 from .problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
 Scope = dict[str, Any]
@@ -75,6 +79,64 @@ class BodyLimitMiddleware:
             if response_started:
                 raise
             await _refuse(send, scope["path"], limit, "the streamed body grew past it")
+
+
+class JsonDepthMiddleware:
+    """400 for a JSON request body nesting objects/arrays deeper than ``max_depth`` (see module docstring)."""
+
+    def __init__(self, app: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        depth = json_depth(body)
+        if depth > self.max_depth:
+            detail = (f"the JSON body nests {depth:,} levels deep; at most {self.max_depth} levels of objects and "
+                      "arrays are accepted")
+            await _send_problem(send, scope["path"], 400, "json-too-deep", "JSON nested too deeply", detail)
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}]), send)
+
+
+def _is_json(scope: Scope) -> bool:
+    if scope.get("method") in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        return False
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+def _replay(messages: list[Message]) -> Receive:
+    queue = list(messages)
+
+    async def receive() -> Message:
+        if queue:
+            return queue.pop(0)
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _send_problem(send: Send, path: str, status: int, slug: str, title: str, detail: str) -> None:
+    body = json.dumps({"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail,
+                       "instance": path}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -29,6 +29,7 @@ from .intake import EventIntake
 from .metrics import ServerMetrics
 from .routing import ReplicatedRouting
 from .tokens import TokenStore
+from .trust import PolicySource, SignaturePolicy
 
 log = logging.getLogger("trm_modules.server")
 
@@ -45,7 +46,9 @@ class ServerSettings(Settings):
     ``db_url``). ``public_url``: the URL clients reach the server at (solve activity IRIs
     are built from it). ``views``: test-time views (``trm_modules.views``). ``extra_plugins``: plugin
     objects registered on the server's plugin manager besides the discovered ones (an embedding
-    application's own hooks).
+    application's own hooks). ``trusted_keys``: folder of the public keys packages must be signed
+    with (default: the registry's ``keys/``); ``allow_unsigned`` turns that policy off
+    (``trm_modules.server.trust``).
     """
 
     public_url: str | None = "http://127.0.0.1:8000"
@@ -60,6 +63,8 @@ class ServerSettings(Settings):
     extra_plugins: list[Any] = Field(default_factory=list, exclude=True)
     replica_name: str | None = None
     routing_poll_s: float = 0.2
+    trusted_keys: Path | None = None
+    allow_unsigned: bool = False
 
     def __init__(self, db: str | os.PathLike[str] | None = None, **values: Any) -> None:
         super().__init__(**({"db_url": os.fspath(db)} if db is not None else {}), **values)
@@ -96,6 +101,7 @@ class ServerRuntime:
         replica = settings.replica_name or f"{socket.gethostname()}:{os.getpid()}"
         self.routing = ReplicatedRouting(host, registry, RoutingTable(recorder.store, replica),
                                          poll_s=settings.routing_poll_s)
+        self.signature_policy = SignaturePolicy(None, "unsigned packages allowed")
         self.report = StartReport(str(registry.root), {}, {})
         self._started = False
 
@@ -120,9 +126,11 @@ class ServerRuntime:
         for plugin in settings.extra_plugins:
             name = getattr(plugin, "__name__", None) or type(plugin).__name__
             pm.register_with_origin(plugin, name, "object", repr(plugin))
-        host = Host([registry], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
+        policy = SignaturePolicy.build(registry, settings.trusted_keys, settings.allow_unsigned)
+        host = Host([PolicySource(registry, policy)], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
                     cpu_threads=settings.cpu_threads, views=settings.views)
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
+        runtime.signature_policy = policy
         try:
             routed = runtime.routing.start()
         except StoreUnavailable as exc:

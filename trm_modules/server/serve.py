@@ -7,9 +7,10 @@ from typing import Callable
 
 import uvicorn
 
+from ..redaction import install_log_redaction
+from ..store import StoreError
 from .app import create_app
 from .runtime import ServerRuntime, ServerSettings
-from ..store import StoreError
 from .tokens import SCOPES
 
 log = logging.getLogger("trm_modules.server")
@@ -19,6 +20,7 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
           bootstrap_token: bool = True, announce: Callable[[str], None] = print, log_level: str = "warning") -> None:
     """Serve until interrupted. With ``bootstrap_token``, a store without tokens gets one with every
     scope, printed once through ``announce`` (like a notebook server's login token)."""
+    install_log_redaction()  # every log line of the process, uvicorn's included
     runtime = ServerRuntime.start(settings)
     report = runtime.report
     if report.activated:
@@ -37,7 +39,7 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
     except StoreError as exc:
         announce(f"the store cannot be reached ({exc}); serving anyway: solves and feedback are journaled and "
                  "replayed when it answers, tokens are checked once it does")
-    announce(f"store: {runtime.store!r}")
+    announce(f"store: {runtime.store!r}; packages: {runtime.signature_policy.keys_from}")
     announce(f"trm-modules serving {len(report.activated)} module(s) at {settings.public_url} "
              f"- API docs: {settings.public_url}/docs")
     app = create_app(runtime)

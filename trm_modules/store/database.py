@@ -32,6 +32,16 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("trm-modules", appauthor=False))
 
 
+def create_private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by its owner only, unless it exists: files holding
+    learner data are 0600 (SQLite gives its -wal and -shm files the database file's mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def resolve_db_url(db: str | os.PathLike[str] | None = None) -> str:
     """The SQLAlchemy URL of the store: ``db`` (URL or SQLite path), else the default file in the user
     data dir (``Settings.db`` resolves ``TRM_DB_URL`` and ``TRM_HOME`` before this is called).
@@ -80,7 +90,7 @@ def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL", **engine_
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
                                json_serializer=dump_json, **engine_kwargs)
         _configure_sqlite(engine, sqlite_synchronous)
