@@ -32,7 +32,7 @@ def store_url(request, tmp_path) -> Iterator[str]:
 def replica(root: Path, store_url: str, name: str) -> Iterator[Served]:
     runtime = ServerRuntime.start(ServerSettings(registry=root / "registry", db=store_url, replica_name=name,
                                                  journal_path=root / f"journal-{name}.jsonl", cpu_threads=1,
-                                                 public_url=f"http://{name}"))
+                                                 public_url=f"http://{name}", allow_unsigned=True))
     tokens = {scope: runtime.tokens.create([scope], name=f"{scope}-{name}")[0] for scope in ("solve", "admin")}
     with TestClient(create_app(runtime)) as client:
         yield Served(runtime, client, tokens)
