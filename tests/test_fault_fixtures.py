@@ -38,7 +38,7 @@ class ServeProcess:
         """Start the server and return once /healthz answers (the wait is on that event, bounded)."""
         port = free_port()
         env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(self.data_dir),
-               "TRM_HOME": str(self.data_dir / "home")}
+               "TRM_HOME": str(self.data_dir / "home"), "TRM_JOURNAL_PATH": str(self.journal_path())}
         env.pop("TRM_XAPI_LRS_URL", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry", str(self.registry),
@@ -57,6 +57,10 @@ class ServeProcess:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("trm serve did not come up:\n" + "".join(self.output[-40:]))
             time.sleep(0.05)
+
+    def journal_path(self) -> Path:
+        """The journal this server uses (``TRM_JOURNAL_PATH``), kept across restarts."""
+        return self.data_dir / "journal.jsonl"
 
     def kill9(self) -> None:
         """SIGKILL: no shutdown handler runs, nothing is flushed."""

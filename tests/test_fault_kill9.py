@@ -14,7 +14,7 @@ from test_fault_fixtures import ServeProcess
 from test_server_fixtures import MODULE, build_registry, puzzle
 from test_store_fixtures import BACKENDS, database_url
 from trm_modules.server import TokenStore
-from trm_modules.store import Store
+from trm_modules.store import Recorder, Store
 from trm_modules.store.models import Feedback, Solve
 
 CLIENTS = 6
@@ -86,10 +86,10 @@ def test_no_acknowledged_event_is_lost_or_stored_twice_across_kill_9(backend, tm
         server = ServeProcess(registry.root, url, tmp_path / "data")
         acked = Acknowledged()
         for round_ in range(KILLS):
-            server.start()
+            server.start()  # from the second round on: a restart after kill -9 on the same store and journal
             run_until_killed(server, token, round_, acked, kill_after=rng.randint(20, 120))
-        server.start()  # replays what the killed servers journaled
-        server.stop()
+        with Recorder(store, journal_path=server.journal_path()) as recorder:  # what a restart replays first
+            recorder.flush(60)
         with store.session() as session:
             stored_solves = set(session.scalars(select(Solve.id)))
             stored_feedback = set(session.scalars(select(Feedback.id)))
