@@ -176,7 +176,8 @@ def schema_members() -> dict[str, bytes]:
     return members
 
 
-def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+def write_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    """Add ``name`` to ``zf`` deflated, with the fixed timestamp and 0644 permissions (reproducible zips)."""
     info = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
@@ -209,9 +210,9 @@ def export_scorm(package: Any, out_path: str | os.PathLike[str], *, puzzles: int
         members.update(schema_members())
         tmp_zip = out_path.with_name(out_path.name + ".tmp")
         with zipfile.ZipFile(tmp_zip, "w") as zf:
-            _add(zf, "imsmanifest.xml", members.pop("imsmanifest.xml"))
+            write_member(zf, "imsmanifest.xml", members.pop("imsmanifest.xml"))
             for name in sorted(members):
-                _add(zf, name, members[name])
+                write_member(zf, name, members[name])
         os.replace(tmp_zip, out_path)
         files = ["imsmanifest.xml", *sorted(members)]
     return ScormReport(path=out_path, size=out_path.stat().st_size, puzzles=len(document["puzzles"]),
