@@ -321,3 +321,15 @@ def test_trm_lti_add_platform_stores_the_registration_in_the_database(tmp_path):
     listed = runner.invoke(app, ["lti", "platforms", "--json", "--db", db])
     (row,) = json.loads(listed.stdout)
     assert row["client_id"] == "10000001" and row["deployment_ids"] == ["1:abc"]
+
+
+def test_a_link_to_a_module_without_a_browser_activity_is_refused_clearly(tool, platform, monkeypatch):
+    from trm_adapters.lti import activity
+
+    monkeypatch.setattr(activity, "grid_view", lambda codec: (_ for _ in ()).throw(
+        activity.ScormExportError("the 'maze' codec has no browser view yet")))
+    response, _, _ = launch(tool, platform, **resource_link(course="course-maze"))
+    assert response.status_code == 409 and "no browser view" in response.json()["detail"]
+    picker, _, _ = launch(tool, platform, message_type="LtiDeepLinkingRequest",
+                          **{DL + "deep_linking_settings": {"deep_link_return_url": f"{platform.base}/back"}})
+    assert f'value="{MODULE}"' not in picker.text

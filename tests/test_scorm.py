@@ -9,6 +9,7 @@ saves screenshots of the activity there.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ from trm_modules.package import open_package
 from trm_modules.views import DEFAULT_VIEWS, views_of
 
 REPO = Path(__file__).resolve().parents[1]
+#: Puzzles in the exported activity; the page answers each, and the server must answer alike.
+ANSWERED_PUZZLES = 12
 TRAINED_SUDOKU = REPO / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.0.trm"
 SCHEMAS = REPO / "adapters" / "scorm" / "schemas"
 XMLLINT = shutil.which("xmllint")
@@ -56,7 +59,7 @@ def trained_activity(tmp_path_factory) -> Path:
     if not shutil.which("npm"):
         require_browser()
     return export_scorm(open_package(TRAINED_SUDOKU), tmp_path_factory.mktemp("scorm-zip") / "activity.zip",
-                        puzzles=2).path
+                        puzzles=ANSWERED_PUZZLES).path
 
 
 def xmllint_validate(folder: Path, document: str) -> subprocess.CompletedProcess:
@@ -218,3 +221,24 @@ def test_first_answer_timing_is_reported(browser_run, record_property):
     print(f"first 'Ask the module' answer {first_answer_s:.2f} s after the page was visible "
           f"(model ready {(timings['modelReady'] - timings['visible']) / 1000:.2f} s after)")
     assert timings["firstAsk"] >= timings["visible"] and first_answer_s > 0
+
+
+def test_the_page_answers_every_puzzle_as_the_server_does(browser_run, trained_activity, tmp_path):
+    from trm_modules.host import FolderSource, Host
+
+    with zipfile.ZipFile(trained_activity) as zf:
+        document = json.loads(zf.read("activity.json"))
+    (tmp_path / "modules").mkdir()
+    shutil.copy(TRAINED_SUDOKU, tmp_path / "modules" / TRAINED_SUDOKU.name)
+    host = Host([FolderSource(tmp_path / "modules")], views=DEFAULT_VIEWS, cpu_threads=1)
+    try:
+        host.swap("sudoku-4x4", "1.0.0")
+        codec = open_package(TRAINED_SUDOKU).codec()
+        page_answers = browser_run["answers"]
+        assert len(page_answers) == ANSWERED_PUZZLES
+        for puzzle, page in zip(document["puzzles"], page_answers):
+            server = host.solve("sudoku-4x4", puzzle["input"])
+            assert codec.decode_output(__import__("numpy").array(page["tokens"]), puzzle["input"]) == server.output
+            assert (page["views"], page["steps"], page["valid"]) == (server.views, server.steps, server.valid)
+    finally:
+        host.close()

@@ -9,13 +9,27 @@ from typing import Any
 
 import numpy as np
 
-from trm_adapters.scorm.export import grid_view
+from trm_adapters.scorm.export import ScormExportError, grid_view
+
+from .storage import LtiError
+
+
+def has_activity(package: Any) -> bool:
+    """Does the module's task have a browser view (fill-in grids today)?"""
+    try:
+        grid_view(package.codec())
+    except ScormExportError:
+        return False
+    return True
 
 
 def draw_activity(package: Any, puzzles: int, seed: int) -> dict[str, Any]:
     """Puzzles of ``package``'s task with their solutions (kept on the server), and the board's view."""
     codec = package.codec()
-    view = grid_view(codec)
+    try:
+        view = grid_view(codec)
+    except ScormExportError as exc:
+        raise LtiError(409, "no-activity", f"module {package.manifest.name!r} cannot be launched: {exc}") from exc
     items = []
     for index, (data_in, data_out) in enumerate(codec.generate(np.random.default_rng(seed), puzzles)):
         items.append({"id": f"puzzle-{index + 1}", "input": data_in,

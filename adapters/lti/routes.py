@@ -108,6 +108,9 @@ def _launch_deep_link(request: Request, lti: LtiStore, platform: Any, claims: di
     modules: dict[str, list[str]] = {}
     for entry in runtime.registry.list(include_yanked=False):
         modules.setdefault(entry.name, []).append(entry.version)
+    # Only modules whose task has a browser activity can be linked.
+    modules = {name: versions for name, versions in modules.items()
+               if activities.has_activity(runtime.registry.open(name, runtime.registry.active_version(name)))}
     return deep_link_picker(launch_id=launch.id, modules=modules, platform_name=platform.name)
 
 

@@ -307,7 +307,12 @@
     document.body.dataset.state = "ready";
   }
 
-  window.trmActivity = { state, timings, ready: null };
+  // For automation and tests: the module's answer to puzzle ``index`` as the page computes it.
+  const answer = async (index) => {
+    const a = await answerOf(state.doc.puzzles[index]);
+    return { tokens: a.tokens, views: a.views, steps: a.steps, valid: a.valid };
+  };
+  window.trmActivity = { state, timings, answer, ready: null };
   window.trmActivity.ready = start().catch((error) => {
     say(`The activity could not start: ${error.message || error}`, "bad");
     document.body.dataset.state = "failed";
