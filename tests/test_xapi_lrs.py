@@ -320,3 +320,26 @@ def test_the_migration_creates_exactly_the_lrs_tables(tmp_path):
         context = MigrationContext.configure(connection, opts={
             "include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables})
         assert compare_metadata(context, metadata) == []
+
+
+# ---------------------------------------------------------------------------------------- xAPI 2.0
+def test_a_2_0_statement_with_context_agents_and_groups_is_accepted_and_answered_as_2_0(lrs):
+    sent = statement(context={"contextAgents": [{"objectType": "contextAgent", "agent": learner("mentor"),
+                                                 "relevantTypes": ["https://roles.example/mentor"]}],
+                              "contextGroups": [{"objectType": "contextGroup", "group": {
+                                  "objectType": "Group", "mbox": "mailto:class-7@example.com"}}]})
+    response = lrs.post(sent, **{"X-Experience-API-Version": "2.0.0"})
+    assert response.status_code == 200 and response.headers["x-experience-api-version"] == "2.0.0"
+
+
+def test_a_2_0_client_cannot_overwrite_a_state_document_blindly(lrs):
+    url = "/xapi/activities/state?" + urlencode(state_params(stateId="blind"))
+    v2 = {**lrs.headers, "X-Experience-API-Version": "2.0.0"}
+    assert lrs.client.put(url, json={"a": 1}, headers=v2).status_code == 204
+    assert lrs.client.put(url, json={"a": 2}, headers=v2).status_code == 409
+    assert lrs.client.put(url, json={"a": 2}, headers=lrs.headers).status_code == 204  # 1.0.3 allows it
+
+
+def test_an_activity_no_statement_defined_is_still_an_activity_object(lrs):
+    assert lrs.get("/xapi/activities", activityId="https://course.example/never-seen").json() == {
+        "objectType": "Activity", "id": "https://course.example/never-seen"}

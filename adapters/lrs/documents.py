@@ -99,13 +99,19 @@ class DocumentStore:
             return [row.document_id for row in connection.execute(query)]
 
     def put(self, key: DocumentKey, content: bytes, content_type: str, preconditions: Preconditions, *,
-            merge: bool = False, require_precondition: bool = False) -> Document:
-        """Store (or, with ``merge``, merge into) the document ``key``; returns what is stored now."""
+            merge: bool = False, blind_overwrite: bool = True, blind_create: bool = True) -> Document:
+        """Store (or, with ``merge``, merge into) the document ``key``; returns what is stored now.
+
+        Without ``blind_overwrite`` a PUT over an existing document needs ``If-Match`` / ``If-None-Match``
+        (409 otherwise); without ``blind_create`` so does a PUT of a new one (400).
+        """
         d = tables.documents.c
         now = datetime.now(timezone.utc)
         with self.engine.begin() as connection:
             row = connection.execute(select(d.pk, d.content, d.content_type, d.etag).where(key.where())).first()
-            self._check_preconditions(row.etag if row else None, preconditions, require_precondition and not merge)
+            self._check_preconditions(row.etag if row else None, preconditions,
+                                      overwrite_needs_precondition=not (merge or blind_overwrite),
+                                      create_needs_precondition=not (merge or blind_create))
             if merge and row is not None:
                 content, content_type = _merged(row.content, row.content_type, content, content_type)
             elif merge and is_json_type(content_type):
@@ -126,11 +132,13 @@ class DocumentStore:
         with self.engine.begin() as connection:
             if preconditions.given and key.document_id is not None:
                 row = connection.execute(select(d.etag).where(key.where())).first()
-                self._check_preconditions(row.etag if row else None, preconditions, False)
+                self._check_preconditions(row.etag if row else None, preconditions)
             connection.execute(delete(tables.documents).where(key.where()))
 
     @staticmethod
-    def _check_preconditions(current: str | None, preconditions: Preconditions, required: bool) -> None:
+    def _check_preconditions(current: str | None, preconditions: Preconditions, *,
+                             overwrite_needs_precondition: bool = False,
+                             create_needs_precondition: bool = False) -> None:
         if preconditions.if_match is not None:
             tags = _tags(preconditions.if_match)
             if current is None or ("*" not in tags and current not in tags):
@@ -140,11 +148,11 @@ class DocumentStore:
             tags = _tags(preconditions.if_none_match)
             if "*" in tags or current in tags:
                 raise PreconditionFailed("If-None-Match: the document already exists", "If-None-Match")
-        if required and current is None and not preconditions.given:
+        if create_needs_precondition and current is None and not preconditions.given:
             raise ParameterInvalid("a profile document is written with If-Match (its ETag) or If-None-Match: * "
                                    "(when it must not exist yet), so that concurrent writers cannot lose each "
                                    "other's changes", "If-None-Match")
-        if required and current is not None and not preconditions.given:
+        if overwrite_needs_precondition and current is not None and not preconditions.given:
             raise DocumentConflict("the document exists: send If-Match with its ETag (or If-None-Match: *) to "
                                    "overwrite it, so that concurrent writers cannot lose each other's changes",
                                    "If-Match")

@@ -93,6 +93,11 @@ class XapiReply:
         return cls(status, json.dumps(document, separators=(",", ":")).encode(), "application/json", dict(headers))
 
 
+def response_version(asked: str | None) -> str:
+    """The version a response names: 2.0.0 to a 2.0 client, else 1.0.3 (the 1.0 line this LRS implements)."""
+    return "2.0.0" if asked and asked.strip().startswith("2.") else XAPI_VERSION
+
+
 def consistent_through(statements: StatementStore) -> str:
     """X-Experience-API-Consistent-Through (milliseconds: what JavaScript's Date reads)."""
     return statements.latest_stored().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -289,8 +294,10 @@ class LrsHttp:
                 json.loads(request.body)
             except ValueError as exc:
                 raise ParameterInvalid(f"the document is declared application/json but is not JSON ({exc})", "")
+        # xAPI 1.0.3 guards profile writes; 2.0 also refuses a blind overwrite of a state document
+        xapi_2 = request.headers.get("x-experience-api-version", "").startswith("2.")
         document = self.documents.put(key, request.body, content_type, preconditions, merge=method == "POST",
-                                      require_precondition=profile)
+                                      blind_overwrite=not (profile or xapi_2), blind_create=not profile)
         return XapiReply(204, headers={"ETag": f'"{document.etag}"'})
 
     # ---------------------------------------------------------------------------- agents, activities
@@ -308,7 +315,7 @@ class LrsHttp:
     def _activities(self, request: XapiRequest) -> XapiReply:
         _allow(request.params, {"activityId"})
         activity_id = check_iri(_required(request.params, "activityId"), "?activityId", "activityId")
-        return XapiReply.json(self.statements.activity(activity_id))
+        return XapiReply.json(self.statements.activity(activity_id))  # an Activity object even when unknown
 
     def _about(self, request: XapiRequest) -> XapiReply:
         _allow(request.params, set())
@@ -497,6 +504,9 @@ async def _read_request(request: Request, resource: str) -> XapiRequest:
                 headers[name.lower()] = form.pop(name)
         if body and "content-type" not in headers:
             headers["content-type"] = "application/json"
+        if headers.get("x-experience-api-version", "").startswith("2."):
+            raise ParameterInvalid("xAPI 2.0 has no alternate request syntax: send the method, headers and body "
+                                   "as they are", "?method")
         params = form
     return XapiRequest(method, resource, request.url.path, params, headers, body)
 
@@ -584,7 +594,7 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
             if resource == "statements" and "GET" in (request.method, request.query_params.get("method", "").upper()):
                 reply.headers["X-Experience-API-Consistent-Through"] = consistent_through(lrs.statements)
             reply.headers.update(cors)
-            reply.headers["X-Experience-API-Version"] = XAPI_VERSION
+            reply.headers["X-Experience-API-Version"] = response_version(request.headers.get("x-experience-api-version"))
             return Response(reply.content, status_code=reply.status, headers=reply.headers,
                             media_type=reply.media_type)
 

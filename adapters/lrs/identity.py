@@ -120,7 +120,9 @@ def _comparable_part(part: dict[str, Any], statement_level: bool) -> dict[str, A
     else:
         result["object"] = {"objectType": "SubStatement", **_comparable_part(target, statement_level=False)}
     if "result" in part:
-        result["result"] = part["result"]
+        result["result"] = dict(part["result"])
+        if "duration" in result["result"]:  # durations compare to 0.01 s
+            result["result"]["duration"] = _hundredths(result["result"]["duration"])
     if "context" in part:
         context = dict(part["context"])
         if "registration" in context:
@@ -142,6 +144,13 @@ def _comparable_part(part: dict[str, Any], statement_level: bool) -> dict[str, A
     if "timestamp" in part:
         result["timestamp"] = parse_timestamp(part["timestamp"]).timestamp()
     return result
+
+
+def _hundredths(duration: str) -> str:
+    """An ISO 8601 duration with its seconds truncated to hundredths (``PT1.2345S`` → ``PT1.23S``)."""
+    import re
+
+    return re.sub(r"(\d+)\.(\d{1,2})\d*S$", r"\1.\2S", duration)
 
 
 def comparable(statement: dict[str, Any], *, ignore_timestamp: bool = False) -> dict[str, Any]:

@@ -338,7 +338,7 @@ def check_score(value: Any, pointer: str) -> None:
 def check_context(value: Any, pointer: str, object_is_activity: bool) -> None:
     context = _object(value, pointer, "context")
     _allowed(context, ("registration", "instructor", "team", "contextActivities", "revision", "platform",
-                       "language", "statement", "extensions"), pointer, "context")
+                       "language", "statement", "extensions", "contextAgents", "contextGroups"), pointer, "context")
     if "registration" in context:
         check_uuid(context["registration"], f"{pointer}/registration", "context.registration")
     if "instructor" in context:
@@ -358,6 +358,27 @@ def check_context(value: Any, pointer: str, object_is_activity: bool) -> None:
         check_statement_ref(context["statement"], f"{pointer}/statement", "context.statement")
     if "extensions" in context:
         check_extensions(context["extensions"], f"{pointer}/extensions")
+    for key, kind, member in (("contextAgents", "contextAgent", "agent"), ("contextGroups", "contextGroup", "group")):
+        if key in context:  # xAPI 2.0
+            entries = context[key]
+            if not isinstance(entries, list):
+                fail(f"context.{key} must be an array of {kind} objects", f"{pointer}/{key}")
+            for index, entry in enumerate(entries):
+                where = f"{pointer}/{key}/{index}"
+                _object(entry, where, f"a {kind}")
+                _allowed(entry, ("objectType", member, "relevantTypes"), where, f"a {kind}")
+                if entry.get("objectType") != kind:
+                    fail(f"a {kind} needs objectType {kind!r}", f"{where}/objectType")
+                if member == "agent":
+                    check_agent(_required(entry, member, where, f"a {kind}"), f"{where}/agent", "contextAgent.agent")
+                else:
+                    check_group(_required(entry, member, where, f"a {kind}"), f"{where}/group", "contextGroup.group")
+                if "relevantTypes" in entry:
+                    types = entry["relevantTypes"]
+                    if not isinstance(types, list) or not types:
+                        fail("relevantTypes must be a non-empty array of IRIs", f"{where}/relevantTypes")
+                    for position, iri in enumerate(types):
+                        check_iri(iri, f"{where}/relevantTypes/{position}", "a relevant type")
     if "contextActivities" in context:
         activities = _object(context["contextActivities"], f"{pointer}/contextActivities", "context.contextActivities")
         _allowed(activities, CONTEXT_ACTIVITY_KEYS, f"{pointer}/contextActivities", "context.contextActivities")
