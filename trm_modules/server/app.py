@@ -171,7 +171,8 @@ class ModuleCatalog:
 def _open_routes() -> APIRouter:
     router = APIRouter(tags=["service"])
 
-    @router.get("/healthz", summary="Liveness, what is active, and the store's writer (no paths, no secrets)")
+    @router.get("/healthz", summary="Liveness, what is active, the routing revisions applied (replicas that agree "
+                                     "show the same), and the store's writer (no paths, no secrets)")
     def healthz(request: Request) -> dict[str, Any]:
         runtime = _runtime(request)
         recorder = runtime.recorder
@@ -181,7 +182,7 @@ def _open_routes() -> APIRouter:
                  "last_writer_error": recorder.stats.last_writer_error}
         return {"status": "ok" if recorder.database_available else "degraded",
                 "modules": {s.name: s.active for s in runtime.host.modules() if s.active is not None},
-                "store": store}
+                "routing": runtime.routing.revisions(), "store": store}
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def metrics(request: Request) -> Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timezone
 from typing import Callable
 
 from ..host import Host, SlotState
@@ -34,6 +35,7 @@ class ReplicatedRouting:
         self.registry = registry
         self.table = table
         self._applied: dict[str, ModuleRouting] = {}
+        self._applied_at: dict[str, datetime] = {}  # when this replica applied each module's revision
         self._changed = threading.Condition()
         self._apply_lock = threading.RLock()  # one module state change at a time on this host
         self.watcher = RoutingWatcher(table, self.apply, poll_s=poll_s)
@@ -54,6 +56,20 @@ class ReplicatedRouting:
             applied = self._applied.get(module)
             return applied.revision if applied is not None else 0
 
+    def revisions(self) -> dict[str, dict[str, object]]:
+        """Module → the routing revision this replica has applied, when it was stored and when applied here
+        (their difference is the propagation delay; replicas that agree show the same revisions)."""
+        with self._changed:
+            return {module: {"revision": routing.revision, "stored_at": routing.updated_at.isoformat(),
+                             "applied_at": self._applied_at[module].isoformat()}
+                    for module, routing in sorted(self._applied.items())}
+
+    def _record(self, routing: ModuleRouting) -> None:
+        with self._changed:
+            self._applied[routing.module] = routing
+            self._applied_at[routing.module] = datetime.now(timezone.utc)
+            self._changed.notify_all()
+
     def wait_for_revision(self, module: str, revision: int, timeout: float) -> bool:
         """Block until this replica has applied ``revision`` (or a later one) of ``module``; False on timeout."""
         with self._changed:
@@ -67,9 +83,7 @@ class ReplicatedRouting:
             if previous is not None and previous.revision >= routing.revision:
                 return
             self._apply_state(routing.module, routing.state, previous.state if previous else None)
-            with self._changed:
-                self._applied[routing.module] = routing
-                self._changed.notify_all()
+            self._record(routing)
         log.info("%s: routing revision %d applied (by %s)", routing.module, routing.revision, routing.updated_by)
 
     def _apply_state(self, module: str, state: RoutingState, before: RoutingState | None) -> SlotState | None:
@@ -121,9 +135,7 @@ class ReplicatedRouting:
                 raise
             if routing.state != wanted:  # another replica's write came first; ours is applied on top of it
                 self._apply_state(module, routing.state, wanted)
-            with self._changed:
-                self._applied[module] = routing
-                self._changed.notify_all()
+            self._record(routing)
         return self._slot(module), routing.revision
 
     def _restore(self, module: str, state: RoutingState, tried: RoutingState) -> None:
