@@ -235,14 +235,25 @@ def publish(
 
 def install(
     requirement: str = typer.Argument(..., help="NAME or NAME@SPEC (^1.2, ~1.2.3, >=1,<2, 1.2.3)."),
-    registry: Optional[Path] = typer.Option(None, help="Registry folder to install from (default registry otherwise)."),
+    registry: Optional[str] = typer.Option(None, help="Registry to install from: a folder, or the URL of one served "
+                                                      "over HTTP (trm serve's /registry, any static web server)."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="TRM_TOKEN",
+                                        help="Bearer token for an HTTP registry that needs one (trm serve's does)."),
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
 ) -> None:
     """Install the best matching, non-yanked version into TRM_HOME (runs its self-test first)."""
     from ..package.registry import install as install_module, installed_registry
 
     with reported():
-        entry, _ = install_module(requirement, source=_registry(registry), trusted_keys=trusted_keys)
+        if registry is not None and registry.startswith(("http://", "https://")):
+            from ..package.http_registry import HttpRegistry
+            from ..settings import Settings
+
+            headers = {"Authorization": f"Bearer {token}"} if token else None
+            source = HttpRegistry(registry, Settings().home / "cache" / "registry", headers=headers)
+        else:
+            source = _registry(Path(registry) if registry is not None else None)
+        entry, _ = install_module(requirement, source=source, trusted_keys=trusted_keys)
         console.print(f"installed {entry.name}@{entry.version} → {installed_registry().root / entry.file}")
 
 

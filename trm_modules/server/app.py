@@ -21,12 +21,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__ as trm_version
 from ..host import SlotState
 from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
+from ..package.archive import check_entry_name
 from .auth import require_scope
 from .limits import BodyLimitMiddleware, JsonDepthMiddleware
 from .openapi import install_openapi, operation_id
@@ -67,6 +69,7 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     app.include_router(_open_routes())
     app.include_router(_module_routes())
     app.include_router(_admin_routes())
+    app.include_router(_registry_routes())
     for router in plugin_routers(runtime):
         app.include_router(router)
     return app
@@ -251,6 +254,26 @@ def _module_routes() -> APIRouter:
         if not new:
             response.status_code = 200
         return accepted
+
+    return router
+
+
+# ============================================================================ registry routes
+def _registry_routes() -> APIRouter:
+    """The registry folder, read-only, in the layout ``HttpRegistry`` (and ``trm install --registry URL``) reads."""
+    router = APIRouter(prefix="/registry", tags=["registry"], dependencies=[Depends(require_scope(None))])
+
+    @router.get("/{path:path}", summary="The served registry, read-only: index.json and packages/… files "
+                                        "(Range requests resume a download)", response_class=FileResponse)
+    def registry_file(request: Request, path: str) -> FileResponse:
+        root = _runtime(request).registry.root.resolve()
+        allowed = path == "index.json" or (path.startswith("packages/") and path.endswith(".trm")
+                                           and check_entry_name(path) is None)
+        file = (root / path).resolve() if allowed else None
+        if file is None or not file.is_relative_to(root) or not file.is_file():
+            raise Problem(404, "not-found", "No such registry file",
+                          f"the registry serves index.json and packages/<name>/<file>.trm; {path!r} is not one")
+        return FileResponse(file, media_type="application/json" if path == "index.json" else "application/octet-stream")
 
     return router
 
