@@ -116,6 +116,7 @@ class ServerRuntime:
         try:
             recorder.store.ensure_schema()
         except StoreUnavailable as exc:  # serve anyway: events journal until the database answers
+            recorder.note_database_down(exc)
             log.warning("starting without the store (%s); solves and feedback are journaled to %s and replayed "
                         "when it answers", exc, recorder.journal_path.name)
         pm = build_plugin_manager(entry_points=settings.entry_point_plugins, settings=settings)

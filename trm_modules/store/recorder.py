@@ -428,17 +428,34 @@ class Recorder:
                 time.sleep(1.0)
 
     def _replay_if_due(self, force: bool = False) -> None:
+        """Replay the journal every ``replay_interval_s``; while the database is down, try it again (or
+        just reach it, when nothing is journaled) as soon as the back-off allows, so that it is seen
+        to be back without waiting for traffic."""
         now = time.monotonic()
-        if now < self._retry_at or (not force and now - self._last_replay_attempt < self.replay_interval_s):
+        if now < self._retry_at:
+            return
+        if not (force or self._database_down) and now - self._last_replay_attempt < self.replay_interval_s:
             return
         self._last_replay_attempt = now
-        if not self.journal.has_entries():
-            return
+        if self.journal.has_entries() or self._database_down:
+            self.probe_database()
+
+    def probe_database(self) -> bool:
+        """Replay the journal (or, when it is empty, just reach the database) now; whether the database answered."""
         try:
-            self.replay_journal()
-            self._database_answered()
-        except Exception as exc:  # noqa: BLE001
+            if self.journal.has_entries():
+                self.replay_journal()
+            else:
+                self.store.ping()
+        except Exception as exc:  # noqa: BLE001 - whatever the database does, it is "down" until it answers
             self._database_failed(exc)
+            return False
+        self._database_answered()
+        return True
+
+    def note_database_down(self, exc: Exception) -> None:
+        """Record that the database could not be reached (e.g. at start): shown as down until it answers."""
+        self._database_failed(exc)
 
     def _database_answered(self) -> None:
         self._database_down = False

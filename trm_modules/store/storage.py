@@ -144,6 +144,15 @@ class Store:
         self._schema_ready = reached == head_revision()
         return reached
 
+    def ping(self) -> None:
+        """Reach the database (migrating it on first use); ``StoreUnavailable`` if it does not answer."""
+        self.ensure_schema()
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"cannot reach the store at {redacted_url(self.url)}: {_first_line(exc)}") from exc
+
     def session(self) -> Session:
         """A new ORM session on the (migrated) store; the caller commits and closes it."""
         self.ensure_schema()
