@@ -128,3 +128,15 @@ def test_healthz_shows_the_store_writer_and_no_filesystem_path(server):
     health = response.json()
     assert health["store"]["database"] == "up" and health["store"]["writer_restarts"] == 0
     assert str(server.runtime.registry.root.parent) not in response.text and "registry" not in health
+
+
+def test_a_void_naming_an_unknown_event_is_404_at_voids_not_accepted_and_dropped(server):
+    solve_id = post_solve(server).json()["solve_id"]
+    response = post_feedback(server, solve_id=solve_id, kind="void", voids="no-such-event")
+    assert response.status_code == 404 and response.json()["errors"][0]["pointer"] == "/voids"
+
+
+def test_a_void_naming_an_accepted_event_is_accepted(server):
+    solve_id = post_solve(server).json()["solve_id"]
+    assert post_feedback(server, id="fb-to-void", solve_id=solve_id, kind="incorrect").status_code == 202
+    assert post_feedback(server, solve_id=solve_id, kind="void", voids="fb-to-void").status_code == 202

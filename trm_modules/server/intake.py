@@ -2,7 +2,8 @@
 
 - ``solve``: the host answers; the answer goes out once its record is durable (``acknowledge``).
 - ``feedback``: validated by kind (``FeedbackEvent``); an event about a solve this store does not
-  know is refused with 404 unless the client marks it ``external``; an id already stored is
+  know is refused with 404 unless the client marks it ``external``, and so is a ``void`` naming
+  an event the store does not hold (it could never be stored); an id already stored is
   answered 200 with ``duplicate: true`` and changes nothing; otherwise 202 once durable.
 
 ``duplicate`` is exact for resends reaching one server: resends of one id are decided one at a
@@ -76,20 +77,28 @@ class EventIntake:
                               f"no solve {body.solve_id!r} was recorded by this store; send feedback on a solve_id "
                               "this server answered, or set \"external\": true for a solve answered elsewhere",
                               errors=[{"detail": "unknown solve", "pointer": "/solve_id"}])
+            if body.kind == "void" and body.voids and await self._known_feedback(body.voids, strict=True) is None:
+                raise Problem(404, "unknown-event", "No such feedback event",
+                              f"the void names {body.voids!r}, which is no feedback event this store holds",
+                              errors=[{"detail": "unknown feedback event", "pointer": "/voids"}])
             fields = body.model_dump(exclude_none=True, exclude={"external", "id"})
             event, observed = await self.host.afeedback(FeedbackEvent(id=event_id, source="api", **fields))
             await acknowledged(observed, f"feedback {event_id}", self.durable_timeout_s)
             self.recent_feedback.remember(event_id, _KnownFeedback(event.solve_id, event.kind))
         return FeedbackAccepted(id=event.id, solve_id=event.solve_id, kind=event.kind), True
 
-    async def _known_feedback(self, event_id: str) -> _KnownFeedback | None:
+    async def _known_feedback(self, event_id: str, strict: bool = False) -> _KnownFeedback | None:
+        """The stored event ``event_id``, else None; while the database is away: None (``strict``: 503)."""
         remembered = self.recent_feedback.get(event_id)
         if remembered is not None:
             return remembered
         try:
             row = await run_in_threadpool(self._select, select(Feedback.solve_id, Feedback.kind)
                                           .where(Feedback.id == event_id))
-        except (StoreUnavailable, SQLAlchemyError):
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            if strict:
+                raise store_unavailable(f"cannot check that feedback event {event_id!r} exists while the store is "
+                                        "away; retry after the time in Retry-After") from exc
             return None  # the database is away: new as far as this server knows (the id keeps it stored once)
         return _KnownFeedback(row[0], row[1]) if row else None
 
