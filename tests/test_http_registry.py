@@ -92,3 +92,46 @@ def test_the_served_registry_needs_a_token(server):
 def test_an_http_registry_is_read_only(server, tmp_path):
     with pytest.raises(RegistryError, match="read over HTTP"):
         remote(server, tmp_path).yank(MODULE, "1.0.0")
+
+
+@pytest.fixture
+def listening(server):
+    """``server``'s app on a real port (uvicorn in a thread); yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    from trm_modules.server import create_app
+
+    config = uvicorn.Config(create_app(server.runtime, close_runtime_on_shutdown=False), host="127.0.0.1", port=0,
+                            log_level="warning", lifespan="off")
+    http_server = uvicorn.Server(config)
+    thread = threading.Thread(target=http_server.run, daemon=True)
+    thread.start()
+    while not http_server.started:  # uvicorn sets it once the socket listens
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        thread.join(0.01)
+    port = http_server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    http_server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_a_replica_serves_modules_from_another_servers_registry_over_http(server, listening, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from test_server_fixtures import puzzle
+    from trm_modules.server import ServerRuntime, ServerSettings, create_app
+
+    token = server.tokens["solve"]
+    replica = ServerRuntime.start(ServerSettings(registry_url=f"{listening}/registry", registry_token=token,
+                                                 db=str(tmp_path / "replica.sqlite3"), home=tmp_path / "home",
+                                                 journal_path=tmp_path / "journal.jsonl", cpu_threads=1,
+                                                 allow_unsigned=True))
+    replica_token = replica.tokens.create(["solve"], name="solve")[0]
+    with TestClient(create_app(replica)) as client:
+        response = client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle()},
+                               headers={"Authorization": f"Bearer {replica_token}"})
+    assert response.status_code == 200 and response.json()["version"] == "2.0.0"
+    assert len(list((tmp_path / "home" / "cache" / "registry").glob("*.trm"))) == 1  # downloaded, verified, cached

@@ -36,6 +36,11 @@ def serve(
                                                 "signed with, at upload and load (default: the registry's keys/)."),
     allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Accept unsigned packages and any signer "
                                         "(turns the signature policy off)."),
+    registry_url: Optional[str] = typer.Option(None, "--registry-url", help="Serve the modules of a registry read "
+                                               "over HTTP (another trm serve's /registry, a static web server) "
+                                               "instead of a folder; read-only (give --trusted-keys)."),
+    registry_token: Optional[str] = typer.Option(None, "--registry-token", envvar="TRM_REGISTRY_TOKEN",
+                                                 help="Bearer token for --registry-url."),
 ) -> None:
     """Serve the registry's modules over HTTP (API docs at /docs), recording to the store.
 
@@ -45,7 +50,8 @@ def serve(
     try:
         settings = ServerSettings(registry=registry, db=db, public_url=public_url, max_body_bytes=max_body,
                                   max_package_bytes=max_package, cpu_threads=cpu_threads, views=views,
-                                  trusted_keys=trusted_keys, allow_unsigned=allow_unsigned or None)
+                                  trusted_keys=trusted_keys, allow_unsigned=allow_unsigned or None,
+                                  registry_url=registry_url, registry_token=registry_token)
         if "public_url" not in settings.model_fields_set:
             settings.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings.public_url = (settings.public_url or "").rstrip("/")

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from ..host import Host, SlotState
-from ..package import DirectoryRegistry
+from ..package import DirectoryRegistry, RegistryError
 from ..store.routing import ModuleRouting, RoutingState, RoutingTable, RoutingWatcher, StaleRevision
 
 log = logging.getLogger("trm_modules.server")
@@ -111,7 +111,10 @@ class ReplicatedRouting:
             return
         wanted = version in yanked
         if entry.yanked != wanted or (wanted and entry.yank_reason != yanked[version]):
-            self.registry.yank(module, version, reason=yanked.get(version), yanked=wanted)
+            try:
+                self.registry.yank(module, version, reason=yanked.get(version), yanked=wanted)
+            except RegistryError as exc:  # a registry read over HTTP: the server that holds it records yanks
+                log.info("%s@%s: yank not recorded in this replica's registry (%s)", module, version, exc)
 
     # ------------------------------------------------------------------------------- changing
     def change(self, module: str, operation: Operation, *, expected_revision: int | None = None) -> tuple[SlotState, int]:

@@ -48,7 +48,9 @@ class ServerSettings(Settings):
     objects registered on the server's plugin manager besides the discovered ones (an embedding
     application's own hooks). ``trusted_keys``: folder of the public keys packages must be signed
     with (default: the registry's ``keys/``); ``allow_unsigned`` turns that policy off
-    (``trm_modules.server.trust``).
+    (``trm_modules.server.trust``). ``registry_url``: serve the modules of a registry read over HTTP
+    (another server's ``/registry``, a static web server) instead of a folder, with ``registry_token``
+    as its bearer token; packages are downloaded into ``<home>/cache/registry`` (``HttpRegistry``).
     """
 
     public_url: str | None = "http://127.0.0.1:8000"
@@ -65,13 +67,22 @@ class ServerSettings(Settings):
     routing_poll_s: float = 0.2
     trusted_keys: Path | None = None
     allow_unsigned: bool = False
+    registry_url: str | None = None
+    registry_token: str | None = None
 
     def __init__(self, db: str | os.PathLike[str] | None = None, **values: Any) -> None:
         super().__init__(**({"db_url": os.fspath(db)} if db is not None else {}), **values)
 
 
 def served_registry(settings: Settings) -> DirectoryRegistry:
-    """The registry a server publishes to and serves from (see ``ServerSettings.registry``)."""
+    """The registry a server publishes to and serves from (see ``ServerSettings.registry``, ``registry_url``)."""
+    url = getattr(settings, "registry_url", None)
+    if url:
+        from ..package.http_registry import HttpRegistry
+
+        token = getattr(settings, "registry_token", None)
+        return HttpRegistry(url, settings.home / "cache" / "registry",
+                            headers={"Authorization": f"Bearer {token}"} if token else None)
     default = default_registry_path(settings)
     return DirectoryRegistry(default, create=True) if default is not None else installed_registry(settings)
 
