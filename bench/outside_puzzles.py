@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from outside_generators import MAZE_GENERATORS, SUDOKU_GENERATORS  # noqa: E402
 
 from trm_modules.package import open_package  # noqa: E402
-from trm_modules.package.solving import Answer, answer_documents  # noqa: E402
+from trm_modules.package.task_schema import task_validator  # noqa: E402
+from trm_modules.solving import Answer, answer_documents  # noqa: E402
 from trm_modules.views import DEFAULT_VIEWS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +62,7 @@ def outside_puzzles(codec, count: int, seed: int) -> dict[str, list[dict]]:
 
 def judge(model, codec, schema, documents, views: int) -> dict:
     start = time.perf_counter()
-    results = answer_documents(model, codec, schema, documents, views=views)
+    results = answer_documents(model, codec, task_validator(schema), documents, views=views)
     seconds = time.perf_counter() - start
     answers = [r for r in results if isinstance(r, Answer)]
     return {"valid": sum(a.valid is True for a in answers) / len(documents),

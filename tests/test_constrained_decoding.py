@@ -13,7 +13,7 @@ from trm_modules.cli import app
 from trm_modules.host import FolderSource, Host
 from trm_modules.model import TRM, TRMConfig, constrained_argmax
 from trm_modules.package import build_package, open_package
-from trm_modules.package.solving import Answer, solve_inputs
+from trm_modules.solving import Answer, solve_inputs
 from trm_modules.plugins import build_plugin_manager, get_codec
 from trm_modules.train.data import encode_pairs
 from trm_modules.train.evaluate import evaluate

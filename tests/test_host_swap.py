@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 from test_host_fixtures import grid_inputs, reference_outputs, tiny_model, tiny_spec
 from trm_modules.host import Host, MemorySource
@@ -26,7 +25,7 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
     failures: list[BaseException] = []
     mismatches: list[tuple] = []
     answered: dict[str, int] = {"1.0.0": 0, "2.0.0": 0}
-    lock = threading.Lock()
+    lock = threading.Condition()
     stop = threading.Event()
 
     def caller(index: int) -> None:
@@ -41,6 +40,7 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
                 continue
             with lock:
                 answered[answer.version] += 1
+                lock.notify_all()
                 if answer.output != expected[answer.version][i % len(inputs)] or \
                         answer.digest != specs[versions[answer.version] - 1].digest:
                     mismatches.append((answer.version, i % len(inputs)))
@@ -51,8 +51,10 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
         thread.start()
     try:
         for n in range(SWAPS):  # back to back: each swap loads and self-tests while callers hammer
-            host.swap("grid", "2.0.0" if n % 2 == 0 else "1.0.0")
-        time.sleep(0.1)  # let requests run on the last version too
+            last = host.swap("grid", "2.0.0" if n % 2 == 0 else "1.0.0").active
+        with lock:  # let requests run on the last version too: every caller once more
+            target = answered[last] + CALLERS
+            assert lock.wait_for(lambda: answered[last] >= target, timeout=120)
     finally:
         stop.set()
         for thread in threads:

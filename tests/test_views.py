@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from trm_modules.host import Host, VersionSpec
-from trm_modules.package.solving import Answer, ItemError, solve_inputs
+from trm_modules.solving import Answer, ItemError, solve_inputs
 from trm_modules.plugins import get_codec
 from trm_modules.views import Candidate, TokenView, choose, views_of
 

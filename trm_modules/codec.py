@@ -11,8 +11,18 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 Json = dict[str, Any]
+
+
+class TaskSpec(BaseModel):
+    """The task a model solves: the codec's name and the parameters that rebuild it (``get_codec``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    codec: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class TaskCodec(ABC):

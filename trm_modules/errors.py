@@ -6,6 +6,14 @@ Subsystems derive their own errors from these (``PackageError`` in ``trm_modules
 
 from __future__ import annotations
 
+from typing import Any, Iterable
+
+
+def json_pointer(parts: Iterable[Any]) -> str:
+    """RFC 6901 pointer of a path given as keys and indices (``["grid", 0]`` → ``/grid/0``); every
+    error that points into a JSON document carries one."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+
 
 class TRMError(Exception):
     """Base class of every error trm-modules raises on purpose."""

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from .errors import json_pointer
+
 #: Longest id (solve, feedback event, statement) the store keeps.
 ID_MAX = 128
 #: Longest context part, learner pseudonym, actor, module name (the store's columns).
@@ -55,7 +57,7 @@ def invalid_text_in(document: Any) -> tuple[str, str] | None:
                 return pointer, str(exc)
         elif isinstance(node, dict):
             for key, value in node.items():
-                child = pointer + "/" + str(key).replace("~", "~0").replace("/", "~1")
+                child = pointer + json_pointer([key])
                 if isinstance(key, str):
                     try:
                         check_text(key)

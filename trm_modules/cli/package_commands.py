@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -17,6 +17,15 @@ from .errors import reported
 
 console = Console()
 errors = Console(stderr=True)
+
+#: The package argument of every command that takes one: a path or NAME[@SPEC] (``locate_package``).
+PackageArgument = Annotated[str, typer.Argument(help="A .trm file, or NAME[@SPEC] of an installed or published module.")]
+#: ``--trusted-keys`` of every command that checks signatures.
+TrustedKeysOption = Annotated[Optional[Path], typer.Option("--trusted-keys",
+                                                           help="Require a signature by one of these keys.")]
+#: ``--registry`` of the registry commands.
+RegistryOption = Annotated[Optional[Path], typer.Option(help="Registry folder (default: TRM_REGISTRY or the "
+                                                             "repo's registry/).")]
 
 
 def _task_override(task: Optional[str]) -> Optional[dict]:
@@ -66,7 +75,7 @@ def pack(
 
 
 def inspect(
-    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
+    package: PackageArgument,
     as_json: bool = typer.Option(False, "--json", help="Print the manifest (plus digest) as JSON."),
 ) -> None:
     """Show a package's manifest (checked like any open)."""
@@ -105,7 +114,7 @@ def inspect(
 
 
 def verify(
-    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
+    package: PackageArgument,
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of trusted *.pub keys (or one key file)."),
     examples: bool = typer.Option(True, "--examples/--no-examples", help="Run the shipped examples."),
     device: str = typer.Option("cpu", help="Device for the examples."),
@@ -148,7 +157,7 @@ def sign(
 
 
 def solve(
-    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
+    package: PackageArgument,
     input: Path = typer.Option(..., "--input", help="JSONL file: one task input per line ('-' for stdin)."),
     output: Path = typer.Option(..., "--output", help="JSONL file for the answers ('-' for stdout)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
@@ -157,11 +166,11 @@ def solve(
     batch_size: int = typer.Option(256, help="Inputs per batch."),
     views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought "
                               "in (1: the model's first answer only)."),
-    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+    trusted_keys: TrustedKeysOption = None,
 ) -> None:
     """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid", "views"} or {"error"} per line."""
     from ..package.registry import find_package
-    from ..package.solving import answer_jsonl
+    from ..solving import answer_jsonl
 
     with reported():
         pkg = find_package(package, trusted_keys=trusted_keys)
@@ -172,7 +181,7 @@ def solve(
             errors.print(f"[bold red]error:[/] cannot read --input {input}: {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from None
         lines = [line for line in text.splitlines() if line.strip()]
-        results = answer_jsonl(model, pkg.codec(), pkg.input_schema, lines, max_steps=max_steps, halt=not no_halt,
+        results = answer_jsonl(model, pkg.codec(), pkg.input_validator, lines, max_steps=max_steps, halt=not no_halt,
                                batch_size=batch_size, views=views)
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
     if str(output) == "-":
@@ -192,7 +201,7 @@ def solve(
 
 
 def export_onnx(
-    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
+    package: PackageArgument,
     output: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
     max_steps: Optional[int] = typer.Option(None, help="Unrolled supervision steps (default: the model's maximum)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare with torch on the examples (onnxruntime)."),
@@ -219,11 +228,7 @@ def _registry(path: Optional[Path]):
     return DirectoryRegistry(path, create=True) if path is not None else default_registry()
 
 
-def publish(
-    package: str = typer.Argument(..., help="A .trm file, or NAME[@SPEC] of an installed or published module."),
-    registry: Optional[Path] = typer.Option(None, help="Registry folder (default: TRM_REGISTRY or the repo's registry/)."),
-    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
-) -> None:
+def publish(package: PackageArgument, registry: RegistryOption = None, trusted_keys: TrustedKeysOption = None) -> None:
     """Verify a package and add it to a registry (never overwrites a published version)."""
     from ..package.registry import locate_package
 
@@ -239,7 +244,7 @@ def install(
                                                       "over HTTP (trm serve's /registry, any static web server)."),
     token: Optional[str] = typer.Option(None, "--token", envvar="TRM_TOKEN",
                                         help="Bearer token for an HTTP registry that needs one (trm serve's does)."),
-    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+    trusted_keys: TrustedKeysOption = None,
 ) -> None:
     """Install the best matching, non-yanked version into TRM_HOME (runs its self-test first)."""
     from ..package.registry import install as install_module, installed_registry
@@ -259,7 +264,7 @@ def install(
 
 def yank(
     requirement: str = typer.Argument(..., help="NAME@VERSION to yank."),
-    registry: Optional[Path] = typer.Option(None, help="Registry folder (default registry otherwise)."),
+    registry: RegistryOption = None,
     reason: Optional[str] = typer.Option(None, help="Why (shown to users)."),
     undo: bool = typer.Option(False, "--undo", help="Un-yank instead."),
 ) -> None:

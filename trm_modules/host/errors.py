@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from ..errors import CodecError, TRMError
+from ..package.errors import SelfTestFailed
+
+__all__ = ["HostError", "InvalidInput", "PlacementError", "SelfTestFailed", "SwapError", "VersionNotLoaded"]
 
 
 class HostError(TRMError):
@@ -31,19 +34,6 @@ class SwapError(HostError):
         self.module = module
         self.version = version
         self.cause = cause
-
-
-class SelfTestFailed(HostError):
-    """A version's shipped examples did not reproduce on the device it was loaded onto."""
-
-    def __init__(self, module: str, version: str, index: int, expected: object, got: object) -> None:
-        super().__init__(
-            f"{module} {version}: example {index} failed its self-test: expected {expected!r}, "
-            f"the loaded model answered {got!r}"
-        )
-        self.index = index
-        self.expected = expected
-        self.got = got
 
 
 class PlacementError(HostError):

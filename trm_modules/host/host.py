@@ -26,7 +26,7 @@ import numpy as np
 import pluggy
 from pydantic import ValidationError
 
-from ..errors import ModuleNotFound
+from ..errors import ModuleNotFound, json_pointer
 from ..package.semver import sort_versions
 from ..plugins import build_plugin_manager, call_hook, has_implementations, record_plugin_failure
 from ..records import ID_MAX, FeedbackEvent, SolveContext, SolveRecord, invalid_text_in, new_id
@@ -35,7 +35,7 @@ from .answer import Answer
 from .batching import RowResult
 from .errors import InvalidInput, SwapError, VersionNotLoaded
 from .events import EventDispatcher
-from .loaded import LoadedVersion, VersionSpec, json_pointer
+from .loaded import LoadedVersion, VersionSpec
 from .placement import DeviceState, Placement, PlacementRequest
 from .slots import Slot, SlotState
 from .sources import ModuleSource

@@ -24,20 +24,18 @@ import pluggy
 import torch
 
 from ..codec import TaskCodec
-from ..errors import CodecError
+from ..errors import CodecError, json_pointer
 from ..model import TRM
 from ..package import Package
+from ..package.errors import SelfTestFailed
+from ..solving import Rows, grade_examples, solve_inputs, solve_tokens
 from ..views import Candidate, choose, decode_candidate, needs_more_views, views_of
 from .batching import MicroBatcher, RowResult
 from .compute import run_on_device
-from .errors import InvalidInput, SelfTestFailed
+from .errors import InvalidInput
 
 Json = dict[str, Any]
 
-
-def json_pointer(parts: Sequence[Any]) -> str:
-    """RFC 6901 pointer of a path given as keys and indices (``["grid", 0]`` → ``/grid/0``)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -150,17 +148,9 @@ class LoadedVersion:
         loaded.load(device)
         return loaded
 
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
-
-    @property
-    def digest(self) -> str:
-        return self.spec.digest
+    name = property(lambda self: self.spec.name, doc="The module's name.")
+    version = property(lambda self: self.spec.version, doc="This version.")
+    digest = property(lambda self: self.spec.digest, doc="The digest of the package (or weights) it serves.")
 
     @property
     def resident(self) -> bool:
@@ -222,27 +212,11 @@ class LoadedVersion:
         device = self.device or "cpu"
         return run_on_device(device, self._solve_tokens, model, device, tokens, puzzle_ids)
 
-    def _solve_tokens(self, model: TRM, device: str, tokens: np.ndarray,
-                      puzzle_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _solve_tokens(self, model: TRM, device: str, tokens: np.ndarray, puzzle_ids: np.ndarray) -> Rows:
         # Intra-op threads are a per-thread setting: this changes only the compute thread.
         if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
-        table = self.spec.codec.answer_token_table()
-        with torch.inference_mode():
-            solution = model.solve(torch.from_numpy(tokens).to(device), torch.from_numpy(puzzle_ids).to(device),
-                                   answer_table=None if table is None else torch.from_numpy(table).to(device))
-        return (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
-                solution.confidence.float().cpu().numpy())
-
-    def decode(self, tokens: np.ndarray, data: Json) -> tuple[Json | None, bool | None]:
-        """The answer document for ``tokens`` and the codec's validity verdict on it.
-
-        Tokens that do not form an answer (a pad where a digit belongs, say) give ``(None, False)``:
-        the request is answered and recorded as a failure rather than lost as an error, so the
-        feedback export can still turn it into a training example.
-        """
-        candidate = decode_candidate(self.spec.codec, tokens, data, 0, 0.0)
-        return candidate.output, candidate.valid
+        return solve_tokens(model, tokens, puzzle_ids, answer_table=self.spec.codec.answer_token_table())
 
     def first_candidate(self, data: Json, row: RowResult) -> Candidate:
         """The model's first answer to ``data`` (``row``), decoded and rule-checked."""
@@ -276,16 +250,14 @@ class LoadedVersion:
         return choose(candidates), sum(c.steps for c in candidates), len(candidates)
 
     def self_test(self) -> None:
-        """Run every shipped example through the loaded model; ``SelfTestFailed`` names the first mismatch.
-
-        An answer passes when it equals the expected output or the codec's rules accept it.
-        """
-        if not self.spec.examples:
+        """Run every shipped example through the loaded model (``trm_modules.solving``, on this version's
+        device thread); ``SelfTestFailed`` names the first example whose answer neither equals the
+        expected output nor passes the codec's rules."""
+        examples = self.spec.examples
+        if not examples:
             return
-        encoded = [self.encode(inp, ("examples", i, "input")) for i, (inp, _) in enumerate(self.spec.examples)]
-        out_tokens, _, _ = self.run_batch(np.stack([t for t, _ in encoded]),
-                                          np.array([p for _, p in encoded], dtype=np.int64))
-        for i, (inp, expected) in enumerate(self.spec.examples):
-            output, valid = self.decode(out_tokens[i], inp)
-            if output != expected and valid is not True:
-                raise SelfTestFailed(self.name, self.version, i, expected, output)
+        for i, (inp, _) in enumerate(examples):  # a broken example is the package's fault: say where
+            self.validate_input(inp, ("examples", i, "input"))
+        answers = solve_inputs(None, self.spec.codec, [inp for inp, _ in examples], solve=self.run_batch)
+        results = grade_examples([str(i) for i in range(len(examples))], examples, answers)
+        SelfTestFailed.raise_for(results, examples, f"{self.name} {self.version}")

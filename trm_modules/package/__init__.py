@@ -39,7 +39,8 @@ from .errors import (
     WeightsInvalid,
 )
 from .from_run import pack_run
-from .loaded import ExampleResult, Package
+from ..solving import ExampleResult
+from .loaded import Package
 from .manifest import FORMAT_VERSION, Manifest, NewerFormatWarning
 from .open import VerifyReport, open_package, verify_package
 from .registry import (DirectoryRegistry, RegistryEntry, default_registry, find_package, install, installed_registry,

@@ -31,7 +31,7 @@ from .layout import (
 )
 from .manifest import FORMAT_VERSION, Evaluation, Provenance, canonical_json, parse_manifest
 from .signing import load_private_key, sign_manifest
-from .solving import ItemError, solve_inputs
+from ..solving import ItemError, solve_inputs
 from .weights import MANIFEST_DTYPES, manifest_dtype_of, serialize_state_dict
 
 Json = dict[str, Any]

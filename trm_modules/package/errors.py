@@ -7,6 +7,8 @@ user (or a registry) can act on it and a test can tell one refusal from another.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 from ..errors import ModuleNotFound, TRMError
 
 
@@ -166,9 +168,35 @@ class NoCodec(PackageError):
 
 
 class SelfTestFailed(PackageError):
-    """The model's answer to a shipped example differs from the example's output."""
+    """The model's answer to a shipped example differs from the example's output (or cannot be decoded).
+
+    ``index``, ``expected`` and ``got``: which example, its output, and the model's answer.
+    """
 
     rule = "self-test"
+
+    def __init__(self, message: str, *, file: str = "", path: str = "", index: int = -1, expected: Any = None,
+                 got: Any = None) -> None:
+        super().__init__(message, file=file, path=path)
+        self.index = index
+        self.expected = expected
+        self.got = got
+
+    @classmethod
+    def raise_for(cls, results: Sequence[Any], examples: Sequence[tuple[Any, Any]], label: str = "") -> None:
+        """Raise for the first failed result of a self-test (``trm_modules.solving.grade_examples``), if any."""
+        for index, result in enumerate(results):
+            if result.passed:
+                continue
+            where = f"{label}: " if label else ""
+            file = f"examples/{result.name}.output.json"
+            if result.problem is not None:
+                raise cls(f"{where}example {result.name}: {result.problem.message}", file=file,
+                          path=result.problem.path, index=index, expected=examples[index][1])
+            raise cls(f"{where}example {result.name}: the model's answer {result.output!r} differs from the expected "
+                      f"output {examples[index][1]!r} and the codec does not accept it (weights damaged, or a "
+                      "numerically different device/dtype)", file=file, index=index, expected=examples[index][1],
+                      got=result.output)
 
 
 class BuildError(PackageError):

@@ -15,7 +15,7 @@ from ..codec import TaskCodec
 from ..model import TRM
 from .build import build_package
 from .errors import BuildError
-from .solving import Answer, solve_inputs
+from ..solving import Answer, solve_inputs
 
 RUN_PLOTS = ("accuracy_vs_steps.png", "halting_steps.png")
 #: How many examples a package built from a run carries.

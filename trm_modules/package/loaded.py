@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,38 +17,26 @@ from ..plugins import get_codec, get_plugin_manager
 from .archive import Archive
 from .errors import NoCodec, PackageError, SelfTestFailed
 from .manifest import Manifest
-from .solving import ItemError, solve_inputs
+from .task_schema import task_validator
+from ..solving import ExampleResult, grade_examples, solve_inputs
 from .weights import MANIFEST_DTYPES, WeightsHeader, tensors_from_bytes
 
-@dataclass
-class ExampleResult:
-    """One example of the self-test: passed when the answer equals the output or the codec accepts it."""
-
-    name: str
-    passed: bool
-    exact: bool
-    steps: int
-
-
+@dataclass(kw_only=True, eq=False)
 class Package:
     """An opened package. Build with ``open_package``; every check has passed by the time you hold one."""
 
-    def __init__(self, *, path: Path, archive: Archive, manifest: Manifest, digest: str,
-                 weights_header: WeightsHeader, input_schema: dict[str, Any], output_schema: dict[str, Any],
-                 examples: list[tuple[dict[str, Any], dict[str, Any]]], example_names: list[str],
-                 card: str, signed_by: str | None) -> None:
-        self.path = path
-        self.archive = archive
-        self.manifest = manifest
-        self.digest = digest
-        self.weights_header = weights_header
-        self.input_schema = input_schema
-        self.output_schema = output_schema
-        self.examples = examples
-        self.example_names = example_names
-        self.card = card
-        self.signed_by = signed_by
-        self._codec: tuple[pluggy.PluginManager, TaskCodec] | None = None  # (the manager it came from, codec)
+    path: Path
+    archive: Archive
+    manifest: Manifest
+    digest: str
+    weights_header: WeightsHeader
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    examples: list[tuple[dict[str, Any], dict[str, Any]]]
+    example_names: list[str]
+    card: str
+    signed_by: str | None
+    _codec: tuple[pluggy.PluginManager, TaskCodec] | None = field(default=None, init=False, repr=False)
 
     def __repr__(self) -> str:
         return f"<Package {self.manifest.name}@{self.manifest.version} {self.digest[:19]}… {self.path}>"
@@ -65,6 +54,11 @@ class Package:
         if name not in self.archive:
             raise PackageError(f"the package has no file {name!r}", file=name, rule="missing-file")
         return bytes(self.archive.read(name))
+
+    @functools.cached_property
+    def input_validator(self) -> Any:
+        """The input schema's validator: local references only, patterns matched in linear time (``task_schema``)."""
+        return task_validator(self.input_schema)
 
     def codec(self, plugins: pluggy.PluginManager | None = None) -> TaskCodec:
         """The task codec the manifest names, from ``plugins`` (default: the process's plugin manager,
@@ -137,18 +131,6 @@ class Package:
                                      file=f"examples/{name}.input.json", path=exc.path) from exc
         model = model if model is not None else self.load_model(device)
         answers = solve_inputs(model, codec, [inp for inp, _ in self.examples])
-        results = []
-        for name, (inp, expected), answer in zip(self.example_names, self.examples, answers):
-            if isinstance(answer, ItemError):
-                raise SelfTestFailed(f"example {name}: {answer.message}", file=f"examples/{name}.output.json",
-                                     path=answer.path)
-            exact = answer.output == expected
-            results.append(ExampleResult(name=name, passed=exact or answer.valid is True, exact=exact,
-                                         steps=answer.steps))
-        for result in results:
-            if not result.passed:
-                raise SelfTestFailed(
-                    f"example {result.name}: the model's answer differs from the expected output and the codec "
-                    "does not accept it (weights damaged, or a numerically different device/dtype)",
-                    file=f"examples/{result.name}.output.json")
+        results = grade_examples(self.example_names, self.examples, answers)
+        SelfTestFailed.raise_for(results, self.examples)
         return results

@@ -18,6 +18,8 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..codec import TaskSpec
+from ..errors import json_pointer
 from ..model import TRMConfig
 from .errors import ManifestInvalid, UnsupportedFormatVersion
 
@@ -40,10 +42,10 @@ class Author(BaseModel):
     url: str | None = None
 
 
-class Task(BaseModel):
+class Task(TaskSpec):
+    """``task`` of the manifest: unknown keys are ignored (newer minor formats may add some)."""
+
     model_config = ConfigDict(extra="ignore")
-    codec: str
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelInfo(BaseModel):
@@ -154,10 +156,6 @@ def canonical_json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 
-
-def json_pointer(parts: Any) -> str:
-    """An RFC 6901 JSON pointer to the path ``parts`` (keys and indices)."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,6 +18,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,9 +114,17 @@ class OnnxCheck:
     def ok(self) -> bool:
         return self.examples == self.identical
 
+    @classmethod
+    def compare(cls, answer: np.ndarray, confidence: np.ndarray, expected: Any) -> "OnnxCheck":
+        """How far ONNX's ``answer`` and ``confidence`` are from torch's ``expected`` (a ``Solution``)."""
+        identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())
+        difference = float(np.abs(confidence - expected.confidence.numpy()).max()) if len(confidence) else 0.0
+        return cls(examples=len(answer), identical=identical, max_confidence_difference=difference)
 
-def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int | None = None) -> OnnxCheck:
-    """Run ``onnx_path`` with onnxruntime on the examples; compare with ``model.solve(halt=False)``."""
+
+def _torch_reference(package: Package, onnx_path: str | os.PathLike, max_steps: int | None,
+                     halt: bool) -> tuple[TRM, torch.Tensor, torch.Tensor, Any, Any]:
+    """(model, example tokens, puzzle ids, torch's solution, an onnxruntime session of ``onnx_path``)."""
     try:
         import onnxruntime
     except ImportError as exc:  # the `onnx` extra
@@ -125,13 +134,17 @@ def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int
     tokens, puzzle_ids = _example_tokens(package)
     model = package.load_model("cpu", dtype=torch.float32)
     table = package.codec().answer_token_table()
-    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=False,
+    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=halt,
                            answer_table=None if table is None else torch.from_numpy(table))
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    return model, tokens, puzzle_ids, expected, session
+
+
+def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int | None = None) -> OnnxCheck:
+    """Run ``onnx_path`` with onnxruntime on the examples; compare with ``model.solve(halt=False)``."""
+    _, tokens, puzzle_ids, expected, session = _torch_reference(package, onnx_path, max_steps, halt=False)
     answer, confidence = session.run(None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy()})
-    identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())
-    difference = float(np.abs(confidence - expected.confidence.numpy()).max()) if len(confidence) else 0.0
-    return OnnxCheck(examples=len(tokens), identical=identical, max_confidence_difference=difference)
+    return OnnxCheck.compare(answer, confidence, expected)
 
 
 def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: int = 17) -> Path:
@@ -164,15 +177,8 @@ def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: in
 
 def check_onnx_step(package: Package, onnx_path: str | os.PathLike, *, max_steps: int | None = None) -> OnnxCheck:
     """Loop the step graph with early halting on the examples; compare with ``model.solve(halt=True)``."""
-    import onnxruntime
-
+    model, tokens, puzzle_ids, expected, session = _torch_reference(package, onnx_path, max_steps, halt=True)
     steps = max_steps or package.manifest.model.config.halt_max_steps
-    tokens, puzzle_ids = _example_tokens(package)
-    model = package.load_model("cpu", dtype=torch.float32)
-    table = package.codec().answer_token_table()
-    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=True,
-                           answer_table=None if table is None else torch.from_numpy(table))
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     carry = model.initial_carry(len(tokens))
     y, z = np.zeros_like(carry.y.numpy()), np.zeros_like(carry.z.numpy())
     fresh = np.ones(len(tokens), dtype=bool)
@@ -188,6 +194,4 @@ def check_onnx_step(package: Package, onnx_path: str | os.PathLike, *, max_steps
         running &= q_halt <= 0
         if not running.any():
             break
-    identical = int((answer == expected.tokens.numpy()).all(axis=1).sum())
-    difference = float(np.abs(confidence - expected.confidence.numpy()).max()) if len(confidence) else 0.0
-    return OnnxCheck(examples=len(tokens), identical=identical, max_confidence_difference=difference)
+    return OnnxCheck.compare(answer, confidence, expected)

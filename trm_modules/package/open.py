@@ -43,8 +43,10 @@ from .layout import (
     REQUIRED_FILES,
     SIGNATURE_NAME,
 )
-from .loaded import ExampleResult, Package
-from .manifest import Manifest, json_pointer, parse_manifest
+from ..solving import ExampleResult
+from .loaded import Package
+from ..errors import json_pointer
+from .manifest import Manifest, parse_manifest
 from .signing import TrustedKeys, load_trusted_keys, verify_signature
 from .task_schema import check_task_schema, task_validator
 from .weights import (check_config_within_limits, check_tensors_match_config, expected_parameter_count,

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import CodecError, ModuleNotFound, TRMError
+from ..errors import CodecError, ModuleNotFound, TRMError, json_pointer
 from ..host.errors import InvalidInput, PlacementError, SwapError, VersionNotLoaded
 from ..package import NoMatchingVersion, PackageError, VersionExists
 from ..store import StoreError, StoreUnavailable
@@ -58,10 +58,6 @@ def problem_response(problem: Problem, request_path: str) -> JSONResponse:
     return JSONResponse(problem.document(request_path), status_code=problem.status, headers=problem.headers,
                         media_type=PROBLEM_MEDIA_TYPE)
 
-
-def json_pointer(parts: Sequence[Any]) -> str:
-    """RFC 6901 pointer of a location given as keys and indices."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def invalid_document(detail: str, pointer: str) -> Problem:

@@ -9,7 +9,7 @@ different plugin under the same hooks::
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from ..hookspecs import hookimpl
 from ..records import FeedbackEvent, SolveRecord
@@ -38,19 +38,19 @@ class StorePlugin:
     @hookimpl
     def trm_on_solve(self, record: SolveRecord) -> WriteTicket | None:
         """Queue the solve record for the store; returns its write ticket (None if it was not taken)."""
-        try:
-            return self.recorder.record_solve(record)
-        except StoreError as exc:
-            log.error("solve %s was not recorded: %s", record.id, exc)
-            return None
+        return self._queue(self.recorder.record_solve, record, "solve")
 
     @hookimpl
     def trm_on_feedback(self, event: FeedbackEvent) -> WriteTicket | None:
         """Queue the feedback event for the store; returns its write ticket (None if it was not taken)."""
+        return self._queue(self.recorder.record_feedback, event, "feedback")
+
+    @staticmethod
+    def _queue(record: Callable[[Any], WriteTicket], item: SolveRecord | FeedbackEvent, kind: str) -> WriteTicket | None:
         try:
-            return self.recorder.record_feedback(event)
-        except StoreError as exc:
-            log.error("feedback %s was not recorded: %s", event.id, exc)
+            return record(item)
+        except StoreError as exc:  # logged, never raised into the host's request
+            log.error("%s %s was not recorded: %s", kind, item.id, exc)
             return None
 
     def package_installed(self, package: Any, source: str = "") -> None:

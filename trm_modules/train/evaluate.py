@@ -139,7 +139,7 @@ def rule_check_report(model: TRM, codec, inputs: list[dict], views: int = 1, bat
     This is how answers are judged where a task can have several right answers (any valid
     completion of a Sudoku with several solutions).
     """
-    from ..package.solving import Answer, solve_inputs
+    from ..solving import Answer, solve_inputs
 
     if not inputs or not codec.can_check:
         return None

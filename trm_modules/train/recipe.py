@@ -17,15 +17,9 @@ else:  # pragma: no cover - Python 3.10
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..codec import TaskSpec
 from ..errors import ConfigError
 from ..model import TRMConfig
-
-
-class TaskSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    codec: str
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class DataSpec(BaseModel):

@@ -1,27 +1,28 @@
-"""Answering task documents with a package's model: validate → encode → batched solve → decode.
+"""The batch solving kernel: validate → encode → batched solve → decode → test-time views → choose.
 
-The one path from JSON inputs to JSON answers that the self-test, ``trm solve``, the builder and
-the ONNX check share. Bad documents become per-item errors; the others are still answered.
+The one path from JSON inputs to JSON answers that ``trm solve``, evaluation, the package builder,
+package and host self-tests and the ONNX check share (the host runs the same token solve on its
+device thread and the same views one request at a time). Bad documents become per-item errors;
+the others are still answered.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import numpy as np
 import torch
 from jsonschema.exceptions import best_match
 
-from ..codec import TaskCodec
-from ..errors import CodecError
-from ..json_limits import check_json_depth
-from ..model import TRM
-from ..views import choose, decode_candidate, needs_more_views, views_of
-from .manifest import json_pointer
-from .task_schema import task_validator
+from .codec import TaskCodec
+from .errors import CodecError, json_pointer
+from .json_limits import check_json_depth
+from .model import TRM
+from .views import choose, decode_candidate, needs_more_views, views_of
 
 
 @dataclass
@@ -62,25 +63,36 @@ def model_device(model: TRM) -> torch.device:
     return next(model.parameters()).device
 
 
-def _solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None, halt: bool,
-                  batch_size: int, answer_table: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(answer tokens, steps, confidence) of (N, L) inputs, solved ``batch_size`` rows at a time."""
+#: (answer tokens (N, L), steps (N,), confidence (N,)) of N solved rows.
+Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: Something that solves (N, L) tokens with their puzzle ids: ``solve_tokens`` bound to a model, or a host's batch runner.
+RowSolver = Callable[[np.ndarray, np.ndarray], Rows]
+
+
+def solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None = None,
+                 halt: bool = True, batch_size: int | None = None, answer_table: np.ndarray | None = None) -> Rows:
+    """(answer tokens, steps, confidence) of (N, L) inputs on the model's device, ``batch_size`` rows at a time
+    (all at once when None), decoding within ``answer_table`` (``TaskCodec.answer_token_table``)."""
     device = model_device(model)
     table = None if answer_table is None else torch.from_numpy(answer_table).to(device)
+    step = batch_size or max(len(tokens), 1)
     parts = []
-    for start in range(0, len(tokens), batch_size):
-        solution = model.solve(torch.from_numpy(tokens[start : start + batch_size]).to(device),
-                               torch.from_numpy(puzzle_ids[start : start + batch_size]).to(device),
-                               max_steps=max_steps, halt=halt, answer_table=table)
-        parts.append((solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
-                      solution.confidence.float().cpu().numpy()))
+    with torch.inference_mode():
+        for start in range(0, len(tokens), step):
+            solution = model.solve(torch.from_numpy(tokens[start : start + step]).to(device),
+                                   torch.from_numpy(puzzle_ids[start : start + step]).to(device),
+                                   max_steps=max_steps, halt=halt, answer_table=table)
+            parts.append((solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
+                          solution.confidence.float().cpu().numpy()))
     return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
 
 
-def solve_inputs(model: TRM, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
-                 halt: bool = True, batch_size: int = 256, views: int = 1) -> list[Answer | ItemError]:
+def solve_inputs(model: TRM | None, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
+                 halt: bool = True, batch_size: int = 256, views: int = 1,
+                 solve: RowSolver | None = None) -> list[Answer | ItemError]:
     """Answer already-validated inputs in batches through ``model.solve``, decoding within what each
-    input allows (``TaskCodec.answer_token_table``).
+    input allows (``TaskCodec.answer_token_table``). ``solve``: solves the token rows instead of
+    ``model`` (the host passes its device-thread batch runner).
 
     With ``views`` > 1, inputs whose answer the task's rules reject are solved again through up to
     ``views - 1`` transformed views and the answer is chosen among all (``trm_modules.views``).
@@ -92,16 +104,19 @@ def solve_inputs(model: TRM, codec: TaskCodec, inputs: list[dict[str, Any]], *, 
         return []
     tokens = np.stack([codec.encode_input(doc) for doc in inputs]).astype(np.int64)
     puzzle_ids = np.array([codec.puzzle_id(doc) for doc in inputs], dtype=np.int64)
-    options = {"max_steps": max_steps, "halt": halt, "batch_size": batch_size,
-               "answer_table": codec.answer_token_table()}
-    out, steps, confidence = _solve_tokens(model, tokens, puzzle_ids, **options)
+    if solve is None:
+        if model is None:
+            raise ValueError("solve_inputs needs a model or a solve function")
+        solve = functools.partial(solve_tokens, model, max_steps=max_steps, halt=halt, batch_size=batch_size,
+                                  answer_table=codec.answer_token_table())
+    out, steps, confidence = solve(tokens, puzzle_ids)
     candidates = [[decode_candidate(codec, out[i], doc, int(steps[i]), float(confidence[i]))]
                   for i, doc in enumerate(inputs)]
     retry = [i for i, found in enumerate(candidates) if needs_more_views(found[0])]
     extra_views = views_of(codec, views)[1:] if retry else []
     if extra_views:
         viewed = np.concatenate([view.apply(tokens[retry]) for view in extra_views])
-        out, steps, confidence = _solve_tokens(model, viewed, np.tile(puzzle_ids[retry], len(extra_views)), **options)
+        out, steps, confidence = solve(viewed, np.tile(puzzle_ids[retry], len(extra_views)))
         for v, view in enumerate(extra_views):
             answers = view.invert(out[v * len(retry) : (v + 1) * len(retry)])
             for k, i in enumerate(retry):
@@ -121,6 +136,32 @@ def solve_inputs(model: TRM, codec: TaskCodec, inputs: list[dict[str, Any]], *, 
     return results
 
 
+@dataclass
+class ExampleResult:
+    """One example of a self-test: passed when the answer equals the output or the codec accepts it."""
+
+    name: str
+    passed: bool
+    exact: bool
+    steps: int
+    output: dict[str, Any] | None = None
+    problem: ItemError | None = None  # why there is no answer at all
+
+
+def grade_examples(names: list[str], examples: list[tuple[dict[str, Any], Any]],
+                   answers: list[Answer | ItemError]) -> list[ExampleResult]:
+    """How each answer compares with its example's expected output (the self-test's verdicts)."""
+    results = []
+    for name, (_, expected), answer in zip(names, examples, answers):
+        if isinstance(answer, ItemError):
+            results.append(ExampleResult(name=name, passed=False, exact=False, steps=0, problem=answer))
+            continue
+        exact = answer.output == expected
+        results.append(ExampleResult(name=name, passed=exact or answer.valid is True, exact=exact,
+                                     steps=answer.steps, output=answer.output))
+    return results
+
+
 def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec: TaskCodec) -> ItemError | None:
     """Why ``document`` cannot be answered (schema, then codec rules), or None when it can."""
     error = best_match(validator.iter_errors(document))
@@ -134,11 +175,13 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
     return None
 
 
-def answer_documents(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], documents: list[Any], *,
+def answer_documents(model: TRM, codec: TaskCodec, validator: Any, documents: list[Any], *,
                      max_steps: int | None = None, halt: bool = True,
                      batch_size: int = 256, views: int = 1) -> list[Answer | ItemError]:
-    """One result per document, in order: an ``Answer``, or an ``ItemError`` (bad document, undecodable answer)."""
-    validator = task_validator(input_schema)
+    """One result per document, in order: an ``Answer``, or an ``ItemError`` (bad document, undecodable answer).
+
+    ``validator``: the input schema's validator (a package's: ``Package.input_validator``).
+    """
     results: list[Answer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
     good = [i for i, r in enumerate(results) if r is None]
     answers = solve_inputs(model, codec, [documents[i] for i in good], max_steps=max_steps, halt=halt,
@@ -148,7 +191,7 @@ def answer_documents(model: TRM, codec: TaskCodec, input_schema: dict[str, Any],
     return results  # type: ignore[return-value]
 
 
-def answer_jsonl(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], lines: list[str], *,
+def answer_jsonl(model: TRM, codec: TaskCodec, validator: Any, lines: list[str], *,
                  max_steps: int | None = None, halt: bool = True, batch_size: int = 256,
                  views: int = 1) -> list[dict[str, Any]]:
     """Answer JSONL lines: one JSON object per non-blank line, ``{"output": …}`` or ``{"error": …}``."""
@@ -162,7 +205,7 @@ def answer_jsonl(model: TRM, codec: TaskCodec, input_schema: dict[str, Any], lin
             parse_errors[index] = ItemError(f"line {index + 1} is not JSON: {exc}", "")
             documents.append(None)
     pending = [i for i in range(len(lines)) if i not in parse_errors]
-    answered = answer_documents(model, codec, input_schema, [documents[i] for i in pending],
+    answered = answer_documents(model, codec, validator, [documents[i] for i in pending],
                                 max_steps=max_steps, halt=halt, batch_size=batch_size, views=views)
     results: list[Any] = [None] * len(lines)
     for index, error in parse_errors.items():
