@@ -261,7 +261,7 @@ def feedback_from_statement(statement: dict[str, Any]) -> FeedbackEvent | None:
     if solve_id is None:
         return None
     result = statement.get("result") or {}
-    score = result.get("score") if isinstance(result.get("score"), dict) else {}
+    score: dict[str, Any] = result["score"] if isinstance(result.get("score"), dict) else {}
     scaled = score.get("scaled")
     response = result.get("response")
     correction = None

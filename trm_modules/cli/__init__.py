@@ -7,6 +7,7 @@ a name the core or an earlier plugin took is kept.
 
 from __future__ import annotations
 
+import pluggy
 import typer
 
 from ..plugins import call_hook, get_plugin_manager
@@ -34,20 +35,21 @@ def _command_name(info: typer.models.CommandInfo | typer.models.TyperInfo) -> st
     return callback.__name__.replace("_", "-") if callback is not None else None
 
 
-def add_plugin_commands(cli: typer.Typer, pm: object) -> None:
+def add_plugin_commands(cli: typer.Typer, pm: pluggy.PluginManager) -> None:
     """Let every plugin's ``trm_register_commands`` add to ``cli``; names already taken stay with their owner."""
-    taken = {_command_name(info) for info in [*cli.registered_commands, *cli.registered_groups]}
+    infos: list[typer.models.CommandInfo | typer.models.TyperInfo] = [*cli.registered_commands, *cli.registered_groups]
+    taken = {_command_name(info) for info in infos}
     before = (len(cli.registered_commands), len(cli.registered_groups))
     call_hook(pm, "trm_register_commands", cli=cli)
     for attribute, start in zip(("registered_commands", "registered_groups"), before):
-        infos = getattr(cli, attribute)
+        registered = getattr(cli, attribute)
         added = []
-        for info in infos[start:]:
+        for info in registered[start:]:
             name = _command_name(info)
             if name not in taken:
                 taken.add(name)
                 added.append(info)
-        infos[start:] = added
+        registered[start:] = added
 
 
 for _area in (model_commands, package_commands, host_commands, store_commands, retrain_commands, server_commands):

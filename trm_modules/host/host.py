@@ -416,7 +416,7 @@ class Host:
         try:
             self._ensure_resident(lease.version)
             tokens, puzzle_id = lease.version.encode(input_json)
-            row = lease.version.batcher.submit(tokens, puzzle_id).result()
+            row = lease.version.submit(tokens, puzzle_id).result()
             answer = self._answer(lease, solve_id, input_json, tokens, puzzle_id, row)
         finally:
             self._release(lease.version)
@@ -441,7 +441,7 @@ class Host:
             self._ensure_resident(lease.version)
             encoded = [lease.version.encode(data, (i,)) for i, data in enumerate(inputs)]
             version = lease.version
-            rows = [f.result() for f in [version.batcher.submit(tokens, pid) for tokens, pid in encoded]]
+            rows = [f.result() for f in [version.submit(tokens, pid) for tokens, pid in encoded]]
             firsts = [version.first_candidate(data, row) for data, row in zip(inputs, rows)]
             # Queue the other views of every rejected input before waiting on any: they share batches.
             pending = [version.submit_views(*encoded[i]) if version.wants_more_views(first) else []
@@ -465,7 +465,7 @@ class Host:
             if not lease.version.resident:  # loading takes long: keep it off the event loop
                 await asyncio.get_running_loop().run_in_executor(None, self._ensure_resident, lease.version)
             tokens, puzzle_id = lease.version.encode(input_json)
-            row = await asyncio.wrap_future(lease.version.batcher.submit(tokens, puzzle_id))
+            row = await asyncio.wrap_future(lease.version.submit(tokens, puzzle_id))
             first = lease.version.first_candidate(input_json, row)
             if lease.version.wants_more_views(first):  # waits on more batches: keep it off the event loop
                 answer = await asyncio.get_running_loop().run_in_executor(

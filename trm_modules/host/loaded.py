@@ -226,12 +226,16 @@ class LoadedVersion:
         """Would this version seek the answer in further test-time views (``trm_modules.views``)?"""
         return bool(self._extra_views) and needs_more_views(first)
 
-    def submit_views(self, tokens: np.ndarray, puzzle_id: int) -> list[Future]:
-        """Queue the other test-time views of an input on the batcher (they batch with whatever waits)."""
+    def submit(self, tokens: np.ndarray, puzzle_id: int) -> Future:
+        """Queue one encoded input on the batcher; its future resolves to the ``RowResult``."""
         batcher = self.batcher
         if batcher is None:
             raise RuntimeError(f"{self.name} {self.version} is not loaded")
-        return [batcher.submit(view.apply(tokens), puzzle_id) for view in self._extra_views]
+        return batcher.submit(tokens, puzzle_id)
+
+    def submit_views(self, tokens: np.ndarray, puzzle_id: int) -> list[Future]:
+        """Queue the other test-time views of an input on the batcher (they batch with whatever waits)."""
+        return [self.submit(view.apply(tokens), puzzle_id) for view in self._extra_views]
 
     def answer_with_views(self, data: Json, tokens: np.ndarray, puzzle_id: int, first: Candidate,
                           pending: list[Future] | None = None) -> tuple[Candidate, int, int]:

@@ -59,6 +59,8 @@ class Linear(nn.Linear):
 class Embedding(nn.Embedding):
     """``nn.Embedding`` initialised with a truncated normal of the given std (0 = zeros)."""
 
+    init_std: float
+
     def __init__(self, num_embeddings: int, embedding_dim: int, init_std: float) -> None:
         object.__setattr__(self, "init_std", init_std)  # read by reset_parameters during __init__
         super().__init__(num_embeddings, embedding_dim)
@@ -69,6 +71,9 @@ class Embedding(nn.Embedding):
 
 class RotaryEmbedding(nn.Module):
     """RoPE tables (cos, sin) for every position; recomputed, never loaded from a checkpoint."""
+
+    cos: torch.Tensor
+    sin: torch.Tensor
 
     def __init__(self, head_dim: int, max_positions: int, theta: float) -> None:
         super().__init__()
@@ -204,6 +209,9 @@ def constrained_argmax(logits: torch.Tensor, tokens: torch.Tensor,
 class TRM(nn.Module):
     """Tiny Recursive Model: one network recursing on a reasoning state ``z`` and an answer ``y``."""
 
+    H_init: torch.Tensor
+    L_init: torch.Tensor
+
     def __init__(self, config: TRMConfig) -> None:
         super().__init__()
         self.config = config
@@ -336,7 +344,7 @@ class TRM(nn.Module):
         computes one supervision step in place of ``deep_recursion`` (``onnx_step.OnnxStep``).
         """
         run_step = step or self.deep_recursion
-        max_steps = max_steps or self.config.halt_max_steps
+        steps_at_most: int = max_steps or self.config.halt_max_steps
         B = tokens.shape[0]
         device = tokens.device
         if puzzle_ids is None:
@@ -347,14 +355,14 @@ class TRM(nn.Module):
         steps = torch.zeros(B, dtype=torch.long, device=device)
         confidence = torch.zeros(B, dtype=torch.float32, device=device)
         rows = torch.arange(B, device=device)  # original index of each running row
-        for step in range(1, max_steps + 1):
+        for n in range(1, steps_at_most + 1):
             out = run_step(x, carry)
             answer[rows] = constrained_argmax(out.logits, tokens, answer_table)
-            steps[rows] = step
+            steps[rows] = n
             confidence[rows] = torch.sigmoid(out.q_halt)
             carry = out.carry
-            if halt and step < max_steps:
-                running = (out.q_halt <= self.halt_threshold) | (step < self.halt_min_steps)
+            if halt and n < steps_at_most:
+                running = (out.q_halt <= self.halt_threshold) | (n < self.halt_min_steps)
                 if not bool(running.all()):
                     if not bool(running.any()):
                         break

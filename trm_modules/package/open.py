@@ -258,7 +258,11 @@ def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = Non
     except UnicodeDecodeError as exc:
         raise DocumentInvalid(f"{CARD_NAME} is not UTF-8 text: {exc}", file=CARD_NAME) from exc
 
-    package_digest = known.package if known is not None else whole_digest.result()
+    if known is not None:
+        package_digest = known.package
+    else:
+        assert whole_digest is not None  # hashed whenever nothing was remembered
+        package_digest = whole_digest.result()
     if expected_digest is not None and package_digest != expected_digest:
         raise DigestMismatch(f"{path} has {package_digest}; expected {expected_digest}", file=str(path))
     if digest_cache is not None and known is None:

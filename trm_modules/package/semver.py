@@ -169,6 +169,7 @@ class VersionSpec:
                 if token.lower() == "latest":
                     continue
                 match = _COMPARATOR.match(token)
+                assert match is not None  # the pattern accepts every token
                 op, rest = match.group(1) or "", match.group(2).strip()
                 comparators += _desugar(op, rest, text)
             self.alternatives.append(comparators)

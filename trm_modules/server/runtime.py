@@ -13,7 +13,7 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from pydantic import Field
 
@@ -153,7 +153,7 @@ class ServerRuntime:
         call_hook(pm, "trm_startup", runtime=runtime)
         return runtime
 
-    def activate_published(self, skip: set[str] = frozenset()) -> StartReport:
+    def activate_published(self, skip: Collection[str] = frozenset()) -> StartReport:
         """Make each published module's active version (``trm promote``; else the newest non-yanked) active.
 
         ``skip``: modules the stored routing state already placed. Failures are reported, never
