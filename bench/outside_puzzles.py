@@ -71,14 +71,14 @@ def judge(model, codec, schema, documents, views: int) -> dict:
             "seconds_per_puzzle": seconds / len(documents), "errors": len(documents) - len(answers)}
 
 
-def measure(path: Path, count: int, seed: int) -> list[dict]:
+def measure(path: Path, count: int, seed: int, default_views: int = DEFAULT_VIEWS) -> list[dict]:
     package = open_package(path)
     model, codec = package.load_model(), package.codec()
     rows = []
     for generator, documents in outside_puzzles(codec, count, seed).items():
         baseline = judge(model, WholeVocabulary(codec), package.input_schema, documents, views=1)
         first = judge(model, codec, package.input_schema, documents, views=1)
-        default = judge(model, codec, package.input_schema, documents, views=DEFAULT_VIEWS)
+        default = judge(model, codec, package.input_schema, documents, views=default_views)
         rows.append({"module": f"{package.name}@{package.version}", "generator": generator, "puzzles": count,
                      "first": first, "default": default, "baseline_first": baseline,
                      "ratio_first_to_baseline": first["valid"] / baseline["valid"] if baseline["valid"] else None})
@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--puzzles", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--views", type=int, default=DEFAULT_VIEWS,
+                        help="Views of the default answer (1 skips the views: an untrained pre-release fails all).")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -99,7 +101,7 @@ def main() -> None:
               f"{'s/puzzle':>9} {'baseline':>9} {'ratio':>6}")
     print(header)
     for path in args.packages:
-        for row in measure(path, args.puzzles, args.seed):
+        for row in measure(path, args.puzzles, args.seed, args.views):
             rows.append(row)
             ratio = row["ratio_first_to_baseline"]
             print(f"{row['module']:<22} {row['generator']:<10} {row['first']['valid']:>7.1%} "

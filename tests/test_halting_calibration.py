@@ -83,3 +83,17 @@ def test_a_training_run_records_the_policy_it_chose_and_judges_answers_by_it(tmp
     assert halting["puzzles"] == 24 and len(halting["per_step_valid"]) == 3
     assert halting["accuracy"] >= halting["default_accuracy"]
     assert halting["judged_by"] == "rules"
+
+
+def test_examples_are_recorded_as_the_package_halts_so_its_self_test_passes(tmp_path):
+    # The paper's rule stops this model after one step; the package's policy runs every step.
+    codec = get_codec("sudoku", {"size": 4})
+    puzzles = codec.generate(np.random.default_rng(1), 4)
+    evaluation = {"dataset": "t", "metric": "exact_accuracy", "value": 0.0, "steps": 5,
+                  "halting": {"threshold": None, "min_steps": 1, "accuracy": 0.0, "mean_steps": 5.0,
+                              "default_accuracy": 0.0, "default_mean_steps": 1.0}}
+    with one_torch_thread():
+        path = build_package(eager_model(), codec, name="sudoku-4x4", version="1.0.0", out_path=tmp_path / "p.trm",
+                             examples=[(inp, None) for inp, _ in puzzles], title="4x4", evaluation=evaluation)
+        results = open_package(path).self_test()
+    assert all(result.passed and result.steps == 5 for result in results)

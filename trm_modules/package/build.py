@@ -179,8 +179,12 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
         raise BuildError(str(exc), file=WEIGHTS_NAME) from exc
     weights = serialize_state_dict(state)
 
-    # The self-test runs on the weights exactly as shipped.
+    # The self-test runs on the weights exactly as shipped, halting by the policy the package carries.
     shipped = TRM.from_state_dict(config, state, "cpu", MANIFEST_DTYPES[dtype_name])
+    evaluation_model = Evaluation.model_validate(evaluation) if isinstance(evaluation, Mapping) else evaluation
+    halting = (evaluation_model.model_extra or {}).get("halting") if evaluation_model is not None else None
+    if isinstance(halting, dict):
+        shipped.use_halting(halting.get("threshold"), halting.get("min_steps", 1))
     try:
         answers = solve_inputs(shipped, codec, [inp for inp, _ in examples])
     except TRMError as exc:
@@ -199,7 +203,6 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
         files[input_name] = pretty_json(inp)
         files[output_name] = pretty_json(expected if expected is not None else answer.output)
 
-    evaluation_model = Evaluation.model_validate(evaluation) if isinstance(evaluation, Mapping) else evaluation
     provenance_data = dict(provenance.model_dump(exclude_none=True) if isinstance(provenance, Provenance)
                            else provenance or {})
     provenance_data.setdefault("created_at", creation_time())
