@@ -17,8 +17,9 @@ them once the LRS accepted them. A failed send (unreachable, 5xx, 429) puts each
 batch on its own exponential back-off. A batch the LRS refuses (400, 409, 413) is split until the
 refused statements stand alone; those become dead letters (kept with the LRS's answer), their good
 neighbours are delivered. Statement ids are fixed by the solve / feedback ids, so a batch sent twice
-(a crash between send and delete) is stored once by the LRS. Feedback that itself came from an LRS
-(``source == "xapi"``) is not sent back.
+(a crash between send and delete) is stored once by the LRS. While the store itself cannot be
+written, new statements wait in memory and are queued as soon as it can. Feedback that itself came
+from an LRS (``source == "xapi"``) is not sent back.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class XapiForwarder:
             headers["Authorization"] = authorization
         self._headers = headers
         self._client = client or httpx.Client(timeout=timeout_s)
+        self._held: list[dict[str, Any]] = []
+        self._held_lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Condition()
         self._closed = False
@@ -125,13 +128,30 @@ class XapiForwarder:
             self.enqueue(statement_for_feedback(event, self.naming))
 
     def enqueue(self, statement: dict[str, Any]) -> None:
-        """Queue ``statement`` durably and wake the sender."""
-        self.outbox.add([statement])
+        """Queue ``statement`` durably and wake the sender.
+
+        While the store cannot be written, statements wait in memory (``held``) and the sender
+        queues them as soon as it can: an outage loses them only if the process dies during it.
+        """
+        with self._held_lock:
+            self._held.append(statement)
+        try:
+            self._queue_held()
+        except Exception as exc:  # noqa: BLE001 - the store is away; the sender retries
+            log.warning("the store refused an outbound statement (%s); %d wait in memory", exc, len(self._held))
         self._wake.set()
+
+    def _queue_held(self) -> None:
+        with self._held_lock:
+            if self._held:
+                self.outbox.add(self._held)
+                self._held.clear()
 
     def pending(self) -> int:
         """Statements queued and not yet accepted by the LRS (dead letters excluded)."""
-        return self.outbox.pending()
+        with self._held_lock:
+            held = len(self._held)
+        return held + self.outbox.pending()
 
     # -- sending ---------------------------------------------------------------------------------
     def _post(self, items: list[Queued]) -> httpx.Response:
@@ -164,7 +184,9 @@ class XapiForwarder:
         return False
 
     def send_due(self) -> bool:
-        """Send every due statement, batch by batch; False if a send failed (the rest waits its back-off)."""
+        """Queue what waits in memory, then send every due statement, batch by batch; False if a send
+        failed (the rest waits its back-off)."""
+        self._queue_held()
         while True:
             items = self.outbox.due(self.batch_size)
             if not items:

@@ -382,3 +382,18 @@ def test_the_migration_creates_exactly_the_outbox_table(store):
         context = MigrationContext.configure(connection, opts={
             "include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables})
         assert compare_metadata(context, metadata) == []
+
+
+def test_statements_made_while_the_store_is_away_are_queued_once_it_is_back(store):
+    lrs = CaptureLrs()
+    sender = forwarder(store, lrs)
+    add = sender.outbox.add
+
+    def refused(statements):
+        raise RuntimeError("database is locked")
+
+    sender.outbox.add = refused
+    sender.trm_on_solve(solve_record(id="while-away"))
+    assert sender.pending() == 1  # held in memory while the store refuses writes
+    sender.outbox.add = add
+    assert sender.send_due() and [s["object"]["id"].rsplit("/", 1)[1] for s in lrs.received] == ["while-away"]
