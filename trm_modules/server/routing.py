@@ -130,8 +130,8 @@ class ReplicatedRouting:
                 raise StaleRevision(module, expected_revision, revision)
             base = stored.state if stored is not None else self._state_of_host(module)
             wanted = operation(base)  # an operation that does not apply is refused before anything changes
-            self._apply_state(module, wanted, base)  # a version that cannot serve is refused here, not stored
             try:
+                self._apply_state(module, wanted, base)  # a version that cannot serve is refused here, not stored
                 routing = self.table.change(module, operation, expected_revision=expected_revision, initial=base)
             except BaseException:
                 self._restore(module, base, wanted)
@@ -142,7 +142,7 @@ class ReplicatedRouting:
         return self._slot(module), routing.revision
 
     def _restore(self, module: str, state: RoutingState, tried: RoutingState) -> None:
-        """Put the host back on ``state`` after the store refused ``tried``."""
+        """Put the host back on ``state`` after ``tried`` failed to apply here or the store refused it."""
         try:
             self._apply_state(module, state, tried)
         except Exception:  # noqa: BLE001
