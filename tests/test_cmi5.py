@@ -2,7 +2,7 @@
 in headless Chromium the way a cmi5 LMS launches it (played by the test), runs the launch sequence against
 ``trm serve``'s own LRS; the statements the LRS then holds are checked against the cmi5 specification's rules.
 
-Needs Chromium, node and npm (test_browser_fixtures) and the cmi5 specification's XSD (``/work/shared`` or a
+Needs Chromium, node and npm (tests/fixtures/browser.py) and the cmi5 specification's XSD (``/work/shared`` or a
 ``shared/`` folder beside the checkout).
 """
 
@@ -28,9 +28,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from test_browser_fixtures import FIXTURES, QuietHandler, require_browser, run_driver
+from fixtures.browser import FIXTURES, QuietHandler, require_browser, run_driver
 from test_server_e2e import create_token, free_port
-from test_server_fixtures import build_registry
+from fixtures.server import build_registry
 from trm_adapters.cmi5 import MASTERY_SCORE, MOVE_ON, course_structure, export_cmi5
 from trm_modules.package import open_package
 

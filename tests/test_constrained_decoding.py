@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from test_host_fixtures import one_torch_thread
+from fixtures.host import one_torch_thread
 from trm_modules.cli import app
 from trm_modules.host import FolderSource, Host
 from trm_modules.model import TRM, TRMConfig, constrained_argmax

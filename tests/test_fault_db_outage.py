@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from test_fault_fixtures import TcpProxy
-from test_server_fixtures import MODULE, build_registry, puzzle
-from test_store_fixtures import database_url
+from fixtures.faults import TcpProxy
+from fixtures.server import MODULE, build_registry, puzzle
+from fixtures.store import database_url
 from trm_modules.server import ServerRuntime, ServerSettings, TokenStore, create_app
 from trm_modules.store import Store
 from trm_modules.store.models import Feedback, Solve
@@ -104,7 +104,7 @@ def test_requests_that_need_the_database_never_answer_500_while_it_is_cut_off(ou
     assert client.get("/v1/modules", headers=auth(tokens, "admin")).status_code == 200
     proxy.cut()
     runtime.tokens.cache_s = 0.0
-    from test_package_kit import build_tiny_package
+    from fixtures.packages import build_tiny_package
 
     package = build_tiny_package(runtime.registry.root.parent / "up.trm", name=MODULE, version="2.0.0", seed=3)
     response = client.post("/v1/admin/packages", content=package.read_bytes(), headers=auth(tokens, "admin"))

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from test_fault_fixtures import ServeProcess
-from test_server_fixtures import MODULE, build_registry, puzzle
-from test_store_fixtures import BACKENDS, database_url
+from fixtures.faults import ServeProcess
+from fixtures.server import MODULE, build_registry, puzzle
+from fixtures.store import BACKENDS, database_url
 from trm_modules.server import TokenStore
 from trm_modules.store import Recorder, Store
 from trm_modules.store.models import Feedback, Solve

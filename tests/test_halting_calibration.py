@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from test_host_fixtures import one_torch_thread
+from fixtures.host import one_torch_thread
 from trm_modules.model import TRM, TRMConfig
 from trm_modules.package import build_package, open_package
 from trm_modules.plugins import get_codec

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from test_host_fixtures import TINY, grid_inputs, reference_outputs, tiny_model, tiny_spec
+from fixtures.host import TINY, grid_inputs, reference_outputs, tiny_model, tiny_spec
 from trm_modules.errors import ModuleNotFound
 from trm_modules.host import (
     Host, InvalidInput, MemorySource, PlacementError, SelfTestFailed, SwapError, VersionNotLoaded,
@@ -354,7 +354,7 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_keeps_serving():
 
 
 def test_an_answer_the_codec_cannot_decode_is_returned_and_recorded_as_invalid():
-    from test_host_fixtures import GridCodec
+    from fixtures.host import GridCodec
     from trm_modules.errors import CodecError
     from trm_modules.host import VersionSpec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_host_fixtures import one_torch_thread
+from fixtures.host import one_torch_thread
 from trm_modules.host import FolderSource, Host, InvalidInput, LoadedVersion, SwapError
 from trm_modules.model import TRM, TRMConfig
 from trm_modules.package import DirectoryRegistry, NoCodec, PackageError, build_package, open_package

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from test_host_fixtures import grid_inputs, reference_outputs, tiny_model, tiny_spec
+from fixtures.host import grid_inputs, reference_outputs, tiny_model, tiny_spec
 from trm_modules.host import Host, MemorySource
 from trm_modules.plugins import build_plugin_manager
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from test_package_kit import (build_tiny_package, manifest_of, read_members, redigest, rewrite_safetensors_header,
+from fixtures.packages import (build_tiny_package, manifest_of, read_members, redigest, rewrite_safetensors_header,
                               tiny_model, with_manifest, write_members)
 from trm_modules.package import (ArchiveError, CompressedEntry, DigestMismatch, DuplicateEntry, Limits,
                                  ManifestInvalid, MissingFile, PackageError, SignatureInvalid, SizeLimitExceeded,

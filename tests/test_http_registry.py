@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_server_fixtures import MODULE, served
+from fixtures.server import MODULE, served
 from trm_modules.package import DigestMismatch, RegistryError
 from trm_modules.package.http_registry import HttpRegistry
 
@@ -121,7 +121,7 @@ def listening(server):
 def test_a_replica_serves_modules_from_another_servers_registry_over_http(server, listening, tmp_path):
     from fastapi.testclient import TestClient
 
-    from test_server_fixtures import puzzle
+    from fixtures.server import puzzle
     from trm_modules.server import ServerRuntime, ServerSettings, create_app
 
     token = server.tokens["solve"]

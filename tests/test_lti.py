@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from typer.testing import CliRunner
 
-from test_server_fixtures import MODULE, served
+from fixtures.server import MODULE, served
 from trm_adapters.lti import LtiError, LtiStore
 from trm_modules.cli import app
 

@@ -30,8 +30,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from test_server_fixtures import MODULE, build_registry, puzzle
-from test_store_fixtures import database_url
+from fixtures.server import MODULE, build_registry, puzzle
+from fixtures.store import database_url
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
 CLIENTS = 6

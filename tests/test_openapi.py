@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from test_server_fixtures import served
+from fixtures.server import served
 
 OPEN = {"/healthz", "/metrics", "/xapi/about"}
 

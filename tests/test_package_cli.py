@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
-from test_package_kit import build_tiny_package, example_inputs
+from fixtures.packages import build_tiny_package, example_inputs
 from trm_modules.cli import app
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import trm_modules.package.open as open_module
-from test_package_kit import build_tiny_package
+from fixtures.packages import build_tiny_package
 from trm_modules.package import DigestMismatch, open_package
 from trm_modules.package.digests import DigestCache, FileIdentity, VerifiedDigests
 

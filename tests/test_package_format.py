@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_package_kit import (TINY_CONFIG, build_tiny_package, example_inputs, manifest_of, read_members,
+from fixtures.packages import (TINY_CONFIG, build_tiny_package, example_inputs, manifest_of, read_members,
                               sudoku_codec, tiny_model, with_manifest, write_members)
 from trm_modules.package import (BuildError, NewerFormatWarning, SelfTestFailed, build_package, generate_keypair,
                                  open_package, sign_package, verify_package)

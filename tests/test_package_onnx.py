@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_package_kit import build_tiny_package
+from fixtures.packages import build_tiny_package
 from trm_modules.package import open_package
 
 pytest.importorskip("onnxruntime")

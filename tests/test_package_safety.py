@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from test_package_kit import (build_tiny_package, manifest_of, read_members, redigest, rewrite_safetensors_header,
+from fixtures.packages import (build_tiny_package, manifest_of, read_members, redigest, rewrite_safetensors_header,
                               with_manifest, write_members)
 from trm_modules.json_limits import MAX_JSON_DEPTH, JsonTooDeep, json_depth
 from trm_modules.package import ConfigOutOfBounds, DocumentInvalid, ManifestInvalid, WeightsInvalid, open_package

@@ -10,7 +10,7 @@ import typer
 from fastapi import APIRouter, Request
 from typer.testing import CliRunner
 
-from test_server_fixtures import served
+from fixtures.server import served
 from trm_modules import hookimpl
 from trm_modules.cli import add_plugin_commands
 from trm_modules.plugins import build_plugin_manager

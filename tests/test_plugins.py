@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from test_host_fixtures import grid_inputs, tiny_model
+from fixtures.host import grid_inputs, tiny_model
 from trm_modules.cli import app
 from trm_modules.host import Host, MemorySource, VersionSpec
 from trm_modules.plugins import build_plugin_manager, codec_classes, get_codec, register_plugin_file

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_package_kit import build_tiny_package
+from fixtures.packages import build_tiny_package
 from trm_modules.package import (DigestMismatch, DirectoryRegistry, NoMatchingVersion, VersionExists,
                                  VersionSpecInvalid)
 from trm_modules.package.registry import install, installed_registry

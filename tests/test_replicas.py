@@ -14,8 +14,8 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from test_server_fixtures import MODULE, Served, build_registry, puzzle
-from test_store_fixtures import BACKENDS, database_url
+from fixtures.server import MODULE, Served, build_registry, puzzle
+from fixtures.store import BACKENDS, database_url
 from trm_modules.server import ServerRuntime, ServerSettings, create_app
 
 #: What the issue asks of propagation: every replica applies a change within one second.

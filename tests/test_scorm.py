@@ -2,7 +2,7 @@
 activity runs the trained sudoku-4x4 module in headless Chromium under scorm-again (a SCORM 2004 runtime),
 reporting a score that credits the learner only with the learner's own work.
 
-The browser tests need Chromium, node and npm (see test_browser_fixtures); ``TRM_SCORM_SCREENSHOTS=folder``
+The browser tests need Chromium, node and npm (see tests/fixtures/browser.py); ``TRM_SCORM_SCREENSHOTS=folder``
 saves screenshots of the activity there.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from test_browser_fixtures import FIXTURES, npm_tools, require_browser, run_driver, serve_folder
-from test_package_kit import build_tiny_package
+from fixtures.browser import FIXTURES, npm_tools, require_browser, run_driver, serve_folder
+from fixtures.packages import build_tiny_package
 from trm_adapters.scorm import ScormExportError, export_scorm, scorm_manifest
 from trm_adapters.scorm.export import activity_document, xml_id
 from trm_modules.package import open_package

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from test_package_kit import build_tiny_package
-from test_server_fixtures import MODULE, puzzle, served
+from fixtures.packages import build_tiny_package
+from fixtures.server import MODULE, puzzle, served
 
 PROBLEM = "application/problem+json"
 

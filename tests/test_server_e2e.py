@@ -14,7 +14,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from test_server_fixtures import MODULE, build_registry, puzzle
+from fixtures.server import MODULE, build_registry, puzzle
 from trm_modules.cli import app as cli_app
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_server_fixtures import MODULE, puzzle, served
+from fixtures.server import MODULE, puzzle, served
 
 SURROGATE_BODY = '{"input": %s, "context": {"learner": "\\ud800"}}'
 

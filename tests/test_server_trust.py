@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from test_package_kit import build_tiny_package, read_members, redigest, write_members
-from test_server_fixtures import MODULE, served
+from fixtures.packages import build_tiny_package, read_members, redigest, write_members
+from fixtures.server import MODULE, served
 from trm_modules.package import generate_keypair, sign_package
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from test_store_fixtures import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
+from fixtures.store import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
 from trm_modules.codec import TaskCodec
 from trm_modules.errors import ModuleNotFound
 from trm_modules.records import FeedbackEvent, SolveRecord

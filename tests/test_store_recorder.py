@@ -12,7 +12,7 @@ import pluggy
 import pytest
 from sqlalchemy import func, select, text
 
-from test_store_fixtures import (backend, closed_port_postgres_url, database_url, feedback, solve,  # noqa: F401
+from fixtures.store import (backend, closed_port_postgres_url, database_url, feedback, solve,  # noqa: F401
                                  store, store_url)
 from trm_modules.store import Journal, Recorder, RecorderClosed, Store, StorePlugin
 from trm_modules.store.models import Feedback, Solve

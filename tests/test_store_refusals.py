@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from test_store_fixtures import backend, feedback, solve, store, store_url  # noqa: F401
+from fixtures.store import backend, feedback, solve, store, store_url  # noqa: F401
 from trm_modules.records import SolveContext, SolveRecord
 from trm_modules.store import Journal, Recorder, Store
 from trm_modules.store.models import Solve
@@ -46,7 +46,7 @@ def test_recording_goes_on_after_a_refused_row(store, tmp_path):
 
 @pytest.mark.postgres
 def test_a_value_longer_than_its_column_becomes_a_dead_letter_on_postgresql(tmp_path):
-    from test_store_fixtures import database_url
+    from fixtures.store import database_url
 
     with database_url("postgresql", tmp_path) as url, Recorder(url, journal_path=tmp_path / "j.jsonl") as recorder:
         recorder.record_solve(unvalidated_solve(1, learner="x" * 201), durable=True)

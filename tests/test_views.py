@@ -81,7 +81,7 @@ def test_views_start_with_the_identity_and_never_repeat():
 
 
 def test_a_task_that_cannot_check_answers_gets_only_the_identity_view():
-    from test_host_fixtures import GridCodec  # a codec without a rule check
+    from fixtures.host import GridCodec  # a codec without a rule check
 
     assert len(views_of(GridCodec(), 8)) == 1
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from test_server_fixtures import MODULE, on_a_socket, puzzle, served
+from fixtures.server import MODULE, on_a_socket, puzzle, served
 from trm_adapters.xapi import XapiForwarder
 from trm_adapters.xapi_statements import (EXT_EMITTED_BY, EXT_VERDICT, StatementNaming, feedback_from_statement,
                                           solve_activity_iri, statement_for_feedback, statement_for_solve)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_server_fixtures import on_a_socket, served
+from fixtures.server import on_a_socket, served
 from trm_adapters.xapi_statements import StatementNaming, statement_for_feedback, statement_for_solve
 from trm_modules.records import FeedbackEvent, SolveRecord
 

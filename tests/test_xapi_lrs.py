@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from test_store_fixtures import BACKENDS, database_url
+from fixtures.store import BACKENDS, database_url
 from trm_adapters.lrs import LrsSettings, lrs_router
 from trm_modules.server import ServerRuntime, ServerSettings
 
