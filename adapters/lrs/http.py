@@ -23,14 +23,15 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
+from trm_modules.server.auth import bearer_or_basic_secret
 from trm_modules.store import StoreError
 
 from .documents import DocumentKey, DocumentStore, Preconditions, is_json_type
 from .errors import Forbidden, ParameterInvalid, XapiError
-from .identity import agent_key, in_format
+from .identity import agent_key, in_format, statement_index
 from .multipart import read_statement_parts, write_parts
 from .statements import StatementQuery, StatementStore
-from .validation import check_actor, check_iri, check_timestamp, check_uuid, StatementInvalid
+from .validation import StatementInvalid, check_actor, check_iri, check_timestamp, check_uuid, parse_timestamp
 
 log = logging.getLogger("trm_adapters.lrs")
 
@@ -146,8 +147,6 @@ class LrsHttp:
                                    "X-Experience-API-Version")
 
     def _authenticate(self, header: str | None) -> dict[str, Any]:
-        from trm_modules.server.auth import bearer_or_basic_secret
-
         secret = bearer_or_basic_secret(header)
         if secret is None:
             raise Unauthorized("the LRS needs credentials: Basic auth with an API token as the password "
@@ -415,29 +414,12 @@ def _statement_query(params: dict[str, str]) -> StatementQuery:
 
 
 def _stored(statement: dict[str, Any]) -> datetime:
-    from .validation import parse_timestamp
-
     return parse_timestamp(statement["stored"])
 
 
-def _activity_ids(statements: Sequence[dict[str, Any]]) -> list[str]:
-    ids: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            if value.get("objectType", "Activity") == "Activity" and isinstance(value.get("id"), str) and \
-                    ("definition" in value or value.get("objectType") == "Activity"):
-                ids.append(value["id"])
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    for statement in statements:
-        walk(statement.get("object"))
-        walk((statement.get("context") or {}).get("contextActivities"))
-    return ids
+def _activity_ids(statements: Sequence[dict[str, Any]]) -> set[str]:
+    """Every activity the statements mention (object, context activities, sub-statements)."""
+    return {activity for statement in statements for activity, _ in statement_index(statement)[1]}
 
 
 def _languages(header: str) -> list[str]:

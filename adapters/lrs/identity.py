@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from .validation import parse_timestamp
@@ -107,7 +108,7 @@ def _comparable_activity(activity: dict[str, Any]) -> dict[str, Any]:
     return {"objectType": "Activity", "id": activity["id"]}
 
 
-def _comparable_part(part: dict[str, Any], statement_level: bool) -> dict[str, Any]:
+def _comparable_part(part: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"actor": _comparable_actor(part["actor"]), "verb": {"id": part["verb"]["id"]}}
     target = part["object"]
     kind = target.get("objectType", "Activity")
@@ -118,7 +119,7 @@ def _comparable_part(part: dict[str, Any], statement_level: bool) -> dict[str, A
     elif kind == "StatementRef":
         result["object"] = {"objectType": "StatementRef", "id": str(target["id"]).lower()}
     else:
-        result["object"] = {"objectType": "SubStatement", **_comparable_part(target, statement_level=False)}
+        result["object"] = {"objectType": "SubStatement", **_comparable_part(target)}
     if "result" in part:
         result["result"] = dict(part["result"])
         if "duration" in result["result"]:  # durations compare to 0.01 s
@@ -148,14 +149,12 @@ def _comparable_part(part: dict[str, Any], statement_level: bool) -> dict[str, A
 
 def _hundredths(duration: str) -> str:
     """An ISO 8601 duration with its seconds truncated to hundredths (``PT1.2345S`` → ``PT1.23S``)."""
-    import re
-
     return re.sub(r"(\d+)\.(\d{1,2})\d*S$", r"\1.\2S", duration)
 
 
 def comparable(statement: dict[str, Any], *, ignore_timestamp: bool = False) -> dict[str, Any]:
     """The parts of ``statement`` that decide whether two statements with one id are the same statement."""
-    result = _comparable_part(statement, statement_level=True)
+    result = _comparable_part(statement)
     if ignore_timestamp:
         result.pop("timestamp", None)
     return result

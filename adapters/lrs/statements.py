@@ -13,7 +13,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Engine, and_, exists, or_, select, true, update
@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from . import tables
 from .errors import NotFound, ParameterInvalid, StatementConflict, StatementInvalid
 from .identity import merged_definition, normalise_context_activities, same_statement, statement_index
+from .signatures import check_signature
 from .validation import SIGNATURE_USAGE, VERB_VOIDED, check_statement, parse_timestamp
 
 XAPI_VERSION_DEFAULT = "1.0.0"
@@ -103,8 +104,6 @@ class StatementStore:
         with self._clock_lock:  # strictly increasing stored times within this process
             now = datetime.now(timezone.utc)
             if now <= self._last_stored:
-                from datetime import timedelta
-
                 now = self._last_stored + timedelta(microseconds=1)
             self._last_stored = now
             return now
@@ -225,8 +224,6 @@ class StatementStore:
                             "data; send it as a multipart/mixed part with X-Experience-API-Hash",
                             f"{at(index)}/attachments/{position}")
                 if attachment["usageType"] == SIGNATURE_USAGE:
-                    from .signatures import check_signature
-
                     check_signature(statement, attachment, data.get(attachment["sha2"]), at(index))
         extra = [sha2 for sha2 in data if sha2 not in declared]
         if extra:

@@ -15,7 +15,7 @@ ADL conformance suite is the yardstick here.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -128,8 +128,6 @@ def check_timestamp(value: Any, pointer: str, what: str = "the timestamp") -> da
 
 def parse_timestamp(value: str) -> datetime:
     """A timezone-aware datetime (UTC when the text has no zone) from an ISO 8601 date-time."""
-    from datetime import timezone
-
     match = TIMESTAMP_PATTERN.match(value)
     if not match:
         raise ValueError(f"not an ISO 8601 date-time: {value!r}")
@@ -138,8 +136,6 @@ def parse_timestamp(value: str) -> datetime:
     moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro)
     if not zone or zone == "Z":
         return moment.replace(tzinfo=timezone.utc)
-    from datetime import timedelta
-
     digits = zone[1:].replace(":", "")
     offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
     return moment.replace(tzinfo=timezone(offset if zone[0] == "+" else -offset))
