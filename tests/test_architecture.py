@@ -98,3 +98,10 @@ def package_error_rules() -> list[str]:
 def test_every_package_refusal_rule_is_in_the_spec(rule):
     spec = (ROOT / "spec" / "SPEC.md").read_text()
     assert f"`{rule}`" in spec, f"PackageError rule {rule!r} is not documented in spec/SPEC.md (section Refusals)"
+
+
+def test_the_version_is_kept_in_one_place():
+    import importlib.metadata
+
+    assert importlib.metadata.version("trm-modules") == trm_modules.__version__
+    assert 'dynamic = ["version"]' in (ROOT / "pyproject.toml").read_text()
