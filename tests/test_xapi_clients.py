@@ -24,7 +24,7 @@ from trm_modules.records import FeedbackEvent, SolveRecord
 
 CLIENTS_ENV = "TRM_XAPI_NODE_CLIENTS"
 NPM_PACKAGES = ("@xapi/xapi@3.0.3", "tincanjs@0.50.0", "xapi-validation@2.1.4")
-SCRIPT = Path(__file__).with_name("xapi_clients.js")
+SCRIPT = Path(__file__).parent / "fixtures" / "xapi_clients.js"
 
 
 @pytest.fixture(scope="module")

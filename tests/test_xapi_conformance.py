@@ -1,7 +1,7 @@
 """The ADL LRS Conformance Test Suite (xAPI 1.0.3) against ``trm serve``: every test passes.
 
 Runs where the suite is installed (``.ci/run`` installs it and sets ``TRM_LRS_SUITE``); elsewhere
-it is skipped. ``python tests/lrs_conformance.py`` prints the same run with every failure named.
+it is skipped. ``python tests/fixtures/lrs_conformance.py`` prints the same run with every failure named.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from lrs_conformance import SUITE_ENV, installed_suite, run_suite
+from fixtures.lrs_conformance import SUITE_ENV, installed_suite, run_suite
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from lrs_conformance import serve
+from fixtures.lrs_conformance import serve
 
 
 @pytest.mark.slow

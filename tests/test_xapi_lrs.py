@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from fixtures.store import BACKENDS, database_url
+from fixtures.store import BACKENDS, closed_port_postgres_url, database_url
 from trm_adapters.lrs import LrsSettings, lrs_router
 from trm_modules.server import ServerRuntime, ServerSettings
 
@@ -343,3 +343,23 @@ def test_a_2_0_client_cannot_overwrite_a_state_document_blindly(lrs):
 def test_an_activity_no_statement_defined_is_still_an_activity_object(lrs):
     assert lrs.get("/xapi/activities", activityId="https://course.example/never-seen").json() == {
         "objectType": "Activity", "id": "https://course.example/never-seen"}
+
+
+def test_with_the_database_away_a_write_is_refused_with_503_and_retry_after():
+    from sqlalchemy import create_engine
+
+    from trm_adapters.lrs import LrsHttp
+    from trm_adapters.lrs.documents import DocumentStore
+    from trm_adapters.lrs.http import xapi_router
+    from trm_adapters.lrs.statements import StatementStore
+
+    engine = create_engine(closed_port_postgres_url())
+    lrs = LrsHttp(StatementStore(engine), DocumentStore(engine), LrsSettings(),
+                  verify_token=lambda secret: ("t1", "token", ("feedback",)))
+    app = FastAPI()
+    app.include_router(xapi_router(lambda request: lrs))
+    with TestClient(app) as client:
+        response = client.post("/xapi/statements", json=statement(), headers={**XAPI, "Authorization": "Bearer x"})
+    assert response.status_code == 503 and response.headers["retry-after"]
+    assert response.headers["x-experience-api-version"] == "1.0.3"
+    assert response.json()["type"].endswith("store-unavailable")

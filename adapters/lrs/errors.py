@@ -70,3 +70,27 @@ class Forbidden(XapiError):
     status = 403
     slug = "forbidden"
     title = "Forbidden"
+
+
+class Unauthorized(XapiError):
+    """No credentials, or a token the server does not know."""
+
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+
+
+class StoreAway(XapiError):
+    """The store's database cannot be reached: nothing was stored."""
+
+    status = 503
+    slug = "store-unavailable"
+    title = "The store cannot be reached"
+
+
+class InternalError(XapiError):
+    """The LRS failed while answering (logged on the server)."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal server error"

@@ -27,7 +27,7 @@ from trm_modules.server.auth import bearer_or_basic_secret
 from trm_modules.store import StoreError
 
 from .documents import DocumentKey, DocumentStore, Preconditions, is_json_type
-from .errors import Forbidden, ParameterInvalid, XapiError
+from .errors import Forbidden, InternalError, ParameterInvalid, StoreAway, Unauthorized, XapiError
 from .identity import agent_key, in_format, statement_index
 from .multipart import read_statement_parts, write_parts
 from .statements import StatementQuery, StatementStore
@@ -319,24 +319,6 @@ class LrsHttp:
     def _about(self, request: XapiRequest) -> XapiReply:
         _allow(request.params, set())
         return XapiReply.json({"version": ABOUT_VERSIONS, "extensions": {}})
-
-
-class Unauthorized(XapiError):
-    status = 401
-    slug = "unauthorized"
-    title = "Unauthorized"
-
-
-class StoreAway(XapiError):
-    status = 503
-    slug = "store-unavailable"
-    title = "The store cannot be reached"
-
-
-class InternalError(XapiError):
-    status = 500
-    slug = "internal-error"
-    title = "Internal server error"
 
 
 # ---------------------------------------------------------------------------------------- parameters
