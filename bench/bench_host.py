@@ -26,6 +26,7 @@ import torch
 from trm_modules.host import Host, MemorySource, VersionSpec
 from trm_modules.model import TRM, TRMConfig
 from trm_modules.plugins import get_codec
+from trm_modules.solving import solve_inputs
 from trm_modules.testing import digit_answering_sudoku_model
 
 CALLERS = 16
@@ -43,14 +44,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def raw_loop(model: TRM, tokens: torch.Tensor, seconds: float, device: str) -> float:
-    """Solved examples per second of a bare ``model.solve`` loop on full batches."""
+def raw_loop(model: TRM, tokens: torch.Tensor, seconds: float, device: str,
+             answer_table: torch.Tensor | None = None) -> float:
+    """Solved examples per second of a bare ``model.solve`` loop on full batches (decoding as the host does)."""
     model = model.to(device)
     tokens = tokens.to(device)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         with torch.inference_mode():
-            model.solve(tokens)
+            model.solve(tokens, answer_table=answer_table)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         done += tokens.shape[0]
@@ -117,10 +119,7 @@ def main() -> None:
     specs = []
     for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
         model = sudoku_model(seed)
-        outputs = []
-        for data in examples:
-            answer = model.solve(torch.from_numpy(codec.encode_input(data)).unsqueeze(0)).tokens[0].numpy()
-            outputs.append(codec.decode_output(answer, data))
+        outputs = [answer.output for answer in solve_inputs(model, codec, examples)]  # as the host answers them
         specs.append(VersionSpec.from_model("sudoku-4x4", version, model, codec, list(zip(examples, outputs)),
                                             allowed_devices=(args.device.split(":")[0],)))
     budgets = {args.device if ":" in args.device or args.device == "cpu" else f"{args.device}:0": 8 << 30}
@@ -140,14 +139,16 @@ def main() -> None:
 
     tokens = torch.from_numpy(np.stack([codec.encode_input(d) for d in inputs[:CALLERS]]))
     raw_model = sudoku_model(1).to(args.device)
+    table = codec.answer_token_table()
+    table = None if table is None else torch.from_numpy(table).to(args.device)
     with torch.inference_mode():
-        raw_model.solve(tokens.to(args.device))  # warm up
+        raw_model.solve(tokens.to(args.device), answer_table=table)  # warm up
     raw_rates, host_rates, lat_plain = [], [], []
     with make_host(CALLERS) as host:
         batcher = host._slot("sudoku-4x4").active.batcher
         rows_before, batches_before = batcher.rows, batcher.batches
         for _ in range(args.rounds):
-            raw_rates.append(raw_loop(raw_model, tokens, args.seconds / args.rounds, args.device))
+            raw_rates.append(raw_loop(raw_model, tokens, args.seconds / args.rounds, args.device, table))
             rate, latencies, _ = hammer(host, inputs, args.seconds / args.rounds)
             host_rates.append(rate)
             lat_plain += latencies
