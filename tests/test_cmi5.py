@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from fixtures.browser import FIXTURES, QuietHandler, require_browser, run_driver
+from fixtures.browser import FIXTURES, QuietHandler, require_browser, require_xmllint, run_driver
 from test_server_e2e import create_token, free_port
 from fixtures.server import build_registry
 from trm_adapters.cmi5 import MASTERY_SCORE, MOVE_ON, course_structure, export_cmi5
@@ -38,7 +38,6 @@ REPO = Path(__file__).resolve().parents[1]
 TRAINED_SUDOKU = REPO / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.0.trm"
 XSD_CANDIDATES = [Path("/work/shared/conformance/cmi5-spec/v1/CourseStructure.xsd"),
                   REPO.parent / "shared" / "conformance" / "cmi5-spec" / "v1" / "CourseStructure.xsd"]
-XMLLINT = shutil.which("xmllint")
 CMI5 = "https://w3id.org/xapi/cmi5/"
 SESSION_ID = CMI5 + "context/extensions/sessionid"
 CMI5_CATEGORY = CMI5 + "context/categories/cmi5"
@@ -68,24 +67,22 @@ def course_zip(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- course structure
-@pytest.mark.skipif(not XMLLINT, reason="needs xmllint (apt-get install libxml2-utils)")
 def test_exported_cmi5_xml_validates_against_the_course_structure_xsd(course_zip, tmp_path):
     xsd = course_structure_xsd()
     with zipfile.ZipFile(course_zip) as zf:
         assert zf.namelist()[0] == "cmi5.xml" and "index.html" in zf.namelist() and "vendor/Cmi5.umd.js" in zf.namelist()
         (tmp_path / "cmi5.xml").write_bytes(zf.read("cmi5.xml"))
-    run = subprocess.run([XMLLINT, "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
+    run = subprocess.run([require_xmllint(), "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
 
 
-@pytest.mark.skipif(not XMLLINT, reason="needs xmllint (apt-get install libxml2-utils)")
 def test_xmllint_rejects_a_course_structure_with_a_moveon_cmi5_does_not_define(tmp_path):
     xsd = course_structure_xsd()
     bad = course_structure(course_id="urn:c", au_id="urn:c:au", title="T", description="D", url="index.html",
                            move_on="Whenever")
     (tmp_path / "cmi5.xml").write_text(bad)
-    run = subprocess.run([XMLLINT, "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
+    run = subprocess.run([require_xmllint(), "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0 and "moveOn" in run.stderr
 
