@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -30,10 +30,10 @@ def model_info(
             raise typer.BadParameter(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
         cfg = PRESETS[preset]
     else:
-        with open(config, encoding="utf-8") as fh:
+        with open(str(config), encoding="utf-8") as fh:
             cfg = TRMConfig.model_validate(json.load(fh))
     model = TRM(cfg)
-    info = {
+    info: dict[str, Any] = {
         "parameters": count_parameters(model),
         "puzzle_embedding_parameters": model.puzzle_emb.weight.numel() if cfg.puzzle_emb_ndim else 0,
         "net_applications_per_step": cfg.H_cycles * (cfg.L_cycles + 1),

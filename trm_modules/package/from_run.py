@@ -7,7 +7,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def _read_json(path: Path) -> Any:
 
 
 def select_examples(model: TRM, codec: TaskCodec, pairs: Iterable[tuple[dict, dict]],
-                    count: int = DEFAULT_EXAMPLE_COUNT) -> list[tuple[dict, dict | None]]:
+                    count: int = DEFAULT_EXAMPLE_COUNT) -> Sequence[tuple[dict, dict | None]]:
     """Up to ``count`` examples for the self-test: pairs the model answers acceptably, else its own answers.
 
     Examples the model gets wrong would make the self-test fail, so they are skipped; if the

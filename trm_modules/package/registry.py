@@ -8,6 +8,7 @@ The same class serves the project's default registry (the repo's ``registry/`` f
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import fcntl
@@ -117,7 +118,7 @@ class DirectoryRegistry:
                     entries.append(entry)
         return sorted(entries, key=lambda e: (e.name, Version.parse(e.version)))
 
-    def list_versions(self, name: str) -> list[str]:
+    def list_versions(self, name: str) -> builtins.list[str]:
         """Versions of ``name`` that are not yanked, oldest first (the host's ``ModuleSource`` protocol)."""
         return [e.version for e in self.list(name, include_yanked=False)]
 

@@ -110,7 +110,7 @@ class TokenStore:
         with self.store.session() as session, session.begin():
             result = session.execute(update(api_tokens).where(api_tokens.c.id == token_id)
                                      .values(revoked_at=datetime.now(timezone.utc)))
-        if result.rowcount == 0:
+        if getattr(result, "rowcount", 0) == 0:  # an UPDATE's CursorResult
             raise TokenError(f"no token with id {token_id!r}; `trm token list` shows the ids")
         with self._lock:
             self._cache.clear()

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..records import FeedbackEvent, SolveRecord
 from .database import default_data_dir
@@ -26,8 +26,8 @@ from .storage import RejectedItem, StoreItem, XapiStatementRecord
 
 log = logging.getLogger(__name__)
 
-_TYPE_TAGS: dict[type, str] = {SolveRecord: "solve", FeedbackEvent: "feedback", XapiStatementRecord: "xapi"}
-_TYPES_BY_TAG = {tag: cls for cls, tag in _TYPE_TAGS.items()}
+_TYPE_TAGS: dict[type[BaseModel], str] = {SolveRecord: "solve", FeedbackEvent: "feedback", XapiStatementRecord: "xapi"}
+_TYPES_BY_TAG: dict[str, type[BaseModel]] = {tag: cls for cls, tag in _TYPE_TAGS.items()}
 
 
 def default_journal_path(db_url: str) -> Path:
@@ -58,10 +58,10 @@ def escaped_entry(item: StoreItem) -> str:
 def decode_line(line: str) -> StoreItem:
     """The item of one journal line; ``ValueError`` if the line is not one."""
     document = json.loads(line)
-    cls = _TYPES_BY_TAG.get(document.get("t")) if isinstance(document, dict) else None
+    cls = _TYPES_BY_TAG.get(str(document.get("t"))) if isinstance(document, dict) else None
     if cls is None:
         raise ValueError(f"unknown journal entry type {document.get('t') if isinstance(document, dict) else document!r}")
-    return cls.model_validate(document["r"])
+    return cls.model_validate(document["r"])  # type: ignore[return-value]  # one of StoreItem's types
 
 
 class Journal:
@@ -198,7 +198,8 @@ def _line_id(line: str) -> str:
 
 
 def _read_all(fd: int) -> bytes:
-    parts, offset = [], 0
+    parts: list[bytes] = []
+    offset = 0
     while True:
         part = os.pread(fd, 1 << 20, offset)
         if not part:
