@@ -102,9 +102,9 @@ class _Flush:
         self.event = threading.Event()
 
 
-def _set_true(future: "asyncio.Future[bool]") -> None:
+def _set_result(future: "asyncio.Future[bool]", value: bool) -> None:
     if not future.done():
-        future.set_result(True)
+        future.set_result(value)
 
 
 _STOP = object()
@@ -309,10 +309,12 @@ class Recorder:
             self._resolve_async_waiters()
         else:
             self._enqueue_control(_Nudge(seq))
+        timer = loop.call_later(timeout, _set_result, future, False) if timeout is not None else None
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            return False
+            return await future
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _resolve_async_waiters(self) -> None:
         durable = self._durable_seq
@@ -322,7 +324,7 @@ class Recorder:
                 ready.append(heapq.heappop(self._async_waiters))
         for _, _, loop, future in ready:
             try:
-                loop.call_soon_threadsafe(_set_true, future)
+                loop.call_soon_threadsafe(_set_result, future, True)
             except RuntimeError:  # that event loop is closed: nobody waits any more
                 pass
 
