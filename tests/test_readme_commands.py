@@ -53,7 +53,8 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
     found: list[tuple[int, str]] = []
     for block in re.finditer(r"```bash\n(.*?)```", text, re.S):
-        for offset, line in enumerate(block.group(1).splitlines()):
+        body = re.sub(r"\\\n\s*", " ", block.group(1))  # a backslash ending a line continues it, as in the shell
+        for offset, line in enumerate(body.splitlines()):
             if line.startswith("trm "):
                 found.append((block.start(1) + offset, line.split("  #")[0].strip()))
     for span in re.finditer(r"`(trm [^`…]+)`", text):
