@@ -140,3 +140,26 @@ def test_a_void_naming_an_accepted_event_is_accepted(server):
     solve_id = post_solve(server).json()["solve_id"]
     assert post_feedback(server, id="fb-to-void", solve_id=solve_id, kind="incorrect").status_code == 202
     assert post_feedback(server, solve_id=solve_id, kind="void", voids="fb-to-void").status_code == 202
+
+
+def test_a_writer_that_failed_is_restarted_the_solve_still_recorded_and_healthz_says_so(tmp_path):
+    import threading
+
+    with served(tmp_path) as fresh:
+        recorder = fresh.runtime.recorder
+        persist, failed = recorder._persist, threading.Event()
+
+        def failing_once(items):
+            if not failed.is_set():
+                failed.set()
+                raise RuntimeError("a bug in the writer")
+            return persist(items)
+
+        recorder._persist = failing_once
+        assert post_solve(fresh, client_id="through-a-restart").status_code == 200
+        store = fresh.client.get("/healthz").json()["store"]
+        assert (store["writer_restarts"], "a bug in the writer" in store["last_writer_error"]) == (1, True)
+        from trm_modules.store.models import Solve
+
+        with fresh.runtime.store.session() as session:
+            assert session.get(Solve, "through-a-restart") is not None
