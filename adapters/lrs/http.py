@@ -90,8 +90,8 @@ class XapiReply:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, document: Any, status: int = 200, **headers: str) -> "XapiReply":
-        return cls(status, json.dumps(document, separators=(",", ":")).encode(), "application/json", dict(headers))
+    def json(cls, document: Any, status: int = 200, headers: dict[str, str] | None = None) -> "XapiReply":
+        return cls(status, json.dumps(document, separators=(",", ":")).encode(), "application/json", dict(headers or {}))
 
 
 def response_version(asked: str | None) -> str:
@@ -118,7 +118,7 @@ class LrsHttp:
 
     def __init__(self, statements: StatementStore, documents: DocumentStore, settings: LrsSettings,
                  verify_token: Callable[[str], tuple[str, str, tuple[str, ...]] | None],
-                 on_stored: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+                 on_stored: Callable[[list[dict[str, Any]]], Any] | None = None) -> None:
         self.statements = statements
         self.documents = documents
         self.settings = settings
@@ -240,7 +240,7 @@ class LrsHttp:
         if with_attachments:
             body, media_type = write_parts(document, self.statements.attachments_of(statements))
             return XapiReply(200, body, media_type, headers)
-        return XapiReply.json(document, **headers)
+        return XapiReply.json(document, headers=headers)
 
     # ---------------------------------------------------------------------------------- documents
     def _activities_state(self, request: XapiRequest) -> XapiReply:

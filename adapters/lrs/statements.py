@@ -109,7 +109,8 @@ class StatementStore:
             return now
 
     def _insert_ignore(self, table: Any) -> Any:
-        return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self.dialect](table).on_conflict_do_nothing()
+        insert: Any = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self.dialect]
+        return insert(table).on_conflict_do_nothing()
 
     # ------------------------------------------------------------------------------------------ writes
     def store(self, posted: Sequence[Any], authority: dict[str, Any], attachments: Iterable[Attachment] = (),

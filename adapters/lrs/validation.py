@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 from urllib.parse import urlsplit
 
 from .errors import StatementInvalid
@@ -49,7 +49,7 @@ AGENT_IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 Checker = Callable[[Any, str], None]
 
 
-def fail(message: str, pointer: str) -> None:
+def fail(message: str, pointer: str) -> NoReturn:
     raise StatementInvalid(message, pointer)
 
 
@@ -123,7 +123,6 @@ def check_timestamp(value: Any, pointer: str, what: str = "the timestamp") -> da
         return parse_timestamp(value)
     except ValueError:
         fail(f"{what} is not a real date and time: {value!r}", pointer)
-    raise AssertionError  # unreachable
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -16,7 +16,7 @@ a CDN, so they work on a server without Internet access.
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Collection
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -48,7 +48,7 @@ SECURITY_SCHEMES = {
     "basicAuth": {"type": "http", "scheme": "basic",
                   "description": "Any user name and an API token as the password (what xAPI clients send)."},
 }
-SECURITY = [{"bearerAuth": []}, {"basicAuth": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}]
 
 
 def operation_id(route: APIRoute) -> str:
@@ -86,7 +86,7 @@ def guarded(route: APIRoute) -> bool:
     return False
 
 
-def decorate(document: dict[str, Any], guarded_operations: set[str] = frozenset()) -> dict[str, Any]:
+def decorate(document: dict[str, Any], guarded_operations: Collection[str] = frozenset()) -> dict[str, Any]:
     """Add security schemes and problem-document error responses to a generated OpenAPI document.
 
     An operation is guarded when it is in ``guarded_operations`` or already declares ``security``
