@@ -97,3 +97,16 @@ def test_examples_are_recorded_as_the_package_halts_so_its_self_test_passes(tmp_
                              examples=[(inp, None) for inp, _ in puzzles], title="4x4", evaluation=evaluation)
         results = open_package(path).self_test()
     assert all(result.passed and result.steps == 5 for result in results)
+
+
+def test_recalibrating_a_shipped_package_keeps_its_weights_and_names_it_as_parent(tmp_path):
+    from trm_modules.package.recalibrate import recalibrate_package
+
+    shipped = ROOT / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.0.trm"
+    with one_torch_thread():
+        path = recalibrate_package(shipped, version="1.0.1", out_path=tmp_path / "p.trm")
+        new, old = open_package(path), open_package(shipped)
+    assert new.manifest.provenance.parent_digest == old.digest
+    assert all(torch.equal(new.state_dict()[k], v) for k, v in old.state_dict().items())
+    assert new.halting["accuracy"] >= new.halting["default_accuracy"]
+    assert new.manifest.evaluation.model_extra["rule_check"]["puzzles"] == 1000

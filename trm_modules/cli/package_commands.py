@@ -74,6 +74,28 @@ def pack(
         console.print(f"packed {package.name}@{package.version} → {path} ({path.stat().st_size:,} bytes, {package.digest})")
 
 
+def calibrate_halting(
+    package: Path = typer.Argument(..., help="A .trm package whose halting to calibrate."),
+    version: str = typer.Option(..., "--version", help="Version of the new package (e.g. 1.0.1)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Package file to write."),
+    key: Optional[Path] = typer.Option(None, help="Sign with this ed25519 private key."),
+    changes: Optional[str] = typer.Option(None, help="Lineage text (default: halting calibrated; weights unchanged)."),
+    outside: Optional[Path] = typer.Option(None, "--outside", help="JSON rows of bench/outside_puzzles.py --json."),
+    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+) -> None:
+    """A new version of a package with its halting calibrated on held-out puzzles (weights unchanged)."""
+    from ..package import open_package
+    from ..package.recalibrate import recalibrate_package
+
+    with reported():
+        path = recalibrate_package(package, version=version, out_path=output, changes=changes,
+                                   trusted_keys=trusted_keys, signing_key=key,
+                                   outside=json.loads(outside.read_text("utf-8")) if outside else None)
+        new = open_package(path)
+        console.print(f"packed {new.name}@{new.version} → {path} ({path.stat().st_size:,} bytes, {new.digest}); "
+                      f"halting {json.dumps({k: new.halting[k] for k in ('threshold', 'min_steps', 'accuracy')})}")
+
+
 def inspect(
     package: PackageArgument,
     as_json: bool = typer.Option(False, "--json", help="Print the manifest (plus digest) as JSON."),
@@ -303,6 +325,7 @@ def modules(
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
     app.command("pack")(pack)
+    app.command("calibrate-halting")(calibrate_halting)
     app.command("inspect")(inspect)
     app.command("verify")(verify)
     app.command("keygen")(keygen)
