@@ -92,8 +92,9 @@ def calibrate_halting(
                                    trusted_keys=trusted_keys, signing_key=key,
                                    outside=json.loads(outside.read_text("utf-8")) if outside else None)
         new = open_package(path)
+        halting = new.halting or {}
         console.print(f"packed {new.name}@{new.version} → {path} ({path.stat().st_size:,} bytes, {new.digest}); "
-                      f"halting {json.dumps({k: new.halting[k] for k in ('threshold', 'min_steps', 'accuracy')})}")
+                      f"halting {json.dumps({k: halting.get(k) for k in ('threshold', 'min_steps', 'accuracy')})}")
 
 
 def inspect(
