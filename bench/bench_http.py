@@ -7,7 +7,7 @@ Both sides answer the same package with the same inputs in one run:
 
     python bench/bench_http.py [--package PKG.trm] [--seconds 10] [--clients 16]
 
-Without ``--package`` the newest package in the repo's registry is used, else a 4x4 Sudoku package
+Without ``--package`` the newest released (not pre-release) package in the repo's registry is used, else a 4x4 Sudoku package
 of a random model with the shape of the sample modules (hidden 128, H 3, L 4, 8 steps) is built.
 Goal: ratio >= 0.6.
 """
@@ -37,7 +37,7 @@ def bench_package(folder: Path) -> Path:
     from trm_modules.package import DirectoryRegistry
 
     registry = DirectoryRegistry(REPO / "registry")
-    entries = [e for e in registry.list() if not e.yanked]
+    entries = [e for e in registry.list() if not e.yanked and "-" not in e.version]  # trm serve skips pre-releases
     if entries:
         return registry.path_of(entries[-1])
     import torch
