@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 
 from trm_modules import hookimpl
+from trm_modules.cli.errors import fail
 
 console = Console()
-errors = Console(stderr=True)
 
 
 def export_cmi5(
@@ -32,9 +32,8 @@ def export_cmi5(
         pkg = find_package(package)
         report = export(pkg, output, puzzles=puzzles, seed=seed, npm_cache=npm_cache, views=views,
                         mastery_score=mastery_score)
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
-        errors.print(f"error: {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+    except Exception as exc:  # noqa: BLE001 - the CLI's one error path: one line, exit status by class
+        fail(exc)
     console.print(f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, one AU ({report.au_id}), "
                   f"{report.puzzles} puzzles", highlight=False)
 

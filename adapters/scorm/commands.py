@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 
 from trm_modules import hookimpl
+from trm_modules.cli.errors import fail
 
 console = Console()
-errors = Console(stderr=True)
 
 
 def export_scorm(
@@ -36,9 +36,8 @@ def export_scorm(
         pkg = find_package(package)
         report = export(pkg, output, puzzles=puzzles, seed=seed, max_steps=max_steps, npm_cache=npm_cache,
                         views=views)
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
-        errors.print(f"error: {type(exc).__name__}: {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+    except Exception as exc:  # noqa: BLE001 - the CLI's one error path: one line, exit status by class
+        fail(exc)
     console.print(f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, {report.puzzles} puzzles, "
                   f"onnxruntime-web {report.onnxruntime_web_version}", highlight=False)
 
