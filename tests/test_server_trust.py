@@ -99,3 +99,10 @@ def test_a_deeply_nested_json_body_is_a_400_not_a_500(lenient):
                                                                      "content-type": "application/json",
                                                                      "X-Experience-API-Version": "1.0.3"})
         assert response.status_code == 400 and "levels deep" in response.json()["detail"], (path, response.text)
+
+
+def test_a_module_published_only_as_pre_releases_is_reported_as_such_not_as_a_failure(tmp_path):
+    with served(tmp_path, versions={"0.1.0-dev.1": 0, "0.1.0-dev.2": 1}) as s:
+        report = s.runtime.report
+        assert report.prerelease_only == {MODULE: "0.1.0-dev.2"}
+        assert MODULE not in report.failed and MODULE not in report.activated

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection
 
@@ -19,7 +19,9 @@ from pydantic import Field
 
 from ..host import Host
 from ..package import DirectoryRegistry
+from ..package.errors import NoMatchingVersion
 from ..package.registry import default_registry_path, installed_registry
+from ..package.semver import Version
 from ..plugins import build_plugin_manager, call_hook
 from ..settings import Settings
 from ..views import DEFAULT_VIEWS
@@ -94,6 +96,9 @@ class StartReport:
     registry: str
     activated: dict[str, str]
     failed: dict[str, str]
+    #: modules published only as pre-releases (a run spanning sittings): nothing to serve by default,
+    #: which is not a failure; the value is the newest pre-release.
+    prerelease_only: dict[str, str] = field(default_factory=dict)
 
 
 class ServerRuntime:
@@ -162,10 +167,17 @@ class ServerRuntime:
         for name in sorted(skip):
             state = {s.name: s for s in self.host.modules()}.get(name)
             self.report.activated[name] = state.active or "" if state is not None else ""
-        for name in sorted({entry.name for entry in self.registry.list()} - set(skip)):
+        entries = self.registry.list(include_yanked=False)
+        for name in sorted({entry.name for entry in entries} - set(skip)):
             try:
                 state = self.host.swap(name, self.registry.active_version(name))
                 self.report.activated[name] = state.active or ""
+            except NoMatchingVersion as exc:
+                published = [Version.parse(e.version) for e in entries if e.name == name]
+                if published and all(v.prerelease for v in published):
+                    self.report.prerelease_only[name] = str(max(published))
+                else:
+                    self.report.failed[name] = str(exc)
             except Exception as exc:  # noqa: BLE001
                 self.report.failed[name] = str(exc)
                 log.error("module %s was not activated: %s", name, exc)

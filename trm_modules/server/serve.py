@@ -29,6 +29,8 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
     else:
         announce(f"registry {report.registry} has no published modules yet: publish one with `trm publish PKG "
                  f"--registry {report.registry}` or POST /v1/admin/packages")
+    for name, version in sorted(report.prerelease_only.items()):
+        announce(f"  {name}: pre-releases only (newest {version}); serve one with `trm promote {name}@{version}`")
     for name, error in sorted(report.failed.items()):
         announce(f"  {name} NOT active: {error}")
     try:
