@@ -7,6 +7,7 @@ Shapes: B batch, P puzzle positions, L task tokens, D hidden size.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -78,12 +79,24 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, head_dim: int, max_positions: int, theta: float) -> None:
         super().__init__()
         # Computed on the CPU even under a meta-device context (the tables are cheap and exact).
+        cos, sin = _rope_tables(head_dim, max_positions, theta)
+        self.register_buffer("cos", cos.clone(), persistent=False)
+        self.register_buffer("sin", sin.clone(), persistent=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _rope_tables(head_dim: int, max_positions: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, sin) RoPE tables, (max_positions, head_dim) fp32 on the CPU, computed once per shape.
+
+    Remembered because every model built for a package needs them, and on a busy machine the two
+    elementwise ops cost milliseconds each; callers get clones, so the cached tables stay as computed.
+    """
+    with torch.device("cpu"):
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim))
         t = torch.arange(max_positions, dtype=torch.float32, device="cpu")
         freqs = torch.outer(t, inv_freq)
         emb = torch.cat((freqs, freqs), dim=-1)  # (P+L, head_dim)
-        self.register_buffer("cos", emb.cos(), persistent=False)
-        self.register_buffer("sin", emb.sin(), persistent=False)
+        return emb.cos(), emb.sin()
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -206,6 +219,21 @@ def constrained_argmax(logits: torch.Tensor, tokens: torch.Tensor,
     return logits.masked_fill(~allowed, float("-inf")).argmax(-1)
 
 
+def owned_copy(tensor: torch.Tensor, device: str | torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A copy of ``tensor`` on ``device`` in ``dtype`` that shares no memory with it.
+
+    A contiguous CPU tensor staying on the CPU in its own dtype is copied with one single-threaded
+    ``memcpy`` (through NumPy byte views): ``Tensor.to(copy=True)`` splits a large copy across the
+    intra-op thread pool, which on a busy machine waits milliseconds for every thread to be scheduled.
+    """
+    if (torch.device(device).type == "cpu" and tensor.device.type == "cpu" and tensor.dtype == dtype
+            and tensor.is_contiguous() and tensor.numel() > 0):
+        copy = torch.empty_like(tensor, memory_format=torch.contiguous_format)
+        copy.view(-1).view(torch.uint8).numpy()[...] = tensor.detach().view(-1).view(torch.uint8).numpy()
+        return copy
+    return tensor.to(device=device, dtype=dtype, copy=True)
+
+
 class TRM(nn.Module):
     """Tiny Recursive Model: one network recursing on a reasoning state ``z`` and an answer ``y``."""
 
@@ -260,7 +288,7 @@ class TRM(nn.Module):
         persistent = set(model.state_dict())
         # Computed buffers are built on the CPU even under the meta device (see RotaryEmbedding).
         computed = {name: buffer for name, buffer in model.named_buffers() if name not in persistent}
-        owned = {name: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype, copy=True)
+        owned = {name: owned_copy(t, device, dtype if t.is_floating_point() else t.dtype)
                  for name, t in tensors.items()}
         model.load_state_dict(owned, strict=True, assign=True)
         for name, buffer in computed.items():

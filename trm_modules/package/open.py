@@ -65,7 +65,9 @@ def read_package_bytes(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]
             if before.st_size > limits.max_package_bytes:
                 raise SizeLimitExceeded(f"the package is {before.st_size:,} bytes, over the limit of "
                                         f"{limits.max_package_bytes:,}", file=str(path))
-            data = fh.read(limits.max_package_bytes + 1)
+            # Exactly the size fstat reported, plus one byte to notice a file that grew: asking for the
+            # limit would make the reader allocate (and fault in) a buffer of the limit's size first.
+            data = fh.read(before.st_size + 1)
             identity = FileIdentity.of(os.fstat(fh.fileno()))
     except OSError as exc:
         raise PackageError(f"cannot read package {path}: {exc.strerror or exc}", file=str(path), rule="io") from exc
