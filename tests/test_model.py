@@ -146,6 +146,21 @@ def test_from_state_dict_loads_into_the_dtype_asked_for_and_recomputes_rope_tabl
     assert torch.equal(rebuilt.rope.cos, original.rope.cos.to(torch.bfloat16))
 
 
+def test_from_state_dict_owns_its_tensors_and_every_model_its_rope_tables():
+    config = tiny()
+    original = TRM(config)
+    state = original.state_dict()
+    before = {name: t.clone() for name, t in state.items()}
+    first, second = TRM.from_state_dict(config, state), TRM.from_state_dict(config, state)
+    with torch.no_grad():
+        for p in first.parameters():
+            p.add_(1.0)
+        first.rope.cos.add_(1.0)  # the tables are built once per shape and handed out as copies
+    assert all(torch.equal(state[name], before[name]) for name in state)
+    assert all(torch.equal(second.state_dict()[name], before[name]) for name in state)
+    assert torch.equal(second.rope.cos, original.rope.cos) and torch.equal(TRM(config).rope.cos, original.rope.cos)
+
+
 def test_from_state_dict_refuses_tensors_that_do_not_match_the_config():
     state = TRM(tiny()).state_dict()
     del state["lm_head.weight"]

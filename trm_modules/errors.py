@@ -44,3 +44,7 @@ class UnknownCodec(TRMError, LookupError):
 
 class ModuleNotFound(TRMError, LookupError):
     """No reasoning module (or version) with this name is known."""
+
+
+class EngineUnavailable(TRMError):
+    """The compute engine asked for cannot run here (``onnx`` without onnxruntime installed, or on a GPU)."""

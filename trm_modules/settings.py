@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field
@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     """``platform=https://lms.example,…``: the account homePage under which each platform's learner
     pseudonyms go to the LRS (``TRM_XAPI_HOMEPAGES``)."""
 
+    engine: Literal["eager", "onnx"] = "eager"
+    """What computes a model's supervision steps (``TRM_ENGINE``): ``eager`` (PyTorch, any device, the
+    default: no extra dependency, no export when a model loads) or ``onnx`` (ONNX Runtime on the CPU,
+    the ``onnx`` extra; faster for single puzzles, see ``bench/bench_latency.py``; same answers)."""
+
     xapi_cors_origins: str = "*"
     """Origins whose browser content may call ``/xapi``, comma-separated; ``*``: any; empty: none
     (``TRM_XAPI_CORS_ORIGINS``)."""
@@ -101,6 +106,15 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
+
+    @classmethod
+    def engine_from_environment(cls) -> str:
+        """``engine`` as ``TRM_ENGINE`` or the settings file set it (a bad value is returned as given, for the
+        caller to refuse by name, not as a validation error about the whole settings object)."""
+        try:
+            return cls().engine
+        except ValueError:  # pydantic's ValidationError
+            return os.environ.get("TRM_ENGINE", "")
 
     @property
     def db(self) -> str:

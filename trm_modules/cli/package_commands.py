@@ -190,14 +190,20 @@ def solve(
     views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought "
                               "in (1: the model's first answer only)."),
     trusted_keys: TrustedKeysOption = None,
+    engine: Optional[str] = typer.Option(None, help="What computes the supervision steps: eager (PyTorch; the "
+                                         "default, or $TRM_ENGINE) or onnx (ONNX Runtime on the CPU; the onnx extra)."),
 ) -> None:
     """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid", "views"} or {"error"} per line."""
+    from ..model.onnx_step import check_engine, step_for_engine
     from ..package.registry import find_package
+    from ..settings import Settings
     from ..solving import answer_jsonl
 
     with reported():
+        chosen = check_engine(engine if engine is not None else Settings.engine_from_environment())
         pkg = find_package(package, trusted_keys=trusted_keys)
         model = pkg.load_model(device)
+        step = step_for_engine(model, chosen)
         try:
             text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -205,7 +211,7 @@ def solve(
             raise typer.Exit(1) from None
         lines = [line for line in text.splitlines() if line.strip()]
         results = answer_jsonl(model, pkg.codec(), pkg.input_validator, lines, max_steps=max_steps, halt=not no_halt,
-                               batch_size=batch_size, views=views)
+                               batch_size=batch_size, views=views, step=step)
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
     if str(output) == "-":
         sys.stdout.write(body)

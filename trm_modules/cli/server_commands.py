@@ -30,6 +30,8 @@ def serve(
     cpu_threads: Optional[int] = typer.Option(None, help="Intra-op threads of the CPU compute thread."),
     views: Optional[int] = typer.Option(None, min=1, help=f"Test-time views an answer the task's rules reject is "
                                                           f"sought in (default {DEFAULT_VIEWS})."),
+    engine: Optional[str] = typer.Option(None, help="What computes the models' steps on the CPU: eager (PyTorch, "
+                                         "default) or onnx (ONNX Runtime; the onnx extra)."),
     bootstrap_token: bool = typer.Option(True, "--bootstrap-token/--no-bootstrap-token",
                                          help="Create and print an all-scopes token when the store has none."),
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of *.pub keys packages must be "
@@ -49,7 +51,7 @@ def serve(
 
     try:
         settings = ServerSettings(registry=registry, db=db, public_url=public_url, max_body_bytes=max_body,
-                                  max_package_bytes=max_package, cpu_threads=cpu_threads, views=views,
+                                  max_package_bytes=max_package, cpu_threads=cpu_threads, views=views, engine=engine,
                                   trusted_keys=trusted_keys, allow_unsigned=allow_unsigned or None,
                                   registry_url=registry_url, registry_token=registry_token)
         if "public_url" not in settings.model_fields_set:

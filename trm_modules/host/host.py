@@ -27,6 +27,7 @@ import pluggy
 from pydantic import ValidationError
 
 from ..errors import ModuleNotFound, json_pointer
+from ..model.onnx_step import check_engine, import_onnxruntime
 from ..package.semver import sort_versions
 from ..plugins import build_plugin_manager, call_hook, has_implementations, record_plugin_failure
 from ..records import ID_MAX, FeedbackEvent, SolveContext, SolveRecord, invalid_text_in, new_id
@@ -66,7 +67,9 @@ class Host:
     the device is free (0 ms and 0 = batch only what is already waiting; ``host.batching``). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
     1 is fastest on machines shared with other busy processes). ``views``: test-time views an
     answer the task's rules reject is sought in (1: the model's first answer only; see
-    ``trm_modules.views``). ``plugin_manager``: where codecs, sources, version policies, placement
+    ``trm_modules.views``). ``engine``: what computes the supervision steps of versions on the CPU, ``eager``
+    (PyTorch, the default) or ``onnx`` (ONNX Runtime, exported when a version loads; the same answers;
+    ``EngineUnavailable`` here when onnxruntime is not installed); versions on CUDA run eager. ``plugin_manager``: where codecs, sources, version policies, placement
     and observers come from — only from it (default: a new manager of the built-in, entry-point
     and ``TRM_PLUGINS`` plugins; ``build_plugin_manager(entry_points=False)`` keeps entry points out).
     """
@@ -74,9 +77,12 @@ class Host:
     def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
                  memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
                  max_batch_size: int = 64, batch_wait_fraction: float = 0.1,
-                 cpu_threads: int | None = None, views: int = DEFAULT_VIEWS) -> None:
+                 cpu_threads: int | None = None, views: int = DEFAULT_VIEWS, engine: str = "eager") -> None:
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
+        self.engine = check_engine(engine)
+        if engine == "onnx":
+            import_onnxruntime()  # EngineUnavailable now, not at the first load
         self.pm = plugin_manager if plugin_manager is not None else build_plugin_manager()
         self.views = views
         self.sources: list[ModuleSource] = list(sources)
@@ -153,7 +159,7 @@ class Host:
             label = spec.version
             loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size,
                                    wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads,
-                                   views=self.views)
+                                   views=self.views, engine=self.engine)
             self._acquire(loaded)
             self._ensure_resident(loaded)
             loaded.self_test()

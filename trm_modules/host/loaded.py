@@ -26,6 +26,7 @@ import torch
 from ..codec import TaskCodec
 from ..errors import CodecError, json_pointer
 from ..model import TRM
+from ..model.onnx_step import StepFunction, check_engine, step_for_engine
 from ..package import Package
 from ..package.errors import SelfTestFailed
 from ..solving import Rows, grade_examples, solve_inputs, solve_tokens
@@ -118,8 +119,11 @@ class LoadedVersion:
     """
 
     def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
-                 wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1) -> None:
+                 wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1,
+                 engine: str = "eager") -> None:
         self.spec = spec
+        self.engine = check_engine(engine)
+        self.step: StepFunction | None = None  # the engine's supervision step; None: eager
         self.views = views
         self._extra_views = views_of(spec.codec, views)[1:]
         self.wait_fraction = wait_fraction
@@ -159,8 +163,15 @@ class LoadedVersion:
 
     # ------------------------------------------------------------------------ lifecycle
     def load(self, device: str) -> None:
-        """Load the model onto ``device`` and start the batcher."""
+        """Load the model onto ``device`` and start the batcher.
+
+        With the ``onnx`` engine, a model on the CPU gets its ONNX Runtime step here (exported once);
+        on a CUDA device the model runs eager (ONNX Runtime is this project's CPU engine).
+        """
         model = self.spec.load_model(device)
+        self.step = None
+        if self.engine != "eager" and torch.device(device).type == "cpu":
+            self.step = step_for_engine(model, self.engine, threads=self.cpu_threads)
         self.device = device
         self.batcher = MicroBatcher(self.run_batch, window_s=self.window_s, max_batch_size=self.max_batch_size,
                                     wait_fraction=self.wait_fraction, name=f"trm-batcher-{self.name}-{self.version}")
@@ -173,6 +184,7 @@ class LoadedVersion:
         """
         batcher, self.batcher = self.batcher, None
         self.model = None
+        self.step = None
         if batcher is not None:
             batcher.close(wait=False)
 
@@ -216,7 +228,8 @@ class LoadedVersion:
         # Intra-op threads are a per-thread setting: this changes only the compute thread.
         if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
-        return solve_tokens(model, tokens, puzzle_ids, answer_table=self.spec.codec.answer_token_table())
+        return solve_tokens(model, tokens, puzzle_ids, answer_table=self.spec.codec.answer_token_table(),
+                            step=self.step)
 
     def first_candidate(self, data: Json, row: RowResult) -> Candidate:
         """The model's first answer to ``data`` (``row``), decoded and rule-checked."""

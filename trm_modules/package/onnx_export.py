@@ -10,12 +10,13 @@ onnxruntime on the package's examples and compares tokens with torch.
 ``export_onnx_step``: one supervision step, the carry passed in and out, for runtimes that loop
 themselves and halt early as ``model.solve(halt=True)`` does (the browser activities). Its graph is
 about a step's size, so a browser builds the session in seconds where the unrolled graph, N times
-larger, takes tens of seconds. ``check_onnx_step`` loops it with halting and compares with torch."""
+larger, takes tens of seconds. ``check_onnx_step`` loops it with halting and compares with torch.
+
+Both go through ``trm_modules.model.onnx_step.export_graph``, the export the host's ``onnx`` engine uses too."""
 
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ import torch
 from torch import nn
 
 from ..model import TRM, constrained_argmax
+from ..errors import EngineUnavailable
+from ..model.onnx_step import export_graph
 from ..model.trm import Carry
 from .errors import PackageError
 from .loaded import Package
@@ -88,17 +91,8 @@ def export_onnx(package: Package, out_path: str | os.PathLike, *, max_steps: int
     solver = UnrolledSolver(model, steps, package.codec().answer_token_table()).eval()
     tokens, puzzle_ids = _example_tokens(package)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        # The TorchScript exporter is deprecated but exact here; the tracer's warnings concern
-        # Python branches on config values, which are constants of this export.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            solver, (tokens, puzzle_ids), str(out_path), dynamo=False, opset_version=opset,
-            input_names=["tokens", "puzzle_ids"], output_names=["answer", "confidence"],
-            dynamic_axes={"tokens": {0: "batch"}, "puzzle_ids": {0: "batch"}, "answer": {0: "batch"},
-                          "confidence": {0: "batch"}},
-        )
+    out_path.write_bytes(export_graph(solver, (tokens, puzzle_ids), ["tokens", "puzzle_ids"], ["answer", "confidence"],
+                                      opset=opset))
     return out_path
 
 
@@ -150,12 +144,6 @@ def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int
 def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: int = 17) -> Path:
     """Write one supervision step of the package's model as ONNX (see the module docstring), constant-folded
     by onnxscript's optimizer (half the nodes, and a browser builds a session in proportion to them)."""
-    try:
-        import onnx
-        import onnxscript.optimizer
-    except ImportError as exc:  # the `onnx` extra
-        raise PackageError("exporting the step graph needs onnx and onnxscript: pip install 'trm-modules[onnx]'",
-                           rule="onnx") from exc
     out_path = Path(out_path)
     model = package.load_model("cpu", dtype=torch.float32)
     solver = StepSolver(model, package.codec().answer_token_table()).eval()
@@ -163,15 +151,12 @@ def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: in
     carry = model.initial_carry(tokens.shape[0])
     fresh = torch.ones(tokens.shape[0], dtype=torch.bool)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            solver, (tokens, puzzle_ids, carry.y, carry.z, fresh), str(out_path), dynamo=False,
-            opset_version=opset, input_names=list(STEP_INPUTS), output_names=list(STEP_OUTPUTS),
-            dynamic_axes={name: {0: "batch"} for name in STEP_INPUTS + STEP_OUTPUTS},
-        )
-    onnx.save(onnxscript.optimizer.optimize(onnx.load(str(out_path))), str(out_path))
+    try:
+        graph = export_graph(solver, (tokens, puzzle_ids, carry.y, carry.z, fresh), STEP_INPUTS, STEP_OUTPUTS,
+                             opset=opset, optimize=True)
+    except EngineUnavailable as exc:  # the `onnx` extra
+        raise PackageError(f"exporting the step graph: {exc}", rule="onnx") from exc
+    out_path.write_bytes(graph)
     return out_path
 
 
