@@ -134,3 +134,31 @@ def test_trm_serve_answers_the_same_with_either_engine(tmp_path):
             assert all(r.status_code == 200 for r in replies), replies[0].text
             outputs[engine] = [(r.json()["output"], r.json()["steps"]) for r in replies]
     assert outputs["onnx"] == outputs["eager"]
+
+
+# ------------------------------------------------------------------------------------ CUDA graphs
+def test_cuda_graphs_leave_the_cpu_path_as_it_is():
+    assert step_for_engine(tiny_model(1), "eager", cuda_graphs=True) is None
+    assert host_answers_with(cuda_graphs=True) == host_answers_with(cuda_graphs=False)
+
+
+def host_answers_with(**options) -> list[tuple]:
+    with make_host(**options) as host:
+        host.swap("grid", "1.0.0")
+        return [(a.output, a.steps, a.confidence) for a in (host.solve("grid", d) for d in INPUTS)]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_steps_answer_like_eager_on_the_gpu_with_halting():
+    from trm_modules.model.cuda_graphs import CudaGraphStep
+
+    model = tiny_model(1).to("cuda")
+    tokens = torch.tensor([[c + 1 for c in d["cells"]] for d in INPUTS]).cuda()  # the grids the host tests solve
+    with torch.inference_mode():
+        eager = model.solve(tokens)
+        step = CudaGraphStep(model)
+        first, again = model.solve(tokens, step=step), model.solve(tokens, step=step)
+    assert len(set(eager.steps.tolist())) > 1  # rows left the batch: several batch sizes were captured
+    for got in (first, again):
+        assert torch.equal(got.tokens, eager.tokens) and torch.equal(got.steps, eager.steps)
+        assert torch.allclose(got.confidence, eager.confidence, atol=1e-5)

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     default: no extra dependency, no export when a model loads) or ``onnx`` (ONNX Runtime on the CPU,
     the ``onnx`` extra; faster for single puzzles, see ``bench/bench_latency.py``; same answers)."""
 
+    cuda_graphs: bool = False
+    """Replay the supervision steps of models on CUDA devices from CUDA graphs (``TRM_CUDA_GRAPHS``;
+    ``trm_modules.model.cuda_graphs``); off by default: not yet timed on a GPU. The CPU is not affected."""
+
     xapi_cors_origins: str = "*"
     """Origins whose browser content may call ``/xapi``, comma-separated; ``*``: any; empty: none
     (``TRM_XAPI_CORS_ORIGINS``)."""

@@ -192,6 +192,9 @@ def solve(
     trusted_keys: TrustedKeysOption = None,
     engine: Optional[str] = typer.Option(None, help="What computes the supervision steps: eager (PyTorch; the "
                                          "default, or $TRM_ENGINE) or onnx (ONNX Runtime on the CPU; the onnx extra)."),
+    cuda_graphs: Optional[bool] = typer.Option(None, "--cuda-graphs/--no-cuda-graphs",
+                                               help="With --device cuda: replay the steps from CUDA graphs "
+                                                    "(default $TRM_CUDA_GRAPHS, off; not yet timed on a GPU)."),
 ) -> None:
     """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid", "views"} or {"error"} per line."""
     from ..model.onnx_step import check_engine, step_for_engine
@@ -203,7 +206,8 @@ def solve(
         chosen = check_engine(engine if engine is not None else Settings.engine_from_environment())
         pkg = find_package(package, trusted_keys=trusted_keys)
         model = pkg.load_model(device)
-        step = step_for_engine(model, chosen)
+        graphs = cuda_graphs if cuda_graphs is not None else Settings().cuda_graphs
+        step = step_for_engine(model, chosen, cuda_graphs=graphs)
         try:
             text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -69,7 +69,8 @@ class Host:
     answer the task's rules reject is sought in (1: the model's first answer only; see
     ``trm_modules.views``). ``engine``: what computes the supervision steps of versions on the CPU, ``eager``
     (PyTorch, the default) or ``onnx`` (ONNX Runtime, exported when a version loads; the same answers;
-    ``EngineUnavailable`` here when onnxruntime is not installed); versions on CUDA run eager. ``plugin_manager``: where codecs, sources, version policies, placement
+    ``EngineUnavailable`` here when onnxruntime is not installed); versions on CUDA run eager, replayed
+    from CUDA graphs with ``cuda_graphs`` (``trm_modules.model.cuda_graphs``; not yet timed). ``plugin_manager``: where codecs, sources, version policies, placement
     and observers come from — only from it (default: a new manager of the built-in, entry-point
     and ``TRM_PLUGINS`` plugins; ``build_plugin_manager(entry_points=False)`` keeps entry points out).
     """
@@ -77,10 +78,12 @@ class Host:
     def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
                  memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
                  max_batch_size: int = 64, batch_wait_fraction: float = 0.1,
-                 cpu_threads: int | None = None, views: int = DEFAULT_VIEWS, engine: str = "eager") -> None:
+                 cpu_threads: int | None = None, views: int = DEFAULT_VIEWS, engine: str = "eager",
+                 cuda_graphs: bool = False) -> None:
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
         self.engine = check_engine(engine)
+        self.cuda_graphs = cuda_graphs
         if engine == "onnx":
             import_onnxruntime()  # EngineUnavailable now, not at the first load
         self.pm = plugin_manager if plugin_manager is not None else build_plugin_manager()
@@ -159,7 +162,7 @@ class Host:
             label = spec.version
             loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size,
                                    wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads,
-                                   views=self.views, engine=self.engine)
+                                   views=self.views, engine=self.engine, cuda_graphs=self.cuda_graphs)
             self._acquire(loaded)
             self._ensure_resident(loaded)
             loaded.self_test()

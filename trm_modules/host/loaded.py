@@ -120,9 +120,10 @@ class LoadedVersion:
 
     def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
                  wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1,
-                 engine: str = "eager") -> None:
+                 engine: str = "eager", cuda_graphs: bool = False) -> None:
         self.spec = spec
         self.engine = check_engine(engine)
+        self.cuda_graphs = cuda_graphs
         self.step: StepFunction | None = None  # the engine's supervision step; None: eager
         self.views = views
         self._extra_views = views_of(spec.codec, views)[1:]
@@ -166,12 +167,13 @@ class LoadedVersion:
         """Load the model onto ``device`` and start the batcher.
 
         With the ``onnx`` engine, a model on the CPU gets its ONNX Runtime step here (exported once);
-        on a CUDA device the model runs eager (ONNX Runtime is this project's CPU engine).
+        on a CUDA device the model runs eager (ONNX Runtime is this project's CPU engine), from CUDA
+        graphs with ``cuda_graphs``.
         """
         model = self.spec.load_model(device)
-        self.step = None
-        if self.engine != "eager" and torch.device(device).type == "cpu":
-            self.step = step_for_engine(model, self.engine, threads=self.cpu_threads)
+        on_cpu = torch.device(device).type == "cpu"
+        self.step = step_for_engine(model, self.engine if on_cpu else "eager", threads=self.cpu_threads,
+                                    cuda_graphs=self.cuda_graphs)
         self.device = device
         self.batcher = MicroBatcher(self.run_batch, window_s=self.window_s, max_batch_size=self.max_batch_size,
                                     wait_fraction=self.wait_fraction, name=f"trm-batcher-{self.name}-{self.version}")

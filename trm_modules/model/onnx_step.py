@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, EngineUnavailable
+from .cuda_graphs import cuda_graph_step
 from .trm import TRM, Carry, Solution, StepOutput
 
 #: The engines a model can be solved with; ``eager`` is the default.
@@ -128,11 +129,14 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def step_for_engine(model: TRM, engine: str, threads: int | None = None) -> StepFunction | None:
+def step_for_engine(model: TRM, engine: str, threads: int | None = None, *,
+                    cuda_graphs: bool = False) -> StepFunction | None:
     """The ``step`` that solves ``model`` with ``engine``: None for ``eager`` (``TRM.deep_recursion``), an
-    ``OnnxStep`` for ``onnx``. ``EngineUnavailable`` for ``onnx`` without onnxruntime or on a GPU model."""
+    ``OnnxStep`` for ``onnx``. ``EngineUnavailable`` for ``onnx`` without onnxruntime or on a GPU model.
+    ``cuda_graphs``: with ``eager``, a model on a CUDA device replays its steps from CUDA graphs
+    (``trm_modules.model.cuda_graphs``); a model on the CPU is not affected."""
     if check_engine(engine) == "eager":
-        return None
+        return cuda_graph_step(model) if cuda_graphs else None
     device = next(model.parameters()).device
     if device.type != "cpu":
         raise EngineUnavailable(f"the onnx engine runs on the CPU; the model is on {device} (use the eager engine "

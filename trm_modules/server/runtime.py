@@ -145,7 +145,8 @@ class ServerRuntime:
             pm.register_with_origin(plugin, name, "object", repr(plugin))
         policy = SignaturePolicy.build(registry, settings.trusted_keys, settings.allow_unsigned)
         host = Host([PolicySource(registry, policy)], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
-                    cpu_threads=settings.cpu_threads, views=settings.views, engine=settings.engine)
+                    cpu_threads=settings.cpu_threads, views=settings.views, engine=settings.engine,
+                    cuda_graphs=settings.cuda_graphs)
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
         runtime.signature_policy = policy
         try:
