@@ -294,6 +294,26 @@ def test_export_replaces_a_correction_the_codec_finds_invalid_by_the_solver_answ
     assert read_train(summary.train_path) == [{"input": record.input, "output": {"parity": 0}, "source": "solver"}]
 
 
+def test_export_without_solver_labels_takes_labels_only_from_people(store, tmp_path):
+    corrected, confirmed, wrong, unjudged_invalid = solve(1), solve(2), solve(3), solve(4, valid=False)
+    store.write([corrected, confirmed, wrong, unjudged_invalid,
+                 feedback(corrected.id, "correction", corrected_output={"parity": 0}),
+                 feedback(confirmed.id, "correct"), feedback(wrong.id, "incorrect")])
+    summary = export_feedback_dataset(store, "parity", tmp_path, codec=ParityCodec(), solver_labels=False)
+    assert [e["source"] for e in read_train(summary.train_path)] == ["correction", "confirmed"]
+    assert summary.counts == {"correction": 1, "confirmed": 1, "solver": 0}
+    assert summary.excluded == {"failure_without_correction": 2}
+    assert json.loads(summary.data_card_path.read_text())["solver_labels"] is False
+
+
+def test_export_without_solver_labels_drops_a_correction_the_codec_rejects(store, tmp_path):
+    record = solve(1)  # bits [1, 0, 1]: parity 0
+    store.write([record, feedback(record.id, "correction", corrected_output={"parity": 1})])
+    summary = export_feedback_dataset(store, "parity", tmp_path, codec=ParityCodec(), solver_labels=False)
+    assert summary.total == 0
+    assert summary.excluded == {"correction_rejected_by_codec": 1, "failure_without_correction": 1}
+
+
 def test_export_ignores_voided_confirmations(store, tmp_path):
     record = solve(1)
     confirmation = feedback(record.id, "correct")
@@ -358,6 +378,19 @@ def test_feedback_export_command_writes_train_and_data_card(store, tmp_path):
                                       "--db", store.url])
     assert result.exit_code == 0, result.output
     assert read_train(out / "train.jsonl") == [{"input": record.input, "output": record.output, "source": "confirmed"}]
+
+
+def test_feedback_export_command_can_leave_out_solver_labels(store, tmp_path):
+    from trm_modules.cli import app
+
+    record = solve(3)
+    store.write([record, feedback(record.id, "incorrect")])
+    out = tmp_path / "export"
+    result = CliRunner().invoke(app, ["feedback", "export", "parity", "-o", str(out), "--db", store.url,
+                                      "--no-solver-labels"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((out / "data_card.json").read_text())
+    assert (card["solver_labels"], card["excluded"]) == (False, {"failure_without_correction": 1})
     assert (out / "data_card.json").exists()
 
 

@@ -126,8 +126,12 @@ def register(app: typer.Typer) -> None:
                         since: Optional[str] = typer.Option(None, "--since", help="Only solves at or after this ISO time."),
                         codec: Optional[str] = typer.Option(None, "--codec", help="Task codec (default: the installed package's)."),
                         codec_params: Optional[str] = typer.Option(None, "--codec-params", help="JSON parameters of --codec."),
+                        solver_labels: bool = typer.Option(
+                            True, "--solver-labels/--no-solver-labels",
+                            help="Label failures nobody corrected with the codec's solver (off: labels only from "
+                                 "corrections and confirmations)."),
                         db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
-        """Build a training set from corrections, confirmed answers and solver-fixed failures."""
+        """Build a training set from corrections, confirmed answers and solver-fixed failures (--no-solver-labels: none)."""
         from ..plugins import get_codec
         from ..store import Store, export_feedback_dataset
 
@@ -139,7 +143,8 @@ def register(app: typer.Typer) -> None:
         try:
             task_codec = get_codec(codec, params) if codec else None
             store = Store(Settings(db_url=db).db)
-            summary = export_feedback_dataset(store, module, out, since=moment, codec=task_codec)
+            summary = export_feedback_dataset(store, module, out, since=moment, codec=task_codec,
+                                              solver_labels=solver_labels)
             store.close()
         except TRMError as exc:
             fail(exc)

@@ -4,7 +4,9 @@ Three sources, in order of authority (an input appearing in several keeps the fi
 ``correction``: inputs with the latest effective corrected output (refused if the codec's rules reject it);
 ``confirmed``: inputs whose latest effective verdict is ``correct``, with the module's output;
 ``solver``: inputs the module got wrong (verdict ``incorrect`` without a correction, or no verdict
-and an output the codec found invalid) with the codec's ``reference_solution``.
+and an output the codec found invalid) with the codec's ``reference_solution``; left out with
+``solver_labels=False`` (a training set labelled by people only: such failures are then counted in
+the data card as ``excluded.failure_without_correction``).
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ class ExportSummary:
 
 def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLike[str], *,
                             since: datetime | None = None, until: datetime | None = None,
-                            codec: TaskCodec | None = None) -> ExportSummary:
+                            codec: TaskCodec | None = None, solver_labels: bool = True) -> ExportSummary:
     """Write ``out_dir/train.jsonl`` and ``out_dir/data_card.json`` for ``module`` from solves in [since, until).
 
     ``codec`` checks corrections and solves failed inputs; by default it is the codec recorded
     with the module's most recently installed package (``Store.record_installed_package``).
     Without any, corrections and confirmations are still exported and failed inputs are counted
-    in the data card as ``excluded.no_codec``.
+    in the data card as ``excluded.no_codec``. ``solver_labels=False`` takes labels only from
+    corrections and confirmations: no failure is labelled by the codec's solver.
     """
     since, until = _utc(since), _utc(until)
     codec, codec_note = _codec_for(store, module, codec)
@@ -87,6 +90,9 @@ def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLik
         if verdict_kind == "correct" and data_out is not None:
             candidates["confirmed"].append((solve_id, data_in, data_out))
         elif verdict_kind in ("incorrect", "correction") or (verdict_kind is None and valid is False):
+            if not solver_labels:
+                excluded["failure_without_correction"] += 1
+                continue
             if codec is None:
                 excluded["no_codec"] += 1
                 continue
@@ -123,6 +129,7 @@ def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLik
         "versions_seen": [{"version": v, "digest": d, "solves": n} for (v, d), n in sorted(versions.items())],
         "codec": {"name": codec.name, "params": codec.params} if codec is not None else None,
         "codec_note": codec_note,
+        "solver_labels": solver_labels,
         "sources": {
             "correction": "latest effective corrected output given as feedback",
             "confirmed": "module output whose latest effective verdict is 'correct'",
