@@ -82,11 +82,12 @@ def solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_
     table = None if answer_table is None else torch.from_numpy(answer_table).to(device)
     rows = batch_size or max(len(tokens), 1)
     parts = []
+    engine = {"step": step} if step is not None else {}  # eager: the model's solve as it is (stand-ins too)
     with torch.inference_mode():
         for start in range(0, len(tokens), rows):
             solution = model.solve(torch.from_numpy(tokens[start : start + rows]).to(device),
                                    torch.from_numpy(puzzle_ids[start : start + rows]).to(device),
-                                   max_steps=max_steps, halt=halt, answer_table=table, step=step)
+                                   max_steps=max_steps, halt=halt, answer_table=table, **engine)
             parts.append((solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
                           solution.confidence.float().cpu().numpy()))
     return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
