@@ -184,3 +184,16 @@ def test_trm_plugins_command_lists_origins_as_json():
     listed = {p["name"]: p for p in json.loads(result.output)}
     assert listed["builtin"]["origin"] == "builtin"
     assert listed["sudoku"]["origin"] == "entrypoint" and "trm_register_codecs" in listed["sudoku"]["hooks"]
+
+
+def test_the_process_wide_plugin_manager_is_one_object_even_when_a_plugin_asks_for_it_while_it_is_built():
+    # In a fresh interpreter: loading the cmi5 adapter's commands imports trm_modules.cli, which asks for
+    # the process-wide manager while the first call is still building it.
+    import subprocess
+
+    code = ("from trm_modules.plugins import get_plugin_manager as g\n"
+            "first = g()\n"
+            "assert first is g(), 'a second manager'\n"
+            "assert 'cmi5' in {name for name, _ in first.list_name_plugin()}, first.list_name_plugin()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -7,7 +7,6 @@ logged with its name and counted, and never takes the caller down.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -160,11 +159,25 @@ def build_plugin_manager(*, entry_points: bool = True, paths: str | None = None,
     return pm
 
 
-@functools.lru_cache(maxsize=1)
+_process_manager: TRMPluginManager | None = None
+_process_manager_lock = threading.RLock()
+
+
 def get_plugin_manager() -> TRMPluginManager:
     """The process-wide plugin manager (built once from the environment's ``Settings``): the CLI's
-    default, and the default of ``Package.codec`` when no manager is given. A ``Host`` never uses it."""
-    return build_plugin_manager()
+    default, and the default of ``Package.codec`` when no manager is given. A ``Host`` never uses it.
+
+    Always the same object. Building it loads entry points whose modules may ask for it again while it
+    is being built (an adapter importing ``trm_modules.cli`` builds the CLI, which asks for its plugins):
+    the first manager stored wins and every caller, the outer one included, gets that one.
+    """
+    global _process_manager
+    with _process_manager_lock:
+        if _process_manager is None:
+            built = build_plugin_manager()
+            if _process_manager is None:
+                _process_manager = built
+        return _process_manager
 
 
 def has_implementations(pm: pluggy.PluginManager, hook_name: str) -> bool:
