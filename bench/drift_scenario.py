@@ -207,14 +207,15 @@ def main() -> None:
 
     print()
     print(f"{'first answer valid':<30} {'base 1.0.0':>10} {'control (mean ± sd)':>20} {'feedback (mean ± sd)':>21} "
-          f"{'lift = feedback - control':>26}")
+          f"{'lift = feedback - control':>26} {'ratio':>6}")
     for key in ("outside", *SETS):
         control = [r["control"]["scores"][key] for r in runs]
         feedback = [r["feedback"]["scores"][key] for r in runs]
         lift = [f - c for f, c in zip(feedback, control)]
         title = SET_TITLES.get(key, "shifted, both outside generators")
+        ratio = float(np.mean(feedback)) / max(float(np.mean(control)), 1e-9)  # feedback arm vs its control
         print(f"{title:<30} {base_scores[key]:>10.1%} {mean_sd(control):>20} {mean_sd(feedback):>21} "
-              f"{mean_sd(lift):>26}")
+              f"{mean_sd(lift):>26} {ratio:>5.2f}x")
     print("per-seed lift on the outside generators: "
           + ", ".join(f"seed {r['seed']} {r['feedback']['scores']['outside'] - r['control']['scores']['outside']:+.1%}"
                       for r in runs))
