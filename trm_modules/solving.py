@@ -22,7 +22,7 @@ from .codec import TaskCodec
 from .errors import CodecError, json_pointer
 from .json_limits import check_json_depth
 from .model import TRM
-from .model.trm import Carry, StepOutput
+from .model.trm import StepFunction
 from .views import choose, decode_candidate, needs_more_views, views_of
 
 
@@ -66,8 +66,6 @@ def model_device(model: TRM) -> torch.device:
 
 #: (answer tokens (N, L), steps (N,), confidence (N,)) of N solved rows.
 Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
-#: One supervision step in place of ``TRM.deep_recursion`` (an engine's: ``trm_modules.model.onnx_step``).
-StepFunction = Callable[[torch.Tensor, Carry], StepOutput]
 #: Something that solves (N, L) tokens with their puzzle ids: ``solve_tokens`` bound to a model, or a host's batch runner.
 RowSolver = Callable[[np.ndarray, np.ndarray], Rows]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -27,13 +27,11 @@ from torch import nn
 
 from ..errors import ConfigError, EngineUnavailable
 from .cuda_graphs import cuda_graph_step
-from .trm import TRM, Carry, Solution, StepOutput
+from .trm import TRM, Carry, Solution, StepFunction, StepOutput
 
 #: The engines a model can be solved with; ``eager`` is the default.
 Engine = Literal["eager", "onnx"]
 ENGINES: tuple[str, ...] = ("eager", "onnx")
-#: What ``TRM.solve`` takes as ``step``: one supervision step from (x, carry).
-StepFunction = Callable[[torch.Tensor, Carry], StepOutput]
 
 
 def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: Sequence[str],

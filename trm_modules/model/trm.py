@@ -201,6 +201,10 @@ class StepOutput:
     q_continue: torch.Tensor  # (B,) kept for checkpoint compatibility; unused by TRM's halting
 
 
+#: One supervision step from (x, carry), in place of ``TRM.deep_recursion`` (``solve``'s ``step``: an engine's).
+StepFunction = Callable[[torch.Tensor, Carry], StepOutput]
+
+
 @dataclass
 class Solution:
     tokens: torch.Tensor  # (B, L) answer token ids
@@ -360,7 +364,7 @@ class TRM(nn.Module):
         max_steps: int | None = None,
         halt: bool = True,
         answer_table: torch.Tensor | None = None,
-        step: Callable[[torch.Tensor, Carry], StepOutput] | None = None,
+        step: StepFunction | None = None,
     ) -> Solution:
         """Answer a batch, with early halting.
 
