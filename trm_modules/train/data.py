@@ -70,6 +70,14 @@ def heldout_pairs(codec: TaskCodec, data: Any) -> list[tuple[Json, Json]]:
                           **(data.test_difficulty or data.difficulty))
 
 
+#: The hard training set's seed is the recipe's data seed plus this; its held-out set adds HELDOUT_SEED_OFFSET.
+HARD_SEED_OFFSET = 2_000_029
+
+
+def hard_seed(data: Any) -> int:
+    return data.seed + HARD_SEED_OFFSET
+
+
 def calibration_pairs(codec: TaskCodec, data: Any, count: int = 512) -> list[tuple[Json, Json]]:
     """Puzzles to calibrate halting on: the held-out distribution at another seed (not the test set)."""
     from .halting import CALIBRATION_SEED_OFFSET
@@ -87,13 +95,37 @@ class AugmentedSampler:
         self.augment = augment
         self.rng = np.random.default_rng(seed)
 
-    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = self.rng.integers(0, len(self.data), size=n)
-        inputs, labels = self.data.inputs[idx], self.data.labels[idx]
-        if self.augment:
+    def draw(self, n: int, step: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self._draw_from(self.data, n)
+
+    def _draw_from(self, data: TokenSet, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = self.rng.integers(0, len(data), size=n)
+        inputs, labels = data.inputs[idx], data.labels[idx]
+        if self.augment and n:
             inputs, labels = self.codec.augment(self.rng, inputs, labels)
         return (
             torch.from_numpy(np.ascontiguousarray(inputs)),
             torch.from_numpy(np.ascontiguousarray(labels)),
-            torch.from_numpy(self.data.puzzle_ids[idx]),
+            torch.from_numpy(data.puzzle_ids[idx]),
         )
+
+
+class CurriculumSampler(AugmentedSampler):
+    """Mixes a hard set into the draws: its share grows linearly from ``share[0]`` at step 0 to
+    ``share[1]`` at ``total_steps`` (one generator, so a checkpoint's sampler state covers both sets)."""
+
+    def __init__(self, codec: TaskCodec, data: TokenSet, hard: TokenSet, seed: Any, share: tuple[float, float],
+                 total_steps: int, augment: bool = True) -> None:
+        super().__init__(codec, data, seed, augment)
+        self.hard = hard
+        self.share = share
+        self.total_steps = max(1, total_steps)
+
+    def hard_share(self, step: int) -> float:
+        progress = min(1.0, max(0.0, step / self.total_steps))
+        return self.share[0] + (self.share[1] - self.share[0]) * progress
+
+    def draw(self, n: int, step: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n_hard = int(self.rng.binomial(n, self.hard_share(step)))
+        easy, hard = self._draw_from(self.data, n - n_hard), self._draw_from(self.hard, n_hard)
+        return tuple(torch.cat([a, b]) for a, b in zip(easy, hard))  # type: ignore[return-value]

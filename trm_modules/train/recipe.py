@@ -15,11 +15,31 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..codec import TaskSpec
 from ..errors import ConfigError
 from ..model import TRMConfig
+
+
+class HardSetSpec(BaseModel):
+    """Hard puzzles mixed into training by a curriculum: their share of the new examples grows with the step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    puzzles: int = Field(..., gt=0, description="Generated hard training puzzles (augmented on the fly).")
+    difficulty: dict[str, Any] = Field(default_factory=dict, description="Codec-specific generator settings.")
+    share: tuple[float, float] = Field(
+        (0.0, 0.5), description="Share of new training examples drawn from the hard set at the first and at the last "
+                                "step of the schedule, linear in between (a curriculum by difficulty).")
+    test_puzzles: int = Field(0, ge=0, description="Held-out hard puzzles evaluated at the end of a sitting (0: none).")
+
+    @field_validator("share")
+    @classmethod
+    def _shares_are_fractions(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= v <= 1.0 for v in value):
+            raise ValueError(f"each share must lie in [0, 1], got {list(value)}")
+        return value
 
 
 class DataSpec(BaseModel):
@@ -31,6 +51,7 @@ class DataSpec(BaseModel):
     test_difficulty: dict[str, Any] | None = Field(None, description="Generator settings of the held-out set (default: same).")
     augment: bool = True
     seed: int = 0
+    hard: HardSetSpec | None = Field(None, description="Hard puzzles mixed in by a curriculum ([data.hard]).")
 
 
 class OptimSpec(BaseModel):

@@ -29,7 +29,8 @@ from ..model import TRM, TRMConfig, count_parameters
 from ..plugins import get_codec
 from ..views import DEFAULT_VIEWS
 from .continuation import RUN_TRAINING_STATE, PackageStart, training_state_bytes
-from .data import AugmentedSampler, TokenSet, calibration_pairs, generate_set, heldout_pairs, heldout_seed
+from .data import (HELDOUT_SEED_OFFSET, AugmentedSampler, CurriculumSampler, TokenSet, calibration_pairs, encode_pairs,
+                   generate_set, hard_seed, heldout_pairs, heldout_seed)
 from .halting import CALIBRATION_SEED_OFFSET, calibrate_halting
 from .evaluate import EvalReport, evaluate, plot_report, rule_check_report
 from .losses import deep_supervision_loss
@@ -196,10 +197,13 @@ class Trainer:
             self.train_set = generate_set(self.codec, data.train_puzzles, data.seed, data.difficulty, cache / "train.npz")
             self.test_set = generate_set(self.codec, data.test_puzzles, heldout_seed(data),
                                          data.test_difficulty or data.difficulty, cache / "test.npz")
+            if data.hard is not None:
+                generate_set(self.codec, data.hard.puzzles, hard_seed(data), data.hard.difficulty, cache / "hard.npz")
         self.dist.barrier()
         if not self.dist.is_main:
             self.train_set = TokenSet.load(cache / "train.npz")
             self.test_set = TokenSet.load(cache / "test.npz")
+        self.hard_set = TokenSet.load(cache / "hard.npz") if data.hard is not None else None
         if extra_train is not None:
             self.train_set = TokenSet(
                 np.concatenate([self.train_set.inputs, extra_train.inputs]),
@@ -208,8 +212,13 @@ class Trainer:
             )
         # A continued run draws other examples than the sitting before it did (seeded by the step too).
         sampler_seed = seed * 7919 + self.dist.rank
-        self.sampler = AugmentedSampler(self.codec, self.train_set, augment=data.augment,
-                                        seed=[sampler_seed, self.step] if self.step else sampler_seed)
+        sampler_seeds = [sampler_seed, self.step] if self.step else sampler_seed
+        if data.hard is not None and self.hard_set is not None:
+            self.sampler: AugmentedSampler = CurriculumSampler(
+                self.codec, self.train_set, self.hard_set, sampler_seeds, data.hard.share, recipe.train.steps,
+                augment=data.augment)
+        else:
+            self.sampler = AugmentedSampler(self.codec, self.train_set, augment=data.augment, seed=sampler_seeds)
         torch.manual_seed(seed * 104729 + self.dist.rank + 1_000_003 * self.step)  # exploration draws differ per rank
         self.local_batch = max(1, recipe.train.batch_size // self.dist.world)
 
@@ -273,7 +282,7 @@ class Trainer:
             # Refill the slots whose example halted, and reset their carry.
             if bool(halted.any()):
                 rows = halted.nonzero().squeeze(-1)
-                new_tokens, new_labels, new_ids = self.sampler.draw(len(rows))
+                new_tokens, new_labels, new_ids = self.sampler.draw(len(rows), self.step)
                 tokens[rows] = new_tokens.to(self.device)
                 labels[rows] = new_labels.to(self.device)
                 ids[rows] = new_ids.to(self.device)
@@ -387,6 +396,18 @@ class Trainer:
                                   views=DEFAULT_VIEWS)
         if ruled is not None:
             evaluation["rule_check"] = ruled.to_json()
+        if data.hard is not None and data.hard.test_puzzles:
+            hard_pairs = self.codec.generate(np.random.default_rng(hard_seed(data) + HELDOUT_SEED_OFFSET),
+                                             data.hard.test_puzzles, **data.hard.difficulty)
+            hard_report = evaluate(ema_model, encode_pairs(self.codec, hard_pairs), device="cpu",
+                                   answer_table=self.codec.answer_token_table())
+            hard_ruled = rule_check_report(ema_model, self.codec, [inp for inp, _ in hard_pairs], views=DEFAULT_VIEWS)
+            evaluation["hard_heldout"] = {
+                "dataset": f"{len(hard_pairs)} freshly generated hard held-out puzzles "
+                           f"(seed {hard_seed(data) + HELDOUT_SEED_OFFSET}, {json.dumps(data.hard.difficulty)})",
+                **hard_report.to_json(),
+                **({"rule_check": hard_ruled.to_json()} if hard_ruled is not None else {}),
+            }
         (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
         training = {
             "recipe": str(self.recipe_path or self.recipe.name),
@@ -394,8 +415,11 @@ class Trainer:
             # Across sittings: the package this run continued from counted its own time.
             "wall_time_s": round(self.previous_wall_time_s + getattr(self, "wall_time_s", 0.0), 1),
             "hardware": hardware_description(self.device, self.dist.world),
-            "data": f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)}), "
-                    f"{'augmented on the fly' if data.augment else 'no augmentation'}",
+            "data": f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)})"
+                    + (f" and {len(self.hard_set)} hard ones ({json.dumps(data.hard.difficulty)}; share "
+                       f"{data.hard.share[0]:.0%} → {data.hard.share[1]:.0%} over the schedule)"
+                       if data.hard is not None and self.hard_set is not None else "")
+                    + f", {'augmented on the fly' if data.augment else 'no augmentation'}",
             "optimizer_steps": self.step,
             "parameters": count_parameters(self.model),
             "torch": torch.__version__,
