@@ -6,9 +6,11 @@ documents in the codecs' wire format; answers are judged by the task's rules onl
 
 Sudoku: ``py-sudoku`` (random blanking of a solved board, several solutions allowed), ``sudoku-py``
 (blanking while its solver finds one solution), ``dokusan`` (9×9 only: unique puzzles graded by
-solving technique). Mazes, drawn as many people draw them (a wall all around, corridors on odd
+solving technique); minimal 9×9 puzzles reduced with ``py-sudoku``'s and ``dokusan``'s own uniqueness
+checks. Mazes, drawn as many people draw them (a wall all around, corridors on odd
 coordinates): ``mazelib`` (ten classic algorithms; S and G at the two ends of the longest path) and
-``mazes`` (recursive backtracker; S and G in the package's own start and end cells, opposite corners).
+``mazes`` (recursive backtracker; S and G in the package's own start and end cells, opposite corners),
+``mazelib`` perfect mazes with a few walls knocked out (loops) and ``mazelib``'s recursive division.
 
 Install them with ``pip install -e '.[bench]'``.
 """
@@ -68,6 +70,52 @@ def dokusan(size: int, n: int, seed: int, blanks: tuple[float, float]) -> list[d
     return puzzles
 
 
+def py_sudoku_minimal(size: int, n: int, seed: int, blanks: tuple[float, float] | None = None) -> list[dict]:
+    """Minimal puzzles (no given can be removed without losing uniqueness) by ``py-sudoku``: its solved board,
+    givens removed in a random order while its own ``has_multiple_solutions()`` says the solution stays unique.
+    One pass suffices: a given whose removal broke uniqueness still breaks it once fewer givens remain."""
+    from sudoku import Sudoku
+
+    rows, cols = BOXES[size]
+    rng = random.Random(seed)
+    puzzles = []
+    while len(puzzles) < n:
+        board = Sudoku(cols, rows, seed=rng.randrange(2**31)).difficulty(0.01).board
+        grid = [row[:] for row in Sudoku(cols, rows, board=board).solve().board]
+        cells = [(r, c) for r in range(size) for c in range(size)]
+        rng.shuffle(cells)
+        for r, c in cells:
+            value, grid[r][c] = grid[r][c], None
+            if Sudoku(cols, rows, board=grid).has_multiple_solutions():
+                grid[r][c] = value
+        puzzles.append({"grid": [[cell or 0 for cell in row] for row in grid]})
+    return puzzles
+
+
+def dokusan_minimal(size: int, n: int, seed: int, blanks: tuple[float, float] | None = None) -> list[dict]:
+    """Minimal 9×9 puzzles by ``dokusan``: its hardest random puzzle (``avg_rank=300``), then every remaining
+    given removed in a random order unless its own ranking solver reports several solutions."""
+    if size != 9:
+        raise ValueError("dokusan generates 9x9 puzzles only")
+    from dokusan import exceptions, generators, stats
+    from dokusan.boards import Cell
+
+    random.seed(seed)  # the package draws from the global generator
+    puzzles = []
+    for _ in range(n):
+        board = generators.random_sudoku(avg_rank=300)
+        givens = [cell for cell in board.cells() if cell.value]
+        random.shuffle(givens)
+        for cell in givens:
+            board.update([Cell(position=cell.position)])
+            try:
+                stats.rank(board)
+            except exceptions.MultipleSolutions:
+                board.update([cell])
+        puzzles.append({"grid": [[cell.value or 0 for cell in row] for row in board.rows()]})
+    return puzzles
+
+
 # ----------------------------------------------------------------------------- mazes
 def _render(walls: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> dict:
     rows = [["#" if wall else "." for wall in row] for row in walls]
@@ -115,6 +163,58 @@ def mazelib(size: int, n: int, seed: int) -> list[dict]:
     return mazes
 
 
+def _knock_out_walls(walls: np.ndarray, count: int, rng: random.Random) -> np.ndarray:
+    """Open ``count`` interior walls that separate two corridor cells (odd coordinates): loops appear, so a
+    maze has several shortest paths. The enclosing wall stays."""
+    walls = walls.copy()
+    height, width = walls.shape
+    between = [(r, c) for r in range(1, height - 1) for c in range(1, width - 1) if walls[r, c]
+               and ((r % 2 == 1 and c % 2 == 0 and not walls[r, c - 1] and not walls[r, c + 1])
+                    or (r % 2 == 0 and c % 2 == 1 and not walls[r - 1, c] and not walls[r + 1, c]))]
+    for r, c in rng.sample(between, min(count, len(between))):
+        walls[r, c] = False
+    return walls
+
+
+def mazelib_loops(size: int, n: int, seed: int) -> list[dict]:
+    """``mazelib`` perfect mazes (ten algorithms) with 1 to 3 walls between corridors knocked out (loops,
+    several shortest paths), the enclosing wall kept; S and G at the two ends of the longest path."""
+    import importlib
+
+    from mazelib import Maze
+
+    cells = (size - 1) // 2
+    rng = random.Random(seed + 7)  # other mazes than ``mazelib`` draws at the same seed
+    mazes = []
+    for i in range(n):
+        algorithm = MAZELIB_ALGORITHMS[i % len(MAZELIB_ALGORITHMS)]
+        maze = Maze(rng.randrange(2**31))
+        maze.generator = getattr(importlib.import_module(f"mazelib.generate.{algorithm}"), algorithm)(cells, cells)
+        maze.generate()
+        walls = _knock_out_walls(np.asarray(maze.grid, dtype=bool), rng.randint(1, 3), rng)
+        start = _farthest(walls, (1, 1))
+        mazes.append(_render(walls, start, _farthest(walls, start)))
+    return mazes
+
+
+def mazelib_division(size: int, n: int, seed: int) -> list[dict]:
+    """``mazelib``'s recursive-division mazes; S and G at the two ends of the longest path."""
+    from mazelib import Maze
+    from mazelib.generate.Division import Division
+
+    cells = (size - 1) // 2
+    rng = random.Random(seed)
+    mazes = []
+    for _ in range(n):
+        maze = Maze(rng.randrange(2**31))
+        maze.generator = Division(cells, cells)
+        maze.generate()
+        walls = np.asarray(maze.grid, dtype=bool)
+        start = _farthest(walls, (1, 1))
+        mazes.append(_render(walls, start, _farthest(walls, start)))
+    return mazes
+
+
 def mazes_package(size: int, n: int, seed: int) -> list[dict]:
     """``mazes`` (recursive backtracker on cells with walls between them), drawn as blocks; S and G in the
     start (bottom-left) and end (top-right) cells the package carves from, the border left closed."""
@@ -142,4 +242,9 @@ def mazes_package(size: int, n: int, seed: int) -> list[dict]:
 
 SUDOKU_GENERATORS: dict[str, Callable[..., list[dict]]] = {"py-sudoku": py_sudoku, "sudoku-py": sudoku_py,
                                                           "dokusan": dokusan}
-MAZE_GENERATORS: dict[str, Callable[..., list[dict]]] = {"mazelib": mazelib, "mazes": mazes_package}
+#: Minimal puzzles (9×9: 22–27 givens), far harder than the 25–57 givens of SUDOKU_GENERATORS.
+MINIMAL_SUDOKU_GENERATORS: dict[str, Callable[..., list[dict]]] = {"py-sudoku-minimal": py_sudoku_minimal,
+                                                                  "dokusan-minimal": dokusan_minimal}
+MAZE_GENERATORS: dict[str, Callable[..., list[dict]]] = {"mazelib": mazelib, "mazes": mazes_package,
+                                                        "mazelib-loops": mazelib_loops,
+                                                        "mazelib-division": mazelib_division}

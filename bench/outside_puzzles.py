@@ -3,6 +3,9 @@
     pip install -e '.[bench]'
     python bench/outside_puzzles.py                                   # the shipped modules, 300 puzzles each
     python bench/outside_puzzles.py registry/packages/maze-9x9/maze-9x9-1.1.0.trm --puzzles 500 --json out.json
+    python bench/outside_puzzles.py registry/packages/sudoku-9x9/sudoku-9x9-1.0.0.trm \
+        --generators py-sudoku-minimal,dokusan-minimal        # minimal 9×9 puzzles (22–27 givens)
+    python bench/outside_puzzles.py PATH/maze-15x15-….trm      # 15×15 mazes: the generators take any odd size
 
 Each package answers through the path `trm solve` takes (``answer_documents``: schema check, batched
 solve with halting, constrained decoding, test-time views), once with ``--views 1`` (the first answer)
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from outside_generators import MAZE_GENERATORS, SUDOKU_GENERATORS  # noqa: E402
+from outside_generators import MAZE_GENERATORS, MINIMAL_SUDOKU_GENERATORS, SUDOKU_GENERATORS  # noqa: E402
 
 from trm_modules.package import open_package  # noqa: E402
 from trm_modules.package.task_schema import task_validator  # noqa: E402
@@ -50,13 +53,17 @@ class WholeVocabulary:
         return None
 
 
-def outside_puzzles(codec, count: int, seed: int) -> dict[str, list[dict]]:
-    """``count`` inputs from every outside generator of the codec's task and size."""
+def outside_puzzles(codec, count: int, seed: int, only: set[str] | None = None) -> dict[str, list[dict]]:
+    """``count`` inputs from every outside generator of the codec's task and size (``only``: these names)."""
+    wanted = (lambda name: only is None or name in only)
     if codec.name == "sudoku":
-        return {name: make(codec.size, count, seed, SUDOKU_BLANKS[codec.size])
-                for name, make in SUDOKU_GENERATORS.items() if name != "dokusan" or codec.size == 9}
+        sets = {name: make(codec.size, count, seed, SUDOKU_BLANKS[codec.size])
+                for name, make in SUDOKU_GENERATORS.items() if wanted(name) and (name != "dokusan" or codec.size == 9)}
+        sets.update({name: make(codec.size, count, seed) for name, make in MINIMAL_SUDOKU_GENERATORS.items()
+                     if wanted(name) and codec.size == 9})
+        return sets
     if codec.name == "maze":
-        return {name: make(codec.size, count, seed) for name, make in MAZE_GENERATORS.items()}
+        return {name: make(codec.size, count, seed) for name, make in MAZE_GENERATORS.items() if wanted(name)}
     raise SystemExit(f"no outside generator for the {codec.name!r} task")
 
 
@@ -71,11 +78,12 @@ def judge(model, codec, schema, documents, views: int) -> dict:
             "seconds_per_puzzle": seconds / len(documents), "errors": len(documents) - len(answers)}
 
 
-def measure(path: Path, count: int, seed: int, default_views: int = DEFAULT_VIEWS) -> list[dict]:
+def measure(path: Path, count: int, seed: int, default_views: int = DEFAULT_VIEWS,
+            only: set[str] | None = None) -> list[dict]:
     package = open_package(path)
     model, codec = package.load_model(), package.codec()
     rows = []
-    for generator, documents in outside_puzzles(codec, count, seed).items():
+    for generator, documents in outside_puzzles(codec, count, seed, only).items():
         baseline = judge(model, WholeVocabulary(codec), package.input_schema, documents, views=1)
         first = judge(model, codec, package.input_schema, documents, views=1)
         default = judge(model, codec, package.input_schema, documents, views=default_views)
@@ -94,6 +102,8 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=DEFAULT_VIEWS,
                         help="Views of the default answer (1 skips the views: an untrained pre-release fails all).")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
+    parser.add_argument("--generators", help="Comma-separated generator names (default: all for the task), e.g. "
+                        "py-sudoku-minimal,dokusan-minimal or mazelib-loops.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -101,7 +111,8 @@ def main() -> None:
               f"{'s/puzzle':>9} {'baseline':>9} {'ratio':>6}")
     print(header)
     for path in args.packages:
-        for row in measure(path, args.puzzles, args.seed, args.views):
+        only = set(args.generators.split(",")) if args.generators else None
+        for row in measure(path, args.puzzles, args.seed, args.views, only):
             rows.append(row)
             ratio = row["ratio_first_to_baseline"]
             print(f"{row['module']:<22} {row['generator']:<10} {row['first']['valid']:>7.1%} "

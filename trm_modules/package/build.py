@@ -120,6 +120,12 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
             lines.append(f"- halting calibrated on {halting.get('dataset') or 'held-out puzzles'} ({rule}): first answer "
                          f"valid {halting['accuracy']:.4f} in {halting['mean_steps']:.2f} steps (q_halt > 0 would give "
                          f"{halting['default_accuracy']:.4f} in {halting.get('default_mean_steps', 0):.2f})")
+        hard = (evaluation.model_extra or {}).get("hard_heldout")
+        if isinstance(hard, dict) and "accuracy_all_steps" in hard:
+            hard_ruled = hard.get("rule_check") if isinstance(hard.get("rule_check"), dict) else {}
+            lines.append(f"- hard held-out ({hard.get('dataset', 'hard puzzles')}): exact {hard['accuracy_all_steps']:.4f} "
+                         f"at all steps" + (f", valid as `trm solve` answers {hard_ruled['valid']:.4f}"
+                                            if "valid" in hard_ruled else ""))
         outside = (evaluation.model_extra or {}).get("outside")
         if isinstance(outside, list) and outside:
             lines += ["", "On puzzles from generators written elsewhere (judged by the rules only; "
@@ -133,6 +139,20 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
                                  f"{row['first']['mean_steps']:.2f} |")
                 except (KeyError, TypeError):
                     continue
+        lines.append("")
+    history = provenance.history if provenance is not None and provenance.history else []
+    if history:
+        points = sorted(history, key=lambda point: point.get("step", 0))
+        lines += ["## Training history", "", f"Held-out exact accuracy against optimiser step over every sitting "
+                  f"({len(points)} evaluations; `card/accuracy_vs_training_step.png`):", "",
+                  "| step | exact | sitting |", "|---|---|---|"]
+        shown = points if len(points) <= 12 else points[:: max(1, len(points) // 10)] + [points[-1]]
+        seen: set[int] = set()
+        for point in shown:
+            if point.get("step") in seen:
+                continue
+            seen.add(point.get("step"))
+            lines.append(f"| {point.get('step')} | {float(point.get('exact', 0)):.3f} | {point.get('sitting') or ''} |")
         lines.append("")
     for image in images:
         lines += [f"![{Path(image).stem}]({image})", ""]

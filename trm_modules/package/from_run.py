@@ -17,7 +17,7 @@ from .build import build_package
 from .errors import BuildError
 from ..solving import Answer, solve_inputs
 
-RUN_PLOTS = ("accuracy_vs_steps.png", "halting_steps.png")
+RUN_PLOTS = ("accuracy_vs_steps.png", "halting_steps.png", "accuracy_vs_training_step.png")
 #: How many examples a package built from a run carries.
 DEFAULT_EXAMPLE_COUNT = 8
 
@@ -150,6 +150,8 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         "optimizer_steps": training.get("optimizer_steps"), "feedback_window": training.get("feedback_window"),
         "recipe_toml": training.get("recipe_toml"), "feedback_data": training.get("feedback_data"),
         "continued_from": training.get("continued_from"), "continued_at_step": training.get("continued_at_step"),
+        "history": [{**point, "sitting": point.get("sitting") or f"{name}@{version}"}
+                    for point in training.get("history") or []] or None,
         "changes": changes,
     }
     extra_files = {f"card/{plot}": (run_dir / plot).read_bytes() for plot in RUN_PLOTS if (run_dir / plot).is_file()}

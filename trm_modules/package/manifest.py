@@ -99,6 +99,8 @@ class Provenance(BaseModel):
     hardware: str | None = None
     wall_time_s: float | None = None
     optimizer_steps: int | None = None
+    #: Held-out exact accuracy against optimiser step over every sitting of the run (the card plots it).
+    history: list[dict[str, Any]] | None = None
 
 
 class FileEntry(BaseModel):

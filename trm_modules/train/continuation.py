@@ -15,7 +15,8 @@ the EMA weights and the optimiser from fresh moments.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -68,6 +69,8 @@ class PackageStart:
     moments: dict[str, dict[str, torch.Tensor]]  # moment name → parameter name → tensor
     step: int
     wall_time_s: float
+    #: Held-out accuracy against training step over the sittings before (``provenance.history``).
+    history: list[dict] = field(default_factory=list)
 
     def check_fits(self, config: TRMConfig, task: dict) -> None:
         """Refuse a recipe whose task or architecture differs from the package's (the weights would not fit)."""
@@ -138,4 +141,18 @@ def load_package_start(path: str | os.PathLike, trusted_keys: str | os.PathLike 
         task={"codec": manifest.task.codec, "params": dict(manifest.task.params)},
         ema=ema, live=live, moments=moments, step=int(step),
         wall_time_s=float((provenance.wall_time_s if provenance else None) or 0.0),
+        history=_history_of(manifest, int(step)),
     )
+
+
+def _history_of(manifest: Any, step: int) -> list[dict]:
+    """The package's accuracy-by-training-step history; a package from before it was recorded gives the one
+    point it knows: its own held-out evaluation at its step."""
+    recorded = getattr(manifest.provenance, "history", None) if manifest.provenance else None
+    if recorded:
+        return [dict(point) for point in recorded]
+    evaluation = manifest.evaluation
+    value = getattr(evaluation, "value", None) if evaluation is not None else None
+    if value is None or not step:
+        return []
+    return [{"step": step, "exact": float(value), "sitting": f"{manifest.name}@{manifest.version}"}]

@@ -117,6 +117,38 @@ def plot_report(report: EvalReport, out_dir: Path, title: str = "") -> list[Path
     return [acc_path, hist_path]
 
 
+def plot_history(history: list[dict], out_dir: Path, title: str = "") -> Path | None:
+    """Write ``accuracy_vs_training_step.png``: held-out exact accuracy against optimiser step over every
+    sitting of a run (``history`` points: step, exact, optional exact_halting); None when there is none."""
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    points = sorted(history, key=lambda point: point["step"])
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
+    ax.plot([p["step"] for p in points], [p["exact"] * 100 for p in points], marker="o", ms=3,
+            label="held-out exact, all steps")
+    halting = [p for p in points if p.get("exact_halting") is not None]
+    if halting:
+        ax.plot([p["step"] for p in halting], [p["exact_halting"] * 100 for p in halting], ls="--", c="gray",
+                label="with halting")
+    ax.set_xlabel("optimiser step (all sittings)")
+    ax.set_ylabel("exact answers (%)")
+    ax.set_title((title + ": " if title else "") + "accuracy vs training step")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out_dir / "accuracy_vs_training_step.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 @dataclass
 class RuleReport:
     """How many answers the task's rules accept, answering as ``trm solve`` does (halting, views)."""

@@ -32,7 +32,7 @@ from .continuation import RUN_TRAINING_STATE, PackageStart, training_state_bytes
 from .data import (HELDOUT_SEED_OFFSET, AugmentedSampler, CurriculumSampler, TokenSet, calibration_pairs, encode_pairs,
                    generate_set, hard_seed, heldout_pairs, heldout_seed)
 from .halting import CALIBRATION_SEED_OFFSET, calibrate_halting
-from .evaluate import EvalReport, evaluate, plot_report, rule_check_report
+from .evaluate import EvalReport, evaluate, plot_history, plot_report, rule_check_report
 from .losses import deep_supervision_loss
 from .recipe import Recipe
 
@@ -183,7 +183,9 @@ class Trainer:
         self.step = 0
         self.init_from = init_from
         self.previous_wall_time_s = 0.0
+        self.history: list[dict] = []  # held-out exact accuracy by optimiser step, over every sitting
         if init_from is not None:
+            self.history = [dict(point) for point in init_from.history]
             init_from.check_fits(self.config, {"codec": self.codec.name, "params": self.codec.params})
             self.ema.shadow = {k: v.to(self.device) for k, v in init_from.restore(self.model, self.optimizer).items()}
             self.step = init_from.step
@@ -326,6 +328,9 @@ class Trainer:
                 evaluation_set = self.test_set if last else self.test_set.head(opt.eval_puzzles)
                 report = evaluate(self.ema.averaged(model), evaluation_set, device=self.device,
                                   answer_table=self.codec.answer_token_table())
+                self.history.append({"step": self.step, "exact": report.accuracy_all_steps,
+                                     "exact_halting": report.accuracy_halting, "puzzles": report.puzzles,
+                                     "wall_time_s": round(self.previous_wall_time_s + time.perf_counter() - t0, 1)})
                 final = report if last else None
                 model.train()
             if self.step % opt.eval_every == 0 or last:
@@ -423,6 +428,7 @@ class Trainer:
             "optimizer_steps": self.step,
             "parameters": count_parameters(self.model),
             "torch": torch.__version__,
+            "history": self.history,
             # The recipe travels inside the package so a maintainer can retrain from the package alone.
             "recipe_toml": self.recipe_toml(),
             **self.extra_provenance,
@@ -433,6 +439,7 @@ class Trainer:
             for inp, outp in self.codec.generate(rng, 4, **(data.test_difficulty or data.difficulty)):
                 fh.write(json.dumps({"input": inp, "output": outp}) + "\n")
         plot_report(report, out, title=self.recipe.name)
+        plot_history(self.history, out, title=self.recipe.name)
 
 
 def train(recipe: Recipe, out_dir: str | Path, device: str | None = None, resume: bool = False,
