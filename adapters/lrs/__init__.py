@@ -3,8 +3,10 @@
 Statements, State, Activity Profile, Agent Profile, Activities, Agents and About, kept in the
 store's database (SQLite or PostgreSQL; tables of ``tables.py``, migration ``0004_xapi_lrs``).
 Clients authenticate with an API token: ``Authorization: Basic base64(<anything>:<token>)`` (what
-xAPI content sends) or ``Bearer <token>``; the token needs the ``feedback`` (or ``admin``) scope and
-becomes the statements' ``authority``.
+xAPI content sends) or ``Bearer <token>``; the token needs the ``feedback`` (or ``admin``) scope to
+write, which it becomes the ``authority`` of, or ``read`` to read. A token limited to courses reads and
+writes only the statements of its courses (``courses.py`` says how a statement's course is told) and
+none of the documents.
 
 Configuration: ``Settings.xapi_cors_origins`` (``TRM_XAPI_CORS_ORIGINS``), comma-separated origins
 whose browser content may call the LRS (default ``*``: any origin; credentials travel in the
@@ -43,12 +45,12 @@ def lrs_for_runtime(runtime: Any, settings: LrsSettings | None = None) -> LrsHtt
     engine = runtime.store.engine
     tokens = runtime.tokens
 
-    def verify_token(secret: str) -> tuple[str, str, tuple[str, ...]] | None:
-        scopes = tokens.verify_cached(secret) or tokens.verify(secret)
-        if scopes is None:
+    def verify_token(secret: str) -> tuple[str, str, tuple[str, ...], frozenset[str] | None] | None:
+        grant = tokens.grant_cached(secret) or tokens.grant(secret)
+        if grant is None:
             return None
         token_id = secret.split("_")[1] if secret.count("_") >= 2 else "token"
-        return token_id, f"trm-modules API token {token_id}", scopes
+        return token_id, f"trm-modules API token {token_id}", grant.scopes, grant.courses
 
     settings = settings or lrs_settings(runtime.settings)
     bridge = FeedbackBridge(runtime.recorder, runtime.host.feedback, runtime.host.flush)

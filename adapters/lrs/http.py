@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from trm_modules.server.auth import bearer_or_basic_secret
 from trm_modules.store import StoreError
 
+from .courses import CourseScope, scope_for
 from .documents import DocumentKey, DocumentStore, Preconditions, is_json_type
 from .errors import Forbidden, InternalError, ParameterInvalid, StoreAway, Unauthorized, XapiError
 from .identity import agent_key, in_format, statement_index
@@ -41,6 +42,8 @@ ABOUT_VERSIONS = ["1.0.3", "1.0.2", "1.0.1", "1.0.0"]
 ACCEPTED_VERSION = re.compile(r"^(1\.0(\.\d+)?|2\.0(\.\d+)?)$")
 PROBLEM_TYPE_BASE = "tag:trm-modules,2025:problems/"
 WRITE_SCOPES = ("feedback", "admin")
+#: Scopes that may read (GET / HEAD) the LRS: the writers, and ``read`` (reports).
+READ_SCOPES = WRITE_SCOPES + ("read",)
 ALTERNATE_HEADERS = ("authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
                      "if-none-match")
 EXPOSED_HEADERS = "ETag, Last-Modified, X-Experience-API-Version, X-Experience-API-Consistent-Through"
@@ -80,6 +83,7 @@ class XapiRequest:
     headers: dict[str, str]
     body: bytes
     authority: dict[str, Any] | None = None
+    scope: CourseScope | None = None  # the courses of a limited token (None: every course)
 
 
 @dataclass
@@ -111,13 +115,14 @@ def http_date(moment: datetime) -> str:
 class LrsHttp:
     """Answers xAPI requests with a statement store and a document store.
 
-    ``verify_token(secret) -> (token id, name, scopes) | None`` checks credentials;
+    ``verify_token(secret) -> (token id, name, scopes[, courses]) | None`` checks credentials (``courses``:
+    the courses a limited token may see, None for every course; ``courses.CourseScope`` applies them);
     ``on_stored(statements)`` is told about every statement a request stored or repeated (feedback
     bridge; a repeat lets a client's retry complete what a failed request left undone).
     """
 
     def __init__(self, statements: StatementStore, documents: DocumentStore, settings: LrsSettings,
-                 verify_token: Callable[[str], tuple[str, str, tuple[str, ...]] | None],
+                 verify_token: Callable[[str], tuple[Any, ...] | None],
                  on_stored: Callable[[list[dict[str, Any]]], Any] | None = None) -> None:
         self.statements = statements
         self.documents = documents
@@ -130,7 +135,11 @@ class LrsHttp:
         """Answer one request (already unwrapped from the alternate syntax)."""
         if request.resource != "about":
             self._check_version(request.headers.get("x-experience-api-version"))
-            request.authority = self._authenticate(request.headers.get("authorization"))
+            request.authority, request.scope = self._authenticate(request.headers.get("authorization"),
+                                                                  request.method in ("GET", "HEAD"))
+            if request.scope is not None and request.resource != "statements":
+                raise Forbidden(f"/{request.resource} is not kept by course; a token limited to the course(s) "
+                                f"{request.scope.describe()} may use /statements only")
         handler = getattr(self, "_" + request.resource.replace("/", "_"))
         reply = handler(request)
         if request.method == "HEAD":
@@ -146,7 +155,7 @@ class LrsHttp:
             raise ParameterInvalid(f"xAPI version {value!r} is not supported; send 1.0.x (or 2.0.x)",
                                    "X-Experience-API-Version")
 
-    def _authenticate(self, header: str | None) -> dict[str, Any]:
+    def _authenticate(self, header: str | None, reading: bool) -> tuple[dict[str, Any], CourseScope | None]:
         secret = bearer_or_basic_secret(header)
         if secret is None:
             raise Unauthorized("the LRS needs credentials: Basic auth with an API token as the password "
@@ -154,11 +163,26 @@ class LrsHttp:
         found = self.verify_token(secret)
         if found is None:
             raise Unauthorized("the token is unknown or revoked")
-        token_id, name, scopes = found
-        if not set(scopes) & set(WRITE_SCOPES):
-            raise Forbidden(f"the LRS needs a token with the 'feedback' scope; this one has {', '.join(scopes)}")
-        return {"objectType": "Agent", "name": name,
-                "account": {"homePage": self.settings.authority_home.rstrip("/"), "name": token_id}}
+        token_id, name, scopes = found[:3]
+        courses = found[3] if len(found) > 3 else None
+        if not set(scopes) & set(READ_SCOPES if reading else WRITE_SCOPES):
+            needed = "'feedback' or 'read'" if reading else "'feedback'"
+            raise Forbidden(f"the LRS needs a token with the {needed} scope; this one has {', '.join(scopes)}")
+        authority = {"objectType": "Agent", "name": name,
+                     "account": {"homePage": self.settings.authority_home.rstrip("/"), "name": token_id}}
+        return authority, scope_for(courses, self.settings.authority_home, self.statements.engine)
+
+    def _check_courses(self, request: XapiRequest, statements: list[Any]) -> None:
+        """Refuse (403) a write by a limited token unless every statement is of its courses."""
+        scope = request.scope
+        if scope is None:
+            return
+        for index, statement in enumerate(statements):
+            if not isinstance(statement, dict) or not scope.allows(statement, self.statements.stored_any):
+                where = f" (statement {index})" if len(statements) > 1 else ""
+                raise Forbidden(f"a token limited to the course(s) {scope.describe()} stores statements of those "
+                                f"courses only{where}: name the course as a contextActivities grouping activity "
+                                f"({scope.iris[0]}), or refer to a solve recorded in it")
 
     # ---------------------------------------------------------------------------------- statements
     def _statements(self, request: XapiRequest) -> XapiReply:
@@ -183,6 +207,7 @@ class LrsHttp:
             check_uuid(statement_id, "?statementId", "statementId")
             if not isinstance(document, dict):
                 raise StatementInvalid("PUT /statements takes one statement (a JSON object)", "")
+            self._check_courses(request, [document])
             _, fresh = self.statements.store([document], request.authority or {}, attachments,
                                              statement_id=statement_id, batch=False)
             self.on_stored(fresh)
@@ -190,6 +215,7 @@ class LrsHttp:
         if params:
             raise ParameterInvalid(f"POST /statements takes no parameters, not {sorted(params)}", "?")
         batch = document if isinstance(document, list) else [document]
+        self._check_courses(request, batch)
         ids, fresh = self.statements.store(batch, request.authority or {}, attachments,
                                            batch=isinstance(document, list))
         self.on_stored(fresh)
@@ -213,6 +239,9 @@ class LrsHttp:
                                        f"?{single[0]}")
             check_uuid(params[single[0]], f"?{single[0]}", single[0])
             statement, _ = self.statements.get(params[single[0]], voided=single[0] == "voidedStatementId")
+            if request.scope is not None and not request.scope.allows(statement, self.statements.stored_any):
+                raise Forbidden(f"statement {params[single[0]]} is not of the course(s) {request.scope.describe()} "
+                                "this token is limited to")
             return self._statement_reply([statement], statement, fmt, languages, with_attachments,
                                          {**consistent, "Last-Modified": http_date(_stored(statement))})
         if "more" in params:
@@ -223,7 +252,7 @@ class LrsHttp:
             query = _statement_query(params)
             query.format, query.attachments = fmt, with_attachments
         fmt, with_attachments = query.format, query.attachments
-        page = self.statements.query(query)
+        page = self.statements.query(query, request.scope)
         document: dict[str, Any] = {"statements": page.statements,
                                     "more": f"{request.path}?more={page.more}" if page.more else ""}
         last = max((_stored(s) for s in page.statements), default=datetime.now(timezone.utc))

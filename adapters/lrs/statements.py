@@ -283,8 +283,16 @@ class StatementStore:
             conditions.append(exists().where(clause))
         return and_(*conditions) if conditions else true()
 
-    def query(self, query: StatementQuery) -> StoredPage:
-        """One page of the statements ``query`` selects, newest first unless ``ascending``; voided ones never."""
+    def stored_any(self, statement_id: str) -> dict[str, Any] | None:
+        """The stored statement ``statement_id``, voided or not, else None."""
+        s = tables.statements.c
+        with self.engine.connect() as connection:
+            return connection.execute(select(s.statement).where(s.id == statement_id.lower())).scalar()
+
+    def query(self, query: StatementQuery, scope: Any = None) -> StoredPage:
+        """One page of the statements ``query`` selects, newest first unless ``ascending``; voided ones never.
+
+        ``scope`` (a ``courses.CourseScope``): only statements of its courses."""
         s = tables.statements
         limit = min(query.limit or MAX_PAGE, MAX_PAGE)
         condition = self._matches(s, query)
@@ -293,6 +301,8 @@ class StatementStore:
             target = tables.statements.alias("target")
             condition = or_(condition, s.c.ref_target.in_(select(target.c.id).where(self._matches(target, query))))
         clauses = [s.c.voided.is_(False), condition]
+        if scope is not None:
+            clauses.append(scope.condition(s))
         if query.since:
             clauses.append(s.c.stored > query.since)
         if query.until:

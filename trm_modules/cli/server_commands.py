@@ -77,18 +77,24 @@ def register(app: typer.Typer) -> None:
         return TokenStore(Store(Settings(db_url=db).db))
 
     @token_app.command("create")
-    def token_create(scope: List[str] = typer.Option(..., "--scope", help="solve, feedback or admin (repeatable)."),
+    def token_create(scope: List[str] = typer.Option(..., "--scope",
+                                                    help="solve, feedback, read or admin (repeatable)."),
+                     course: List[str] = typer.Option([], "--course",
+                                                      help="Limit the token to this course (repeatable): it sees, "
+                                                           "solves, gives feedback and reports only there."),
                      name: str = typer.Option("", "--name", help="A label shown by `trm token list`."),
                      db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
         """Create a token; it is printed once and stored only as its sha256."""
         from ..server import TokenError
 
         try:
-            token, info = _tokens(db).create([s for item in scope for s in item.split(",")], name=name)
+            token, info = _tokens(db).create([s for item in scope for s in item.split(",")], name=name,
+                                             courses=course or None)
         except TokenError as exc:
             fail(exc)
-        errors.print(f"token {info.id} ({info.name}) with scopes {', '.join(info.scopes)}; it cannot be shown again:",
-                     highlight=False)
+        limited = f", limited to course(s) {', '.join(info.courses)}" if info.courses else ""
+        errors.print(f"token {info.id} ({info.name}) with scopes {', '.join(info.scopes)}{limited}; "
+                     "it cannot be shown again:", highlight=False)
         print(token)
 
     @token_app.command("list")
@@ -97,8 +103,9 @@ def register(app: typer.Typer) -> None:
         """List tokens (ids, names, scopes; never secrets)."""
         for info in _tokens(db).list(include_revoked=all_tokens):
             revoked = f"  revoked {info.revoked_at:%Y-%m-%d %H:%M}" if info.revoked_at else ""
+            courses = f"  courses {', '.join(info.courses)}" if info.courses else ""
             console.print(f"{info.id}  {info.name:<20} {' '.join(info.scopes):<24} "
-                          f"created {info.created_at:%Y-%m-%d %H:%M}{revoked}", highlight=False)
+                          f"created {info.created_at:%Y-%m-%d %H:%M}{courses}{revoked}", highlight=False)
 
     @token_app.command("revoke")
     def token_revoke(token_id: str = typer.Argument(..., help="The id `trm token list` shows."),

@@ -10,7 +10,7 @@
 from .app import create_app
 from .runtime import ServerRuntime, ServerSettings, StartReport, served_registry
 from .serve import serve
-from .tokens import SCOPES, TokenError, TokenInfo, TokenStore
+from .tokens import SCOPES, TokenError, TokenGrant, TokenInfo, TokenStore
 
 __all__ = ["create_app", "serve", "ServerRuntime", "ServerSettings", "StartReport", "served_registry", "SCOPES",
-           "TokenError", "TokenInfo", "TokenStore"]
+           "TokenError", "TokenGrant", "TokenInfo", "TokenStore"]

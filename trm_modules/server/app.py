@@ -1,7 +1,10 @@
 """The HTTP API (FastAPI): a thin shell over ``Host``, the registry and the store.
 
 Versioned under ``/v1``; OpenAPI docs at ``/docs``. Every ``/v1`` route needs a token with a
-scope (``solve``, ``feedback``, ``admin``); ``/healthz``, ``/metrics`` and the docs are open.
+scope (``solve``, ``feedback``, ``read``, ``admin``); ``/healthz``, ``/metrics`` and the docs are open.
+A token limited to courses sees and acts on those courses only (``auth.require_course``): other
+courses' solves, feedback and pins are 403 or left out, and changes that apply to every course
+(activate, rollback, canary, yank, upload) are 403.
 Plugins add routes through the ``trm_register_routes`` hook (the built-in xAPI endpoint
 ``/xapi`` is one, in ``adapters/lrs/``). Errors are RFC 9457 problem documents
 (``problems.py``); bodies over the limit are refused with 413 before parsing (``limits.py``).
@@ -29,7 +32,7 @@ from ..host import SlotState
 from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
 from ..package.archive import check_entry_name
-from .auth import require_scope
+from .auth import only_granted, require_course, require_every_course, require_scope
 from .limits import BodyLimitMiddleware, JsonDepthMiddleware
 from .openapi import install_openapi, operation_id
 from .problems import Problem, install_problem_handlers, invalid_document
@@ -54,7 +57,9 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
         version=trm_version,
         summary="Tiny Recursive Model reasoning modules for course platforms: solve, feedback, xAPI, admin.",
         description="Authenticate with `Authorization: Bearer <token>` (create one with "
-                    "`trm token create --scope solve|feedback|admin`). Errors are RFC 9457 problem documents.",
+                    "`trm token create --scope solve|feedback|read|admin`, optionally limited with `--course C`, "
+                    "repeatable: such a token is answered 403 outside its courses). Errors are RFC 9457 problem "
+                    "documents.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
@@ -92,15 +97,24 @@ def _runtime(request: Request) -> ServerRuntime:
     return request.app.state.runtime
 
 
-def _slot_response(state: SlotState, revision: int = 0, response: Response | None = None) -> SlotResponse:
+def _visible_pins(request: Request | None, pins: dict[str, str]) -> dict[str, str]:
+    """The pins of the courses the request's token may see (every pin for a token of every course)."""
+    if request is None:
+        return dict(pins)
+    return {course: pins[course] for course in only_granted(request, pins)}
+
+
+def _slot_response(state: SlotState, revision: int = 0, response: Response | None = None,
+                   request: Request | None = None) -> SlotResponse:
     if response is not None:
         response.headers["ETag"] = f'"{revision}"'
     return SlotResponse(name=state.name, active=state.active, canary=state.canary, canary_share=state.canary_share,
-                        pins=dict(state.pins), loaded=list(state.loaded), history=list(state.history), revision=revision)
+                        pins=_visible_pins(request, dict(state.pins)), loaded=list(state.loaded),
+                        history=list(state.history), revision=revision)
 
 
-def _routed(response: Response, result: tuple[SlotState, int]) -> SlotResponse:
-    return _slot_response(*result, response=response)
+def _routed(response: Response, result: tuple[SlotState, int], request: Request | None = None) -> SlotResponse:
+    return _slot_response(*result, response=response, request=request)
 
 
 def expected_revision(if_match: str | None = Header(None, description="The routing revision (ETag) the change is "
@@ -202,13 +216,15 @@ def _module_routes() -> APIRouter:
     @router.get("/modules", response_model=list[ModuleSummary], dependencies=[Depends(require_scope(None))],
                 summary="Modules: active and available versions, links to their task schemas")
     def list_modules(request: Request) -> list[ModuleSummary]:
-        return request.app.state.catalog.summaries()
+        summaries: list[ModuleSummary] = request.app.state.catalog.summaries()
+        return [s.model_copy(update={"pins": _visible_pins(request, s.pins)}) for s in summaries]
 
     @router.get("/modules/{name}", response_model=ModuleDetail, dependencies=[Depends(require_scope(None))],
                 summary="One module: manifest, model card, task schemas")
     def get_module(request: Request, name: str,
                    version: str | None = Query(None, description="Default: the active version.")) -> ModuleDetail:
-        return request.app.state.catalog.detail(name, version)
+        detail: ModuleDetail = request.app.state.catalog.detail(name, version)
+        return detail.model_copy(update={"pins": _visible_pins(request, detail.pins)})
 
     @router.get("/modules/{name}/schemas/{which}", dependencies=[Depends(require_scope(None))],
                 summary="The JSON Schema of the module's task input or output",
@@ -223,22 +239,25 @@ def _module_routes() -> APIRouter:
                  summary="Solve one task input with the version the context selects; answered once recorded",
                  responses={503: {"description": "The answer could not be recorded; retry (Retry-After)."}})
     async def solve(request: Request, name: str, body: SolveRequest) -> SolveResponse:
+        require_course(request, body.context.course, "this solve's context")
         answer = await _runtime(request).intake.solve(name, body.input, body.context, body.client_id)
         return SolveResponse(solve_id=answer.solve_id, module=answer.module, version=answer.version,
                              digest=answer.digest, output=answer.output, steps=answer.steps,
                              confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,
                              views=answer.views)
 
-    @router.get("/solves/{solve_id}", dependencies=[Depends(require_scope("solve"))],
+    @router.get("/solves/{solve_id}", dependencies=[Depends(require_scope(("solve", "read")))],
                 summary="A recorded solve (the xAPI activity a solve's statements name)")
     def get_solve(request: Request, solve_id: str) -> dict[str, Any]:
-        from ..store.models import Solve
+        from ..store.models import Context, Solve
 
         with _runtime(request).store.session() as session:
             solve = session.get(Solve, solve_id)
+            context = session.get(Context, solve.context_id) if solve is not None else None
         if solve is None:
             raise Problem(404, "not-found", "No such solve", f"no solve {solve_id!r} is recorded (yet: records are "
                                                              "written within a fraction of a second)")
+        require_course(request, context.course if context is not None else None, f"solve {solve_id!r}")
         return {"solve_id": solve.id, "module": solve.module, "version": solve.version, "digest": solve.digest,
                 "input": solve.input, "output": solve.output, "steps": solve.steps, "confidence": solve.confidence,
                 "valid": solve.valid, "created_at": solve.created_at.isoformat()}
@@ -250,7 +269,7 @@ def _module_routes() -> APIRouter:
                             404: {"description": "No such solve (and the event is not marked external)."},
                             503: {"description": "The store cannot take or check it now; retry (Retry-After)."}})
     async def feedback(request: Request, body: FeedbackRequest, response: Response) -> FeedbackAccepted:
-        accepted, new = await _runtime(request).intake.feedback(body)
+        accepted, new = await _runtime(request).intake.feedback(body, getattr(request.state, "grant", None))
         if not new:
             response.status_code = 200
         return accepted
@@ -316,6 +335,7 @@ def _admin_routes() -> APIRouter:
     async def upload_package(request: Request, activate: bool = Query(False, description="Make it the active version.")
                              ) -> PublishedPackage:
         runtime = _runtime(request)
+        require_every_course(request, "publishing a package")
         path = await _spool_upload(request)
         try:
             def publish() -> PublishedPackage:
@@ -347,51 +367,57 @@ def _admin_routes() -> APIRouter:
     def activate(request: Request, response: Response, name: str, body: VersionRequest,
                  revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
+        require_every_course(request, "activating a version")
         result = runtime.routing.activate(name, body.version, expected_revision=revision)
         runtime.metrics.swaps.labels(name, "activate").inc()
-        return _routed(response, result)
+        return _routed(response, result, request)
 
     @router.post("/modules/{name}/rollback", response_model=SlotResponse,
                  summary="Make the previously active version active again on every replica")
     def rollback(request: Request, response: Response, name: str,
                  revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
+        require_every_course(request, "rolling back a module")
         result = runtime.routing.rollback(name, expected_revision=revision)
         runtime.metrics.swaps.labels(name, "rollback").inc()
-        return _routed(response, result)
+        return _routed(response, result, request)
 
     @router.put("/modules/{name}/pins/{course}", response_model=SlotResponse,
                 summary="Answer one course's requests with a given version (on every replica)")
     def pin(request: Request, response: Response, name: str, course: str, body: VersionRequest,
             revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
+        require_course(request, course, "this pin")
         result = runtime.routing.pin(name, course, body.version, expected_revision=revision)
         runtime.metrics.swaps.labels(name, "pin").inc()
-        return _routed(response, result)
+        return _routed(response, result, request)
 
     @router.delete("/modules/{name}/pins/{course}", response_model=SlotResponse, summary="Stop pinning a course")
     def unpin(request: Request, response: Response, name: str, course: str,
               revision: int | None = Depends(expected_revision)) -> SlotResponse:
-        return _routed(response, _runtime(request).routing.unpin(name, course, expected_revision=revision))
+        require_course(request, course, "this pin")
+        return _routed(response, _runtime(request).routing.unpin(name, course, expected_revision=revision), request)
 
     @router.put("/modules/{name}/canary", response_model=SlotResponse,
                 summary="Send a share of learners to a canary version (share 0 stops it)")
     def canary(request: Request, response: Response, name: str, body: CanaryRequest,
                revision: int | None = Depends(expected_revision)) -> SlotResponse:
         runtime = _runtime(request)
+        require_every_course(request, "a module's canary")
         if body.share != 0 and body.version is None:
             raise invalid_document("a canary with a share above 0 needs a version", "/version")
         result = runtime.routing.set_canary(name, body.version if body.share else None, body.share,
                                             expected_revision=revision)
         if body.share:
             runtime.metrics.swaps.labels(name, "canary").inc()
-        return _routed(response, result)
+        return _routed(response, result, request)
 
     @router.post("/modules/{name}/versions/{version}/yank",
                  summary="Yank a published version (skipped by 'newest' and specifiers; exact pins still resolve)")
     def yank(request: Request, name: str, version: str, body: YankRequest | None = None,
              revision: int | None = Depends(expected_revision)) -> dict[str, Any]:
         body = body or YankRequest()
+        require_every_course(request, "yanking a version")
         runtime = _runtime(request)
         runtime.registry.resolve(name, version, include_yanked=True)  # 404 for a version that is not published
         _, routing_revision = runtime.routing.yank(name, version, body.reason, body.yanked, expected_revision=revision)

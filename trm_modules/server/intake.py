@@ -25,10 +25,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..host import Answer, Host
 from ..records import FeedbackEvent, new_id
 from ..store import Recorder, StoreUnavailable
-from ..store.models import Feedback, Solve
+from ..store.models import Context, Feedback, Solve
 from .acknowledge import RETRY_AFTER_S, IdClaims, RecentIds, acknowledged
+from .auth import course_forbidden
 from .problems import Problem
 from .schemas import FeedbackAccepted, FeedbackRequest
+from .tokens import TokenGrant
 
 #: Seconds a request waits for its event to become durable before it is answered 503.
 DURABLE_TIMEOUT_S = 30.0
@@ -44,6 +46,11 @@ def store_unavailable(detail: str) -> Problem:
 class _KnownFeedback:
     solve_id: str
     kind: str
+
+
+@dataclass(frozen=True)
+class _AnsweredSolve:
+    course: str | None
 
 
 class EventIntake:
@@ -62,16 +69,33 @@ class EventIntake:
         answer = await self.host.asolve(module, data, context, solve_id=solve_id)
         observed = await asyncio.wrap_future(answer.observed) if answer.observed is not None else []
         await acknowledged(observed, f"solve {answer.solve_id}", self.durable_timeout_s)
-        self.recent_solves.remember(answer.solve_id)
+        self.recent_solves.remember(answer.solve_id, _AnsweredSolve(getattr(context, "course", None) or None))
         return answer
 
-    async def feedback(self, body: FeedbackRequest) -> tuple[FeedbackAccepted, bool]:
-        """(the accepted event, whether it is new): raises a 404/503 problem when refused."""
+    async def feedback(self, body: FeedbackRequest, grant: TokenGrant | None = None) -> tuple[FeedbackAccepted, bool]:
+        """(the accepted event, whether it is new): raises a 404/503 problem when refused.
+
+        A ``grant`` limited to courses admits feedback only on solves of its courses (403 otherwise),
+        an ``external`` solve (whose course this store cannot know) not at all."""
         event_id = body.id or new_id()
+        limited = grant is not None and grant.limited
         async with self.claims.claim(event_id):
             known = await self._known_feedback(event_id)
             if known is not None:
+                if limited:
+                    await self._require_course_of(known.solve_id, grant, "the solve this feedback id is about")
                 return FeedbackAccepted(id=event_id, solve_id=known.solve_id, kind=known.kind, duplicate=True), False
+            if limited and body.external:
+                raise Problem(403, "course-forbidden", "Outside the token's courses",
+                              "feedback on an external solve names no course this store knows; a token limited to "
+                              "courses gives feedback only on solves recorded in its courses",
+                              errors=[{"detail": "external feedback with a course-limited token", "pointer": "/external"}])
+            if limited and await self._solve_known(body.solve_id):
+                await self._require_course_of(body.solve_id, grant, f"solve {body.solve_id!r}")
+            if limited and body.kind == "void" and body.voids:
+                voided = await self._known_feedback(body.voids, strict=True)
+                if voided is not None:
+                    await self._require_course_of(voided.solve_id, grant, f"the solve of feedback {body.voids!r}")
             if not body.external and not await self._solve_known(body.solve_id):
                 raise Problem(404, "unknown-solve", "No such solve",
                               f"no solve {body.solve_id!r} was recorded by this store; send feedback on a solve_id "
@@ -101,6 +125,28 @@ class EventIntake:
                                         "away; retry after the time in Retry-After") from exc
             return None  # the database is away: new as far as this server knows (the id keeps it stored once)
         return _KnownFeedback(row[0], row[1]) if row else None
+
+    async def course_of_solve(self, solve_id: str) -> tuple[bool, str | None]:
+        """(whether the solve is known, its course or None): from what this server answered, else the store."""
+        seen = self.recent_solves.get(solve_id)
+        if isinstance(seen, _AnsweredSolve):
+            return True, seen.course
+        try:
+            row = await run_in_threadpool(self._select, select(Context.course).join(Solve, Solve.context_id == Context.id)
+                                          .where(Solve.id == solve_id))
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            raise store_unavailable(f"cannot check the course of solve {solve_id!r} while the store is away; retry "
+                                    "after the time in Retry-After") from exc
+        return (True, row[0] or None) if row is not None else (False, None)
+
+    async def _require_course_of(self, solve_id: str, grant: TokenGrant | None, what: str) -> None:
+        if grant is None or not grant.limited:
+            return
+        known, course = await self.course_of_solve(solve_id)
+        if known and not grant.allows(course):
+            raise course_forbidden(course, grant, what)
+        if not known:
+            raise course_forbidden(None, grant, what)
 
     async def _solve_known(self, solve_id: str) -> bool:
         if solve_id in self.recent_solves:
