@@ -78,6 +78,9 @@ def test_the_onnx_step_leaves_a_bfloat16_model_as_it_is():
 
 
 def test_the_engine_setting_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv("TRM_ENGINE", raising=False)
+    assert Settings().engine == "auto"  # trm solve and trm serve measure unless told
+    monkeypatch.setenv("TRM_ENGINE", "eager")
     assert Settings().engine == "eager"
     monkeypatch.setenv("TRM_ENGINE", "onnx")
     assert Settings().engine == "onnx"

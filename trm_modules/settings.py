@@ -82,10 +82,17 @@ class Settings(BaseSettings):
     """``platform=https://lms.example,…``: the account homePage under which each platform's learner
     pseudonyms go to the LRS (``TRM_XAPI_HOMEPAGES``)."""
 
-    engine: Literal["eager", "onnx"] = "eager"
-    """What computes a model's supervision steps (``TRM_ENGINE``): ``eager`` (PyTorch, any device, the
-    default: no extra dependency, no export when a model loads) or ``onnx`` (ONNX Runtime on the CPU,
-    the ``onnx`` extra; faster for single puzzles, see ``bench/bench_latency.py``; same answers)."""
+    engine: Literal["eager", "onnx", "auto"] = "auto"
+    """What computes a model's supervision steps on the CPU (``TRM_ENGINE``): ``auto`` (the default: eager
+    or ONNX Runtime, on one core or all, whichever measures faster for the model at each batch shape when it
+    loads, ONNX admitted only with answers identical to eager; ``trm_modules.model.engine_choice``), ``eager``
+    (PyTorch, any device, no extra dependency, no export when a model loads) or ``onnx`` (ONNX Runtime,
+    the ``onnx`` extra; same answers)."""
+
+    precision: Literal["fp32", "bf16", "auto"] = "auto"
+    """Numeric precision of inference (``TRM_PRECISION``): ``auto`` (the default) takes bf16 only where the
+    device measures fast at bf16 and the package's own evaluation shows bf16 keeps its answers, else fp32
+    (``trm_modules.model.precision``); ``fp32``; ``bf16`` (autocast, eager engine)."""
 
     cuda_graphs: bool = False
     """Replay the supervision steps of models on CUDA devices from CUDA graphs (``TRM_CUDA_GRAPHS``;
@@ -119,6 +126,14 @@ class Settings(BaseSettings):
             return cls().engine
         except ValueError:  # pydantic's ValidationError
             return os.environ.get("TRM_ENGINE", "")
+
+    @classmethod
+    def precision_from_environment(cls) -> str:
+        """``precision`` as ``TRM_PRECISION`` or the settings file set it (a bad value returned as given)."""
+        try:
+            return cls().precision
+        except ValueError:  # pydantic's ValidationError
+            return os.environ.get("TRM_PRECISION", "")
 
     @property
     def db(self) -> str:

@@ -22,6 +22,7 @@ from .codec import TaskCodec
 from .errors import CodecError, json_pointer
 from .json_limits import check_json_depth
 from .model import TRM
+from .model.precision import autocast_for
 from .model.trm import StepFunction
 from .views import choose, decode_candidate, needs_more_views, views_of
 
@@ -72,16 +73,17 @@ RowSolver = Callable[[np.ndarray, np.ndarray], Rows]
 
 def solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None = None,
                  halt: bool = True, batch_size: int | None = None, answer_table: np.ndarray | None = None,
-                 step: StepFunction | None = None) -> Rows:
+                 step: StepFunction | None = None, precision: str = "fp32") -> Rows:
     """(answer tokens, steps, confidence) of (N, L) inputs on the model's device, ``batch_size`` rows at a time
     (all at once when None), decoding within ``answer_table`` (``TaskCodec.answer_token_table``). ``step``: the
-    engine's supervision step (``trm_modules.model.onnx_step.step_for_engine``; None: eager)."""
+    engine's supervision step (``trm_modules.model.onnx_step.step_for_engine``; None: eager). ``precision``:
+    ``fp32`` or ``bf16`` (autocast; ``trm_modules.model.precision``), already resolved."""
     device = model_device(model)
     table = None if answer_table is None else torch.from_numpy(answer_table).to(device)
     rows = batch_size or max(len(tokens), 1)
     parts = []
     engine = {"step": step} if step is not None else {}  # eager: the model's solve as it is (stand-ins too)
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast_for(precision, device):
         for start in range(0, len(tokens), rows):
             solution = model.solve(torch.from_numpy(tokens[start : start + rows]).to(device),
                                    torch.from_numpy(puzzle_ids[start : start + rows]).to(device),
@@ -93,7 +95,8 @@ def solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_
 
 def solve_inputs(model: TRM | None, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
                  halt: bool = True, batch_size: int = 256, views: int = 1,
-                 solve: RowSolver | None = None, step: StepFunction | None = None) -> list[Answer | ItemError]:
+                 solve: RowSolver | None = None, step: StepFunction | None = None,
+                 precision: str = "fp32") -> list[Answer | ItemError]:
     """Answer already-validated inputs in batches through ``model.solve``, decoding within what each
     input allows (``TaskCodec.answer_token_table``). ``solve``: solves the token rows instead of
     ``model`` (the host passes its device-thread batch runner).
@@ -112,7 +115,7 @@ def solve_inputs(model: TRM | None, codec: TaskCodec, inputs: list[dict[str, Any
         if model is None:
             raise ValueError("solve_inputs needs a model or a solve function")
         solve = functools.partial(solve_tokens, model, max_steps=max_steps, halt=halt, batch_size=batch_size,
-                                  answer_table=codec.answer_token_table(), step=step)
+                                  answer_table=codec.answer_token_table(), step=step, precision=precision)
     out, steps, confidence = solve(tokens, puzzle_ids)
     candidates = [[decode_candidate(codec, out[i], doc, int(steps[i]), float(confidence[i]))]
                   for i, doc in enumerate(inputs)]
@@ -181,8 +184,8 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
 
 def answer_documents(model: TRM, codec: TaskCodec, validator: Any, documents: list[Any], *,
                      max_steps: int | None = None, halt: bool = True,
-                     batch_size: int = 256, views: int = 1, step: StepFunction | None = None
-                     ) -> list[Answer | ItemError]:
+                     batch_size: int = 256, views: int = 1, step: StepFunction | None = None,
+                     precision: str = "fp32") -> list[Answer | ItemError]:
     """One result per document, in order: an ``Answer``, or an ``ItemError`` (bad document, undecodable answer).
 
     ``validator``: the input schema's validator (a package's: ``Package.input_validator``).
@@ -190,7 +193,7 @@ def answer_documents(model: TRM, codec: TaskCodec, validator: Any, documents: li
     results: list[Answer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
     good = [i for i, r in enumerate(results) if r is None]
     answers = solve_inputs(model, codec, [documents[i] for i in good], max_steps=max_steps, halt=halt,
-                           batch_size=batch_size, views=views, step=step)
+                           batch_size=batch_size, views=views, step=step, precision=precision)
     for index, answer in zip(good, answers):
         results[index] = answer
     return results  # type: ignore[return-value]
@@ -198,7 +201,7 @@ def answer_documents(model: TRM, codec: TaskCodec, validator: Any, documents: li
 
 def answer_jsonl(model: TRM, codec: TaskCodec, validator: Any, lines: list[str], *,
                  max_steps: int | None = None, halt: bool = True, batch_size: int = 256,
-                 views: int = 1, step: StepFunction | None = None) -> list[dict[str, Any]]:
+                 views: int = 1, step: StepFunction | None = None, precision: str = "fp32") -> list[dict[str, Any]]:
     """Answer JSONL lines: one JSON object per non-blank line, ``{"output": …}`` or ``{"error": …}``."""
     documents: list[Any] = []
     parse_errors: dict[int, ItemError] = {}
@@ -211,7 +214,8 @@ def answer_jsonl(model: TRM, codec: TaskCodec, validator: Any, lines: list[str],
             documents.append(None)
     pending = [i for i in range(len(lines)) if i not in parse_errors]
     answered = answer_documents(model, codec, validator, [documents[i] for i in pending],
-                                max_steps=max_steps, halt=halt, batch_size=batch_size, views=views, step=step)
+                                max_steps=max_steps, halt=halt, batch_size=batch_size, views=views, step=step,
+                                precision=precision)
     results: list[Any] = [None] * len(lines)
     for index, error in parse_errors.items():
         results[index] = error

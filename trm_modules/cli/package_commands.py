@@ -190,32 +190,52 @@ def solve(
     views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought "
                               "in (1: the model's first answer only)."),
     trusted_keys: TrustedKeysOption = None,
-    engine: Optional[str] = typer.Option(None, help="What computes the supervision steps: eager (PyTorch; the "
-                                         "default, or $TRM_ENGINE) or onnx (ONNX Runtime on the CPU; the onnx extra)."),
+    engine: Optional[str] = typer.Option(None, help="What computes the supervision steps: auto (the default, or "
+                                         "$TRM_ENGINE: eager or ONNX Runtime on 1 core or all, whichever measures "
+                                         "faster for this model when it loads, answers identical), eager (PyTorch) "
+                                         "or onnx (ONNX Runtime on the CPU; the onnx extra)."),
+    precision: Optional[str] = typer.Option(None, help="fp32, bf16 (autocast) or auto (the default, or "
+                                            "$TRM_PRECISION: bf16 only where this device measures fast at it and "
+                                            "the package's evaluation shows bf16 keeps its answers)."),
     cuda_graphs: Optional[bool] = typer.Option(None, "--cuda-graphs/--no-cuda-graphs",
                                                help="With --device cuda: replay the steps from CUDA graphs "
                                                     "(default $TRM_CUDA_GRAPHS, off; not yet timed on a GPU)."),
 ) -> None:
     """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid", "views"} or {"error"} per line."""
+    import numpy as np
+
+    from ..model.engine_choice import describe_step
     from ..model.onnx_step import check_engine, step_for_engine
+    from ..model.precision import check_precision, resolve_precision
     from ..package.registry import find_package
     from ..settings import Settings
     from ..solving import answer_jsonl
 
     with reported():
         chosen = check_engine(engine if engine is not None else Settings.engine_from_environment())
-        pkg = find_package(package, trusted_keys=trusted_keys)
-        model = pkg.load_model(device)
-        graphs = cuda_graphs if cuda_graphs is not None else Settings().cuda_graphs
-        step = step_for_engine(model, chosen, cuda_graphs=graphs)
+        asked = check_precision(precision if precision is not None else Settings.precision_from_environment())
         try:
             text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             errors.print(f"[bold red]error:[/] cannot read --input {input}: {exc}", markup=True, highlight=False)
             raise typer.Exit(1) from None
+        pkg = find_package(package, trusted_keys=trusted_keys)
+        model = pkg.load_model(device)
+        evaluation = pkg.manifest.evaluation
+        resolved = resolve_precision(asked, device, evaluation.model_dump() if evaluation is not None else None)
+        graphs = cuda_graphs if cuda_graphs is not None else Settings().cuda_graphs
+        codec = pkg.codec()
+        check = [inp for inp, _ in pkg.examples]
+        step = step_for_engine(model, chosen, cuda_graphs=graphs, precision=resolved.precision,
+                               check_tokens=np.stack([codec.encode_input(d) for d in check]) if check else None,
+                               check_puzzle_ids=np.asarray([codec.puzzle_id(d) for d in check]) if check else None,
+                               answer_table=codec.answer_token_table(),
+                               shapes=sorted({1, max(1, min(16, batch_size, len(text.splitlines())))}))
+        errors.print(f"{pkg.name}@{pkg.version} computes in {resolved.describe()}; {describe_step(step)}",
+                     highlight=False, soft_wrap=True)
         lines = [line for line in text.splitlines() if line.strip()]
         results = answer_jsonl(model, pkg.codec(), pkg.input_validator, lines, max_steps=max_steps, halt=not no_halt,
-                               batch_size=batch_size, views=views, step=step)
+                               batch_size=batch_size, views=views, step=step, precision=resolved.precision)
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
     if str(output) == "-":
         sys.stdout.write(body)

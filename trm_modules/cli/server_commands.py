@@ -27,11 +27,15 @@ def serve(
     max_body: Optional[int] = typer.Option(None, help="Largest request body in bytes (default 1 MiB; package "
                                                       "uploads: --max-package)."),
     max_package: Optional[int] = typer.Option(None, help="Largest package upload in bytes (default 256 MiB)."),
-    cpu_threads: Optional[int] = typer.Option(None, help="Intra-op threads of the CPU compute thread."),
+    cpu_threads: Optional[int] = typer.Option(None, help="The most intra-op threads a CPU batch may use (default: "
+                                              "every core; the auto engine also measures 1 and keeps the faster)."),
     views: Optional[int] = typer.Option(None, min=1, help=f"Test-time views an answer the task's rules reject is "
                                                           f"sought in (default {DEFAULT_VIEWS})."),
-    engine: Optional[str] = typer.Option(None, help="What computes the models' steps on the CPU: eager (PyTorch, "
-                                         "default) or onnx (ONNX Runtime; the onnx extra)."),
+    engine: Optional[str] = typer.Option(None, help="What computes the models' steps on the CPU: auto (default: "
+                                         "eager or ONNX Runtime, 1 core or all, measured per module and batch shape "
+                                         "when it loads), eager (PyTorch) or onnx (ONNX Runtime; the onnx extra)."),
+    precision: Optional[str] = typer.Option(None, help="fp32, bf16 (autocast) or auto (default: bf16 only where the "
+                                            "CPU measures fast at it and the package's evaluation shows no loss)."),
     bootstrap_token: bool = typer.Option(True, "--bootstrap-token/--no-bootstrap-token",
                                          help="Create and print an all-scopes token when the store has none."),
     trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of *.pub keys packages must be "
@@ -52,6 +56,7 @@ def serve(
     try:
         settings = ServerSettings(registry=registry, db=db, public_url=public_url, max_body_bytes=max_body,
                                   max_package_bytes=max_package, cpu_threads=cpu_threads, views=views, engine=engine,
+                                  precision=precision,
                                   trusted_keys=trusted_keys, allow_unsigned=allow_unsigned or None,
                                   registry_url=registry_url, registry_token=registry_token)
         if "public_url" not in settings.model_fields_set:

@@ -24,10 +24,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pluggy
+import torch
 from pydantic import ValidationError
 
 from ..errors import ModuleNotFound, json_pointer
 from ..model.onnx_step import check_engine, import_onnxruntime
+from ..model.precision import check_precision
 from ..package.semver import sort_versions
 from ..plugins import build_plugin_manager, call_hook, has_implementations, record_plugin_failure
 from ..records import ID_MAX, FeedbackEvent, SolveContext, SolveRecord, invalid_text_in, new_id
@@ -64,25 +66,29 @@ class Host:
     ``batch_window_ms`` / ``max_batch_size`` / ``batch_wait_fraction``: micro-batching — a batch
     waits for as many requests as the version has recently had callers, for at most
     ``batch_window_ms``, or that fraction of recent batches' compute time when longer, from the moment
-    the device is free (0 ms and 0 = batch only what is already waiting; ``host.batching``). ``cpu_threads``: intra-op threads of the CPU compute thread (default: torch's;
-    1 is fastest on machines shared with other busy processes). ``views``: test-time views an
+    the device is free (0 ms and 0 = batch only what is already waiting; ``host.batching``). ``cpu_threads``: the most intra-op threads a CPU batch may use (default: torch's, i.e.
+    every physical core unless the process set fewer; ``trm serve`` passes every core it may run on; the
+    ``auto`` engine measures 1 thread against them and keeps the faster). ``views``: test-time views an
     answer the task's rules reject is sought in (1: the model's first answer only; see
     ``trm_modules.views``). ``engine``: what computes the supervision steps of versions on the CPU, ``eager``
-    (PyTorch, the default) or ``onnx`` (ONNX Runtime, exported when a version loads; the same answers;
+    (PyTorch, the default), ``auto`` (measured per version and batch shape when it loads,
+    ``trm_modules.model.engine_choice``) or ``onnx`` (ONNX Runtime, exported when a version loads; the same answers;
     ``EngineUnavailable`` here when onnxruntime is not installed); versions on CUDA run eager, replayed
     from CUDA graphs with ``cuda_graphs`` (``trm_modules.model.cuda_graphs``; not yet timed). ``plugin_manager``: where codecs, sources, version policies, placement
     and observers come from — only from it (default: a new manager of the built-in, entry-point
     and ``TRM_PLUGINS`` plugins; ``build_plugin_manager(entry_points=False)`` keeps entry points out).
+    ``precision``: ``fp32`` (default), ``bf16`` or ``auto`` (per version: ``trm_modules.model.precision``).
     """
 
     def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
                  memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
                  max_batch_size: int = 64, batch_wait_fraction: float = 0.1,
                  cpu_threads: int | None = None, views: int = DEFAULT_VIEWS, engine: str = "eager",
-                 cuda_graphs: bool = False) -> None:
+                 cuda_graphs: bool = False, precision: str = "fp32") -> None:
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
         self.engine = check_engine(engine)
+        self.precision = check_precision(precision)
         self.cuda_graphs = cuda_graphs
         if engine == "onnx":
             import_onnxruntime()  # EngineUnavailable now, not at the first load
@@ -92,7 +98,7 @@ class Host:
         self.batch_window_s = batch_window_ms / 1000.0
         self.max_batch_size = max_batch_size
         self.batch_wait_fraction = batch_wait_fraction
-        self.cpu_threads = cpu_threads
+        self.cpu_threads = cpu_threads or torch.get_num_threads()
         self.placement = Placement(memory_budgets, choose_device=self._plugin_placement)
         self.events = EventDispatcher(self.pm)
         self._slots: dict[str, Slot] = {}
@@ -138,6 +144,12 @@ class Host:
         known = self.available_versions(module)
         raise ModuleNotFound(f"no source has {module!r} version {version!r}; available versions: {known}")
 
+    def computing(self) -> dict[str, str]:
+        """``{"name version": how its steps compute}`` for every loaded version (precision, engine, threads)."""
+        with self._slots_lock:
+            slots = list(self._slots.values())
+        return {f"{v.name} {v.version}": v.computing for slot in slots for v in slot.holders() if v.resident}
+
     # ================================================================ version control
     def _slot(self, module: str, create: bool = False) -> Slot:
         with self._slots_lock:
@@ -162,7 +174,8 @@ class Host:
             label = spec.version
             loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size,
                                    wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads,
-                                   views=self.views, engine=self.engine, cuda_graphs=self.cuda_graphs)
+                                   views=self.views, engine=self.engine, cuda_graphs=self.cuda_graphs,
+                                   precision=self.precision)
             self._acquire(loaded)
             self._ensure_resident(loaded)
             loaded.self_test()

@@ -26,7 +26,9 @@ import torch
 from ..codec import TaskCodec
 from ..errors import CodecError, json_pointer
 from ..model import TRM
+from ..model.engine_choice import describe_step
 from ..model.onnx_step import StepFunction, check_engine, step_for_engine
+from ..model.precision import ResolvedPrecision, check_precision, resolve_precision
 from ..package import Package
 from ..package.errors import SelfTestFailed
 from ..solving import Rows, grade_examples, solve_inputs, solve_tokens
@@ -62,6 +64,7 @@ class VersionSpec:
     memory_bytes: int
     load_model: Callable[[str], TRM]  # device → model in eval mode on that device
     source: str = "memory"
+    evaluation: dict[str, Any] | None = None  # the package's evaluation section (bf16 verdict for precision auto)
     _validator: Any = field(default=None, repr=False)
 
     @classmethod
@@ -92,8 +95,10 @@ class VersionSpec:
         def load_model(device: str) -> TRM:
             return pkg.load_model(device=device).eval()
 
+        evaluation = getattr(manifest, "evaluation", None)
         return cls(manifest.name, manifest.version, pkg.digest, pkg.codec(plugins), list(pkg.examples),
-                   devices, int(memory), load_model, source=str(getattr(pkg, "path", "package")))
+                   devices, int(memory), load_model, source=str(getattr(pkg, "path", "package")),
+                   evaluation=evaluation.model_dump() if evaluation is not None else None)
 
     @property
     def input_validator(self) -> Any:
@@ -120,9 +125,11 @@ class LoadedVersion:
 
     def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
                  wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1,
-                 engine: str = "eager", cuda_graphs: bool = False) -> None:
+                 engine: str = "eager", cuda_graphs: bool = False, precision: str = "fp32") -> None:
         self.spec = spec
         self.engine = check_engine(engine)
+        self.precision_asked = check_precision(precision)
+        self.precision: ResolvedPrecision | None = None  # resolved when loaded
         self.cuda_graphs = cuda_graphs
         self.step: StepFunction | None = None  # the engine's supervision step; None: eager
         self.views = views
@@ -172,12 +179,33 @@ class LoadedVersion:
         """
         model = self.spec.load_model(device)
         on_cpu = torch.device(device).type == "cpu"
+        self.precision = resolve_precision(self.precision_asked, device, self.spec.evaluation)
+        check = self._check_inputs()
         self.step = step_for_engine(model, self.engine if on_cpu else "eager", threads=self.cpu_threads,
-                                    cuda_graphs=self.cuda_graphs)
+                                    cuda_graphs=self.cuda_graphs, precision=self.precision.precision,
+                                    check_tokens=check[0], check_puzzle_ids=check[1],
+                                    answer_table=self.spec.codec.answer_token_table())
         self.device = device
         self.batcher = MicroBatcher(self.run_batch, window_s=self.window_s, max_batch_size=self.max_batch_size,
                                     wait_fraction=self.wait_fraction, name=f"trm-batcher-{self.name}-{self.version}")
         self.model = model  # last: ``resident`` turns true only once everything is in place
+
+    def _check_inputs(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The shipped examples, encoded: the inputs an ONNX step must answer exactly as eager does."""
+        codec, rows, ids = self.spec.codec, [], []
+        for data, _ in self.spec.examples:
+            try:
+                rows.append(np.asarray(codec.encode_input(data), dtype=np.int64))
+                ids.append(int(codec.puzzle_id(data)))
+            except Exception:  # noqa: BLE001 - a broken example is the self-test's to report
+                continue
+        return (np.stack(rows), np.asarray(ids, dtype=np.int64)) if rows else (None, None)
+
+    @property
+    def computing(self) -> str:
+        """How this version's steps compute: precision (and why, when chosen), engine, threads."""
+        precision = self.precision.describe() if self.precision is not None else self.precision_asked
+        return f"{precision}; {describe_step(self.step)} on {self.device}"
 
     def unload(self) -> None:
         """Stop the batcher and drop the model (the version may be loaded again later).
@@ -230,8 +258,9 @@ class LoadedVersion:
         # Intra-op threads are a per-thread setting: this changes only the compute thread.
         if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
+        precision = self.precision.precision if self.precision is not None else "fp32"
         return solve_tokens(model, tokens, puzzle_ids, answer_table=self.spec.codec.answer_token_table(),
-                            step=self.step)
+                            step=self.step, precision=precision)
 
     def first_candidate(self, data: Json, row: RowResult) -> Candidate:
         """The model's first answer to ``data`` (``row``), decoded and rule-checked."""

@@ -29,9 +29,10 @@ from ..errors import ConfigError, EngineUnavailable
 from .cuda_graphs import cuda_graph_step
 from .trm import TRM, Carry, Solution, StepFunction, StepOutput
 
-#: The engines a model can be solved with; ``eager`` is the default.
-Engine = Literal["eager", "onnx"]
-ENGINES: tuple[str, ...] = ("eager", "onnx")
+#: The engines a model can be solved with; ``auto`` measures eager and onnx when a model loads
+#: (``trm_modules.model.engine_choice``).
+Engine = Literal["eager", "onnx", "auto"]
+ENGINES: tuple[str, ...] = ("eager", "onnx", "auto")
 
 
 def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: Sequence[str],
@@ -82,6 +83,18 @@ class _Step(nn.Module):
         return out.carry.y, out.carry.z, out.logits, out.q_halt, out.q_continue
 
 
+def export_step_graph(model: TRM, opset: int = 17) -> bytes:
+    """The ONNX bytes of one supervision step of ``model`` (exported from a float32 CPU copy when needed)."""
+    exported = model
+    if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in model.parameters()):
+        exported = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+    config = model.config
+    x = torch.zeros(1, config.total_len, config.hidden_size)
+    carry = exported.initial_carry(1)
+    return export_graph(_Step(exported), (x, carry.y.float(), carry.z.float()), ["x", "y", "z"],
+                        ["y_next", "z_next", "logits", "q_halt", "q_continue"], opset=opset)
+
+
 class OnnxStep:
     """One supervision step of ``model`` (float32, CPU) as an ONNX Runtime session; call it like
     ``model.deep_recursion(x, carry)``, or pass it to ``model.solve(..., step=...)``.
@@ -91,17 +104,11 @@ class OnnxStep:
     ``EngineUnavailable`` when onnxruntime is not installed.
     """
 
-    def __init__(self, model: TRM, threads: int | None = None, opset: int = 17) -> None:
+    def __init__(self, model: TRM, threads: int | None = None, opset: int = 17, *, graph: bytes | None = None) -> None:
         onnxruntime = import_onnxruntime()
         self.model = model.eval()
-        exported = model
-        if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in model.parameters()):
-            exported = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
-        config = model.config
-        x = torch.zeros(1, config.total_len, config.hidden_size)
-        carry = exported.initial_carry(1)
-        graph = export_graph(_Step(exported), (x, carry.y.float(), carry.z.float()), ["x", "y", "z"],
-                             ["y_next", "z_next", "logits", "q_halt", "q_continue"], opset=opset)
+        if graph is None:  # ``graph``: one export shared by sessions on different thread counts
+            graph = export_step_graph(model, opset)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
@@ -128,14 +135,31 @@ def check_engine(engine: str) -> str:
 
 
 def step_for_engine(model: TRM, engine: str, threads: int | None = None, *,
-                    cuda_graphs: bool = False) -> StepFunction | None:
+                    cuda_graphs: bool = False, precision: str = "fp32", check_tokens: np.ndarray | None = None,
+                    check_puzzle_ids: np.ndarray | None = None, answer_table: np.ndarray | None = None,
+                    shapes: Sequence[int] = (1, 16)) -> StepFunction | None:
     """The ``step`` that solves ``model`` with ``engine``: None for ``eager`` (``TRM.deep_recursion``), an
-    ``OnnxStep`` for ``onnx``. ``EngineUnavailable`` for ``onnx`` without onnxruntime or on a GPU model.
+    ``OnnxStep`` for ``onnx``, a ``ChosenStep`` for ``auto`` (measured now; ``threads``: the most cores it may
+    use; ``check_tokens``/``check_puzzle_ids``/``answer_table``: inputs ONNX must answer as eager does;
+    ``shapes``: the batch sizes measured).
+    ``EngineUnavailable`` for ``onnx`` without onnxruntime or on a GPU model. ``precision`` bf16: the ONNX graph
+    is fp32, so ``auto`` chooses among eager thread counts only and ``onnx`` is refused.
     ``cuda_graphs``: with ``eager``, a model on a CUDA device replays its steps from CUDA graphs
     (``trm_modules.model.cuda_graphs``); a model on the CPU is not affected."""
-    if check_engine(engine) == "eager":
-        return cuda_graph_step(model) if cuda_graphs else None
     device = next(model.parameters()).device
+    if check_engine(engine) == "auto":
+        if device.type != "cpu" or next(model.parameters()).dtype != torch.float32:
+            return step_for_engine(model, "eager", cuda_graphs=cuda_graphs)
+        from .engine_choice import choose_step
+        from .precision import all_cores
+
+        cores = threads or all_cores()
+        return choose_step(model, threads=(1, cores), shapes=shapes, engines=("eager",) if precision == "bf16" else ("eager", "onnx"),
+                           check_tokens=check_tokens, check_puzzle_ids=check_puzzle_ids, answer_table=answer_table)
+    if engine == "eager":
+        return cuda_graph_step(model) if cuda_graphs else None
+    if precision == "bf16":
+        raise EngineUnavailable("the onnx engine computes in fp32; use --precision fp32 with it (or the eager engine)")
     if device.type != "cpu":
         raise EngineUnavailable(f"the onnx engine runs on the CPU; the model is on {device} (use the eager engine "
                                 "there, or the CPU)")

@@ -18,6 +18,7 @@ from typing import Any, Collection
 from pydantic import Field
 
 from ..host import Host
+from ..model.precision import all_cores
 from ..package import DirectoryRegistry
 from ..package.errors import NoMatchingVersion
 from ..package.registry import default_registry_path, installed_registry
@@ -145,8 +146,8 @@ class ServerRuntime:
             pm.register_with_origin(plugin, name, "object", repr(plugin))
         policy = SignaturePolicy.build(registry, settings.trusted_keys, settings.allow_unsigned)
         host = Host([PolicySource(registry, policy)], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
-                    cpu_threads=settings.cpu_threads, views=settings.views, engine=settings.engine,
-                    cuda_graphs=settings.cuda_graphs)
+                    cpu_threads=settings.cpu_threads or all_cores(), views=settings.views, engine=settings.engine,
+                    cuda_graphs=settings.cuda_graphs, precision=settings.precision)
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
         runtime.signature_policy = policy
         try:

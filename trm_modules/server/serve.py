@@ -24,8 +24,10 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
     runtime = ServerRuntime.start(settings)
     report = runtime.report
     if report.activated:
+        computing = runtime.host.computing()
         for name, version in sorted(report.activated.items()):
-            announce(f"  {name} {version} active")
+            how = computing.get(f"{name} {version}")
+            announce(f"  {name} {version} active" + (f" ({how})" if how else ""))
     else:
         announce(f"registry {report.registry} has no published modules yet: publish one with `trm publish PKG "
                  f"--registry {report.registry}` or POST /v1/admin/packages")

@@ -1,0 +1,189 @@
+"""How close one supervision step (and one training step) comes to this machine's own GEMM peak.
+
+In one process: the fp32 and bf16 GEMM peak (n³ products, 1 thread and all cores), then for each
+registry module and paper preset the achieved GFLOP/s of one supervision step at batch 1 and 16 on
+1 thread and all cores, eager and (where installed) ONNX Runtime, each as a % of the fp32 peak on
+the same threads; then a training step (forward, backward, AdamW) of one model. FLOPs are counted
+analytically (matrix products only: projections, attention scores, heads) and checked against
+torch's ``FlopCounterMode`` for every row. Rounds are interleaved and medians reported, with the
+load average beside them: the machine is shared.
+
+    python bench/bench_peak.py                      # registry modules + paper presets
+    python bench/bench_peak.py --quick              # registry modules, batch 1 only (a smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from trm_modules.model import PRESETS, TRM, TRMConfig
+from trm_modules.model.config import swiglu_intermediate
+from trm_modules.model.precision import all_cores, gemm_gflops
+from trm_modules.package.open import open_package
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = ["sudoku-9x9/sudoku-9x9-1.0.0.trm", "maze-9x9/maze-9x9-1.2.0.trm", "sudoku-4x4/sudoku-4x4-1.0.1.trm"]
+
+
+def step_flops(config: TRMConfig, batch: int) -> float:
+    """Matrix-product FLOPs of one supervision step (``deep_recursion``) at ``batch`` rows."""
+    S, D = config.total_len, config.hidden_size
+    inter = swiglu_intermediate(D, config.expansion)
+    per_layer = 2 * S * (D * 2 * inter + inter * D)  # channel SwiGLU
+    if config.mlp_t:
+        inter_t = swiglu_intermediate(S, config.expansion)
+        per_layer += 2 * D * (S * 2 * inter_t + inter_t * S)  # sequence-axis SwiGLU
+    else:
+        per_layer += 2 * S * (D * 3 * D + D * D) + 2 * 2 * S * S * D  # qkv, o, QK^T and AV
+    applications = config.H_cycles * (config.L_cycles + 1)
+    heads = 2 * S * D * config.vocab_size + 2 * D * 2  # lm_head runs on every position
+    return float(batch * (applications * config.L_layers * per_layer + heads))
+
+
+def counted_flops(fn) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def timed(fn, rounds: int) -> float:
+    fn()
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+def with_threads(threads: int, fn):
+    def run():
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return fn()
+        finally:
+            torch.set_num_threads(previous)
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="registry modules at batch 1 only")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--gemm", type=int, default=1024, help="GEMM size n of the peak (n³)")
+    parser.add_argument("--presets", default="paper-sudoku-attn,paper-sudoku-mlp")
+    parser.add_argument("--no-train", action="store_true")
+    args = parser.parse_args()
+    cores = all_cores()
+    threads = sorted({1, cores})
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, {cores} cores, "
+          f"load average {os.getloadavg()[0]:.2f}")
+
+    peak: dict[tuple[str, int], float] = {}
+    for t in threads:
+        peak["fp32", t] = with_threads(t, lambda: gemm_gflops(args.gemm, torch.float32, min_seconds=0.3))()
+        peak["bf16", t] = with_threads(t, lambda: gemm_gflops(min(args.gemm, 256), torch.bfloat16,
+                                                              min_seconds=0.0, repeats=1))()
+        print(f"GEMM peak, {t} thread(s): fp32 {peak['fp32', t]:.1f} GFLOP/s ({args.gemm}³), "
+              f"bf16 {peak['bf16', t]:.2f} GFLOP/s ({min(args.gemm, 256)}³) = {peak['bf16', t] / peak['fp32', t]:.3f}× fp32")
+
+    models: list[tuple[str, TRM]] = []
+    for relative in MODULES:
+        pkg = open_package(ROOT / "registry" / "packages" / relative)
+        models.append((f"{pkg.name} {pkg.version}", pkg.load_model("cpu")))
+    if not args.quick:
+        for name in filter(None, args.presets.split(",")):
+            torch.manual_seed(0)
+            models.append((name, TRM(PRESETS[name]).eval()))
+
+    try:
+        from trm_modules.model.onnx_step import OnnxStep, export_step_graph
+        have_onnx = True
+    except ImportError:  # pragma: no cover
+        have_onnx = False
+
+    print(f"\n| work | batch | FLOP/step (analytic = FlopCounterMode) | "
+          + " | ".join(f"eager {t}T GFLOP/s (% peak)" for t in threads)
+          + (" | " + " | ".join(f"onnx {t}T GFLOP/s (% peak)" for t in threads) if have_onnx else "") + " |")
+    print("|---|---|---|" + "---|" * (len(threads) * (2 if have_onnx else 1)))
+    for label, model in models:
+        config = model.config
+        sessions = {}
+        if have_onnx:
+            try:
+                graph = export_step_graph(model)
+                sessions = {t: OnnxStep(model, threads=t, graph=graph) for t in threads}
+            except Exception as exc:  # noqa: BLE001
+                print(f"  ({label}: no ONNX step: {exc})")
+        for batch in ((1,) if args.quick else (1, 16)):
+            with torch.inference_mode():
+                tokens = torch.randint(1, config.vocab_size, (batch, config.seq_len))
+                x = model.input_embeddings(tokens, torch.zeros(batch, dtype=torch.long))
+                carry = model.initial_carry(batch)
+                analytic = step_flops(config, batch)
+                counted = counted_flops(lambda: model.deep_recursion(x, carry))
+                work = {f"eager {t}": with_threads(t, lambda: model.deep_recursion(x, carry)) for t in threads}
+                work.update({f"onnx {t}": (lambda s=s: s(x, carry)) for t, s in sessions.items()})
+                samples: dict[str, list[float]] = {k: [] for k in work}
+                for fn in work.values():
+                    fn()  # warm-up
+                for r in range(args.rounds):  # interleaved rounds
+                    for key, fn in work.items():
+                        t0 = time.perf_counter()
+                        fn()
+                        samples[key].append(time.perf_counter() - t0)
+            cells = []
+            for key in work:
+                t = int(key.split()[1])
+                gflops = analytic / statistics.median(samples[key]) / 1e9
+                cells.append(f"{gflops:.1f} ({100 * gflops / peak['fp32', t]:.0f} %)")
+            check = "=" if abs(counted - analytic) <= 1e-6 * analytic else f"≠ {counted:.3e}"
+            print(f"| {label} | {batch} | {analytic:.3e} {check} | " + " | ".join(cells) + " |", flush=True)
+
+    if not args.no_train:
+        from trm_modules.train.losses import deep_supervision_loss
+
+        pkg = open_package(ROOT / "registry" / "packages" / MODULES[0])
+        model = pkg.load_model("cpu").train()
+        config = model.config
+        batch = 64
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        tokens = torch.randint(1, config.vocab_size, (batch, config.seq_len))
+        labels = torch.randint(1, config.vocab_size, (batch, config.seq_len))
+        ids = torch.zeros(batch, dtype=torch.long)
+
+        def train_step(precision: str = "fp32") -> None:
+            carry = model.initial_carry(batch)
+            context = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else torch.no_grad()
+            if precision == "fp32":
+                context = torch.enable_grad()
+            with context:
+                out = model(tokens, ids, carry)
+                loss, _ = deep_supervision_loss(out.logits, labels, out.q_halt, "softmax", 0.5)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        counted = counted_flops(train_step)
+        print(f"\ntraining step {pkg.name} {pkg.version}, batch {batch}: {counted / 1e9:.1f} GFLOP "
+              f"(FlopCounterMode: forward of all cycles + backward of the last)")
+        for t in threads:
+            seconds = timed(with_threads(t, train_step), max(1, args.rounds - 1))
+            gflops = counted / seconds / 1e9
+            print(f"  fp32, {t} thread(s): {1 / seconds:.2f} steps/s, {gflops:.1f} GFLOP/s "
+                  f"({100 * gflops / peak['fp32', t]:.0f} % of the fp32 peak)", flush=True)
+        print(f"  bf16 autocast: not timed here when the bf16 GEMM is {peak['bf16', 1] / peak['fp32', 1]:.3f}× fp32 "
+              f"(a step would take ~{counted / (peak['bf16', 1] * 1e9):.0f} s)")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
