@@ -210,6 +210,9 @@ def test_a_limited_token_works_in_its_own_course(world):
                            headers=auth(tokens["feedback"]))
     assert feedback.status_code == 202, feedback.text
     assert client.get(f"/v1/solves/{solves[OWN][1]}", headers=auth(tokens["read"])).status_code == 200
+    me = client.get("/v1/me", headers=auth(tokens["all"])).json()
+    assert me["courses"] == [OWN, OWN_TOO] and me["name"] == "limited-all" and "trm_" not in json.dumps(me)
+    assert client.get("/v1/me", headers=server.auth("solve")).json()["courses"] is None
     module = client.get(f"/v1/modules/{MODULE}", headers=auth(tokens["read"])).json()
     assert module["pins"] == {}  # OTHER's pin is not shown
     assert client.get(f"/v1/modules/{MODULE}", headers=server.auth("admin")).json()["pins"] == {OTHER: "1.0.0"}

@@ -213,6 +213,14 @@ def _open_routes() -> APIRouter:
 def _module_routes() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["modules"])
 
+    @router.get("/me", dependencies=[Depends(require_scope(None))],
+                summary="This request's token: its id, name, scopes and the courses it is limited to (null: every "
+                        "course); never its secret")
+    def whoami(request: Request) -> dict[str, Any]:
+        grant = request.state.grant
+        return {"id": grant.id, "name": grant.name, "scopes": list(grant.scopes),
+                "courses": sorted(grant.courses) if grant.courses is not None else None}
+
     @router.get("/modules", response_model=list[ModuleSummary], dependencies=[Depends(require_scope(None))],
                 summary="Modules: active and available versions, links to their task schemas")
     def list_modules(request: Request) -> list[ModuleSummary]:

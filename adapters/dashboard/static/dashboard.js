@@ -5,7 +5,7 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "trm-dashboard-token";
-  const state = { modules: [], module: null, report: null, trend: null };
+  const state = { modules: [], module: null, report: null, trend: null, me: null };
 
   // ------------------------------------------------------------------------------------ API
   function token() { return sessionStorage.getItem(TOKEN_KEY); }
@@ -104,7 +104,7 @@
   async function signIn(value) {
     sessionStorage.setItem(TOKEN_KEY, value);
     try {
-      state.modules = await api("/v1/modules");
+      [state.me, state.modules] = await Promise.all([api("/v1/me"), api("/v1/modules")]);
     } catch (error) {
       sessionStorage.removeItem(TOKEN_KEY);
       say(error.status === 401 ? "That token is unknown or revoked." : `Cannot sign in: ${error.message}`, true);
@@ -113,7 +113,7 @@
     document.body.dataset.state = "signed-in";
     $("signin").hidden = true;
     $("session").hidden = false;
-    $("who").textContent = `Signed in (token ${value.split("_")[1] || "…"})`;
+    $("who").textContent = `Signed in as ${state.me.name}` + (state.me.courses ? ` (${state.me.courses.join(", ")})` : "");
     renderModules();
     say(`${state.modules.length} module(s). Pick one.`);
   }
@@ -161,7 +161,9 @@
       (m.canary ? `; canary ${m.canary} for ${Math.round(100 * m.canary_share)} % of learners` : "") +
       (Object.keys(m.pins || {}).length ? `; pinned: ${Object.entries(m.pins).map(([c, v]) => `${c} → ${v}`).join(", ")}` : "");
     $("filters-section").hidden = false;
-    $("course").innerHTML = '<option value="">All my courses</option>';
+    // a token limited to courses reports on one of them at a time; any other token may see every course
+    $("course").innerHTML = state.me.courses ? "" : '<option value="">All courses</option>';
+    (state.me.courses || []).forEach((c) => $("course").add(new Option(c, c)));
     await loadReport(true);
     $("main").focus();
   }
@@ -183,8 +185,8 @@
       return;
     }
     if (firstTime) {
-      const courses = [...new Set(state.report.groups.map((g) => g.course).filter(Boolean))].sort();
-      courses.forEach((c) => $("course").add(new Option(c, c)));
+      const courses = state.me.courses || [...new Set(state.report.groups.map((g) => g.course).filter(Boolean))].sort();
+      if (!state.me.courses) courses.forEach((c) => $("course").add(new Option(c, c)));
       $("trial-course").innerHTML = "";
       courses.forEach((c) => $("trial-course").add(new Option(c, c)));
       const versions = [...new Set([...state.module.available, ...state.report.groups.map((g) => g.version)])];
