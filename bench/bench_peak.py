@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--gemm", type=int, default=1024, help="GEMM size n of the peak (n³)")
     parser.add_argument("--presets", default="paper-sudoku-attn,paper-sudoku-mlp")
     parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--batches", default="1,16", help="batch sizes of the registry modules")
+    parser.add_argument("--preset-batches", default="1,16", help="batch sizes of the paper presets")
     args = parser.parse_args()
     cores = all_cores()
     threads = sorted({1, cores})
@@ -95,14 +97,16 @@ def main() -> None:
         print(f"GEMM peak, {t} thread(s): fp32 {peak['fp32', t]:.1f} GFLOP/s ({args.gemm}³), "
               f"bf16 {peak['bf16', t]:.2f} GFLOP/s ({min(args.gemm, 256)}³) = {peak['bf16', t] / peak['fp32', t]:.3f}× fp32")
 
-    models: list[tuple[str, TRM]] = []
+    models: list[tuple[str, TRM, tuple[int, ...]]] = []
+    module_batches = (1,) if args.quick else tuple(int(b) for b in args.batches.split(","))
+    preset_batches = tuple(int(b) for b in args.preset_batches.split(","))
     for relative in MODULES:
         pkg = open_package(ROOT / "registry" / "packages" / relative)
-        models.append((f"{pkg.name} {pkg.version}", pkg.load_model("cpu")))
+        models.append((f"{pkg.name} {pkg.version}", pkg.load_model("cpu"), module_batches))
     if not args.quick:
         for name in filter(None, args.presets.split(",")):
             torch.manual_seed(0)
-            models.append((name, TRM(PRESETS[name]).eval()))
+            models.append((name, TRM(PRESETS[name]).eval(), preset_batches))
 
     try:
         from trm_modules.model.onnx_step import OnnxStep, export_step_graph
@@ -114,7 +118,7 @@ def main() -> None:
           + " | ".join(f"eager {t}T GFLOP/s (% peak)" for t in threads)
           + (" | " + " | ".join(f"onnx {t}T GFLOP/s (% peak)" for t in threads) if have_onnx else "") + " |")
     print("|---|---|---|" + "---|" * (len(threads) * (2 if have_onnx else 1)))
-    for label, model in models:
+    for label, model, batches in models:
         config = model.config
         sessions = {}
         if have_onnx:
@@ -123,7 +127,7 @@ def main() -> None:
                 sessions = {t: OnnxStep(model, threads=t, graph=graph) for t in threads}
             except Exception as exc:  # noqa: BLE001
                 print(f"  ({label}: no ONNX step: {exc})")
-        for batch in ((1,) if args.quick else (1, 16)):
+        for batch in batches:
             with torch.inference_mode():
                 tokens = torch.randint(1, config.vocab_size, (batch, config.seq_len))
                 x = model.input_embeddings(tokens, torch.zeros(batch, dtype=torch.long))

@@ -147,3 +147,15 @@ def test_trm_train_init_from_a_missing_file_is_one_error_line(tmp_path):
                                       str(tmp_path / "absent.trm")])
     assert result.exit_code == 2  # bad input (trm_modules.cli.errors)
     assert "--init-from" in result.output and "Traceback" not in result.output
+
+
+def test_bf16_training_keeps_fp32_master_weights_and_ema_and_says_so(tmp_path):
+    trainer = Trainer(tiny_recipe(**{"train.steps": 3, "train.precision": "bf16"}), tmp_path / "run",
+                      recipe_path=RECIPE)
+    assert trainer.precision == "bf16"
+    trainer.run()
+    assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}
+    assert {v.dtype for v in trainer.ema.shadow.values() if v.is_floating_point()} == {torch.float32}
+    training = json.loads((tmp_path / "run" / "training.json").read_text())
+    assert training["hardware"].endswith("bf16 autocast") and "thread" in training["hardware"]
+    assert Trainer(tiny_recipe(), tmp_path / "other", recipe_path=RECIPE).precision == "fp32"  # auto on a CPU

@@ -80,6 +80,11 @@ def train_command(
         help="End this sitting after M minutes (the schedule still plans train.steps); the run directory is "
              "written as at the end, ready for `trm pack --training-state`."),
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.steps=200."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op CPU threads (default: every "
+                                          "core; recorded in the package's hardware line)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast; fp32 master weights "
+                                            "and EMA) or auto (bf16 on CUDA only); default: the recipe's "
+                                            "train.precision."),
 ) -> None:
     """Train a TRM from a recipe with deep supervision; writes a run directory for `trm pack`.
 
@@ -90,8 +95,16 @@ def train_command(
     from ..train import Trainer, load_recipe
     from ..train.continuation import load_package_start
 
+    import torch
+
+    from ..model.precision import all_cores
+
+    torch.set_num_threads(threads or all_cores())
     try:
-        spec = load_recipe(recipe, _parse_overrides(overrides))
+        parsed = _parse_overrides(overrides)
+        if precision is not None:
+            parsed["train.precision"] = precision
+        spec = load_recipe(recipe, parsed)
         out_dir = out or f"runs/{spec.name}"
         start = load_package_start(init_from, trusted_keys) if init_from else None
         with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
@@ -101,7 +114,8 @@ def train_command(
     if trainer.dist.is_main:
         continuing = f", continuing {start.source} at step {start.step}" if start else ""
         console.print(f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
-                      f"{spec.train.steps} steps, batch {spec.train.batch_size}{continuing} → {out_dir}")
+                      f"{spec.train.steps} steps, batch {spec.train.batch_size}{continuing}, "
+                      f"{torch.get_num_threads()} thread(s), {trainer.precision} → {out_dir}")
     columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  {task.fields[sps]:.1f} steps/s"),
                TimeElapsedColumn(), TimeRemainingColumn())

@@ -74,6 +74,10 @@ class OptimSpec(BaseModel):
     eval_every: int = 1_000
     eval_puzzles: int = Field(512, gt=0, description="Held-out puzzles used by the periodic evaluation.")
     seed: int = 0
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="Compute precision of the forward and backward pass: bf16 = autocast (fp32 master "
+                            "weights, optimiser moments and EMA); auto = bf16 on CUDA, fp32 on the CPU (bf16 on a "
+                            "CPU is opt-in: only a finished run's evaluation can show it kept the accuracy).")
 
 
 class Recipe(BaseModel):

@@ -137,14 +137,23 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def hardware_description(device: torch.device, world: int) -> str:
-    """``"AMD EPYC (2 cores), 1 thread"`` or the GPU's name; ``"2 × …"`` for several ranks."""
+def hardware_description(device: torch.device, world: int, precision: str = "fp32") -> str:
+    """``"AMD EPYC (2 cores), 1 thread"`` or the GPU's name; ``"2 × …"`` for several ranks; ``", bf16 autocast"``
+    when trained so."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
         threads = torch.get_num_threads()
         name = f"{cpu_model_name()} ({os.cpu_count()} cores), {threads} thread{'s' if threads != 1 else ''}"
-    return f"{world} × {name}" if world > 1 else name
+    name = f"{world} × {name}" if world > 1 else name
+    return name + (", bf16 autocast" if precision == "bf16" else "")
+
+
+def training_precision(asked: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for a recipe's ``train.precision`` on ``device`` (auto: bf16 on CUDA only)."""
+    if asked == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return asked
 
 
 # ------------------------------------------------------------------------------ trainer
@@ -167,6 +176,7 @@ class Trainer:
         self.dist = Distributed.from_env("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
+        self.precision = training_precision(recipe.train.precision, self.device)
         self.codec = codec or get_codec(recipe.task.codec, recipe.task.params)
         self.config: TRMConfig = recipe.model_config_for(self.codec.vocab_size, self.codec.seq_len)
         if self.config.num_puzzle_identifiers < self.codec.num_puzzle_identifiers:
@@ -275,7 +285,7 @@ class Trainer:
         steps_done = torch.zeros(B, dtype=torch.long, device=self.device)
         halted = torch.ones(B, dtype=torch.bool, device=self.device)
         carry = model.initial_carry(B)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else torch.autocast("cpu", enabled=False)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         t0, step0 = time.perf_counter(), self.step
         finished_ok = finished = 0
         final = None
@@ -419,7 +429,7 @@ class Trainer:
             "command": self.command(),
             # Across sittings: the package this run continued from counted its own time.
             "wall_time_s": round(self.previous_wall_time_s + getattr(self, "wall_time_s", 0.0), 1),
-            "hardware": hardware_description(self.device, self.dist.world),
+            "hardware": hardware_description(self.device, self.dist.world, self.precision),
             "data": f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)})"
                     + (f" and {len(self.hard_set)} hard ones ({json.dumps(data.hard.difficulty)}; share "
                        f"{data.hard.share[0]:.0%} → {data.hard.share[1]:.0%} over the schedule)"
