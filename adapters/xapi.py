@@ -29,14 +29,18 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import httpx
 
 from trm_modules import hookimpl
+from trm_modules.settings import PluginSetting
+from trm_modules.store.schema import PluginSchema
 from trm_modules.records import FeedbackEvent, SolveRecord
 
 from .xapi_outbox import Clock, Outbox, Queued, utcnow
+from .xapi_outbox import metadata as outbox_metadata
 from .xapi_statements import StatementNaming, statement_for_feedback, statement_for_solve
 
 log = logging.getLogger("trm_adapters.xapi")
@@ -109,7 +113,7 @@ class XapiForwarder:
     def from_settings(cls, store: Any, settings: Any) -> "XapiForwarder | None":
         """A forwarder configured by ``settings`` (``xapi_lrs_url``, ``xapi_lrs_auth``, ``xapi_activity_base``,
         ``xapi_homepages``, ``public_url``), or None when no LRS URL is set."""
-        if not settings.xapi_lrs_url:
+        if not getattr(settings, "xapi_lrs_url", None):  # declared by this plugin (trm_declare_settings)
             return None
         naming = StatementNaming(settings.xapi_activity_base or settings.public_url or "http://localhost:8000",
                                  parse_homepages(settings.xapi_homepages))
@@ -226,6 +230,38 @@ class XapiForwarder:
         if self._sender is not None:
             self._sender.join(timeout=10)
         self._client.close()
+
+
+SETTINGS = [
+    PluginSetting("xapi_lrs_url", Optional[str], None,
+                  "The LRS every solve and feedback is forwarded to as xAPI statements; unset: off."),
+    PluginSetting("xapi_lrs_auth", Optional[str], None,
+                  "'user:password' (Basic) or a full Authorization header value for that LRS."),
+    PluginSetting("xapi_activity_base", Optional[str], None, "IRI base of solve activities; unset: public_url."),
+    PluginSetting("xapi_homepages", str, "", "'platform=https://lms.example,...': the account homePage under "
+                  "which each platform's learner pseudonyms go to the LRS."),
+]
+
+
+@hookimpl
+def trm_declare_settings() -> list[PluginSetting]:
+    """The forwarder's settings (``TRM_XAPI_LRS_URL``, ``TRM_XAPI_LRS_AUTH``, ``TRM_XAPI_ACTIVITY_BASE``,
+    ``TRM_XAPI_HOMEPAGES``)."""
+    return SETTINGS
+
+
+@hookimpl
+def trm_privacy_providers() -> list[Any]:
+    """Statements about a learner waiting in (or refused from) the outbox."""
+    from .xapi_outbox import OutboxPersonalData
+
+    return [OutboxPersonalData()]
+
+
+@hookimpl
+def trm_store_schemas() -> list[PluginSchema]:
+    """The outbox's table (``xapi_outbox.py``) and its migrations (schema ``xapi_outbox``)."""
+    return [PluginSchema("xapi_outbox", outbox_metadata, Path(__file__).parent / "xapi_outbox_migrations")]
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""The durable outbound xAPI queue: one table of the store (``xapi_outbox``, migration ``0005_xapi_outbox``).
+"""The durable outbound xAPI queue: one table of the store (``xapi_outbox``; the adapter's
+schema ``xapi_outbox``, migrations in ``xapi_outbox_migrations/``).
 
 A statement is a row from the moment it is queued (committed before ``add`` returns) until the
 LRS accepted it (the row is deleted). Each row has its own retry schedule (``attempts``,
@@ -127,3 +128,41 @@ class Outbox:
             rows = connection.execute(select(c.seq, c.statement, c.attempts, c.last_error)
                                       .where(c.state == "dead").order_by(c.seq))
             return [DeadLetter(r.seq, r.statement, r.attempts, r.last_error or "") for r in rows]
+
+
+class OutboxPersonalData:
+    """The outbox's personal data (``trm_privacy_providers`` of the xAPI forwarder): statements about a learner
+    waiting for the LRS or refused by it (dead letters)."""
+
+    name = "xapi_outbox"
+
+    def declare(self) -> list[Any]:
+        from trm_modules.store.privacy import PersonalData
+
+        return [PersonalData("xapi_outbox", ("statement",), "Statements about solves and feedback waiting for "
+                             "the configured LRS, and those it refused.")]
+
+    def link(self, connection: Any, subject: Any) -> Any:
+        from trm_modules.store.privacy import Subject
+
+        return Subject()
+
+    def _rows(self, connection: Any, subject: Any) -> list[Any]:
+        from trm_modules.store.privacy import mentions_learner
+
+        rows = connection.execute(select(outbox.c.seq, outbox.c.statement, outbox.c.state)).all()
+        return [row for row in rows if mentions_learner(row.statement, subject)]
+
+    def export(self, connection: Any, subject: Any) -> dict[str, list[Any]]:
+        return {"xapi_outbox": [{"state": row.state, "statement": row.statement}
+                                for row in self._rows(connection, subject)]}
+
+    def erase(self, connection: Any, subject: Any) -> dict[str, int]:
+        seqs = [row.seq for row in self._rows(connection, subject)]
+        removed = 0
+        for start in range(0, len(seqs), 500):
+            removed += connection.execute(delete(outbox).where(outbox.c.seq.in_(seqs[start:start + 500]))).rowcount or 0
+        return {"xapi_outbox": removed}
+
+    def expire(self, connection: Any, before: datetime) -> dict[str, int]:
+        return {"xapi_outbox": connection.execute(delete(outbox).where(outbox.c.created_at < before)).rowcount or 0}

@@ -20,7 +20,24 @@ def test_flags_beat_the_environment_which_beats_the_file_which_beats_the_default
     monkeypatch.setenv("TRM_MODULE_PATH", "/env/modules")
     settings = Settings(module_path="/flag/modules", registry=None)  # a flag left unset hides nothing
     assert (settings.module_path, settings.db_url, settings.registry) == ("/flag/modules", "env.db", Path("/from/file"))
-    assert settings.xapi_lrs_url is None
+    assert "xapi_lrs_url" not in Settings.model_fields  # the xAPI adapter declares its own settings
+
+
+def test_plugins_declare_settings_validated_into_the_one_settings_object(monkeypatch):
+    import pytest
+    from pydantic import ValidationError
+
+    from trm_modules.settings import PluginSetting, SettingsClash, with_plugin_settings
+
+    declared = [("notes", PluginSetting("notes_limit", int, 10, "How many notes.")),
+                ("notes", PluginSetting("notes_url", str | None, None, "Where notes go.", env="NOTES_URL"))]
+    monkeypatch.setenv("NOTES_URL", "https://notes.example")
+    settings = with_plugin_settings(Settings(module_path="/m", notes_limit="25"), declared)
+    assert (settings.notes_limit, settings.notes_url, settings.module_path) == (25, "https://notes.example", "/m")
+    with pytest.raises(ValidationError, match="notes_limit"):
+        with_plugin_settings(Settings(notes_limit="many"), declared)
+    with pytest.raises(SettingsClash, match="db_url"):
+        with_plugin_settings(Settings(), [("rogue", PluginSetting("db_url", str, "", "mine"))])
 
 
 def test_the_store_defaults_to_a_file_in_home_unless_a_db_url_is_set(tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from trm_modules.store import (Store, StoreError, export_feedback_dataset, head_
                                resolve_db_url)
 from trm_modules.store.database import current_revision
 from trm_modules.store.models import Base, Context, Feedback, Solve
-from trm_modules.store.storage import check_item
+from trm_modules.store.items import check_item
 
 
 class ParityCodec(TaskCodec):

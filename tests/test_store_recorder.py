@@ -58,15 +58,6 @@ def test_recording_after_close_is_refused(store, tmp_path):
         recorder.record_solve(solve(1))
 
 
-def test_xapi_statement_is_kept_verbatim_once_under_its_id(store, tmp_path):
-    statement = {"id": "6fa459ea-ee8a-3ca4-894e-db77e160355e", "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"}}
-    with Recorder(store, journal_path=tmp_path / "journal.jsonl") as recorder:
-        recorder.record_xapi_statement(statement)
-        recorder.record_xapi_statement(statement, durable=True)
-    with store.engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM xapi_statements")).scalar() == 1
-
-
 def test_batches_go_to_the_journal_while_the_database_is_down_and_are_replayed_into_it(backend, tmp_path):
     journal = tmp_path / "journal.jsonl"
     records = [solve(n) for n in range(20)]

@@ -39,11 +39,14 @@ class Lrs:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def lrs(request, tmp_path_factory):
+    import trm_adapters.lrs as lrs_plugin
+
     root = tmp_path_factory.mktemp("lrs")
     with database_url(request.param, root) as url:
         runtime = ServerRuntime.start(ServerSettings(registry=root / "registry", db=url, cpu_threads=1,
                                                      journal_path=root / "journal.jsonl",
-                                                     public_url="http://testserver", entry_point_plugins=False))
+                                                     public_url="http://testserver", entry_point_plugins=False,
+                                                     extra_plugins=[lrs_plugin]))  # it owns its tables
         token, _ = runtime.tokens.create(["feedback"], name="lms")
         app = FastAPI()
         app.state.runtime = runtime

@@ -18,7 +18,10 @@ The hooks answer one question each:
 - what the host decides: ``trm_select_version`` (which version answers a request),
   ``trm_placement`` (which device a version is loaded onto);
 - what a plugin observes: ``trm_on_solve``, ``trm_on_feedback``;
-- a server's life: ``trm_startup``, ``trm_shutdown``.
+- a server's life: ``trm_startup``, ``trm_shutdown``;
+- what a plugin keeps: ``trm_store_schemas`` (its own tables and migrations in the store);
+- how a plugin is configured: ``trm_declare_settings``;
+- what a plugin answers for: ``trm_privacy_providers`` (the learners' personal data it keeps).
 
 The built-in platform bridges (xAPI, SCORM export, …) in the ``adapters/`` folder use exactly these
 hooks: the core never imports them.
@@ -59,6 +62,9 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only; this modul
     from .host.sources import ModuleSource
     from .records import FeedbackEvent, SolveContext, SolveRecord
     from .server.runtime import ServerRuntime
+    from .settings import PluginSetting
+    from .store.privacy import PersonalDataProvider
+    from .store.schema import PluginSchema
 
 PROJECT = "trm_modules"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -193,8 +199,45 @@ def trm_shutdown(runtime: "ServerRuntime") -> None:
     """
 
 
+@hookspec
+def trm_store_schemas() -> list["PluginSchema"]:
+    """Return the store schemas this plugin owns (``trm_modules.store.schema.PluginSchema``): SQLAlchemy
+    metadata of its tables and a folder of Alembic revisions with their own history and version table.
+
+    ``trm db upgrade`` (and a ``Store`` on first use) migrates the core, then every plugin's schema to its
+    head. Prefix your tables with your plugin's name: a table another schema already owns is refused
+    (``SchemaClash``) before anything is migrated. Use the store's engine (``runtime.store.engine``) to
+    read and write them; ``trm_modules.store.schema.all_metadata`` lists every schema's tables (backups).
+    """
+
+
+@hookspec
+def trm_declare_settings() -> list["PluginSetting"]:
+    """Return the settings this plugin reads (``trm_modules.settings.PluginSetting``: name, type, default,
+    help, environment variable).
+
+    They become typed fields of the one settings object, from the same sources as the core's (flags or
+    keyword arguments, ``TRM_*`` variables, the ``TRM_CONFIG`` file): read them as ``runtime.settings.<name>``
+    in ``trm_startup`` or a route. Prefix names with your plugin's; a name the core or another plugin already
+    declares is refused (``SettingsClash``).
+    """
+
+
+@hookspec
+def trm_privacy_providers() -> list["PersonalDataProvider"]:
+    """Return the providers of the personal data this plugin keeps (``trm_modules.store.privacy``).
+
+    Like Moodle's privacy API: a provider declares what it keeps about learners (table, fields, purpose),
+    links identifiers it knows to one learner (an LTI user to a pseudonym, an xAPI mailbox to an agent), and
+    exports, erases and expires that data on the store's connection (one transaction with the core's and
+    every other provider's). ``trm privacy export|erase|expire`` and the admin routes ``/v1/privacy/...``
+    call every provider; a plugin that keeps learners' data and implements none leaves it behind.
+    """
+
+
 __all__ = [
     "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_module_sources",
     "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
-    "trm_register_routes", "trm_register_commands", "trm_startup", "trm_shutdown",
+    "trm_register_routes", "trm_register_commands", "trm_startup", "trm_shutdown", "trm_store_schemas",
+    "trm_declare_settings", "trm_privacy_providers",
 ]

@@ -23,7 +23,7 @@ import pluggy
 
 from .codec import TaskCodec
 from .errors import CodecError, UnknownCodec
-from .settings import Settings, split_paths
+from .settings import PluginSetting, Settings, SettingsT, split_paths, with_plugin_settings
 from . import hookspecs
 
 log = logging.getLogger("trm_modules.plugins")
@@ -242,3 +242,20 @@ def get_codec(name: str, params: dict[str, Any] | None = None, pm: pluggy.Plugin
         return classes[name](**(params or {}))
     except TypeError as exc:
         raise CodecError(f"bad parameters for codec {name!r}: {exc}", "/task/params") from exc
+
+
+def declared_settings(pm: pluggy.PluginManager) -> list[tuple[str, PluginSetting]]:
+    """``(plugin name, setting)`` for every setting the plugins of ``pm`` declare (``trm_declare_settings``)."""
+    declared = []
+    for plugin_name, settings in reversed(call_hook(pm, "trm_declare_settings", with_plugin=True)):
+        for setting in settings or []:
+            if not isinstance(setting, PluginSetting):
+                raise TypeError(f"plugin {plugin_name!r} returned {type(setting).__name__} from trm_declare_settings; "
+                                "expected trm_modules.settings.PluginSetting objects")
+            declared.append((plugin_name, setting))
+    return declared
+
+
+def settings_for_plugins(settings: SettingsT, pm: pluggy.PluginManager) -> SettingsT:
+    """``settings`` with the settings the plugins of ``pm`` declare as typed fields (``with_plugin_settings``)."""
+    return with_plugin_settings(settings, declared_settings(pm))

@@ -11,17 +11,28 @@ Library code takes a ``Settings`` (or the single values it needs) as an argument
 the environment itself; a function whose ``settings`` is ``None`` builds ``Settings()`` once, at
 that public entry point. To add a setting, add a field here with a docstring: its environment
 variable is ``TRM_`` + the upper-cased name.
+
+A plugin declares its own settings (``trm_declare_settings``, a list of ``PluginSetting``); they are
+validated into the same object, from the same sources, by ``with_plugin_settings`` when the plugins are
+known (``trm serve`` does it for its runtime)::
+
+    @hookimpl
+    def trm_declare_settings():
+        return [PluginSetting("myplugin_url", str | None, None, "Where my plugin sends things.")]
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence, TypeVar
+
+from .errors import TRMError
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, PrivateAttr, create_model
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 if sys.version_info >= (3, 11):
@@ -32,7 +43,8 @@ else:  # pragma: no cover - Python 3.10
 #: Environment variable naming the TOML settings file.
 CONFIG_FILE_ENV = "TRM_CONFIG"
 
-__all__ = ["CONFIG_FILE_ENV", "Settings", "default_home", "split_paths", "tomllib"]
+__all__ = ["CONFIG_FILE_ENV", "PluginSetting", "Settings", "SettingsClash", "default_home", "split_paths",
+           "tomllib", "with_plugin_settings"]
 
 
 def default_home() -> Path:
@@ -69,18 +81,6 @@ class Settings(BaseSettings):
     public_url: str | None = None
     """The URL clients reach ``trm serve`` at (``TRM_PUBLIC_URL``); solve activity IRIs are built from it."""
 
-    xapi_lrs_url: str | None = None
-    """The LRS every solve and feedback is forwarded to as xAPI statements (``TRM_XAPI_LRS_URL``); None: off."""
-
-    xapi_lrs_auth: str | None = None
-    """``user:password`` (Basic) or a full ``Authorization`` value for that LRS (``TRM_XAPI_LRS_AUTH``)."""
-
-    xapi_activity_base: str | None = None
-    """IRI base of solve activities (``TRM_XAPI_ACTIVITY_BASE``); None: ``public_url``."""
-
-    xapi_homepages: str = ""
-    """``platform=https://lms.example,…``: the account homePage under which each platform's learner
-    pseudonyms go to the LRS (``TRM_XAPI_HOMEPAGES``)."""
 
     engine: Literal["eager", "onnx", "auto"] = "auto"
     """What computes a model's supervision steps on the CPU (``TRM_ENGINE``): ``auto`` (the default: eager
@@ -98,13 +98,15 @@ class Settings(BaseSettings):
     """Replay the supervision steps of models on CUDA devices from CUDA graphs (``TRM_CUDA_GRAPHS``;
     ``trm_modules.model.cuda_graphs``); off by default: not yet timed on a GPU. The CPU is not affected."""
 
-    xapi_cors_origins: str = "*"
-    """Origins whose browser content may call ``/xapi``, comma-separated; ``*``: any; empty: none
-    (``TRM_XAPI_CORS_ORIGINS``)."""
+    _plugin_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:
         # A flag left unset (None) does not hide the environment or the file.
-        super().__init__(**{name: value for name, value in values.items() if value is not None})
+        given = {name: value for name, value in values.items() if value is not None}
+        super().__init__(**given)
+        # Values for settings no field declares yet (a plugin's): validated by ``with_plugin_settings``.
+        known = set(type(self).model_fields) | {f.validation_alias for f in type(self).model_fields.values()}
+        self._plugin_values = {name: value for name, value in given.items() if name not in known}
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -149,3 +151,63 @@ class Settings(BaseSettings):
     def module_folders(self) -> list[str]:
         """``module_path`` as a list."""
         return split_paths(self.module_path)
+
+
+class SettingsClash(TRMError):
+    """A plugin declares a setting that the core or another plugin already declares."""
+
+
+@dataclass(frozen=True)
+class PluginSetting:
+    """One setting a plugin declares (``trm_declare_settings``): ``name`` (a field of the settings object),
+    its ``type`` (any pydantic type, e.g. ``str | None``), ``default``, ``help``, and its environment
+    variable ``env`` (default ``TRM_`` + the upper-cased name). Flags and the settings file use ``name``."""
+
+    name: str
+    type: Any
+    default: Any
+    help: str
+    env: str | None = None
+
+    @property
+    def env_var(self) -> str:
+        return self.env or f"TRM_{self.name.upper()}"
+
+
+SettingsT = TypeVar("SettingsT", bound=Settings)
+_extended: dict[tuple[type, tuple[tuple[str, PluginSetting], ...]], type] = {}
+
+
+def settings_class(base: type[SettingsT], declared: Sequence[tuple[str, PluginSetting]]) -> type[SettingsT]:
+    """``base`` with a field for every ``(plugin name, setting)`` in ``declared`` (one class per combination).
+
+    ``SettingsClash`` when a setting's name is taken by ``base`` or by another plugin's setting."""
+    key = (base, tuple(declared))
+    if key in _extended:
+        return _extended[key]
+    owners: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    for plugin, setting in declared:
+        if setting.name in base.model_fields:
+            raise SettingsClash(f"plugin {plugin!r} declares the setting {setting.name!r}, which trm-modules "
+                                "already has; a plugin should prefix its settings with its own name")
+        if setting.name in owners:
+            raise SettingsClash(f"plugins {owners[setting.name]!r} and {plugin!r} both declare the setting "
+                                f"{setting.name!r}")
+        owners[setting.name] = plugin
+        fields[setting.name] = (setting.type, Field(setting.default, description=setting.help,
+                                                    validation_alias=setting.env_var))
+    extended = create_model(base.__name__, __base__=base, __doc__=base.__doc__, **fields)
+    _extended[key] = extended
+    return extended  # type: ignore[return-value]
+
+
+def with_plugin_settings(settings: SettingsT, declared: Sequence[tuple[str, PluginSetting]]) -> SettingsT:
+    """``settings`` validated again with the plugins' declared settings as fields: the values it was given
+    (flags, keyword arguments, also those for plugin settings), then ``TRM_*`` and the settings file, as for
+    the core's fields. A bad value is pydantic's ``ValidationError`` naming the setting."""
+    if not declared:
+        return settings
+    cls = settings_class(type(settings), declared)
+    given = {name: getattr(settings, name) for name in settings.model_fields_set}
+    return cls(**given, **settings._plugin_values)

@@ -19,11 +19,11 @@ from email.utils import format_datetime
 from typing import Any, Callable, Sequence
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 
-from trm_modules.server.auth import bearer_or_basic_secret
+from trm_modules.server.auth import bearer_or_basic_secret, checked_by_handler
 from trm_modules.store import StoreError
 
 from .courses import CourseScope, scope_for
@@ -533,6 +533,11 @@ _RESOURCE_PARAMETERS = {
 }
 
 
+#: What every xAPI resource may answer besides 401/403/500: the specification's 400 for bad input, 404.
+XAPI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {400: {"description": "Bad Request"},
+                                                         404: {"description": "Not Found"}}
+
+
 def _openapi_of(resource: str, method: str) -> dict[str, Any]:
     """Parameters, the version header and request examples of one operation (documentation only)."""
     names = _RESOURCE_PARAMETERS.get((resource, method)) or _RESOURCE_PARAMETERS.get((resource, "*"), [])
@@ -544,8 +549,6 @@ def _openapi_of(resource: str, method: str) -> dict[str, Any]:
         parameters.append({"name": "X-Experience-API-Version", "in": "header", "required": True,
                            "schema": {"type": "string", "example": XAPI_VERSION}})
     extra: dict[str, Any] = {"parameters": parameters}
-    if resource != "about":
-        extra["security"] = [{"bearerAuth": []}, {"basicAuth": []}]
     if resource == "statements" and method in ("POST", "PUT"):
         body = [EXAMPLE_STATEMENT] if method == "POST" else EXAMPLE_STATEMENT
         extra["requestBody"] = {"required": True, "content": {
@@ -597,7 +600,10 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
         endpoint = make_endpoint(resource)
         for method in methods + ("OPTIONS",):
             operation = f"xapi_{method.lower()}_{resource.replace('/', '_')}"
+            # The handler checks the token itself (xAPI's error documents); the dependency tells OpenAPI.
+            guard = [Depends(checked_by_handler())] if resource != "about" and method != "OPTIONS" else []
             router.add_api_route(f"/{resource}", endpoint, methods=[method], operation_id=operation, name=operation,
                                  summary=f"{method} /xapi/{resource}", openapi_extra=_openapi_of(resource, method),
-                                 include_in_schema=method not in ("HEAD", "OPTIONS"))
+                                 include_in_schema=method not in ("HEAD", "OPTIONS"), dependencies=guard,
+                                 responses=XAPI_ERROR_RESPONSES)
     return router

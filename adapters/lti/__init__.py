@@ -9,7 +9,7 @@ Blackboard, Open edX).
 - Deep Linking: a course author picks a module, optionally pinning a version;
 - Assignment and Grade Services: the learner's own score (module-filled cells earn nothing) goes to
   the link's line item;
-- platforms registered with ``trm lti add-platform`` (database tables of migration ``0006_lti``);
+- platforms registered with ``trm lti add-platform`` (the adapter's store schema ``lti``);
   the tool's keys at ``/.well-known/jwks.json``.
 
 Routes arrive through ``trm_register_routes`` (``lti.routes``), commands through

@@ -24,6 +24,7 @@ from .messages import deep_linking_response, tool_jwks, unverified_issuer, verif
 from .pages import activity_page, auto_post_form, deep_link_picker
 from .storage import (AGS_CLAIM, AGS_SCORE_SCOPE, CONTEXT_CLAIM, CUSTOM_CLAIM, DEEP_LINKING_SETTINGS_CLAIM,
                       MESSAGE_TYPE_CLAIM, RESOURCE_LINK_CLAIM, TARGET_LINK_CLAIM, LtiError, LtiStore)
+from .storage import trm_privacy_providers, trm_store_schemas  # noqa: F401 - lti_routes owns the LTI tables
 
 #: Puzzles an LTI activity draws for one resource link.
 PUZZLES_PER_LAUNCH = 5

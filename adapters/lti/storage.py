@@ -1,5 +1,6 @@
 """LTI state in the server's store: platform registrations, the tool's signing keys, login states,
-used nonces and launches (tables of migration ``0006_lti``; shared by every replica on one database)."""
+used nonces and launches (the adapter's store schema ``lti``, migrations in ``migrations/``; shared by every replica on one
+database)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -15,16 +17,18 @@ from sqlalchemy import (JSON, Column, DateTime, Integer, MetaData, String, Table
                         select, update)
 from sqlalchemy.exc import IntegrityError
 
+from trm_modules import hookimpl
 from trm_modules.errors import TRMError
+from trm_modules.store.schema import PluginSchema
 from trm_modules.store import Store
 
 #: How long a login state waits for its launch, and how long a launch's activity may report.
 STATE_TTL = timedelta(minutes=10)
 LAUNCH_TTL = timedelta(hours=8)
 
-_metadata = MetaData()
+metadata = MetaData()
 lti_platforms = Table(
-    "lti_platforms", _metadata,
+    "lti_platforms", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("issuer", String(500), nullable=False),
     Column("client_id", String(200), nullable=False),
@@ -37,26 +41,26 @@ lti_platforms = Table(
     UniqueConstraint("issuer", "client_id", name="uq_lti_platforms_issuer_client"),
 )
 lti_tool_keys = Table(
-    "lti_tool_keys", _metadata,
+    "lti_tool_keys", metadata,
     Column("kid", String(64), primary_key=True),
     Column("private_pem", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 lti_states = Table(
-    "lti_states", _metadata,
+    "lti_states", metadata,
     Column("state", String(64), primary_key=True),
     Column("nonce", String(64), nullable=False),
     Column("platform_id", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 lti_nonces = Table(
-    "lti_nonces", _metadata,
+    "lti_nonces", metadata,
     Column("platform_id", Integer, primary_key=True),
     Column("nonce", String(200), primary_key=True),
     Column("used_at", DateTime(timezone=True), nullable=False),
 )
 lti_launches = Table(
-    "lti_launches", _metadata,
+    "lti_launches", metadata,
     Column("id", String(64), primary_key=True),
     Column("kind", String(20), nullable=False),
     Column("platform_id", Integer, nullable=False),
@@ -71,6 +75,12 @@ lti_launches = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+
+@hookimpl
+def trm_store_schemas() -> list[PluginSchema]:
+    """The LTI tool's tables and their migrations (schema ``lti``); registered by the ``lti_routes`` plugin."""
+    return [PluginSchema("lti", metadata, Path(__file__).parent / "migrations")]
 
 
 class LtiError(TRMError):
@@ -271,3 +281,65 @@ DEEP_LINKING_CONTENT_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/conte
 DEEP_LINKING_DATA_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/data"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 AGS_SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+
+
+class LtiPersonalData:
+    """The LTI tool's personal data (``trm_privacy_providers``): launches, which carry the platform's user id
+    (``sub``, also the pseudonym of the learner's solves) and the launch's claims (name, e-mail, roles when the
+    platform sends them)."""
+
+    name = "lti"
+
+    def declare(self) -> list[Any]:
+        from trm_modules.store.privacy import PersonalData
+
+        return [PersonalData("lti_launches", ("user_id", "claims", "activity", "created_at"),
+                             "Each launch from a course platform: who launched which activity, with the platform's "
+                             "claims (name and e-mail when sent) and the activity's progress.")]
+
+    def _where(self, subject: Any) -> Any:
+        users = set(subject.lti_users) | set(subject.pseudonyms)
+        return lti_launches.c.user_id.in_(users) if users else None
+
+    def link(self, connection: Any, subject: Any) -> Any:
+        """A launch's user id is the pseudonym of the learner's solves; its e-mail claim is their xAPI mailbox."""
+        from trm_modules.store.privacy import Subject
+
+        mailboxes = {key[len("mbox:mailto:"):] for key in subject.agent_keys if key.startswith("mbox:mailto:")}
+        users = set(subject.lti_users) | set(subject.pseudonyms)
+        linked = Subject()
+        if not users and not mailboxes:
+            return linked
+        rows = connection.execute(select(lti_launches.c.user_id, lti_launches.c.claims)).all()
+        for row in rows:
+            email = str((row.claims or {}).get("email") or "").lower()
+            if row.user_id not in users and (not email or email not in mailboxes):
+                continue
+            linked.lti_users.add(row.user_id)
+            linked.pseudonyms.add(row.user_id)
+            email = (row.claims or {}).get("email")
+            if email:
+                linked.agent_keys.add("mbox:mailto:" + str(email).lower())
+        return linked
+
+    def export(self, connection: Any, subject: Any) -> dict[str, list[Any]]:
+        from trm_modules.store.privacy import jsonable
+
+        where = self._where(subject)
+        rows = connection.execute(select(lti_launches).where(where)).all() if where is not None else []
+        return {"lti_launches": [jsonable(row) for row in rows]}
+
+    def erase(self, connection: Any, subject: Any) -> dict[str, int]:
+        where = self._where(subject)
+        removed = connection.execute(delete(lti_launches).where(where)).rowcount or 0 if where is not None else 0
+        return {"lti_launches": removed}
+
+    def expire(self, connection: Any, before: datetime) -> dict[str, int]:
+        return {"lti_launches": connection.execute(
+            delete(lti_launches).where(lti_launches.c.created_at < before)).rowcount or 0}
+
+
+@hookimpl
+def trm_privacy_providers() -> list[Any]:
+    """Launches (``LtiPersonalData``); registered by the ``lti_routes`` plugin."""
+    return [LtiPersonalData()]

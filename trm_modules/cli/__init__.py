@@ -3,6 +3,10 @@
 Each area module exposes ``register(app)`` adding its commands; nothing here holds logic.
 Plugins add theirs through the ``trm_register_commands`` hook (the SCORM export is one);
 a name the core or an earlier plugin took is kept.
+
+Importing this package does no work: ``main()`` builds the application (``build_app``), and the
+plugin manager is asked for only then. ``trm_modules.cli.app`` is the process's application, built on
+first access (tests drive it with typer's ``CliRunner``).
 """
 
 from __future__ import annotations
@@ -10,22 +14,36 @@ from __future__ import annotations
 import pluggy
 import typer
 
+import threading
+from typing import Any
+
 from ..plugins import call_hook, get_plugin_manager
-from . import host_commands, model_commands, package_commands, retrain_commands, server_commands, store_commands
+from . import (host_commands, model_commands, package_commands, privacy_commands, retrain_commands, server_commands,
+               store_commands)
 
-app = typer.Typer(
-    name="trm",
-    help="Package, serve, hot-swap and retrain Tiny Recursive Models (TRM) as reasoning modules.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+AREAS = (model_commands, package_commands, host_commands, store_commands, privacy_commands, retrain_commands,
+         server_commands)
 
 
-
-@app.callback()
 def _root() -> None:
     """Package, serve, hot-swap and retrain Tiny Recursive Models (TRM) as reasoning modules."""
+
+
+def build_app(pm: pluggy.PluginManager | None = None) -> typer.Typer:
+    """The ``trm`` application: the core's commands, then those of the plugins of ``pm`` (default: the
+    process's plugin manager)."""
+    cli = typer.Typer(
+        name="trm",
+        help="Package, serve, hot-swap and retrain Tiny Recursive Models (TRM) as reasoning modules.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    cli.callback()(_root)
+    for area in AREAS:
+        area.register(cli)
+    add_plugin_commands(cli, pm if pm is not None else get_plugin_manager())
+    return cli
 
 
 def _command_name(info: typer.models.CommandInfo | typer.models.TyperInfo) -> str | None:
@@ -52,13 +70,27 @@ def add_plugin_commands(cli: typer.Typer, pm: pluggy.PluginManager) -> None:
         registered[start:] = added
 
 
-for _area in (model_commands, package_commands, host_commands, store_commands, retrain_commands, server_commands):
-    _area.register(app)
-add_plugin_commands(app, get_plugin_manager())
+_app: typer.Typer | None = None
+_app_lock = threading.Lock()
+
+
+def process_app() -> typer.Typer:
+    """The process's application, built once on first use."""
+    global _app
+    with _app_lock:
+        if _app is None:
+            _app = build_app()
+        return _app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # ``from trm_modules.cli import app``: built when asked for, never at import
+        return process_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     from ..redaction import install_log_redaction
 
     install_log_redaction()
-    app()
+    process_app()()

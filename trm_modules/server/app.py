@@ -35,6 +35,7 @@ from ..package.archive import check_entry_name
 from .auth import only_granted, require_course, require_every_course, require_scope
 from .limits import BodyLimitMiddleware, JsonDepthMiddleware
 from .openapi import install_openapi, operation_id
+from .privacy_routes import privacy_routes
 from .problems import Problem, install_problem_handlers, invalid_document
 from .runtime import ServerRuntime
 from .schemas import (CanaryRequest, FeedbackAccepted, FeedbackRequest, ModuleDetail, ModuleLinks, ModuleSummary,
@@ -74,6 +75,7 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     app.include_router(_open_routes())
     app.include_router(_module_routes())
     app.include_router(_admin_routes())
+    app.include_router(privacy_routes())
     app.include_router(_registry_routes())
     for router in plugin_routers(runtime):
         app.include_router(router)

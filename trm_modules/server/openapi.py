@@ -68,9 +68,9 @@ def _error_statuses(path: str, operation: dict[str, Any], secured: bool) -> set[
     if secured:
         statuses |= {"401", "403"}
     takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
-    if takes_input:
-        statuses.add("400" if path.startswith("/xapi") else "422")
-    if "{" in path or path.startswith("/xapi"):
+    if takes_input and "400" not in statuses:  # a route that answers bad input with 400 declares it itself
+        statuses.add("422")
+    if "{" in path:
         statuses.add("404")
     return statuses
 
@@ -89,8 +89,10 @@ def guarded(route: APIRoute) -> bool:
 def decorate(document: dict[str, Any], guarded_operations: Collection[str] = frozenset()) -> dict[str, Any]:
     """Add security schemes and problem-document error responses to a generated OpenAPI document.
 
-    An operation is guarded when it is in ``guarded_operations`` or already declares ``security``
-    (a plugin that checks credentials itself, like the LRS, says so in its ``openapi_extra``).
+    An operation is guarded when it is in ``guarded_operations``: its route depends on
+    ``auth.require_scope`` (or on ``auth.checked_by_handler``, for a handler that checks the token itself).
+    Error statuses are those the operation declares (``responses=``), 500, 401/403 when guarded, 422
+    when it takes input (unless it declares 400) and 404 when its path has a parameter.
     """
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})

@@ -23,7 +23,7 @@ from ..package import DirectoryRegistry
 from ..package.errors import NoMatchingVersion
 from ..package.registry import default_registry_path, installed_registry
 from ..package.semver import Version
-from ..plugins import build_plugin_manager, call_hook
+from ..plugins import build_plugin_manager, call_hook, settings_for_plugins
 from ..settings import Settings
 from ..views import DEFAULT_VIEWS
 from ..store import Recorder, Store, StorePlugin, StoreUnavailable
@@ -129,21 +129,23 @@ class ServerRuntime:
         recorder_options = dict(settings.recorder_options)
         if settings.journal_path is not None:
             recorder_options["journal_path"] = settings.journal_path
-        recorder = Recorder(settings.db, **recorder_options)
+        pm = build_plugin_manager(entry_points=settings.entry_point_plugins, settings=settings)
+        for plugin in settings.extra_plugins:
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            pm.register_with_origin(plugin, name, "object", repr(plugin))
+        settings = settings_for_plugins(settings, pm)  # the plugins' own settings, typed (trm_declare_settings)
+        # The store migrates the plugins' own tables (trm_store_schemas) beside the core's.
+        recorder = Recorder(Store(settings.db, plugins=pm), **recorder_options)
         try:
             recorder.store.ensure_schema()
         except StoreUnavailable as exc:  # serve anyway: events journal until the database answers
             recorder.note_database_down(exc)
             log.warning("starting without the store (%s); solves and feedback are journaled to %s and replayed "
                         "when it answers", exc, recorder.journal_path.name)
-        pm = build_plugin_manager(entry_points=settings.entry_point_plugins, settings=settings)
         metrics = ServerMetrics()
         metrics.watch_recorder(recorder)
         pm.register(StorePlugin(recorder), name="trm-store")
         pm.register(metrics, name="trm-server-metrics")
-        for plugin in settings.extra_plugins:
-            name = getattr(plugin, "__name__", None) or type(plugin).__name__
-            pm.register_with_origin(plugin, name, "object", repr(plugin))
         policy = SignaturePolicy.build(registry, settings.trusted_keys, settings.allow_unsigned)
         host = Host([PolicySource(registry, policy)], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
                     cpu_threads=settings.cpu_threads or all_cores(), views=settings.views, engine=settings.engine,
@@ -193,3 +195,4 @@ class ServerRuntime:
         self.routing.close()
         self.host.close()
         self.recorder.close()
+        self.store.close()

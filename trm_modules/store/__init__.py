@@ -14,11 +14,12 @@ from .journal import Journal, default_journal_path
 from .plugin import StorePlugin
 from .queries import ModuleStats, SolveSummary, module_stats, recent_solves
 from .recorder import Recorder, RecorderStats, WriteTicket
-from .storage import RejectedItem, Store, XapiStatementRecord
+from .items import RejectedItem
+from .storage import Store
 
 __all__ = [
     "ExportSummary", "Journal", "ModuleStats", "RecorderClosed", "RecorderOverloaded", "Recorder",
     "RecorderStats", "RejectedItem", "SolveSummary", "Store", "StoreError", "StorePlugin", "StoreUnavailable",
-    "WriteTicket", "XapiStatementRecord", "default_data_dir", "default_journal_path", "export_feedback_dataset",
+    "WriteTicket", "default_data_dir", "default_journal_path", "export_feedback_dataset",
     "head_revision", "module_stats", "recent_solves", "resolve_db_url",
 ]

@@ -3,14 +3,15 @@
 SQLite is the embedded default (one file in the user data directory, WAL mode, a busy timeout,
 foreign keys on, ``BEGIN IMMEDIATE`` transactions so that concurrent writers queue up instead of
 failing on a lock upgrade). PostgreSQL is reached by URL (psycopg 3: ``postgresql+psycopg://…``).
-The schema changes only through the Alembic migrations shipped in ``trm_modules.store.migrations``.
+The schema changes only through Alembic migrations: the core's in ``trm_modules.store.migrations``,
+each plugin's in its own folder with its own version table (``trm_modules.store.schema``).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import platformdirs
 import pydantic_core
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .errors import StoreError
+from .schema import CORE_SCHEMA, PluginSchema, check_no_clash, migrate_schema, schema_head, schema_revision
 
 #: Environment variable naming the store (a SQLAlchemy URL or a SQLite file path).
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
@@ -116,6 +118,7 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA secure_delete = ON")  # a deleted learner's rows leave no bytes in free pages
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -125,50 +128,57 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _alembic_config(connection: Any) -> Any:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", "trm_modules.store:migrations")
-    config.attributes["connection"] = connection
-    return config
-
-
 def head_revision() -> str:
-    """The newest migration revision shipped with this version of trm-modules."""
-    from alembic.script import ScriptDirectory
-
-    heads = ScriptDirectory.from_config(_alembic_config(None)).get_heads()
-    if len(heads) != 1:
-        raise StoreError(f"the shipped migrations have {len(heads)} heads {heads}; expected exactly one")
-    return heads[0]
+    """The newest core migration revision shipped with this version of trm-modules (plugins have their own)."""
+    return schema_head(CORE_SCHEMA)
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The migration revision the database at ``engine`` is at (None for an empty database)."""
-    from alembic.runtime.migration import MigrationContext
-
+    """The core migration revision the database at ``engine`` is at (None for an empty database)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return schema_revision(connection, CORE_SCHEMA)
 
 
-def upgrade_schema(engine: Engine, revision: str = "head") -> str:
-    """Migrate the database at ``engine`` to ``revision`` (default: newest); returns the revision reached.
+def upgrade_schema(engine: Engine, revision: str = "head", schemas: Sequence[PluginSchema] = (CORE_SCHEMA,)) -> str:
+    """Migrate the database at ``engine``: the core to ``revision`` (default: newest), then, when the core goes
+    to its head, every other schema in ``schemas`` (plugins' tables, ``store.schema``) to its own head.
+    Returns the core revision reached.
 
     Safe to call from several processes at once: SQLite serialises on ``BEGIN IMMEDIATE``,
-    PostgreSQL on an advisory lock; a database already at the target is left untouched.
+    PostgreSQL on an advisory lock; a schema already at its target is left untouched. All schemas
+    migrate in one transaction, so a failing plugin migration leaves the database as it was.
+    ``SchemaClash`` (before anything runs) when two schemas name one table.
     """
-    from alembic import command
     from alembic.util.exc import CommandError
 
+    check_no_clash(schemas)
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-        try:
-            command.upgrade(_alembic_config(connection), revision)
-        except CommandError as exc:
-            raise StoreError(f"cannot migrate the store at {redacted_url(str(engine.url.render_as_string(False)))} "
-                             f"to {revision!r}: {exc}. A database migrated by a newer trm-modules needs that "
-                             f"version (this one knows revisions up to {head_revision()})") from exc
+        for schema in schemas:
+            target = revision if schema.name == "core" else "head"
+            if schema.name != "core" and revision not in ("head", head_revision()):
+                continue  # plugins' tables follow a core at its head only
+            try:
+                migrate_schema(connection, schema, target)
+            except CommandError as exc:
+                known = schema_head(schema)
+                raise StoreError(f"cannot migrate the store schema {schema.name!r} (from {schema.owner!r}) at "
+                                 f"{redacted_url(str(engine.url.render_as_string(False)))} to {target!r}: {exc}. "
+                                 f"A database migrated by a newer release needs that release (this one knows "
+                                 f"revisions up to {known})") from exc
     reached = current_revision(engine)
     return reached or ""
+
+
+def forget_deleted_pages(engine: Engine) -> None:
+    """After deleting personal data from SQLite: copy the WAL into the database and truncate it, so no old
+    page holding the deleted rows stays in the ``-wal`` file (freed pages are zeroed: ``secure_delete``).
+    Nothing to do on PostgreSQL (dead rows are unreadable and vacuumed)."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+    finally:
+        raw.close()

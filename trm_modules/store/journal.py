@@ -1,6 +1,6 @@
 """The local journal: where batches go when the database cannot take them, until replay.
 
-A journal is a JSON-lines file, one item a line (``{"t": "solve"|"feedback"|"xapi", "r": {...}}``).
+A journal is a JSON-lines file, one item a line (``{"t": "solve"|"feedback", "r": {...}}``, ``store.items``).
 Appends are one ``write`` of whole lines followed by ``fsync``, under an exclusive ``flock`` that
 several processes share; replay holds the same lock while it writes the lines to the database and
 then truncates the file, so no append can slip between reading and truncating. A line torn by a
@@ -18,50 +18,17 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ..records import FeedbackEvent, SolveRecord
 from .database import default_data_dir
-from .storage import RejectedItem, StoreItem, XapiStatementRecord
+from .items import RejectedItem, StoreItem, decode_line, encode_item
 
 log = logging.getLogger(__name__)
-
-_TYPE_TAGS: dict[type[BaseModel], str] = {SolveRecord: "solve", FeedbackEvent: "feedback", XapiStatementRecord: "xapi"}
-_TYPES_BY_TAG: dict[str, type[BaseModel]] = {tag: cls for cls, tag in _TYPE_TAGS.items()}
-
 
 def default_journal_path(db_url: str) -> Path:
     """The journal of the store at ``db_url``: one file per database in the user data directory."""
     key = hashlib.sha256(db_url.encode()).hexdigest()[:16]
     return default_data_dir() / "journal" / f"{key}.jsonl"
-
-
-def item_type_tag(item: StoreItem) -> str:
-    """``solve``, ``feedback`` or ``xapi``: the journal's name of the item's type."""
-    return _TYPE_TAGS[type(item)]
-
-
-def encode_item(item: StoreItem) -> str:
-    """One journal line (without the newline) for ``item``; never fails (see ``escaped_entry``)."""
-    try:
-        return '{"t":"%s","r":%s}' % (_TYPE_TAGS[type(item)], item.model_dump_json())
-    except ValueError:  # text UTF-8 cannot encode (a lone surrogate): keep it escaped rather than lose it
-        return escaped_entry(item)
-
-
-def escaped_entry(item: StoreItem) -> str:
-    """The journal line of ``item`` in pure ASCII: any text survives, even text no database can hold."""
-    return json.dumps({"t": _TYPE_TAGS[type(item)], "r": item.model_dump(mode="json")}, ensure_ascii=True,
-                      separators=(",", ":"))
-
-
-def decode_line(line: str) -> StoreItem:
-    """The item of one journal line; ``ValueError`` if the line is not one."""
-    document = json.loads(line)
-    cls = _TYPES_BY_TAG.get(str(document.get("t"))) if isinstance(document, dict) else None
-    if cls is None:
-        raise ValueError(f"unknown journal entry type {document.get('t') if isinstance(document, dict) else document!r}")
-    return cls.model_validate(document["r"])  # type: ignore[return-value]  # one of StoreItem's types
 
 
 class Journal:
@@ -121,6 +88,23 @@ class Journal:
         if replayed:
             log.info("replayed %d journaled items from %s", replayed, self.path)
         return replayed
+
+    def remove_lines(self, matches: Callable[[str], bool], path: Path | None = None) -> int:
+        """Remove every line of the journal (or of ``path``, e.g. the rejected file) for which ``matches`` is true,
+        under the lock appends and replays take; returns how many (a privacy erasure uses it)."""
+        path = path or self.path
+        if not path.exists():
+            return 0
+        with self._locked(path) as fd:
+            lines = _read_all(fd).decode("utf-8", "backslashreplace").split("\n")
+            kept = [line for line in lines if line.strip() and not matches(line)]
+            removed = sum(1 for line in lines if line.strip()) - len(kept)
+            if removed:
+                os.ftruncate(fd, 0)
+                if kept:
+                    os.write(fd, ("\n".join(kept) + "\n").encode("utf-8"))
+                os.fsync(fd)
+        return removed
 
     def _parse(self, raw: bytes, unreadable: list[tuple[str, str]]) -> Iterator[StoreItem]:
         lines = raw.split(b"\n")

@@ -127,16 +127,6 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class XapiStatement(Base):
-    """A raw xAPI statement as received (kept verbatim for the LRS bridge)."""
-
-    __tablename__ = "xapi_statements"
-
-    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
-    statement: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
-    stored_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-
 class DeadLetter(Base):
     """An item the database refused for good (bad encoding, too long, a constraint), kept with the reason.
 
@@ -167,3 +157,16 @@ class RoutingRecord(Base):
     state: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class PrivacyAudit(Base):
+    """One privacy request carried out (export, erase, expire): when, and how many rows each provider touched
+    (``counts``: provider → place → rows). Never who it was about (``trm_modules.store.privacy``)."""
+
+    __tablename__ = "privacy_audit"
+    __table_args__ = (Index("ix_privacy_audit_created_at", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    counts: Mapped[dict[str, Any]] = mapped_column(JsonDocument)

@@ -45,7 +45,8 @@ from typing import Any, Sequence
 from ..records import FeedbackEvent, SolveRecord
 from .errors import RecorderClosed, RecorderOverloaded, StoreError, StoreUnavailable
 from .journal import Journal, default_journal_path
-from .storage import Store, StoreItem, XapiStatementRecord, check_item
+from .items import StoreItem, check_item
+from .storage import Store
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _close_open_recorders() -> None:
 
 
 class Recorder:
-    """Writes solve records, feedback events and xAPI statements to a :class:`Store` in the background.
+    """Writes solve records and feedback events to a :class:`Store` in the background.
 
     ``store``: a Store, or a URL / SQLite path for one (None: ``$TRM_DB_URL`` or the default).
     A batch is written when ``batch_size`` items are queued or ``flush_interval_s`` after its first
@@ -137,6 +138,9 @@ class Recorder:
                              f"{batch_size}, {flush_interval_s}, {max_queue}")
         self._owns_store = not isinstance(store, Store)
         self.store = store if isinstance(store, Store) else Store(store)
+        # Which plugins' tables the store migrates is settled now, not by a first write at interpreter exit
+        # (when plugins could no longer be imported).
+        self.store.plugin_manager()
         self.journal = Journal(journal_path if journal_path is not None else default_journal_path(self.store.url))
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -200,10 +204,6 @@ class Recorder:
     def record_feedback(self, event: FeedbackEvent, *, durable: bool | None = None) -> WriteTicket:
         """Queue feedback ``event`` for writing (append-only; a retraction is a ``void`` event)."""
         return self._submit(event, durable)
-
-    def record_xapi_statement(self, statement: dict[str, Any], *, durable: bool | None = None) -> WriteTicket:
-        """Queue a raw xAPI statement, kept verbatim under its ``id`` (one is added if it has none)."""
-        return self._submit(XapiStatementRecord.from_statement(statement), durable)
 
     def _submit(self, item: StoreItem, durable: bool | None) -> WriteTicket:
         check_item(item)

@@ -11,20 +11,20 @@ import functools
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
-from ..records import FeedbackEvent, SolveRecord, new_id
-from .database import create_store_engine, dump_json, current_revision, head_revision, redacted_url, resolve_db_url, upgrade_schema
+from ..records import FeedbackEvent, SolveRecord
+from .database import create_store_engine, dump_json, head_revision, redacted_url, resolve_db_url, upgrade_schema
 from .errors import StoreError, StoreUnavailable
-from .models import ID_LENGTH, Context, DeadLetter, Feedback, InstalledPackage, Solve, XapiStatement, utcnow
+from .schema import PluginSchema, schemas_behind, store_schemas
+from .items import RejectedItem, StoreItem, check_item, escaped_entry, item_type_tag  # noqa: F401 - check_item re-exported
+from .models import Context, DeadLetter, Feedback, InstalledPackage, Solve, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -32,53 +32,7 @@ log = logging.getLogger(__name__)
 _SCHEMA_ATTEMPTS = 8
 
 
-class XapiStatementRecord(BaseModel):
-    """A raw xAPI statement to keep verbatim; ``id`` is the statement's own id (idempotency key)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(default_factory=new_id)
-    statement: dict[str, Any]
-    stored_at: datetime = Field(default_factory=utcnow)
-
-    @classmethod
-    def from_statement(cls, statement: dict[str, Any]) -> "XapiStatementRecord":
-        """Wrap ``statement``, taking its ``id`` (or giving it one, as an LRS would)."""
-        statement_id = statement.get("id") or new_id()
-        return cls(id=str(statement_id), statement={**statement, "id": str(statement_id)})
-
-
-StoreItem = Union[SolveRecord, FeedbackEvent, XapiStatementRecord]
 ContextKey = tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class RejectedItem:
-    """An item the database refused for good (e.g. a void naming an unknown event), with the reason."""
-
-    item: StoreItem
-    reason: str
-
-
-def check_item(item: StoreItem) -> None:
-    """Refuse an item the database would reject, before it is acknowledged (ids too long, a void without target)."""
-    if len(item.id) > ID_LENGTH:
-        _refuse_long_id(item, item.id)
-    if type(item) is FeedbackEvent:
-        for value in (item.solve_id, item.voids or ""):
-            if len(value) > ID_LENGTH:
-                _refuse_long_id(item, value)
-        if item.kind == "void" and not item.voids:
-            raise StoreError(f"feedback event {item.id!r} is a 'void' but names no event in 'voids'; "
-                             "expected the id of the feedback event it retracts")
-        if item.kind != "void" and item.voids:
-            raise StoreError(f"feedback event {item.id!r} of kind {item.kind!r} names 'voids'; "
-                             "only events of kind 'void' retract other events")
-
-
-def _refuse_long_id(item: StoreItem, value: str) -> None:
-    raise StoreError(f"id {value[:40]!r}… of a {type(item).__name__} is {len(value)} characters long; "
-                     f"the store accepts ids of at most {ID_LENGTH}")
 
 
 def context_key(record: SolveRecord) -> ContextKey:
@@ -91,10 +45,14 @@ class Store:
 
     ``db`` is a SQLAlchemy URL or a SQLite file path; None means ``$TRM_DB_URL`` or the default
     file in the user data directory. Nothing touches the database before the first operation.
+    ``plugins``: the plugin manager whose schemas (``trm_store_schemas``) live in this store beside the
+    core's; default the process's (``trm_modules.plugins.get_plugin_manager``), asked on first use.
     """
 
-    def __init__(self, db: str | None = None, *, migrate: bool = True, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, db: str | None = None, *, migrate: bool = True, sqlite_synchronous: str = "FULL",
+                 plugins: Any = None) -> None:
         self.url = resolve_db_url(db)
+        self._plugins = plugins
         self.engine = create_store_engine(self.url, sqlite_synchronous=sqlite_synchronous)
         self.dialect = self.engine.dialect.name
         self._migrate = migrate
@@ -117,11 +75,14 @@ class Store:
                 return
             for attempt in range(1, _SCHEMA_ATTEMPTS + 1):
                 try:
-                    if current_revision(self.engine) != head_revision():
+                    schemas = self.schemas()
+                    with self.engine.connect() as connection:
+                        behind = schemas_behind(connection, schemas)
+                    if behind:
                         if not self._migrate:
-                            raise StoreError(f"the database {redacted_url(self.url)} is not at the schema revision "
-                                             f"{head_revision()}; run `trm db upgrade --db URL`")
-                        upgrade_schema(self.engine)
+                            raise StoreError(f"the database {redacted_url(self.url)} is not at the newest schema "
+                                             f"({', '.join(behind)}); run `trm db upgrade --db URL`")
+                        upgrade_schema(self.engine, schemas=schemas)
                     break
                 except StoreError:
                     raise
@@ -138,11 +99,23 @@ class Store:
     def upgrade(self, revision: str = "head") -> str:
         """Run the shipped migrations up to ``revision``; returns the revision the database is at."""
         try:
-            reached = upgrade_schema(self.engine, revision)
+            reached = upgrade_schema(self.engine, revision, schemas=self.schemas())
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"cannot migrate the store at {redacted_url(self.url)}: {_first_line(exc)}") from exc
         self._schema_ready = reached == head_revision()
         return reached
+
+    def plugin_manager(self) -> Any:
+        """The plugins whose tables live in this store (default: the process's plugin manager)."""
+        if self._plugins is None:
+            from ..plugins import get_plugin_manager
+
+            self._plugins = get_plugin_manager()
+        return self._plugins
+
+    def schemas(self) -> list[PluginSchema]:
+        """The core's schema and those of this store's plugins (``SchemaClash`` if two name one table)."""
+        return store_schemas(self.plugin_manager())
 
     def ping(self) -> None:
         """Reach the database (migrating it on first use); ``StoreUnavailable`` if it does not answer."""
@@ -199,8 +172,6 @@ class Store:
         self._write_isolating_refusals(items[middle:], rejected)
 
     def _write_dead_letters(self, rejected: Sequence[RejectedItem]) -> None:
-        from .journal import escaped_entry, item_type_tag
-
         self.add_dead_letters([(item_type_tag(r.item), r.item.id, escaped_entry(r.item), r.reason) for r in rejected])
 
     def add_dead_letters(self, letters: Sequence[tuple[str, str, str, str]]) -> None:
@@ -235,7 +206,6 @@ class Store:
         solves = [item for item in items if isinstance(item, SolveRecord)]
         # Retractions after the events they retract, so a void may name an event of the same batch.
         feedback = sorted((item for item in items if isinstance(item, FeedbackEvent)), key=lambda e: e.kind == "void")
-        statements = [item for item in items if isinstance(item, XapiStatementRecord)]
         new_contexts: dict[ContextKey, int] = {}
         with Session(self.engine) as session, session.begin():
             connection = session.connection()
@@ -245,9 +215,6 @@ class Store:
                 self._insert_solves(connection, solves, [context_ids[key] for key in keys])
             if feedback:
                 connection.execute(self._insert_ignoring_duplicates(Feedback.__table__), [_feedback_row(e) for e in feedback])
-            if statements:
-                connection.execute(self._insert_ignoring_duplicates(XapiStatement.__table__),
-                                   [s.model_dump() for s in statements])
         self._context_ids.update(new_contexts)  # only ids that were committed
 
     def _insert_solves(self, connection: Any, solves: Sequence[SolveRecord], context_ids: Sequence[int]) -> None:

@@ -1,6 +1,11 @@
 """The outbound xAPI queue (adapter ``adapters/xapi.py``): statements waiting for the configured LRS,
 each with its own retry schedule, and the ones the LRS refused (dead letters).
 
+Since issue #21 these tables belong to the xAPI forwarding adapter, whose own migrations create them
+(adapters/xapi_outbox_migrations, schema 'xapi_outbox') with their own version table: this revision is kept,
+empty, so that databases at or past it keep their history. A database migrated by an older release already has
+the tables; the adapter's first revision adopts them with every row.
+
 Revision ID: 0005_xapi_outbox
 Revises: 0004_xapi_lrs
 Create Date: 2026-12-02
@@ -8,32 +13,15 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
-from sqlalchemy.dialects import postgresql
-
 revision = "0005_xapi_outbox"
 down_revision = "0004_xapi_lrs"
 branch_labels = None
 depends_on = None
 
-JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-
 
 def upgrade() -> None:
-    op.create_table(
-        "xapi_outbox",
-        sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("statement_id", sa.String(36), nullable=False),
-        sa.Column("statement", JSON_DOCUMENT, nullable=False),
-        sa.Column("state", sa.String(8), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("last_error", sa.String(1000), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    op.create_index("ix_xapi_outbox_due", "xapi_outbox", ["state", "next_attempt_at", "seq"])
+    """Nothing: the tables are the adapter's (see above)."""
 
 
 def downgrade() -> None:
-    op.drop_table("xapi_outbox")
+    """Nothing."""
