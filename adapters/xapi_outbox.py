@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import (JSON, Column, DateTime, Engine, Index, Integer, MetaData, String, Table, delete, func, select,
+from sqlalchemy import (JSON, Column, Engine, Index, Integer, MetaData, String, Table, delete, func, select,
                         update)
 from sqlalchemy.dialects.postgresql import JSONB
 

@@ -122,7 +122,7 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         have_onnx = False
 
-    print(f"\n| work | batch | FLOP/step (analytic = FlopCounterMode) | "
+    print("\n| work | batch | FLOP/step (analytic = FlopCounterMode) | "
           + " | ".join(f"eager {t}T GFLOP/s (% peak)" for t in threads)
           + (" | " + " | ".join(f"onnx {t}T GFLOP/s (% peak)" for t in threads) if have_onnx else "") + " |")
     print("|---|---|---|" + "---|" * (len(threads) * (2 if have_onnx else 1)))

@@ -55,7 +55,9 @@ class WholeVocabulary:
 
 def outside_puzzles(codec, count: int, seed: int, only: set[str] | None = None) -> dict[str, list[dict]]:
     """``count`` inputs from every outside generator of the codec's task and size (``only``: these names)."""
-    wanted = (lambda name: only is None or name in only)
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     if codec.name == "sudoku":
         sets = {name: make(codec.size, count, seed, SUDOKU_BLANKS[codec.size])
                 for name, make in SUDOKU_GENERATORS.items() if wanted(name) and (name != "dokusan" or codec.size == 9)}

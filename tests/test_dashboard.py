@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 
 from fixtures.browser import FIXTURES, npm_tools, require_browser, run_driver
 from fixtures.server import MODULE, on_a_socket, puzzle, served

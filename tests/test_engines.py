@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fixtures.host import TINY, grid_inputs, tiny_model, tiny_spec
+from fixtures.host import grid_inputs, tiny_model, tiny_spec
 from fixtures.packages import build_tiny_package, example_inputs
 from trm_modules.cli import app
 from trm_modules.errors import ConfigError, EngineUnavailable

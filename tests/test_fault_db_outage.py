@@ -4,11 +4,9 @@ database answer 503 with Retry-After and a problem document; tokens seen before 
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from fixtures.faults import TcpProxy

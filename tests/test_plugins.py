@@ -197,3 +197,14 @@ def test_the_process_wide_plugin_manager_is_one_object_even_when_a_plugin_asks_f
             "assert 'cmi5' in {name for name, _ in first.list_name_plugin()}, first.list_name_plugin()\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_importing_the_cli_loads_no_plugin_and_builds_no_app():
+    """Like pytest's plugin manager: built when called, never at import (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    script = ("import sys, trm_modules.cli, trm_modules.plugins as p; "
+              "print(p._process_manager is None, 'trm_adapters' in sys.modules, trm_modules.cli._app is None)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["True", "False", "True"], result.stdout

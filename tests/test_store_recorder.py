@@ -10,7 +10,7 @@ import time
 
 import pluggy
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from fixtures.store import (backend, closed_port_postgres_url, database_url, feedback, solve,  # noqa: F401
                                  store, store_url)

@@ -9,7 +9,7 @@ agent and activity a statement mentions, with ``related = False`` for the actor 
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
+from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
                         Table, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB
 

@@ -24,7 +24,7 @@ import pluggy
 import torch
 
 from ..codec import TaskCodec
-from ..errors import CodecError, json_pointer
+from ..errors import json_pointer
 from ..model import TRM
 from ..model.engine_choice import describe_step
 from ..model.onnx_step import StepFunction, check_engine, step_for_engine
