@@ -69,6 +69,32 @@ def outside_puzzles(codec, count: int, seed: int, only: set[str] | None = None) 
     raise SystemExit(f"no outside generator for the {codec.name!r} task")
 
 
+def cached_outside_puzzles(codec, count: int, seed: int, only: set[str] | None, cache: Path | None) -> dict:
+    """``outside_puzzles``, read from / written to ``cache`` (a folder of JSON files, one per generator, size,
+    count and seed) so slow generators (minimal Sudoku: seconds a puzzle) run once for several packages."""
+    if cache is None:
+        return outside_puzzles(codec, count, seed, only)
+    cache.mkdir(parents=True, exist_ok=True)
+    names = [name for name in generator_names(codec) if only is None or name in only]
+    sets = {}
+    for name in names:
+        path = cache / f"{codec.name}-{codec.size}-{name}-{count}-{seed}.json"
+        if not path.is_file():
+            path.write_text(json.dumps(outside_puzzles(codec, count, seed, {name})[name]))
+        sets[name] = json.loads(path.read_text())
+    return sets
+
+
+def generator_names(codec) -> list[str]:
+    """The outside generators that make puzzles for the codec's task and size."""
+    if codec.name == "sudoku":
+        return [n for n in SUDOKU_GENERATORS if n != "dokusan" or codec.size == 9] + (
+            list(MINIMAL_SUDOKU_GENERATORS) if codec.size == 9 else [])
+    if codec.name == "maze":
+        return list(MAZE_GENERATORS)
+    raise SystemExit(f"no outside generator for the {codec.name!r} task")
+
+
 def judge(model, codec, schema, documents, views: int) -> dict:
     start = time.perf_counter()
     results = answer_documents(model, codec, task_validator(schema), documents, views=views)
@@ -81,11 +107,11 @@ def judge(model, codec, schema, documents, views: int) -> dict:
 
 
 def measure(path: Path, count: int, seed: int, default_views: int = DEFAULT_VIEWS,
-            only: set[str] | None = None) -> list[dict]:
+            only: set[str] | None = None, cache: Path | None = None) -> list[dict]:
     package = open_package(path)
     model, codec = package.load_model(), package.codec()
     rows = []
-    for generator, documents in outside_puzzles(codec, count, seed, only).items():
+    for generator, documents in cached_outside_puzzles(codec, count, seed, only, cache).items():
         baseline = judge(model, WholeVocabulary(codec), package.input_schema, documents, views=1)
         first = judge(model, codec, package.input_schema, documents, views=1)
         default = judge(model, codec, package.input_schema, documents, views=default_views)
@@ -104,6 +130,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=DEFAULT_VIEWS,
                         help="Views of the default answer (1 skips the views: an untrained pre-release fails all).")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
+    parser.add_argument("--cache", type=Path, help="Folder to keep generated puzzle sets in (reused when present).")
     parser.add_argument("--generators", help="Comma-separated generator names (default: all for the task), e.g. "
                         "py-sudoku-minimal,dokusan-minimal or mazelib-loops.")
     args = parser.parse_args()
@@ -114,7 +141,7 @@ def main() -> None:
     print(header)
     for path in args.packages:
         only = set(args.generators.split(",")) if args.generators else None
-        for row in measure(path, args.puzzles, args.seed, args.views, only):
+        for row in measure(path, args.puzzles, args.seed, args.views, only, args.cache):
             rows.append(row)
             ratio = row["ratio_first_to_baseline"]
             print(f"{row['module']:<22} {row['generator']:<10} {row['first']['valid']:>7.1%} "
