@@ -62,7 +62,7 @@ def test_solve_returns_output_of_the_active_version_with_its_digest():
 
 
 def test_solve_of_unloaded_module_raises_module_not_found():
-    with make_host() as host, pytest.raises(ModuleNotFound, match="not loaded"):
+    with make_host() as host, pytest.raises(ModuleNotFound, match="no module 'grid' is served here"):
         host.solve("grid", INPUTS[0])
 
 

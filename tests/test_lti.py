@@ -19,8 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from typer.testing import CliRunner
 
+from fastapi.testclient import TestClient
+
 from fixtures.server import MODULE, served
 from trm_adapters.lti import LtiError, LtiStore
+from trm_adapters.lti.routes import state_cookie_name
 from trm_modules.cli import app
 
 LTI = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -282,8 +285,29 @@ def test_an_expired_id_token_is_refused(tool, platform):
 def test_a_replayed_launch_is_refused(tool, platform):
     first, id_token, auth = launch(tool, platform, **resource_link())
     assert first.status_code == 200
+    # even with the state's cookie put back (the same browser), a used state is refused
+    tool.client.cookies.set(state_cookie_name(auth["state"]), auth["state"], path="/lti/")
     replay = tool.client.post("/lti/launch", data={"id_token": id_token, "state": auth["state"]})
     assert replay.status_code == 400 and "already used" in replay.json()["detail"]
+
+
+def test_a_launch_from_a_browser_that_did_not_start_the_login_is_refused(tool, platform):
+    auth = login(tool, platform)  # the attacker's own login: its state cookie stays in the attacker's browser
+    id_token = platform.id_token(auth["nonce"], **resource_link())
+    victim = TestClient(tool.client.app)
+    refused = victim.post("/lti/launch", data={"id_token": id_token, "state": auth["state"]})
+    assert refused.status_code == 401 and "not issued to this browser" in refused.json()["detail"]
+    accepted = tool.client.post("/lti/launch", data={"id_token": id_token, "state": auth["state"]})
+    assert accepted.status_code == 200, accepted.text  # the refusal consumed nothing
+
+
+def test_the_login_sets_an_http_only_state_cookie_scoped_to_the_lti_routes(tool, platform):
+    response = tool.client.get("/lti/login", params={"iss": platform.issuer, "login_hint": "learner-42",
+                                                     "target_link_uri": "http://testserver/lti/launch",
+                                                     "client_id": CLIENT_ID}, follow_redirects=False)
+    cookie = response.headers["set-cookie"]
+    state = parse_qs(urlsplit(response.headers["location"]).query)["state"][0]
+    assert f"={state};" in cookie and "HttpOnly" in cookie and "Path=/lti/" in cookie
 
 
 def test_a_nonce_is_accepted_once(tool, platform):

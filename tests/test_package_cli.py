@@ -43,7 +43,18 @@ def test_keygen_sign_then_verify_with_trusted_keys(package_path, tmp_path):
     assert trm("sign", package_path, "--key", tmp_path / "keys" / "trm-signing.key", "-o", signed).exit_code == 0
     result = trm("verify", signed, "--trusted-keys", tmp_path / "keys")
     assert result.exit_code == 0, result.output
-    assert "verified with a trusted key" in result.output
+    assert "verified with a trusted key" in result.output and "UNVERIFIED" not in result.output
+
+
+def test_verify_without_trusted_keys_says_the_signer_is_unverified_and_shows_no_tick_for_it(package_path, tmp_path):
+    assert trm("keygen", "-o", tmp_path / "keys").exit_code == 0
+    signed = tmp_path / "signed.trm"
+    assert trm("sign", package_path, "--key", tmp_path / "keys" / "trm-signing.key", "-o", signed).exit_code == 0
+    result = trm("verify", signed, "--no-examples")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "✓ signature" not in text and "? signature: intact, but the signer is UNVERIFIED" in text
+    assert "give --trusted-keys" in text and text.endswith("(signer unverified)")
 
 
 def test_solve_answers_jsonl_and_reports_bad_lines_without_dropping_good_ones(package_path, tmp_path):
@@ -90,7 +101,7 @@ def test_publish_install_yank_and_list_modules(package_path, tmp_path, monkeypat
 
 def test_solve_with_a_missing_input_file_says_so_in_one_line(package_path, tmp_path):
     result = trm("solve", package_path, "--input", tmp_path / "absent.jsonl", "--output", tmp_path / "out.jsonl")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (README: exit statuses)
     assert "cannot read --input" in result.output and "Traceback" not in result.output
 
 

@@ -70,7 +70,7 @@ def test_a_plugin_managers_builtin_sources_follow_its_settings_not_the_environme
 
 
 #: Environment variables that belong to external protocols, read where the protocol is implemented.
-EXTERNAL_PROTOCOLS = {"WORLD_SIZE", "LOCAL_RANK", "SOURCE_DATE_EPOCH"}
+EXTERNAL_PROTOCOLS = {"WORLD_SIZE", "LOCAL_RANK", "SOURCE_DATE_EPOCH", "TERMINAL_WIDTH", "COLUMNS"}
 
 
 def test_library_code_reads_the_environment_only_through_settings():

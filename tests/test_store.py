@@ -250,10 +250,12 @@ def test_stats_gives_steps_distribution_and_latency_percentiles(store):
         pytest.approx((50.5, 90.1, 99.01))
 
 
-def test_stats_of_an_unknown_module_names_the_modules_that_have_solves(store):
+def test_stats_of_a_module_without_solves_is_an_empty_report_naming_the_modules_that_have_solves(store):
     store.write([solve(1)])
-    with pytest.raises(ModuleNotFound, match=r"'sudoku'.*\['parity'\]"):
-        module_stats(store, "sudoku")
+    stats = module_stats(store, "sudoku")
+    assert (stats.overall.solves, stats.by_version, stats.by_course) == (0, {}, {})
+    assert stats.overall.latency_ms is None and stats.modules_with_solves == ["parity"]
+    assert module_stats(store, "parity").modules_with_solves is None
 
 
 def test_stats_command_prints_json(store):

@@ -46,5 +46,9 @@ class ModuleNotFound(TRMError, LookupError):
     """No reasoning module (or version) with this name is known."""
 
 
+class InputError(TRMError, ValueError):
+    """A file or value named on the command line cannot be used (missing, unreadable, not text)."""
+
+
 class EngineUnavailable(TRMError):
     """The compute engine asked for cannot run here (``onnx`` without onnxruntime installed, or on a GPU)."""

@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     """Replay the supervision steps of models on CUDA devices from CUDA graphs (``TRM_CUDA_GRAPHS``;
     ``trm_modules.model.cuda_graphs``); off by default: not yet timed on a GPU. The CPU is not affected."""
 
+    rate_limit: float = Field(0.0, ge=0)
+    """Requests per second each API token may make of ``trm serve`` (``TRM_RATE_LIMIT``; per replica); more
+    are answered 429 with ``Retry-After``. 0: no limit."""
+
+    rate_limit_burst: float | None = Field(None, gt=0)
+    """Requests a token may save up and spend at once (``TRM_RATE_LIMIT_BURST``); None: one second's worth."""
+
     _plugin_values: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(self, **values: Any) -> None:

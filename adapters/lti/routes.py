@@ -6,6 +6,7 @@ speaks HTTP."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -23,12 +24,14 @@ from .ags import post_score
 from .messages import deep_linking_response, tool_jwks, unverified_issuer, verify_id_token
 from .pages import activity_page, auto_post_form, deep_link_picker
 from .storage import (AGS_CLAIM, AGS_SCORE_SCOPE, CONTEXT_CLAIM, CUSTOM_CLAIM, DEEP_LINKING_SETTINGS_CLAIM,
-                      MESSAGE_TYPE_CLAIM, RESOURCE_LINK_CLAIM, TARGET_LINK_CLAIM, LtiError, LtiStore)
+                      MESSAGE_TYPE_CLAIM, RESOURCE_LINK_CLAIM, STATE_TTL, TARGET_LINK_CLAIM, LtiError, LtiStore)
 from .storage import trm_privacy_providers, trm_store_schemas  # noqa: F401 - lti_routes owns the LTI tables
 
 #: Puzzles an LTI activity draws for one resource link.
 PUZZLES_PER_LAUNCH = 5
 JWKS_PATH = "/.well-known/jwks.json"
+#: Name prefix of the cookie binding a login's state to the browser that started it.
+STATE_COOKIE_PREFIX = "trm_lti_state_"
 
 
 def _lti(request: Request) -> LtiStore:
@@ -115,10 +118,28 @@ def _launch_deep_link(request: Request, lti: LtiStore, platform: Any, claims: di
     return deep_link_picker(launch_id=launch.id, modules=modules, platform_name=platform.name)
 
 
+def state_cookie_name(state: str) -> str:
+    """The cookie that binds a login ``state`` to the browser that started the login (one per login, so two
+    tabs launching at once do not overwrite each other's)."""
+    return STATE_COOKIE_PREFIX + hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def _check_state_cookie(request: Request, state: str) -> None:
+    """The IMS security framework binds state to the user agent: a launch whose browser did not start the
+    login (login CSRF: an attacker's own state posted from a victim's browser) carries no matching cookie."""
+    cookie = request.cookies.get(state_cookie_name(state), "")
+    if not secrets.compare_digest(cookie.encode(), state.encode()):
+        raise LtiError(401, "state-not-bound", "this launch's state was not issued to this browser (its login "
+                                               "cookie is missing or different); start the launch again from the "
+                                               "platform. A browser blocking third-party cookies in an iframe "
+                                               "should open the tool in a new window")
+
+
 def _launch(request: Request, params: dict[str, str]) -> str:
     lti = _lti(request)
     if "id_token" not in params or "state" not in params:
         raise LtiError(400, "bad-launch", "a launch must post id_token and state (response_mode=form_post)")
+    _check_state_cookie(request, params["state"])
     platform, nonce = lti.consume_state(params["state"])
     issuer, _ = unverified_issuer(params["id_token"])
     if issuer != platform.issuer:
@@ -176,7 +197,13 @@ def lti_router() -> APIRouter:
         if params.get("lti_message_hint"):
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if urlsplit(platform.auth_login_url).query else "?"
-        return RedirectResponse(f"{platform.auth_login_url}{separator}{urlencode(query)}", status_code=302)
+        response = RedirectResponse(f"{platform.auth_login_url}{separator}{urlencode(query)}", status_code=302)
+        # The launch comes back as a cross-site form POST: over HTTPS the cookie must be SameSite=None; Secure;
+        # over plain HTTP (development) it carries no SameSite attribute (browsers' Lax+POST allowance).
+        secure = str(_runtime(request).settings.public_url or "").startswith("https://")
+        response.set_cookie(state_cookie_name(state), state, max_age=int(STATE_TTL.total_seconds()),
+                            path="/lti/", httponly=True, secure=secure, samesite="none" if secure else None)
+        return response
 
     for method in ("GET", "POST"):  # OIDC allows both; one operation id each
         router.add_api_route("/lti/login", login, methods=[method], operation_id=f"lti_login_{method.lower()}",
@@ -186,9 +213,11 @@ def lti_router() -> APIRouter:
     async def launch(request: Request) -> HTMLResponse:
         params = await _params(request)
         try:
-            return HTMLResponse(await run_in_threadpool(_launch, request, params))
+            page = HTMLResponse(await run_in_threadpool(_launch, request, params))
         except LtiError as exc:
             raise _problem(exc) from exc
+        page.delete_cookie(state_cookie_name(params["state"]), path="/lti/")
+        return page
 
     @router.post("/lti/launches/{launch_id}/solve", summary="Ask the module, in the launch's course and learner context")
     async def solve(launch_id: str, request: Request) -> dict[str, Any]:

@@ -11,8 +11,12 @@ first access (tests drive it with typer's ``CliRunner``).
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pluggy
 import typer
+import typer.rich_utils
 
 import threading
 from typing import Any
@@ -23,6 +27,12 @@ from . import (host_commands, model_commands, package_commands, privacy_commands
 
 AREAS = (model_commands, package_commands, host_commands, store_commands, privacy_commands, retrain_commands,
          server_commands)
+
+#: Width of ``--help`` when it is not shown on a terminal (piped, a CI log): rich would fall back to 80
+#: columns and squeeze every option's help into a narrow column. On a terminal, its own width.
+HELP_WIDTH = 120
+if not os.environ.get("TERMINAL_WIDTH") and not sys.stdout.isatty():
+    typer.rich_utils.MAX_WIDTH = int(os.environ.get("COLUMNS") or 0) or HELP_WIDTH
 
 
 def _root() -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import InputError
 from ..views import DEFAULT_VIEWS
 from .errors import reported
 
@@ -149,8 +150,11 @@ def verify(
     with reported():
         report = verify_package(locate_package(package).path, trusted_keys, run_examples=examples, device=device)
     for check, detail in report.checks:
-        console.print(f"[green]✓[/] {check}: {detail}", highlight=False)
-    console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}")
+        mark = "[bold yellow]?[/]" if check in report.unverified else "[green]✓[/]"
+        console.print(f"{mark} {check}: {detail}", highlight=False)
+    doubt = f" [bold yellow](signer unverified)[/]" if "signature" in report.unverified else ""
+    console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}{doubt}",
+                  highlight=False)
 
 
 def keygen(
@@ -217,8 +221,7 @@ def solve(
         try:
             text = sys.stdin.read() if str(input) == "-" else input.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            errors.print(f"[bold red]error:[/] cannot read --input {input}: {exc}", markup=True, highlight=False)
-            raise typer.Exit(1) from None
+            raise InputError(f"cannot read --input {input}: {exc}") from None  # bad input: exit 2
         pkg = find_package(package, trusted_keys=trusted_keys)
         model = pkg.load_model(device)
         evaluation = pkg.manifest.evaluation

@@ -47,6 +47,16 @@ def serve(
                                                "instead of a folder; read-only (give --trusted-keys)."),
     registry_token: Optional[str] = typer.Option(None, "--registry-token", envvar="TRM_REGISTRY_TOKEN",
                                                  help="Bearer token for --registry-url."),
+    rate_limit: Optional[float] = typer.Option(None, "--rate-limit", min=0, help="Requests per second each API "
+                                               "token may make (per replica; 429 with Retry-After beyond it; "
+                                               "default $TRM_RATE_LIMIT, else 0: no limit)."),
+    rate_limit_burst: Optional[float] = typer.Option(None, "--rate-limit-burst", min=1, help="Requests a token "
+                                                     "may save up and spend at once (default: one second's worth)."),
+    request_timeout: Optional[float] = typer.Option(None, "--request-timeout", min=0.001, help="Seconds a client "
+                                                    "has to send a request body (408 after; default 60, package "
+                                                    "uploads 600)."),
+    keep_alive_timeout: Optional[float] = typer.Option(None, "--keep-alive-timeout", min=0.001, help="Seconds an "
+                                                       "idle keep-alive connection stays open (default 5)."),
 ) -> None:
     """Serve the registry's modules over HTTP (API docs at /docs), recording to the store.
 
@@ -58,7 +68,9 @@ def serve(
                                   max_package_bytes=max_package, cpu_threads=cpu_threads, views=views, engine=engine,
                                   precision=precision,
                                   trusted_keys=trusted_keys, allow_unsigned=allow_unsigned or None,
-                                  registry_url=registry_url, registry_token=registry_token)
+                                  registry_url=registry_url, registry_token=registry_token,
+                                  rate_limit=rate_limit, rate_limit_burst=rate_limit_burst,
+                                  request_timeout_s=request_timeout, keep_alive_timeout_s=keep_alive_timeout)
         if "public_url" not in settings.model_fields_set:
             settings.public_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         settings.public_url = (settings.public_url or "").rstrip("/")

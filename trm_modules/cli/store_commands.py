@@ -1,4 +1,4 @@
-"""`trm` commands of the store area: ``db upgrade``, ``logs``, ``stats``, ``feedback export``."""
+"""`trm` commands of the store area: ``db upgrade|backup|restore``, ``logs``, ``stats``, ``feedback export``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,33 @@ def register(app: typer.Typer) -> None:
         except TRMError as exc:
             fail(exc)
         typer.echo(f"{redacted_url(store.url)} is at schema revision {revision}")
+
+    @db_app.command("backup")
+    def db_backup(output: Path = typer.Option(..., "-o", "--output", help="The backup file to write (0600)."),
+                  db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Back up every table of the store (core and plugins) while it serves: SQLite's online backup API,
+        or pg_dump of its PostgreSQL schema."""
+        from ..store.backup import backup_store
+
+        try:
+            report = backup_store(Settings(db_url=db).db, output)
+        except TRMError as exc:
+            fail(exc)
+        typer.echo(f"backed up {len(report.rows)} tables, {report.total:,} rows ({report.dialect}) to {report.path}: "
+                   + ", ".join(f"{name} {count}" for name, count in report.rows.items()))
+
+    @db_app.command("restore")
+    def db_restore(backup: Path = typer.Argument(..., help="A file written by `trm db backup`."),
+                   db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Replace the store's content with a backup (PostgreSQL: in one transaction). Stop the servers first."""
+        from ..store.backup import restore_store
+
+        try:
+            report = restore_store(backup, Settings(db_url=db).db)
+        except TRMError as exc:
+            fail(exc)
+        typer.echo(f"restored {len(report.rows)} tables, {report.total:,} rows ({report.dialect}) from {backup}: "
+                   + ", ".join(f"{name} {count}" for name, count in report.rows.items()))
 
     @app.command("logs")
     def logs(module: Optional[str] = typer.Option(None, "--module", help="Only solves of this module."),
@@ -110,12 +137,17 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(result.model_dump_json(indent=2))
             return
+        if result.modules_with_solves is not None:
+            others = ", ".join(result.modules_with_solves) or "none"
+            typer.echo(f"no solves of {module} are recorded yet (modules with solves: {others})")
+            return
         rows = [("all", result.overall)] + [(f"version {k}", v) for k, v in result.by_version.items()] \
             + [(f"course {k or '-'}", v) for k, v in result.by_course.items()]
         typer.echo(f"{'':20} {'solves':>7} {'verdicts':>8} {'accuracy':>8} {'steps':>6} "
                    f"{'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
         for label, group in rows:
             accuracy = f"{group.accuracy:.3f}" if group.accuracy is not None else "-"
+            assert group.latency_ms is not None and group.mean_steps is not None  # groups hold solves
             typer.echo(f"{label[:20]:20} {group.solves:7d} {group.with_verdict:8d} {accuracy:>8} "
                        f"{group.mean_steps:6.2f} {group.latency_ms.p50:8.1f} {group.latency_ms.p90:8.1f} "
                        f"{group.latency_ms.p99:8.1f}")

@@ -157,8 +157,8 @@ class Host:
             if slot is None:
                 if not create:
                     raise ModuleNotFound(
-                        f"module {module!r} is not loaded in this host; loaded: {sorted(self._slots)} "
-                        f"(load it with swap({module!r}, version))"
+                        f"no module {module!r} is served here; modules served: "
+                        f"{', '.join(sorted(self._slots)) or 'none'}"
                     )
                 slot = self._slots[module] = Slot(module)
             return slot

@@ -281,6 +281,9 @@ class VerifyReport:
     package: Package
     checks: list[tuple[str, str]] = field(default_factory=list)
     examples: list[ExampleResult] = field(default_factory=list)
+    #: names of checks that passed but prove less than a reader would assume (a signature verified only
+    #: against the key the package carries itself says nothing about who signed it)
+    unverified: set[str] = field(default_factory=set)
 
 
 def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
@@ -294,11 +297,16 @@ def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = N
     report.checks.append(("structure", f"{len(package.archive.entries)} stored entries, names and sizes within limits"))
     report.checks.append(("manifest", f"format {m.format_version}, schema valid, {m.name}@{m.version}"))
     report.checks.append(("digests", f"{len(m.files)} files match their SHA-256"))
-    if package.signed_by:
-        trust = "a trusted key" if trusted_keys is not None else "its embedded key (no trusted keys given)"
-        report.checks.append(("signature", f"ed25519 by {package.signed_by[:16]}…, verified with {trust}"))
+    if package.signed_by and trusted_keys is not None:
+        report.checks.append(("signature", f"ed25519 by {package.signed_by[:16]}…, verified with a trusted key"))
+    elif package.signed_by:
+        report.checks.append(("signature", f"intact, but the signer is UNVERIFIED: checked only against the key "
+                                           f"the package carries ({package.signed_by[:16]}…), which anyone can "
+                                           "embed; give --trusted-keys to know who signed it"))
+        report.unverified.add("signature")
     else:
-        report.checks.append(("signature", "none (unsigned package)"))
+        report.checks.append(("signature", "none (unsigned package): nothing says who made it"))
+        report.unverified.add("signature")
     report.checks.append(("tensors", f"{len(package.weights_header.tensors)} tensors match the config "
                                      f"({m.model.parameters:,} parameters, {m.model.dtype})"))
     codec = package.codec(plugins)

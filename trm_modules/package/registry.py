@@ -129,7 +129,9 @@ class DirectoryRegistry:
         """
         entries = self.list(name)
         if not entries:
-            raise NoMatchingVersion(f"module {name!r} is not in registry {self.root}", file=str(self.root))
+            names = sorted({entry.name for entry in self.list()})
+            raise NoMatchingVersion(f"module {name!r} is not in registry {self.root}; modules there: "
+                                    f"{', '.join(names) or 'none'}", file=str(self.root))
         matcher = VersionSpec(spec or "*")
         candidates = [e for e in entries if matcher.matches(e.version)]
         exact_pin = spec is not None and len(candidates) == 1 and candidates[0].version == spec.lstrip("=").strip()

@@ -34,6 +34,7 @@ from ..package import open_package
 from ..package.archive import check_entry_name
 from .auth import only_granted, require_course, require_every_course, require_scope
 from .limits import BodyLimitMiddleware, JsonDepthMiddleware
+from .ratelimit import RateLimitMiddleware, RequestTimeoutMiddleware
 from .openapi import install_openapi, operation_id
 from .privacy_routes import privacy_routes
 from .problems import Problem, install_problem_handlers, invalid_document
@@ -60,7 +61,10 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
         description="Authenticate with `Authorization: Bearer <token>` (create one with "
                     "`trm token create --scope solve|feedback|read|admin`, optionally limited with `--course C`, "
                     "repeatable: such a token is answered 403 outside its courses). Errors are RFC 9457 problem "
-                    "documents.",
+                    "documents. Limits: each token may make `rate_limit` requests per second (`trm serve "
+                    "--rate-limit`; per replica; off unless set): more are answered 429 with `Retry-After` in "
+                    "seconds. A request body must arrive within `request_timeout_s` (default 60 s; package "
+                    "uploads 600 s), else 408; idle keep-alive connections close after `keep_alive_timeout_s` (5 s).",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
@@ -71,6 +75,11 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     app.add_middleware(JsonDepthMiddleware)  # inside the size limit: it reads bodies already bounded
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes,
                        prefix_limits={"/v1/admin/packages": settings.max_package_bytes})
+    app.add_middleware(RequestTimeoutMiddleware, timeout_s=settings.request_timeout_s,
+                       prefix_timeouts={"/v1/admin/packages": settings.upload_timeout_s})
+    if settings.rate_limit > 0:  # outermost: a token over its rate costs no parsing, no database, no model
+        app.add_middleware(RateLimitMiddleware, rate=settings.rate_limit, burst=settings.rate_limit_burst,
+                           on_limited=runtime.metrics.rate_limited.inc)
     install_problem_handlers(app)
     app.include_router(_open_routes())
     app.include_router(_module_routes())

@@ -36,6 +36,8 @@ class ServerMetrics:
                              ["module", "action"], registry=self.registry)
         self.problems = Counter("trm_http_problems", "Requests answered with a problem document, by status.",
                                 ["status"], registry=self.registry)
+        self.rate_limited = Counter("trm_rate_limited", "Requests refused with 429: their token was over its rate "
+                                    "limit.", registry=self.registry)
 
     def watch_recorder(self, recorder: Any) -> None:
         """Expose the store recorder's counts (written, journaled, dead letters, writer restarts) at scrape time."""

@@ -49,6 +49,8 @@ SECURITY_SCHEMES = {
                   "description": "Any user name and an API token as the password (what xAPI clients send)."},
 }
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}]
+RETRY_AFTER_HEADER: dict[str, Any] = {"description": "Whole seconds to wait before the token's next request passes.",
+                                      "schema": {"type": "integer", "minimum": 1}}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -66,7 +68,9 @@ def _error_statuses(path: str, operation: dict[str, Any], secured: bool) -> set[
     statuses = {status for status in operation.get("responses", {}) if status[0] in "45"}
     statuses.add("500")
     if secured:
-        statuses |= {"401", "403"}
+        statuses |= {"401", "403", "429"}
+    if operation.get("requestBody"):
+        statuses.add("408")
     takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
     if takes_input and "400" not in statuses:  # a route that answers bad input with 400 declares it itself
         statuses.add("422")
@@ -110,6 +114,13 @@ def decorate(document: dict[str, Any], guarded_operations: Collection[str] = fro
                     "description": described if described and described != "Validation Error"
                     else HTTPStatus(int(status)).phrase,
                     "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                if status == "429":
+                    responses[status]["description"] = ("Too Many Requests: the token is over its rate limit "
+                                                         "(`trm serve --rate-limit`, requests per second per token)")
+                    responses[status]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+                elif status == "408":
+                    responses[status]["description"] = ("Request Timeout: the body did not arrive within the "
+                                                         "server's request timeout")
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document

@@ -72,6 +72,12 @@ class ServerSettings(Settings):
     allow_unsigned: bool = False
     registry_url: str | None = None
     registry_token: str | None = None
+    request_timeout_s: float = Field(60.0, gt=0)
+    """A request body not fully received this long after the request began is answered 408 (package
+    uploads: ``upload_timeout_s``)."""
+    upload_timeout_s: float = Field(600.0, gt=0)
+    keep_alive_timeout_s: float = Field(5.0, gt=0)
+    """An idle keep-alive connection is closed after this long (uvicorn's ``timeout_keep_alive``)."""
 
     def __init__(self, db: str | os.PathLike[str] | None = None, **values: Any) -> None:
         super().__init__(**({"db_url": os.fspath(db)} if db is not None else {}), **values)

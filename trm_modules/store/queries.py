@@ -15,7 +15,6 @@ from pydantic import BaseModel
 from sqlalchemy import Subquery, case, exists, func, select
 from sqlalchemy.orm import aliased
 
-from ..errors import ModuleNotFound
 from .errors import StoreError
 from .models import Context, Feedback, Solve
 from .storage import Store
@@ -119,8 +118,8 @@ class GroupStats(BaseModel):
     accuracy: float | None
     valid_rate: float | None
     steps: dict[int, int]
-    mean_steps: float
-    latency_ms: LatencyPercentiles
+    mean_steps: float | None
+    latency_ms: LatencyPercentiles | None
 
 
 class ModuleStats(BaseModel):
@@ -128,6 +127,8 @@ class ModuleStats(BaseModel):
 
     module: str
     overall: GroupStats
+    #: the modules that do have solves in the store, listed only when ``module`` has none (an empty report)
+    modules_with_solves: list[str] | None = None
     by_version: dict[str, GroupStats]
     by_course: dict[str, GroupStats]
 
@@ -142,10 +143,10 @@ def module_stats(store: Store, module: str) -> ModuleStats:
              .where(Solve.module == module))
     with store.session() as session:
         rows = session.execute(query).all()
-        if not rows:
+        if not rows:  # an empty report (a module nobody asked yet is not an error), naming what has solves
             known = session.scalars(select(Solve.module).distinct().order_by(Solve.module)).all()
-            raise ModuleNotFound(f"no solves of module {module!r} are recorded in {store!r}; "
-                                 f"modules with solves: {list(known)}")
+            return ModuleStats(module=module, overall=_group_stats([]), by_version={}, by_course={},
+                               modules_with_solves=list(known))
     by_version: dict[str, list[Any]] = defaultdict(list)
     by_course: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
@@ -159,6 +160,9 @@ def module_stats(store: Store, module: str) -> ModuleStats:
 def _group_stats(rows: list[Any]) -> GroupStats:
     import numpy as np
 
+    if not rows:
+        return GroupStats(solves=0, with_verdict=0, correct=0, accuracy=None, valid_rate=None, steps={},
+                          mean_steps=None, latency_ms=None)
     steps = np.array([row[2] for row in rows], dtype=np.int64)
     latencies = np.array([row[3] for row in rows], dtype=np.float64)
     validity = [row[4] for row in rows if row[4] is not None]
