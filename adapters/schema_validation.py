@@ -12,12 +12,9 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from trm_modules.errors import CodecError
+from trm_modules.errors import CodecError, json_pointer
 
-
-def json_pointer(parts: Any) -> str:
-    """RFC 6901 JSON pointer of a sequence of keys / indices ("" for the document root)."""
-    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
+__all__ = ["compile_schema", "json_pointer", "validate_document"]
 
 
 def compile_schema(schema: dict[str, Any]) -> jsonschema.Draft202012Validator:

@@ -50,7 +50,10 @@ class Queued:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class RefusedStatement:
+    """A statement the LRS refused for good, kept in the outbox with its answer (not to be confused with the
+    store's dead letters, ``trm_modules.store.models.DeadLetter``: items the database refused)."""
+
     seq: int
     statement: dict[str, Any]
     attempts: int
@@ -121,13 +124,13 @@ class Outbox:
             earliest = earliest.replace(tzinfo=timezone.utc)
         return max(0.0, (earliest - self.clock()).total_seconds())
 
-    def dead_letters(self) -> list[DeadLetter]:
+    def dead_letters(self) -> list[RefusedStatement]:
         """The statements the LRS refused, oldest first."""
         c = outbox.c
         with self.engine.connect() as connection:
             rows = connection.execute(select(c.seq, c.statement, c.attempts, c.last_error)
                                       .where(c.state == "dead").order_by(c.seq))
-            return [DeadLetter(r.seq, r.statement, r.attempts, r.last_error or "") for r in rows]
+            return [RefusedStatement(r.seq, r.statement, r.attempts, r.last_error or "") for r in rows]
 
 
 class OutboxPersonalData:
