@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from fixtures.store import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
 from trm_modules.codec import TaskCodec
-from trm_modules.errors import ModuleNotFound
 from trm_modules.records import FeedbackEvent, SolveRecord
 from trm_modules.store import (Store, StoreError, export_feedback_dataset, head_revision, module_stats, recent_solves,
                                resolve_db_url)

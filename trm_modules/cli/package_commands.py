@@ -152,7 +152,7 @@ def verify(
     for check, detail in report.checks:
         mark = "[bold yellow]?[/]" if check in report.unverified else "[green]✓[/]"
         console.print(f"{mark} {check}: {detail}", highlight=False)
-    doubt = f" [bold yellow](signer unverified)[/]" if "signature" in report.unverified else ""
+    doubt = " [bold yellow](signer unverified)[/]" if "signature" in report.unverified else ""
     console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}{doubt}",
                   highlight=False)
 
