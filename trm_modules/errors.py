@@ -42,6 +42,14 @@ class UnknownCodec(TRMError, LookupError):
     """No plugin provides a codec with this name."""
 
 
+class UnknownArchitecture(ConfigError, LookupError):
+    """No installed plugin provides a reasoning architecture with this name (``name`` says which)."""
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
+
+
 class ModuleNotFound(TRMError, LookupError):
     """No reasoning module (or version) with this name is known."""
 

@@ -12,7 +12,8 @@ need, and accept only the arguments you use (pluggy passes arguments by name)::
 
 The hooks answer one question each:
 
-- what a plugin provides: ``trm_register_codecs`` (task codecs), ``trm_module_sources`` (where
+- what a plugin provides: ``trm_register_codecs`` (task codecs), ``trm_register_architectures``
+  (reasoning networks), ``trm_module_sources`` (where
   packages are found), ``trm_register_routes`` (HTTP routes of ``trm serve``),
   ``trm_register_commands`` (``trm`` sub-commands);
 - what the host decides: ``trm_select_version`` (which version answers a request),
@@ -78,6 +79,26 @@ def trm_register_codecs() -> list[type]:
     Each class has a unique ``name`` (e.g. ``"sudoku"``); a package's manifest names the codec
     in ``task.codec`` and its parameters in ``task.params``. When two plugins provide the same
     name, the first one registered wins (built-in adapters load before third-party plugins).
+    """
+
+
+@hookspec
+def trm_register_architectures() -> list[Any]:
+    """Return the reasoning architectures this plugin provides (``trm_modules.model.architecture.Architecture``).
+
+    Each has a unique ``name`` (``"trm"``, ``"hrm"`` are built in); a package's manifest names it in
+    ``model.architecture`` and holds its config in ``model.config``. An architecture is a pydantic
+    config model and a ``trm_modules.model.reasoning.ReasoningModel`` subclass implementing the
+    supervision-step contract (``deep_recursion(x, carry) -> StepOutput``), its halting rule and its
+    training loss; the loader, trainer, solving kernel, host, ONNX engine and browser export use
+    nothing else. When two plugins provide the same name, the first registered wins (built-in
+    first). A package whose architecture no installed plugin provides is refused
+    (``UnknownArchitecture`` naming it)::
+
+        @hookimpl
+        def trm_register_architectures():
+            from trm_modules.model.architecture import Architecture
+            return [Architecture("direct", DirectConfig, DirectModel)]
     """
 
 
@@ -236,7 +257,7 @@ def trm_privacy_providers() -> list["PersonalDataProvider"]:
 
 
 __all__ = [
-    "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_module_sources",
+    "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_register_architectures", "trm_module_sources",
     "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
     "trm_register_routes", "trm_register_commands", "trm_startup", "trm_shutdown", "trm_store_schemas",
     "trm_declare_settings", "trm_privacy_providers",

@@ -17,20 +17,24 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
 from .codec import TaskCodec
-from .errors import CodecError, UnknownCodec
+from .errors import CodecError, UnknownArchitecture, UnknownCodec
 from .settings import PluginSetting, Settings, SettingsT, split_paths, with_plugin_settings
 from . import hookspecs
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model.architecture import Architecture
 
 log = logging.getLogger("trm_modules.plugins")
 
 #: Built-in plugins of every plugin manager (the host's own defaults), as ``module:factory`` named
 #: like entry points: each factory is called with the manager's ``Settings``.
-BUILTIN_PLUGINS = {"builtin": "trm_modules.host.builtin:BuiltinSources"}
+BUILTIN_PLUGINS = {"builtin": "trm_modules.host.builtin:BuiltinSources",
+                   "architectures": "trm_modules.architectures:BuiltinArchitectures"}
 
 Origin = Literal["builtin", "entrypoint", "path", "object"]
 
@@ -259,3 +263,24 @@ def declared_settings(pm: pluggy.PluginManager) -> list[tuple[str, PluginSetting
 def settings_for_plugins(settings: SettingsT, pm: pluggy.PluginManager) -> SettingsT:
     """``settings`` with the settings the plugins of ``pm`` declare as typed fields (``with_plugin_settings``)."""
     return with_plugin_settings(settings, declared_settings(pm))
+
+
+def architectures(pm: pluggy.PluginManager | None = None) -> dict[str, "Architecture"]:
+    """Architecture name → ``Architecture``, over every plugin's ``trm_register_architectures`` (first
+    registration wins, so the built-in ``trm`` and ``hrm`` cannot be shadowed)."""
+    pm = pm or get_plugin_manager()
+    found: dict[str, Architecture] = {}
+    for provided in reversed(call_hook(pm, "trm_register_architectures")):
+        for architecture in provided or []:
+            found.setdefault(architecture.name, architecture)
+    return found
+
+
+def get_architecture(name: str, pm: pluggy.PluginManager | None = None) -> "Architecture":
+    """The architecture ``name``; ``UnknownArchitecture`` naming it (and the installed ones) if no plugin has it."""
+    found = architectures(pm)
+    if name not in found:
+        raise UnknownArchitecture(f"no installed plugin provides the model architecture {name!r}; installed: "
+                                  f"{sorted(found)} (install the plugin that provides it, or name it in "
+                                  "TRM_PLUGINS)", name)
+    return found[name]

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import ConfigError
 from .config import TRMConfig
+from .hrm import HRM, HRMConfig
 from .trm import TRM
 
 _PREFIXES = ("_orig_mod.", "model.")
@@ -98,6 +99,57 @@ def load_authors_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[str,
             raise ConfigError(
                 f"checkpoint key {key!r}: shape {tuple(value.shape)} but the config needs {tuple(ours[target].shape)}"
             )
+        mapped[target] = value.to(ours[target].dtype)
+    missing = sorted(set(ours) - set(mapped))
+    if missing:
+        raise ConfigError(f"checkpoint lacks {len(missing)} tensors the config needs, e.g. {missing[:3]}")
+    model.load_state_dict(mapped, strict=True)
+    return model
+
+
+_HRM_LAYER = re.compile(r"^(H_level|L_level)\.layers\.(\d+)\.(self_attn|mlp)\.(qkv_proj|o_proj|gate_up_proj|down_proj)\.weight$")
+
+
+def authors_hrm_key_to_ours(key: str) -> str | None:
+    """Map one key of the HRM authors' layout (``hrm_act_v1.py``) to ours; None for recomputed RoPE caches."""
+    key = _strip(key)
+    if not key.startswith("inner."):
+        raise ConfigError(f"unexpected checkpoint key {key!r}: expected it under 'inner.'")
+    key = key[len("inner."):]
+    if key in _STATIC:
+        return _STATIC[key]
+    if key.startswith("rotary_emb."):
+        return None
+    if _HRM_LAYER.match(key):
+        return key  # the H/L module tensors keep the authors' names
+    raise ConfigError(f"unknown key {key!r} in the HRM authors' checkpoint layout")
+
+
+def load_authors_hrm_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor],
+                                config: HRMConfig) -> HRM:
+    """Build an ``HRM`` from a checkpoint of the authors' HRM code (sapientinc/HRM), a file or a state dict.
+
+    Loaded with ``weights_only=True`` (no arbitrary unpickling); ``_orig_mod.`` and ``model.`` prefixes
+    accepted; every tensor shape-checked against ``config``; bf16-stored tensors cast to our dtype.
+    """
+    if isinstance(path_or_state_dict, Mapping):
+        state = path_or_state_dict
+    else:
+        state = torch.load(os.fspath(path_or_state_dict), map_location="cpu", weights_only=True)
+        if not isinstance(state, Mapping):
+            raise ConfigError(f"{path_or_state_dict}: expected a state dict, found {type(state).__name__}")
+    model = HRM(config)
+    ours = model.state_dict()
+    mapped: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        target = authors_hrm_key_to_ours(key)
+        if target is None:
+            continue
+        if target not in ours:
+            raise ConfigError(f"checkpoint key {key!r} has no place in a model with this config ({target})")
+        if tuple(value.shape) != tuple(ours[target].shape):
+            raise ConfigError(
+                f"checkpoint key {key!r}: shape {tuple(value.shape)} but the config needs {tuple(ours[target].shape)}")
         mapped[target] = value.to(ours[target].dtype)
     missing = sorted(set(ours) - set(mapped))
     if missing:

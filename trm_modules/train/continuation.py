@@ -19,11 +19,13 @@ from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import Any
+
 import torch
 from safetensors.torch import save as save_safetensors
 
 from ..errors import ConfigError
-from ..model import TRM, TRMConfig
+from ..model import ReasoningModel
 from ..package.archive import Limits
 from ..package.errors import PackageError
 from ..package.weights import read_weights_header, tensors_from_bytes
@@ -41,7 +43,7 @@ class InitFromError(ConfigError):
     """A package a run cannot continue from (unreadable, another task or architecture, bad state)."""
 
 
-def training_state_bytes(model: TRM, optimizer: torch.optim.Optimizer, step: int) -> bytes:
+def training_state_bytes(model: ReasoningModel, optimizer: torch.optim.Optimizer, step: int) -> bytes:
     """Safetensors bytes of the live weights (``model.<key>``) and the AdamW moments
     (``exp_avg.<param>``, ``exp_avg_sq.<param>``); the step count rides in the metadata."""
     tensors = {_MODEL + key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
@@ -62,7 +64,7 @@ class PackageStart:
     source: str  # "name@version"
     path: str
     digest: str
-    config: TRMConfig
+    config: Any  # the architecture's config model
     task: dict
     ema: dict[str, torch.Tensor]
     live: dict[str, torch.Tensor] | None
@@ -72,17 +74,20 @@ class PackageStart:
     #: Held-out accuracy against training step over the sittings before (``provenance.history``).
     history: list[dict] = field(default_factory=list)
 
-    def check_fits(self, config: TRMConfig, task: dict) -> None:
+    def check_fits(self, config: Any, task: dict) -> None:
         """Refuse a recipe whose task or architecture differs from the package's (the weights would not fit)."""
         if task != self.task:
             raise InitFromError(f"--init-from {self.source}: the package answers {self.task}, the recipe trains {task}")
+        if type(config) is not type(self.config):
+            raise InitFromError(f"--init-from {self.source}: the package holds a {type(self.config).__name__}, "
+                                f"the recipe trains a {type(config).__name__} (another architecture)")
         if config != self.config:
             ours, theirs = config.model_dump(), self.config.model_dump()
             differing = ", ".join(f"{key} (recipe {ours[key]!r}, package {theirs[key]!r})"
                                   for key in ours if ours[key] != theirs[key])
             raise InitFromError(f"--init-from {self.source}: the recipe's model differs from the package's: {differing}")
 
-    def restore(self, model: TRM, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    def restore(self, model: ReasoningModel, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
         """Load the live weights (or the EMA weights) into ``model`` and the moments into ``optimizer``;
         return the EMA shadow to continue from."""
         model.load_state_dict(self.live if self.live is not None else self.ema)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..model import TRM, constrained_argmax
+from ..model import ReasoningModel, constrained_argmax
 from .data import TokenSet
 
 
@@ -18,7 +18,7 @@ class EvalReport:
 
     ``per_step_accuracy[k]`` is the accuracy after k+1 supervision steps for every example (the
     authors' protocol); ``accuracy_halting`` / ``mean_steps_halting`` are what ``solve(halt=True)``
-    gives: each example answers at the first step where its halting policy stops it (q_halt > 0 unless calibrated).
+    gives: each example answers at the first step where its halting policy stops it (halting logit > 0 unless calibrated).
     """
 
     puzzles: int
@@ -43,7 +43,7 @@ class EvalReport:
 
 
 @torch.inference_mode()
-def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_size: int = 512,
+def evaluate(model: ReasoningModel, data: TokenSet, max_steps: int | None = None, batch_size: int = 512,
              device: str | torch.device = "cpu", answer_table: np.ndarray | None = None) -> EvalReport:
     """Run every example for ``max_steps`` steps and record accuracy per step and at halting;
     ``answer_table`` (the codec's ``answer_token_table``) decodes as every solving path does."""
@@ -67,7 +67,7 @@ def evaluate(model: TRM, data: TokenSet, max_steps: int | None = None, batch_siz
             carry = out.carry
             ok = (constrained_argmax(out.logits, tokens, table) == labels).all(-1)
             correct_per_step[step] += int(ok.sum())
-            stop = (out.q_halt > model.halt_threshold) & (step + 1 >= model.halt_min_steps)
+            stop = (model.halting_logit(out) > model.halt_threshold) & (step + 1 >= model.halt_min_steps)
             newly = ~halted & (stop | (step == max_steps - 1))
             idx = newly.nonzero().squeeze(-1).cpu().numpy() + start
             halt_step[idx] = step + 1
@@ -164,7 +164,7 @@ class RuleReport:
 
 
 @torch.inference_mode()
-def rule_check_report(model: TRM, codec, inputs: list[dict], views: int = 1, batch_size: int = 512) -> RuleReport | None:
+def rule_check_report(model: ReasoningModel, codec, inputs: list[dict], views: int = 1, batch_size: int = 512) -> RuleReport | None:
     """Judge answers by the task's rules rather than one stored answer (``trm_modules.views`` for
     ``views``); None when the codec cannot check answers.
 
@@ -186,7 +186,7 @@ def rule_check_report(model: TRM, codec, inputs: list[dict], views: int = 1, bat
     )
 
 
-def valid_fraction(model: TRM, codec, inputs: list[dict], batch_size: int = 512) -> float | None:
+def valid_fraction(model: ReasoningModel, codec, inputs: list[dict], batch_size: int = 512) -> float | None:
     """Share of inputs whose first answer (``solve`` with halting) the codec's rule check accepts;
     None when the codec has no checker."""
     report = rule_check_report(model, codec, inputs, views=1, batch_size=batch_size)

@@ -6,7 +6,7 @@ best at step 4), so the first answer is worse than the model can give. ``calibra
 every step on held-out puzzles, judges each step's answer by the task's rules (or the label where
 the task has no rules), and picks the policy — stop at the first step ``s >= min_steps`` with
 ``q_halt > threshold`` — whose answers are valid most often, the fewest mean steps among equals.
-The package stores it (``evaluation.halting``); ``Package.load_model`` applies it (``TRM.use_halting``), so
+The package stores it (``evaluation.halting``); ``Package.load_model`` applies it (``ReasoningModel.use_halting``), so
 ``trm solve``, the host and ``trm eval`` halt by it.
 """
 
@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from ..codec import TaskCodec
-from ..model import TRM, constrained_argmax
+from ..model import ReasoningModel, constrained_argmax
 
 #: Calibration puzzles come from the recipe's generator at the held-out seed plus this (not the test set).
 CALIBRATION_SEED_OFFSET = 7_919
 
 
 @torch.inference_mode()
-def step_outcomes(model: TRM, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None,
+def step_outcomes(model: ReasoningModel, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None,
                   batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(valid, q_halt), each (N, max_steps): whether each step's answer is right, and its halting logit."""
     from ..views import decode_candidate
@@ -47,7 +47,7 @@ def step_outcomes(model: TRM, codec: TaskCodec, inputs: list[dict], labels: list
             out = model.deep_recursion(x, carry)
             carry = out.carry
             answers = constrained_argmax(out.logits, tokens, table).cpu().numpy()
-            q_halt[start:start + len(chunk), step] = out.q_halt.float().cpu().numpy()
+            q_halt[start:start + len(chunk), step] = model.halting_logit(out).float().cpu().numpy()
             for i, doc in enumerate(chunk):
                 if labels is not None and not codec.can_check:
                     right = np.array_equal(answers[i], codec.encode_output(labels[start + i], doc))
@@ -89,7 +89,7 @@ def best_policy(valid: np.ndarray, q_halt: np.ndarray) -> dict[str, Any]:
             "per_step_valid": [float(v) for v in valid.mean(axis=0)], "puzzles": n}
 
 
-def calibrate_halting(model: TRM, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None,
+def calibrate_halting(model: ReasoningModel, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None,
                       dataset: str = "") -> dict[str, Any]:
     """The halting policy for ``model`` chosen on ``inputs`` (held-out puzzles); see the module doc.
 

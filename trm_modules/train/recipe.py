@@ -1,7 +1,8 @@
 """Training recipes: one TOML file says everything needed to reproduce a module.
 
 A recipe names the task (codec + params), how data is generated, the model (``TRMConfig``
-fields; vocabulary and sequence length come from the codec) and the optimisation settings.
+fields, ``architecture`` naming
+which; vocabulary and sequence length come from the codec) and the optimisation settings.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..codec import TaskSpec
 from ..errors import ConfigError
-from ..model import TRMConfig
 
 
 class HardSetSpec(BaseModel):
@@ -89,13 +89,25 @@ class Recipe(BaseModel):
     description: str | None = None
     task: TaskSpec
     data: DataSpec = Field(default_factory=DataSpec)
-    model: dict[str, Any] = Field(default_factory=dict, description="TRMConfig fields except vocab_size/seq_len.")
+    model: dict[str, Any] = Field(default_factory=dict, description=(
+        "`architecture` (default \"trm\"; any a plugin registers) and that architecture's config fields "
+        "except vocab_size/seq_len."))
     train: OptimSpec = Field(default_factory=OptimSpec)
 
-    def model_config_for(self, vocab_size: int, seq_len: int) -> TRMConfig:
-        """The full ``TRMConfig``: the recipe's fields plus the codec's vocabulary and length."""
+    @property
+    def architecture(self) -> str:
+        """The architecture ``[model] architecture`` names (``"trm"`` when it names none)."""
+        return str(self.model.get("architecture", "trm"))
+
+    def model_config_for(self, vocab_size: int, seq_len: int) -> Any:
+        """The architecture's full config: the recipe's fields plus the codec's vocabulary and length.
+        ``UnknownArchitecture`` when no installed plugin provides ``[model] architecture``."""
+        from ..plugins import get_architecture
+
+        architecture = get_architecture(self.architecture)
+        fields = {k: v for k, v in self.model.items() if k != "architecture"}
         try:
-            return TRMConfig(vocab_size=vocab_size, seq_len=seq_len, **self.model)
+            return architecture.config_type(vocab_size=vocab_size, seq_len=seq_len, **fields)
         except Exception as exc:  # pydantic.ValidationError → one actionable message
             raise ConfigError(f"recipe {self.name!r}: bad [model] section: {exc}") from exc
 

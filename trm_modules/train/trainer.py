@@ -1,8 +1,9 @@
-"""Deep-supervision training of a TRM with adaptive halting (ACT), EMA, checkpoints and DDP.
+"""Deep-supervision training of a reasoning model (TRM, HRM, any registered architecture) with adaptive
+halting (ACT), EMA, checkpoints and DDP.
 
 The loop follows the authors: a batch of *slots* is carried between optimiser steps. Each
 optimiser step is one supervision step (``deep_recursion``) of every slot; a slot whose example
-halted (q_halt > 0, or ``halt_max_steps`` reached) is refilled with a new example and its carry
+halted (its halting logit > 0, or ``halt_max_steps`` reached) is refilled with a new example and its carry
 reset. Runs unchanged under ``torchrun --nproc-per-node N`` (gloo on CPU, NCCL on CUDA).
 """
 
@@ -25,16 +26,16 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from ..codec import TaskCodec
-from ..model import TRM, TRMConfig, count_parameters
-from ..plugins import get_codec
+from ..model import ReasoningModel, count_parameters
+from ..plugins import get_architecture, get_codec
 from ..views import DEFAULT_VIEWS
 from .continuation import RUN_TRAINING_STATE, PackageStart, training_state_bytes
 from .data import (HELDOUT_SEED_OFFSET, AugmentedSampler, CurriculumSampler, TokenSet, calibration_pairs, encode_pairs,
                    generate_set, hard_seed, heldout_pairs, heldout_seed)
 from .halting import CALIBRATION_SEED_OFFSET, calibrate_halting
 from .evaluate import EvalReport, evaluate, plot_history, plot_report, rule_check_report
-from .losses import deep_supervision_loss
 from .recipe import Recipe
+from .run_dir import ARCHITECTURE_FILE
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -55,7 +56,7 @@ class EMA:
             else:
                 self.shadow[key].copy_(value)
 
-    def averaged(self, model: TRM) -> TRM:
+    def averaged(self, model: ReasoningModel) -> ReasoningModel:
         """A copy of ``model`` holding the averaged weights."""
         ema_model = copy.deepcopy(model)
         ema_model.load_state_dict({k: v.to(model.H_init.dtype) for k, v in self.shadow.items()})
@@ -72,7 +73,7 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str, min_ratio: floa
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: TRM, recipe: Recipe) -> torch.optim.AdamW:
+def build_optimizer(model: ReasoningModel, recipe: Recipe) -> torch.optim.AdamW:
     """AdamW with β=(0.9, 0.95); the puzzle embedding gets its own learning rate and decay."""
     opt = recipe.train
     puzzle = [p for n, p in model.named_parameters() if n.startswith("puzzle_emb.")]
@@ -178,14 +179,15 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
         self.precision = training_precision(recipe.train.precision, self.device)
         self.codec = codec or get_codec(recipe.task.codec, recipe.task.params)
-        self.config: TRMConfig = recipe.model_config_for(self.codec.vocab_size, self.codec.seq_len)
+        self.architecture = get_architecture(recipe.architecture)
+        self.config = recipe.model_config_for(self.codec.vocab_size, self.codec.seq_len)
         if self.config.num_puzzle_identifiers < self.codec.num_puzzle_identifiers:
             self.config = self.config.model_copy(update={"num_puzzle_identifiers": self.codec.num_puzzle_identifiers})
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
         seed = recipe.train.seed
         torch.manual_seed(seed)  # identical initial weights on every rank
-        self.model = TRM(self.config).to(self.device)
+        self.model = self.architecture.build(self.config).to(self.device)
         if init_weights is not None:
             self.model.load_state_dict(init_weights)
         self.ema = EMA(self.model, recipe.train.ema)
@@ -307,7 +309,9 @@ class Trainer:
 
             with autocast:
                 out = net(tokens, ids, carry)
-                loss, metrics = deep_supervision_loss(out.logits, labels, out.q_halt, opt.loss, opt.halt_loss_weight)
+                loss, metrics = model.supervision_loss(out, labels, tokens=tokens, puzzle_ids=ids,
+                                                       is_last=steps_done + 1 >= cfg.halt_max_steps,
+                                                       kind=opt.loss, halt_weight=opt.halt_loss_weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if opt.grad_clip > 0:
@@ -320,7 +324,7 @@ class Trainer:
                 carry = out.carry
                 steps_done += 1
                 is_last = steps_done >= cfg.halt_max_steps
-                halt_now = out.q_halt.detach() > 0
+                halt_now = model.halting_logit(out).detach() > 0
                 explore = torch.rand(B, device=self.device) < cfg.halt_exploration_prob
                 min_steps = explore * torch.randint(2, cfg.halt_max_steps + 1, (B,), device=self.device)
                 halted = is_last | (halt_now & (steps_done >= min_steps))
@@ -388,6 +392,7 @@ class Trainer:
         # What `trm pack --training-state` carries, so a later sitting continues with --init-from.
         (out / RUN_TRAINING_STATE).write_bytes(training_state_bytes(self.model, self.optimizer, self.step))
         (out / "config.json").write_text(self.config.model_dump_json(indent=2))
+        (out / ARCHITECTURE_FILE).write_text(json.dumps({"name": self.architecture.name}))
         (out / "task.json").write_text(json.dumps({"codec": self.codec.name, "params": self.codec.params}, indent=2))
         data = self.recipe.data
         evaluation = {
