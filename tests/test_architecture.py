@@ -73,7 +73,7 @@ def hook_names() -> list[str]:
 
 
 def test_the_contract_declares_the_hooks_the_design_names():
-    assert {"trm_register_codecs", "trm_module_sources", "trm_select_version", "trm_placement", "trm_on_solve",
+    assert {"trm_register_codecs", "trm_register_architectures", "trm_module_sources", "trm_select_version", "trm_placement", "trm_on_solve",
             "trm_on_feedback", "trm_register_routes", "trm_register_commands", "trm_startup",
             "trm_shutdown"} == set(hook_names())
 

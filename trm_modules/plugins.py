@@ -276,6 +276,15 @@ def architectures(pm: pluggy.PluginManager | None = None) -> dict[str, "Architec
     return found
 
 
+def architecture_of_config(config: Any, pm: pluggy.PluginManager | None = None) -> "Architecture":
+    """The architecture whose config model ``config`` is an instance of (``UnknownArchitecture`` if none)."""
+    for architecture in architectures(pm).values():
+        if type(config) is architecture.config_type:
+            return architecture
+    raise UnknownArchitecture(f"no installed architecture has the config model {type(config).__name__}",
+                              type(config).__name__)
+
+
 def get_architecture(name: str, pm: pluggy.PluginManager | None = None) -> "Architecture":
     """The architecture ``name``; ``UnknownArchitecture`` naming it (and the installed ones) if no plugin has it."""
     found = architectures(pm)

@@ -21,7 +21,7 @@ from jsonschema.exceptions import best_match
 from .codec import TaskCodec
 from .errors import CodecError, json_pointer
 from .json_limits import check_json_depth
-from .model import TRM
+from .model import ReasoningModel
 from .model.precision import autocast_for
 from .model.trm import StepFunction
 from .views import choose, decode_candidate, needs_more_views, views_of
@@ -60,7 +60,7 @@ class ItemError:
         return {"error": {"message": self.message, "path": self.path}}
 
 
-def model_device(model: TRM) -> torch.device:
+def model_device(model: ReasoningModel) -> torch.device:
     """The device holding ``model``'s weights."""
     return next(model.parameters()).device
 
@@ -71,7 +71,7 @@ Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
 RowSolver = Callable[[np.ndarray, np.ndarray], Rows]
 
 
-def solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None = None,
+def solve_tokens(model: ReasoningModel, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None = None,
                  halt: bool = True, batch_size: int | None = None, answer_table: np.ndarray | None = None,
                  step: StepFunction | None = None, precision: str = "fp32") -> Rows:
     """(answer tokens, steps, confidence) of (N, L) inputs on the model's device, ``batch_size`` rows at a time
@@ -93,7 +93,7 @@ def solve_tokens(model: TRM, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_
     return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
 
 
-def solve_inputs(model: TRM | None, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
+def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
                  halt: bool = True, batch_size: int = 256, views: int = 1,
                  solve: RowSolver | None = None, step: StepFunction | None = None,
                  precision: str = "fp32") -> list[Answer | ItemError]:
@@ -182,7 +182,7 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
     return None
 
 
-def answer_documents(model: TRM, codec: TaskCodec, validator: Any, documents: list[Any], *,
+def answer_documents(model: ReasoningModel, codec: TaskCodec, validator: Any, documents: list[Any], *,
                      max_steps: int | None = None, halt: bool = True,
                      batch_size: int = 256, views: int = 1, step: StepFunction | None = None,
                      precision: str = "fp32") -> list[Answer | ItemError]:
@@ -199,7 +199,7 @@ def answer_documents(model: TRM, codec: TaskCodec, validator: Any, documents: li
     return results  # type: ignore[return-value]
 
 
-def answer_jsonl(model: TRM, codec: TaskCodec, validator: Any, lines: list[str], *,
+def answer_jsonl(model: ReasoningModel, codec: TaskCodec, validator: Any, lines: list[str], *,
                  max_steps: int | None = None, halt: bool = True, batch_size: int = 256,
                  views: int = 1, step: StepFunction | None = None, precision: str = "fp32") -> list[dict[str, Any]]:
     """Answer JSONL lines: one JSON object per non-blank line, ``{"output": …}`` or ``{"error": …}``."""

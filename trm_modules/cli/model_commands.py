@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import TRMError
-from ..model import PRESETS, TRM, TRMConfig, count_parameters
+from ..model import count_parameters
 from ..views import DEFAULT_VIEWS
 from .errors import fail
 
@@ -18,34 +18,51 @@ console = Console()
 
 
 def model_info(
-    preset: Optional[str] = typer.Option(None, help=f"A named configuration: {', '.join(PRESETS)}."),
-    config: Optional[str] = typer.Option(None, help="Path to a JSON file holding a TRMConfig."),
+    architecture: str = typer.Option("trm", help="The architecture (built in: trm, hrm; plugins add others)."),
+    preset: Optional[str] = typer.Option(None, help="A named configuration of the architecture (e.g. paper-sudoku-attn, "
+                                                    "paper-hrm-sudoku)."),
+    config: Optional[str] = typer.Option(None, help="Path to a JSON file holding the architecture's config."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
-    """Show a TRM configuration and its parameter count (puzzle-embedding table excluded, as the paper counts)."""
+    """Show an architecture's configuration and its parameter count (puzzle-embedding table excluded, as the
+    papers count)."""
+    import torch
+
+    from ..plugins import get_architecture
+
     if (preset is None) == (config is None):
         raise typer.BadParameter("give exactly one of --preset or --config")
-    if preset is not None:
-        if preset not in PRESETS:
-            raise typer.BadParameter(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-        cfg = PRESETS[preset]
-    else:
-        with open(str(config), encoding="utf-8") as fh:
-            cfg = TRMConfig.model_validate(json.load(fh))
-    model = TRM(cfg)
+    try:
+        arch = get_architecture(architecture)
+        if preset is not None:
+            if preset not in arch.presets:
+                raise typer.BadParameter(f"unknown {architecture} preset {preset!r}; choose from "
+                                         f"{', '.join(arch.presets) or '(none)'}")
+            cfg = arch.presets[preset]
+        else:
+            with open(str(config), encoding="utf-8") as fh:
+                cfg = arch.config(json.load(fh))
+    except TRMError as exc:
+        fail(exc)
+    with torch.device("meta"):  # shapes only: counting needs no memory or random init
+        model = arch.build(cfg)
+    puzzle = getattr(model, "puzzle_emb", None)
     info: dict[str, Any] = {
+        "architecture": arch.name,
         "parameters": count_parameters(model),
-        "puzzle_embedding_parameters": model.puzzle_emb.weight.numel() if cfg.puzzle_emb_ndim else 0,
-        "net_applications_per_step": cfg.H_cycles * (cfg.L_cycles + 1),
+        "puzzle_embedding_parameters": puzzle.weight.numel() if puzzle is not None else 0,
         "positions": cfg.total_len,
         "config": cfg.model_dump(),
     }
+    if hasattr(cfg, "mlp_t"):  # TRM: T·(n+1) applications of its one network per supervision step
+        info["net_applications_per_step"] = cfg.H_cycles * (cfg.L_cycles + 1)
     if as_json:
         typer.echo(json.dumps(info))
         return
     table = Table(title=preset or config, show_header=False)
     for key in ("parameters", "puzzle_embedding_parameters", "net_applications_per_step", "positions"):
-        table.add_row(key, f"{info[key]:,}")
+        if key in info:
+            table.add_row(key, f"{info[key]:,}")
     for key, value in info["config"].items():
         table.add_row(key, str(value))
     console.print(table)

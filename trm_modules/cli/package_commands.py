@@ -117,8 +117,9 @@ def inspect(
         ("signed by", pkg.signed_by or "unsigned"), ("license", m.license),
         ("authors", ", ".join(a.name for a in m.authors) or "—"),
         ("task", f"{m.task.codec} {json.dumps(m.task.params, sort_keys=True)}"),
-        ("model", f"TRM {'mlp_t' if m.model.config.mlp_t else 'attention'}, {m.model.parameters:,} parameters, "
-                  f"{m.model.dtype}, H={m.model.config.H_cycles} L={m.model.config.L_cycles} "
+        ("model", f"{m.model.architecture}{(' mlp_t' if m.model.config.mlp_t else ' attention') if m.model.architecture == 'trm' else ''}, "
+                  f"{m.model.parameters:,} parameters, "
+                  f"{m.model.dtype}, H={getattr(m.model.config, 'H_cycles', '-')} L={getattr(m.model.config, 'L_cycles', '-')} "
                   f"steps≤{m.model.config.halt_max_steps}"),
         ("runtime", f"trm-modules ≥ {m.runtime.min_trm_modules}, {', '.join(m.runtime.devices)}, "
                     f"~{m.runtime.memory_bytes / 2**20:.1f} MiB"),

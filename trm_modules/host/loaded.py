@@ -25,7 +25,7 @@ import torch
 
 from ..codec import TaskCodec
 from ..errors import json_pointer
-from ..model import TRM
+from ..model import ReasoningModel
 from ..model.engine_choice import describe_step
 from ..model.onnx_step import StepFunction, check_engine, step_for_engine
 from ..model.precision import ResolvedPrecision, check_precision, resolve_precision
@@ -62,20 +62,20 @@ class VersionSpec:
     examples: list[tuple[Json, Json]]
     allowed_devices: tuple[str, ...]
     memory_bytes: int
-    load_model: Callable[[str], TRM]  # device → model in eval mode on that device
+    load_model: Callable[[str], ReasoningModel]  # device → model in eval mode on that device
     source: str = "memory"
     evaluation: dict[str, Any] | None = None  # the package's evaluation section (bf16 verdict for precision auto)
     _validator: Any = field(default=None, repr=False)
 
     @classmethod
-    def from_model(cls, name: str, version: str, model: TRM, codec: TaskCodec,
+    def from_model(cls, name: str, version: str, model: ReasoningModel, codec: TaskCodec,
                    examples: list[tuple[Json, Json]] | None = None, *,
                    allowed_devices: Sequence[str] = ("cpu", "cuda"), digest: str | None = None) -> "VersionSpec":
         """A version made from a model in memory; the digest defaults to the weights' sha256."""
         model = model.eval()
         cpu_model = model.to("cpu")
 
-        def load_model(device: str) -> TRM:
+        def load_model(device: str) -> ReasoningModel:
             return cpu_model if torch.device(device).type == "cpu" else copy.deepcopy(cpu_model).to(device)
 
         memory = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
@@ -92,7 +92,7 @@ class VersionSpec:
         # dominate it) is the estimate.
         memory = getattr(runtime, "memory_bytes", None) or os.path.getsize(pkg.path)
 
-        def load_model(device: str) -> TRM:
+        def load_model(device: str) -> ReasoningModel:
             return pkg.load_model(device=device).eval()
 
         evaluation = getattr(manifest, "evaluation", None)
@@ -139,7 +139,7 @@ class LoadedVersion:
         self.window_s = window_s
         self.max_batch_size = max_batch_size
         self.device: str | None = None  # device reserved for (or holding) the model
-        self.model: TRM | None = None
+        self.model: ReasoningModel | None = None
         self.batcher: MicroBatcher | None = None
         self.refcount = 0
         self.retired = False
@@ -254,7 +254,7 @@ class LoadedVersion:
         device = self.device or "cpu"
         return run_on_device(device, self._solve_tokens, model, device, tokens, puzzle_ids)
 
-    def _solve_tokens(self, model: TRM, device: str, tokens: np.ndarray, puzzle_ids: np.ndarray) -> Rows:
+    def _solve_tokens(self, model: ReasoningModel, device: str, tokens: np.ndarray, puzzle_ids: np.ndarray) -> Rows:
         # Intra-op threads are a per-thread setting: this changes only the compute thread.
         if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)

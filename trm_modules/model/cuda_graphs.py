@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import torch
 
-from .trm import TRM, Carry, StepOutput
+from .reasoning import Carry, ReasoningModel, StepOutput
 
 
 class _Captured:
     """One captured step: static inputs, the graph, and its static outputs."""
 
-    def __init__(self, model: TRM, x: torch.Tensor, carry: Carry) -> None:
+    def __init__(self, model: ReasoningModel, x: torch.Tensor, carry: Carry) -> None:
         self.x, self.y, self.z = x.clone(), carry.y.clone(), carry.z.clone()
         stream = torch.cuda.Stream(device=x.device)
         stream.wait_stream(torch.cuda.current_stream(x.device))
@@ -48,7 +48,7 @@ class _Captured:
 class CudaGraphStep:
     """``model.deep_recursion`` replayed from CUDA graphs, one per batch size (see the module docstring)."""
 
-    def __init__(self, model: TRM, max_graphs: int = 32, max_batch: int = 256) -> None:
+    def __init__(self, model: ReasoningModel, max_graphs: int = 32, max_batch: int = 256) -> None:
         self.model = model.eval()
         self.max_graphs = max_graphs
         self.max_batch = max_batch
@@ -68,7 +68,7 @@ class CudaGraphStep:
         return captured(x, carry)
 
 
-def cuda_graph_step(model: TRM) -> CudaGraphStep | None:
+def cuda_graph_step(model: ReasoningModel) -> CudaGraphStep | None:
     """A ``CudaGraphStep`` for a model on a CUDA device; None for any other device (its step stays eager)."""
     device = next(model.parameters()).device
     if device.type != "cuda" or not torch.cuda.is_available():

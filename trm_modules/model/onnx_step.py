@@ -27,7 +27,7 @@ from torch import nn
 
 from ..errors import ConfigError, EngineUnavailable
 from .cuda_graphs import cuda_graph_step
-from .trm import TRM, Carry, Solution, StepFunction, StepOutput
+from .reasoning import Carry, ReasoningModel, Solution, StepFunction, StepOutput
 
 #: The engines a model can be solved with; ``auto`` measures eager and onnx when a model loads
 #: (``trm_modules.model.engine_choice``).
@@ -74,7 +74,7 @@ def import_onnxruntime() -> Any:
 class _Step(nn.Module):
     """``deep_recursion`` with plain tensors in and out (what the ONNX exporter traces)."""
 
-    def __init__(self, model: TRM) -> None:
+    def __init__(self, model: ReasoningModel) -> None:
         super().__init__()
         self.model = model
 
@@ -83,7 +83,7 @@ class _Step(nn.Module):
         return out.carry.y, out.carry.z, out.logits, out.q_halt, out.q_continue
 
 
-def export_step_graph(model: TRM, opset: int = 17) -> bytes:
+def export_step_graph(model: ReasoningModel, opset: int = 17) -> bytes:
     """The ONNX bytes of one supervision step of ``model`` (exported from a float32 CPU copy when needed)."""
     exported = model
     if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in model.parameters()):
@@ -104,7 +104,7 @@ class OnnxStep:
     ``EngineUnavailable`` when onnxruntime is not installed.
     """
 
-    def __init__(self, model: TRM, threads: int | None = None, opset: int = 17, *, graph: bytes | None = None) -> None:
+    def __init__(self, model: ReasoningModel, threads: int | None = None, opset: int = 17, *, graph: bytes | None = None) -> None:
         onnxruntime = import_onnxruntime()
         self.model = model.eval()
         if graph is None:  # ``graph``: one export shared by sessions on different thread counts
@@ -134,7 +134,7 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def step_for_engine(model: TRM, engine: str, threads: int | None = None, *,
+def step_for_engine(model: ReasoningModel, engine: str, threads: int | None = None, *,
                     cuda_graphs: bool = False, precision: str = "fp32", check_tokens: np.ndarray | None = None,
                     check_puzzle_ids: np.ndarray | None = None, answer_table: np.ndarray | None = None,
                     shapes: Sequence[int] = (1, 16)) -> StepFunction | None:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .. import __version__
 from ..codec import TaskCodec
 from ..errors import TRMError
-from ..model import TRM, TRMConfig, count_parameters
+from ..model import ReasoningModel, count_parameters
 from ..model.config import swiglu_intermediate
 from .archive import write_archive
 from .errors import BuildError
@@ -55,21 +55,27 @@ def creation_time() -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def estimate_memory_bytes(config: TRMConfig, weight_bytes: int, batch_size: int = 1) -> int:
+def estimate_memory_bytes(config: Any, weight_bytes: int, batch_size: int = 1) -> int:
     """Rough peak memory to hold the model and solve ``batch_size`` inputs (weights + live activations)."""
     positions = config.total_len
     width = max(config.hidden_size, 2 * swiglu_intermediate(config.hidden_size, config.expansion))
     activations = 8 * positions * width * 4  # x, y, z, block temporaries in fp32
-    attention = 0 if config.mlp_t else config.num_heads * positions * positions * 4
+    heads = 0 if getattr(config, "mlp_t", False) else getattr(config, "num_heads", 0)
+    attention = heads * positions * positions * 4
     return weight_bytes + batch_size * (activations + attention)
 
 
-def model_card(*, title: str, description: str, name: str, version: str, codec: TaskCodec, config: TRMConfig,
+def _network_kind(config: Any) -> str:
+    return "Tiny Recursive Model" if hasattr(config, "mlp_t") else "reasoning model"
+
+
+def model_card(*, title: str, description: str, name: str, version: str, codec: TaskCodec, config: Any,
                parameters: int, license: str, evaluation: Evaluation | None, provenance: Provenance | None,
-               sections: Mapping[str, str] | None = None, images: Iterable[str] = ()) -> str:
+               sections: Mapping[str, str] | None = None, images: Iterable[str] = (),
+               architecture: str | None = None) -> str:
     """The README.md model card: intended use, training data, evaluation, limits."""
     sections = dict(sections or {})
-    lines = [f"# {title}", "", f"`{name}` {version} — a Tiny Recursive Model packaged by trm-modules.", ""]
+    lines = [f"# {title}", "", f"`{name}` {version} — a {_network_kind(config)} packaged by trm-modules.", ""]
     if description:
         lines += [description, ""]
     lines += ["## Intended use", "", sections.pop("intended_use", (
@@ -89,10 +95,12 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
             lines.append(f"- training wall time: {provenance.wall_time_s / 60:.1f} min"
                          + (f" ({provenance.optimizer_steps} optimiser steps)" if provenance.optimizer_steps else ""))
         lines.append("")
-    lines += ["## Model", "", f"- architecture: TRM ({'sequence-MLP' if config.mlp_t else 'attention'} mixer), "
+    if architecture is None:
+        architecture = (f"TRM ({'sequence-MLP' if config.mlp_t else 'attention'} mixer), H_cycles={config.H_cycles}, "
+                        f"L_cycles={config.L_cycles}") if hasattr(config, "mlp_t") else type(config).__name__
+    lines += ["## Model", "", f"- architecture: {architecture}, "
               f"{parameters:,} parameters (puzzle-embedding table excluded)",
-              f"- recursion: H_cycles={config.H_cycles}, L_cycles={config.L_cycles}, "
-              f"up to {config.halt_max_steps} supervision steps with early halting", ""]
+              f"- recursion: up to {config.halt_max_steps} supervision steps with early halting", ""]
     lines += ["## Evaluation", ""]
     if evaluation is None:
         lines += ["No evaluation was recorded for this package.", ""]
@@ -167,7 +175,7 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
     return "\n".join(lines)
 
 
-def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_path: str | os.PathLike,
+def build_package(model: ReasoningModel, codec: TaskCodec, *, name: str, version: str, out_path: str | os.PathLike,
                   examples: Iterable[tuple[Json, Json | None]], title: str | None = None, description: str = "",
                   license: str = "Apache-2.0", authors: Iterable[Json] = (), module_id: str | None = None,
                   evaluation: Json | Evaluation | None = None, provenance: Json | Provenance | None = None,
@@ -182,7 +190,7 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
     README text, or a mapping of sections (``intended_use``, ``training_data``, ``limits``, …)
     overriding the generated model card. The manifest is validated before anything is written.
     """
-    config: TRMConfig = model.config
+    config = model.config
     if (codec.vocab_size, codec.seq_len) != (config.vocab_size, config.seq_len):
         raise BuildError(f"codec {codec.name} has vocab {codec.vocab_size} and length {codec.seq_len}; the model has "
                          f"vocab {config.vocab_size} and length {config.seq_len}")
@@ -200,7 +208,7 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
     weights = serialize_state_dict(state)
 
     # The self-test runs on the weights exactly as shipped, halting by the policy the package carries.
-    shipped = TRM.from_state_dict(config, state, "cpu", MANIFEST_DTYPES[dtype_name])
+    shipped = type(model).from_state_dict(config, state, "cpu", MANIFEST_DTYPES[dtype_name])
     evaluation_model = Evaluation.model_validate(evaluation) if isinstance(evaluation, Mapping) else evaluation
     halting = (evaluation_model.model_extra or {}).get("halting") if evaluation_model is not None else None
     if isinstance(halting, dict):
@@ -240,7 +248,7 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
         files[CARD_NAME] = model_card(title=title, description=description, name=name, version=version, codec=codec,
                                       config=config, parameters=parameters, license=license,
                                       evaluation=evaluation_model, provenance=provenance_model, sections=card,
-                                      images=images).encode("utf-8")
+                                      images=images, architecture=model.describe()).encode("utf-8")
 
     manifest_data: Json = {
         "format_version": FORMAT_VERSION,
@@ -252,7 +260,7 @@ def build_package(model: TRM, codec: TaskCodec, *, name: str, version: str, out_
         "authors": [dict(a) for a in authors],
         "license": license,
         "task": {"codec": codec.name, "params": codec.params},
-        "model": {"architecture": "trm", "config": config.model_dump(mode="json"), "parameters": parameters,
+        "model": {"architecture": model.architecture, "config": config.model_dump(mode="json"), "parameters": parameters,
                   "dtype": dtype_name, "weights": WEIGHTS_NAME},
         "runtime": {"min_trm_modules": __version__, "devices": list(devices),
                     "memory_bytes": estimate_memory_bytes(config, len(weights))},

@@ -104,6 +104,16 @@ class ConfigOutOfBounds(ManifestInvalid):
     rule = "config-limit"
 
 
+class ArchitectureUnavailable(ManifestInvalid):
+    """The manifest's ``model.architecture`` is one no installed plugin provides (``architecture`` names it)."""
+
+    rule = "architecture"
+
+    def __init__(self, message: str, *, architecture: str, file: str = "", path: str = "") -> None:
+        super().__init__(message, file=file, path=path)
+        self.architecture = architecture
+
+
 class UnsupportedFormatVersion(ManifestInvalid):
     """The package uses a newer major format version than this trm-modules reads."""
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..codec import TaskCodec
-from ..model import TRM
+from ..model import ReasoningModel
 from .build import build_package
 from .errors import BuildError
 from ..solving import Answer, solve_inputs
@@ -29,7 +29,7 @@ def _read_json(path: Path) -> Any:
         raise BuildError(f"cannot read {path}: {exc}", file=str(path)) from exc
 
 
-def select_examples(model: TRM, codec: TaskCodec, pairs: Iterable[tuple[dict, dict]],
+def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tuple[dict, dict]],
                     count: int = DEFAULT_EXAMPLE_COUNT) -> Sequence[tuple[dict, dict | None]]:
     """Up to ``count`` examples for the self-test: pairs the model answers acceptably, else its own answers.
 
@@ -64,7 +64,7 @@ def _recipe_of(recipe_toml: str | None) -> Any:
         return None
 
 
-def _rule_check_heldout(model: TRM, codec: TaskCodec, recipe: Any) -> dict[str, Any] | None:
+def _rule_check_heldout(model: ReasoningModel, codec: TaskCodec, recipe: Any) -> dict[str, Any] | None:
     """The rule check with test-time views on the run's held-out puzzles, regenerated from its recipe."""
     from ..train.data import heldout_pairs
     from ..train.evaluate import rule_check_report
@@ -74,7 +74,7 @@ def _rule_check_heldout(model: TRM, codec: TaskCodec, recipe: Any) -> dict[str, 
     return None if report is None else report.to_json()
 
 
-def _calibrate(model: TRM, codec: TaskCodec, recipe: Any) -> dict[str, Any]:
+def _calibrate(model: ReasoningModel, codec: TaskCodec, recipe: Any) -> dict[str, Any]:
     """The halting policy of a run that predates calibration, chosen as ``trm train`` chooses it."""
     from ..train.data import calibration_pairs, heldout_seed
     from ..train.halting import CALIBRATION_SEED_OFFSET, calibrate_halting

@@ -12,7 +12,7 @@ import torch
 
 from ..codec import TaskCodec
 from ..errors import CodecError, TRMError, UnknownCodec
-from ..model import TRM
+from ..model import ReasoningModel
 from ..plugins import get_codec, get_plugin_manager
 from .archive import Archive
 from .errors import NoCodec, PackageError, SelfTestFailed
@@ -94,13 +94,16 @@ class Package:
         weights = self.archive.read(self.manifest.model.weights)
         return tensors_from_bytes(weights, self.weights_header)
 
-    def load_model(self, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> TRM:
-        """The packaged TRM with its shipped (EMA) weights and calibrated halting, in eval mode, on ``device``.
+    def load_model(self, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> ReasoningModel:
+        """The packaged network (its architecture's class) with its shipped (EMA) weights and calibrated halting, in eval mode, on ``device``.
 
         ``dtype`` defaults to the dtype the weights are shipped in (``manifest.model.dtype``).
         """
         dtype = dtype or MANIFEST_DTYPES[self.manifest.model.dtype]
-        model = TRM.from_state_dict(self.manifest.model.config, self.state_dict(), device, dtype)
+        from ..plugins import get_architecture
+
+        architecture = get_architecture(self.manifest.model.architecture)
+        model = architecture.from_state_dict(self.manifest.model.config, self.state_dict(), device, dtype)
         halting = self.halting
         if halting:
             model.use_halting(halting.get("threshold"), halting.get("min_steps", 1))
@@ -113,7 +116,7 @@ class Package:
         halting = (evaluation.model_extra or {}).get("halting") if evaluation is not None else None
         return halting if isinstance(halting, dict) else None
 
-    def self_test(self, model: TRM | None = None, device: str | torch.device = "cpu",
+    def self_test(self, model: ReasoningModel | None = None, device: str | torch.device = "cpu",
                   plugins: pluggy.PluginManager | None = None) -> list[ExampleResult]:
         """Run the shipped examples; raise ``SelfTestFailed`` naming the first example that fails.
 

@@ -16,12 +16,11 @@ from importlib import resources
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..codec import TaskSpec
-from ..errors import json_pointer
-from ..model import TRMConfig
-from .errors import ManifestInvalid, UnsupportedFormatVersion
+from ..errors import UnknownArchitecture, json_pointer
+from .errors import ArchitectureUnavailable, ManifestInvalid, UnsupportedFormatVersion
 
 #: The format this release writes; it reads every 1.x (newer minors with a warning).
 FORMAT_VERSION = "1.0"
@@ -49,12 +48,22 @@ class Task(TaskSpec):
 
 
 class ModelInfo(BaseModel):
+    """``model``: the architecture's name (an installed plugin provides it) and its full config, validated by
+    that architecture's config model (``TRMConfig`` for ``"trm"``, ``HRMConfig`` for ``"hrm"`` …)."""
+
     model_config = ConfigDict(extra="ignore")
-    architecture: Literal["trm"] = "trm"
-    config: TRMConfig
+    architecture: str = "trm"
+    config: Any
     parameters: int
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     weights: str = "weights.safetensors"
+
+    @model_validator(mode="after")
+    def _config_of_its_architecture(self) -> "ModelInfo":
+        from ..plugins import get_architecture
+
+        self.config = get_architecture(self.architecture).config(self.config)  # ConfigError is a ValueError
+        return self
 
 
 class Runtime(BaseModel):
@@ -281,6 +290,14 @@ def parse_manifest(data: Any) -> Manifest:
     if problem:
         raise ManifestInvalid(f"license {data['license']!r} is not an SPDX expression: {problem}",
                               file=MANIFEST_NAME, path="/license")
+    architecture = data["model"]["architecture"]
+    try:
+        from ..plugins import get_architecture
+
+        get_architecture(architecture)
+    except UnknownArchitecture as exc:
+        raise ArchitectureUnavailable(str(exc), architecture=architecture, file=MANIFEST_NAME,
+                                      path="/model/architecture") from exc
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:

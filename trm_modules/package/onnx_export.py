@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model import TRM, constrained_argmax
+from ..model import ReasoningModel, constrained_argmax
 from ..errors import EngineUnavailable
 from ..model.onnx_step import export_graph
-from ..model.trm import Carry
+from ..model.reasoning import Carry
 from .errors import PackageError
 from .loaded import Package
 
@@ -37,7 +37,7 @@ class UnrolledSolver(nn.Module):
     """``steps`` supervision steps of ``model`` back to back, as one traceable forward pass; the
     codec's answer-token table (when it has one) is a constant of the graph."""
 
-    def __init__(self, model: TRM, steps: int, answer_table: np.ndarray | None = None) -> None:
+    def __init__(self, model: ReasoningModel, steps: int, answer_table: np.ndarray | None = None) -> None:
         super().__init__()
         self.model = model
         self.steps = steps
@@ -57,7 +57,7 @@ class StepSolver(nn.Module):
     """One supervision step of ``model`` with the carry as explicit tensors; ``fresh`` rows start from
     the model's initial carry (``reset_carry``), so the caller never needs the model's buffers."""
 
-    def __init__(self, model: TRM, answer_table: np.ndarray | None = None) -> None:
+    def __init__(self, model: ReasoningModel, answer_table: np.ndarray | None = None) -> None:
         super().__init__()
         self.model = model
         self.answer_table = None if answer_table is None else torch.from_numpy(answer_table)
@@ -66,7 +66,8 @@ class StepSolver(nn.Module):
                 fresh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         carry = self.model.reset_carry(Carry(y, z), fresh)
         out = self.model.deep_recursion(self.model.input_embeddings(tokens, puzzle_ids), carry)
-        return constrained_argmax(out.logits, tokens, self.answer_table), out.q_halt, out.carry.y, out.carry.z
+        halt = self.model.halting_logit(out)  # the architecture's halting logit (HRM: q_halt − q_continue)
+        return constrained_argmax(out.logits, tokens, self.answer_table), halt, out.carry.y, out.carry.z
 
 
 #: Inputs and outputs of the step graph; the carry is ``(batch, puzzle_len + seq_len, hidden_size)`` float32.
@@ -117,7 +118,7 @@ class OnnxCheck:
 
 
 def _torch_reference(package: Package, onnx_path: str | os.PathLike, max_steps: int | None,
-                     halt: bool) -> tuple[TRM, torch.Tensor, torch.Tensor, Any, Any]:
+                     halt: bool) -> tuple[ReasoningModel, torch.Tensor, torch.Tensor, Any, Any]:
     """(model, example tokens, puzzle ids, torch's solution, an onnxruntime session of ``onnx_path``)."""
     try:
         import onnxruntime

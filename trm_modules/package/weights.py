@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 from ..json_limits import check_json_depth
-from ..model import TRM, TRMConfig, count_parameters
+
 from .errors import TensorMismatch, WeightsInvalid
 
 #: safetensors dtype codes → torch dtypes.
@@ -157,20 +157,31 @@ def read_weights_header(data: memoryview | bytes, *, max_header_bytes: int, max_
     return WeightsHeader(tensors=tensors, metadata=metadata, data_start=data_start)
 
 
+def _meta_model_facts(config: Any) -> tuple[dict[str, tuple[int, ...]], int]:
+    try:
+        return _cached_meta_model_facts(config)
+    except TypeError:  # a plugin's config that is not hashable (not frozen): build it every time
+        return _cached_meta_model_facts.__wrapped__(config)
+
+
 @functools.lru_cache(maxsize=32)
-def _meta_model_facts(config: TRMConfig) -> tuple[dict[str, tuple[int, ...]], int]:
+def _cached_meta_model_facts(config: Any) -> tuple[dict[str, tuple[int, ...]], int]:
+    from ..plugins import architecture_of_config
+
+    model_type = architecture_of_config(config).model_type
     with torch.device("meta"):
-        model = TRM(config)
-    return {name: tuple(t.shape) for name, t in model.state_dict().items()}, count_parameters(model)
+        model = model_type(config)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}, model.count_parameters()
 
 
-def expected_tensors(config: TRMConfig) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the tensors a TRM with ``config`` persists (built on the meta device)."""
+def expected_tensors(config: Any) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors the network of ``config`` (any architecture) persists (built on the meta
+    device)."""
     return _meta_model_facts(config)[0]
 
 
-def expected_parameter_count(config: TRMConfig) -> int:
-    """Trainable parameters of a TRM with ``config``, counted as ``count_parameters`` counts them."""
+def expected_parameter_count(config: Any) -> int:
+    """Trainable parameters of the network of ``config``, counted as ``count_parameters`` counts them."""
     return _meta_model_facts(config)[1]
 
 
@@ -179,29 +190,30 @@ def expected_parameter_count(config: TRMConfig) -> int:
 CONFIG_LIMITS: dict[str, int] = {
     "vocab_size": 1 << 16, "seq_len": 1 << 14, "num_puzzle_identifiers": 1 << 24, "puzzle_emb_ndim": 1 << 14,
     "puzzle_emb_len": 1 << 10, "hidden_size": 1 << 14, "num_heads": 256, "expansion": 64, "L_layers": 64,
-    "H_cycles": 64, "L_cycles": 64, "halt_max_steps": 256,
+    "H_cycles": 64, "L_cycles": 64, "halt_max_steps": 256, "H_layers": 64,
 }
 
 
-def check_config_within_limits(config: TRMConfig, dtype: str, weights_bytes: int,
+def check_config_within_limits(config: Any, dtype: str, weights_bytes: int,
                                file: str = "manifest.json") -> None:
     """Refuse (``ConfigOutOfBounds``) a config beyond ``CONFIG_LIMITS``, or one whose tables alone need more
     bytes than the weights file holds, before any model (even a meta-device one) is built from it."""
     from .errors import ConfigOutOfBounds
 
     for name, limit in CONFIG_LIMITS.items():
-        value = getattr(config, name)
-        if value > limit:
+        value = getattr(config, name, None)  # an architecture has the fields it has
+        if isinstance(value, (int, float)) and value > limit:
             raise ConfigOutOfBounds(f"model.config.{name} is {value:,}; at most {limit:,} is accepted", file=file,
                                     path=f"/model/config/{name}")
     element = torch.empty((), dtype=MANIFEST_DTYPES[dtype]).element_size()
-    table_elements = config.vocab_size * config.hidden_size + config.num_puzzle_identifiers * config.puzzle_emb_ndim
+    table_elements = (config.vocab_size * config.hidden_size
+                      + getattr(config, "num_puzzle_identifiers", 1) * getattr(config, "puzzle_emb_ndim", 0))
     if table_elements * element > weights_bytes:
         raise ConfigOutOfBounds(f"the config's embedding tables alone need {table_elements * element:,} bytes of "
                                 f"{dtype}; the weights file has {weights_bytes:,}", file=file, path="/model/config")
 
 
-def check_tensors_match_config(header: WeightsHeader, config: TRMConfig, dtype: str,
+def check_tensors_match_config(header: WeightsHeader, config: Any, dtype: str,
                                file: str = "weights.safetensors") -> None:
     """Raise ``TensorMismatch`` unless the header holds exactly the config's tensors, shapes and ``dtype``."""
     expected = expected_tensors(config)
