@@ -32,6 +32,7 @@ def model_info(
 
     if (preset is None) == (config is None):
         raise typer.BadParameter("give exactly one of --preset or --config")
+    cfg: Any
     try:
         arch = get_architecture(architecture)
         if preset is not None:

@@ -177,7 +177,7 @@ class HRM(ReasoningModel):
         is bootstrapped from the next step's Q values on the new carry (no replay buffer, no target
         network): sigmoid(q_halt') at the last allowed step, else sigmoid(max(q_halt', q_continue')).
         Means over the batch, where the authors sum (the project's TRM loss is a mean too)."""
-        from ..train.losses import deep_supervision_loss
+        from .losses import deep_supervision_loss
 
         loss, metrics = deep_supervision_loss(out.logits, labels, out.q_halt, kind, halt_weight)
         with torch.no_grad():

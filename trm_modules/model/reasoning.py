@@ -90,8 +90,12 @@ class ReasoningModel(nn.Module):
     config: Any
     H_init: torch.Tensor
     L_init: torch.Tensor
+    # Read by the default ``input_embeddings`` (an architecture with its own inputs need not have them).
+    embed_tokens: Any
+    puzzle_emb: Any
+    embed_pos: Any
 
-    def __init__(self) -> None:
+    def __init__(self, config: Any = None) -> None:
         super().__init__()
         # Halting at inference: stop at the first step >= halt_min_steps where the halting logit > halt_threshold.
         # The paper's rule (0, 1) unless a package calibrated its own (trm_modules.train.halting).
@@ -167,7 +171,7 @@ class ReasoningModel(nn.Module):
                          halt_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training loss of one supervision step (``out`` of ``forward(tokens, puzzle_ids, carry)``);
         ``is_last`` marks the rows at their last allowed step. Default: TRM's deep-supervision loss."""
-        from ..train.losses import deep_supervision_loss
+        from .losses import deep_supervision_loss
 
         return deep_supervision_loss(out.logits, labels, out.q_halt, kind, halt_weight)
 
