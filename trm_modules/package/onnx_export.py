@@ -145,6 +145,12 @@ def check_onnx(package: Package, onnx_path: str | os.PathLike, *, max_steps: int
 def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: int = 17) -> Path:
     """Write one supervision step of the package's model as ONNX (see the module docstring), constant-folded
     by onnxscript's optimizer (half the nodes, and a browser builds a session in proportion to them)."""
+    from ..plugins import get_architecture
+
+    architecture = get_architecture(package.manifest.model.architecture)
+    if not (architecture.onnx_step and architecture.browser_export):
+        raise PackageError(f"the {architecture.name} architecture does not export its step for the browser",
+                           rule="onnx")
     out_path = Path(out_path)
     model = package.load_model("cpu", dtype=torch.float32)
     solver = StepSolver(model, package.codec().answer_token_table()).eval()
