@@ -130,7 +130,7 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
                          f"{halting['default_accuracy']:.4f} in {halting.get('default_mean_steps', 0):.2f})")
         hard = (evaluation.model_extra or {}).get("hard_heldout")
         if isinstance(hard, dict) and "accuracy_all_steps" in hard:
-            hard_ruled = hard.get("rule_check") if isinstance(hard.get("rule_check"), dict) else {}
+            hard_ruled: dict[str, Any] = hard["rule_check"] if isinstance(hard.get("rule_check"), dict) else {}
             lines.append(f"- hard held-out ({hard.get('dataset', 'hard puzzles')}): exact {hard['accuracy_all_steps']:.4f} "
                          f"at all steps" + (f", valid as `trm solve` answers {hard_ruled['valid']:.4f}"
                                             if "valid" in hard_ruled else ""))
@@ -155,7 +155,7 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
                   f"({len(points)} evaluations; `card/accuracy_vs_training_step.png`):", "",
                   "| step | exact | sitting |", "|---|---|---|"]
         shown = points if len(points) <= 12 else points[:: max(1, len(points) // 10)] + [points[-1]]
-        seen: set[int] = set()
+        seen: set[Any] = set()
         for point in shown:
             if point.get("step") in seen:
                 continue
