@@ -121,6 +121,9 @@ class SolveContext(BaseModel):
     course: Text | None = Field(None, max_length=NAME_MAX)
     activity: Text | None = Field(None, max_length=NAME_MAX)
     learner: Text | None = Field(None, max_length=NAME_MAX, description="Learner pseudonym (opaque to trm-modules).")
+    cohort: Text | None = Field(None, max_length=NAME_MAX,
+                                description="The learner's section or cohort within the course (reports and trials "
+                                            "can be limited to one).")
     actor: Annotated[dict[str, Any], AfterValidator(_check_actor)] | None = Field(
         None, description="The learner as an xAPI Agent, as the platform identifies them to its LRS "
                           "(e.g. {\"account\": {\"homePage\": \"https://lms.example\", \"name\": \"u-17\"}}).")
@@ -146,6 +149,53 @@ class SolveRecord(BaseModel):
     latency_ms: float
     device: Text = Field(max_length=50)
     created_at: datetime = Field(default_factory=_now)
+
+
+class OutcomeRecord(BaseModel):
+    """A learner's own result on an activity (a quiz score, a passed module), with the solves they asked for.
+
+    ``solve_ids``: the solves the learner asked a module for while doing the activity (empty: they
+    did not ask). Idempotent by ``id``, like feedback. ``source`` says who reported it (``api``,
+    ``lti``, ``xapi``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Text = Field(default_factory=new_id, min_length=1, max_length=ID_MAX,
+                     description="Client-supplied or generated; idempotency key.")
+    learner: Text = Field(min_length=1, max_length=NAME_MAX, description="Learner pseudonym (as in solve contexts).")
+    course: Text | None = Field(None, max_length=NAME_MAX)
+    activity: Text | None = Field(None, max_length=NAME_MAX)
+    score: float | None = Field(None, description="The learner's raw score (with max_score) or scaled score.")
+    max_score: float | None = Field(None, gt=0, description="The most ``score`` could be (score / max_score is the "
+                                                           "normalised result).")
+    success: bool | None = Field(None, description="Whether the learner passed (None: not said).")
+    solve_ids: list[Annotated[str, AfterValidator(check_text), Field(min_length=1, max_length=ID_MAX)]] = Field(
+        default_factory=list, max_length=1000, description="The solves the learner asked for while doing it.")
+    source: Text = Field("api", max_length=50)
+    created_at: datetime = Field(default_factory=_now)
+
+    @model_validator(mode="after")
+    def _score_fits(self) -> "OutcomeRecord":
+        if self.score is not None and not math.isfinite(self.score):
+            raise ValueError(f"score must be a finite number, got {self.score!r}")
+        if self.score is not None and self.max_score is not None and self.score < 0:
+            raise ValueError(f"score {self.score!r} is negative; a raw score with max_score is at least 0")
+        if self.score is not None and self.max_score is None and not -1.0 <= self.score <= 1.0:
+            raise ValueError(f"score {self.score!r} without max_score must be a scaled score in [-1, 1]; "
+                             "send max_score with a raw score")
+        if self.max_score is not None and self.score is None:
+            raise ValueError("max_score without a score; send both, or neither")
+        if self.score is None and self.success is None:
+            raise ValueError("an outcome carries a score, a success, or both")
+        return self
+
+    @property
+    def normalised_score(self) -> float | None:
+        """score / max_score, or the score itself when it is already scaled to [0, 1]."""
+        if self.score is None:
+            return None
+        return self.score / self.max_score if self.max_score else self.score
 
 
 FeedbackKind = Literal["correct", "incorrect", "rating", "correction", "comment", "void"]

@@ -33,6 +33,7 @@ from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
 from ..package.archive import check_entry_name
 from .auth import only_granted, require_course, require_every_course, require_scope
+from .insights_routes import insights_router
 from .limits import BodyLimitMiddleware, JsonDepthMiddleware
 from .ratelimit import RateLimitMiddleware, RequestTimeoutMiddleware
 from .openapi import install_openapi, operation_id
@@ -83,6 +84,7 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     install_problem_handlers(app)
     app.include_router(_open_routes())
     app.include_router(_module_routes())
+    app.include_router(insights_router())
     app.include_router(_admin_routes())
     app.include_router(privacy_routes())
     app.include_router(_registry_routes())

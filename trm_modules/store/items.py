@@ -2,7 +2,7 @@
 
 One module below both ``storage`` (which writes items to the database) and ``journal`` (which keeps
 them on disk while the database is away), so that neither imports the other.
-A journal line is ``{"t": "solve"|"feedback", "r": {...}}``.
+A journal line is ``{"t": "solve"|"feedback"|"outcome", "r": {...}}``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Union
 
 from pydantic import BaseModel
 
-from ..records import FeedbackEvent, SolveRecord
+from ..records import FeedbackEvent, OutcomeRecord, SolveRecord
 from .errors import StoreError
 from .models import ID_LENGTH
 
-StoreItem = Union[SolveRecord, FeedbackEvent]
+StoreItem = Union[SolveRecord, FeedbackEvent, OutcomeRecord]
 
-_TYPE_TAGS: dict[type[BaseModel], str] = {SolveRecord: "solve", FeedbackEvent: "feedback"}
+_TYPE_TAGS: dict[type[BaseModel], str] = {SolveRecord: "solve", FeedbackEvent: "feedback", OutcomeRecord: "outcome"}
 _TYPES_BY_TAG: dict[str, type[BaseModel]] = {tag: cls for cls, tag in _TYPE_TAGS.items()}
 #: Tags of item types earlier releases journaled and this one no longer keeps (raw xAPI statements
 #: went with the core ``xapi_statements`` table, migration 0009).

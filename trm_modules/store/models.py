@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        TypeDecorator, UniqueConstraint)
+from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, SmallInteger,
+                        String, Text, TypeDecorator, UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -77,12 +77,21 @@ class Context(Base):
 
 
 class Solve(Base):
-    """One answered request, attributed to the exact module digest that computed it."""
+    """One answered request, attributed to the exact module digest that computed it.
+
+    ``verdict`` is derived, kept by the store in the transaction that writes the feedback: the
+    solve's latest effective verdict (1 correct, 0 incorrect or corrected, NULL none), so reports
+    aggregate one table (``trm_modules.store.insights``); ``course`` repeats the context's course
+    for the same reason. ``input_digest`` is the sha256 of the
+    input's canonical JSON (failing inputs are grouped by it).
+    """
 
     __tablename__ = "solves"
     __table_args__ = (
         Index("ix_solves_module_created_at", "module", "created_at"),
         Index("ix_solves_context_id", "context_id"),
+        # Covering index of the insights reports: a module's solves grouped by version and context.
+        Index("ix_solves_report", "module", "version", "course", "cohort", "learner", "verdict", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -99,6 +108,44 @@ class Solve(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     device: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    course: Mapped[str | None] = mapped_column(String(200))  # the context's course, "" for none (kept for reports)
+    cohort: Mapped[str | None] = mapped_column(String(200))
+    input_digest: Mapped[str | None] = mapped_column(String(64))
+    verdict: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class LearnerOutcome(Base):
+    """A learner's own result on an activity (``trm_modules.records.OutcomeRecord``), idempotent by id."""
+
+    __tablename__ = "learner_outcomes"
+    __table_args__ = (
+        Index("ix_learner_outcomes_course_learner", "course", "learner"),
+        Index("ix_learner_outcomes_learner", "learner"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    learner: Mapped[str] = mapped_column(String(200))
+    course: Mapped[str] = mapped_column(String(200), default="")
+    activity: Mapped[str] = mapped_column(String(200), default="")
+    score: Mapped[float | None] = mapped_column(Float)
+    max_score: Mapped[float | None] = mapped_column(Float)
+    normalised_score: Mapped[float | None] = mapped_column(Float)
+    success: Mapped[bool | None] = mapped_column(Boolean)
+    asked: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LearnerOutcomeSolve(Base):
+    """A solve the learner asked for while doing the activity of an outcome (no foreign key to solves:
+    the outcome may arrive before another process's recorder has written the solve)."""
+
+    __tablename__ = "learner_outcome_solves"
+    __table_args__ = (Index("ix_learner_outcome_solves_solve_id", "solve_id"),)
+
+    outcome_id: Mapped[str] = mapped_column(ForeignKey("learner_outcomes.id", name="fk_learner_outcome_solves_outcome_id",
+                                                       ondelete="CASCADE"), primary_key=True)
+    solve_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
 
 
 class Feedback(Base):

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..records import FeedbackEvent, SolveRecord
+from ..records import FeedbackEvent, OutcomeRecord, SolveRecord
 from .errors import RecorderClosed, RecorderOverloaded, StoreError, StoreUnavailable
 from .journal import Journal, default_journal_path
 from .items import StoreItem, check_item
@@ -204,6 +204,10 @@ class Recorder:
     def record_feedback(self, event: FeedbackEvent, *, durable: bool | None = None) -> WriteTicket:
         """Queue feedback ``event`` for writing (append-only; a retraction is a ``void`` event)."""
         return self._submit(event, durable)
+
+    def record_outcome(self, outcome: OutcomeRecord, *, durable: bool | None = None) -> WriteTicket:
+        """Queue a learner outcome (idempotent by id; acknowledged like feedback)."""
+        return self._submit(outcome, durable)
 
     def _submit(self, item: StoreItem, durable: bool | None) -> WriteTicket:
         check_item(item)

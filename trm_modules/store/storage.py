@@ -8,23 +8,28 @@ replay safe. One ``Session`` per unit of work, committed explicitly.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, case, exists, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from ..records import FeedbackEvent, SolveRecord
+from ..records import FeedbackEvent, OutcomeRecord, SolveRecord
 from .database import create_store_engine, dump_json, head_revision, redacted_url, resolve_db_url, upgrade_schema
 from .errors import StoreError, StoreUnavailable
 from .schema import PluginSchema, schemas_behind, store_schemas
 from .items import RejectedItem, StoreItem, check_item, escaped_entry, item_type_tag  # noqa: F401 - check_item re-exported
-from .models import Context, DeadLetter, Feedback, InstalledPackage, Solve, utcnow
+from .models import Context, DeadLetter, Feedback, InstalledPackage, LearnerOutcome, LearnerOutcomeSolve, Solve, utcnow
+
+#: Feedback kinds that are verdicts on a solve (``correct`` → 1; ``incorrect``, ``correction`` → 0).
+VERDICT_KINDS = ("correct", "incorrect", "correction")
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +211,7 @@ class Store:
         solves = [item for item in items if isinstance(item, SolveRecord)]
         # Retractions after the events they retract, so a void may name an event of the same batch.
         feedback = sorted((item for item in items if isinstance(item, FeedbackEvent)), key=lambda e: e.kind == "void")
+        outcomes = [item for item in items if isinstance(item, OutcomeRecord)]
         new_contexts: dict[ContextKey, int] = {}
         with Session(self.engine) as session, session.begin():
             connection = session.connection()
@@ -213,9 +219,30 @@ class Store:
                 keys = [context_key(r) for r in solves]
                 context_ids = self._resolve_context_ids(connection, set(keys), new_contexts)
                 self._insert_solves(connection, solves, [context_ids[key] for key in keys])
+                # Feedback that arrived before its solve (another process's queue): derive the verdict now.
+                refresh_verdicts(connection, [r.id for r in solves], only_with_feedback=True)
             if feedback:
                 connection.execute(self._insert_ignoring_duplicates(Feedback.__table__), [_feedback_row(e) for e in feedback])
+                judged = {e.solve_id for e in feedback if e.kind in VERDICT_KINDS}
+                voided = [e.voids for e in feedback if e.kind == "void" and e.voids]
+                if voided:
+                    judged.update(connection.scalars(select(Feedback.solve_id).where(Feedback.id.in_(voided))))
+                refresh_verdicts(connection, sorted(judged))
+            if outcomes:
+                self._insert_outcomes(connection, outcomes)
         self._context_ids.update(new_contexts)  # only ids that were committed
+
+    def _insert_outcomes(self, connection: Any, outcomes: Sequence[OutcomeRecord]) -> None:
+        # Idempotent by id: an id already stored changes nothing, not even its solves.
+        ids = [o.id for o in outcomes]
+        stored = set(connection.scalars(select(LearnerOutcome.id).where(LearnerOutcome.id.in_(ids))))
+        new = list({o.id: o for o in outcomes if o.id not in stored}.values())
+        if not new:
+            return
+        connection.execute(self._insert_ignoring_duplicates(LearnerOutcome.__table__), [_outcome_row(o) for o in new])
+        links = [{"outcome_id": o.id, "solve_id": solve_id} for o in new for solve_id in dict.fromkeys(o.solve_ids)]
+        if links:
+            connection.execute(self._insert_ignoring_duplicates(LearnerOutcomeSolve.__table__), links)
 
     def _insert_solves(self, connection: Any, solves: Sequence[SolveRecord], context_ids: Sequence[int]) -> None:
         # The hot path: one driver executemany of the statement SQLAlchemy compiled for this table,
@@ -300,7 +327,13 @@ class Store:
 
 
 SOLVE_COLUMNS = ("id", "module", "version", "digest", "context_id", "learner", "input", "output", "steps",
-                 "confidence", "valid", "latency_ms", "device", "created_at")
+                 "confidence", "valid", "latency_ms", "device", "created_at", "course", "cohort", "input_digest", "verdict")
+
+
+def input_digest(document: Any) -> str:
+    """sha256 (hex) of ``document``'s canonical JSON (sorted keys, no spaces): equal inputs, equal digests."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _solve_values(record: SolveRecord, context_id: int, dialect: str) -> tuple[Any, ...]:
@@ -311,7 +344,34 @@ def _solve_values(record: SolveRecord, context_id: int, dialect: str) -> tuple[A
         created = created.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     return (record.id, record.module, record.version, record.digest, context_id, record.context.learner,
             dump_json(record.input), None if record.output is None else dump_json(record.output), record.steps,
-            record.confidence, record.valid, record.latency_ms, record.device, created)
+            record.confidence, record.valid, record.latency_ms, record.device, created, record.context.course or "", record.context.cohort,
+            input_digest(record.input), None)
+
+
+def refresh_verdicts(connection: Any, solve_ids: Sequence[str], *, only_with_feedback: bool = False) -> None:
+    """Set ``solves.verdict`` of ``solve_ids`` from their latest effective verdict (see ``store.queries``).
+
+    Called in the transaction that writes the feedback (or the solves), so the derived column is
+    never out of step with the events. ``only_with_feedback``: skip solves nobody has judged yet.
+    """
+    for start in range(0, len(solve_ids), 500):
+        chunk = list(solve_ids[start:start + 500])
+        judged, voider = aliased(Feedback), aliased(Feedback)
+        latest = (select(case((judged.kind == "correct", 1), else_=0))
+                  .where(judged.solve_id == Solve.id, judged.kind.in_(VERDICT_KINDS),
+                         ~exists().where(voider.kind == "void", voider.voids == judged.id))
+                  .order_by(judged.created_at.desc(), judged.id.desc()).limit(1).scalar_subquery())
+        statement = update(Solve).where(Solve.id.in_(chunk)).values(verdict=latest)
+        if only_with_feedback:
+            statement = statement.where(exists().where(Feedback.solve_id == Solve.id))
+        connection.execute(statement.execution_options(synchronize_session=False))
+
+
+def _outcome_row(outcome: OutcomeRecord) -> dict[str, Any]:
+    return {"id": outcome.id, "learner": outcome.learner, "course": outcome.course or "",
+            "activity": outcome.activity or "", "score": outcome.score, "max_score": outcome.max_score,
+            "normalised_score": outcome.normalised_score, "success": outcome.success,
+            "asked": bool(outcome.solve_ids), "source": outcome.source, "created_at": outcome.created_at}
 
 
 def _feedback_row(event: FeedbackEvent) -> dict[str, Any]:
