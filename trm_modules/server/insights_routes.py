@@ -216,8 +216,8 @@ def insights_router() -> APIRouter:
                         "its interval, an always-valid p-value clustered by learner, and a decision",
                 responses={200: {"content": {"application/json": {"example": COMPARE_EXAMPLE}}}})
     def compare(request: Request, name: str,
-                baseline: str = Query(description="The version serving now (e.g. 1.0.0)."),
-                candidate: str = Query(description="The version on trial (e.g. 1.2.0)."),
+                baseline: str | None = Query(None, description="Required: the version serving now (e.g. 1.0.0)."),
+                candidate: str | None = Query(None, description="Required: the version on trial (e.g. 1.2.0)."),
                 course: str | None = Query(None, description="The course the trial runs in (default: every course)."),
                 cohort: str | None = Query(None),
                 since: datetime | None = Query(None), until: datetime | None = Query(None),
@@ -227,7 +227,11 @@ def insights_router() -> APIRouter:
                 share: float | None = Query(None, gt=0, lt=1, description="Share of learners the candidate should "
                                                                           "get (default: the trial's or canary's)."),
                 ) -> Comparison:
-        course = granted_course(request, course, "the comparison")
+        course = granted_course(request, course, "the comparison")  # before anything else is said about it
+        if baseline is None or candidate is None:
+            missing = "baseline" if baseline is None else "candidate"
+            raise invalid_document(f"name the two versions to compare with ?baseline=A&candidate=B; {missing} is "
+                                   "missing", f"?{missing}")
         try:
             return compare_versions(request.app.state.runtime.store, name, baseline, candidate, course=course,
                                     cohort=cohort, since=_window(since), until=_window(until), alpha=alpha,
