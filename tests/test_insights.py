@@ -99,7 +99,7 @@ def test_verdict_follows_voids_and_feedback_that_arrives_before_its_solve(store)
     assert (group().verdicts, group().correct) == (2, 0)
     store.write([feedback("judged", "void", 3, voids=wrong.id)])
     assert (group().verdicts, group().correct) == (2, 1)  # the earlier 'correct' decides again
-    void_of_void = feedback("judged", "void", 4, voids=f"fb-judged-void-3")
+    void_of_void = feedback("judged", "void", 4, voids="fb-judged-void-3")
     store.write([void_of_void])
     assert (group().verdicts, group().correct) == (2, 1)  # a void of a void has no effect
 
