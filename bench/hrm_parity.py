@@ -115,7 +115,7 @@ def main() -> None:
     parameters = ours.count_parameters()
     print(f"HRM parity, {'small' if args.small else 'paper (paper-hrm-sudoku)'} config: {parameters:,} parameters "
           f"(puzzle table excluded), batch {args.batch}, {cfg.halt_max_steps} supervision steps, float32, CPU")
-    print(f"  authors' checkpoint imported from a _orig_mod.model.inner.* file with weights_only=True")
+    print("  authors' checkpoint imported from a _orig_mod.model.inner.* file with weights_only=True")
     print(f"  max |ours - theirs|: logits {worst['logits']:.3g} (largest |logit| {scale:.3g}), "
           f"q_halt {worst['q_halt']:.3g}, q_continue {worst['q_continue']:.3g}")
     same = all(torch.equal(t["logits"].argmax(-1), o.logits.argmax(-1)) for t, o in zip(theirs_steps, ours_steps))

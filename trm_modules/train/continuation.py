@@ -19,7 +19,6 @@ from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import Any
 
 import torch
 from safetensors.torch import save as save_safetensors
