@@ -174,8 +174,10 @@ def test_register_plugin_file_refuses_a_missing_file(tmp_path):
 
 def test_builtin_plugin_provides_module_sources():
     pm = build_plugin_manager(entry_points=False, paths="")
-    info, = pm.plugin_infos()
-    assert (info.name, info.origin, info.hooks) == ("builtin", "builtin", ["trm_module_sources"])
+    infos = {info.name: info for info in pm.plugin_infos()}
+    assert set(infos) == {"builtin", "architectures"}  # the host's defaults, and TRM/HRM through the architecture hook
+    assert (infos["builtin"].origin, infos["builtin"].hooks) == ("builtin", ["trm_module_sources"])
+    assert (infos["architectures"].origin, infos["architectures"].hooks) == ("builtin", ["trm_register_architectures"])
 
 
 def test_trm_plugins_command_lists_origins_as_json():
