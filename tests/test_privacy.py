@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from fixtures.store import BACKENDS, T0, database_url
-from trm_modules.records import FeedbackEvent, SolveContext, SolveRecord
+from trm_modules.records import FeedbackEvent, OutcomeRecord, SolveContext, SolveRecord
 from trm_modules.store import Recorder, Store
 from trm_modules.store.items import encode_item
 from trm_modules.store.journal import Journal
@@ -85,11 +85,29 @@ def use_every_surface(store: Store, journal: Path, who: dict[str, str], n: int) 
 
 
 def journal_a_solve_of(journal: Path, who: dict[str, str]) -> None:
-    """A solve of ``who`` waiting in the journal (as while the database was away)."""
+    """A solve and an outcome of ``who`` waiting in the journal (as while the database was away)."""
     Journal(journal).append([SolveRecord(id=f"journaled-{who['lti']}", module="sudoku-4x4", version="1.0.0",
                                          digest="sha256:" + "0" * 64, context=SolveContext(learner=who["lti"]),
                                          input={"grid": [[0]]}, output=None, steps=1, confidence=0.5, valid=None,
-                                         latency_ms=1.0, device="cpu", created_at=T0)])
+                                         latency_ms=1.0, device="cpu", created_at=T0),
+                             OutcomeRecord(id=f"journaled-outcome-{who['lti']}", learner=who["lti"], course="c-1",
+                                           activity="quiz-2", score=0.25, created_at=T0)])
+
+
+def post_outcomes(data_dir: Path, url: str, *people: dict[str, str]) -> None:
+    """Each learner's quiz result through ``POST /v1/outcomes`` of a server over the database ``url`` (journal
+    in ``data_dir``), and one more the database refused (a dead letter)."""
+    from fixtures.server import served
+
+    with served(data_dir, db=url) as s:
+        for who in people:
+            body = {"id": f"quiz-1/{who['lti']}", "learner": who["lti"], "course": "c-1", "activity": "quiz-1",
+                    "score": 7, "max_score": 10, "success": True, "solve_ids": [f"solve-{who['lti']}-0"]}
+            answer = s.client.post("/v1/outcomes", json=body, headers=s.auth("feedback"))
+            assert answer.status_code == 202, answer.text
+            refused = OutcomeRecord(id=f"refused-outcome-{who['lti']}", learner=who["lti"], course="c-1",
+                                    score=1.0, created_at=T0)
+            s.runtime.store.add_dead_letters([("outcome", refused.id, encode_item(refused), "test: refused")])
 
 
 def full_dump(store: Store, url: str) -> str:
@@ -122,8 +140,11 @@ def test_an_erased_learner_leaves_no_trace_in_a_full_dump_or_the_data_directory(
         store = Store(url)
         use_every_surface(store, journal, ANN, 1)
         use_every_surface(store, journal, BOB, 2)
+        post_outcomes(data_dir, url, ANN, BOB)
         journal_a_solve_of(journal, ANN)
         journal_a_solve_of(journal, BOB)
+        with store.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM learner_outcomes")).scalar() == 2
         before = full_dump(store, url) + folder_bytes(data_dir).decode("utf-8", "replace")
         assert all(value in before for value in identifiers(ANN) + identifiers(BOB))
 
@@ -134,7 +155,8 @@ def test_an_erased_learner_leaves_no_trace_in_a_full_dump_or_the_data_directory(
         assert removed["core"]["solves"] == 2 and removed["core"]["feedback"] == 2
         assert removed["lrs"]["lrs_statements"] == 2 and removed["lrs"]["lrs_documents"] == 1
         assert removed["lti"]["lti_launches"] == 1 and removed["xapi_outbox"]["xapi_outbox"] == 2
-        assert removed["core"]["dead_letters"] == 1 and removed["core"]["journal"] == 1
+        assert removed["core"]["learner_outcomes"] == 1
+        assert removed["core"]["dead_letters"] == 2 and removed["core"]["journal"] == 2
 
         after = full_dump(store, url)
         files = folder_bytes(data_dir).decode("utf-8", "replace")
@@ -143,6 +165,10 @@ def test_an_erased_learner_leaves_no_trace_in_a_full_dump_or_the_data_directory(
             assert value not in files, value
         for value in identifiers(BOB):
             assert value in after, value
+        with store.engine.connect() as connection:
+            kept = connection.execute(text("SELECT learner FROM learner_outcomes")).scalars().all()
+            links = connection.execute(text("SELECT solve_id FROM learner_outcome_solves")).scalars().all()
+        assert kept == [BOB["lti"]] and links == [f"solve-{BOB['lti']}-0"]
         # recorded, without the identity
         with store.engine.connect() as connection:
             audit = connection.execute(text("SELECT action, counts FROM privacy_audit")).all()
@@ -164,6 +190,8 @@ def test_export_is_one_document_of_everything_about_the_learner_found_from_any_i
     journal = tmp_path / "journal.jsonl"
     use_every_surface(store, journal, ANN, 1)
     use_every_surface(store, journal, BOB, 2)
+    store.write([OutcomeRecord(id=f"quiz-1/{who['lti']}", learner=who["lti"], course="c-1", score=0.5,
+                               solve_ids=[f"solve-{who['lti']}-0"], created_at=T0) for who in (ANN, BOB)])
     journal_a_solve_of(journal, ANN)
     document = PrivacyService(store, journal_paths=[journal]).export(f"mailto:{ANN['email']}").document
     assert document is not None
@@ -172,7 +200,9 @@ def test_export_is_one_document_of_everything_about_the_learner_found_from_any_i
     data = document["data"]
     assert len(data["core"]["solves"]) == 2 and len(data["lrs"]["lrs_statements"]) == 2
     assert len(data["lti"]["lti_launches"]) == 1 and len(data["xapi_outbox"]["xapi_outbox"]) == 2
-    assert len(data["core"]["journal"]) == 1 and len(data["core"]["dead_letters"]) == 1
+    assert len(data["core"]["journal"]) == 2 and len(data["core"]["dead_letters"]) == 1
+    assert [(row["id"], row["solve_ids"]) for row in data["core"]["learner_outcomes"]] == [
+        (f"quiz-1/{ANN['lti']}", [f"solve-{ANN['lti']}-0"])]
     assert BOB["lti"] not in json.dumps(document) and BOB["email"] not in json.dumps(document)
     assert set(document["declared"]) == {"core", "lrs", "lti", "xapi_outbox"}
     store.close()
@@ -181,12 +211,15 @@ def test_export_is_one_document_of_everything_about_the_learner_found_from_any_i
 def test_expire_removes_what_is_older_than_the_cut_off_everywhere(tmp_path):
     store = Store(str(tmp_path / "store.sqlite3"))
     use_every_surface(store, tmp_path / "journal.jsonl", ANN, 1)
+    store.write([OutcomeRecord(id="quiz-1", learner=ANN["lti"], course="c-1", success=True, created_at=T0)])
     report = PrivacyService(store, journal_paths=[]).expire(timedelta(days=3650), now=T0 + timedelta(days=1))
     assert sum(report.counts["core"].values()) == 0  # nothing is ten years old
     report = PrivacyService(store, journal_paths=[]).expire(parse_duration("1d"), now=T0 + timedelta(days=400))
     assert report.counts["core"]["solves"] == 2 and report.counts["core"]["feedback"] == 2
+    assert report.counts["core"]["learner_outcomes"] == 1
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM solves")).scalar() == 0
+        assert connection.execute(text("SELECT count(*) FROM learner_outcomes")).scalar() == 0
     store.close()
 
 

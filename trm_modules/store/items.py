@@ -56,7 +56,7 @@ def _refuse_long_id(item: StoreItem, value: str) -> None:
 
 
 def item_type_tag(item: StoreItem) -> str:
-    """``solve`` or ``feedback``: the journal's name of the item's type."""
+    """``solve``, ``feedback`` or ``outcome``: the journal's name of the item's type."""
     return _TYPE_TAGS[type(item)]
 
 

@@ -29,10 +29,10 @@ from typing import Any, Iterable, Protocol, runtime_checkable
 
 from sqlalchemy import Connection, delete, insert, or_, select
 
-from ..records import FeedbackEvent, SolveRecord
 from .database import forget_deleted_pages
 from .errors import StoreError
-from .models import DeadLetter, Feedback, PrivacyAudit, Solve, utcnow
+from .items import StoreItem, item_type_tag
+from .models import DeadLetter, Feedback, LearnerOutcome, LearnerOutcomeSolve, PrivacyAudit, Solve, utcnow
 
 log = logging.getLogger(__name__)
 _MAX_LINK_ROUNDS = 6
@@ -199,7 +199,7 @@ def _record_mentions(document: Any, subject: Subject) -> bool:
     context: dict[str, Any] = found if isinstance(found, dict) else {}
     if context.get("learner") in subject.pseudonyms or subject.mentions_agent(context.get("actor")):
         return True
-    return record.get("actor") in subject.pseudonyms
+    return record.get("actor") in subject.pseudonyms or record.get("learner") in subject.pseudonyms  # feedback, outcome
 
 
 def line_mentions(line: str, subject: Subject) -> bool:
@@ -217,7 +217,8 @@ def line_mentions(line: str, subject: Subject) -> bool:
 
 class CorePersonalData:
     """The core's personal data: solves (learner pseudonym, xAPI actor in the context, the learner's input),
-    feedback (actor pseudonym, corrections), dead letters (whole items) and the journal files."""
+    feedback (actor pseudonym, corrections), learner outcomes (pseudonym, course, activity, score, and the
+    solves asked for), dead letters (whole items) and the journal files."""
 
     name = "core"
 
@@ -227,8 +228,14 @@ class CorePersonalData:
                          "Each use of a module by a learner: what they asked, what the module answered."),
             PersonalData("feedback", ("actor", "value", "corrected_output", "created_at"),
                          "Outcome feedback on a solve, from the learner, a teacher or a platform."),
-            PersonalData("dead_letters", ("entry",), "Solves and feedback the database refused, kept with the reason."),
-            PersonalData("journal files (data directory)", ("solve and feedback records",),
+            PersonalData("learner_outcomes", ("learner", "course", "activity", "score", "max_score",
+                                              "normalised_score", "success", "asked", "created_at"),
+                         "A learner's own result on an activity, to relate learning to asking a module."),
+            PersonalData("learner_outcome_solves", ("outcome_id", "solve_id"),
+                         "Which solves the learner asked for while doing the activity of an outcome."),
+            PersonalData("dead_letters", ("entry",),
+                         "Solves, feedback and outcomes the database refused, kept with the reason."),
+            PersonalData("journal files (data directory)", ("solve, feedback and outcome records",),
                          "Items waiting for the database while it was away."),
         ]
 
@@ -248,6 +255,11 @@ class CorePersonalData:
             clauses.append(Feedback.actor.in_(subject.pseudonyms))
         return or_(*clauses) if clauses else None
 
+    def _outcome_ids(self, connection: Connection, subject: Subject) -> list[str]:
+        if not subject.pseudonyms:
+            return []
+        return list(connection.scalars(select(LearnerOutcome.id).where(LearnerOutcome.learner.in_(subject.pseudonyms))))
+
     def _dead_letters(self, connection: Connection, subject: Subject) -> list[Any]:
         rows = connection.execute(select(DeadLetter.__table__)).all()
         return [row for row in rows if line_mentions(row.entry, subject)]
@@ -260,17 +272,28 @@ class CorePersonalData:
         where = self._feedback_filter(solve_ids, subject)
         found["feedback"] = [jsonable(row) for row in connection.execute(
             select(Feedback.__table__).where(where))] if where is not None else []
+        outcome_ids = self._outcome_ids(connection, subject)
+        asked: dict[str, list[str]] = {}
+        for chunk in _chunks(outcome_ids):
+            for link in connection.execute(select(LearnerOutcomeSolve.__table__)
+                                           .where(LearnerOutcomeSolve.outcome_id.in_(chunk))):
+                asked.setdefault(link.outcome_id, []).append(link.solve_id)
+        found["learner_outcomes"] = [
+            {**jsonable(row), "solve_ids": sorted(asked.get(row.id, []))}
+            for chunk in _chunks(outcome_ids)
+            for row in connection.execute(select(LearnerOutcome.__table__).where(LearnerOutcome.id.in_(chunk)))]
         found["dead_letters"] = [jsonable(row) for row in self._dead_letters(connection, subject)]
         return found
 
     def erase(self, connection: Connection, subject: Subject) -> dict[str, int]:
         solve_ids = self._solve_ids(connection, subject)
-        removed = {"solves": 0, "feedback": 0, "dead_letters": 0}
+        removed = {"solves": 0, "feedback": 0, "learner_outcomes": 0, "dead_letters": 0}
         where = self._feedback_filter(solve_ids, subject)
         if where is not None:
             removed["feedback"] = _delete_feedback(connection, list(connection.scalars(select(Feedback.id).where(where))))
         for chunk in _chunks(solve_ids):
             removed["solves"] += connection.execute(delete(Solve).where(Solve.id.in_(chunk))).rowcount or 0
+        removed["learner_outcomes"] = _delete_outcomes(connection, self._outcome_ids(connection, subject))
         letters = [row.id for row in self._dead_letters(connection, subject)]
         for chunk in _chunks(letters):
             removed["dead_letters"] += connection.execute(delete(DeadLetter).where(DeadLetter.id.in_(chunk))).rowcount or 0
@@ -284,6 +307,8 @@ class CorePersonalData:
         removed = {"feedback": _delete_feedback(connection, feedback_ids), "solves": 0}
         for chunk in _chunks(old_solves):
             removed["solves"] += connection.execute(delete(Solve).where(Solve.id.in_(chunk))).rowcount or 0
+        removed["learner_outcomes"] = _delete_outcomes(connection, list(connection.scalars(
+            select(LearnerOutcome.id).where(LearnerOutcome.created_at < before))))
         removed["dead_letters"] = connection.execute(
             delete(DeadLetter).where(DeadLetter.created_at < before)).rowcount or 0
         return removed
@@ -304,6 +329,15 @@ def _delete_feedback(connection: Connection, ids: list[str]) -> int:
         ids = ids + pending
     for chunk in _chunks(list(reversed(ids))):
         removed += connection.execute(delete(Feedback).where(Feedback.id.in_(chunk))).rowcount or 0
+    return removed
+
+
+def _delete_outcomes(connection: Connection, ids: list[str]) -> int:
+    """Delete learner outcomes ``ids`` with their links to solves (no reliance on ``ON DELETE CASCADE``)."""
+    removed = 0
+    for chunk in _chunks(ids):
+        connection.execute(delete(LearnerOutcomeSolve).where(LearnerOutcomeSolve.outcome_id.in_(chunk)))
+        removed += connection.execute(delete(LearnerOutcome).where(LearnerOutcome.id.in_(chunk))).rowcount or 0
     return removed
 
 
@@ -453,9 +487,9 @@ def privacy_providers(store: Any) -> list[PersonalDataProvider]:
     return providers
 
 
-def records_mention(item: SolveRecord | FeedbackEvent, subject: Subject) -> bool:
-    """Whether a store item is about ``subject`` (for callers holding items in memory)."""
-    document = {"t": "solve" if isinstance(item, SolveRecord) else "feedback", "r": item.model_dump(mode="json")}
+def records_mention(item: StoreItem, subject: Subject) -> bool:
+    """Whether a store item (solve, feedback, outcome) is about ``subject`` (for callers holding items in memory)."""
+    document = {"t": item_type_tag(item), "r": item.model_dump(mode="json")}
     return _record_mentions(document, subject)
 
 
