@@ -60,14 +60,16 @@ def test_dashboard_in_chromium_keyboard_only_with_csv_and_no_serious_axe_violati
     modules = npm_tools()
     with served(tmp_path, {"1.0.0": 0, "1.1.0": 1}) as server:
         client = server.client
+        answered_by = ""
         for i in range(12):  # a few real solves and verdicts in one course, six from each version
             if i == 6:
                 swapped = client.post(f"/v1/admin/modules/{MODULE}/activate", headers=server.auth("admin"),
-                                      json={"version": "1.0.0" if answer.json()["version"] == "1.1.0" else "1.1.0"})
+                                      json={"version": "1.0.0" if answered_by == "1.1.0" else "1.1.0"})
                 assert swapped.status_code == 200, swapped.text
             answer = client.post(f"/v1/modules/{MODULE}/solve", headers=server.auth("solve"),
                                  json={"input": puzzle(seed=i), "context": {"course": COURSE, "learner": f"l{i}"}})
             assert answer.status_code == 200, answer.text
+            answered_by = answer.json()["version"]
             client.post("/v1/feedback", headers=server.auth("feedback"),
                         json={"solve_id": answer.json()["solve_id"], "kind": "correct" if i % 3 else "incorrect"})
         token = server.runtime.tokens.create(["read"], name="ta", courses=[COURSE])[0]
