@@ -6,7 +6,9 @@ registry module and paper preset the achieved GFLOP/s of one supervision step at
 the same threads; then a training step (forward, backward, AdamW) of one model. FLOPs are counted
 analytically (matrix products only: projections, attention scores, heads) and checked against
 torch's ``FlopCounterMode`` for every row. Rounds are interleaved and medians reported, with the
-load average beside them: the machine is shared.
+load average beside them: the machine is shared. Where the machine has several cores, a step with the
+batch's rows split across one single-threaded worker per core (the ``auto`` engine's ``÷N`` candidates)
+is timed too. At the end, each goal of issue #26 is printed as met or not, with the figure that decides it.
 
     python bench/bench_peak.py                      # registry modules + paper presets
     python bench/bench_peak.py --quick              # registry modules, batch 1 only (a smoke run)
@@ -24,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from trm_modules.model import PRESETS, TRM, TRMConfig
+from trm_modules.model.engine_choice import Candidate
 from trm_modules.model.config import swiglu_intermediate
 from trm_modules.model.precision import all_cores, gemm_gflops
 from trm_modules.package.open import open_package
@@ -122,10 +125,13 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         have_onnx = False
 
+    splits = cores > 1
+    engines = ["eager"] + (["onnx"] if have_onnx else [])
+    columns = [f"{e} {t}" for e in engines for t in threads] + ([f"{e} ÷{cores}" for e in engines] if splits else [])
     print("\n| work | batch | FLOP/step (analytic = FlopCounterMode) | "
-          + " | ".join(f"eager {t}T GFLOP/s (% peak)" for t in threads)
-          + (" | " + " | ".join(f"onnx {t}T GFLOP/s (% peak)" for t in threads) if have_onnx else "") + " |")
-    print("|---|---|---|" + "---|" * (len(threads) * (2 if have_onnx else 1)))
+          + " | ".join(f"{c.replace(' ÷', ' split ÷')}{'' if '÷' in c else 'T'} GFLOP/s (% peak)" for c in columns) + " |")
+    print("|---|---|---|" + "---|" * len(columns))
+    achieved: dict[tuple[str, int], dict[str, float]] = {}  # (work, batch) → column → GFLOP/s
     for label, model, batches in models:
         config = model.config
         sessions = {}
@@ -144,6 +150,10 @@ def main() -> None:
                 counted = counted_flops(lambda: model.deep_recursion(x, carry))
                 work = {f"eager {t}": with_threads(t, lambda: model.deep_recursion(x, carry)) for t in threads}
                 work.update({f"onnx {t}": (lambda s=s: s(x, carry)) for t, s in sessions.items()})
+                if splits and batch >= cores:  # rows split across one single-threaded worker per core
+                    for engine, onnx in [("eager", None)] + ([("onnx", sessions[1])] if 1 in sessions else []):
+                        split = Candidate(engine, 1, onnx, workers=cores)
+                        work[f"{engine} ÷{cores}"] = lambda split=split: split.run(model, x, carry)
                 samples: dict[str, list[float]] = {k: [] for k in work}
                 for fn in work.values():
                     fn()  # warm-up
@@ -153,9 +163,14 @@ def main() -> None:
                         fn()
                         samples[key].append(time.perf_counter() - t0)
             cells = []
-            for key in work:
-                t = int(key.split()[1])
+            achieved[label, batch] = {}
+            for key in columns:
+                if key not in work:
+                    cells.append("—")
+                    continue
+                t = cores if "÷" in key else int(key.split()[1])
                 gflops = analytic / statistics.median(samples[key]) / 1e9
+                achieved[label, batch][key] = gflops
                 cells.append(f"{gflops:.1f} ({100 * gflops / peak['fp32', t]:.0f} %)")
             check = "=" if abs(counted - analytic) <= 1e-6 * analytic else f"≠ {counted:.3e}"
             if check != "=" and abs(counted + attention_score_flops(config, batch) - analytic) <= 1e-6 * analytic:
@@ -186,17 +201,65 @@ def main() -> None:
             loss.backward()
             optimizer.step()
 
+        train_rate: dict[int, float] = {}
+        train_rate_bf16: dict[int, float] = {}
         counted = counted_flops(train_step)
         print(f"\ntraining step {pkg.name} {pkg.version}, batch {batch}: {counted / 1e9:.1f} GFLOP "
               f"(FlopCounterMode: forward of all cycles + backward of the last)")
         for t in threads:
             seconds = timed(with_threads(t, train_step), max(1, args.rounds - 1))
             gflops = counted / seconds / 1e9
+            train_rate[t] = 1 / seconds
             print(f"  fp32, {t} thread(s): {1 / seconds:.2f} steps/s, {gflops:.1f} GFLOP/s "
                   f"({100 * gflops / peak['fp32', t]:.0f} % of the fp32 peak)", flush=True)
-        print(f"  bf16 autocast: not timed here when the bf16 GEMM is {peak['bf16', 1] / peak['fp32', 1]:.3f}× fp32 "
-              f"(a step would take ~{counted / (peak['bf16', 1] * 1e9):.0f} s)")
+        if peak["bf16", 1] >= 0.5 * peak["fp32", 1]:
+            for t in threads:
+                seconds = timed(with_threads(t, lambda: train_step("bf16")), max(1, args.rounds - 1))
+                train_rate_bf16[t] = 1 / seconds
+                print(f"  bf16 autocast (fp32 master weights), {t} thread(s): {1 / seconds:.2f} steps/s, "
+                      f"{train_rate_bf16[t] / train_rate[t]:.2f}× fp32", flush=True)
+        else:
+            print(f"  bf16 autocast: not timed here when the bf16 GEMM is {peak['bf16', 1] / peak['fp32', 1]:.3f}× "
+                  f"fp32 (a step would take ~{counted / (peak['bf16', 1] * 1e9):.0f} s)")
+    else:
+        train_rate, train_rate_bf16 = {}, {}
+    print_goals(peak, achieved, train_rate, train_rate_bf16, cores)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+#: Issue #26's training figures measured before its work (sudoku-9x9, batch 64, fp32): steps/s per thread count.
+TRAINING_BEFORE = {1: 0.60, 2: 1.06}
+
+
+def print_goals(peak: dict[tuple[str, int], float], achieved: dict[tuple[str, int], dict[str, float]],
+                train_rate: dict[int, float], train_rate_bf16: dict[int, float], cores: int) -> None:
+    """Each goal of issue #26, met or not, decided by this run's own figures."""
+    print("\nGoals (issue #26), from the figures above:")
+    bf16_ratio = peak["bf16", cores] / peak["fp32", cores]
+    capability = torch.backends.cpu.get_cpu_capability()
+    best16 = [(100 * max((g for k, g in row.items()), default=0) / peak["fp32", cores], label)
+              for (label, batch), row in achieved.items() if batch == 16]
+    if best16:
+        share, label = max(best16)
+        print(f"- batch 16 at ≥ 85 % of the fp32 peak on all cores: {'met' if share >= 85 else 'not met'} "
+              f"(best {share:.0f} %, {label}; peak {peak['fp32', cores]:.1f} GFLOP/s on {cores} cores)")
+    print(f"- or bf16 ≥ 1.5× fp32 at no accuracy loss: {'possible' if bf16_ratio >= 1.5 else 'not met'} "
+          f"(bf16 GEMM = {bf16_ratio:.3f}× fp32 here; CPU capability {capability}"
+          + (f"; bf16 on 1 thread {peak['bf16', 1] / peak['fp32', 1]:.2f}×" if cores > 1 else "")
+          + "; whether answers hold is each package's evaluation.precision.bf16)")
+    for (label, batch), row in achieved.items():
+        if batch != 1 or "eager 1" not in row:
+            continue
+        all_cores_best = max((g for k, g in row.items() if not k.endswith(" 1")), default=0.0)
+        ratio = all_cores_best / row["eager 1"]
+        print(f"- batch 1 on all cores ≥ 1.6× one core, {label}: {'met' if ratio >= 1.6 else 'not met'} "
+              f"({ratio:.2f}× eager on 1 thread)")
+    if train_rate:
+        best = max([*train_rate.values(), *train_rate_bf16.values()])
+        before = TRAINING_BEFORE.get(cores, TRAINING_BEFORE[1])
+        print(f"- training ≥ 1.4× the steps/s before (fp32 {before:.2f} on {cores} thread(s), measured when the issue "
+              f"was filed): {'met' if best >= 1.4 * before else 'not met'} ({best:.2f} steps/s now, "
+              f"{best / before:.2f}×; best of fp32 and bf16 autocast on 1 and all threads)")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,7 @@ def judge(model, codec, schema, documents, views: int) -> dict:
 
 
 def measure(path: Path, count: int, seed: int, default_views: int = DEFAULT_VIEWS,
-            only: set[str] | None = None, cache: Path | None = None) -> list[dict]:
+            only: set[str] | None = None, cache: Path | None = None, bf16: bool = False) -> list[dict]:
     package = open_package(path)
     model, codec = package.load_model(), package.codec()
     rows = []
@@ -118,6 +118,12 @@ def measure(path: Path, count: int, seed: int, default_views: int = DEFAULT_VIEW
         rows.append({"module": f"{package.name}@{package.version}", "generator": generator, "puzzles": count,
                      "first": first, "default": default, "baseline_first": baseline,
                      "ratio_first_to_baseline": first["valid"] / baseline["valid"] if baseline["valid"] else None})
+        if bf16:  # fp32 against bf16 autocast on the same puzzles (what `trm pack --outside` records)
+            from trm_modules.precision_evaluation import compare_precisions
+
+            check = compare_precisions(model, codec, package.input_validator, {generator: documents},
+                                       views=default_views)
+            rows[-1]["bf16_check"] = check["sets"][0]
     return rows
 
 
@@ -131,6 +137,8 @@ def main() -> None:
                         help="Views of the default answer (1 skips the views: an untrained pre-release fails all).")
     parser.add_argument("--json", type=Path, help="Also write the rows as JSON here.")
     parser.add_argument("--cache", type=Path, help="Folder to keep generated puzzle sets in (reused when present).")
+    parser.add_argument("--bf16", action="store_true", help="Also answer every set in bf16 (autocast) and compare "
+                        "with fp32 (rows gain bf16_check; `trm pack --outside` then records evaluation.precision.bf16).")
     parser.add_argument("--generators", help="Comma-separated generator names (default: all for the task), e.g. "
                         "py-sudoku-minimal,dokusan-minimal or mazelib-loops.")
     args = parser.parse_args()
@@ -141,13 +149,19 @@ def main() -> None:
     print(header)
     for path in args.packages:
         only = set(args.generators.split(",")) if args.generators else None
-        for row in measure(path, args.puzzles, args.seed, args.views, only, args.cache):
+        for row in measure(path, args.puzzles, args.seed, args.views, only, args.cache, args.bf16):
             rows.append(row)
             ratio = row["ratio_first_to_baseline"]
             print(f"{row['module']:<22} {row['generator']:<10} {row['first']['valid']:>7.1%} "
                   f"{row['default']['valid']:>8.1%} {row['default']['mean_views']:>6.2f} "
                   f"{row['first']['mean_steps']:>6.2f} {row['default']['seconds_per_puzzle']:>9.3f} "
                   f"{row['baseline_first']['valid']:>9.1%} {'—' if ratio is None else f'{ratio:.2f}x':>6}", flush=True)
+            if "bf16_check" in row:
+                check = row["bf16_check"]
+                print(f"{'':<22} {'  bf16':<10} {check['bf16']['first']:>7.1%} {check['bf16']['default']:>8.1%} "
+                      f"(fp32 {check['fp32']['first']:.1%} / {check['fp32']['default']:.1%}; "
+                      f"{check['differing_first']} first answers differ; "
+                      f"{check['seconds']['fp32'] / max(check['seconds']['bf16'], 1e-9):.2f}× the fp32 speed)", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

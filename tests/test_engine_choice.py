@@ -73,6 +73,25 @@ def test_onnx_that_answers_differently_is_never_chosen(monkeypatch):
     assert "differ" in (step.choice.refused or "")
 
 
+def test_rows_split_across_single_threaded_workers_answer_as_the_whole_batch_and_compete_at_larger_shapes():
+    model = tiny_model(1)
+    tokens, ids = tokens_of(16, seed=5)
+    step = choose_step(model, shapes=(1, 16), threads=(1, 2), engines=("eager",), rounds=1, drop_above=float("inf"))
+    assert "eager×1 ÷2" not in step.choice.timings[1]  # one row cannot be split
+    assert "eager×1 ÷2" in step.choice.timings[16]
+    split = engine_choice.Candidate("eager", 1, workers=2)
+    whole = solve_tokens(model, tokens, ids, batch_size=16)
+    halves = solve_tokens(model, tokens, ids, batch_size=16, step=lambda x, c: split.run(model, x, c))
+    assert np.array_equal(whole[0], halves[0]) and np.array_equal(whole[1], halves[1])
+
+
+def test_a_split_that_answers_differently_is_never_chosen(monkeypatch):
+    monkeypatch.setattr(engine_choice, "_same_answers", lambda model, candidate, *args: candidate.workers == 1)
+    step = choose_step(tiny_model(1), shapes=(4,), threads=(1, 2), engines=("eager",), rounds=1)
+    assert all("÷" not in name for name in step.choice.timings[4])
+    assert "eager×1 ÷2" in (step.choice.refused_split or "")
+
+
 def test_auto_without_onnxruntime_chooses_among_eager_thread_counts(monkeypatch):
     import sys
 

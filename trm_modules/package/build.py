@@ -147,6 +147,11 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
                                  f"{row['first']['mean_steps']:.2f} |")
                 except (KeyError, TypeError):
                     continue
+        bf16 = ((evaluation.model_extra or {}).get("precision") or {}).get("bf16")
+        if isinstance(bf16, dict) and "no_loss" in bf16:
+            lines += ["", f"bf16 (autocast) against fp32, judged by the rules: **{'no loss' if bf16['no_loss'] else 'a loss'}**"
+                      f" ({bf16.get('summary', '')}); `--precision auto` serves in bf16 only on a device fast at it"
+                      + ("" if bf16["no_loss"] else ", and never for this package") + "."]
         lines.append("")
     history = provenance.history if provenance is not None and provenance.history else []
     if history:

@@ -74,6 +74,20 @@ def _rule_check_heldout(model: ReasoningModel, codec: TaskCodec, recipe: Any) ->
     return None if report is None else report.to_json()
 
 
+def _bf16_evaluation(model: ReasoningModel, codec: TaskCodec, recipe: Any,
+                     outside: list[dict[str, Any]]) -> dict[str, Any]:
+    """``evaluation.precision.bf16``: fp32 against bf16 on the held-out puzzles (regenerated from the recipe) and
+    the outside generators' (their ``bf16_check``, measured by ``bench/outside_puzzles.py --bf16``)."""
+    import jsonschema
+
+    from ..precision_evaluation import compare_precisions, precision_record
+    from ..train.data import heldout_pairs
+
+    validator = jsonschema.Draft202012Validator(codec.input_schema())
+    heldout = compare_precisions(model, codec, validator, {"held-out": [inp for inp, _ in heldout_pairs(codec, recipe.data)]})
+    return precision_record(heldout["sets"] + [row["bf16_check"] for row in outside if "bf16_check" in row])
+
+
 def _calibrate(model: ReasoningModel, codec: TaskCodec, recipe: Any) -> dict[str, Any]:
     """The halting policy of a run that predates calibration, chosen as ``trm train`` chooses it."""
     from ..train.data import calibration_pairs, heldout_seed
@@ -141,6 +155,8 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
             evaluation["rule_check"] = ruled
     if evaluation is not None and outside:
         evaluation["outside"] = [row for row in outside if row.get("module", "").split("@")[0] in ("", name)]
+        if recipe is not None and any("bf16_check" in row for row in evaluation["outside"]):
+            evaluation["precision"] = {"bf16": _bf16_evaluation(model, codec, recipe, evaluation["outside"])}
     examples = select_examples(model, codec, pairs, example_count)  # answered as the package will answer
     provenance: dict[str, Any] = {
         "created_at": _created_at(run_dir),
