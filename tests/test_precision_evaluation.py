@@ -77,3 +77,19 @@ def test_without_bf16_rows_a_package_claims_nothing_about_bf16(run_dir):
                                               "first": {"valid": 1.0, "mean_steps": 1.0},
                                               "default": {"valid": 1.0, "mean_views": 1.0}}]))
     assert "precision" not in package.manifest.evaluation.model_dump()
+
+
+def test_pack_compare_puts_other_versions_side_by_side_in_the_card(run_dir):
+    from trm_modules.package.side_by_side import side_by_side_row
+
+    other = open_package(ROOT / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.1.trm")
+    manifest = other.manifest.model_dump(mode="json", exclude_none=True)
+    packed = open_package(pack_run(run_dir, name="sudoku-4x4", version="0.0.4", out_path=run_dir.parent / "d.trm",
+                                   compare=[manifest]))
+    row = side_by_side_row(manifest)
+    assert row["module"] == "sudoku-4x4@1.0.1" and row["parameters"] == manifest["model"]["parameters"]
+    assert row["heldout_exact"] == manifest["evaluation"]["value"]
+    card = packed.read_file("README.md").decode()
+    assert "Side by side with other versions of this module" in card
+    assert "| sudoku-4x4@0.0.4 | TRM |" in card and "| sudoku-4x4@1.0.1 | TRM |" in card
+    assert packed.manifest.evaluation.model_dump()["side_by_side"][0]["module"] == "sudoku-4x4@1.0.1"

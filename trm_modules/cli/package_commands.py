@@ -60,17 +60,20 @@ def pack(
         False, "--training-state",
         help="Carry the live weights and optimiser moments, so `trm train --init-from` continues the run "
              "exactly (a pre-release of a run that spans sittings; about three times the weights' size)."),
+    compare: Optional[list[Path]] = typer.Option(
+        None, "--compare", metavar="PACKAGE",
+        help="Another version of the task (e.g. another architecture) to put side by side with this one in the "
+             "card: parameters, CPU-minutes, held-out exact, outside first answer / default, steps. Repeatable."),
 ) -> None:
     """Build a .trm package from a training run."""
-    from ..package import pack_run
+    from ..package import open_package, pack_run
 
     with reported():
+        compared = [open_package(other).manifest.model_dump(mode="json", exclude_none=True) for other in compare or []]
         path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
                         parent_digest=parent_digest, title=title, description=description, license=license,
                         module_id=module_id, signing_key=key, changes=changes, training_state=training_state,
-                        outside=json.loads(outside.read_text("utf-8")) if outside else None)
-        from ..package import open_package
-
+                        outside=json.loads(outside.read_text("utf-8")) if outside else None, compare=compared)
         package = open_package(path)
         console.print(f"packed {package.name}@{package.version} → {path} ({path.stat().st_size:,} bytes, {package.digest})")
 

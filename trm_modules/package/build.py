@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from .side_by_side import side_by_side_row, side_by_side_table
 from .. import __version__
 from ..codec import TaskCodec
 from ..errors import TRMError
@@ -72,7 +73,7 @@ def _network_kind(config: Any) -> str:
 def model_card(*, title: str, description: str, name: str, version: str, codec: TaskCodec, config: Any,
                parameters: int, license: str, evaluation: Evaluation | None, provenance: Provenance | None,
                sections: Mapping[str, str] | None = None, images: Iterable[str] = (),
-               architecture: str | None = None) -> str:
+               architecture: str | None = None, architecture_name: str | None = None) -> str:
     """The README.md model card: intended use, training data, evaluation, limits."""
     sections = dict(sections or {})
     lines = [f"# {title}", "", f"`{name}` {version} — a {_network_kind(config)} packaged by trm-modules.", ""]
@@ -147,6 +148,15 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
                                  f"{row['first']['mean_steps']:.2f} |")
                 except (KeyError, TypeError):
                     continue
+        others = (evaluation.model_extra or {}).get("side_by_side")
+        if isinstance(others, list) and others:
+            own = side_by_side_row({"name": name, "version": version,
+                                    "model": {"architecture": architecture_name or "trm", "parameters": parameters},
+                                    "evaluation": evaluation.model_dump(mode="json"),
+                                    "provenance": provenance.model_dump(mode="json") if provenance else {}})
+            lines += ["", "Side by side with other versions of this module (same task; `trm pack --compare`; "
+                      "CPU-minutes = training wall time × threads; outside generators judged by the rules):", ""]
+            lines += side_by_side_table([own, *others])
         bf16 = ((evaluation.model_extra or {}).get("precision") or {}).get("bf16")
         if isinstance(bf16, dict) and "no_loss" in bf16:
             lines += ["", f"bf16 (autocast) against fp32, judged by the rules: **{'no loss' if bf16['no_loss'] else 'a loss'}**"
@@ -253,7 +263,8 @@ def build_package(model: ReasoningModel, codec: TaskCodec, *, name: str, version
         files[CARD_NAME] = model_card(title=title, description=description, name=name, version=version, codec=codec,
                                       config=config, parameters=parameters, license=license,
                                       evaluation=evaluation_model, provenance=provenance_model, sections=card,
-                                      images=images, architecture=model.describe()).encode("utf-8")
+                                      images=images, architecture=model.describe(),
+                                      architecture_name=model.architecture).encode("utf-8")
 
     manifest_data: Json = {
         "format_version": FORMAT_VERSION,

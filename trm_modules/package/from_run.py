@@ -109,13 +109,15 @@ def _created_at(run_dir: Path) -> str:
 def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: str | os.PathLike | None = None,
              task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
              example_count: int = DEFAULT_EXAMPLE_COUNT, changes: str | None = None, training_state: bool = False,
-             outside: list[dict[str, Any]] | None = None, **metadata: Any) -> Path:
+             outside: list[dict[str, Any]] | None = None, compare: list[Mapping[str, Any]] | None = None,
+             **metadata: Any) -> Path:
     """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
 
     Evaluation, provenance (recipe, command, data, hardware, wall time, the package a continued run
     started from) and plots come from the run's files; ``changes`` says what changed from the parent.
     ``outside`` (rows of ``bench/outside_puzzles.py --json``) records this module's results on
-    puzzles from outside generators. ``training_state`` adds the run's live weights and optimiser moments (``training/state.safetensors``)
+    puzzles from outside generators. ``compare`` (manifests of other versions, e.g. another architecture on the
+    same task) puts them beside this one in ``evaluation.side_by_side`` and the card. ``training_state`` adds the run's live weights and optimiser moments (``training/state.safetensors``)
     so ``trm train --init-from`` continues it exactly. Extra keyword arguments (title, description,
     license, authors, module_id, card, signing_key, …) go to ``build_package``. Returns the package
     path (default ``NAME-VERSION.trm`` in the current folder).
@@ -157,6 +159,10 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         evaluation["outside"] = [row for row in outside if row.get("module", "").split("@")[0] in ("", name)]
         if recipe is not None and any("bf16_check" in row for row in evaluation["outside"]):
             evaluation["precision"] = {"bf16": _bf16_evaluation(model, codec, recipe, evaluation["outside"])}
+    if evaluation is not None and compare:
+        from .side_by_side import side_by_side_row
+
+        evaluation["side_by_side"] = [side_by_side_row(manifest) for manifest in compare]
     examples = select_examples(model, codec, pairs, example_count)  # answered as the package will answer
     provenance: dict[str, Any] = {
         "created_at": _created_at(run_dir),
