@@ -109,7 +109,7 @@ def _created_at(run_dir: Path) -> str:
 def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: str | os.PathLike | None = None,
              task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
              example_count: int = DEFAULT_EXAMPLE_COUNT, changes: str | None = None, training_state: bool = False,
-             outside: list[dict[str, Any]] | None = None, compare: list[Mapping[str, Any]] | None = None,
+             outside: list[dict[str, Any]] | None = None, compare: Sequence[Mapping[str, Any]] | None = None,
              **metadata: Any) -> Path:
     """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
 
