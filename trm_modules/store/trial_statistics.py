@@ -93,8 +93,9 @@ def clustered_difference(baseline: ArmCounts, candidate: ArmCounts) -> tuple[flo
     position = np.arange(learner.size) - np.repeat(np.cumsum(verdicts) - verdicts, verdicts)
     outcome = (position < np.repeat(correct, verdicts)).astype(np.float64)
     design = np.column_stack([np.ones_like(arm), arm])
-    fit = sm.OLS(outcome, design).fit(cov_type="cluster", cov_kwds={"groups": learner})
-    return float(fit.params[1]), float(fit.bse[1])
+    with np.errstate(invalid="ignore"):  # no spread at all gives a NaN standard error, handled by the caller
+        fit = sm.OLS(outcome, design).fit(cov_type="cluster", cov_kwds={"groups": learner})
+        return float(fit.params[1]), float(fit.bse[1])
 
 
 def mixture_likelihood_ratio(difference: float, variance: float, mixture_sd: float) -> float:
