@@ -17,13 +17,17 @@ DB_HELP = "Store: a SQLAlchemy URL or a SQLite file path (default: $TRM_DB_URL, 
 
 
 def _parse_since(value: str | None) -> datetime | None:
+    return _parse_moment(value, "--since")
+
+
+def _parse_moment(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"{value!r} is not an ISO 8601 date or time (e.g. 2025-01-31 or "
-                                 "2025-01-31T12:00:00+00:00)", param_hint="--since") from None
+                                 "2025-01-31T12:00:00+00:00)", param_hint=option) from None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
@@ -123,9 +127,41 @@ def register(app: typer.Typer) -> None:
 
     @app.command("stats")
     def stats(module: str = typer.Argument(..., help="Module name."),
+              course: Optional[str] = typer.Option(None, "--course", help="Only this course."),
+              cohort: Optional[str] = typer.Option(None, "--cohort", help="Only this cohort (section) of learners."),
+              since: Optional[str] = typer.Option(None, "--since", help="Only solves at or after this ISO time "
+                                                                         "(UTC if no zone)."),
+              until: Optional[str] = typer.Option(None, "--until", help="Only solves before this ISO time."),
+              by: Optional[list[str]] = typer.Option(None, "--by", help="Group by version, course, cohort, day or "
+                                                                        "week (repeat or comma-separate; version "
+                                                                        "and course unless one is named)."),
+              compare: Optional[tuple[str, str]] = typer.Option(
+                  None, "--compare", metavar="BASELINE CANDIDATE",
+                  help="Compare two versions (in --course, --cohort): the difference in accuracy with its "
+                       "interval, an always-valid p-value clustered by learner, and a decision."),
+              as_csv: bool = typer.Option(False, "--csv", help="Print the table as CSV."),
+              table: str = typer.Option("groups", "--table", help="With --csv: which table of the report "
+                                                                   "(groups, ratings, calibration, reliability, "
+                                                                   "failures, outcomes)."),
               as_json: bool = typer.Option(False, "--json", help="Print JSON."),
               db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
-        """Accuracy (effective feedback), steps and latency percentiles of a module, by version and course."""
+        """How a module fares: accuracy with its 95 % interval, learners, ratings, latency per version × course.
+
+        With no option, the overall, per-version and per-course summary; with --course, --cohort,
+        --since, --until, --by or --csv, the report of the dashboard and of GET /v1/modules/{name}/stats;
+        with --compare A B, the comparison of GET /v1/modules/{name}/compare.
+        """
+        window = (_parse_moment(since, "--since"), _parse_moment(until, "--until"))
+        if as_csv and as_json:
+            raise typer.BadParameter("choose one of --csv and --json", param_hint="--csv")
+        if compare is not None:
+            _compare(module, compare, course, cohort, window, as_csv, as_json, db)
+        elif any(value is not None for value in (course, cohort, since, until, by)) or as_csv:
+            _report(module, course, cohort, window, by, as_csv, table, as_json, db)
+        else:
+            _summary(module, as_json, db)
+
+    def _summary(module: str, as_json: bool, db: str | None) -> None:
         from ..store import Store, module_stats
 
         try:
@@ -151,6 +187,88 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{label[:20]:20} {group.solves:7d} {group.with_verdict:8d} {accuracy:>8} "
                        f"{group.mean_steps:6.2f} {group.latency_ms.p50:8.1f} {group.latency_ms.p90:8.1f} "
                        f"{group.latency_ms.p99:8.1f}")
+
+    def _report(module: str, course: str | None, cohort: str | None, window: tuple[datetime | None, datetime | None],
+                by: list[str] | None, as_csv: bool, table: str, as_json: bool, db: str | None) -> None:
+        from ..store import Store
+        from ..store.insights import SECTIONS, TABLES, module_report, report_csv
+
+        if table not in TABLES:
+            raise typer.BadParameter(f"{table!r} is not a table of the report; expected one of {', '.join(TABLES)}",
+                                     param_hint="--table")
+        if as_csv and table == "groups":
+            sections: tuple[str, ...] = ("performance", "ratings")
+        elif as_csv:
+            sections = ("calibration",) if table == "reliability" else (table,)
+        else:
+            sections = SECTIONS if as_json else ("performance", "ratings")
+        try:
+            store = Store(Settings(db_url=db).db)
+            report = module_report(store, module, course=course, cohort=cohort, since=window[0], until=window[1],
+                                   by=by, sections=sections)
+            store.close()
+        except TRMError as exc:
+            fail(exc)
+        if as_csv:
+            typer.echo(report_csv(report, table), nl=False)
+            return
+        if as_json:
+            typer.echo(report.model_dump_json(indent=2))
+            return
+        typer.echo(f"{'version':10} {'course':16} {'cohort':10} {'period':10} {'solves':>7} {'learners':>8} "
+                   f"{'verdicts':>8} {'accuracy':>8} {'95 % interval':>15} {'ratings':>7} {'p50 ms':>7} "
+                   f"{'p99 ms':>7}")
+        for group in report.groups:
+            accuracy, interval = "-", ""
+            if group.accuracy is not None:
+                accuracy = f"{group.accuracy:.3f}"
+                interval = f"[{group.accuracy_low:.3f}, {group.accuracy_high:.3f}]"
+            latency = [f"{v:7.1f}" if v is not None else f"{'-':>7}" for v in (group.latency_p50_ms,
+                                                                               group.latency_p99_ms)]
+            typer.echo(f"{(group.version or '*')[:10]:10} {(group.course or '-')[:16]:16} "
+                       f"{(group.cohort or '-')[:10]:10} {(group.period or '-'):10} {group.solves:7d} "
+                       f"{group.learners:8d} {group.verdicts:8d} {accuracy:>8} {interval:>15} "
+                       f"{group.ratings or 0:7d} {latency[0]} {latency[1]}")
+
+    def _compare(module: str, versions: tuple[str, str], course: str | None, cohort: str | None,
+                 window: tuple[datetime | None, datetime | None], as_csv: bool, as_json: bool, db: str | None) -> None:
+        from ..store import Store
+        from ..store.comparison import compare_versions, comparison_csv
+
+        baseline, candidate = versions
+        try:
+            store = Store(Settings(db_url=db).db)
+            result = compare_versions(store, module, baseline, candidate, course=course, cohort=cohort,
+                                      since=window[0], until=window[1])
+            store.close()
+        except TRMError as exc:
+            fail(exc)
+        if as_csv:
+            typer.echo(comparison_csv(result), nl=False)
+            return
+        if as_json:
+            typer.echo(result.model_dump_json(indent=2))
+            return
+        where = f" in {course}" if course else " in every course"
+        typer.echo(f"{module}: {candidate} against {baseline}{where}" + (f", cohort {cohort}" if cohort else ""))
+        for arm in (result.baseline, result.candidate):
+            accuracy = (f"{arm.accuracy:.3f} [{arm.accuracy_low:.3f}, {arm.accuracy_high:.3f}]"
+                        if arm.accuracy is not None else "-")
+            typer.echo(f"  {arm.version:12} {arm.learners:6d} learners {arm.verdicts:7d} verdicts  accuracy {accuracy}")
+        if result.difference is not None:
+            interval = (f" (95 % [{result.difference_low:+.3f}, {result.difference_high:+.3f}], clustered by "
+                        f"learner)" if result.difference_low is not None else "")
+            typer.echo(f"  difference {result.difference:+.3f}{interval}")
+        typer.echo(f"  always-valid p-value {result.p_value:.4g} (alpha {result.alpha})")
+        needed = (f", about {result.verdicts_needed} more verdicts needed" if result.verdicts_needed is not None
+                  and result.decision == "inconclusive" else "")
+        typer.echo(f"  decision: {result.decision}{needed}")
+        if result.sample_ratio.mismatch:
+            typer.echo(f"  sample ratio mismatch: candidate share {result.sample_ratio.observed_candidate_share:.3f}, "
+                       f"expected {result.sample_ratio.expected_candidate_share:.3f} (p "
+                       f"{result.sample_ratio.p_value:.2g}); find the cause before trusting these figures")
+        if result.excluded_learners:
+            typer.echo(f"  {result.excluded_learners} learners answered by both versions were left out")
 
     @feedback_app.command("export")
     def feedback_export(module: str = typer.Argument(..., help="Module name."),

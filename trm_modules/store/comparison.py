@@ -9,6 +9,8 @@ are counted in the database (``GROUP BY learner, version``), a learner answered 
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from typing import Any
 
@@ -182,3 +184,27 @@ def _outcome_means(session: Any, module: str, course: str | None,
     for version, names in learners.items():
         means[version] = [by_learner[name] for name in names if name in by_learner]
     return means
+
+
+#: Columns of ``comparison_csv``: one row per arm; the comparison's figures repeat on both rows.
+COMPARISON_CSV_FIELDS = ("module", "course", "cohort", "role", "version", "learners", "solves", "verdicts", "correct",
+                         "accuracy", "accuracy_low", "accuracy_high", "outcome_learners", "outcome_mean",
+                         "difference", "difference_low", "difference_high", "sequential_low", "sequential_high",
+                         "p_value", "alpha", "decision", "verdicts_needed", "excluded_learners",
+                         "sample_ratio_p_value", "sample_ratio_mismatch")
+
+
+def comparison_csv(comparison: Comparison) -> str:
+    """A comparison as CSV: a header, then the baseline's and the candidate's rows (``COMPARISON_CSV_FIELDS``)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COMPARISON_CSV_FIELDS)
+    shared = comparison.model_dump(include={"module", "course", "cohort", "difference", "difference_low",
+                                            "difference_high", "sequential_low", "sequential_high", "p_value",
+                                            "alpha", "decision", "verdicts_needed", "excluded_learners"})
+    shared["sample_ratio_p_value"] = comparison.sample_ratio.p_value
+    shared["sample_ratio_mismatch"] = comparison.sample_ratio.mismatch
+    for role, arm in (("baseline", comparison.baseline), ("candidate", comparison.candidate)):
+        values = {**shared, **arm.model_dump(), "role": role}
+        writer.writerow(["" if values[name] is None else values[name] for name in COMPARISON_CSV_FIELDS])
+    return out.getvalue()
