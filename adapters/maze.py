@@ -320,3 +320,19 @@ class MazeCodec(TaskCodec):
 def trm_register_codecs() -> list[type]:
     """The maze codec."""
     return [MazeCodec]
+
+
+@hookimpl
+def trm_board_view(codec: TaskCodec) -> Any:
+    """A maze: the learner clicks open cells to mark the shortest path from S to G."""
+    if not isinstance(codec, MazeCodec):
+        return None
+    from trm_modules.boards import BoardView, ShortestPath
+
+    return BoardView(rows=codec.size, cols=codec.size, blank_token=OPEN, choices=[OPEN, PATH], entry="click",
+                     labels={str(WALL): "", str(OPEN): "", str(START): "S", str(GOAL): "G", str(PATH): "•"},
+                     classes={str(WALL): "wall", str(OPEN): "open", str(START): "start", str(GOAL): "goal",
+                              str(PATH): "path"},
+                     instructions="Mark the shortest path from S to G: click the open cells it passes through "
+                                  "(click again to unmark).",
+                     rules=[ShortestPath(start=START, goal=GOAL, path=PATH, passable=[OPEN])])

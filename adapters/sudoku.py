@@ -282,3 +282,17 @@ class SudokuCodec(TaskCodec):
 def trm_register_codecs() -> list[type]:
     """The Sudoku codec."""
     return [SudokuCodec]
+
+
+@hookimpl
+def trm_board_view(codec: TaskCodec) -> Any:
+    """A fill-in grid: blanks are typed digits, each row, column and box holds each digit once."""
+    if not isinstance(codec, SudokuCodec):
+        return None
+    from trm_modules.boards import AllDifferent, BoardView, grid_groups
+
+    n = codec.size
+    return BoardView(rows=n, cols=n, box_rows=codec.box_rows, box_cols=codec.box_cols, blank_token=1,
+                     choices=list(range(2, n + 2)), labels={str(d + 1): str(d) for d in range(1, n + 1)},
+                     instructions="Fill in every empty cell: each row, column and box holds each digit once.",
+                     rules=[AllDifferent(groups=grid_groups(n, n, codec.box_rows, codec.box_cols))])

@@ -76,7 +76,7 @@ def test_the_contract_declares_the_hooks_the_design_names():
     assert {"trm_register_codecs", "trm_register_architectures", "trm_module_sources", "trm_select_version",
             "trm_placement", "trm_on_solve", "trm_on_feedback", "trm_register_routes", "trm_register_commands",
             "trm_startup", "trm_shutdown", "trm_declare_settings", "trm_privacy_providers",
-            "trm_store_schemas"} == set(hook_names())
+            "trm_store_schemas", "trm_board_view"} == set(hook_names())
 
 
 @pytest.mark.parametrize("hook", hook_names())

@@ -116,7 +116,8 @@ def test_xmllint_rejects_a_manifest_whose_identifier_is_not_an_xml_id(tmp_path):
 def test_activity_puzzles_carry_their_encodings_and_solutions(package):
     document = activity_document(package, puzzles=3, seed=1, max_steps=4)
     codec = package.codec()
-    assert len(document["puzzles"]) == 3 and document["view"]["kind"] == "fill-grid"
+    assert len(document["puzzles"]) == 3 and document["view"]["entry"] == "type"
+    assert document["view"]["blank_token"] == 1 and document["view"]["rules"][0]["kind"] == "all-different"
     for item in document["puzzles"]:
         assert item["tokens"] == codec.encode_input(item["input"]).tolist()
         solution = codec.decode_output(__import__("numpy").array(item["solution_tokens"]), item["input"])
@@ -131,10 +132,13 @@ def test_activity_carries_the_servers_test_time_views(package):
     assert len(document["views"]) == DEFAULT_VIEWS
 
 
-def test_task_without_a_browser_view_is_refused_with_a_typed_error(package, monkeypatch):
-    monkeypatch.setattr(type(package.codec()), "name", "maze")
-    with pytest.raises(ScormExportError, match="browser view"):
-        activity_document(package, puzzles=1, seed=0, max_steps=4)
+def test_task_without_a_browser_board_is_refused_with_a_typed_error_naming_the_hook(package):
+    from trm_adapters.scorm.export import grid_view
+    from trm_modules.plugins import build_plugin_manager
+
+    without_boards = build_plugin_manager(entry_points=False, paths="")  # no plugin describes a board
+    with pytest.raises(ScormExportError, match=r"'sudoku' has no browser board: .*trm_board_view\(codec\) hook"):
+        grid_view(package.codec(), without_boards)
 
 
 # ------------------------------------------------------------------------------- in a browser

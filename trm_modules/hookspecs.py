@@ -15,7 +15,8 @@ The hooks answer one question each:
 - what a plugin provides: ``trm_register_codecs`` (task codecs), ``trm_register_architectures``
   (reasoning networks), ``trm_module_sources`` (where
   packages are found), ``trm_register_routes`` (HTTP routes of ``trm serve``),
-  ``trm_register_commands`` (``trm`` sub-commands);
+  ``trm_register_commands`` (``trm`` sub-commands), ``trm_board_view`` (how the browser activities
+  draw a task's board);
 - what the host decides: ``trm_select_version`` (which version answers a request),
   ``trm_placement`` (which device a version is loaded onto);
 - what a plugin observes: ``trm_on_solve``, ``trm_on_feedback``;
@@ -58,6 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only; this modul
     import typer
     from fastapi import APIRouter
 
+    from .boards import BoardView
+    from .codec import TaskCodec
     from .host.placement import DeviceState, PlacementRequest
     from .host.slots import SlotState
     from .host.sources import ModuleSource
@@ -79,6 +82,32 @@ def trm_register_codecs() -> list[type]:
     Each class has a unique ``name`` (e.g. ``"sudoku"``); a package's manifest names the codec
     in ``task.codec`` and its parameters in ``task.params``. When two plugins provide the same
     name, the first one registered wins (built-in adapters load before third-party plugins).
+    """
+
+
+@hookspec(firstresult=True)
+def trm_board_view(codec: TaskCodec) -> "BoardView | dict[str, Any] | None":
+    """Describe how the browser activities draw and edit ``codec``'s token grid, or return ``None`` for a codec
+    this plugin does not know (the next plugin answers; first answer wins).
+
+    Return a ``trm_modules.boards.BoardView`` (or its JSON as a dict): ``rows`` × ``cols`` cells in the
+    codec's token order, ``blank_token`` (the input token of the cells the learner edits), ``choices`` (the
+    tokens an edited cell may hold), ``labels`` and ``classes`` (how each token is shown), ``entry``
+    (``"type"`` a label or ``"click"`` through the choices), ``instructions`` and ``rules`` the page checks
+    answers by (``AllDifferent`` groups, ``ShortestPath``) so that its test-time views choose as the server
+    does. The SCORM and cmi5 exports, the LTI activity and the dashboard's boards use it; a task whose plugin
+    implements none is refused with ``NoBoardView`` naming this hook. The Sudoku, maze and generic grid codecs
+    are described by their adapters::
+
+        @hookimpl
+        def trm_board_view(codec):
+            if codec.name != "latin":
+                return None
+            from trm_modules.boards import AllDifferent, BoardView, grid_groups
+            n = codec.size
+            return BoardView(rows=n, cols=n, blank_token=1, choices=list(range(2, n + 2)),
+                             labels={str(t): str(t - 1) for t in range(2, n + 2)},
+                             rules=[AllDifferent(groups=grid_groups(n, n))])
     """
 
 
@@ -257,7 +286,7 @@ def trm_privacy_providers() -> list["PersonalDataProvider"]:
 
 
 __all__ = [
-    "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_register_architectures", "trm_module_sources",
+    "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_board_view", "trm_register_architectures", "trm_module_sources",
     "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
     "trm_register_routes", "trm_register_commands", "trm_startup", "trm_shutdown", "trm_store_schemas",
     "trm_declare_settings", "trm_privacy_providers",

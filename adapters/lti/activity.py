@@ -15,7 +15,7 @@ from .storage import LtiError
 
 
 def has_activity(package: Any) -> bool:
-    """Does the module's task have a browser view (fill-in grids today)?"""
+    """Does the module's task have a browser board (its plugin implements ``trm_board_view``)?"""
     try:
         grid_view(package.codec())
     except ScormExportError:
@@ -41,37 +41,45 @@ def draw_activity(package: Any, puzzles: int, seed: int) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Grade:
-    """A submission graded: ``earned`` of ``blanks`` cells are right and never filled by the module."""
+    """A submission graded: ``earned`` of ``blanks`` cells to fill are right and never filled by the module;
+    ``extra`` marks where the solution leaves the cell blank (a maze cell off the path) each take one back."""
 
     blanks: int
     right: int
     earned: int
     by_module: int
     cells: list[dict[str, Any]]
+    extra: int = 0
 
     @property
     def scaled(self) -> float:
-        return self.earned / self.blanks if self.blanks else 1.0
+        return max(0, self.earned - self.extra) / self.blanks if self.blanks else 1.0
 
     @property
     def success(self) -> bool:
-        return self.earned == self.blanks
+        return self.earned == self.blanks and self.extra == 0
 
 
 def grade(puzzle: dict[str, Any], blank_token: int, response: list[int]) -> Grade:
-    """Grade ``response`` (tokens, one per cell) against the puzzle's solution and the module's cells."""
+    """Grade ``response`` (tokens, one per cell) against the puzzle's solution and the module's cells, as the
+    SCORM and cmi5 activities do (``trm_adapters/scorm/board.js``, ``grade``)."""
     if len(response) != len(puzzle["tokens"]):
         raise ValueError(f"expected {len(puzzle['tokens'])} cells, got {len(response)}")
     module_cells = set(puzzle["module_cells"])
-    cells, right, earned, by_module = [], 0, 0, 0
+    cells, right, earned, by_module, extra = [], 0, 0, 0, 0
     for index, token in enumerate(puzzle["tokens"]):
         if token != blank_token:
             continue
         ok = response[index] == puzzle["solution_tokens"][index]
+        if puzzle["solution_tokens"][index] == blank_token:  # a cell the solution leaves as it is
+            if not ok:
+                extra += 1
+                cells.append({"index": index, "right": False, "by_module": index in module_cells})
+            continue
         mine = ok and index not in module_cells
         right += ok
         earned += mine
         by_module += index in module_cells
         cells.append({"index": index, "right": ok, "by_module": index in module_cells})
-    blanks = len(cells)
-    return Grade(blanks=blanks, right=right, earned=earned, by_module=by_module, cells=cells)
+    blanks = len(cells) - extra
+    return Grade(blanks=blanks, right=right, earned=earned, by_module=by_module, cells=cells, extra=extra)

@@ -17,6 +17,11 @@ def _css() -> str:
     return resources.files("trm_adapters.scorm").joinpath("activity.css").read_text("utf-8")
 
 
+def _board_script() -> str:
+    """The activities' shared board (``trm_adapters/scorm/board.js``): drawing, editing and grading a task's board."""
+    return resources.files("trm_adapters.scorm").joinpath("board.js").read_text("utf-8")
+
+
 def activity_page(*, launch_id: str, title: str, module: str, version: str | None, view: dict[str, Any],
                   puzzles: list[dict[str, Any]], context_title: str | None, gradebook: bool) -> str:
     """The activity of a resource-link launch; its script talks to this launch's solve and submit routes."""
@@ -32,7 +37,7 @@ def activity_page(*, launch_id: str, title: str, module: str, version: str | Non
 <body data-state="loading"><main>
   <header><h1 id="title">{escape(title)}</h1>
   <p class="muted">Module {escape(module)}{pinned}{where}</p></header>
-  <p class="instructions">Fill in every empty cell: each row, column and box holds each digit once.
+  <p class="instructions">{escape(str(view.get("instructions") or "Solve the puzzle."))}
     Stuck? Ask the module. Cells the module fills count for the module, not for you. {grades}</p>
   <div id="board" role="grid" aria-label="puzzle"></div>
   <div class="actions">
@@ -43,6 +48,7 @@ def activity_page(*, launch_id: str, title: str, module: str, version: str | Non
   <p id="status" role="status" aria-live="polite"></p>
 </main>
 <script type="application/json" id="activity">{_json_for_script(config)}</script>
+<script>{_board_script()}</script>
 <script>{ACTIVITY_SCRIPT}</script>
 </body></html>"""
 
@@ -54,12 +60,8 @@ ACTIVITY_SCRIPT = r"""
   const view = config.view;
   const $ = (id) => document.getElementById(id);
   let index = 0;
-  const cells = () => Array.from($("board").querySelectorAll("input"));
+  let board = null;
   const say = (text, kind) => { $("status").textContent = text; $("status").className = kind || ""; };
-  const tokenOf = (label) => {
-    const found = Object.keys(view.labels).find((t) => view.labels[t] === label.trim());
-    return found === undefined ? view.blank_token : Number(found);
-  };
   async function call(path, body) {
     const response = await fetch(`launches/${config.launch}/${path}`, {
       method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -68,24 +70,7 @@ ACTIVITY_SCRIPT = r"""
     return document;
   }
   function render() {
-    const board = $("board");
-    board.innerHTML = "";
-    board.style.gridTemplateColumns = `repeat(${view.cols}, 3rem)`;
-    config.puzzles[index].tokens.forEach((token, i) => {
-      const input = document.createElement("input");
-      const row = Math.floor(i / view.cols), col = i % view.cols;
-      input.inputMode = "numeric";
-      input.maxLength = 2;
-      input.setAttribute("aria-label", `row ${row + 1} column ${col + 1}`);
-      if ((col + 1) % view.box_cols === 0 && col + 1 < view.cols) input.classList.add("box-right");
-      if ((row + 1) % view.box_rows === 0 && row + 1 < view.rows) input.classList.add("box-bottom");
-      if (token !== view.blank_token) {
-        input.value = view.labels[String(token)];
-        input.readOnly = true;
-        input.classList.add("given");
-      }
-      board.appendChild(input);
-    });
+    board = window.trmBoard.editor($("board"), view, config.puzzles[index].tokens, () => {});
     say(`Puzzle ${index + 1} of ${config.puzzles.length}`);
   }
   $("ask").addEventListener("click", async () => {
@@ -93,11 +78,7 @@ ACTIVITY_SCRIPT = r"""
     say("The module is thinking…");
     try {
       const answer = await call("solve", { puzzle: index });
-      cells().forEach((input, i) => {
-        if (input.readOnly) return;
-        input.value = view.labels[String(answer.tokens[i])] || "";
-        input.classList.add("module");
-      });
+      config.puzzles[index].tokens.forEach((token, i) => { if (board.editable(i)) board.set(i, answer.tokens[i], true); });
       say(`The module (${answer.version}) filled ${answer.cells} cells. They count for the module, not for you.`);
       document.body.dataset.state = "module-answered";
     } catch (error) {
@@ -108,10 +89,8 @@ ACTIVITY_SCRIPT = r"""
   });
   $("submit").addEventListener("click", async () => {
     try {
-      const result = await call("submit", { puzzle: index, cells: cells().map((input) => tokenOf(input.value)) });
-      const inputs = cells();
-      result.cells.forEach((c) => { inputs[c.index].classList.toggle("right", c.right);
-                                    inputs[c.index].classList.toggle("wrong", !c.right); });
+      const result = await call("submit", { puzzle: index, cells: board.get() });
+      result.cells.forEach((c) => board.mark(c.index, c.right));
       say(`${result.earned} of ${result.blanks} cells right by you. ${result.message}`,
           result.recorded ? (result.success ? "ok" : "") : "bad");
       document.body.dataset.state = "submitted";

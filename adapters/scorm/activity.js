@@ -1,4 +1,5 @@
-// The browser activity of a reasoning module: a fill-in grid puzzle, the module's one-step ONNX model
+// The browser activity of a reasoning module: a puzzle on the board its task's plugin describes (board.js,
+// trm_board_view), the module's one-step ONNX model
 // running here (onnxruntime-web, WASM) with early halting and the server's test-time views, and a
 // grading rule that credits the learner only with what the learner did. Results go to the platform
 // through a reporter (window.trmReporter: scorm.js for SCORM 2004, cmi5.js for cmi5), loaded first.
@@ -9,7 +10,7 @@
   // performance.now() marks: visible (board shown), modelReady, firstAsk (click), firstAnswer.
   const timings = {};
   const state = { doc: null, puzzleIndex: 0, moduleCells: new Set(), closed: false, model: null, asking: false,
-                  lastGrade: null };
+                  lastGrade: null, board: null };
   const reporter = window.trmReporter;
 
   function say(text, kind) {
@@ -20,41 +21,12 @@
   // ------------------------------------------------------------------------------------ board
   const view = () => state.doc.view;
   const puzzle = () => state.doc.puzzles[state.puzzleIndex];
-  const cells = () => Array.from($("board").querySelectorAll("input"));
-  const digitTokens = () => Object.keys(view().labels).map(Number);
 
   function render() {
-    const v = view();
-    const board = $("board");
-    board.innerHTML = "";
-    board.style.gridTemplateColumns = `repeat(${v.cols}, 3rem)`;
-    puzzle().tokens.forEach((token, i) => {
-      const input = document.createElement("input");
-      const row = Math.floor(i / v.cols), col = i % v.cols;
-      input.inputMode = "numeric";
-      input.maxLength = 2;
-      input.setAttribute("aria-label", `row ${row + 1} column ${col + 1}`);
-      if ((col + 1) % v.box_cols === 0 && col + 1 < v.cols) input.classList.add("box-right");
-      if ((row + 1) % v.box_rows === 0 && row + 1 < v.rows) input.classList.add("box-bottom");
-      if (token !== v.blank_token) {
-        input.value = v.labels[String(token)];
-        input.readOnly = true;
-        input.classList.add("given");
-      } else {
-        // A cell the module filled stays the module's for this puzzle, even when changed afterwards.
-        input.addEventListener("input", () => input.classList.remove("right", "wrong"));
-      }
-      board.appendChild(input);
-    });
+    state.board = window.trmBoard.editor($("board"), view(), puzzle().tokens, () => {});
     state.moduleCells = new Set();
     state.lastGrade = null;
     say(`Puzzle ${state.puzzleIndex + 1} of ${state.doc.puzzles.length}`);
-  }
-
-  function tokenOfLabel(label) {
-    const labels = view().labels;
-    const found = Object.keys(labels).find((token) => labels[token] === label.trim());
-    return found === undefined ? view().blank_token : Number(found);
   }
 
   // ----------------------------------------------------------------------------------- module
@@ -146,23 +118,8 @@
     return out;
   }
 
-  // The task's rules for a fill-in grid: every cell a digit, the givens kept, each row, column and box
-  // holding each digit once. null: the tokens form no answer.
-  function followsRules(p, answer) {
-    const v = view(), digits = new Set(digitTokens());
-    if (!answer.every((t) => digits.has(t))) return null;
-    if (!p.tokens.every((t, i) => t === v.blank_token || t === answer[i])) return false;
-    const groups = new Map();
-    answer.forEach((t, i) => {
-      const r = Math.floor(i / v.cols), c = i % v.cols;
-      const box = Math.floor(r / v.box_rows) * (v.cols / v.box_cols) + Math.floor(c / v.box_cols);
-      for (const key of [`r${r}`, `c${c}`, `b${box}`]) {
-        if (!groups.has(key)) groups.set(key, new Set());
-        groups.get(key).add(t);
-      }
-    });
-    return Array.from(groups.values()).every((g) => g.size === digits.size);
-  }
+  // The task's rules as the board describes them (board.js). null: the tokens form no answer.
+  const followsRules = (p, answer) => window.trmBoard.followsRules(view(), p.tokens, answer);
 
   // views.choose: the first answer the rules accept, else the one most views agree on, else the first.
   function choose(candidates) {
@@ -205,11 +162,9 @@
       const answer = await answerOf(p);
       if (timings.firstAnswer === undefined) timings.firstAnswer = performance.now();
       const filled = [];
-      cells().forEach((input, i) => {
-        if (input.readOnly) return;
-        input.value = view().labels[String(answer.tokens[i])] || "";
-        input.classList.remove("right", "wrong");
-        input.classList.add("module");
+      p.tokens.forEach((token, i) => {
+        if (!state.board.editable(i)) return;
+        state.board.set(i, answer.tokens[i], true);
         state.moduleCells.add(i);
         filled.push(i);
       });
@@ -230,24 +185,10 @@
   }
 
   // ----------------------------------------------------------------------------------- grading
-  // A blank cell earns a point when it is right and the module never filled it on this puzzle.
-  // Passed = every blank cell earned.
+  // board.js grade(): a cell to fill earns a point when it is right and the module never filled it on this
+  // puzzle; a mark where the solution has none takes one back. Passed = every cell earned, no wrong mark.
   function grade(p) {
-    const inputs = cells();
-    const response = inputs.map((input) => tokenOfLabel(input.value));
-    const result = { blanks: 0, right: 0, mine: 0, byModule: 0, response, cells: [] };
-    p.tokens.forEach((token, i) => {
-      if (token !== view().blank_token) return;
-      const right = response[i] === p.solution_tokens[i];
-      const byModule = state.moduleCells.has(i);
-      result.blanks += 1;
-      result.right += right ? 1 : 0;
-      result.byModule += byModule ? 1 : 0;
-      result.mine += right && !byModule ? 1 : 0;
-      result.cells.push({ index: i, right, byModule });
-    });
-    result.scaled = result.blanks ? result.mine / result.blanks : 1;
-    result.success = result.mine === result.blanks;
+    const result = window.trmBoard.grade(view(), p.tokens, p.solution_tokens, state.board.get(), state.moduleCells);
     result.label = (t) => view().labels[String(t)] || "0";
     return result;
   }
@@ -259,11 +200,7 @@
     }
     const p = puzzle();
     const result = grade(p);
-    const inputs = cells();
-    result.cells.forEach(({ index, right }) => {
-      inputs[index].classList.toggle("right", right);
-      inputs[index].classList.toggle("wrong", !right);
-    });
+    result.cells.forEach(({ index, right }) => state.board.mark(index, right));
     state.lastGrade = result;
     const outcome = await reporter.recordSubmission(p, result);
     const helped = result.byModule ? ` The module filled ${result.byModule} of them: those count for the module.` : "";
@@ -295,6 +232,8 @@
     document.body.dataset.lms = connection.connected ? "connected" : "absent";
     state.doc = await documentRequest;
     $("title").textContent = state.doc.title || state.doc.module;
+    $("instructions").textContent = `${view().instructions} Stuck? Ask the module — it runs here in your browser. ` +
+                                    "Cells the module fills count for the module, not for you.";
     $("subtitle").textContent = `Module ${state.doc.module} ${state.doc.version} · ${state.doc.digest.slice(0, 19)}…`;
     render();
     $("ask").addEventListener("click", askModule);

@@ -15,14 +15,15 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from trm_modules.boards import NoBoardView, board_document
 from trm_modules.errors import TRMError
 from trm_modules.views import DEFAULT_VIEWS, views_of
 
 from .vendor import DIST_FILES, ONNXRUNTIME_WEB_VERSION, vendor_onnxruntime_web
 
-#: The activity shared by the SCORM and cmi5 exports: board, model, views and grading (activity.js),
+#: The activity shared by the SCORM and cmi5 exports: the task's board (board.js), model, views and grading (activity.js),
 #: each reporting through its own script (scorm.js here).
-ACTIVITY_FILES = ("index.html", "activity.js", "activity.css", "scorm.js")
+ACTIVITY_FILES = ("index.html", "board.js", "activity.js", "activity.css", "scorm.js")
 #: The SCORM 2004 4th Edition schemas (ADL, unmodified; see schemas/README.md), shipped at the zip's root
 #: as the Content Aggregation Model asks of every package.
 SCHEMA_DIR = "schemas"
@@ -45,14 +46,13 @@ class ScormReport:
     files: tuple[str, ...]
 
 
-def grid_view(codec: Any) -> dict[str, Any]:
-    """How the browser shows and edits the task's token grid; only fill-in grid tasks (Sudoku) have one."""
-    if codec.name != "sudoku":
-        raise ScormExportError(f"the SCORM activity has a browser view for fill-in grids (the 'sudoku' codec); "
-                               f"{codec.name!r} has none yet")
-    size = codec.size
-    return {"kind": "fill-grid", "rows": size, "cols": size, "box_rows": codec.box_rows, "box_cols": codec.box_cols,
-            "blank_token": 1, "labels": {str(d + 1): str(d) for d in range(1, size + 1)}}
+def grid_view(codec: Any, plugins: Any = None) -> dict[str, Any]:
+    """How the browser shows and edits the task's token grid: the board its plugin describes through the
+    ``trm_board_view`` hook (``trm_modules.boards``); ``ScormExportError`` naming the hook when none does."""
+    try:
+        return board_document(codec, plugins)
+    except NoBoardView as exc:
+        raise ScormExportError(str(exc)) from exc
 
 
 def xml_id(text: str) -> str:
@@ -70,8 +70,9 @@ def test_time_views(codec: Any, count: int) -> list[dict[str, list[int]]]:
 
 def activity_document(package: Any, puzzles: int, seed: int, max_steps: int,
                       views: int = DEFAULT_VIEWS) -> dict[str, Any]:
-    """``activity.json``: the module, the view, the test-time views, and the puzzles with their token
-    encodings and solutions."""
+    """``activity.json``: the module, the board view, the test-time views (the identity alone when the board
+    gives the page no rules to choose between views by), and the puzzles with their token encodings and
+    solutions."""
     codec = package.codec()
     view = grid_view(codec)
     pairs = codec.generate(np.random.default_rng(seed), puzzles)
@@ -87,7 +88,7 @@ def activity_document(package: Any, puzzles: int, seed: int, max_steps: int,
             "title": manifest.title, "digest": package.digest, "codec": codec.name, "params": codec.params,
             "seq_len": codec.seq_len, "steps": max_steps, "view": view,
             "carry_shape": [config.puzzle_len + config.seq_len, config.hidden_size],
-            "views": test_time_views(codec, views), "puzzles": items}
+            "views": test_time_views(codec, views if view["rules"] else 1), "puzzles": items}
 
 
 def scorm_manifest(identifier: str, title: str, description: str, version: str, files: list[str]) -> str:
