@@ -15,7 +15,7 @@ and corridors on odd coordinates, the way most people draw them. For each seed:
    one, of which a share (``--wrong-corrections``) is itself wrong (one path cell left unmarked).
 3. **Export** with ``solver_labels=False``: labels only from confirmations and corrections (a wrong
    correction is refused by the codec's rules; no failure is labelled by the built-in solver).
-4. **Two arms** through the product's retrain (``trm_modules.train.retrain``), same base, same seed,
+4. **Two arms** through the product's retrain (``trm_modules.lifecycle.retrain``), same base, same seed,
    same steps, same optimiser and schedule, same recipe data: *feedback* (half the draws from the
    exported set) and *control* (``feedback_dir=None``: the recipe's own data only).
 5. **Judged by the rules, first answer** (``answer_documents(views=1)``, each arm with the halting
@@ -52,7 +52,7 @@ from trm_modules.store import Store  # noqa: E402
 from trm_modules.store.export import export_feedback_dataset  # noqa: E402
 from trm_modules.store.plugin import StorePlugin  # noqa: E402
 from trm_modules.train.recipe import Recipe  # noqa: E402
-from trm_modules.train.retrain import recipe_of, retrain  # noqa: E402
+from trm_modules.lifecycle.retrain import recipe_of, retrain  # noqa: E402
 from trm_modules.train.run_dir import load_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -100,7 +100,7 @@ def test_examples_are_recorded_as_the_package_halts_so_its_self_test_passes(tmp_
 
 
 def test_recalibrating_a_shipped_package_keeps_its_weights_and_names_it_as_parent(tmp_path):
-    from trm_modules.package.recalibrate import recalibrate_package
+    from trm_modules.lifecycle.recalibrate import recalibrate_package
 
     shipped = ROOT / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.0.trm"
     with one_torch_thread():

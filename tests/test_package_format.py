@@ -145,7 +145,7 @@ def test_license_must_be_an_spdx_expression(expression, ok):
 def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
     from safetensors.torch import save_file
 
-    from trm_modules.package import pack_run
+    from trm_modules.lifecycle import pack_run
 
     run = tmp_path / "run"
     run.mkdir()
@@ -185,7 +185,8 @@ def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
 def test_pack_run_names_the_run_file_at_fault(tmp_path, breakage, file):
     from safetensors.torch import save_file
 
-    from trm_modules.package import BuildError, pack_run
+    from trm_modules.lifecycle import pack_run
+    from trm_modules.package import BuildError
 
     run = tmp_path / "run"
     run.mkdir()

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from trm_modules.lifecycle import pack_run
 from trm_modules.model.precision import GemmSpeed, package_bf16_verdict, resolve_precision
-from trm_modules.package import open_package, pack_run
+from trm_modules.package import open_package
 from trm_modules.precision_evaluation import compare_precisions, precision_record
 from trm_modules.train import Trainer, load_recipe
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from trm_modules.package import open_package
-from trm_modules.package.from_run import pack_run
+from trm_modules.lifecycle import pack_run
 from trm_modules.package.registry import DirectoryRegistry
 from trm_modules.errors import TRMError
 from trm_modules.train import Trainer, load_recipe
-from trm_modules.train.retrain import bump_minor, recipe_of, retrain
+from trm_modules.lifecycle.retrain import bump_minor, recipe_of, retrain
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "registry" / "recipes" / "sudoku-4x4.toml"
@@ -27,7 +27,7 @@ def parent(tmp_path_factory):
     work = tmp_path_factory.mktemp("parent")
     recipe_file = work / "tiny.toml"
     recipe = load_recipe(RECIPE, TINY)
-    from trm_modules.train.retrain import _dump_recipe
+    from trm_modules.lifecycle.retrain import _dump_recipe
 
     recipe_file.write_text(_dump_recipe(recipe))
     Trainer(load_recipe(recipe_file), work / "run", recipe_path=recipe_file).run()

@@ -8,9 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 from trm_modules.cli import app
-from trm_modules.package import generate_keypair, open_package, pack_run
+from trm_modules.lifecycle import load_package_start, pack_run
+from trm_modules.package import generate_keypair, open_package
 from trm_modules.train import Trainer, load_recipe
-from trm_modules.train.continuation import TRAINING_STATE_NAME, InitFromError, load_package_start
+from trm_modules.train.continuation import TRAINING_STATE_NAME, InitFromError
 from trm_modules.train.trainer import lr_factor
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -111,7 +111,7 @@ def train_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..train import Trainer, load_recipe
-    from ..train.continuation import load_package_start
+    from ..lifecycle.continuation import load_package_start
 
     import torch
 

@@ -66,7 +66,8 @@ def pack(
              "card: parameters, CPU-minutes, held-out exact, outside first answer / default, steps. Repeatable."),
 ) -> None:
     """Build a .trm package from a training run."""
-    from ..package import open_package, pack_run
+    from ..lifecycle import pack_run
+    from ..package import open_package
 
     with reported():
         compared = [open_package(other).manifest.model_dump(mode="json", exclude_none=True) for other in compare or []]
@@ -89,7 +90,7 @@ def calibrate_halting(
 ) -> None:
     """A new version of a package with its halting calibrated on held-out puzzles (weights unchanged)."""
     from ..package import open_package
-    from ..package.recalibrate import recalibrate_package
+    from ..lifecycle.recalibrate import recalibrate_package
 
     with reported():
         path = recalibrate_package(package, version=version, out_path=output, changes=changes,

@@ -49,7 +49,7 @@ def retrain_command(
     Old and new are compared on the recipe's held-out puzzles and on a hold-out of the feedback.
     Make the successor active with `trm promote MODULE@VERSION` (or the server's admin API).
     """
-    from ..train.retrain import bump_minor, retrain
+    from ..lifecycle.retrain import bump_minor, retrain
 
     try:
         reg = _registry(registry)

@@ -39,7 +39,6 @@ from .errors import (
     VersionSpecInvalid,
     WeightsInvalid,
 )
-from .from_run import pack_run
 from ..solving import ExampleResult
 from .loaded import Package
 from .manifest import FORMAT_VERSION, Manifest, NewerFormatWarning
@@ -50,7 +49,7 @@ from .semver import Version, VersionSpec
 from .signing import generate_keypair, load_private_key, load_public_key, load_trusted_keys
 
 __all__ = [
-    "open_package", "verify_package", "build_package", "sign_package", "pack_run", "Package", "Manifest",
+    "open_package", "verify_package", "build_package", "sign_package", "Package", "Manifest",
     "Limits", "VerifyReport", "ExampleResult", "FORMAT_VERSION", "NewerFormatWarning",
     "DirectoryRegistry", "RegistryEntry", "default_registry", "installed_registry", "install", "find_package",
     "locate_package",

@@ -1,5 +1,5 @@
-"""Building packages: from a model and codec (``build_package``), from a training run (``pack_run``),
-and re-signing an existing package (``sign_package``). Output bytes are reproducible."""
+"""Building packages: from a model and codec (``build_package``; from a training run is
+``trm_modules.lifecycle.pack_run``), and re-signing an existing package (``sign_package``). Output bytes are reproducible."""
 
 from __future__ import annotations
 

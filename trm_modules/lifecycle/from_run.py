@@ -1,4 +1,7 @@
-"""``pack_run``: a package from a training run directory (what ``trm train`` writes, ``trm pack`` reads)."""
+"""``pack_run``: a package from a training run directory (what ``trm train`` writes, ``trm pack`` reads).
+
+Above both layers it joins: the run is read, calibrated and judged with the training layer's tools, the
+package is written with the package layer's ``build_package``."""
 
 from __future__ import annotations
 
@@ -13,9 +16,17 @@ import numpy as np
 
 from ..codec import TaskCodec
 from ..model import ReasoningModel
-from .build import build_package
-from .errors import BuildError
+from ..package.build import build_package
+from ..package.errors import BuildError
+from ..settings import tomllib
 from ..solving import Answer, solve_inputs
+from ..train.continuation import RUN_TRAINING_STATE, TRAINING_STATE_NAME
+from ..train.data import calibration_pairs, heldout_pairs, heldout_seed
+from ..train.evaluate import rule_check_report
+from ..train.halting import CALIBRATION_SEED_OFFSET, calibrate_halting
+from ..train.recipe import Recipe
+from ..train.run_dir import RunInvalid, load_run
+from ..views import DEFAULT_VIEWS
 
 RUN_PLOTS = ("accuracy_vs_steps.png", "halting_steps.png", "accuracy_vs_training_step.png")
 #: How many examples a package built from a run carries.
@@ -50,12 +61,8 @@ def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tup
     return [(inp, None) for (inp, _), _ in decodable[:count]]
 
 
-def _recipe_of(recipe_toml: str | None) -> Any:
+def _recipe_of(recipe_toml: str | None) -> Recipe | None:
     """The run's recipe, parsed from the TOML embedded in training.json (None when absent or unreadable)."""
-    from ..settings import tomllib
-
-    from ..train.recipe import Recipe
-
     if not recipe_toml:
         return None
     try:
@@ -64,35 +71,27 @@ def _recipe_of(recipe_toml: str | None) -> Any:
         return None
 
 
-def _rule_check_heldout(model: ReasoningModel, codec: TaskCodec, recipe: Any) -> dict[str, Any] | None:
+def _rule_check_heldout(model: ReasoningModel, codec: TaskCodec, recipe: Recipe) -> dict[str, Any] | None:
     """The rule check with test-time views on the run's held-out puzzles, regenerated from its recipe."""
-    from ..train.data import heldout_pairs
-    from ..train.evaluate import rule_check_report
-    from ..views import DEFAULT_VIEWS
-
     report = rule_check_report(model, codec, [inp for inp, _ in heldout_pairs(codec, recipe.data)], views=DEFAULT_VIEWS)
     return None if report is None else report.to_json()
 
 
-def _bf16_evaluation(model: ReasoningModel, codec: TaskCodec, recipe: Any,
+def _bf16_evaluation(model: ReasoningModel, codec: TaskCodec, recipe: Recipe,
                      outside: list[dict[str, Any]]) -> dict[str, Any]:
     """``evaluation.precision.bf16``: fp32 against bf16 on the held-out puzzles (regenerated from the recipe) and
     the outside generators' (their ``bf16_check``, measured by ``bench/outside_puzzles.py --bf16``)."""
     import jsonschema
 
     from ..precision_evaluation import compare_precisions, precision_record
-    from ..train.data import heldout_pairs
 
     validator = jsonschema.Draft202012Validator(codec.input_schema())
     heldout = compare_precisions(model, codec, validator, {"held-out": [inp for inp, _ in heldout_pairs(codec, recipe.data)]})
     return precision_record(heldout["sets"] + [row["bf16_check"] for row in outside if "bf16_check" in row])
 
 
-def _calibrate(model: ReasoningModel, codec: TaskCodec, recipe: Any) -> dict[str, Any]:
+def _calibrate(model: ReasoningModel, codec: TaskCodec, recipe: Recipe) -> dict[str, Any]:
     """The halting policy of a run that predates calibration, chosen as ``trm train`` chooses it."""
-    from ..train.data import calibration_pairs, heldout_seed
-    from ..train.halting import CALIBRATION_SEED_OFFSET, calibrate_halting
-
     pairs = calibration_pairs(codec, recipe.data)
     return calibrate_halting(model, codec, [inp for inp, _ in pairs], [out for _, out in pairs],
                              dataset=f"{len(pairs)} calibration puzzles (seed {heldout_seed(recipe.data)} "
@@ -122,9 +121,6 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
     license, authors, module_id, card, signing_key, …) go to ``build_package``. Returns the package
     path (default ``NAME-VERSION.trm`` in the current folder).
     """
-    from ..train.continuation import RUN_TRAINING_STATE, TRAINING_STATE_NAME
-    from ..train.run_dir import RunInvalid, load_run
-
     run_dir = Path(run_dir)
     try:
         model, codec = load_run(run_dir, task=task)
@@ -160,7 +156,7 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         if recipe is not None and any("bf16_check" in row for row in evaluation["outside"]):
             evaluation["precision"] = {"bf16": _bf16_evaluation(model, codec, recipe, evaluation["outside"])}
     if evaluation is not None and compare:
-        from .side_by_side import side_by_side_row
+        from ..package.side_by_side import side_by_side_row
 
         evaluation["side_by_side"] = [side_by_side_row(manifest) for manifest in compare]
     examples = select_examples(model, codec, pairs, example_count)  # answered as the package will answer

@@ -22,10 +22,11 @@ else:  # pragma: no cover - Python 3.10
 import numpy as np
 
 from ..errors import ConfigError
-from .data import TokenSet, encode_pairs
-from .evaluate import EvalReport, evaluate, valid_fraction
-from .recipe import Recipe
-from .trainer import Trainer
+from ..train.data import TokenSet, encode_pairs
+from ..train.evaluate import EvalReport, evaluate, valid_fraction
+from ..train.recipe import Recipe
+from ..train.trainer import Trainer
+from .from_run import pack_run
 
 #: A successor may lose at most this much accuracy on the original held-out set (sampling noise).
 DEFAULT_TOLERANCE = 0.005
@@ -86,7 +87,8 @@ def read_feedback_set(path: Path) -> list[tuple[dict, dict]]:
 
 def split_holdout(pairs: list[tuple[dict, dict]], fraction: float) -> tuple[list, list]:
     """Deterministic split by a hash of the input, so re-running sees the same hold-out."""
-    train, held = [], []
+    train: list[tuple[dict, dict]] = []
+    held: list[tuple[dict, dict]] = []
     for pair in pairs:
         h = int(hashlib.sha256(json.dumps(pair[0], sort_keys=True).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
         (held if h < fraction else train).append(pair)
@@ -105,14 +107,12 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
 
     ``feedback_share`` is the fraction of training draws that come from feedback examples.
     """
-    from ..package.from_run import pack_run
-
     out_dir = Path(out_dir)
     codec = package.codec()
     recipe = recipe or recipe_of(package)
     manifest = package.manifest
     version = version or bump_minor(manifest.version)
-    updates = {"train.steps": steps, "train.warmup_steps": max(1, min(100, steps // 10)),
+    updates: dict[str, float] = {"train.steps": steps, "train.warmup_steps": max(1, min(100, steps // 10)),
                "train.eval_every": max(steps, 1), "data.train_puzzles": min(recipe.data.train_puzzles, 5000)}
     if lr is not None:
         updates["train.lr"] = lr
@@ -122,7 +122,9 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
         data[section][key] = value
     recipe = Recipe.model_validate(data)
 
-    feedback_train, feedback_held, card = [], [], {}
+    feedback_train: list[tuple[dict, dict]] = []
+    feedback_held: list[tuple[dict, dict]] = []
+    card: dict[str, Any] = {}
     if feedback_dir is not None:
         feedback_dir = Path(feedback_dir)
         pairs = read_feedback_set(feedback_dir / "train.jsonl")

@@ -12,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .build import build_package
-from .open import open_package
-from .signing import TrustedKeys
+from ..package.build import build_package
+from ..package.open import open_package
+from ..package.signing import TrustedKeys
+from ..settings import tomllib
+from ..train.data import calibration_pairs, heldout_pairs, heldout_seed
+from ..train.evaluate import rule_check_report
+from ..train.halting import CALIBRATION_SEED_OFFSET, calibrate_halting
+from ..train.recipe import Recipe
+from ..views import DEFAULT_VIEWS
 
 
 def recalibrate_package(path: str | os.PathLike, *, version: str, out_path: str | os.PathLike,
@@ -25,13 +31,6 @@ def recalibrate_package(path: str | os.PathLike, *, version: str, out_path: str 
     Extra keyword arguments (``signing_key``, …) go to ``build_package``. Raises ``ConfigError`` when the
     package carries no recipe to regenerate its held-out distribution from.
     """
-    from ..settings import tomllib
-    from ..train.data import calibration_pairs, heldout_pairs, heldout_seed
-    from ..train.evaluate import rule_check_report
-    from ..train.halting import CALIBRATION_SEED_OFFSET, calibrate_halting
-    from ..train.recipe import Recipe
-    from ..views import DEFAULT_VIEWS
-
     package = open_package(path, trusted_keys)
     manifest = package.manifest
     provenance = manifest.provenance.model_dump(exclude_none=True) if manifest.provenance else {}
