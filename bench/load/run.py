@@ -8,8 +8,9 @@ What it does, in one run:
 
 1. starts its own PostgreSQL cluster (``initdb`` + ``pg_ctl`` in a temporary folder, on a free port; never the
    system's server), runs ``trm db upgrade`` and ``trm token create`` on it;
-2. baseline: one ``trm serve`` process alone, with the same users and traffic, for ``--baseline-seconds``;
-3. the run: N replicas (the baseline's process is one of them) behind nginx for ``--minutes`` (a float), one
+2. starts N replicas; baseline: one of them alone (the others idle), with the same users and traffic, for
+   ``--baseline-seconds``;
+3. the run: the N replicas behind nginx for ``--minutes`` (a float), one
    random replica killed with SIGKILL every ``--kill-every`` seconds and started again at once, PostgreSQL
    stopped in immediate mode (a crash: no checkpoint, WAL recovery on start) and started again once, at
    ``--pg-restart-at`` seconds;
@@ -357,13 +358,19 @@ def main(argv: list[str] | None = None) -> int:
                     replica.sample_rss()
                 gevent.sleep(5.0)
 
-        replicas[0].start()
-        ready_s = replicas[0].wait_ready()
+        # Every replica starts (loads and self-tests its modules) before the baseline: the baseline's process is
+        # then one of them, answering alone while the others sit idle.
+        starting = time.monotonic()
+        for replica in replicas:
+            replica.start()
+        for replica in replicas:
+            replica.wait_ready()
+        ready_s = time.monotonic() - starting
         listed = requests.get(replicas[0].url + "/v1/modules", headers={"Authorization": f"Bearer {token}"},
                               timeout=30).json()
         traffic = locustfile.configure(token, served_modules(listed, registry))
-        print(f"modules: {', '.join(f'{m.name} ({len(m.inputs)} inputs)' for m in traffic.modules)}; first replica "
-              f"ready in {ready_s:.0f} s", flush=True)
+        print(f"modules: {', '.join(f'{m.name} ({len(m.inputs)} inputs)' for m in traffic.modules)}; {len(replicas)} "
+              f"replicas ready in {ready_s:.0f} s", flush=True)
         sampler = gevent.spawn(sample_forever)
         setup_s = time.monotonic() - wall
 
@@ -372,10 +379,6 @@ def main(argv: list[str] | None = None) -> int:
         traffic.errors.clear()
         print(baseline.line(), flush=True)
 
-        for replica in replicas[1:]:
-            replica.start()
-        for replica in replicas[1:]:
-            replica.wait_ready()
         lb_port = free_port()
         servers = "\n".join(f"    server 127.0.0.1:{r.port} max_fails=1 fail_timeout=1s;" for r in replicas)
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, servers=servers, port=lb_port))
@@ -446,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"rss {replica.name}: " + (f"too few samples after {RSS_WARMUP_S:.0f} s of life" if fit is None else
                                             f"{fit[0]:+.1f} MB/h over {fit[1]:.0f} s of its longest life")
                   + f", {len(replica.lives)} start(s), last {last[1] / 2**20:.0f} MB")
-        print(f"wall time {time.monotonic() - wall:.0f} s (setup and the first replica {setup_s:.0f} s)")
+        print(f"wall time {time.monotonic() - wall:.0f} s (setup and the replicas' start {setup_s:.0f} s)")
         if args.json:
             args.json.write_text(json.dumps({
                 "baseline": {**baseline.__dict__, "throughput": baseline.throughput},
