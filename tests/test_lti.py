@@ -265,6 +265,46 @@ def test_cells_the_module_filled_earn_the_learner_nothing_in_the_gradebook(tool,
     assert platform.scores[-1]["body"]["scoreGiven"] == 0
 
 
+# ------------------------------------------------------------------------ learner outcomes
+def stored_outcomes(tool, course: str) -> list:
+    from trm_modules.store.models import LearnerOutcome, LearnerOutcomeSolve
+
+    with tool.runtime.store.session() as session:
+        rows = session.query(LearnerOutcome).filter(LearnerOutcome.course == course).order_by(
+            LearnerOutcome.created_at).all()
+        links = {row.id: sorted(link.solve_id for link in session.query(LearnerOutcomeSolve).filter(
+            LearnerOutcomeSolve.outcome_id == row.id)) for row in rows}
+        return [(row, links[row.id]) for row in rows]
+
+
+def test_a_submit_keeps_the_learners_own_result_as_an_outcome_naming_the_solves_they_asked_for(tool, platform):
+    response, _, _ = launch(tool, platform, **resource_link(course="course-outcomes"))
+    launch_id = launch_id_of(response.text)
+    asked = [tool.client.post(f"/lti/launches/{launch_id}/solve", json={"puzzle": 0}).json() for _ in range(2)]
+    result = tool.client.post(f"/lti/launches/{launch_id}/submit", json={"puzzle": 0, "cells": asked[0]["tokens"]})
+    assert result.status_code == 200 and result.json()["outcome_recorded"] is True
+    stored = LtiStore(tool.runtime.store).launch(launch_id).activity["puzzles"][1]
+    tool.client.post(f"/lti/launches/{launch_id}/submit", json={"puzzle": 1, "cells": stored["solution_tokens"]})
+    (first, first_solves), (second, second_solves) = stored_outcomes(tool, "course-outcomes")
+    assert (first.learner, first.activity, first.source, first.asked) == ("learner-42", "link-1", "lti", True)
+    assert (first.score, first.success) == (0, False) and first.max_score == result.json()["blanks"]
+    assert first_solves == sorted(a["solve_id"] for a in asked)  # the solves the learner asked for on that puzzle
+    assert (second.success, second.asked, second_solves) == (True, False, [])
+    assert second.score == second.max_score == stored["tokens"].count(
+        LtiStore(tool.runtime.store).launch(launch_id).activity["view"]["blank_token"])
+
+
+def test_the_same_submit_sent_twice_is_one_outcome_and_a_new_answer_another(tool, platform):
+    response, _, _ = launch(tool, platform, **resource_link(course="course-resubmit"))
+    launch_id = launch_id_of(response.text)
+    stored = LtiStore(tool.runtime.store).launch(launch_id).activity["puzzles"][0]
+    for _ in range(2):
+        tool.client.post(f"/lti/launches/{launch_id}/submit", json={"puzzle": 0, "cells": stored["solution_tokens"]})
+    assert len(stored_outcomes(tool, "course-resubmit")) == 1
+    tool.client.post(f"/lti/launches/{launch_id}/submit", json={"puzzle": 0, "cells": stored["tokens"]})
+    assert [row.success for row, _ in stored_outcomes(tool, "course-resubmit")] == [True, False]
+
+
 # --------------------------------------------------------------------------------- refusals
 def test_an_id_token_signed_with_another_key_is_refused(tool, platform):
     forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -397,3 +397,62 @@ def test_statements_made_while_the_store_is_away_are_queued_once_it_is_back(stor
     assert sender.pending() == 1  # held in memory while the store refuses writes
     sender.outbox.add = add
     assert sender.send_due() and [s["object"]["id"].rsplit("/", 1)[1] for s in lrs.received] == ["while-away"]
+
+
+# ------------------------------------------------------------------------ learner outcomes
+def outcome_statement(server, verb: str, *, course: str | None = "course-x", solve_ids=(), learner="learner-9",
+                      **result) -> dict:
+    from trm_adapters.lrs import lrs_settings
+    from trm_adapters.lrs.courses import course_iri
+
+    base = lrs_settings(server.runtime.settings).authority_home
+    context = {"contextActivities": {
+        **({"grouping": [{"id": course_iri(base, course)}]} if course else {}),
+        **({"other": [{"id": solve_activity_iri(base, s)} for s in solve_ids]} if solve_ids else {})}}
+    return {"id": str(uuid.uuid4()), "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}"},
+            "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": learner}},
+            "object": {"objectType": "Activity", "id": "https://lms.example/au/maze-week-3"},
+            "context": context, "result": result}
+
+
+def stored_outcome(server, statement_id: str):
+    from trm_modules.store.models import LearnerOutcome, LearnerOutcomeSolve
+
+    server.runtime.recorder.flush(10)
+    with server.runtime.store.session() as session:
+        row = session.get(LearnerOutcome, statement_id)
+        solves = sorted(session.scalars(select(LearnerOutcomeSolve.solve_id)
+                                        .where(LearnerOutcomeSolve.outcome_id == statement_id)))
+        return row, solves
+
+
+def test_passed_failed_and_scored_statements_become_the_learners_outcomes_once(server):
+    asked = [solve_id_of(server), solve_id_of(server)]
+    passed = outcome_statement(server, "passed", solve_ids=asked, score={"raw": 7, "min": 0, "max": 9, "scaled": 0.78})
+    failed = outcome_statement(server, "failed", learner="learner-10", score={"scaled": 0.2})
+    scored = outcome_statement(server, "scored", course=None, success=True, score={"raw": 3, "max": 4})
+    for _ in range(2):  # a client's retry: the same statements again
+        assert post(server, [passed, failed, scored]).status_code == 200
+    row, solves = stored_outcome(server, passed["id"])
+    assert (row.learner, row.course, row.activity, row.source) == ("learner-9", "course-x",
+                                                                   "https://lms.example/au/maze-week-3", "xapi")
+    assert (row.score, row.max_score, row.normalised_score, row.success, row.asked) == (7, 9, 7 / 9, True, True)
+    assert solves == sorted(asked)
+    row, solves = stored_outcome(server, failed["id"])
+    assert (row.learner, row.score, row.max_score, row.success, row.asked, solves) == (
+        "learner-10", 0.2, None, False, False, [])
+    row, _ = stored_outcome(server, scored["id"])
+    assert (row.course, row.normalised_score, row.success) == ("", 0.75, True)
+    from trm_modules.store.models import LearnerOutcome
+    with server.runtime.store.session() as session:
+        ids = [passed["id"], failed["id"], scored["id"]]
+        assert session.scalar(select(func.count()).select_from(LearnerOutcome).where(LearnerOutcome.id.in_(ids))) == 3
+
+
+def test_statements_that_are_no_learner_result_give_no_outcome(server):
+    own = outcome_statement(server, "passed", score={"scaled": 1.0})
+    own["context"]["extensions"] = {EXT_EMITTED_BY: "http://another-replica.example"}
+    attempted = outcome_statement(server, "attempted", score={"scaled": 1.0})
+    bare = outcome_statement(server, "scored")  # neither a score nor a success
+    assert post(server, [own, attempted, bare]).status_code == 200
+    assert [stored_outcome(server, s["id"])[0] for s in (own, attempted, bare)] == [None, None, None]

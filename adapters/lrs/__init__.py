@@ -57,7 +57,7 @@ def lrs_for_runtime(runtime: Any, settings: LrsSettings | None = None) -> LrsHtt
         return token_id, f"trm-modules API token {token_id}", grant.scopes, grant.courses
 
     settings = settings or lrs_settings(runtime.settings)
-    bridge = FeedbackBridge(runtime.recorder, runtime.host.feedback, runtime.host.flush)
+    bridge = FeedbackBridge(runtime.recorder, runtime.host.feedback, runtime.host.flush, base=settings.authority_home)
     return LrsHttp(StatementStore(engine), DocumentStore(engine), settings, verify_token, bridge.receive)
 
 

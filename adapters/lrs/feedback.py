@@ -19,6 +19,7 @@ from trm_modules.records import FeedbackEvent
 from trm_modules.store.models import Feedback
 
 from ..xapi_statements import EXT_EMITTED_BY, FEEDBACK_VERBS, feedback_from_statement, voided_statement_id
+from .outcomes import outcome_of
 
 
 def emitted_by_a_server(statement: dict[str, Any]) -> bool:
@@ -35,17 +36,20 @@ def feedback_of(statement: dict[str, Any]) -> FeedbackEvent | None:
 
 
 class FeedbackBridge:
-    """Turns newly stored statements into feedback events (``feedback``: usually ``Host.feedback``).
+    """Turns newly stored statements into feedback events (``feedback``: usually ``Host.feedback``) and
+    learner outcomes (``outcomes.outcome_of``; ``base``: this server's public URL, whose course IRIs
+    name an outcome's course).
 
-    ``receive`` returns once the events are durable in the store, so the LRS acknowledges a
-    statement only after the feedback it carries survives a crash.
+    ``receive`` returns once the events and outcomes are durable in the store, so the LRS
+    acknowledges a statement only after the feedback or result it carries survives a crash.
     """
 
     def __init__(self, recorder: Any, feedback: Callable[[FeedbackEvent], Any],
-                 flush_observers: Callable[[], Any] = lambda: True) -> None:
+                 flush_observers: Callable[[], Any] = lambda: True, base: str = "http://127.0.0.1:8000") -> None:
         self.recorder = recorder
         self.feedback = feedback
         self.flush_observers = flush_observers
+        self.base = base
 
     def events(self, statements: list[dict[str, Any]]) -> list[FeedbackEvent]:
         events: list[FeedbackEvent] = []
@@ -84,9 +88,14 @@ class FeedbackBridge:
             events = [e for e in events if e.id not in known]
         for event in events:
             self.feedback(event)
-        if events:
-            self.flush_observers()
+        # Learner outcomes: idempotent by statement id in the store, so a resent statement changes nothing.
+        outcomes = [o for o in (outcome_of(s, self.base) for s in statements) if o is not None]
+        for outcome in outcomes:
+            self.recorder.record_outcome(outcome, durable=False)
+        if events or outcomes:
+            if events:
+                self.flush_observers()
             if not self.recorder.flush(self.recorder.durable_timeout_s):
-                raise TRMError("the statements are stored but their feedback was not durable in time; retry the "
-                               "request (statement ids make the retry safe)")
+                raise TRMError("the statements are stored but their feedback or outcomes were not durable in time; "
+                               "retry the request (statement ids make the retry safe)")
         return events

@@ -15,7 +15,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from trm_modules import hookimpl
-from trm_modules.records import SolveContext
+from trm_modules.records import OutcomeRecord, SolveContext
+from trm_modules.server.insights_routes import outcome_intake
 from trm_modules.server.problems import Problem
 from trm_modules.server.runtime import ServerRuntime
 
@@ -167,6 +168,32 @@ def _puzzle(launch: Any, body: Any) -> tuple[int, dict[str, Any]]:
     return index, puzzles[index]
 
 
+def outcome_of_submit(launch: Any, puzzle: dict[str, Any], cells: list[int], graded: Any) -> OutcomeRecord:
+    """The learner outcome of a graded submit: the launch's learner (``sub``, the pseudonym of their
+    solves), course and resource link, the learner's own cells over the blanks, and the solves they
+    asked for on this puzzle. Its id is the launch, puzzle and answer: the same submit sent twice is one
+    outcome; a new answer is a new attempt."""
+    answer = hashlib.sha256(repr(cells).encode()).hexdigest()[:16]
+    return OutcomeRecord(id=f"lti:{launch.id}:{puzzle['id']}:{answer}", learner=launch.user_id,
+                         course=launch.context_id, activity=launch.resource_link_id, score=graded.earned,
+                         max_score=graded.blanks or None, success=graded.success,
+                         solve_ids=list(dict.fromkeys(puzzle.get("solve_ids", []))), source="lti")
+
+
+async def _record_outcome(request: Request, launch: Any, index: int, puzzle: dict[str, Any], cells: list[int],
+                          graded: Any) -> bool:
+    """Keep the learner's result in the store (durable before the answer); False if the store cannot take it now."""
+    try:
+        outcome = outcome_of_submit(launch, puzzle, cells, graded)
+    except ValueError:  # nothing to grade (no blank cells): no outcome
+        return False
+    try:
+        await outcome_intake(request).accept(outcome)
+    except Problem:
+        return False
+    return True
+
+
 def lti_router() -> APIRouter:
     """``/.well-known/jwks.json`` and ``/lti/…``."""
     router = APIRouter(tags=["LTI 1.3"])
@@ -234,6 +261,8 @@ def lti_router() -> APIRouter:
         filled = [i for i, t in enumerate(puzzle["tokens"]) if t == blank]
         activity = launch.activity
         activity["puzzles"][index]["module_cells"] = sorted(set(puzzle["module_cells"]) | set(filled))
+        # The solves the learner asked for on this puzzle: the learner outcome of its submit names them.
+        activity["puzzles"][index]["solve_ids"] = [*puzzle.get("solve_ids", []), answer.solve_id]
         await run_in_threadpool(lti.save_activity, launch.id, activity)
         return {"tokens": tokens, "cells": len(filled), "version": answer.version, "solve_id": answer.solve_id,
                 "valid": answer.valid}
@@ -258,6 +287,7 @@ def lti_router() -> APIRouter:
                   "success": graded.success, "by_module": graded.by_module, "cells": graded.cells}
         comment = (f"{launch.module} {puzzle['id']}: {graded.earned} of {graded.blanks} cells by the learner"
                    + (f", {graded.by_module} filled by the module" if graded.by_module else ""))
+        result["outcome_recorded"] = await _record_outcome(request, launch, index, puzzle, cells, graded)
         try:
             await run_in_threadpool(lambda: post_score(lti, launch, score_given=graded.earned,
                                                        score_maximum=graded.blanks, comment=comment))
