@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from trm_modules.host import Host, MemorySource, VersionSpec
+from trm_modules.host import Host, MemorySource, ServableVersion
 from trm_modules.model import TRM, TRMConfig
 from trm_modules.plugins import get_codec
 from trm_modules.solving import solve_inputs
@@ -121,7 +121,7 @@ def main() -> None:
     for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
         model = sudoku_model(seed)
         outputs = [answer.output for answer in solve_inputs(model, codec, examples)]  # as the host answers them
-        specs.append(VersionSpec.from_model("sudoku-4x4", version, model, codec, list(zip(examples, outputs)),
+        specs.append(ServableVersion.from_model("sudoku-4x4", version, model, codec, list(zip(examples, outputs)),
                                             allowed_devices=(args.device.split(":")[0],)))
     budgets = {args.device if ":" in args.device or args.device == "cpu" else f"{args.device}:0": 8 << 30}
 

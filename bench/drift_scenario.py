@@ -47,7 +47,7 @@ from trm_modules.host.sources import FolderSource  # noqa: E402
 from trm_modules.package import open_package  # noqa: E402
 from trm_modules.package.task_schema import task_validator  # noqa: E402
 from trm_modules.records import FeedbackEvent, SolveContext  # noqa: E402
-from trm_modules.solving import Answer, answer_documents  # noqa: E402
+from trm_modules.solving import ModelAnswer, answer_documents  # noqa: E402
 from trm_modules.store import Store  # noqa: E402
 from trm_modules.store.export import export_feedback_dataset  # noqa: E402
 from trm_modules.store.plugin import StorePlugin  # noqa: E402
@@ -68,7 +68,7 @@ SET_TITLES = {"mazelib": "shifted, mazelib (outside)", "mazes": "shifted, mazes 
 def first_answer_valid(model, codec, validator, documents: list[dict]) -> float:
     """Share of documents whose first answer (``--views 1``) the codec's rules accept."""
     results = answer_documents(model, codec, validator, documents, views=1)
-    return sum(isinstance(r, Answer) and r.valid is True for r in results) / len(documents)
+    return sum(isinstance(r, ModelAnswer) and r.valid is True for r in results) / len(documents)
 
 
 def scores(model, codec, validator, heldout: dict[str, list[dict]]) -> dict[str, float]:

@@ -30,7 +30,7 @@ from outside_generators import MAZE_GENERATORS, MINIMAL_SUDOKU_GENERATORS, SUDOK
 
 from trm_modules.package import open_package  # noqa: E402
 from trm_modules.package.task_schema import task_validator  # noqa: E402
-from trm_modules.solving import Answer, answer_documents  # noqa: E402
+from trm_modules.solving import ModelAnswer, answer_documents  # noqa: E402
 from trm_modules.views import DEFAULT_VIEWS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def judge(model, codec, schema, documents, views: int) -> dict:
     start = time.perf_counter()
     results = answer_documents(model, codec, task_validator(schema), documents, views=views)
     seconds = time.perf_counter() - start
-    answers = [r for r in results if isinstance(r, Answer)]
+    answers = [r for r in results if isinstance(r, ModelAnswer)]
     return {"valid": sum(a.valid is True for a in answers) / len(documents),
             "mean_steps": float(np.mean([a.steps for a in answers])) if answers else 0.0,
             "mean_views": float(np.mean([a.views for a in answers])) if answers else 0.0,

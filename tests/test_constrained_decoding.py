@@ -13,7 +13,7 @@ from trm_modules.cli import app
 from trm_modules.host import FolderSource, Host
 from trm_modules.model import TRM, TRMConfig, constrained_argmax
 from trm_modules.package import build_package, open_package
-from trm_modules.solving import Answer, solve_inputs
+from trm_modules.solving import ModelAnswer, solve_inputs
 from trm_modules.plugins import build_plugin_manager, get_codec
 from trm_modules.train.data import encode_pairs
 from trm_modules.train.evaluate import evaluate
@@ -76,7 +76,7 @@ def test_an_untrained_sudoku_model_still_keeps_every_given(size):
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(size), 24)]
     with one_torch_thread():
         answers = solve_inputs(untrained(codec), codec, puzzles, views=1)
-    assert all(isinstance(a, Answer) for a in answers)  # every cell decodes to a digit
+    assert all(isinstance(a, ModelAnswer) for a in answers)  # every cell decodes to a digit
     assert all(keeps_sudoku_givens(p, a.output) for p, a in zip(puzzles, answers))
 
 

@@ -356,13 +356,13 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_keeps_serving():
 def test_an_answer_the_codec_cannot_decode_is_returned_and_recorded_as_invalid():
     from fixtures.host import GridCodec
     from trm_modules.errors import CodecError
-    from trm_modules.host import VersionSpec
+    from trm_modules.host import ServableVersion
 
     class RefusingCodec(GridCodec):
         def decode_output(self, tokens, data_in):
             raise CodecError("token 0 is not a cell value", "/cells/0")
 
-    spec = VersionSpec.from_model("grid", "9.0.0", tiny_model(9), RefusingCodec(), [])
+    spec = ServableVersion.from_model("grid", "9.0.0", tiny_model(9), RefusingCodec(), [])
     observer = Recorder()
     host = make_host(observer, specs=(spec,))
     host.swap("grid", "9.0.0")

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from fixtures.host import grid_inputs, tiny_model
 from trm_modules.cli import app
-from trm_modules.host import Host, MemorySource, VersionSpec
+from trm_modules.host import Host, MemorySource, ServableVersion
 from trm_modules.plugins import build_plugin_manager, codec_classes, get_codec, register_plugin_file
 
 PLUGIN_SOURCE = '''
@@ -115,7 +115,7 @@ def test_third_party_distribution_is_listed_with_its_dist_and_hooks(third_party_
 def test_host_uses_the_third_party_codec_and_observer(third_party_dist):
     pm = build_plugin_manager(paths="")
     codec = get_codec("reverse-grid", pm=pm)
-    spec = VersionSpec.from_model("rev", "1.0.0", tiny_model(1), codec)
+    spec = ServableVersion.from_model("rev", "1.0.0", tiny_model(1), codec)
     with Host([MemorySource([spec])], plugin_manager=pm, memory_budgets={"cpu": 1 << 30}, cpu_threads=1) as host:
         host.swap("rev", "1.0.0")
         answer = host.solve("rev", grid_inputs(1)[0])

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from trm_modules.host import Host, VersionSpec
-from trm_modules.solving import Answer, ItemError, solve_inputs
+from trm_modules.host import Host, ServableVersion
+from trm_modules.solving import ModelAnswer, ItemError, solve_inputs
 from trm_modules.plugins import get_codec
 from trm_modules.views import Candidate, TokenView, choose, views_of
 
@@ -104,10 +104,10 @@ def test_rejected_answers_are_sought_in_more_views_and_the_valid_one_is_returned
     model = BlindToOriginals(codec, [codec.encode_input(p) for p in puzzles])
 
     alone = solve_inputs(model, codec, puzzles, views=1)
-    assert all(isinstance(a, Answer) and a.valid is False and a.views == 1 for a in alone)
+    assert all(isinstance(a, ModelAnswer) and a.valid is False and a.views == 1 for a in alone)
 
     answers = solve_inputs(model, codec, puzzles, views=4)
-    assert all(isinstance(a, Answer) and a.valid is True for a in answers)
+    assert all(isinstance(a, ModelAnswer) and a.valid is True for a in answers)
     assert all(codec.check(p, a.output) for p, a in zip(puzzles, answers))
     assert [(a.views, a.steps) for a in answers] == [(4, 12)] * 5  # 4 views solved, 3 steps each
 
@@ -144,7 +144,7 @@ def test_the_host_answers_with_views_and_says_how_many_it_solved():
     codec = sudoku(4)
     puzzles = [p for p, _ in codec.generate(np.random.default_rng(4), 3)]
     model = BlindToOriginals(codec, [codec.encode_input(puzzles[0])])
-    spec = VersionSpec.from_model("blind", "1.0.0", model, codec)
+    spec = ServableVersion.from_model("blind", "1.0.0", model, codec)
     for views, expected in ((1, [False, True, True]), (8, [True, True, True])):
         host = Host(views=views, batch_window_ms=0)
         host.swap("blind", spec)

@@ -137,7 +137,7 @@ def trm_module_sources() -> list["ModuleSource"]:
 
     Each item implements the ``trm_modules.host.sources.ModuleSource`` protocol:
     ``list_versions(name) -> list[str]`` (oldest first) and ``open(name, version)`` returning an
-    opened, verified package (``trm_modules.package.open_package``) or a ``VersionSpec``.
+    opened, verified package (``trm_modules.package.open_package``) or a ``ServableVersion``.
     ``FolderSource(path)`` scans a folder for ``*.trm`` files and is usually all you need.
     Sources are asked in order: those passed to ``Host(sources=...)`` first, then plugins'.
     """

@@ -15,14 +15,14 @@ from typing import Any, Mapping, Sequence
 from .codec import TaskCodec
 from .model import ReasoningModel
 from .model.precision import measure_gemm_speed
-from .solving import Answer, answer_documents
+from .solving import ModelAnswer, answer_documents
 from .views import DEFAULT_VIEWS
 
 
 def _judged(results: Sequence[Any]) -> tuple[float, list[Any]]:
     """(share valid by the rules, each answer's output or None)."""
-    outputs = [r.output if isinstance(r, Answer) else None for r in results]
-    valid = sum(isinstance(r, Answer) and r.valid is True for r in results)
+    outputs = [r.output if isinstance(r, ModelAnswer) else None for r in results]
+    valid = sum(isinstance(r, ModelAnswer) and r.valid is True for r in results)
     return (valid / len(results) if results else 0.0), outputs
 
 

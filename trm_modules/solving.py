@@ -28,8 +28,9 @@ from .views import choose, decode_candidate, needs_more_views, views_of
 
 
 @dataclass
-class Answer:
+class ModelAnswer:
     """The model's answer to one input: decoded output, steps used, confidence, validity (None = unknowable).
+    (The host's ``trm_modules.host.Answer`` is one served request: this, attributed to a version, timed, recorded.)
 
     ``views`` is how many test-time views were solved for it (``trm_modules.views``); ``steps``
     counts the supervision steps of all of them.
@@ -96,7 +97,7 @@ def solve_tokens(model: ReasoningModel, tokens: np.ndarray, puzzle_ids: np.ndarr
 def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
                  halt: bool = True, batch_size: int = 256, views: int = 1,
                  solve: RowSolver | None = None, step: StepFunction | None = None,
-                 precision: str = "fp32") -> list[Answer | ItemError]:
+                 precision: str = "fp32") -> list[ModelAnswer | ItemError]:
     """Answer already-validated inputs in batches through ``model.solve``, decoding within what each
     input allows (``TaskCodec.answer_token_table``). ``solve``: solves the token rows instead of
     ``model`` (the host passes its device-thread batch runner).
@@ -130,7 +131,7 @@ def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[di
                 row = v * len(retry) + k
                 candidates[i].append(decode_candidate(codec, answers[k], inputs[i], int(steps[row]),
                                                       float(confidence[row])))
-    results: list[Answer | ItemError] = []
+    results: list[ModelAnswer | ItemError] = []
     for found in candidates:
         chosen = choose(found)
         used = sum(c.steps for c in found)
@@ -138,7 +139,7 @@ def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[di
             message, path = chosen.problem or ("", "")
             results.append(ItemError(f"the model's answer cannot be decoded: {message}", path))
             continue
-        results.append(Answer(output=chosen.output, steps=used, confidence=chosen.confidence, valid=chosen.valid,
+        results.append(ModelAnswer(output=chosen.output, steps=used, confidence=chosen.confidence, valid=chosen.valid,
                               views=len(found)))
     return results
 
@@ -156,7 +157,7 @@ class ExampleResult:
 
 
 def grade_examples(names: list[str], examples: list[tuple[dict[str, Any], Any]],
-                   answers: list[Answer | ItemError]) -> list[ExampleResult]:
+                   answers: list[ModelAnswer | ItemError]) -> list[ExampleResult]:
     """How each answer compares with its example's expected output (the self-test's verdicts)."""
     results = []
     for name, (_, expected), answer in zip(names, examples, answers):
@@ -185,12 +186,12 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
 def answer_documents(model: ReasoningModel, codec: TaskCodec, validator: Any, documents: list[Any], *,
                      max_steps: int | None = None, halt: bool = True,
                      batch_size: int = 256, views: int = 1, step: StepFunction | None = None,
-                     precision: str = "fp32") -> list[Answer | ItemError]:
-    """One result per document, in order: an ``Answer``, or an ``ItemError`` (bad document, undecodable answer).
+                     precision: str = "fp32") -> list[ModelAnswer | ItemError]:
+    """One result per document, in order: a ``ModelAnswer``, or an ``ItemError`` (bad document, undecodable answer).
 
     ``validator``: the input schema's validator (a package's: ``Package.input_validator``).
     """
-    results: list[Answer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
+    results: list[ModelAnswer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
     good = [i for i, r in enumerate(results) if r is None]
     answers = solve_inputs(model, codec, [documents[i] for i in good], max_steps=max_steps, halt=halt,
                            batch_size=batch_size, views=views, step=step, precision=precision)

@@ -7,7 +7,7 @@
 from .answer import Answer
 from .errors import HostError, InvalidInput, PlacementError, SelfTestFailed, SwapError, VersionNotLoaded
 from .host import Host
-from .loaded import LoadedVersion, VersionSpec
+from .loaded import LoadedVersion, ServableVersion
 from .placement import DeviceState, PlacementRequest
 from .slots import SlotState
 from .sources import FolderSource, MemorySource, ModuleSource
@@ -15,5 +15,5 @@ from .sources import FolderSource, MemorySource, ModuleSource
 __all__ = [
     "Answer", "DeviceState", "FolderSource", "Host", "HostError", "InvalidInput", "LoadedVersion", "MemorySource",
     "ModuleSource", "PlacementError", "PlacementRequest", "SelfTestFailed", "SlotState", "SwapError",
-    "VersionNotLoaded", "VersionSpec",
+    "VersionNotLoaded", "ServableVersion",
 ]

@@ -38,7 +38,7 @@ from .answer import Answer
 from .batching import RowResult
 from .errors import InvalidInput, SwapError, VersionNotLoaded
 from .events import EventDispatcher
-from .loaded import LoadedVersion, VersionSpec
+from .loaded import LoadedVersion, ServableVersion
 from .placement import DeviceState, Placement, PlacementRequest
 from .slots import Slot, SlotState
 from .sources import ModuleSource
@@ -120,8 +120,8 @@ class Host:
                 log.warning("module source %r failed to list %s: %s", source, module, exc)
         return sort_versions(versions)
 
-    def open_version(self, module: str, version: str | None = None) -> VersionSpec:
-        """Find ``module`` ``version`` (latest if None) in the sources and describe it as a ``VersionSpec``."""
+    def open_version(self, module: str, version: str | None = None) -> ServableVersion:
+        """Find ``module`` ``version`` (latest if None) in the sources and describe it as a ``ServableVersion``."""
         if version is None:
             versions = self.available_versions(module)
             if not versions:
@@ -135,7 +135,7 @@ class Host:
                 log.warning("module source %r failed to list %s: %s", source, module, exc)
                 continue
             opened = source.open(module, version)
-            spec = opened if isinstance(opened, VersionSpec) else VersionSpec.from_package(opened, self.pm)
+            spec = opened if isinstance(opened, ServableVersion) else ServableVersion.from_package(opened, self.pm)
             if (spec.name, spec.version) != (module, version):
                 raise ModuleNotFound(
                     f"{source!r} returned {spec.name} {spec.version} when asked for {module} {version}"
@@ -163,12 +163,12 @@ class Host:
                 slot = self._slots[module] = Slot(module)
             return slot
 
-    def _prepare(self, module: str, version: str | VersionSpec | None) -> LoadedVersion:
+    def _prepare(self, module: str, version: str | ServableVersion | None) -> LoadedVersion:
         """Open, load, place and self-test a version; returns it holding one reference. ``SwapError`` on failure."""
-        label = version.version if isinstance(version, VersionSpec) else (version or "latest")
+        label = version.version if isinstance(version, ServableVersion) else (version or "latest")
         loaded: LoadedVersion | None = None
         try:
-            spec = version if isinstance(version, VersionSpec) else self.open_version(module, version)
+            spec = version if isinstance(version, ServableVersion) else self.open_version(module, version)
             if spec.name != module:
                 raise ModuleNotFound(f"the version given is of module {spec.name!r}, not {module!r}")
             label = spec.version
@@ -186,7 +186,7 @@ class Host:
                 self._release(loaded)
             raise SwapError(module, label, exc) from exc
 
-    def _obtain(self, slot: Slot, version: str | VersionSpec | None) -> LoadedVersion:
+    def _obtain(self, slot: Slot, version: str | ServableVersion | None) -> LoadedVersion:
         """A version with one reference held: reused when the slot already holds it, else prepared."""
         if isinstance(version, str):
             with slot.lock:
@@ -196,7 +196,7 @@ class Host:
                     return held
         return self._prepare(slot.name, version)
 
-    def _obtain_for(self, module: str, version: str | VersionSpec | None) -> tuple[Slot, LoadedVersion]:
+    def _obtain_for(self, module: str, version: str | ServableVersion | None) -> tuple[Slot, LoadedVersion]:
         """The module's slot (created if new) and the version with a reference held; a slot created
         for a version that then fails to load is removed again, so no failed call leaves an empty slot."""
         slot = self._slot(module, create=True)
@@ -217,7 +217,7 @@ class Host:
             if version.refcount == 0:
                 self.placement.free(version)
 
-    def swap(self, module: str, version: str | VersionSpec | None = None) -> SlotState:
+    def swap(self, module: str, version: str | ServableVersion | None = None) -> SlotState:
         """Make ``version`` (latest if None) the active version of ``module``, without downtime.
 
         The version is loaded, placed and self-tested first; only then does the slot's pointer
@@ -252,7 +252,7 @@ class Host:
             del slot.history[-2:]
             return slot.state()
 
-    def pin(self, module: str, key: str, version: str | VersionSpec) -> SlotState:
+    def pin(self, module: str, key: str, version: str | ServableVersion) -> SlotState:
         """Answer requests whose context's course is ``key`` with ``version`` (loaded and self-tested)."""
         slot, new = self._obtain_for(module, version)
         try:
@@ -271,7 +271,7 @@ class Host:
             self._retire_if_unused(slot, slot.pins.pop(key, None))
             return slot.state()
 
-    def set_canary(self, module: str, version: str | VersionSpec, share: float) -> SlotState:
+    def set_canary(self, module: str, version: str | ServableVersion, share: float) -> SlotState:
         """Send ``share`` (0..1) of learners, chosen by pseudonym hash, to ``version``."""
         if not 0.0 <= share <= 1.0:
             raise ValueError(f"canary share must be within [0, 1], got {share}")

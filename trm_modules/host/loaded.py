@@ -1,9 +1,9 @@
 """One module version as the host holds it.
 
-``VersionSpec`` describes a version (name, version, digest, codec, examples, allowed devices,
+``ServableVersion`` describes a version (name, version, digest, codec, examples, allowed devices,
 memory it needs, and how to load its model onto a device); it comes from a package
-(``VersionSpec.from_package``) or straight from a model in memory (``VersionSpec.from_model``).
-``LoadedVersion`` is a spec at run time: its model on a device, its micro-batcher, its input
+(``ServableVersion.from_package``) or straight from a model in memory (``ServableVersion.from_model``).
+``LoadedVersion`` is a servable version at run time: its model on a device, its micro-batcher, its input
 validator, and the reference count that keeps it alive while requests use it.
 """
 
@@ -52,7 +52,7 @@ def weights_digest(model: torch.nn.Module) -> str:
 
 
 @dataclass(eq=False)
-class VersionSpec:
+class ServableVersion:
     """Everything the host needs to load, verify and serve one version of a module."""
 
     name: str
@@ -70,7 +70,7 @@ class VersionSpec:
     @classmethod
     def from_model(cls, name: str, version: str, model: ReasoningModel, codec: TaskCodec,
                    examples: list[tuple[Json, Json]] | None = None, *,
-                   allowed_devices: Sequence[str] = ("cpu", "cuda"), digest: str | None = None) -> "VersionSpec":
+                   allowed_devices: Sequence[str] = ("cpu", "cuda"), digest: str | None = None) -> "ServableVersion":
         """A version made from a model in memory; the digest defaults to the weights' sha256."""
         model = model.eval()
         cpu_model = model.to("cpu")
@@ -83,7 +83,7 @@ class VersionSpec:
                    tuple(allowed_devices), memory, load_model)
 
     @classmethod
-    def from_package(cls, pkg: Package, plugins: pluggy.PluginManager | None = None) -> "VersionSpec":
+    def from_package(cls, pkg: Package, plugins: pluggy.PluginManager | None = None) -> "ServableVersion":
         """A version from an opened, verified package; its codec comes from ``plugins`` (the host's manager)."""
         manifest = pkg.manifest
         runtime = getattr(manifest, "runtime", None)
@@ -123,7 +123,7 @@ class LoadedVersion:
     The counters are guarded by the host's placement lock, not by this object.
     """
 
-    def __init__(self, spec: VersionSpec, *, window_s: float = 0.002, max_batch_size: int = 64,
+    def __init__(self, spec: ServableVersion, *, window_s: float = 0.002, max_batch_size: int = 64,
                  wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1,
                  engine: str = "eager", cuda_graphs: bool = False, precision: str = "fp32") -> None:
         self.spec = spec
@@ -156,7 +156,7 @@ class LoadedVersion:
 
         The version starts a batcher thread; call ``unload()`` when done with it.
         """
-        loaded = cls(VersionSpec.from_package(pkg), **options)
+        loaded = cls(ServableVersion.from_package(pkg), **options)
         loaded.load(device)
         return loaded
 

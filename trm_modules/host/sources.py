@@ -1,7 +1,7 @@
 """Where the host finds module versions: the ``ModuleSource`` protocol and its implementations.
 
 A source answers two questions: which versions of a module it has (``list_versions``) and
-"give me this one" (``open``), returning an opened, verified package or a ``VersionSpec``.
+"give me this one" (``open``), returning an opened, verified package or a ``ServableVersion``.
 Plugins contribute sources through the ``trm_module_sources`` hook.
 """
 
@@ -16,7 +16,7 @@ from ..errors import ModuleNotFound
 from ..package import open_package
 from ..package.digests import REGISTRY_DIGESTS
 from ..package.semver import sort_versions
-from .loaded import VersionSpec
+from .loaded import ServableVersion
 
 
 @runtime_checkable
@@ -28,7 +28,7 @@ class ModuleSource(Protocol):
         ...
 
     def open(self, name: str, version: str) -> Any:
-        """The opened, verified package (or ``VersionSpec``) of ``name`` ``version``.
+        """The opened, verified package (or ``ServableVersion``) of ``name`` ``version``.
 
         Raises ``ModuleNotFound`` when this source does not have it; package errors propagate.
         """
@@ -102,10 +102,10 @@ class FolderSource:
 
 
 class MemorySource:
-    """Versions held in memory as ``VersionSpec`` objects (embedding, tests, freshly trained models)."""
+    """Versions held in memory as ``ServableVersion`` objects (embedding, tests, freshly trained models)."""
 
-    def __init__(self, specs: list[VersionSpec] | None = None) -> None:
-        self._specs: dict[tuple[str, str], VersionSpec] = {}
+    def __init__(self, specs: list[ServableVersion] | None = None) -> None:
+        self._specs: dict[tuple[str, str], ServableVersion] = {}
         self._lock = threading.Lock()
         for spec in specs or []:
             self.add(spec)
@@ -113,7 +113,7 @@ class MemorySource:
     def __repr__(self) -> str:
         return f"MemorySource({len(self._specs)} versions)"
 
-    def add(self, spec: VersionSpec) -> None:
+    def add(self, spec: ServableVersion) -> None:
         """Make ``spec`` available (replacing an earlier spec of the same name and version)."""
         with self._lock:
             self._specs[(spec.name, spec.version)] = spec
@@ -123,8 +123,8 @@ class MemorySource:
         with self._lock:
             return sort_versions(v for n, v in self._specs if n == name)
 
-    def open(self, name: str, version: str) -> VersionSpec:
-        """The ``VersionSpec`` of ``name`` ``version``."""
+    def open(self, name: str, version: str) -> ServableVersion:
+        """The ``ServableVersion`` of ``name`` ``version``."""
         with self._lock:
             spec = self._specs.get((name, version))
         if spec is None:

@@ -19,7 +19,7 @@ from ..model import ReasoningModel
 from ..package.build import build_package
 from ..package.errors import BuildError
 from ..settings import tomllib
-from ..solving import Answer, solve_inputs
+from ..solving import ModelAnswer, solve_inputs
 from ..train.continuation import RUN_TRAINING_STATE, TRAINING_STATE_NAME
 from ..train.data import calibration_pairs, heldout_pairs, heldout_seed
 from ..train.evaluate import rule_check_report
@@ -49,7 +49,7 @@ def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tup
     """
     pairs = list(pairs)
     answers = solve_inputs(model, codec, [inp for inp, _ in pairs]) if pairs else []
-    decodable = [(pair, ans) for pair, ans in zip(pairs, answers) if isinstance(ans, Answer)]
+    decodable = [(pair, ans) for pair, ans in zip(pairs, answers) if isinstance(ans, ModelAnswer)]
     solved = [(inp, out) for (inp, out), ans in decodable if ans.output == out or ans.valid is True]
     if solved:
         return solved[:count]

@@ -171,13 +171,13 @@ def rule_check_report(model: ReasoningModel, codec, inputs: list[dict], views: i
     This is how answers are judged where a task can have several right answers (any valid
     completion of a Sudoku with several solutions).
     """
-    from ..solving import Answer, solve_inputs
+    from ..solving import ModelAnswer, solve_inputs
 
     if not inputs or not codec.can_check:
         return None
     model.eval()
     results = solve_inputs(model, codec, inputs, views=views, batch_size=batch_size)
-    answers = [r for r in results if isinstance(r, Answer)]
+    answers = [r for r in results if isinstance(r, ModelAnswer)]
     return RuleReport(
         puzzles=len(inputs), views=views,
         valid=sum(a.valid is True for a in answers) / len(inputs),
