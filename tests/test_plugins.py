@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 
@@ -188,17 +189,34 @@ def test_trm_plugins_command_lists_origins_as_json():
     assert listed["sudoku"]["origin"] == "entrypoint" and "trm_register_codecs" in listed["sudoku"]["hooks"]
 
 
-def test_the_process_wide_plugin_manager_is_one_object_even_when_a_plugin_asks_for_it_while_it_is_built():
-    # In a fresh interpreter: loading the cmi5 adapter's commands imports trm_modules.cli, which asks for
-    # the process-wide manager while the first call is still building it.
+def test_the_process_wide_plugin_manager_is_built_on_the_first_call_with_every_plugin_and_stays_one_object():
+    # In a fresh interpreter: the cmi5 adapter's commands import trm_modules.cli.errors while it loads,
+    # which must not ask for the manager being built.
     import subprocess
 
-    code = ("from trm_modules.plugins import get_plugin_manager as g\n"
-            "first = g()\n"
-            "assert first is g(), 'a second manager'\n"
-            "assert 'cmi5' in {name for name, _ in first.list_name_plugin()}, first.list_name_plugin()\n")
+    code = ("import trm_modules.plugins as p\n"
+            "assert p._process_manager is None\n"
+            "first = p.get_plugin_manager()\n"
+            "assert first is p.get_plugin_manager(), 'a second manager'\n"
+            "assert 'cmi5' in {name for name, _ in first.list_name_plugin()}, first.list_name_plugin()\n"
+            "assert not first.load_failures, first.load_failures\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_plugin_asking_for_the_manager_while_it_is_built_is_refused_by_name_and_the_rest_load(tmp_path):
+    import subprocess
+
+    plugin = tmp_path / "greedy.py"
+    plugin.write_text("from trm_modules.plugins import get_plugin_manager\nMANAGER = get_plugin_manager()\n")
+    code = ("import trm_modules.plugins as p\n"
+            "pm = p.get_plugin_manager()\n"
+            "origin, source, error = pm.load_failures['greedy']\n"
+            "print(origin, error.split(':')[0], 'sudoku' in dict(pm.list_name_plugin()), pm is p.get_plugin_manager())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TRM_PLUGINS": str(plugin)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["path", "PluginManagerReentered", "True", "True"], done.stdout
 
 
 def test_importing_the_cli_loads_no_plugin_and_builds_no_app():

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pluggy
 
 from .codec import TaskCodec
-from .errors import CodecError, UnknownArchitecture, UnknownCodec
+from .errors import CodecError, TRMError, UnknownArchitecture, UnknownCodec
 from .settings import PluginSetting, Settings, SettingsT, split_paths, with_plugin_settings
 from . import hookspecs
 
@@ -163,24 +163,38 @@ def build_plugin_manager(*, entry_points: bool = True, paths: str | None = None,
     return pm
 
 
+class PluginManagerReentered(TRMError, RuntimeError):
+    """A plugin asked for the process's plugin manager while its own loading was building it."""
+
+
 _process_manager: TRMPluginManager | None = None
-_process_manager_lock = threading.RLock()
+_process_manager_lock = threading.Lock()  # two threads asking first build one manager
+_building_in: int | None = None  # the thread building it, while it does
 
 
 def get_plugin_manager() -> TRMPluginManager:
-    """The process-wide plugin manager (built once from the environment's ``Settings``): the CLI's
-    default, and the default of ``Package.codec`` when no manager is given. A ``Host`` never uses it.
+    """The process-wide plugin manager: built from the environment's ``Settings`` when first called (like
+    pytest's, never at import), the same object afterwards. The CLI's default, and the default of
+    ``Package.codec`` when no manager is given; a ``Host`` never uses it.
 
-    Always the same object. Building it loads entry points whose modules may ask for it again while it
-    is being built (an adapter importing ``trm_modules.cli`` builds the CLI, which asks for its plugins):
-    the first manager stored wins and every caller, the outer one included, gets that one.
+    A plugin whose import asks for it (directly, or by building the CLI) would need the manager its own
+    loading is building: that plugin is refused with ``PluginManagerReentered`` (recorded as its load
+    failure, shown by ``trm plugins``); plugins ask for the manager inside hooks, not at import time.
     """
-    global _process_manager
+    global _process_manager, _building_in
+    if _process_manager is not None:
+        return _process_manager
+    if _building_in == threading.get_ident():
+        raise PluginManagerReentered("a plugin asked for the process's plugin manager while it was being built "
+                                     "(at import time: calling get_plugin_manager or building the CLI); "
+                                     "ask for it inside a hook instead")
     with _process_manager_lock:
         if _process_manager is None:
-            built = build_plugin_manager()
-            if _process_manager is None:
-                _process_manager = built
+            _building_in = threading.get_ident()
+            try:
+                _process_manager = build_plugin_manager()
+            finally:
+                _building_in = None
         return _process_manager
 
 
