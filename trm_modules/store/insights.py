@@ -200,8 +200,19 @@ def _period(dialect: str, unit: str) -> Any:
     return func.date(Solve.created_at, "weekday 0", "-6 days")  # the Monday of the (ISO) week
 
 
-def _filtered(query: Any, module: str, filters: ReportFilters) -> Any:
-    query = query.where(Solve.module == module)
+def _filtered(query: Any, module: str, filters: ReportFilters, *, solves_looked_up: str | None = None) -> Any:
+    """``query`` limited to ``module``'s solves in the filters' course, cohort and window.
+
+    ``solves_looked_up``: the dialect, when the query joins solves to another table's rows
+    (feedback) and should find them by id rather than scan every solve of the module. SQLite has no hash join, and from
+    ``module = ?`` on an index it would scan the module's solves and look each one's feedback up,
+    so there the module is compared through ``coalesce`` (no index applies) and the planner starts
+    from the other table's index instead.
+    """
+    if solves_looked_up == "sqlite":
+        query = query.where(func.coalesce(Solve.module, "") == module)
+    else:
+        query = query.where(Solve.module == module)
     if filters.course is not None:
         query = query.where(Solve.course == filters.course)
     if filters.cohort is not None:
@@ -298,19 +309,36 @@ def _add_performance(store: Store, session: Any, module: str, filters: ReportFil
             for name in ("steps_p50", "steps_p90", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
                 setattr(group, name, float(getattr(row, name)))
     if store.dialect != "postgresql":  # SQLite has no percentile aggregate: numpy over the two columns
-        import numpy as np
+        _add_percentiles_numpy(session, _filtered(select(*keys, Solve.steps, Solve.latency_ms), module, filters),
+                               dimensions, groups)
 
-        values: dict[tuple[Any, ...], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-        query = _filtered(select(*keys, Solve.steps, Solve.latency_ms), module, filters)
-        for row in session.execute(query):
-            steps, latencies = values[_key_of(row, dimensions)]
-            steps.append(row.steps)
-            latencies.append(row.latency_ms)
-        for key, (steps, latencies) in values.items():
-            group = groups[key]
-            group.steps_p50, group.steps_p90 = (float(v) for v in np.percentile(steps, [50, 90]))
-            group.latency_p50_ms, group.latency_p90_ms, group.latency_p99_ms = (
-                float(v) for v in np.percentile(latencies, [50, 90, 99]))
+
+def _add_percentiles_numpy(session: Any, query: Any, dimensions: Sequence[str],
+                           groups: dict[tuple[Any, ...], Group]) -> None:
+    """Steps and latency percentiles per group (numpy's linear interpolation, as PostgreSQL's
+    ``percentile_cont``) over rows (keys…, steps, latency): a module's million solves are split by
+    group in numpy, not appended row by row."""
+    import numpy as np
+
+    rows = session.execute(query).all()
+    if not rows:
+        return
+    width = len(dimensions)
+    columns = list(zip(*rows))
+    codes: dict[tuple[Any, ...], int] = {}
+    code = np.fromiter((codes.setdefault(key, len(codes)) for key in zip(*columns[:width])), dtype=np.int64,
+                       count=len(rows))
+    steps, latency = np.asarray(columns[width], dtype=float), np.asarray(columns[width + 1], dtype=float)
+    order = np.argsort(code, kind="stable")
+    starts = np.searchsorted(code[order], np.arange(len(codes) + 1))
+    for key, index in codes.items():
+        group = groups.get(key)
+        if group is None:
+            continue
+        chosen = order[starts[index]:starts[index + 1]]
+        group.steps_p50, group.steps_p90 = (float(v) for v in np.percentile(steps[chosen], [50, 90]))
+        group.latency_p50_ms, group.latency_p90_ms, group.latency_p99_ms = (
+            float(v) for v in np.percentile(latency[chosen], [50, 90, 99]))
 
 
 def _effective_ratings() -> Any:
@@ -322,8 +350,10 @@ def _ratings(session: Any, module: str, filters: ReportFilters, dimensions: Sequ
              groups: dict[tuple[Any, ...], Group]) -> list[RatingCount]:
     """Effective ``rating`` events on the window's solves: count and mean per group, distribution per version × course."""
     value = cast(_rating_value(session), Float)
+    dialect = session.get_bind().dialect.name
     query = _filtered(select(Solve.version, Solve.course, value.label("value"), func.count().label("count"))
-                      .join(Feedback, Feedback.solve_id == Solve.id).where(_effective_ratings()), module, filters)
+                      .select_from(Feedback).join(Solve, Feedback.solve_id == Solve.id).where(_effective_ratings()),
+                      module, filters, solves_looked_up=dialect)
     query = query.group_by(Solve.version, Solve.course, value).order_by(Solve.version, Solve.course, value)
     distribution = [RatingCount(version=r.version, course=r.course or "", value=float(r.value), count=r.count)
                     for r in session.execute(query) if r.value is not None]
@@ -334,9 +364,10 @@ def _ratings(session: Any, module: str, filters: ReportFilters, dimensions: Sequ
             per_group[key][0] += item.count
             per_group[key][1] += item.count * item.value
     else:  # grouped by cohort or period too: count and mean in the database with those keys
-        keys = _keys(session.get_bind().dialect.name, dimensions)
+        keys = _keys(dialect, dimensions)
         query = _filtered(select(*keys, func.count().label("n"), func.avg(value).label("mean"))
-                          .join(Feedback, Feedback.solve_id == Solve.id).where(_effective_ratings()), module, filters)
+                          .select_from(Feedback).join(Solve, Feedback.solve_id == Solve.id)
+                          .where(_effective_ratings()), module, filters, solves_looked_up=dialect)
         for row in session.execute(query.group_by(*keys)):
             per_group[_key_of(row, dimensions)] = [row.n, (row.mean or 0.0) * row.n]
     for key, (count, total) in per_group.items():
@@ -382,22 +413,30 @@ def _calibration(session: Any, module: str, filters: ReportFilters) -> tuple[lis
 def _failures(session: Any, module: str, filters: ReportFilters, limit: int) -> list[FailingInput]:
     """The inputs with the most failing solves, per version (grouped by input digest)."""
     failing = (Solve.verdict == 0) | (Solve.valid == false())
-    digest = func.coalesce(Solve.input_digest, "")
+    digest = Solve.input_digest
+    # The counts read only columns of ix_solves_report (one index-only scan); the example of each of the
+    # ``limit`` inputs, its first failing solve's id, is then looked up among those inputs' solves alone.
     query = _filtered(select(Solve.version, digest.label("digest"),
                              func.sum(case((failing, 1), else_=0)).label("failures"),
                              func.sum(case((Solve.verdict == 0, 1), else_=0)).label("incorrect"),
                              func.sum(case((Solve.valid == false(), 1), else_=0)).label("invalid"),
-                             func.count().label("solves"),
-                             func.min(case((failing, Solve.id), else_=None)).label("example")),
-                      module, filters).where(Solve.input_digest.is_not(None))
+                             func.count().label("solves")),
+                      module, filters).where(digest.is_not(None))
     query = (query.group_by(Solve.version, digest).having(func.sum(case((failing, 1), else_=0)) > 0)
              .order_by(func.sum(case((failing, 1), else_=0)).desc(), Solve.version, digest).limit(limit))
     rows = session.execute(query).all()
-    examples = [r.example for r in rows]
-    inputs = {row.id: row.input for row in session.execute(select(Solve.id, Solve.input).where(Solve.id.in_(examples)))}
+    examples: dict[tuple[str, str], str] = {}
+    if rows:
+        first = _filtered(select(Solve.version, digest.label("digest"), func.min(Solve.id).label("example")),
+                          module, filters).where(failing, digest.in_({r.digest for r in rows}),
+                                                 Solve.version.in_({r.version for r in rows}))
+        examples = {(r.version, r.digest): r.example
+                    for r in session.execute(first.group_by(Solve.version, digest))}
+    inputs = {row.id: row.input for row in session.execute(select(Solve.id, Solve.input)
+                                                            .where(Solve.id.in_(set(examples.values()))))}
     return [FailingInput(version=r.version, input_digest=r.digest, failures=int(r.failures), incorrect=int(r.incorrect),
-                         invalid=int(r.invalid), solves=r.solves, example_solve_id=r.example, input=inputs.get(r.example))
-            for r in rows]
+                         invalid=int(r.invalid), solves=r.solves, example_solve_id=examples[(r.version, r.digest)],
+                         input=inputs.get(examples[(r.version, r.digest)])) for r in rows]
 
 
 def learner_outcomes(session: Any, module: str | None = None, *, course: str | None = None,

@@ -90,8 +90,10 @@ class Solve(Base):
     __table_args__ = (
         Index("ix_solves_module_created_at", "module", "created_at"),
         Index("ix_solves_context_id", "context_id"),
-        # Covering index of the insights reports: a module's solves grouped by version and context.
-        Index("ix_solves_report", "module", "version", "course", "cohort", "learner", "verdict", "created_at"),
+        # Covering index of the insights reports: a module's solves grouped by version and context, with every
+        # column a report's sections read, so each is one index-only scan (never a table row per solve).
+        Index("ix_solves_report", "module", "version", "course", "cohort", "learner", "verdict", "created_at",
+              "valid", "steps", "latency_ms", "confidence", "input_digest"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -161,6 +163,7 @@ class Feedback(Base):
                         name="ck_feedback_kind"),
         Index("ix_feedback_solve_id", "solve_id"),
         Index("ix_feedback_voids", "voids"),
+        Index("ix_feedback_kind_solve_id", "kind", "solve_id"),  # a report's ratings, found by kind
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
