@@ -29,7 +29,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, text, update
@@ -74,6 +74,7 @@ class RoutingState(BaseModel):
     canary: str | None = None
     canary_share: float = 0.0
     yanked: dict[str, str | None] = Field(default_factory=dict)  # version -> reason
+    decisions: list[dict[str, Any]] = Field(default_factory=list)  # trials ended by a policy, why (trial_policy)
 
     # Operations: each returns the new state (the stored document never changes in place).
     def activate(self, version: str) -> "RoutingState":
