@@ -108,8 +108,8 @@ def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_a
     from pathlib import Path
 
     from trm_adapters.scorm.export import activity_document
+    from trm_modules.lifecycle import pack_run
     from trm_modules.package import open_package
-    from trm_modules.package.from_run import pack_run
     from trm_modules.train import Trainer, load_recipe
 
     torch.manual_seed(0)
