@@ -172,6 +172,13 @@ class GridCodec(TaskCodec):
         chars = np.array(list(self.symbols))[tokens.astype(np.intp) - SYMBOL_OFFSET].reshape(self.rows, self.cols)
         return {"grid": ["".join(row) for row in chars]}
 
+    def decode_input(self, tokens: np.ndarray) -> Json | None:
+        """The puzzle of input tokens (blank → the blank character); None when a token is no blank or symbol."""
+        tokens = np.asarray(tokens).reshape(-1)
+        if tokens.shape[0] != self.seq_len or ((tokens < BLANK_TOKEN) | (tokens >= self.vocab_size)).any():
+            return None
+        return self._document(tokens)
+
     def answer_token_table(self) -> np.ndarray:
         """A given keeps its symbol, a blank takes any symbol, a pad stays a pad."""
         table = np.zeros((self.vocab_size, self.vocab_size), dtype=bool)

@@ -168,6 +168,14 @@ class MazeCodec(TaskCodec):
                              f"/grid/{row}")
         return self._document(tokens, rows, cols)
 
+    def decode_input(self, tokens: np.ndarray) -> Json | None:
+        """The whole k×k maze of input tokens (a smaller maze keeps its wall padding); None when a token is no
+        maze symbol of an input."""
+        tokens = np.asarray(tokens).reshape(-1)
+        if tokens.shape[0] != self.seq_len or ((tokens < WALL) | (tokens > GOAL)).any():
+            return None
+        return self._document(tokens, self.size, self.size)
+
     def answer_token_table(self) -> np.ndarray:
         """Walls, S, G (and padding) stay as they are; an open cell stays open or joins the path."""
         table = np.eye(self.vocab_size, dtype=bool)

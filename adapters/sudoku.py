@@ -169,6 +169,13 @@ class SudokuCodec(TaskCodec):
                              f"/grid/{cell // self.size}/{cell % self.size}")
         return {"grid": digits.reshape(self.size, self.size).tolist()}
 
+    def decode_input(self, tokens: np.ndarray) -> Json | None:
+        """The puzzle of input tokens (blank → 0); None when a token is neither a blank nor a digit."""
+        tokens = np.asarray(tokens).reshape(-1).astype(np.int64)
+        if tokens.shape[0] != self.seq_len or ((tokens < BLANK_TOKEN) | (tokens > self.size + DIGIT_OFFSET)).any():
+            return None
+        return {"grid": (tokens - DIGIT_OFFSET).reshape(self.size, self.size).tolist()}
+
     def answer_token_table(self) -> np.ndarray:
         """A given keeps its digit, a blank takes any digit, a pad stays a pad."""
         table = np.zeros((self.vocab_size, self.vocab_size), dtype=bool)

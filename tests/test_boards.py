@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.browser import FIXTURES, NODE, require_browser, require_xmllint, run_driver, serve_folder
+from fixtures.browser import FIXTURES, NODE, npm_tools, require_browser, require_xmllint, run_driver, serve_folder
 from trm_adapters.scorm import ScormExportError, export_scorm
 from trm_adapters.scorm.export import grid_view
 from trm_modules.boards import BoardView, NoBoardView, board_view
@@ -153,7 +153,8 @@ def maze_run(maze_activity, tmp_path_factory):
     shots = os.environ.get("TRM_SCORM_SCREENSHOTS", "")
     with serve_folder(site) as base:
         return run_driver(FIXTURES / "board_driver.cjs",
-                          {"BASE_URL": base, "SHOT": str(Path(shots) / "scorm-maze.png") if shots else ""})
+                          {"BASE_URL": base, "SHOT": str(Path(shots) / "scorm-maze.png") if shots else "",
+                           "AXE": str(npm_tools() / "axe-core" / "axe.min.js")})
 
 
 def test_a_learner_solves_a_maze_by_clicking_its_path(maze_run):
@@ -162,6 +163,11 @@ def test_a_learner_solves_a_maze_by_clicking_its_path(maze_run):
     assert "Solved by you" in alone["status"], alone
     assert alone["right"] == alone["entered"] and alone["wrong"] == 0
     assert maze_run["errors"] == []
+
+
+def test_the_maze_activity_has_no_serious_accessibility_violation(maze_run):
+    print("axe violations:", maze_run["axe"])
+    assert [v for v in maze_run["axe"] if v["impact"] in ("serious", "critical")] == []
 
 
 def test_the_module_marks_a_maze_path_in_the_browser(maze_run):

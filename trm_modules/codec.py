@@ -68,6 +68,11 @@ class TaskCodec(ABC):
     @abstractmethod
     def decode_output(self, tokens: np.ndarray, data_in: Json) -> Json: ...
 
+    def decode_input(self, tokens: np.ndarray) -> Json | None:
+        """The input document of input ``tokens`` (inverts ``encode_input``), or None when the codec cannot
+        say. ``trm codec check`` uses it to judge transformed puzzles: a transform must keep answers right."""
+        return None
+
     def check(self, data_in: Json, data_out: Json) -> bool | None:
         """Is ``data_out`` a valid answer to ``data_in`` by the task's rules? None if unknowable."""
         return None

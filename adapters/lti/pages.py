@@ -39,7 +39,7 @@ def activity_page(*, launch_id: str, title: str, module: str, version: str | Non
   <p class="muted">Module {escape(module)}{pinned}{where}</p></header>
   <p class="instructions">{escape(str(view.get("instructions") or "Solve the puzzle."))}
     Stuck? Ask the module. Cells the module fills count for the module, not for you. {grades}</p>
-  <div id="board" role="grid" aria-label="puzzle"></div>
+  <div id="board" role="group" aria-label="puzzle board"></div>
   <div class="actions">
     <button id="ask" type="button">Ask the module</button>
     <button id="submit" type="button">Submit my answer</button>
