@@ -4,6 +4,8 @@ solve over HTTP (a real socket), and export the module as a SCORM activity whose
 
 from __future__ import annotations
 
+import inspect
+
 import json
 import shutil
 import urllib.request
@@ -65,8 +67,12 @@ def test_from_a_scaffold_to_a_signed_package_served_over_http_and_exported_as_sc
     trm("train", str(latin_task / "recipe.toml"), "-o", str(run_dir), *[a for s in TINY for a in ("--set", s)])
     trm("keygen", "-o", str(keys), "--name", "latin-release")
     package = tmp_path / "latin-0.1.0.trm"
+    # Three training steps solve nothing: where pack refuses failing examples, the walk says so explicitly.
+    from trm_modules.cli.package_commands import pack
+
+    explicit = ["--allow-failing-examples"] if "allow_failing_examples" in inspect.signature(pack).parameters else []
     trm("pack", str(run_dir), "--name", "latin", "--version", "0.1.0", "-o", str(package),
-        "--key", str(keys / "latin-release.key"))
+        "--key", str(keys / "latin-release.key"), *explicit)
     assert "OK latin@0.1.0" in trm("verify", str(package), "--trusted-keys", str(keys / "latin-release.pub"))
     trm("publish", str(package), "--registry", str(registry), "--trusted-keys", str(keys))
     (registry / "keys").mkdir(exist_ok=True)

@@ -194,3 +194,16 @@ def test_the_maze_page_answers_every_puzzle_as_the_server_does(maze_run, maze_ac
             assert (page["views"], page["steps"], page["valid"]) == (server.views, server.steps, server.valid)
     finally:
         host.close()
+
+
+def test_the_lti_grade_counts_cells_to_fill_and_takes_points_back_for_wrong_marks():
+    from trm_adapters.lti.activity import grade
+
+    # A 1x5 maze row S . . . G with blank (open) token 2 and path token 5: the solution marks cells 1 and 3 only.
+    puzzle = {"tokens": [3, 2, 2, 2, 4], "solution_tokens": [3, 5, 2, 5, 4], "module_cells": []}
+    right = grade(puzzle, 2, [3, 5, 2, 5, 4])
+    assert (right.blanks, right.earned, right.extra, right.success, right.scaled) == (2, 2, 0, True, 1.0)
+    everything = grade(puzzle, 2, [3, 5, 5, 5, 4])  # marking every open cell is not solving it
+    assert (everything.earned, everything.extra, everything.success, everything.scaled) == (2, 1, False, 0.5)
+    helped = grade({**puzzle, "module_cells": [1, 2, 3]}, 2, [3, 5, 2, 5, 4])
+    assert (helped.earned, helped.by_module, helped.success) == (0, 2, False)

@@ -5,6 +5,8 @@ and become a browser activity."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -119,8 +121,11 @@ def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_a
         "train.eval_puzzles": 8, "train.warmup_steps": 1})
     report = Trainer(recipe, tmp_path / "run").run()
     assert report.puzzles == 8
+    # Three training steps solve nothing: where pack refuses failing examples, the test says so explicitly.
+    explicit = ({"allow_failing_examples": True}
+                if "allow_failing_examples" in inspect.signature(pack_run).parameters else {})
     package = open_package(pack_run(tmp_path / "run", name="latin-5x5", version="0.1.0",
-                                    out_path=tmp_path / "latin.trm", example_count=2))
+                                    out_path=tmp_path / "latin.trm", example_count=2, **explicit))
     assert package.manifest.task.codec == "grid" and package.manifest.task.params["rules"] == ["rows", "columns"]
     document = activity_document(package, puzzles=2, seed=0, max_steps=2)
     assert document["view"]["labels"]["2"] == "1" and len(document["puzzles"]) == 2
