@@ -90,6 +90,22 @@ def test_a_check_that_judges_nothing_and_a_table_that_forbids_right_answers_fail
         "answer-token-table"].detail
 
 
+def test_a_task_without_a_browser_board_keeps_the_contract_but_is_told_which_hook_gives_one():
+    from trm_modules import hookimpl
+    from trm_modules.plugins import build_plugin_manager
+
+    class OnlyTheCodec:
+        @hookimpl
+        def trm_register_codecs(self):
+            return [GridCodec]
+
+    plugins = build_plugin_manager(entry_points=False, paths="")
+    plugins.register(OnlyTheCodec())
+    result = {r.name: r for r in check_codec("grid", LATIN, plugins=plugins)}
+    assert result["board"].status == "skip" and "trm_board_view(codec) hook" in result["board"].detail
+    assert all(r.status == "pass" for name, r in result.items() if name != "board")
+
+
 def test_trm_codec_check_prints_each_check_and_exits_1_on_a_failure():
     runner = CliRunner()
     ok = runner.invoke(app, ["codec", "check", "grid", "--params", json.dumps(LATIN)])

@@ -23,6 +23,10 @@ class NoBoardView(TRMError, LookupError):
     """No plugin describes a browser board for this task's codec (or the description is invalid)."""
 
 
+class InvalidBoardView(NoBoardView):
+    """A plugin describes a board for this codec that is no valid ``BoardView`` or does not fit the codec."""
+
+
 class AllDifferent(BaseModel):
     """Each group of cells (indices into the token sequence) holds pairwise different tokens."""
 
@@ -99,11 +103,11 @@ def board_view(codec: TaskCodec, plugins: pluggy.PluginManager | None = None) ->
     except ValidationError as exc:
         first = exc.errors()[0]
         where = "/" + "/".join(str(p) for p in first["loc"])
-        raise NoBoardView(f"the board trm_board_view describes for codec {codec.name!r} is invalid: {first['msg']} "
-                          f"(at {where})") from exc
+        raise InvalidBoardView(f"the board trm_board_view describes for codec {codec.name!r} is invalid: "
+                               f"{first['msg']} (at {where})") from exc
     if view.rows * view.cols != codec.seq_len:
-        raise NoBoardView(f"the board trm_board_view describes for codec {codec.name!r} has {view.rows}x{view.cols} "
-                          f"cells, but the codec's sequence has {codec.seq_len} tokens")
+        raise InvalidBoardView(f"the board trm_board_view describes for codec {codec.name!r} has "
+                               f"{view.rows}x{view.cols} cells, but the codec's sequence has {codec.seq_len} tokens")
     return view
 
 
@@ -127,4 +131,5 @@ def grid_groups(rows: int, cols: int, box_rows: int | None = None, box_cols: int
     return groups
 
 
-__all__ = ["BoardView", "AllDifferent", "ShortestPath", "NoBoardView", "board_view", "board_document", "grid_groups"]
+__all__ = ["BoardView", "AllDifferent", "ShortestPath", "NoBoardView", "InvalidBoardView", "board_view",
+           "board_document", "grid_groups"]

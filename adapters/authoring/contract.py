@@ -13,7 +13,8 @@ test-time views and the browser activities to work, each check passing or failin
 - ``transforms``: each transform is a cell permutation and a token relabelling keeping the pad, and a right
   answer transformed is a right answer of the transformed puzzle (judged by ``check`` through
   ``decode_input``);
-- ``board``: a plugin describes the task's browser board (``trm_board_view``), which fits the codec.
+- ``board``: a plugin describes the task's browser board (``trm_board_view``), which fits the codec (skipped,
+  naming the hook, when none does: the task then has no SCORM, cmi5 or LTI activity).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Callable, Literal
 import jsonschema
 import numpy as np
 
-from trm_modules.boards import board_view
+from trm_modules.boards import InvalidBoardView, NoBoardView, board_view
 from trm_modules.codec import TaskCodec
 from trm_modules.plugins import get_codec
 
@@ -192,7 +193,12 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
         return f"{judged} transformed answers stay right"
 
     def board() -> str:
-        view = board_view(state["codec"], plugins)
+        try:
+            view = board_view(state["codec"], plugins)
+        except InvalidBoardView as exc:
+            raise ContractFailure(str(exc)) from exc
+        except NoBoardView as exc:  # a task may have no browser activity: said, not failed
+            return f"skip: {exc}"
         return f"{view.rows}x{view.cols} board, {view.entry} entry, {len(view.rules)} rule(s) the page checks"
 
     run("construct", construct)
