@@ -207,3 +207,17 @@ def test_the_lti_grade_counts_cells_to_fill_and_takes_points_back_for_wrong_mark
     assert (everything.earned, everything.extra, everything.success, everything.scaled) == (2, 1, False, 0.5)
     helped = grade({**puzzle, "module_cells": [1, 2, 3]}, 2, [3, 5, 2, 5, 4])
     assert (helped.earned, helped.by_module, helped.success) == (0, 2, False)
+
+
+def test_a_maze_module_exports_as_a_cmi5_course_with_the_same_board(tmp_path):
+    from trm_adapters.cmi5.export import export_cmi5
+
+    if not shutil.which("npm"):
+        require_browser()
+    report = export_cmi5(open_package(TRAINED_MAZE), tmp_path / "maze-cmi5.zip", puzzles=2)
+    with zipfile.ZipFile(report.path) as zf:
+        page = zf.read("index.html").decode()
+        document = json.loads(zf.read("activity.json"))
+        assert {"cmi5.xml", "board.js", "cmi5.js"} <= set(zf.namelist())
+    assert '<script src="board.js" defer></script>' in page and "scorm.js" not in page
+    assert document["view"]["entry"] == "click" and document["codec"] == "maze"
