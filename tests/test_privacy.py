@@ -249,3 +249,26 @@ def test_the_admin_routes_need_the_admin_scope_and_erase_idempotently(tmp_path):
         assert exported["data"]["core"]["solves"] == []
         expired = s.client.post("/v1/admin/privacy/expire", json={"older_than": "nonsense"}, headers=s.auth("admin"))
         assert expired.status_code in (400, 422)
+
+
+def test_a_third_party_plugin_declares_exports_and_erases_its_own_learner_data(tmp_path):
+    from plugins.notes_plugin import NotesPlugin
+    from trm_modules.plugins import build_plugin_manager
+
+    pm = build_plugin_manager(entry_points=True, paths="")
+    pm.register(NotesPlugin(), name="notes-plugin")
+    store = Store(str(tmp_path / "store.sqlite3"), plugins=pm)
+    use_every_surface(store, tmp_path / "journal.jsonl", ANN, 1)
+    with store.engine.begin() as connection:
+        for who in (ANN, BOB):
+            connection.execute(text("INSERT INTO notes_entries (solve_id, learner, text) VALUES (:s, :l, :t)"),
+                               {"s": f"solve-{who['lti']}-0", "l": who["lti"], "t": f"{who['name']} needs hints"})
+    service = PrivacyService(store, journal_paths=[])
+    assert [item.where for item in service.declarations()["notes"]] == ["notes_entries"]
+    exported = service.export(f"mailto:{ANN['email']}").document
+    assert exported is not None and [row["text"] for row in exported["data"]["notes"]["notes_entries"]] == [
+        f"{ANN['name']} needs hints"]
+    assert service.erase(f"lti:{ANN['lti']}").counts["notes"] == {"notes_entries": 1}
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT learner FROM notes_entries")).scalars().all() == [BOB["lti"]]
+    store.close()
