@@ -236,20 +236,8 @@ def measure(label: str, store: Store, rounds: int) -> bool:
     return full_s < 1.0 and core_s < 1.0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--solves", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--postgres", default=os.environ.get("TRM_TEST_POSTGRES_URL"))
-    parser.add_argument("--keep", help="keep the SQLite file in this directory (default: a temporary one)")
-    args = parser.parse_args()
-
-    started = time.perf_counter()
-    solves, feedback, contexts = generate(args.solves)
-    print(f"generated {len(solves):,} solves and {len(feedback):,} feedback events in "
-          f"{time.perf_counter() - started:.0f} s")
-    sample = [solves[i][0] for i in range(0, len(solves), max(1, len(solves) // 2000))]
-    met = True
+def run_sqlite(args: argparse.Namespace, solves: list[tuple[Any, ...]], feedback: list[tuple[Any, ...]],
+               contexts: list[tuple[str, str, str]], sample: list[str]) -> bool:
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         path = os.path.join(tmp, "insights.sqlite3")
         store = Store(f"sqlite:///{path}")
@@ -261,10 +249,30 @@ def main() -> int:
             print(f"sqlite     loaded in {time.perf_counter() - started:.0f} s "
                   f"({os.path.getsize(path) / 2**20:.0f} MiB)")
             check_verdicts(store, sample)
-            met &= measure("sqlite", store, args.rounds)
+            return measure("sqlite", store, args.rounds)
         finally:
             store.close()
-    if args.postgres:
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--solves", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgres", default=os.environ.get("TRM_TEST_POSTGRES_URL"))
+    parser.add_argument("--keep", help="keep the SQLite file in this directory (default: a temporary one)")
+    parser.add_argument("--databases", default="sqlite,postgres", help="which to time, comma-separated")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    solves, feedback, contexts = generate(args.solves)
+    print(f"generated {len(solves):,} solves and {len(feedback):,} feedback events in "
+          f"{time.perf_counter() - started:.0f} s")
+    sample = [solves[i][0] for i in range(0, len(solves), max(1, len(solves) // 2000))]
+    met = True
+    databases = {name.strip() for name in args.databases.split(",")}
+    if "sqlite" in databases:
+        met &= run_sqlite(args, solves, feedback, contexts, sample)
+    if "postgres" in databases and args.postgres:
         schema = f"trm_bench_{uuid.uuid4().hex[:12]}"
         admin = create_engine(args.postgres)
         with admin.begin() as connection:
@@ -288,7 +296,7 @@ def main() -> int:
             with admin.begin() as connection:
                 connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
-    else:
+    elif "postgres" in databases:
         print("postgres   skipped: pass --postgres URL or set TRM_TEST_POSTGRES_URL")
     return 0 if met else 1
 
