@@ -318,6 +318,29 @@ class MazeCodec(TaskCodec):
         grid = np.asarray(tokens).reshape(self.size, self.size)[:rows, :cols]
         return {"grid": [_SYMBOL_OF_TOKEN[row.astype(np.intp)].tobytes().decode("ascii") for row in grid]}
 
+    def pair_from_text(self, question: str, answer: str) -> tuple[Json, Json]:
+        """A pair from the authors' Maze-Hard CSV row: ``q`` and ``a`` of s² characters (an s×s maze, row-major),
+        ``#`` wall, space open, ``S`` start, ``G`` goal, and ``o`` on the answer's path."""
+
+        def rows(text: str, what: str, symbols: str) -> list[str]:
+            side = int(round(len(text) ** 0.5))
+            if side * side != len(text) or not MIN_SIZE <= side <= self.size:
+                raise CodecError(f"{what} has {len(text)} characters; a square maze of {MIN_SIZE} to {self.size} "
+                                 f"cells a side needs a square number of them ({MIN_SIZE ** 2} to {self.size ** 2})", "")
+            for index, char in enumerate(text):
+                if char not in symbols:
+                    raise CodecError(f"{what} character {index + 1} (row {index // side + 1}, column "
+                                     f"{index % side + 1}) is {char!r}; expected one of {symbols!r}", "")
+            text = text.replace(" ", ".")
+            return [text[row * side:(row + 1) * side] for row in range(side)]
+
+        return {"grid": rows(question, "the maze (q)", "# SG")}, {"grid": rows(answer, "the answer (a)", "# SGo")}
+
+    def canonical_key(self, input_tokens: np.ndarray) -> bytes:
+        """The least of the 8 rotations/reflections of the token grid: equal for mazes that one maps onto the other."""
+        views = np.asarray(input_tokens, dtype=np.int64).reshape(-1)[self._dihedral]
+        return np.ascontiguousarray(views[np.lexsort(views.T[::-1])[0]]).tobytes()
+
     def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Random ones of the 8 rotations/reflections of the grid; tokens keep their ids."""
         sources = self._dihedral[rng.integers(0, 8, size=count)]

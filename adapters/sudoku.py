@@ -221,6 +221,73 @@ class SudokuCodec(TaskCodec):
 
     # -- data ----------------------------------------------------------------------------------
 
+    def pair_from_text(self, question: str, answer: str) -> tuple[Json, Json]:
+        """A pair from the authors' Sudoku-Extreme CSV row: ``q`` and ``a`` of n² characters in row-major
+        order, ``.`` or ``0`` for a blank, ``1``..``n`` for a digit (boards up to 9×9)."""
+        n = self.size
+        if n > 9:
+            raise CodecError(f"{self._what} boards have two-digit values; the one-character-per-cell text "
+                             "layout holds boards up to 9x9 (give JSONL)", "")
+
+        def board(text: str, what: str, blanks: bool) -> list[list[int]]:
+            text = text.strip()
+            if len(text) != n * n:
+                raise CodecError(f"{what} has {len(text)} characters; a {n}x{n} board needs {n * n}", "")
+            allowed = "123456789"[:n] + (".0" if blanks else "")
+            for index, char in enumerate(text):
+                if char not in allowed:
+                    raise CodecError(f"{what} character {index + 1} (row {index // n + 1}, column {index % n + 1}) "
+                                     f"is {char!r}; expected one of {allowed!r}", "")
+            values = [0 if char in ".0" else int(char) for char in text]
+            return [values[row * n:(row + 1) * n] for row in range(n)]
+
+        return {"grid": board(question, "the puzzle (q)", True)}, {"grid": board(answer, "the answer (a)", False)}
+
+    def _symmetry_sources(self) -> np.ndarray:
+        """Cell gathers of the board symmetries ``canonical_key`` compares: band and stack orders, and the
+        rotations/reflections that keep the box shape (all eight when boxes are square)."""
+        cached = getattr(self, "_symmetries", None)
+        if cached is not None:
+            return cached
+        import itertools
+
+        n, br, bc = self.size, self.box_rows, self.box_cols
+        base = np.arange(n * n).reshape(n, n)
+        band_orders = list(itertools.permutations(range(n // br)))
+        stack_orders = list(itertools.permutations(range(n // bc)))
+        if len(band_orders) * len(stack_orders) > 64:  # 16x16 and larger: symmetries of the board only
+            band_orders, stack_orders = band_orders[:1], stack_orders[:1]
+        views = []
+        for bands in band_orders:
+            rows = np.concatenate([np.arange(b * br, (b + 1) * br) for b in bands])
+            for stacks in stack_orders:
+                cols = np.concatenate([np.arange(s * bc, (s + 1) * bc) for s in stacks])
+                grid = base[rows][:, cols]
+                shapes = [grid, grid[::-1], grid[:, ::-1], grid[::-1, ::-1]]
+                if br == bc:
+                    shapes += [shape.T for shape in shapes]
+                views += [shape.reshape(-1) for shape in shapes]
+        self._symmetries = np.unique(np.stack(views), axis=0)
+        return self._symmetries
+
+    def canonical_key(self, input_tokens: np.ndarray) -> bytes:
+        """The least, over the board symmetries of ``_symmetry_sources``, of the board with its digits
+        renamed in order of first appearance: equal for puzzles that differ by a digit relabelling, a
+        band or stack order, a rotation or a reflection (row shuffles within a band are not tried)."""
+        n = self.size
+        boards = np.asarray(input_tokens, dtype=np.int64).reshape(-1)[self._symmetry_sources()]
+        digits = np.arange(DIGIT_OFFSET + 1, n + DIGIT_OFFSET + 1)
+        present = boards[:, :, None] == digits
+        first = np.where(present.any(axis=1), present.argmax(axis=1), n * n)
+        order = np.argsort(first, axis=1, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.broadcast_to(np.arange(n), order.shape).copy(), axis=1)
+        lookup = np.concatenate([np.broadcast_to([PAD_TOKEN, BLANK_TOKEN], (len(boards), 2)),
+                                 rank + DIGIT_OFFSET + 1], axis=1)
+        relabelled = np.take_along_axis(lookup, boards, axis=1)
+        least = np.lexsort(relabelled.T[::-1])[0]
+        return np.ascontiguousarray(relabelled[least]).tobytes()
+
     def default_givens_range(self) -> tuple[int, int]:
         """(min_givens, max_givens) used by ``generate`` when not given."""
         cells = self.size * self.size

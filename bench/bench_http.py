@@ -58,7 +58,7 @@ def bench_package(folder: Path) -> Path:
         u, v = torch.randn(config.hidden_size), torch.randn(config.hidden_size)
         head[2], head[3], head[4], head[5] = u, -u, v, -v
     return build_package(model, codec, name="bench-sudoku-4x4", version="1.0.0",
-                         out_path=folder / "bench.trm", examples=[(i, None) for i in inputs])
+                         out_path=folder / "bench.trm", examples=[(i, None) for i in inputs], allow_failing_examples=True)
 
 
 def run_in_process(package: Path, inputs: list[dict], clients: int, seconds: float) -> float:

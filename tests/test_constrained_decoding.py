@@ -121,7 +121,7 @@ def test_the_host_answers_within_the_input(tmp_path):
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(3), 6)]
     with one_torch_thread():
         build_package(untrained(codec, seed=5), codec, name="sudoku-4x4", version="1.0.0",
-                      out_path=tmp_path / "sudoku-4x4-1.0.0.trm", examples=[(puzzles[0], None)], title="4x4")
+                      out_path=tmp_path / "sudoku-4x4-1.0.0.trm", examples=[(puzzles[0], None)], allow_failing_examples=True, title="4x4")
     host = Host([FolderSource(tmp_path)], plugin_manager=build_plugin_manager(paths=""),
                 memory_budgets={"cpu": 1 << 30}, cpu_threads=1, views=1)
     with host:
@@ -138,7 +138,7 @@ def test_the_onnx_export_decodes_within_the_input(tmp_path):
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(4), 8)]
     with one_torch_thread():
         path = build_package(untrained(codec, seed=6), codec, name="sudoku-4x4", version="1.0.0",
-                             out_path=tmp_path / "p.trm", examples=[(p, None) for p in puzzles], title="4x4")
+                             out_path=tmp_path / "p.trm", examples=[(p, None) for p in puzzles], allow_failing_examples=True, title="4x4")
         onnx_path = export_onnx(open_package(path), tmp_path / "p.onnx")
     tokens = np.stack([codec.encode_input(p) for p in puzzles]).astype(np.int64)
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

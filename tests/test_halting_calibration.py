@@ -65,7 +65,7 @@ def test_a_package_loads_with_its_calibrated_halting(tmp_path):
                               "default_accuracy": 0.25, "default_mean_steps": 1.0}}
     with one_torch_thread():
         path = build_package(eager_model(), codec, name="sudoku-4x4", version="1.0.0", out_path=tmp_path / "p.trm",
-                             examples=[(inp, None) for inp, _ in puzzles], title="4x4", evaluation=evaluation)
+                             examples=[(inp, None) for inp, _ in puzzles], allow_failing_examples=True, title="4x4", evaluation=evaluation)
         package = open_package(path)
         model = package.load_model()
     assert model.solve(torch.ones(1, 16, dtype=torch.long)).steps.tolist() == [5]
@@ -94,7 +94,7 @@ def test_examples_are_recorded_as_the_package_halts_so_its_self_test_passes(tmp_
                               "default_accuracy": 0.0, "default_mean_steps": 1.0}}
     with one_torch_thread():
         path = build_package(eager_model(), codec, name="sudoku-4x4", version="1.0.0", out_path=tmp_path / "p.trm",
-                             examples=[(inp, None) for inp, _ in puzzles], title="4x4", evaluation=evaluation)
+                             examples=[(inp, None) for inp, _ in puzzles], allow_failing_examples=True, title="4x4", evaluation=evaluation)
         results = open_package(path).self_test()
     assert all(result.passed and result.steps == 5 for result in results)
 

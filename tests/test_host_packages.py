@@ -32,7 +32,7 @@ def packages(tmp_path_factory):
         for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
             paths[version] = build_package(sudoku_model(seed), codec, name="sudoku-4x4", version=version,
                                            out_path=folder / f"sudoku-4x4-{version}.trm",
-                                           examples=[(inp, None) for inp, _ in puzzles], title="4x4 Sudoku")
+                                           examples=[(inp, None) for inp, _ in puzzles], allow_failing_examples=True, title="4x4 Sudoku")
     return folder, paths, [inp for inp, _ in puzzles]
 
 

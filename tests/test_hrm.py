@@ -124,7 +124,7 @@ def test_an_hrm_package_names_its_architecture_and_loads_as_hrm(tmp_path):
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(1), 2)]
     model = tiny_hrm(5).eval()
     path = build_package(model, codec, name="sudoku-4x4", version="9.0.0-hrm", out_path=tmp_path / "h.trm",
-                         examples=[(p, None) for p in puzzles])
+                         examples=[(p, None) for p in puzzles], allow_failing_examples=True)
     package = open_package(path)
     assert package.manifest.model.architecture == "hrm"
     assert isinstance(package.manifest.model.config, HRMConfig)

@@ -54,7 +54,7 @@ def packages(plugin, tmp_path_factory):
     with one_torch_thread():
         for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
             built = build_package(direct_model(plugin, seed), codec, name="sudoku-4x4-direct", version=version,
-                                  out_path=folder / f"unsigned-{version}.trm", examples=[(p, None) for p in puzzles])
+                                  out_path=folder / f"unsigned-{version}.trm", examples=[(p, None) for p in puzzles], allow_failing_examples=True)
             paths[version] = sign_package(built, private, folder / f"sudoku-4x4-direct-{version}.trm")
             built.unlink()
     return folder, keys, paths, puzzles

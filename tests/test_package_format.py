@@ -166,8 +166,11 @@ def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
             fh.write(json.dumps({"input": inp, "output": codec.reference_solution(inp)}) + "\n")
     (run / "accuracy_vs_steps.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a random model solves none: the package records its own answers
-        path = pack_run(run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm")
+        warnings.simplefilter("ignore")  # a random model solves none: packed only because the author says so
+        with pytest.raises(BuildError, match="solves none of the 3 run examples"):
+            pack_run(run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm")
+        path = pack_run(run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm",
+                        allow_failing_examples=True)
     pkg = open_package(path)
     assert pkg.manifest.evaluation.accuracy_halting == 0.48
     assert pkg.manifest.provenance.optimizer_steps == 100

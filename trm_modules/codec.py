@@ -100,6 +100,27 @@ class TaskCodec(ABC):
         """
         return None
 
+    def pair_from_text(self, question: str, answer: str) -> tuple[Json, Json]:
+        """An (input, output) pair from one row of the TRM/HRM authors' CSV layout (``source,q,a,rating``:
+        the puzzle and its answer as one string each, a character per cell in row-major order).
+
+        Codecs whose task has such a layout (Sudoku-Extreme, Maze-Hard) override this and raise
+        ``CodecError`` for a row that does not fit; the pair is then validated like any other
+        (``encode_input`` …). ``reads_text_rows`` tells whether a codec overrides it.
+        """
+        raise NotImplementedError(f"the {self.name!r} codec reads no text rows (the authors' CSV layout)")
+
+    @property
+    def reads_text_rows(self) -> bool:
+        """Does this codec read the authors' CSV rows (overrides ``pair_from_text``)?"""
+        return type(self).pair_from_text is not TaskCodec.pair_from_text
+
+    def canonical_key(self, input_tokens: np.ndarray) -> bytes:
+        """Bytes that two inputs share when one of the codec's answer-preserving transforms maps one onto
+        the other (as far as the codec can tell cheaply), so a held-out puzzle that is a relabelled or
+        rotated training puzzle is recognised. Default: the tokens themselves (exact duplicates only)."""
+        return np.ascontiguousarray(np.asarray(input_tokens, dtype=np.int64)).tobytes()
+
     @property
     def can_check(self) -> bool:
         """Does this codec judge answers by the task's rules (overrides ``check``)?"""

@@ -251,6 +251,25 @@ def codec_classes(pm: pluggy.PluginManager | None = None) -> dict[str, type[Task
     return found
 
 
+def codec_distribution(codec: TaskCodec | type[TaskCodec]) -> dict[str, str | None] | None:
+    """``{"distribution", "version"}`` of the installed distribution whose ``trm_modules`` entry point provides
+    ``codec``'s module (else the one that installs its top-level package), or None (a plugin file, an object)."""
+    cls = codec if isinstance(codec, type) else type(codec)
+    module = cls.__module__
+    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        target = entry_point.value.split(":")[0]
+        dist = getattr(entry_point, "dist", None)
+        if dist is not None and (module == target or module.startswith(target + ".")):
+            return {"distribution": dist.metadata["Name"], "version": dist.version}
+    names = importlib.metadata.packages_distributions().get(module.split(".")[0]) or []
+    if len(names) == 1:
+        try:
+            return {"distribution": names[0], "version": importlib.metadata.version(names[0])}
+        except importlib.metadata.PackageNotFoundError:
+            return {"distribution": names[0], "version": None}
+    return None
+
+
 def get_codec(name: str, params: dict[str, Any] | None = None, pm: pluggy.PluginManager | None = None) -> TaskCodec:
     """Instantiate the codec ``name`` with ``params``; ``UnknownCodec`` if no plugin has it."""
     classes = codec_classes(pm)

@@ -146,7 +146,10 @@ def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[di
 
 @dataclass
 class ExampleResult:
-    """One example of a self-test: passed when the answer equals the output or the codec accepts it."""
+    """One example of a self-test: passed when the answer equals the output or the codec accepts it (the
+    weights answer as when packed). ``valid``: the codec's judgement by the task's rules (None = it cannot
+    tell); ``breaks_rules``: the answer equals a recorded output that breaks them, which ``verify_package``
+    reports, since agreement then shows only that the weights are intact."""
 
     name: str
     passed: bool
@@ -154,6 +157,9 @@ class ExampleResult:
     steps: int
     output: dict[str, Any] | None = None
     problem: ItemError | None = None  # why there is no answer at all
+    valid: bool | None = None
+    #: The answer equals the recorded output and that output breaks the task's rules.
+    breaks_rules: bool = False
 
 
 def grade_examples(names: list[str], examples: list[tuple[dict[str, Any], Any]],
@@ -165,8 +171,10 @@ def grade_examples(names: list[str], examples: list[tuple[dict[str, Any], Any]],
             results.append(ExampleResult(name=name, passed=False, exact=False, steps=0, problem=answer))
             continue
         exact = answer.output == expected
-        results.append(ExampleResult(name=name, passed=exact or answer.valid is True, exact=exact,
-                                     steps=answer.steps, output=answer.output))
+        passed = exact or answer.valid is True
+        results.append(ExampleResult(name=name, passed=passed, exact=exact, steps=answer.steps,
+                                     output=answer.output, valid=answer.valid,
+                                     breaks_rules=exact and answer.valid is False))
     return results
 
 

@@ -13,6 +13,7 @@ from typing import Iterator, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import ModuleNotFound, TRMError
 from ..store.errors import StoreUnavailable
@@ -36,8 +37,9 @@ def exit_code_of(exc: BaseException) -> int:
 def fail(exc: BaseException, context: str = "") -> NoReturn:
     """Print ``error: [context: ]Type: message`` on one line and end the command with its exit status."""
     prefix = f"{context}: " if context else ""
-    errors.print(f"[bold red]error:[/] {prefix}{type(exc).__name__}: {exc}", markup=True, highlight=False,
-                 soft_wrap=True)
+    # The message is escaped: rich would take its "[rule: file at /pointer]" suffix for markup and drop it.
+    errors.print(f"[bold red]error:[/] {escape(f'{prefix}{type(exc).__name__}: {exc}')}", markup=True,
+                 highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code_of(exc))
 
 

@@ -98,6 +98,11 @@ def train_command(
         help="End this sitting after M minutes (the schedule still plans train.steps); the run directory is "
              "written as at the end, ready for `trm pack --training-state`."),
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.steps=200."),
+    data_files: list[str] = typer.Option(
+        [], "--data", metavar="FILE",
+        help="Train on this data file (repeatable; added to the recipe's [data] files): *.jsonl of {input, output}, "
+             "the TRM/HRM authors' *.csv (source,q,a,rating) or ARC *_challenges.json. Every row is checked by "
+             "the task's codec; the package records each file's name, SHA-256 and row count."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op CPU threads (default: every "
                                           "core; recorded in the package's hardware line)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast; fp32 master weights "
@@ -122,11 +127,14 @@ def train_command(
         parsed = _parse_overrides(overrides)
         if precision is not None:
             parsed["train.precision"] = precision
-        spec = load_recipe(recipe, parsed)
+        spec = load_recipe(recipe, parsed, data_files=data_files)
         out_dir = out or f"runs/{spec.name}"
         start = load_package_start(init_from, trusted_keys) if init_from else None
-        with console.status(f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"):
-            trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe, init_from=start)
+        doing = (f"reading and checking {len(spec.data.files) + len(spec.data.heldout_files)} data file(s)"
+                 if spec.data.from_files else f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles")
+        with console.status(doing):
+            trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe, init_from=start,
+                              overrides=parsed, data_args=data_files)
     except TRMError as exc:
         fail(exc)
     if trainer.dist.is_main:

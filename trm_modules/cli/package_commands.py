@@ -39,6 +39,22 @@ def _task_override(task: Optional[str]) -> Optional[dict]:
         raise typer.BadParameter(f"--task must be JSON or a JSON file ({exc})") from exc
 
 
+def parse_author(text: str) -> dict[str, str]:
+    """``{"name", "email"?, "url"?}`` of an ``--author`` value: ``Ada Lovelace <ada@example.org> https://…``."""
+    import re
+
+    email = re.search(r"<([^<>@\s]+@[^<>\s]+)>", text)
+    url = re.search(r"\bhttps?://\S+", text)
+    name = text
+    for found in (email, url):
+        if found is not None:
+            name = name.replace(found.group(0), " ")
+    name = " ".join(name.split())
+    if not name:
+        raise typer.BadParameter(f"--author needs a name (e.g. 'Ada Lovelace <ada@example.org>'), got {text!r}")
+    return {"name": name, **({"email": email.group(1)} if email else {}), **({"url": url.group(0)} if url else {})}
+
+
 def pack(
     run_dir: Path = typer.Argument(..., help="A training run directory (written by `trm train`)."),
     name: str = typer.Option(..., "--name", help="Module name, a lowercase slug (e.g. sudoku-4x4)."),
@@ -64,8 +80,19 @@ def pack(
         None, "--compare", metavar="PACKAGE",
         help="Another version of the task (e.g. another architecture) to put side by side with this one in the "
              "card: parameters, CPU-minutes, held-out exact, outside first answer / default, steps. Repeatable."),
+    authors: list[str] = typer.Option(
+        [], "--author", metavar="'NAME <EMAIL>'",
+        help="An author of the module (repeatable): a name, optionally followed by <email> and/or a URL."),
+    allow_failing_examples: bool = typer.Option(
+        False, "--allow-failing-examples",
+        help="Pack even when the model solves none of the run's examples: its own (wrong) answers are recorded "
+             "as the self-test, which `trm verify` then reports as breaking the task's rules."),
 ) -> None:
-    """Build a .trm package from a training run."""
+    """Build a .trm package from a training run.
+
+    Its examples (the install self-test) are run examples the model solves, judged by their outputs and
+    the task's rules; a model that solves none is refused unless --allow-failing-examples.
+    """
     from ..lifecycle import pack_run
     from ..package import open_package
 
@@ -74,7 +101,8 @@ def pack(
         path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
                         parent_digest=parent_digest, title=title, description=description, license=license,
                         module_id=module_id, signing_key=key, changes=changes, training_state=training_state,
-                        outside=json.loads(outside.read_text("utf-8")) if outside else None, compare=compared)
+                        outside=json.loads(outside.read_text("utf-8")) if outside else None, compare=compared,
+                        authors=[parse_author(a) for a in authors], allow_failing_examples=allow_failing_examples)
         package = open_package(path)
         console.print(f"packed {package.name}@{package.version} → {path} ({path.stat().st_size:,} bytes, {package.digest})")
 
@@ -120,7 +148,12 @@ def inspect(
         ("title", m.title), ("module_id", m.module_id), ("digest", pkg.digest),
         ("signed by", pkg.signed_by or "unsigned"), ("license", m.license),
         ("authors", ", ".join(a.name for a in m.authors) or "—"),
-        ("task", f"{m.task.codec} {json.dumps(m.task.params, sort_keys=True)}"),
+        ("task", f"{m.task.codec} {json.dumps(m.task.params, sort_keys=True)}"
+                 + (f" (codec from {m.task.provider.distribution} {m.task.provider.version or ''})".replace(" )", ")")
+                    if m.task.provider else "")),
+        ("data files", "; ".join(f"{f.get('name')} ({f.get('role', '')}, {f.get('rows')} rows, "
+                                 f"sha256:{str(f.get('sha256'))[:16]}…)"
+                                 for f in ((m.provenance.data_files if m.provenance else None) or [])) or "—"),
         ("model", f"{m.model.architecture}{(' mlp_t' if m.model.config.mlp_t else ' attention') if m.model.architecture == 'trm' else ''}, "
                   f"{m.model.parameters:,} parameters, "
                   f"{m.model.dtype}, H={getattr(m.model.config, 'H_cycles', '-')} L={getattr(m.model.config, 'L_cycles', '-')} "
@@ -157,7 +190,9 @@ def verify(
     for check, detail in report.checks:
         mark = "[bold yellow]?[/]" if check in report.unverified else "[green]✓[/]"
         console.print(f"{mark} {check}: {detail}", highlight=False)
-    doubt = " [bold yellow](signer unverified)[/]" if "signature" in report.unverified else ""
+    doubts = [what for check, what in (("signature", "signer unverified"), ("examples", "self-test breaks the rules"))
+              if check in report.unverified]
+    doubt = f" [bold yellow]({'; '.join(doubts)})[/]" if doubts else ""
     console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}{doubt}",
                   highlight=False)
 
@@ -293,10 +328,30 @@ def publish(package: PackageArgument, registry: RegistryOption = None, trusted_k
     """Verify a package and add it to a registry (never overwrites a published version)."""
     from ..package.registry import locate_package
 
+    from ..package import open_package
+    from ..package.signing import copy_public_key
+
     with reported():
         reg = _registry(registry)
         entry = reg.publish(locate_package(package).path, trusted_keys=trusted_keys)
         console.print(f"published {entry.name}@{entry.version} → {reg.root / entry.file} ({entry.digest})")
+        keys = reg.root / "keys"
+        if keys.is_dir():
+            return
+        # `trm serve --registry` trusts the signers whose *.pub files are in keys/: without the folder it refuses all.
+        signer = open_package(reg.path_of(entry)).signed_by
+        copied = copy_public_key(trusted_keys, signer, keys) if signer and trusted_keys is not None else None
+        if copied is not None and signer:
+            console.print(f"{reg.root} had no keys/ folder: the signer's key from --trusted-keys ({signer[:16]}…) is "
+                          f"now {copied}, so `trm serve --registry {reg.root}` accepts its packages", soft_wrap=True)
+        elif signer:
+            console.print(f"note: {reg.root} has no keys/ folder, so `trm serve --registry {reg.root}` refuses every "
+                          f"package: put the signer's public key (key id {signer[:16]}…) there (mkdir {keys} and copy "
+                          "its .pub file in), or publish with --trusted-keys DIR to have it copied", soft_wrap=True)
+        else:
+            console.print(f"note: {entry.name}@{entry.version} is unsigned: `trm serve --registry {reg.root}` refuses "
+                          "it unless started with --allow-unsigned; sign it with `trm sign` and put the public key in "
+                          f"{keys}", soft_wrap=True)
 
 
 def install(

@@ -43,6 +43,9 @@ def retrain_command(
     out: Optional[str] = typer.Option(None, "-o", "--out", help="Run directory (default: runs/<module>-<version>)."),
     publish: bool = typer.Option(False, help="Publish the successor to the registry when it is not worse."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
+    recipe: Optional[str] = typer.Option(
+        None, "--recipe", help="Recipe TOML to fine-tune with (default: the one the parent package embeds, "
+                               "provenance.recipe_toml); its model section must build the parent's network."),
 ) -> None:
     """Fine-tune a module on real-world feedback mixed with its recipe's data; pack it only if it is not worse.
 
@@ -50,6 +53,7 @@ def retrain_command(
     Make the successor active with `trm promote MODULE@VERSION` (or the server's admin API).
     """
     from ..lifecycle.retrain import bump_minor, retrain
+    from ..train import load_recipe
 
     try:
         reg = _registry(registry)
@@ -66,7 +70,8 @@ def retrain_command(
             feedback_dir = str(out_dir / "feedback")
             console.print(f"exported {summary.total} feedback examples: {summary.counts}")
         with console.status(f"fine-tuning {module}@{parent.manifest.version} for {steps} steps"):
-            result = retrain(parent, feedback_dir, out_dir, steps=steps, version=new_version, device=device, lr=lr)
+            result = retrain(parent, feedback_dir, out_dir, steps=steps, version=new_version, device=device, lr=lr,
+                             recipe=load_recipe(recipe) if recipe else None)
     except TRMError as exc:
         fail(exc)
     table = Table(title=f"{module}: {result.parent_version} → {result.version}")

@@ -41,4 +41,12 @@ class PlacementError(HostError):
 
 
 class VersionNotLoaded(HostError, LookupError):
-    """The requested version of a module is not loaded in this host (swap, pin or canary it first)."""
+    """The requested version of a module is not loaded in this host (swap, pin or canary it first).
+
+    ``module``: the module's name, when the module has no active version at all (the server's 404 then
+    names the route that activates one).
+    """
+
+    def __init__(self, message: str, module: str | None = None) -> None:
+        super().__init__(message)
+        self.module = module

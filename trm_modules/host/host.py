@@ -374,7 +374,8 @@ class Host:
             with slot.lock:
                 chosen = slot.default_choice(context, request_key)
                 if chosen is None:
-                    raise VersionNotLoaded(f"module {module!r} has no active version; swap one in first")
+                    raise VersionNotLoaded(f"module {module!r} has no active version; activate a published one first",
+                                           module=module)
                 self._acquire(chosen)
         return _Lease(chosen, started, context)
 

@@ -40,24 +40,33 @@ def _read_json(path: Path) -> Any:
         raise BuildError(f"cannot read {path}: {exc}", file=str(path)) from exc
 
 
-def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tuple[dict, dict]],
-                    count: int = DEFAULT_EXAMPLE_COUNT) -> Sequence[tuple[dict, dict | None]]:
-    """Up to ``count`` examples for the self-test: pairs the model answers acceptably, else its own answers.
+def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tuple[dict, dict | None]],
+                    count: int = DEFAULT_EXAMPLE_COUNT,
+                    allow_failing: bool = False) -> Sequence[tuple[dict, dict | None]]:
+    """Up to ``count`` examples for the self-test: pairs the model answers acceptably.
 
-    Examples the model gets wrong would make the self-test fail, so they are skipped; if the
-    model solves none, the first inputs are kept with the model's answers recorded (output None).
+    An answer is acceptable when it equals the pair's output or the codec judges it valid by the
+    task's rules (a pair without an output needs that judgement). If the model solves none, packing
+    is refused (``BuildError``) unless ``allow_failing``: then the model's own answers to the first
+    inputs are recorded, so installs still check the weights are intact, and ``trm verify`` reports
+    that those recorded outputs break the task's rules.
     """
     pairs = list(pairs)
     answers = solve_inputs(model, codec, [inp for inp, _ in pairs]) if pairs else []
     decodable = [(pair, ans) for pair, ans in zip(pairs, answers) if isinstance(ans, ModelAnswer)]
-    solved = [(inp, out) for (inp, out), ans in decodable if ans.output == out or ans.valid is True]
+    solved = [(inp, out) for (inp, out), ans in decodable
+              if ans.valid is True or (out is not None and ans.output == out and ans.valid is not False)]
     if solved:
         return solved[:count]
     if not decodable:
         raise BuildError(f"the model gives no decodable answer to any of the {len(pairs)} run examples; "
                          "a package needs at least one example it can answer", file="examples.jsonl")
-    warnings.warn(f"the model solves none of the {len(pairs)} run examples; the package records the model's "
-                  "own answers as its self-test", stacklevel=2)
+    if not allow_failing:
+        raise BuildError(f"the model solves none of the {len(pairs)} run examples (by their outputs and the "
+                         f"{codec.name!r} task's rules), so its self-test would fail; train further, or say "
+                         "--allow-failing-examples to pack it with a failing self-test", file="examples.jsonl")
+    warnings.warn(f"the model solves none of the {len(pairs)} run examples; packed with a failing self-test "
+                  "(--allow-failing-examples)", stacklevel=2)
     return [(inp, None) for (inp, _), _ in decodable[:count]]
 
 
@@ -109,6 +118,7 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
              task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
              example_count: int = DEFAULT_EXAMPLE_COUNT, changes: str | None = None, training_state: bool = False,
              outside: list[dict[str, Any]] | None = None, compare: Sequence[Mapping[str, Any]] | None = None,
+             allow_failing_examples: bool = False,
              **metadata: Any) -> Path:
     """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
 
@@ -141,6 +151,8 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
     evaluation = _read_json(run_dir / "evaluation.json") if (run_dir / "evaluation.json").is_file() else None
     training = _read_json(run_dir / "training.json") if (run_dir / "training.json").is_file() else {}
     recipe = _recipe_of(training.get("recipe_toml"))
+    if recipe is not None and recipe.data.from_files:
+        recipe = None  # its held-out rows are in files: nothing to regenerate (trm train judged them)
     if evaluation is not None and "halting" not in evaluation and recipe is not None:
         # A run from before halting was calibrated: calibrate now, and judge it as it will answer.
         evaluation["halting"] = _calibrate(model, codec, recipe)
@@ -159,7 +171,8 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         from ..package.side_by_side import side_by_side_row
 
         evaluation["side_by_side"] = [side_by_side_row(manifest) for manifest in compare]
-    examples = select_examples(model, codec, pairs, example_count)  # answered as the package will answer
+    examples = select_examples(model, codec, pairs, example_count,  # answered as the package will answer
+                               allow_failing=allow_failing_examples)
     provenance: dict[str, Any] = {
         "created_at": _created_at(run_dir),
         "parent_digest": parent_digest or training.get("parent_digest"),
@@ -167,6 +180,7 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         "hardware": training.get("hardware"), "wall_time_s": training.get("wall_time_s"),
         "optimizer_steps": training.get("optimizer_steps"), "feedback_window": training.get("feedback_window"),
         "recipe_toml": training.get("recipe_toml"), "feedback_data": training.get("feedback_data"),
+        "data_files": training.get("data_files"),
         "continued_from": training.get("continued_from"), "continued_at_step": training.get("continued_at_step"),
         "history": [{**point, "sitting": point.get("sitting") or f"{name}@{version}"}
                     for point in training.get("history") or []] or None,
@@ -182,4 +196,4 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
     out_path = Path(out_path) if out_path is not None else Path(f"{name}-{version}.trm")
     return build_package(model, codec, name=name, version=version, out_path=out_path, examples=examples,
                          evaluation=evaluation, provenance={k: v for k, v in provenance.items() if v is not None},
-                         extra_files=extra_files, **metadata)
+                         extra_files=extra_files, allow_failing_examples=allow_failing_examples, **metadata)

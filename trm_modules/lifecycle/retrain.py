@@ -63,7 +63,8 @@ def recipe_of(package) -> Recipe:
         text = Path(provenance.recipe).read_text(encoding="utf-8")
     if not text:
         raise ConfigError(f"{package.manifest.name}@{package.manifest.version} carries no training recipe "
-                          "(provenance.recipe_toml) and its recipe file is not here; pass one with --recipe")
+                          "(provenance.recipe_toml) and its recipe file is not here; give one (`trm retrain --recipe FILE`, "
+                          "or recipe= to retrain())")
     return Recipe.model_validate(tomllib.loads(text))
 
 

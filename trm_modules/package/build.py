@@ -19,6 +19,7 @@ from ..codec import TaskCodec
 from ..errors import TRMError
 from ..model import ReasoningModel, count_parameters
 from ..model.config import swiglu_intermediate
+from ..plugins import codec_distribution
 from .archive import write_archive
 from .errors import BuildError
 from .layout import (
@@ -86,6 +87,11 @@ def model_card(*, title: str, description: str, name: str, version: str, codec: 
         "the codec's validity check tells whether an answer obeys the task's rules.")), ""]
     data = provenance.data if provenance and provenance.data else "not recorded"
     lines += ["## Training data", "", sections.pop("training_data", data), ""]
+    if provenance and provenance.data_files:
+        lines += ["| file | role | rows | SHA-256 |", "| --- | --- | ---: | --- |"]
+        lines += [f"| `{f.get('name')}` | {f.get('role', '')} | {f.get('rows', '')} | `{f.get('sha256', '')}` |"
+                  for f in provenance.data_files]
+        lines.append("")
     if provenance and (provenance.command or provenance.hardware):
         lines += ["## Reproduce", ""]
         if provenance.command:
@@ -196,12 +202,17 @@ def build_package(model: ReasoningModel, codec: TaskCodec, *, name: str, version
                   evaluation: Json | Evaluation | None = None, provenance: Json | Provenance | None = None,
                   card: str | Mapping[str, str] | None = None, dtype: torch.dtype | None = None,
                   devices: Iterable[str] = ("cpu", "cuda"), extra_files: Mapping[str, bytes] | None = None,
-                  signing_key: Ed25519PrivateKey | str | os.PathLike | None = None) -> Path:
+                  signing_key: Ed25519PrivateKey | str | os.PathLike | None = None,
+                  allow_failing_examples: bool = False) -> Path:
     """Write a package of ``model`` (its current weights) answering ``codec`` tasks; return its path.
 
     ``examples`` are (input, output) pairs that become the install self-test. An output of None
     records the model's own answer; a given output must be what the model answers (or an answer
-    the codec accepts as valid), otherwise ``BuildError`` names the example. ``card`` is the full
+    the codec accepts as valid), otherwise ``BuildError`` names the example. Where the codec judges
+    answers by the task's rules, the recorded output must also pass them: a model's own wrong answer
+    is never recorded as if it were right. ``allow_failing_examples`` (the author says so explicitly)
+    packs such examples anyway, with the given output where there is one, so the self-test of
+    ``trm verify`` and of every install reports the failure. ``card`` is the full
     README text, or a mapping of sections (``intended_use``, ``training_data``, ``limits``, …)
     overriding the generated model card. The manifest is validated before anything is written.
     """
@@ -239,12 +250,22 @@ def build_package(model: ReasoningModel, codec: TaskCodec, *, name: str, version
         if isinstance(answer, ItemError):
             raise BuildError(f"example {example_id}: {answer.message}; a package's examples must be answerable",
                              file=output_name, path=answer.path)
-        if expected is not None and expected != answer.output and answer.valid is not True:
-            raise BuildError(f"example {example_id}: the model answers {json.dumps(answer.output)[:200]}, not the "
-                             "given output, and the codec does not accept that answer; give examples the model "
-                             "solves, or None as output to record the model's own answer", file=output_name)
+        recorded = expected if expected is not None else answer.output
+        ruled = codec.check(inp, recorded) if codec.can_check else None
+        if not allow_failing_examples:
+            if expected is not None and expected != answer.output and answer.valid is not True:
+                raise BuildError(f"example {example_id}: the model answers {json.dumps(answer.output)[:200]}, not the "
+                                 "given output, and the codec does not accept that answer; give examples the model "
+                                 "solves (or say --allow-failing-examples to pack a failing self-test)",
+                                 file=output_name)
+            if ruled is False:
+                whose = "the given output" if expected is not None else "the model's own answer"
+                raise BuildError(f"example {example_id}: {whose} {json.dumps(recorded)[:200]} breaks the "
+                                 f"{codec.name!r} task's rules; a self-test must not record a wrong answer as right "
+                                 "(train further, or say --allow-failing-examples to pack a failing self-test)",
+                                 file=output_name)
         files[input_name] = pretty_json(inp)
-        files[output_name] = pretty_json(expected if expected is not None else answer.output)
+        files[output_name] = pretty_json(recorded)
 
     provenance_data = dict(provenance.model_dump(exclude_none=True) if isinstance(provenance, Provenance)
                            else provenance or {})
@@ -275,7 +296,8 @@ def build_package(model: ReasoningModel, codec: TaskCodec, *, name: str, version
         "description": description,
         "authors": [dict(a) for a in authors],
         "license": license,
-        "task": {"codec": codec.name, "params": codec.params},
+        "task": {"codec": codec.name, "params": codec.params,
+                 **({"provider": provider} if (provider := codec_distribution(codec)) is not None else {})},
         "model": {"architecture": model.architecture, "config": config.model_dump(mode="json"), "parameters": parameters,
                   "dtype": dtype_name, "weights": WEIGHTS_NAME},
         "runtime": {"min_trm_modules": __version__, "devices": list(devices),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,13 @@ class Package:
         try:
             codec = get_codec(task.codec, task.params, plugins)
         except UnknownCodec as exc:
-            raise NoCodec(f"the package's task codec {task.codec!r} is not available: {exc}", file="manifest.json",
-                          path="/task/codec") from exc
+            provider = task.provider
+            hint = (f"; it came from the distribution {provider.distribution!r}"
+                    f"{f' {provider.version}' if provider.version else ''}: install it ({provider.install_hint()})"
+                    if provider is not None else "; install the plugin distribution that provides it (the package "
+                    "does not name one)")
+            raise NoCodec(f"the package's task codec {task.codec!r} is not available: {exc}{hint}",
+                          file="manifest.json", path="/task/codec") from exc
         except TRMError as exc:
             raise PackageError(f"cannot build the package's codec {task.codec!r}: {exc}", file="manifest.json",
                                rule="codec", path="/task") from exc

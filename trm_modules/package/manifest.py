@@ -23,7 +23,7 @@ from ..errors import UnknownArchitecture, json_pointer
 from .errors import ArchitectureUnavailable, ManifestInvalid, UnsupportedFormatVersion
 
 #: The format this release writes; it reads every 1.x (newer minors with a warning).
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1 adds the optional task.provider and provenance.data_files
 FORMAT_MAJOR, FORMAT_MINOR = (int(part) for part in FORMAT_VERSION.split("."))
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "signature.json"
@@ -41,10 +41,24 @@ class Author(BaseModel):
     url: str | None = None
 
 
+class CodecProvider(BaseModel):
+    """``task.provider``: the distribution (and its version) that provided the codec when the package was built."""
+
+    model_config = ConfigDict(extra="ignore")
+    distribution: str
+    version: str | None = None
+
+    def install_hint(self) -> str:
+        """What to install to get the codec: ``pip install 'NAME==VERSION'``."""
+        return f"pip install '{self.distribution}=={self.version}'" if self.version else \
+            f"pip install '{self.distribution}'"
+
+
 class Task(TaskSpec):
     """``task`` of the manifest: unknown keys are ignored (newer minor formats may add some)."""
 
     model_config = ConfigDict(extra="ignore")
+    provider: CodecProvider | None = None
 
 
 class ModelInfo(BaseModel):
@@ -110,6 +124,8 @@ class Provenance(BaseModel):
     optimizer_steps: int | None = None
     #: Held-out exact accuracy against optimiser step over every sitting of the run (the card plots it).
     history: list[dict[str, Any]] | None = None
+    #: The data files trained on: ``{name, sha256, rows, role, layout}`` each (format 1.1).
+    data_files: list[dict[str, Any]] | None = None
 
 
 class FileEntry(BaseModel):
@@ -153,6 +169,8 @@ class Manifest(BaseModel):
                 data.pop(section, None)
             else:
                 data[section] = {k: v for k, v in data[section].items() if v is not None}
+        if data["task"].get("provider") is None:
+            data["task"].pop("provider", None)
         for author in data["authors"]:
             for key in [k for k, v in author.items() if v is None]:
                 del author[key]

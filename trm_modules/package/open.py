@@ -315,5 +315,15 @@ def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = N
         model = package.load_model(device)
         report.examples = package.self_test(model, plugins=plugins)
         exact = sum(r.exact for r in report.examples)
-        report.checks.append(("examples", f"{len(report.examples)} examples pass on {device} ({exact} exact)"))
+        ruled = sum(r.valid is True for r in report.examples)
+        judged = (f"{ruled} valid by the {codec.name!r} task's rules, {exact} equal to the recorded output"
+                  if codec.can_check else f"{exact} equal to the recorded output; the {codec.name!r} codec has no "
+                  "rule check, so agreement is all that is tested")
+        report.checks.append(("examples", f"{len(report.examples)} examples pass on {device} ({judged})"))
+        wrong = [r.name for r in report.examples if r.breaks_rules]
+        if wrong:  # packed before `trm pack` judged examples by the rules, or with --allow-failing-examples
+            report.checks[-1] = ("examples", f"{len(report.examples)} examples agree with their recorded outputs, but "
+                                 f"{len(wrong)} of those outputs ({', '.join(wrong)}) break the {codec.name!r} task's "
+                                 "rules: they show only that the weights are intact, not that the model solves the task")
+            report.unverified.add("examples")
     return report

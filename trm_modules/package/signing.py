@@ -119,6 +119,20 @@ def load_trusted_keys(source: TrustedKeys) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def copy_public_key(source: str | os.PathLike, wanted_key_id: str, folder: str | os.PathLike) -> Path | None:
+    """Copy the ``*.pub`` file of ``source`` (a folder of them, or one key file) whose key id is ``wanted_key_id``
+    into ``folder`` (created); its path there, or None when ``source`` holds no such key."""
+    source = Path(source)
+    candidates = sorted(source.glob(f"*{PUBLIC_KEY_SUFFIX}")) if source.is_dir() else [source]
+    for path in candidates:
+        if key_id(load_public_key(path)) == wanted_key_id:
+            target = Path(folder) / path.name
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+            return target
+    return None
+
+
 def _sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -28,7 +28,9 @@ from fastapi.responses import FileResponse
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__ as trm_version
+from ..errors import ModuleNotFound
 from ..host import SlotState
+from ..host.errors import VersionNotLoaded
 from ..plugins import call_hook, record_plugin_failure
 from ..package import open_package
 from ..package.archive import check_entry_name
@@ -261,7 +263,14 @@ def _module_routes() -> APIRouter:
                  responses={503: {"description": "The answer could not be recorded; retry (Retry-After)."}})
     async def solve(request: Request, name: str, body: SolveRequest) -> SolveResponse:
         require_course(request, body.context.course, "this solve's context")
-        answer = await _runtime(request).intake.solve(name, body.input, body.context, body.client_id)
+        runtime = _runtime(request)
+        try:
+            answer = await runtime.intake.solve(name, body.input, body.context, body.client_id)
+        except ModuleNotFound as exc:  # published (say, while the server ran) but never activated: say how
+            if not runtime.registry.list_versions(name):
+                raise
+            raise VersionNotLoaded(f"module {name!r} is published but has no active version here",
+                                   module=name) from exc
         return SolveResponse(solve_id=answer.solve_id, module=answer.module, version=answer.version,
                              digest=answer.digest, output=answer.output, steps=answer.steps,
                              confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,

@@ -82,6 +82,11 @@ def problem_for(exc: BaseException) -> Problem:
                        f"the module answered tokens its task codec cannot decode: {exc}; the input was valid")
     if isinstance(exc, VersionExists):
         return Problem(409, "version-exists", "This version is already published", str(exc))
+    if isinstance(exc, VersionNotLoaded) and exc.module:
+        return Problem(404, "not-found", "No such module or version",
+                       f"module {exc.module!r} has no active version; activate a published one with POST "
+                       f"/v1/admin/modules/{exc.module}/activate and the body {{\"version\": \"X.Y.Z\"}} "
+                       "(admin scope; GET /v1/modules lists what is published)")
     if isinstance(exc, (ModuleNotFound, NoMatchingVersion, VersionNotLoaded)):
         return Problem(404, "not-found", "No such module or version", str(exc))
     if isinstance(exc, PackageError):

@@ -59,9 +59,11 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
         for name, version in sorted(report.activated.items()):
             how = computing.get(f"{name} {version}")
             announce(f"  {name} {version} active" + (f" ({how})" if how else ""))
-    else:
+    elif not report.failed and not report.prerelease_only:
         announce(f"registry {report.registry} has no published modules yet: publish one with `trm publish PKG "
                  f"--registry {report.registry}` or POST /v1/admin/packages")
+    else:  # modules are published, but none could be activated: say why below, not that there are none
+        announce(f"registry {report.registry}: no published module is active")
     for name, version in sorted(report.prerelease_only.items()):
         announce(f"  {name}: pre-releases only (newest {version}); serve one with `trm promote {name}@{version}`")
     for name, error in sorted(report.failed.items()):

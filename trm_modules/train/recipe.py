@@ -7,6 +7,7 @@ which; vocabulary and sequence length come from the codec) and the optimisation 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..codec import TaskSpec
 from ..errors import ConfigError
@@ -52,6 +53,29 @@ class DataSpec(BaseModel):
     augment: bool = True
     seed: int = 0
     hard: HardSetSpec | None = Field(None, description="Hard puzzles mixed in by a curriculum ([data.hard]).")
+    files: list[str] = Field(default_factory=list, description=(
+        "Data files to train on instead of generated puzzles (paths relative to the folder `trm train` runs "
+        "in): *.jsonl of {input, output}, the authors' *.csv (source,q,a,rating), ARC *_challenges.json."))
+    heldout_files: list[str] = Field(default_factory=list, description=(
+        "Data files of the held-out set (default: a seeded heldout_fraction of `files`)."))
+    heldout_fraction: float = Field(0.1, gt=0.0, lt=1.0, description=(
+        "Share of the `files` rows held out (seeded by `seed`) when no heldout_files are given."))
+    calibration_fraction: float = Field(0.05, gt=0.0, lt=1.0, description=(
+        "Share of the training rows set aside (seeded) to calibrate halting on, when training from files."))
+
+    @property
+    def from_files(self) -> bool:
+        """Does the run train on data files (``files``) rather than generated puzzles?"""
+        return bool(self.files)
+
+    @model_validator(mode="after")
+    def _heldout_files_need_files(self) -> "DataSpec":
+        if self.heldout_files and not self.files:
+            raise ValueError("data.heldout_files needs data.files (the training rows) too")
+        if self.files and self.hard is not None:
+            raise ValueError("data.hard (generated hard puzzles) cannot be mixed with data.files yet; "
+                             "put the hard rows in a data file")
+        return self
 
 
 class OptimSpec(BaseModel):
@@ -112,8 +136,36 @@ class Recipe(BaseModel):
             raise ConfigError(f"recipe {self.name!r}: bad [model] section: {exc}") from exc
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
-    """Read a TOML recipe; ``overrides`` maps dotted keys (``train.steps``) to values."""
+def recipe_toml(recipe: Recipe) -> str:
+    """A recipe as TOML (the subset of TOML recipes use: tables of scalars, arrays and inline tables), so the
+    recipe exactly as run (every ``--set`` and ``--data`` applied) travels with a run and its package."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{json.dumps(str(k))} = {value(x)}" for k, x in v.items() if x is not None) + " }"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    data = recipe.model_dump(exclude_none=True)
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for section, table in data.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{section}]")
+            lines += [f"{json.dumps(str(k))} = {value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
+                data_files: list[str] | None = None) -> Recipe:
+    """Read a TOML recipe; ``overrides`` maps dotted keys (``train.steps``) to values; ``data_files``
+    (``trm train --data``) are added to ``[data] files``."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -127,6 +179,11 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Re
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
+    if data_files:
+        section = data.setdefault("data", {})
+        if not isinstance(section, dict) or not isinstance(section.get("files", []), list):
+            raise ConfigError(f"{path}: [data] must be a table and data.files a list to add --data files to")
+        section["files"] = [*section.get("files", []), *data_files]
     try:
         return Recipe.model_validate(data)
     except Exception as exc:

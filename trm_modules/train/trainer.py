@@ -26,6 +26,7 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 
 from ..codec import TaskCodec
+from ..errors import ConfigError
 from ..model import ReasoningModel, count_parameters
 from ..plugins import get_architecture, get_codec
 from ..views import DEFAULT_VIEWS
@@ -34,10 +35,13 @@ from .data import (HELDOUT_SEED_OFFSET, AugmentedSampler, CurriculumSampler, Tok
                    generate_set, hard_seed, heldout_pairs, heldout_seed)
 from .halting import CALIBRATION_SEED_OFFSET, calibrate_halting
 from .evaluate import EvalReport, evaluate, plot_history, plot_report, rule_check_report
-from .recipe import Recipe
+from .data_files import FileData, load_file_data, pairs_of
+from .recipe import Recipe, recipe_toml
 from .run_dir import ARCHITECTURE_FILE
 
 CHECKPOINT = "checkpoint.pt"
+#: Examples a run writes to examples.jsonl (the candidates for the package's self-test).
+DEFAULT_RUN_EXAMPLES = 4
 
 
 # ------------------------------------------------------------------------------ pieces
@@ -168,9 +172,14 @@ class Trainer:
     def __init__(self, recipe: Recipe, out_dir: str | Path, device: str | None = None,
                  codec: TaskCodec | None = None, init_weights: dict[str, torch.Tensor] | None = None,
                  extra_train: TokenSet | None = None, recipe_path: str | Path | None = None,
-                 init_from: PackageStart | None = None) -> None:
+                 init_from: PackageStart | None = None, overrides: dict | None = None,
+                 data_args: list[str] | None = None) -> None:
         self.recipe = recipe
         self.recipe_path = recipe_path
+        #: The command line's --set overrides and --data files, so the recorded command reproduces the run.
+        self.overrides = dict(overrides or {})
+        self.data_args = list(data_args or [])
+        self.file_data: FileData | None = None
         self.extra_provenance: dict = {}
         self.out_dir = Path(out_dir)
         self.device = pick_device(device)
@@ -189,7 +198,12 @@ class Trainer:
         torch.manual_seed(seed)  # identical initial weights on every rank
         self.model = self.architecture.build(self.config).to(self.device)
         if init_weights is not None:
-            self.model.load_state_dict(init_weights)
+            try:
+                self.model.load_state_dict(init_weights)
+            except RuntimeError as exc:  # shapes differ: a typed error, not a traceback
+                first = str(exc).strip().splitlines()[-1].strip()
+                raise ConfigError(f"recipe {recipe.name!r} builds a network the starting weights do not fit ({first}); "
+                                  "its [model] section must describe the network the weights came from") from exc
         self.ema = EMA(self.model, recipe.train.ema)
         self.optimizer = build_optimizer(self.model, recipe)
         self.step = 0
@@ -207,14 +221,18 @@ class Trainer:
 
         data = recipe.data
         cache = self.out_dir / "data"
-        if self.dist.is_main:
+        if data.from_files:  # every rank reads the files (no cache: a file changed since is read again)
+            self.file_data = load_file_data(self.codec, data)
+            self.train_set = encode_pairs(self.codec, pairs_of(self.file_data.train))
+            self.test_set = encode_pairs(self.codec, pairs_of(self.file_data.heldout))
+        elif self.dist.is_main:
             self.train_set = generate_set(self.codec, data.train_puzzles, data.seed, data.difficulty, cache / "train.npz")
             self.test_set = generate_set(self.codec, data.test_puzzles, heldout_seed(data),
                                          data.test_difficulty or data.difficulty, cache / "test.npz")
             if data.hard is not None:
                 generate_set(self.codec, data.hard.puzzles, hard_seed(data), data.hard.difficulty, cache / "hard.npz")
         self.dist.barrier()
-        if not self.dist.is_main:
+        if not self.dist.is_main and not data.from_files:
             self.train_set = TokenSet.load(cache / "train.npz")
             self.test_set = TokenSet.load(cache / "test.npz")
         self.hard_set = TokenSet.load(cache / "hard.npz") if data.hard is not None else None
@@ -326,7 +344,9 @@ class Trainer:
                 is_last = steps_done >= cfg.halt_max_steps
                 halt_now = model.halting_logit(out).detach() > 0
                 explore = torch.rand(B, device=self.device) < cfg.halt_exploration_prob
-                min_steps = explore * torch.randint(2, cfg.halt_max_steps + 1, (B,), device=self.device)
+                # The authors' exploration draws a minimum of 2..halt_max_steps steps; with one step there is none.
+                min_steps = explore * torch.randint(min(2, cfg.halt_max_steps), cfg.halt_max_steps + 1, (B,),
+                                                    device=self.device)
                 halted = is_last | (halt_now & (steps_done >= min_steps))
                 finished += int(halted.sum())
                 finished_ok += int((halted & metrics["seq_correct"]).sum())
@@ -369,19 +389,36 @@ class Trainer:
         return final
 
     # -- outputs ------------------------------------------------------------------------
-    def recipe_toml(self) -> str | None:
-        if self.recipe_path is not None and Path(self.recipe_path).is_file():
-            return Path(self.recipe_path).read_text(encoding="utf-8")
-        return None
+    def recipe_toml(self) -> str:
+        """The recipe exactly as run (every override and data file applied), as TOML."""
+        return recipe_toml(self.recipe)
 
     def command(self) -> str:
-        """The `trm train` command line of this run (empty when the recipe has no file)."""
+        """The `trm train` command line of this run, with its --set and --data (empty when the recipe has no file)."""
         if not self.recipe_path:
             return ""
         line = f"trm train {shlex.quote(str(self.recipe_path))} -o {shlex.quote(str(self.out_dir))}"
+        for key, value in self.overrides.items():
+            line += f" --set {shlex.quote(f'{key}={json.dumps(value)}')}"
+        for name in self.data_args:
+            line += f" --data {shlex.quote(name)}"
         if self.init_from is not None:
             line += f" --init-from {shlex.quote(self.init_from.path)}"
         return line
+
+    def _calibration_pairs(self) -> tuple[list, str]:
+        """Pairs to calibrate halting on (never the test set) and how to name them."""
+        data = self.recipe.data
+        if self.file_data is not None:
+            pairs = pairs_of(self.file_data.calibration)
+            return pairs, f"{len(pairs)} calibration rows set aside from the training files"
+        pairs = calibration_pairs(self.codec, data)
+        return pairs, f"{len(pairs)} calibration puzzles (seed {heldout_seed(data)} + {CALIBRATION_SEED_OFFSET})"
+
+    def _heldout_inputs(self) -> list:
+        if self.file_data is not None:
+            return [row.input for row in self.file_data.heldout]
+        return [inp for inp, _ in heldout_pairs(self.codec, self.recipe.data)]
 
     def write_run(self, report: EvalReport) -> None:
         """Write the run directory that ``trm pack`` turns into a package."""
@@ -395,25 +432,27 @@ class Trainer:
         (out / ARCHITECTURE_FILE).write_text(json.dumps({"name": self.architecture.name}))
         (out / "task.json").write_text(json.dumps({"codec": self.codec.name, "params": self.codec.params}, indent=2))
         data = self.recipe.data
+        if self.file_data is not None:
+            dataset = (f"{len(self.test_set)} held-out rows of the data files "
+                       f"({', '.join(r.name for r in self.file_data.records if r.role == 'heldout') or 'a seeded split'})")
+        else:
+            dataset = (f"{len(self.test_set)} freshly generated held-out puzzles "
+                       f"(seed {heldout_seed(data)}, {json.dumps(data.test_difficulty or data.difficulty)})")
         evaluation = {
-            "dataset": f"{len(self.test_set)} freshly generated held-out puzzles "
-                       f"(seed {heldout_seed(data)}, {json.dumps(data.test_difficulty or data.difficulty)})",
+            "dataset": dataset,
             "metric": "exact_accuracy",
             "value": report.accuracy_all_steps,
             "steps": self.config.halt_max_steps,
             **report.to_json(),
         }
         # The halting policy the package will carry, chosen on calibration puzzles (not the test set).
-        calibration = calibration_pairs(self.codec, data)
+        calibration, calibration_name = self._calibration_pairs()
         halting = calibrate_halting(ema_model, self.codec, [inp for inp, _ in calibration],
-                                    [out for _, out in calibration],
-                                    dataset=f"{len(calibration)} calibration puzzles (seed {heldout_seed(data)} "
-                                            f"+ {CALIBRATION_SEED_OFFSET})")
+                                    [out for _, out in calibration], dataset=calibration_name)
         evaluation["halting"] = halting
         ema_model.use_halting(halting["threshold"], halting["min_steps"])
         # As `trm solve` answers (calibrated halting, test-time views), judged by the task's rules.
-        ruled = rule_check_report(ema_model, self.codec, [inp for inp, _ in heldout_pairs(self.codec, data)],
-                                  views=DEFAULT_VIEWS)
+        ruled = rule_check_report(ema_model, self.codec, self._heldout_inputs(), views=DEFAULT_VIEWS)
         if ruled is not None:
             evaluation["rule_check"] = ruled.to_json()
         if data.hard is not None and data.hard.test_puzzles:
@@ -435,11 +474,14 @@ class Trainer:
             # Across sittings: the package this run continued from counted its own time.
             "wall_time_s": round(self.previous_wall_time_s + getattr(self, "wall_time_s", 0.0), 1),
             "hardware": hardware_description(self.device, self.dist.world, self.precision),
-            "data": f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)})"
+            "data": self.file_data.describe() if self.file_data is not None else
+                    f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)})"
                     + (f" and {len(self.hard_set)} hard ones ({json.dumps(data.hard.difficulty)}; share "
                        f"{data.hard.share[0]:.0%} → {data.hard.share[1]:.0%} over the schedule)"
                        if data.hard is not None and self.hard_set is not None else "")
                     + f", {'augmented on the fly' if data.augment else 'no augmentation'}",
+            # Each data file by name, SHA-256 and row count (Hugging Face datasets' way of naming data).
+            "data_files": [r.to_json() for r in self.file_data.records] if self.file_data is not None else None,
             "optimizer_steps": self.step,
             "parameters": count_parameters(self.model),
             "torch": torch.__version__,
@@ -450,8 +492,12 @@ class Trainer:
         }
         (out / "training.json").write_text(json.dumps(training, indent=2))
         rng = np.random.default_rng(data.seed + 17)
+        if self.file_data is not None:  # the package's self-test examples: held-out rows, answers as given
+            examples = pairs_of(self.file_data.heldout[:DEFAULT_RUN_EXAMPLES])
+        else:
+            examples = self.codec.generate(rng, DEFAULT_RUN_EXAMPLES, **(data.test_difficulty or data.difficulty))
         with open(out / "examples.jsonl", "w", encoding="utf-8") as fh:
-            for inp, outp in self.codec.generate(rng, 4, **(data.test_difficulty or data.difficulty)):
+            for inp, outp in examples:
                 fh.write(json.dumps({"input": inp, "output": outp}) + "\n")
         plot_report(report, out, title=self.recipe.name)
         plot_history(self.history, out, title=self.recipe.name)
