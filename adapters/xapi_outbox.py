@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import (JSON, Column, Engine, Index, Integer, MetaData, String, Table, delete, func, select,
-                        update)
+from sqlalchemy import JSON, Column, Engine, Index, Integer, MetaData, String, Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 
 from trm_modules.store.models import UTCDateTime
 
 metadata = MetaData()
 outbox = Table(
-    "xapi_outbox", metadata,
+    "xapi_outbox",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("statement_id", String(36), nullable=False),
     Column("statement", JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql"), nullable=False),
@@ -72,17 +72,29 @@ class Outbox:
         if not statements:
             return
         now = self.clock()
-        rows = [{"statement_id": s["id"], "statement": s, "state": "pending", "attempts": 0, "next_attempt_at": now,
-                 "created_at": now} for s in statements]
+        rows = [
+            {
+                "statement_id": s["id"],
+                "statement": s,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for s in statements
+        ]
         with self.engine.begin() as connection:
             connection.execute(outbox.insert(), rows)
 
     def due(self, limit: int) -> list[Queued]:
         """Up to ``limit`` pending statements whose next attempt is due, oldest schedule first."""
         c = outbox.c
-        query = (select(c.seq, c.statement, c.attempts)
-                 .where(c.state == "pending", c.next_attempt_at <= self.clock())
-                 .order_by(c.next_attempt_at, c.seq).limit(limit))
+        query = (
+            select(c.seq, c.statement, c.attempts)
+            .where(c.state == "pending", c.next_attempt_at <= self.clock())
+            .order_by(c.next_attempt_at, c.seq)
+            .limit(limit)
+        )
         with self.engine.connect() as connection:
             return [Queued(row.seq, row.statement, row.attempts) for row in connection.execute(query)]
 
@@ -96,28 +108,39 @@ class Outbox:
         now = self.clock()
         with self.engine.begin() as connection:
             for item in items:
-                delay = min(max_s, initial_s * (2 ** item.attempts))
-                connection.execute(update(outbox).where(outbox.c.seq == item.seq).values(
-                    attempts=item.attempts + 1, next_attempt_at=now + timedelta(seconds=delay),
-                    last_error=error[:ERROR_MAX]))
+                delay = min(max_s, initial_s * (2**item.attempts))
+                connection.execute(
+                    update(outbox)
+                    .where(outbox.c.seq == item.seq)
+                    .values(
+                        attempts=item.attempts + 1,
+                        next_attempt_at=now + timedelta(seconds=delay),
+                        last_error=error[:ERROR_MAX],
+                    )
+                )
 
     def bury(self, items: Sequence[Queued], error: str) -> None:
         """The LRS refused these statements: keep them as dead letters with its answer."""
         with self.engine.begin() as connection:
-            connection.execute(update(outbox).where(outbox.c.seq.in_([i.seq for i in items])).values(
-                state="dead", attempts=outbox.c.attempts + 1, last_error=error[:ERROR_MAX]))
+            connection.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_([i.seq for i in items]))
+                .values(state="dead", attempts=outbox.c.attempts + 1, last_error=error[:ERROR_MAX])
+            )
 
     def pending(self) -> int:
         """Statements not yet accepted by the LRS (dead letters excluded)."""
         with self.engine.connect() as connection:
-            return connection.execute(select(func.count()).select_from(outbox)
-                                      .where(outbox.c.state == "pending")).scalar_one()
+            return connection.execute(
+                select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
+            ).scalar_one()
 
     def next_due_in(self) -> float | None:
         """Seconds until the next pending statement is due (0 if one is due now), None if none is pending."""
         with self.engine.connect() as connection:
-            earliest = connection.execute(select(func.min(outbox.c.next_attempt_at))
-                                          .where(outbox.c.state == "pending")).scalar()
+            earliest = connection.execute(
+                select(func.min(outbox.c.next_attempt_at)).where(outbox.c.state == "pending")
+            ).scalar()
         if earliest is None:
             return None
         if earliest.tzinfo is None:
@@ -128,8 +151,9 @@ class Outbox:
         """The statements the LRS refused, oldest first."""
         c = outbox.c
         with self.engine.connect() as connection:
-            rows = connection.execute(select(c.seq, c.statement, c.attempts, c.last_error)
-                                      .where(c.state == "dead").order_by(c.seq))
+            rows = connection.execute(
+                select(c.seq, c.statement, c.attempts, c.last_error).where(c.state == "dead").order_by(c.seq)
+            )
             return [RefusedStatement(r.seq, r.statement, r.attempts, r.last_error or "") for r in rows]
 
 
@@ -142,8 +166,13 @@ class OutboxPersonalData:
     def declare(self) -> list[Any]:
         from trm_modules.store.privacy import PersonalData
 
-        return [PersonalData("xapi_outbox", ("statement",), "Statements about solves and feedback waiting for "
-                             "the configured LRS, and those it refused.")]
+        return [
+            PersonalData(
+                "xapi_outbox",
+                ("statement",),
+                "Statements about solves and feedback waiting for the configured LRS, and those it refused.",
+            )
+        ]
 
     def link(self, connection: Any, subject: Any) -> Any:
         from trm_modules.store.privacy import Subject
@@ -157,14 +186,17 @@ class OutboxPersonalData:
         return [row for row in rows if mentions_learner(row.statement, subject)]
 
     def export(self, connection: Any, subject: Any) -> dict[str, list[Any]]:
-        return {"xapi_outbox": [{"state": row.state, "statement": row.statement}
-                                for row in self._rows(connection, subject)]}
+        return {
+            "xapi_outbox": [{"state": row.state, "statement": row.statement} for row in self._rows(connection, subject)]
+        }
 
     def erase(self, connection: Any, subject: Any) -> dict[str, int]:
         seqs = [row.seq for row in self._rows(connection, subject)]
         removed = 0
         for start in range(0, len(seqs), 500):
-            removed += connection.execute(delete(outbox).where(outbox.c.seq.in_(seqs[start:start + 500]))).rowcount or 0
+            removed += (
+                connection.execute(delete(outbox).where(outbox.c.seq.in_(seqs[start : start + 500]))).rowcount or 0
+            )
         return {"xapi_outbox": removed}
 
     def expire(self, connection: Any, before: datetime) -> dict[str, int]:

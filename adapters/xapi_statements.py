@@ -90,7 +90,9 @@ def statement_id_for(kind: str, item_id: str) -> str:
 
 
 def _iri_or_under(base: str, kind: str, value: str) -> str:
-    return value if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", value) else f"{base.rstrip('/')}/{kind}/{quote(value, safe='')}"
+    return (
+        value if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", value) else f"{base.rstrip('/')}/{kind}/{quote(value, safe='')}"
+    )
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,14 @@ def learner_agent(context: Any, solve_id: str, naming: StatementNaming) -> dict[
     if context.actor:
         return {"objectType": "Agent", **context.actor}
     if context.learner:
-        return {"objectType": "Agent", "account": {"homePage": naming.homepage(context.platform),
-                                                   "name": context.learner}}
-    return {"objectType": "Agent", "account": {"homePage": f"{naming.base.rstrip('/')}/anonymous",
-                                               "name": f"solve-{solve_id}"}}
+        return {
+            "objectType": "Agent",
+            "account": {"homePage": naming.homepage(context.platform), "name": context.learner},
+        }
+    return {
+        "objectType": "Agent",
+        "account": {"homePage": f"{naming.base.rstrip('/')}/anonymous", "name": f"solve-{solve_id}"},
+    }
 
 
 def registration_of(record: SolveRecord) -> str:
@@ -164,20 +170,31 @@ def statement_for_solve(record: SolveRecord, naming: "StatementNaming | str") ->
         "duration": iso_duration(record.latency_ms),
         "extensions": {EXT_STEPS: record.steps, EXT_CONFIDENCE: record.confidence, EXT_LATENCY_MS: record.latency_ms},
     }
-    extensions: dict[str, Any] = {EXT_MODULE: record.module, EXT_VERSION: record.version, EXT_DIGEST: record.digest,
-                                  EXT_EMITTED_BY: base}
+    extensions: dict[str, Any] = {
+        EXT_MODULE: record.module,
+        EXT_VERSION: record.version,
+        EXT_DIGEST: record.digest,
+        EXT_EMITTED_BY: base,
+    }
     if record.valid is not None:
         extensions[EXT_VERDICT] = record.valid
     xapi_context: dict[str, Any] = {
         "registration": registration_of(record),
-        "contextActivities": {"parent": [{"objectType": "Activity", "id": f"{base}/v1/modules/{quote(record.module, safe='')}",
-                                          "definition": {"type": ACTIVITY_TYPE_MODULE,
-                                                         "name": {"en-US": record.module}}}]},
+        "contextActivities": {
+            "parent": [
+                {
+                    "objectType": "Activity",
+                    "id": f"{base}/v1/modules/{quote(record.module, safe='')}",
+                    "definition": {"type": ACTIVITY_TYPE_MODULE, "name": {"en-US": record.module}},
+                }
+            ]
+        },
         "extensions": extensions,
     }
     if context.course:
-        xapi_context["contextActivities"]["grouping"] = [{"objectType": "Activity",
-                                                          "id": _iri_or_under(base, "courses", context.course)}]
+        xapi_context["contextActivities"]["grouping"] = [
+            {"objectType": "Activity", "id": _iri_or_under(base, "courses", context.course)}
+        ]
     if context.activity:
         extensions[EXT_ACTIVITY] = context.activity
     if context.platform:
@@ -186,9 +203,15 @@ def statement_for_solve(record: SolveRecord, naming: "StatementNaming | str") ->
         "id": statement_id_for("solve", record.id),
         "actor": learner_agent(context, record.id, naming),
         "verb": {"id": VERB_ASKED, "display": {"en-US": "asked"}},
-        "object": {"objectType": "Activity", "id": solve_activity_iri(base, record.id),
-                   "definition": {"type": ACTIVITY_TYPE_INTERACTION, "name": {"en-US": f"{record.module} solve"},
-                                  "extensions": {EXT_INPUT: record.input}}},
+        "object": {
+            "objectType": "Activity",
+            "id": solve_activity_iri(base, record.id),
+            "definition": {
+                "type": ACTIVITY_TYPE_INTERACTION,
+                "name": {"en-US": f"{record.module} solve"},
+                "extensions": {EXT_INPUT: record.input},
+            },
+        },
         "result": result,
         "context": xapi_context,
         "timestamp": _timestamp(record.created_at),
@@ -271,8 +294,12 @@ def feedback_from_statement(statement: dict[str, Any]) -> FeedbackEvent | None:
             correction = parsed if isinstance(parsed, dict) else None
         except ValueError:
             correction = None
-    common = {"id": statement["id"], "solve_id": solve_id, "source": "xapi",
-              "actor": actor_pseudonym(statement.get("actor", {}))}
+    common = {
+        "id": statement["id"],
+        "solve_id": solve_id,
+        "source": "xapi",
+        "actor": actor_pseudonym(statement.get("actor", {})),
+    }
     if correction is not None:
         return FeedbackEvent(kind="correction", corrected_output=correction, value=scaled, **common)
     if isinstance(result.get("success"), bool):

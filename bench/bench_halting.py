@@ -35,7 +35,7 @@ def timed_solve(model, tokens, batch_size: int, halt: bool) -> tuple[float, torc
     start = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(tokens), batch_size):
-            sol = model.solve(tokens[i:i + batch_size], halt=halt)
+            sol = model.solve(tokens[i : i + batch_size], halt=halt)
             answers.append(sol.tokens)
             steps.append(sol.steps)
     return time.perf_counter() - start, torch.cat(answers), torch.cat(steps)
@@ -67,7 +67,9 @@ def main() -> None:
         print(f"{label}: {results[halt][0]:8.1f} puzzles/s  exact {accuracy:.2%}  mean steps {results[halt][2]:.2f}")
     speedup = results[True][0] / results[False][0]
     delta = (results[True][1] - results[False][1]) * 100
-    print(f"speed-up of early halting: {speedup:.2f}x  (accuracy difference {delta:+.2f} points; goal >= 1.5x within ±0.5)")
+    print(
+        f"speed-up of early halting: {speedup:.2f}x  (accuracy difference {delta:+.2f} points; goal >= 1.5x within ±0.5)"
+    )
 
 
 if __name__ == "__main__":

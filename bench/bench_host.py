@@ -31,8 +31,17 @@ from trm_modules.solving import solve_inputs
 from trm_modules.testing import digit_answering_sudoku_model
 
 CALLERS = 16
-CONFIG = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=128, puzzle_emb_len=1, hidden_size=128, num_heads=4,
-                   H_cycles=2, L_cycles=3, halt_max_steps=6)
+CONFIG = TRMConfig(
+    vocab_size=6,
+    seq_len=16,
+    puzzle_emb_ndim=128,
+    puzzle_emb_len=1,
+    hidden_size=128,
+    num_heads=4,
+    H_cycles=2,
+    L_cycles=3,
+    halt_max_steps=6,
+)
 
 
 def sudoku_model(seed: int) -> TRM:
@@ -45,8 +54,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def raw_loop(model: TRM, tokens: torch.Tensor, seconds: float, device: str,
-             answer_table: torch.Tensor | None = None) -> float:
+def raw_loop(
+    model: TRM, tokens: torch.Tensor, seconds: float, device: str, answer_table: torch.Tensor | None = None
+) -> float:
     """Solved examples per second of a bare ``model.solve`` loop on full batches (decoding as the host does)."""
     model = model.to(device)
     tokens = tokens.to(device)
@@ -60,8 +70,9 @@ def raw_loop(model: TRM, tokens: torch.Tensor, seconds: float, device: str,
     return done / (time.perf_counter() - start)
 
 
-def hammer(host: Host, inputs: list[dict], seconds: float, swap_versions: list[str] | None = None,
-           swap_every: float = 1.0) -> tuple[float, list[float], int]:
+def hammer(
+    host: Host, inputs: list[dict], seconds: float, swap_versions: list[str] | None = None, swap_every: float = 1.0
+) -> tuple[float, list[float], int]:
     """(solve/s, latencies in ms, swaps done) for CALLERS threads calling ``host.solve`` for ``seconds``."""
     latencies: list[float] = []
     lock = threading.Lock()
@@ -121,22 +132,38 @@ def main() -> None:
     for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
         model = sudoku_model(seed)
         outputs = [answer.output for answer in solve_inputs(model, codec, examples)]  # as the host answers them
-        specs.append(ServableVersion.from_model("sudoku-4x4", version, model, codec, list(zip(examples, outputs)),
-                                            allowed_devices=(args.device.split(":")[0],)))
+        specs.append(
+            ServableVersion.from_model(
+                "sudoku-4x4",
+                version,
+                model,
+                codec,
+                list(zip(examples, outputs)),
+                allowed_devices=(args.device.split(":")[0],),
+            )
+        )
     budgets = {args.device if ":" in args.device or args.device == "cpu" else f"{args.device}:0": 8 << 30}
 
     def make_host(max_batch_size: int) -> Host:
         # views=1: the untrained model's answers break the rules, and the raw loop solves each input once.
-        host = Host([MemorySource(specs)], memory_budgets=budgets, batch_window_ms=2.0,
-                    max_batch_size=max_batch_size, cpu_threads=args.cpu_threads, views=1)
+        host = Host(
+            [MemorySource(specs)],
+            memory_budgets=budgets,
+            batch_window_ms=2.0,
+            max_batch_size=max_batch_size,
+            cpu_threads=args.cpu_threads,
+            views=1,
+        )
         host.swap("sudoku-4x4", "1.0.0")
         for data in inputs[:CALLERS]:  # warm up (one at a time: not counted in the mean batch below)
             host.solve("sudoku-4x4", data)
         return host
 
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, {CALLERS} callers, "
-          f"{args.seconds:.0f} s per measurement, model hidden {CONFIG.hidden_size}, "
-          f"{CONFIG.H_cycles}x{CONFIG.L_cycles + 1} net applications/step, up to {CONFIG.halt_max_steps} steps")
+    print(
+        f"device {args.device}, torch threads {torch.get_num_threads()}, {CALLERS} callers, "
+        f"{args.seconds:.0f} s per measurement, model hidden {CONFIG.hidden_size}, "
+        f"{CONFIG.H_cycles}x{CONFIG.L_cycles + 1} net applications/step, up to {CONFIG.halt_max_steps} steps"
+    )
 
     tokens = torch.from_numpy(np.stack([codec.encode_input(d) for d in inputs[:CALLERS]]))
     raw_model = sudoku_model(1).to(args.device)
@@ -165,14 +192,20 @@ def main() -> None:
 
     p50, p99 = percentile(lat_plain, 50), percentile(lat_plain, 99)
     s50, s99 = percentile(lat_swaps, 50), percentile(lat_swaps, 99)
-    print(f"1. raw torch loop, batch {CALLERS}:      {raw:8.1f} solve/s median of {args.rounds} interleaved rounds "
-          f"(min {min(raw_rates):.1f}, max {max(raw_rates):.1f})")
+    print(
+        f"1. raw torch loop, batch {CALLERS}:      {raw:8.1f} solve/s median of {args.rounds} interleaved rounds "
+        f"(min {min(raw_rates):.1f}, max {max(raw_rates):.1f})"
+    )
     print(f"   host, {CALLERS} callers, micro-batched: {batched:8.1f} solve/s  (mean batch {mean_batch:.1f})")
-    print(f"   host / raw, per round: median {statistics.median(ratios):.2f}x, quartiles {quartiles[0]:.2f}-"
-          f"{quartiles[2]:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x  (goal >= 0.9x, mean batch >= 12)")
+    print(
+        f"   host / raw, per round: median {statistics.median(ratios):.2f}x, quartiles {quartiles[0]:.2f}-"
+        f"{quartiles[2]:.2f}x, range {ratios[0]:.2f}-{ratios[-1]:.2f}x  (goal >= 0.9x, mean batch >= 12)"
+    )
     print(f"2. latency without swaps: p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  (mean {statistics.mean(lat_plain):.1f})")
-    print(f"   latency with {swaps} swaps:  p50 {s50:7.1f} ms  p99 {s99:7.1f} ms"
-          f"  p99 ratio {s99 / p99:.2f}x  (goal <= 2x)")
+    print(
+        f"   latency with {swaps} swaps:  p50 {s50:7.1f} ms  p99 {s99:7.1f} ms"
+        f"  p99 ratio {s99 / p99:.2f}x  (goal <= 2x)"
+    )
     print(f"3. one at a time (max batch 1): {single:8.1f} solve/s; micro-batching gives {batched / single:.2f}x")
 
 

@@ -47,8 +47,17 @@ def bench_package(folder: Path) -> Path:
     from trm_modules.plugins import get_codec
 
     torch.manual_seed(0)
-    config = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=128, puzzle_emb_len=2, hidden_size=128, num_heads=4,
-                       H_cycles=3, L_cycles=4, halt_max_steps=8)
+    config = TRMConfig(
+        vocab_size=6,
+        seq_len=16,
+        puzzle_emb_ndim=128,
+        puzzle_emb_len=2,
+        hidden_size=128,
+        num_heads=4,
+        H_cycles=3,
+        L_cycles=4,
+        halt_max_steps=8,
+    )
     codec = get_codec("sudoku", {"size": 4})
     inputs = [i for i, _ in codec.generate(np.random.default_rng(0), 2)]
     model = TRM(config).eval()
@@ -57,8 +66,15 @@ def bench_package(folder: Path) -> Path:
         head.zero_()
         u, v = torch.randn(config.hidden_size), torch.randn(config.hidden_size)
         head[2], head[3], head[4], head[5] = u, -u, v, -v
-    return build_package(model, codec, name="bench-sudoku-4x4", version="1.0.0",
-                         out_path=folder / "bench.trm", examples=[(i, None) for i in inputs], allow_failing_examples=True)
+    return build_package(
+        model,
+        codec,
+        name="bench-sudoku-4x4",
+        version="1.0.0",
+        out_path=folder / "bench.trm",
+        examples=[(i, None) for i in inputs],
+        allow_failing_examples=True,
+    )
 
 
 def run_in_process(package: Path, inputs: list[dict], clients: int, seconds: float) -> float:
@@ -67,8 +83,9 @@ def run_in_process(package: Path, inputs: list[dict], clients: int, seconds: flo
     from trm_modules.plugins import build_plugin_manager
 
     # views=1 here and in the server: the untrained model's answers break the rules; this measures serving.
-    with Host([FolderSource(package.parent)], plugin_manager=build_plugin_manager(entry_points=True),
-              cpu_threads=1, views=1) as host:
+    with Host(
+        [FolderSource(package.parent)], plugin_manager=build_plugin_manager(entry_points=True), cpu_threads=1, views=1
+    ) as host:
         from trm_modules.package import open_package
 
         name = open_package(package).name
@@ -93,7 +110,9 @@ def run_in_process(package: Path, inputs: list[dict], clients: int, seconds: flo
         return sum(done) / (time.perf_counter() - started)
 
 
-async def run_http(url: str, module: str, token: str, inputs: list[dict], clients: int, seconds: float) -> tuple[float, int]:
+async def run_http(
+    url: str, module: str, token: str, inputs: list[dict], clients: int, seconds: float
+) -> tuple[float, int]:
     """Solves/s of ``clients`` concurrent HTTP clients; also returns the number of failed requests."""
     done, failed = [0] * clients, [0]
     headers = {"Authorization": f"Bearer {token}"}
@@ -131,10 +150,29 @@ def start_server(package: Path, folder: Path) -> tuple[subprocess.Popen, str, st
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(folder / "data")}
-    process = subprocess.Popen([sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry",
-                                str(registry.root), "--db", db, "--cpu-threads", "1", "--views", "1",
-                                "--no-bootstrap-token", "--allow-unsigned"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trm_modules.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--registry",
+            str(registry.root),
+            "--db",
+            db,
+            "--cpu-threads",
+            "1",
+            "--views",
+            "1",
+            "--no-bootstrap-token",
+            "--allow-unsigned",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -51,8 +51,10 @@ MODULE = "maze-9x9"
 VERSIONS = ("1.0.0", "1.1.0", "1.2.0")
 COURSES = tuple(f"course-{i:02d}" for i in range(20))
 FEEDBACK_COLUMNS = ("id", "solve_id", "kind", "value", "corrected_output", "source", "actor", "voids", "created_at")
-RAW_SQL = ("SELECT version, course, count(*), count(DISTINCT learner), count(verdict), sum(verdict) "
-           "FROM solves WHERE module = {p} GROUP BY version, course")
+RAW_SQL = (
+    "SELECT version, course, count(*), count(DISTINCT learner), count(verdict), sum(verdict) "
+    "FROM solves WHERE module = {p} GROUP BY version, course"
+)
 T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
 
 
@@ -67,8 +69,9 @@ def generate(n: int, seed: int = 0) -> tuple[list[tuple[Any, ...]], list[tuple[A
     version = rng.choice(len(VERSIONS), n, p=[0.3, 0.3, 0.4])
     inputs = [{"maze": int(i)} for i in range(5_000)]
     outputs = [{"path": int(s)} for s in range(17)]
-    digests = [hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-               for doc in inputs]
+    digests = [
+        hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest() for doc in inputs
+    ]
     input_index = rng.integers(0, len(inputs), n)
     steps = rng.integers(1, 17, n)
     latency = rng.gamma(2.0, 8.0, n)
@@ -94,19 +97,39 @@ def generate(n: int, seed: int = 0) -> tuple[list[tuple[Any, ...]], list[tuple[A
             if rejudged[i]:  # a wrong first verdict, voided, then the right one
                 wrong = "incorrect" if correct[i] else "correct"
                 feedback.append((f"f{i:07d}w", sid, wrong, None, None, "api", None, None, when + timedelta(minutes=1)))
-                feedback.append((f"f{i:07d}x", sid, "void", None, None, "api", None, f"f{i:07d}w",
-                                 when + timedelta(minutes=2)))
+                feedback.append(
+                    (f"f{i:07d}x", sid, "void", None, None, "api", None, f"f{i:07d}w", when + timedelta(minutes=2))
+                )
                 feedback.append((first, sid, kind, None, None, "api", None, None, when + timedelta(minutes=3)))
             else:
                 feedback.append((first, sid, kind, None, None, "xapi", None, None, when + timedelta(minutes=1)))
         if rated[i]:
-            feedback.append((f"f{i:07d}r", sid, "rating", int(ratings[i]), None, "api", None, None,
-                             when + timedelta(minutes=4)))
+            feedback.append(
+                (f"f{i:07d}r", sid, "rating", int(ratings[i]), None, "api", None, None, when + timedelta(minutes=4))
+            )
         c = int(course[i])
-        solves.append((sid, MODULE if module_is_maze[i] else "sudoku", VERSIONS[version[i]], "sha256:" + "ab" * 32,
-                       c, f"p-{int(learner[i]):05d}", inputs[input_index[i]], outputs[steps[i]], int(steps[i]),
-                       float(confidence[i]), bool(valid[i]), float(latency[i]), "cpu", when, COURSES[c], None,
-                       digests[input_index[i]], verdict))
+        solves.append(
+            (
+                sid,
+                MODULE if module_is_maze[i] else "sudoku",
+                VERSIONS[version[i]],
+                "sha256:" + "ab" * 32,
+                c,
+                f"p-{int(learner[i]):05d}",
+                inputs[input_index[i]],
+                outputs[steps[i]],
+                int(steps[i]),
+                float(confidence[i]),
+                bool(valid[i]),
+                float(latency[i]),
+                "cpu",
+                when,
+                COURSES[c],
+                None,
+                digests[input_index[i]],
+                verdict,
+            )
+        )
     return solves, feedback, contexts
 
 
@@ -120,14 +143,28 @@ def load_sqlite(store: Store, path: str, solves: list[tuple[Any, ...]], feedback
     connection = sqlite3.connect(path)
     try:
         indexes = _drop_indexes_sqlite(connection)
-        rows = ((*r[:4], r[4] + 1, r[5], json.dumps(r[6]), json.dumps(r[7]), *r[8:10], int(r[10]), *r[11:13],
-                 day(r[13]), *r[14:]) for r in solves)
-        connection.executemany(f"INSERT INTO solves ({', '.join(SOLVE_COLUMNS)}) "
-                               f"VALUES ({', '.join('?' * len(SOLVE_COLUMNS))})", rows)
-        connection.executemany(f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
-                               f"VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})",
-                               ((*f[:3], None if f[3] is None else json.dumps(f[3]), *f[4:8], day(f[8]))
-                                for f in feedback))
+        rows = (
+            (
+                *r[:4],
+                r[4] + 1,
+                r[5],
+                json.dumps(r[6]),
+                json.dumps(r[7]),
+                *r[8:10],
+                int(r[10]),
+                *r[11:13],
+                day(r[13]),
+                *r[14:],
+            )
+            for r in solves
+        )
+        connection.executemany(
+            f"INSERT INTO solves ({', '.join(SOLVE_COLUMNS)}) VALUES ({', '.join('?' * len(SOLVE_COLUMNS))})", rows
+        )
+        connection.executemany(
+            f"INSERT INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})",
+            ((*f[:3], None if f[3] is None else json.dumps(f[3]), *f[4:8], day(f[8])) for f in feedback),
+        )
         connection.commit()
         for statement in indexes:
             connection.execute(statement)
@@ -137,8 +174,10 @@ def load_sqlite(store: Store, path: str, solves: list[tuple[Any, ...]], feedback
 
 
 def _drop_indexes_sqlite(connection: Any) -> list[str]:
-    rows = connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                              "AND tbl_name IN ('solves', 'feedback')").fetchall()
+    rows = connection.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN ('solves', 'feedback')"
+    ).fetchall()
     for name, _ in rows:
         connection.execute(f'DROP INDEX "{name}"')
     return [sql for _, sql in rows]
@@ -148,9 +187,12 @@ def load_postgres(url: str, solves: list[tuple[Any, ...]], feedback: list[tuple[
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
-            indexes = connection.execute(text(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename IN ('solves', 'feedback') AND indexname NOT LIKE '%pkey'")).all()
+            indexes = connection.execute(
+                text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                    "AND tablename IN ('solves', 'feedback') AND indexname NOT LIKE '%pkey'"
+                )
+            ).all()
             for name, _ in indexes:
                 connection.execute(text(f'DROP INDEX "{name}"'))
             cursor = connection.connection.driver_connection.cursor()
@@ -172,8 +214,10 @@ def insert_contexts(store: Store, contexts: list[tuple[str, str, str]]) -> None:
     from trm_modules.store.models import Context
 
     with store.session() as session, session.begin():
-        session.execute(Context.__table__.insert(), [{"id": i + 1, "platform": p, "course": c, "activity": a}
-                                                     for i, (p, c, a) in enumerate(contexts)])
+        session.execute(
+            Context.__table__.insert(),
+            [{"id": i + 1, "platform": p, "course": c, "activity": a} for i, (p, c, a) in enumerate(contexts)],
+        )
 
 
 def check_verdicts(store: Store, sample: list[str]) -> None:
@@ -213,8 +257,9 @@ def measure(label: str, store: Store, rounds: int) -> bool:
 
     raw_s, raw_cpu, raw_rows = best_time(raw, rounds)
     full_s, full_cpu, report = best_time(lambda: module_report(store, MODULE, by="version,course"), rounds)
-    course_s, course_cpu, _ = best_time(lambda: module_report(store, MODULE, by="version,course", course=COURSES[7]),
-                                        rounds)
+    course_s, course_cpu, _ = best_time(
+        lambda: module_report(store, MODULE, by="version,course", course=COURSES[7]), rounds
+    )
     core_s, core_cpu, core = best_time(lambda: module_report(store, MODULE, by="version,course", sections=()), rounds)
     # The report's groups reconcile with the hand-written aggregate, figure for figure.
     raw_groups = {(r[0], r[1]): (r[2], r[3], r[4], int(r[5] or 0)) for r in raw_rows}
@@ -222,8 +267,10 @@ def measure(label: str, store: Store, rounds: int) -> bool:
     if raw_groups != ours:
         raise SystemExit(f"{label}: the report's groups differ from the raw aggregate")
     solves = sum(g.solves for g in report.groups)
-    print(f"{label}: {len(report.groups)} groups, {solves:,} solves of {MODULE}; best of {rounds}, wall (this "
-          f"process's CPU{', the database runs in it' if store.dialect == 'sqlite' else ', not the server'})")
+    print(
+        f"{label}: {len(report.groups)} groups, {solves:,} solves of {MODULE}; best of {rounds}, wall (this "
+        f"process's CPU{', the database runs in it' if store.dialect == 'sqlite' else ', not the server'})"
+    )
 
     def line(name: str, wall: float, cpu: float) -> None:
         goal = f"  -> {'MET' if wall < 1.0 else 'NOT MET'} (< 1 s)" if name != "raw SQL aggregate" else ""
@@ -236,8 +283,13 @@ def measure(label: str, store: Store, rounds: int) -> bool:
     return full_s < 1.0 and core_s < 1.0
 
 
-def run_sqlite(args: argparse.Namespace, solves: list[tuple[Any, ...]], feedback: list[tuple[Any, ...]],
-               contexts: list[tuple[str, str, str]], sample: list[str]) -> bool:
+def run_sqlite(
+    args: argparse.Namespace,
+    solves: list[tuple[Any, ...]],
+    feedback: list[tuple[Any, ...]],
+    contexts: list[tuple[str, str, str]],
+    sample: list[str],
+) -> bool:
     with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
         path = os.path.join(tmp, "insights.sqlite3")
         store = Store(f"sqlite:///{path}")
@@ -246,8 +298,9 @@ def run_sqlite(args: argparse.Namespace, solves: list[tuple[Any, ...]], feedback
             insert_contexts(store, contexts)
             started = time.perf_counter()
             load_sqlite(store, path, solves, feedback)
-            print(f"sqlite     loaded in {time.perf_counter() - started:.0f} s "
-                  f"({os.path.getsize(path) / 2**20:.0f} MiB)")
+            print(
+                f"sqlite     loaded in {time.perf_counter() - started:.0f} s ({os.path.getsize(path) / 2**20:.0f} MiB)"
+            )
             check_verdicts(store, sample)
             return measure("sqlite", store, args.rounds)
         finally:
@@ -265,8 +318,10 @@ def main() -> int:
 
     started = time.perf_counter()
     solves, feedback, contexts = generate(args.solves)
-    print(f"generated {len(solves):,} solves and {len(feedback):,} feedback events in "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"generated {len(solves):,} solves and {len(feedback):,} feedback events in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     sample = [solves[i][0] for i in range(0, len(solves), max(1, len(solves) // 2000))]
     met = True
     databases = {name.strip() for name in args.databases.split(",")}
@@ -277,15 +332,19 @@ def main() -> int:
         admin = create_engine(args.postgres)
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(args.postgres).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-            hide_password=False)
+        url = (
+            make_url(args.postgres)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
         store = Store(url)
         try:
             store.ensure_schema()
             insert_contexts(store, contexts)
             with store.engine.begin() as connection:  # ids given explicitly: move the sequence past them
-                connection.execute(text("SELECT setval(pg_get_serial_sequence('contexts', 'id'), :n)"),
-                                   {"n": len(contexts)})
+                connection.execute(
+                    text("SELECT setval(pg_get_serial_sequence('contexts', 'id'), :n)"), {"n": len(contexts)}
+                )
             started = time.perf_counter()
             load_postgres(url, solves, feedback)
             print(f"postgres   loaded in {time.perf_counter() - started:.0f} s")

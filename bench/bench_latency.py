@@ -37,8 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2, help="supervision steps per solve (no halting)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="intra-op threads of every engine (default: 1, then torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads of every engine (default: 1, then torch's default)"
+    )
     parser.add_argument("--presets", nargs="+", default=["paper-sudoku-attn", "paper-sudoku-mlp"])
     parser.add_argument("--compile", action="store_true", help="also time torch.compile of the step (slow to build)")
     args = parser.parse_args()
@@ -48,8 +49,10 @@ def main() -> None:
     codec = get_codec("sudoku", {"size": 9})
     puzzle, _ = codec.generate(np.random.default_rng(0), 1)[0]
     tokens = torch.from_numpy(np.asarray(codec.encode_input(puzzle), dtype=np.int64)).unsqueeze(0)
-    print(f"batch 1, {args.steps} steps per solve (no halting), median of {args.rounds} alternating rounds, "
-          f"intra-op threads {thread_counts} (torch's default here: {default_threads})")
+    print(
+        f"batch 1, {args.steps} steps per solve (no halting), median of {args.rounds} alternating rounds, "
+        f"intra-op threads {thread_counts} (torch's default here: {default_threads})"
+    )
     for threads in thread_counts:
         torch.set_num_threads(threads)
         for preset in args.presets:
@@ -86,8 +89,10 @@ def main() -> None:
                 ours = statistics.median(times[name])
                 identical = torch.equal(answers["eager"].tokens, answers[name].tokens)
                 diff = float((answers["eager"].confidence - answers[name].confidence).abs().max())
-                line += (f" | {name} {ours * 1e3:8.1f} ms speed-up {base / ours:.2f}x (goal >= 1.5x), tokens identical: "
-                         f"{identical}, max confidence diff {diff:.1e}, build {build_s[name]:.1f} s once per model")
+                line += (
+                    f" | {name} {ours * 1e3:8.1f} ms speed-up {base / ours:.2f}x (goal >= 1.5x), tokens identical: "
+                    f"{identical}, max confidence diff {diff:.1e}, build {build_s[name]:.1f} s once per model"
+                )
             print(line, flush=True)
 
 

@@ -84,8 +84,15 @@ def main() -> None:
         import numpy as np
 
         inputs = [inp for inp, _ in codec.generate(np.random.default_rng(0), 1)]
-        package_path = build_package(model, codec, name="bench-sudoku", version="1.0.0", out_path=tmp / "b.trm",
-                                     examples=[(inp, None) for inp in inputs], allow_failing_examples=True)
+        package_path = build_package(
+            model,
+            codec,
+            name="bench-sudoku",
+            version="1.0.0",
+            out_path=tmp / "b.trm",
+            examples=[(inp, None) for inp in inputs],
+            allow_failing_examples=True,
+        )
         weights_path = tmp / "weights.safetensors"
         weights_path.write_bytes(open_package(package_path).read_file("weights.safetensors"))
 
@@ -124,19 +131,32 @@ def main() -> None:
         loaded = package_load()
         assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
-        medians = interleaved_medians({
-            "load_file": raw_load_file, "load_file + clone": raw_load_file_materialised,
-            "load_file -> TRM": raw_load_model, "hash pass + load": hash_pass_and_load,
-            "hash pass + memcpy load": hash_pass_and_memcpy_load,
-            "package": package_load, "registry": registry_load, "open only": lambda: open_package(package_path),
-        }, args.rounds)
-        base_file, base_read, base_model = medians["load_file"], medians["load_file + clone"], medians["load_file -> TRM"]
+        medians = interleaved_medians(
+            {
+                "load_file": raw_load_file,
+                "load_file + clone": raw_load_file_materialised,
+                "load_file -> TRM": raw_load_model,
+                "hash pass + load": hash_pass_and_load,
+                "hash pass + memcpy load": hash_pass_and_memcpy_load,
+                "package": package_load,
+                "registry": registry_load,
+                "open only": lambda: open_package(package_path),
+            },
+            args.rounds,
+        )
+        base_file, base_read, base_model = (
+            medians["load_file"],
+            medians["load_file + clone"],
+            medians["load_file -> TRM"],
+        )
         base_hash, ours, ours_cached = medians["hash pass + load"], medians["package"], medians["registry"]
         open_only = medians["open only"]
         base_strict = medians["hash pass + memcpy load"]
 
-    print(f"preset {args.preset}: {count_parameters(model):,} parameters, torch threads {torch.get_num_threads()}, "
-          f"median of {args.rounds} interleaved rounds")
+    print(
+        f"preset {args.preset}: {count_parameters(model):,} parameters, torch threads {torch.get_num_threads()}, "
+        f"median of {args.rounds} interleaved rounds"
+    )
     print(f"  safetensors load_file               {base_file * 1e3:8.2f} ms")
     print(f"  load_file + clone (bytes read)      {base_read * 1e3:8.2f} ms")
     print(f"  load_file -> TRM + load_state_dict  {base_model * 1e3:8.2f} ms")

@@ -55,7 +55,7 @@ def attention_score_flops(config: TRMConfig, batch: int) -> float:
     if config.mlp_t:
         return 0.0
     applications = config.H_cycles * (config.L_cycles + 1) * config.L_layers
-    return float(batch * applications * 4 * config.total_len ** 2 * config.hidden_size)
+    return float(batch * applications * 4 * config.total_len**2 * config.hidden_size)
 
 
 def counted_flops(fn) -> float:
@@ -82,6 +82,7 @@ def with_threads(threads: int, fn):
             return fn()
         finally:
             torch.set_num_threads(previous)
+
     return run
 
 
@@ -97,16 +98,21 @@ def main() -> None:
     args = parser.parse_args()
     cores = all_cores()
     threads = sorted({1, cores})
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, {cores} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, {cores} cores, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
 
     peak: dict[tuple[str, int], float] = {}
     for t in threads:
         peak["fp32", t] = with_threads(t, lambda: gemm_gflops(args.gemm, torch.float32, min_seconds=0.3))()
-        peak["bf16", t] = with_threads(t, lambda: gemm_gflops(min(args.gemm, 256), torch.bfloat16,
-                                                              min_seconds=0.0, repeats=1))()
-        print(f"GEMM peak, {t} thread(s): fp32 {peak['fp32', t]:.1f} GFLOP/s ({args.gemm}³), "
-              f"bf16 {peak['bf16', t]:.2f} GFLOP/s ({min(args.gemm, 256)}³) = {peak['bf16', t] / peak['fp32', t]:.3f}× fp32")
+        peak["bf16", t] = with_threads(
+            t, lambda: gemm_gflops(min(args.gemm, 256), torch.bfloat16, min_seconds=0.0, repeats=1)
+        )()
+        print(
+            f"GEMM peak, {t} thread(s): fp32 {peak['fp32', t]:.1f} GFLOP/s ({args.gemm}³), "
+            f"bf16 {peak['bf16', t]:.2f} GFLOP/s ({min(args.gemm, 256)}³) = {peak['bf16', t] / peak['fp32', t]:.3f}× fp32"
+        )
 
     models: list[tuple[str, TRM, tuple[int, ...]]] = []
     module_batches = (1,) if args.quick else tuple(int(b) for b in args.batches.split(","))
@@ -121,6 +127,7 @@ def main() -> None:
 
     try:
         from trm_modules.model.onnx_step import OnnxStep, export_step_graph
+
         have_onnx = True
     except ImportError:  # pragma: no cover
         have_onnx = False
@@ -128,8 +135,11 @@ def main() -> None:
     splits = cores > 1
     engines = ["eager"] + (["onnx"] if have_onnx else [])
     columns = [f"{e} {t}" for e in engines for t in threads] + ([f"{e} ÷{cores}" for e in engines] if splits else [])
-    print("\n| work | batch | FLOP/step (analytic = FlopCounterMode) | "
-          + " | ".join(f"{c.replace(' ÷', ' split ÷')}{'' if '÷' in c else 'T'} GFLOP/s (% peak)" for c in columns) + " |")
+    print(
+        "\n| work | batch | FLOP/step (analytic = FlopCounterMode) | "
+        + " | ".join(f"{c.replace(' ÷', ' split ÷')}{'' if '÷' in c else 'T'} GFLOP/s (% peak)" for c in columns)
+        + " |"
+    )
     print("|---|---|---|" + "---|" * len(columns))
     achieved: dict[tuple[str, int], dict[str, float]] = {}  # (work, batch) → column → GFLOP/s
     for label, model, batches in models:
@@ -204,23 +214,33 @@ def main() -> None:
         train_rate: dict[int, float] = {}
         train_rate_bf16: dict[int, float] = {}
         counted = counted_flops(train_step)
-        print(f"\ntraining step {pkg.name} {pkg.version}, batch {batch}: {counted / 1e9:.1f} GFLOP "
-              f"(FlopCounterMode: forward of all cycles + backward of the last)")
+        print(
+            f"\ntraining step {pkg.name} {pkg.version}, batch {batch}: {counted / 1e9:.1f} GFLOP "
+            f"(FlopCounterMode: forward of all cycles + backward of the last)"
+        )
         for t in threads:
             seconds = timed(with_threads(t, train_step), max(1, args.rounds - 1))
             gflops = counted / seconds / 1e9
             train_rate[t] = 1 / seconds
-            print(f"  fp32, {t} thread(s): {1 / seconds:.2f} steps/s, {gflops:.1f} GFLOP/s "
-                  f"({100 * gflops / peak['fp32', t]:.0f} % of the fp32 peak)", flush=True)
+            print(
+                f"  fp32, {t} thread(s): {1 / seconds:.2f} steps/s, {gflops:.1f} GFLOP/s "
+                f"({100 * gflops / peak['fp32', t]:.0f} % of the fp32 peak)",
+                flush=True,
+            )
         if peak["bf16", 1] >= 0.5 * peak["fp32", 1]:
             for t in threads:
                 seconds = timed(with_threads(t, lambda: train_step("bf16")), max(1, args.rounds - 1))
                 train_rate_bf16[t] = 1 / seconds
-                print(f"  bf16 autocast (fp32 master weights), {t} thread(s): {1 / seconds:.2f} steps/s, "
-                      f"{train_rate_bf16[t] / train_rate[t]:.2f}× fp32", flush=True)
+                print(
+                    f"  bf16 autocast (fp32 master weights), {t} thread(s): {1 / seconds:.2f} steps/s, "
+                    f"{train_rate_bf16[t] / train_rate[t]:.2f}× fp32",
+                    flush=True,
+                )
         else:
-            print(f"  bf16 autocast: not timed here when the bf16 GEMM is {peak['bf16', 1] / peak['fp32', 1]:.3f}× "
-                  f"fp32 (a step would take ~{counted / (peak['bf16', 1] * 1e9):.0f} s)")
+            print(
+                f"  bf16 autocast: not timed here when the bf16 GEMM is {peak['bf16', 1] / peak['fp32', 1]:.3f}× "
+                f"fp32 (a step would take ~{counted / (peak['bf16', 1] * 1e9):.0f} s)"
+            )
     else:
         train_rate, train_rate_bf16 = {}, {}
     print_goals(peak, achieved, train_rate, train_rate_bf16, cores)
@@ -231,35 +251,51 @@ def main() -> None:
 TRAINING_BEFORE = {1: 0.60, 2: 1.06}
 
 
-def print_goals(peak: dict[tuple[str, int], float], achieved: dict[tuple[str, int], dict[str, float]],
-                train_rate: dict[int, float], train_rate_bf16: dict[int, float], cores: int) -> None:
+def print_goals(
+    peak: dict[tuple[str, int], float],
+    achieved: dict[tuple[str, int], dict[str, float]],
+    train_rate: dict[int, float],
+    train_rate_bf16: dict[int, float],
+    cores: int,
+) -> None:
     """Each goal of issue #26, met or not, decided by this run's own figures."""
     print("\nGoals (issue #26), from the figures above:")
     bf16_ratio = peak["bf16", cores] / peak["fp32", cores]
     capability = torch.backends.cpu.get_cpu_capability()
-    best16 = [(100 * max((g for k, g in row.items()), default=0) / peak["fp32", cores], label)
-              for (label, batch), row in achieved.items() if batch == 16]
+    best16 = [
+        (100 * max((g for k, g in row.items()), default=0) / peak["fp32", cores], label)
+        for (label, batch), row in achieved.items()
+        if batch == 16
+    ]
     if best16:
         share, label = max(best16)
-        print(f"- batch 16 at ≥ 85 % of the fp32 peak on all cores: {'met' if share >= 85 else 'not met'} "
-              f"(best {share:.0f} %, {label}; peak {peak['fp32', cores]:.1f} GFLOP/s on {cores} cores)")
-    print(f"- or bf16 ≥ 1.5× fp32 at no accuracy loss: {'possible' if bf16_ratio >= 1.5 else 'not met'} "
-          f"(bf16 GEMM = {bf16_ratio:.3f}× fp32 here; CPU capability {capability}"
-          + (f"; bf16 on 1 thread {peak['bf16', 1] / peak['fp32', 1]:.2f}×" if cores > 1 else "")
-          + "; whether answers hold is each package's evaluation.precision.bf16)")
+        print(
+            f"- batch 16 at ≥ 85 % of the fp32 peak on all cores: {'met' if share >= 85 else 'not met'} "
+            f"(best {share:.0f} %, {label}; peak {peak['fp32', cores]:.1f} GFLOP/s on {cores} cores)"
+        )
+    print(
+        f"- or bf16 ≥ 1.5× fp32 at no accuracy loss: {'possible' if bf16_ratio >= 1.5 else 'not met'} "
+        f"(bf16 GEMM = {bf16_ratio:.3f}× fp32 here; CPU capability {capability}"
+        + (f"; bf16 on 1 thread {peak['bf16', 1] / peak['fp32', 1]:.2f}×" if cores > 1 else "")
+        + "; whether answers hold is each package's evaluation.precision.bf16)"
+    )
     for (label, batch), row in achieved.items():
         if batch != 1 or "eager 1" not in row:
             continue
         all_cores_best = max((g for k, g in row.items() if not k.endswith(" 1")), default=0.0)
         ratio = all_cores_best / row["eager 1"]
-        print(f"- batch 1 on all cores ≥ 1.6× one core, {label}: {'met' if ratio >= 1.6 else 'not met'} "
-              f"({ratio:.2f}× eager on 1 thread)")
+        print(
+            f"- batch 1 on all cores ≥ 1.6× one core, {label}: {'met' if ratio >= 1.6 else 'not met'} "
+            f"({ratio:.2f}× eager on 1 thread)"
+        )
     if train_rate:
         best = max([*train_rate.values(), *train_rate_bf16.values()])
         before = TRAINING_BEFORE.get(cores, TRAINING_BEFORE[1])
-        print(f"- training ≥ 1.4× the steps/s before (fp32 {before:.2f} on {cores} thread(s), measured when the issue "
-              f"was filed): {'met' if best >= 1.4 * before else 'not met'} ({best:.2f} steps/s now, "
-              f"{best / before:.2f}×; best of fp32 and bf16 autocast on 1 and all threads)")
+        print(
+            f"- training ≥ 1.4× the steps/s before (fp32 {before:.2f} on {cores} thread(s), measured when the issue "
+            f"was filed): {'met' if best >= 1.4 * before else 'not met'} ({best:.2f} steps/s now, "
+            f"{best / before:.2f}×; best of fp32 and bf16 autocast on 1 and all threads)"
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,22 @@ from trm_modules.records import SolveContext, SolveRecord
 from trm_modules.store import Recorder, Store
 from trm_modules.store.database import dump_json
 
-COLUMNS = ("id", "module", "version", "digest", "context_id", "learner", "input", "output", "steps", "confidence",
-           "valid", "latency_ms", "device", "created_at")
+COLUMNS = (
+    "id",
+    "module",
+    "version",
+    "digest",
+    "context_id",
+    "learner",
+    "input",
+    "output",
+    "steps",
+    "confidence",
+    "valid",
+    "latency_ms",
+    "device",
+    "created_at",
+)
 
 
 def make_records(n: int) -> list[SolveRecord]:
@@ -39,18 +53,43 @@ def make_records(n: int) -> list[SolveRecord]:
     records = []
     for _ in range(n):
         grid = [[rng.randint(0, 9) for _ in range(6)] for _ in range(6)]
-        records.append(SolveRecord(
-            id=str(uuid.uuid4()), module="sudoku", version="1.2.0", digest="sha256:" + "ab" * 32, context=context,
-            input={"grid": grid}, output={"grid": [[(v % 6) + 1 for v in row] for row in grid]},
-            steps=rng.randint(1, 16), confidence=rng.random(), valid=True, latency_ms=rng.uniform(2, 40),
-            device="cpu", created_at=datetime.now(timezone.utc)))
+        records.append(
+            SolveRecord(
+                id=str(uuid.uuid4()),
+                module="sudoku",
+                version="1.2.0",
+                digest="sha256:" + "ab" * 32,
+                context=context,
+                input={"grid": grid},
+                output={"grid": [[(v % 6) + 1 for v in row] for row in grid]},
+                steps=rng.randint(1, 16),
+                confidence=rng.random(),
+                valid=True,
+                latency_ms=rng.uniform(2, 40),
+                device="cpu",
+                created_at=datetime.now(timezone.utc),
+            )
+        )
     return records
 
 
 def raw_row(record: SolveRecord, context_id: int) -> tuple:
-    return (record.id, record.module, record.version, record.digest, context_id, record.context.learner,
-            dump_json(record.input), dump_json(record.output), record.steps, record.confidence, record.valid,
-            record.latency_ms, record.device, record.created_at)
+    return (
+        record.id,
+        record.module,
+        record.version,
+        record.digest,
+        context_id,
+        record.context.learner,
+        dump_json(record.input),
+        dump_json(record.output),
+        record.steps,
+        record.confidence,
+        record.valid,
+        record.latency_ms,
+        record.device,
+        record.created_at,
+    )
 
 
 def time_store(url: str, records: list[SolveRecord], batch: int, journal: Path, synchronous: str = "FULL") -> float:
@@ -73,12 +112,13 @@ def time_raw_sqlite(path: str, records: list[SolveRecord], batch: int, synchrono
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute(f"PRAGMA synchronous = {synchronous}")
     context_id = connection.execute(
-        "INSERT INTO contexts (platform, course, activity) VALUES ('moodle', 'algebra-1', 'w3') RETURNING id").fetchone()[0]
+        "INSERT INTO contexts (platform, course, activity) VALUES ('moodle', 'algebra-1', 'w3') RETURNING id"
+    ).fetchone()[0]
     sql = f"INSERT INTO solves ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
     start = time.perf_counter()
     for offset in range(0, len(records), batch):
         connection.execute("BEGIN")
-        connection.executemany(sql, [raw_row(r, context_id) for r in records[offset:offset + batch]])
+        connection.executemany(sql, [raw_row(r, context_id) for r in records[offset : offset + batch]])
         connection.execute("COMMIT")
     elapsed = time.perf_counter() - start
     connection.close()
@@ -92,15 +132,21 @@ def time_raw_postgres(url: str, records: list[SolveRecord], batch: int) -> float
     Store(url).ensure_schema()
     parsed = make_url(url)
     with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False)) as connection:
-        context_id = connection.execute("INSERT INTO contexts (platform, course, activity) "
-                                        "VALUES ('moodle', 'algebra-1', 'w3') RETURNING id").fetchone()[0]
+        context_id = connection.execute(
+            "INSERT INTO contexts (platform, course, activity) VALUES ('moodle', 'algebra-1', 'w3') RETURNING id"
+        ).fetchone()[0]
         connection.commit()
         sql = f"INSERT INTO solves ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
         start = time.perf_counter()
         for offset in range(0, len(records), batch):
             with connection.cursor() as cursor:
-                cursor.executemany(sql, [(*row[:6], Jsonb(row[6]), Jsonb(row[7]), *row[8:])
-                                         for row in (raw_row(r, context_id) for r in records[offset:offset + batch])])
+                cursor.executemany(
+                    sql,
+                    [
+                        (*row[:6], Jsonb(row[6]), Jsonb(row[7]), *row[8:])
+                        for row in (raw_row(r, context_id) for r in records[offset : offset + batch])
+                    ],
+                )
             connection.commit()
         elapsed = time.perf_counter() - start
     return len(records) / elapsed
@@ -110,8 +156,9 @@ def fresh_postgres_schema(base_url: str) -> tuple[str, str]:
     import psycopg
 
     schema = f"trm_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as connection:
+    with psycopg.connect(
+        make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"})
     return schema, url.render_as_string(hide_password=False)
@@ -120,8 +167,9 @@ def fresh_postgres_schema(base_url: str) -> tuple[str, str]:
 def drop_postgres_schema(base_url: str, schema: str) -> None:
     import psycopg
 
-    with psycopg.connect(make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as connection:
+    with psycopg.connect(
+        make_url(base_url).set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+    ) as connection:
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
@@ -142,11 +190,20 @@ def main() -> int:
         raw_rates, our_rates = [], []
         for round_ in range(args.rounds):
             raw_rates.append(time_raw_sqlite(f"{tmp}/raw{round_}.sqlite3", records, args.batch, args.synchronous))
-            our_rates.append(time_store(f"sqlite:///{tmp}/store{round_}.sqlite3", records, args.batch,
-                                        Path(tmp) / "journal.jsonl", args.synchronous))
+            our_rates.append(
+                time_store(
+                    f"sqlite:///{tmp}/store{round_}.sqlite3",
+                    records,
+                    args.batch,
+                    Path(tmp) / "journal.jsonl",
+                    args.synchronous,
+                )
+            )
         raw, ours = max(raw_rates), max(our_rates)
-        print(f"sqlite   raw executemany {raw:9,.0f} rec/s | store Recorder {ours:9,.0f} rec/s | "
-              f"ratio {ours / raw:.2f} (synchronous={args.synchronous})")
+        print(
+            f"sqlite   raw executemany {raw:9,.0f} rec/s | store Recorder {ours:9,.0f} rec/s | "
+            f"ratio {ours / raw:.2f} (synchronous={args.synchronous})"
+        )
         if args.postgres:
             raw_rates, our_rates = [], []
             for _ in range(args.rounds):
@@ -159,8 +216,10 @@ def main() -> int:
                     drop_postgres_schema(args.postgres, raw_schema)
                     drop_postgres_schema(args.postgres, our_schema)
             raw, ours = max(raw_rates), max(our_rates)
-            print(f"postgres raw executemany {raw:9,.0f} rec/s | store Recorder {ours:9,.0f} rec/s | "
-                  f"ratio {ours / raw:.2f}")
+            print(
+                f"postgres raw executemany {raw:9,.0f} rec/s | store Recorder {ours:9,.0f} rec/s | "
+                f"ratio {ours / raw:.2f}"
+            )
     return 0
 
 

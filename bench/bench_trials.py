@@ -48,8 +48,9 @@ class TrialOutcome:
     verdicts: int  #: verdicts seen when it decided (or the horizon when inconclusive)
 
 
-def simulate_stream(rng: np.random.Generator, *, baseline: float, candidate: float, concentration: float,
-                    max_verdicts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def simulate_stream(
+    rng: np.random.Generator, *, baseline: float, candidate: float, concentration: float, max_verdicts: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One course's verdicts in time order: (learner index, arm 0/1 per learner, correct 0/1 per verdict)."""
     learners = int(max_verdicts / 5 * 1.3) + 20  # enough learners to reach the horizon
     arm = rng.integers(0, 2, learners)
@@ -68,16 +69,28 @@ def simulate_stream(rng: np.random.Generator, *, baseline: float, candidate: flo
     return learner[order], arm, correct[order]
 
 
-def run_trial(rng: np.random.Generator, *, baseline: float, candidate: float, concentration: float,
-              max_verdicts: int, batch: int, alpha: float) -> TrialOutcome:
-    learner, arm, correct = simulate_stream(rng, baseline=baseline, candidate=candidate,
-                                            concentration=concentration, max_verdicts=max_verdicts)
+def run_trial(
+    rng: np.random.Generator,
+    *,
+    baseline: float,
+    candidate: float,
+    concentration: float,
+    max_verdicts: int,
+    batch: int,
+    alpha: float,
+) -> TrialOutcome:
+    learner, arm, correct = simulate_stream(
+        rng, baseline=baseline, candidate=candidate, concentration=concentration, max_verdicts=max_verdicts
+    )
     learners = arm.size
     for seen in range(batch, learner.size + 1, batch):
         verdicts = np.bincount(learner[:seen], minlength=learners)
         right = np.bincount(learner[:seen], weights=correct[:seen], minlength=learners).astype(np.int64)
-        result = sequential_test(ArmCounts.of(verdicts[arm == 0], right[arm == 0]),
-                                 ArmCounts.of(verdicts[arm == 1], right[arm == 1]), alpha=alpha)
+        result = sequential_test(
+            ArmCounts.of(verdicts[arm == 0], right[arm == 0]),
+            ArmCounts.of(verdicts[arm == 1], right[arm == 1]),
+            alpha=alpha,
+        )
         if result.decision != "inconclusive":
             return TrialOutcome(result.decision, seen)
     return TrialOutcome("inconclusive", int(learner.size))
@@ -103,8 +116,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=500, help="trials of each kind (A/A and lift)")
     parser.add_argument("--baseline", type=float, default=0.80, help="baseline accuracy")
     parser.add_argument("--lift", type=float, default=0.10, help="the candidate's true lift in the lift trials")
-    parser.add_argument("--concentration", type=float, default=4.0,
-                        help="Beta concentration of learners' accuracies (intra-learner correlation 1/(1+c))")
+    parser.add_argument(
+        "--concentration",
+        type=float,
+        default=4.0,
+        help="Beta concentration of learners' accuracies (intra-learner correlation 1/(1+c))",
+    )
     parser.add_argument("--batch", type=int, default=50, help="verdicts between two looks")
     parser.add_argument("--max-verdicts", type=int, default=2500, help="the trial's horizon")
     parser.add_argument("--alpha", type=float, default=0.05)
@@ -113,12 +130,13 @@ def main() -> None:
     if not 0 < args.baseline < 1 or not 0 < args.baseline + args.lift < 1:
         parser.error("--baseline and --baseline + --lift must lie within (0, 1)")
 
-    common = dict(concentration=args.concentration, max_verdicts=args.max_verdicts, batch=args.batch,
-                  alpha=args.alpha)
-    print(f"{args.trials} A/A + {args.trials} lift trials; baseline {args.baseline:.2f}, lift {args.lift:+.2f}; "
-          f"learners answer 1+Poisson(4) puzzles, accuracy ~ Beta(concentration {args.concentration:g}, "
-          f"intra-learner correlation {1 / (1 + args.concentration):.2f}); a look every {args.batch} verdicts up "
-          f"to {args.max_verdicts} ({args.max_verdicts // args.batch} looks); alpha {args.alpha}")
+    common = dict(concentration=args.concentration, max_verdicts=args.max_verdicts, batch=args.batch, alpha=args.alpha)
+    print(
+        f"{args.trials} A/A + {args.trials} lift trials; baseline {args.baseline:.2f}, lift {args.lift:+.2f}; "
+        f"learners answer 1+Poisson(4) puzzles, accuracy ~ Beta(concentration {args.concentration:g}, "
+        f"intra-learner correlation {1 / (1 + args.concentration):.2f}); a look every {args.batch} verdicts up "
+        f"to {args.max_verdicts} ({args.max_verdicts // args.batch} looks); alpha {args.alpha}"
+    )
     started, cpu_started = time.perf_counter(), time.process_time()
     rng = np.random.default_rng(args.seed)
     null = run_set("A/A", args.trials, rng, baseline=args.baseline, candidate=args.baseline, **common)
@@ -129,16 +147,22 @@ def main() -> None:
     better = [o for o in lift if o.decision == "candidate-better"]
     wrong = sum(o.decision == "candidate-worse" for o in lift)
     fpr = false_positives / len(null)
-    print(f"false positive rate: {rate(false_positives, len(null))}  goal <= {args.alpha}  "
-          f"ratio to alpha {fpr / args.alpha:.2f}  -> {'MET' if fpr <= args.alpha else 'NOT MET'}")
+    print(
+        f"false positive rate: {rate(false_positives, len(null))}  goal <= {args.alpha}  "
+        f"ratio to alpha {fpr / args.alpha:.2f}  -> {'MET' if fpr <= args.alpha else 'NOT MET'}"
+    )
     print(f"power (candidate-better within {args.max_verdicts} verdicts): {rate(len(better), len(lift))}")
     print(f"wrong-way decisions in lift trials (candidate-worse): {wrong}")
     if better:
         verdicts = np.array([o.verdicts for o in better])
-        print(f"median verdicts to a decision (lift trials that decided): {np.median(verdicts):.0f} "
-              f"(quartiles {np.percentile(verdicts, 25):.0f}-{np.percentile(verdicts, 75):.0f})")
+        print(
+            f"median verdicts to a decision (lift trials that decided): {np.median(verdicts):.0f} "
+            f"(quartiles {np.percentile(verdicts, 25):.0f}-{np.percentile(verdicts, 75):.0f})"
+        )
     if false_positives:
-        print(f"median verdicts to a false positive: {np.median([o.verdicts for o in null if o.decision != 'inconclusive']):.0f}")
+        print(
+            f"median verdicts to a false positive: {np.median([o.verdicts for o in null if o.decision != 'inconclusive']):.0f}"
+        )
     print(f"elapsed {elapsed:.0f} s wall, {cpu:.0f} s CPU ({len(null) + len(lift)} trials, one thread)")
 
 

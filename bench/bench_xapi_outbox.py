@@ -46,11 +46,26 @@ class CaptureHandler(BaseHTTPRequestHandler):
 
 def statements(count: int) -> list[dict]:
     naming = StatementNaming("http://bench.example", {"lms": "https://lms.example"})
-    return [statement_for_solve(SolveRecord(
-        id=f"bench-{i}", module="sudoku-4x4", version="1.0.0", digest="sha256:" + "0" * 64,
-        input={"grid": [[0] * 4] * 4}, output={"grid": [[1, 2, 3, 4]] * 4}, steps=3, confidence=0.9, valid=True,
-        latency_ms=4.0, device="cpu", context={"platform": "lms", "course": "c", "learner": f"p-{i % 97}"}), naming)
-        for i in range(count)]
+    return [
+        statement_for_solve(
+            SolveRecord(
+                id=f"bench-{i}",
+                module="sudoku-4x4",
+                version="1.0.0",
+                digest="sha256:" + "0" * 64,
+                input={"grid": [[0] * 4] * 4},
+                output={"grid": [[1, 2, 3, 4]] * 4},
+                steps=3,
+                confidence=0.9,
+                valid=True,
+                latency_ms=4.0,
+                device="cpu",
+                context={"platform": "lms", "course": "c", "learner": f"p-{i % 97}"},
+            ),
+            naming,
+        )
+        for i in range(count)
+    ]
 
 
 def main() -> None:
@@ -70,7 +85,7 @@ def main() -> None:
             store = Store(args.db or str(Path(tmp) / "store.sqlite3"))
             forwarder = XapiForwarder(endpoint, store, batch_size=args.batch, client=client, start=False)
             for start in range(0, size, 1000):
-                forwarder.outbox.add(batch[start:start + 1000])
+                forwarder.outbox.add(batch[start : start + 1000])
             CaptureHandler.received = 0
             began = time.perf_counter()
             assert forwarder.send_due() and forwarder.pending() == 0
@@ -78,9 +93,16 @@ def main() -> None:
             assert CaptureHandler.received == size, CaptureHandler.received
             began = time.perf_counter()
             for start in range(0, size, args.batch):
-                body = "[" + ",".join(json.dumps(s, separators=(",", ":")) for s in batch[start:start + args.batch]) + "]"
-                client.post(endpoint + "statements", content=body,
-                            headers={"Content-Type": "application/json", "X-Experience-API-Version": "1.0.3"})
+                body = (
+                    "["
+                    + ",".join(json.dumps(s, separators=(",", ":")) for s in batch[start : start + args.batch])
+                    + "]"
+                )
+                client.post(
+                    endpoint + "statements",
+                    content=body,
+                    headers={"Content-Type": "application/json", "X-Experience-API-Version": "1.0.3"},
+                )
             direct = time.perf_counter() - began
             store.close()
         print(f"{size:>8} {drained:>8.2f} {size / drained:>8.0f} {direct:>9.2f} {drained / direct:>14.2f}")

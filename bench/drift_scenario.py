@@ -61,8 +61,12 @@ BASE = ROOT / "registry" / "packages" / "maze-9x9" / "maze-9x9-1.0.0.trm"
 SHIFT = {"enclosed": 1.0, "parity": "odd"}
 HELDOUT_SEED = 424242
 SETS = ("mazelib", "mazes", "shifted", "base")
-SET_TITLES = {"mazelib": "shifted, mazelib (outside)", "mazes": "shifted, mazes (outside)",
-              "shifted": "shifted, project generator", "base": "base distribution"}
+SET_TITLES = {
+    "mazelib": "shifted, mazelib (outside)",
+    "mazes": "shifted, mazes (outside)",
+    "shifted": "shifted, project generator",
+    "base": "base distribution",
+}
 
 
 def first_answer_valid(model, codec, validator, documents: list[dict]) -> float:
@@ -74,7 +78,8 @@ def first_answer_valid(model, codec, validator, documents: list[dict]) -> float:
 def scores(model, codec, validator, heldout: dict[str, list[dict]]) -> dict[str, float]:
     out = {name: first_answer_valid(model, codec, validator, docs) for name, docs in heldout.items()}
     out["outside"] = (out["mazelib"] * len(heldout["mazelib"]) + out["mazes"] * len(heldout["mazes"])) / (
-        len(heldout["mazelib"]) + len(heldout["mazes"]))
+        len(heldout["mazelib"]) + len(heldout["mazes"])
+    )
     return out
 
 
@@ -109,8 +114,14 @@ def in_use(work: Path, base, codec, difficulty: dict, seed: int, args) -> dict[s
     inputs = [inp for inp, _ in codec.generate(np.random.default_rng(1000 + seed), args.in_use, **difficulty)]
     answers = host.solve_many(name, inputs, SolveContext(platform="demo-lms", course="mazes-101"))
     teachers = np.random.default_rng(2000 + seed)
-    counts = {"answers": len(answers), "answers_valid": 0, "silent": 0, "confirmations_sent": 0,
-              "corrections_sent": 0, "wrong_corrections_sent": 0}
+    counts = {
+        "answers": len(answers),
+        "answers_valid": 0,
+        "silent": 0,
+        "confirmations_sent": 0,
+        "corrections_sent": 0,
+        "wrong_corrections_sent": 0,
+    }
     for number, (inp, answer) in enumerate(zip(inputs, answers)):
         valid = bool(codec.check(inp, answer.output))
         counts["answers_valid"] += valid
@@ -155,8 +166,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=250, help="Retrain steps of each arm.")
     parser.add_argument("--in-use", type=int, default=1000, help="Shifted mazes answered in use per seed.")
     parser.add_argument("--heldout", type=int, default=300, help="Mazes per held-out set.")
-    parser.add_argument("--test-puzzles", type=int, default=300,
-                        help="Recipe held-out puzzles of each retrain (its not-worse gate and halting calibration).")
+    parser.add_argument(
+        "--test-puzzles",
+        type=int,
+        default=300,
+        help="Recipe held-out puzzles of each retrain (its not-worse gate and halting calibration).",
+    )
     parser.add_argument("--silent", type=float, default=0.5, help="Share of answers no teacher gives feedback on.")
     parser.add_argument("--wrong-corrections", type=float, default=0.05, help="Share of corrections that are wrong.")
     parser.add_argument("--threads", type=int, default=1)
@@ -176,51 +191,77 @@ def main() -> None:
     shifted = {**base_difficulty, **SHIFT}
     heldout = {name: make(codec.size, args.heldout, HELDOUT_SEED) for name, make in MAZE_GENERATORS.items()}
     heldout["shifted"] = [i for i, _ in codec.generate(np.random.default_rng(HELDOUT_SEED), args.heldout, **shifted)]
-    heldout["base"] = [i for i, _ in codec.generate(np.random.default_rng(HELDOUT_SEED + 1), args.heldout,
-                                                    **base_difficulty)]
+    heldout["base"] = [
+        i for i, _ in codec.generate(np.random.default_rng(HELDOUT_SEED + 1), args.heldout, **base_difficulty)
+    ]
     base_scores = scores(base.load_model(), codec, validator, heldout)
-    say(f"base {base.manifest.name} {base.manifest.version}, first answer valid on {args.heldout} held-out mazes each: "
-        + ", ".join(f"{SET_TITLES[k]} {base_scores[k]:.1%}" for k in SETS))
+    say(
+        f"base {base.manifest.name} {base.manifest.version}, first answer valid on {args.heldout} held-out mazes each: "
+        + ", ".join(f"{SET_TITLES[k]} {base_scores[k]:.1%}" for k in SETS)
+    )
     say(f"shift in use: {json.dumps(shifted)}")
 
     runs = []
     for seed in args.seeds:
         seed_dir = work / f"seed-{seed}"
         counts = in_use(seed_dir, base, codec, shifted, seed, args)
-        summary = export_feedback_dataset(Store(str(seed_dir / "store.sqlite")), base.manifest.name,
-                                          seed_dir / "feedback", codec=codec, solver_labels=False)
-        labels = {"confirmed": summary.counts["confirmed"], "correction": summary.counts["correction"],
-                  "solver": summary.counts["solver"], **{f"excluded_{k}": v for k, v in summary.excluded.items()}}
-        say(f"seed {seed}: {counts['answers']} shifted mazes in use, first answer valid {counts['answers_valid']}; "
+        summary = export_feedback_dataset(
+            Store(str(seed_dir / "store.sqlite")),
+            base.manifest.name,
+            seed_dir / "feedback",
+            codec=codec,
+            solver_labels=False,
+        )
+        labels = {
+            "confirmed": summary.counts["confirmed"],
+            "correction": summary.counts["correction"],
+            "solver": summary.counts["solver"],
+            **{f"excluded_{k}": v for k, v in summary.excluded.items()},
+        }
+        say(
+            f"seed {seed}: {counts['answers']} shifted mazes in use, first answer valid {counts['answers_valid']}; "
             f"silent {counts['silent']}, confirmations sent {counts['confirmations_sent']}, corrections sent "
-            f"{counts['corrections_sent']} ({counts['wrong_corrections_sent']} wrong); exported labels {labels}")
+            f"{counts['corrections_sent']} ({counts['wrong_corrections_sent']} wrong); exported labels {labels}"
+        )
         recipe = seeded_recipe(base, seed, args.test_puzzles)
         arms = {}
         for arm, feedback_dir in (("feedback", seed_dir / "feedback"), ("control", None)):
             result = retrain(base, feedback_dir, seed_dir / arm, steps=args.steps, recipe=recipe)
-            arms[arm] = {"scores": scores(arm_model(seed_dir / arm), codec, validator, heldout),
-                         "accepted": result.accepted, "reason": result.reason,
-                         "feedback_examples": result.feedback_examples}
-            say(f"seed {seed} {arm:>8} arm ({args.steps} steps, retrain gate: {'accepted' if result.accepted else 'refused'}"
-                f"): " + ", ".join(f"{k} {arms[arm]['scores'][k]:.1%}" for k in (*SETS, "outside")))
+            arms[arm] = {
+                "scores": scores(arm_model(seed_dir / arm), codec, validator, heldout),
+                "accepted": result.accepted,
+                "reason": result.reason,
+                "feedback_examples": result.feedback_examples,
+            }
+            say(
+                f"seed {seed} {arm:>8} arm ({args.steps} steps, retrain gate: {'accepted' if result.accepted else 'refused'}"
+                f"): " + ", ".join(f"{k} {arms[arm]['scores'][k]:.1%}" for k in (*SETS, "outside"))
+            )
         runs.append({"seed": seed, "in_use": counts, "labels": labels, **arms})
 
     print()
-    print(f"{'first answer valid':<30} {'base 1.0.0':>10} {'control (mean ± sd)':>20} {'feedback (mean ± sd)':>21} "
-          f"{'lift = feedback - control':>26} {'ratio':>6}")
+    print(
+        f"{'first answer valid':<30} {'base 1.0.0':>10} {'control (mean ± sd)':>20} {'feedback (mean ± sd)':>21} "
+        f"{'lift = feedback - control':>26} {'ratio':>6}"
+    )
     for key in ("outside", *SETS):
         control = [r["control"]["scores"][key] for r in runs]
         feedback = [r["feedback"]["scores"][key] for r in runs]
         lift = [f - c for f, c in zip(feedback, control)]
         title = SET_TITLES.get(key, "shifted, both outside generators")
         ratio = float(np.mean(feedback)) / max(float(np.mean(control)), 1e-9)  # feedback arm vs its control
-        print(f"{title:<30} {base_scores[key]:>10.1%} {mean_sd(control):>20} {mean_sd(feedback):>21} "
-              f"{mean_sd(lift):>26} {ratio:>5.2f}x")
-    print("per-seed lift on the outside generators: "
-          + ", ".join(f"seed {r['seed']} {r['feedback']['scores']['outside'] - r['control']['scores']['outside']:+.1%}"
-                      for r in runs))
-    totals = {k: sum(r["labels"].get(k, 0) for r in runs)
-              for k in sorted({k for r in runs for k in r["labels"]})}
+        print(
+            f"{title:<30} {base_scores[key]:>10.1%} {mean_sd(control):>20} {mean_sd(feedback):>21} "
+            f"{mean_sd(lift):>26} {ratio:>5.2f}x"
+        )
+    print(
+        "per-seed lift on the outside generators: "
+        + ", ".join(
+            f"seed {r['seed']} {r['feedback']['scores']['outside'] - r['control']['scores']['outside']:+.1%}"
+            for r in runs
+        )
+    )
+    totals = {k: sum(r["labels"].get(k, 0) for r in runs) for k in sorted({k for r in runs for k in r["labels"]})}
     print(f"labels over {len(runs)} seeds: {totals}")
     say(f"done ({len(runs)} seeds x 2 arms x {args.steps} steps, {torch.get_num_threads()} thread)")
     (work / "results.json").write_text(json.dumps({"args": vars(args), "base": base_scores, "runs": runs}, indent=2))

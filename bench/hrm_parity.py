@@ -58,16 +58,37 @@ def main() -> None:
 
     ours_config = HRM_PRESETS["paper-hrm-sudoku"]
     if args.small:
-        ours_config = HRMConfig(vocab_size=11, seq_len=81, num_puzzle_identifiers=3, puzzle_emb_ndim=64,
-                                hidden_size=64, num_heads=4, H_layers=2, L_layers=2, H_cycles=2, L_cycles=2,
-                                halt_max_steps=8)
+        ours_config = HRMConfig(
+            vocab_size=11,
+            seq_len=81,
+            num_puzzle_identifiers=3,
+            puzzle_emb_ndim=64,
+            hidden_size=64,
+            num_heads=4,
+            H_layers=2,
+            L_layers=2,
+            H_cycles=2,
+            L_cycles=2,
+            halt_max_steps=8,
+        )
     cfg = ours_config
     theirs_config = dict(
-        batch_size=args.batch, seq_len=cfg.seq_len, puzzle_emb_ndim=cfg.puzzle_emb_ndim,
-        num_puzzle_identifiers=cfg.num_puzzle_identifiers, vocab_size=cfg.vocab_size, H_cycles=cfg.H_cycles,
-        L_cycles=cfg.L_cycles, H_layers=cfg.H_layers, L_layers=cfg.L_layers, hidden_size=cfg.hidden_size,
-        expansion=cfg.expansion, num_heads=cfg.num_heads, pos_encodings=cfg.pos_encodings,
-        halt_max_steps=cfg.halt_max_steps, halt_exploration_prob=cfg.halt_exploration_prob, forward_dtype="float32",
+        batch_size=args.batch,
+        seq_len=cfg.seq_len,
+        puzzle_emb_ndim=cfg.puzzle_emb_ndim,
+        num_puzzle_identifiers=cfg.num_puzzle_identifiers,
+        vocab_size=cfg.vocab_size,
+        H_cycles=cfg.H_cycles,
+        L_cycles=cfg.L_cycles,
+        H_layers=cfg.H_layers,
+        L_layers=cfg.L_layers,
+        hidden_size=cfg.hidden_size,
+        expansion=cfg.expansion,
+        num_heads=cfg.num_heads,
+        pos_encodings=cfg.pos_encodings,
+        halt_max_steps=cfg.halt_max_steps,
+        halt_exploration_prob=cfg.halt_exploration_prob,
+        forward_dtype="float32",
     )
     torch.manual_seed(args.seed)
     theirs = HierarchicalReasoningModel_ACTV1(theirs_config)
@@ -109,15 +130,20 @@ def main() -> None:
     for theirs_out, ours_out in zip(theirs_steps, ours_steps):
         worst["logits"] = max(worst["logits"], float((theirs_out["logits"] - ours_out.logits).abs().max()))
         worst["q_halt"] = max(worst["q_halt"], float((theirs_out["q_halt_logits"] - ours_out.q_halt).abs().max()))
-        worst["q_continue"] = max(worst["q_continue"],
-                                  float((theirs_out["q_continue_logits"] - ours_out.q_continue).abs().max()))
+        worst["q_continue"] = max(
+            worst["q_continue"], float((theirs_out["q_continue_logits"] - ours_out.q_continue).abs().max())
+        )
     scale = max(float(o["logits"].abs().max()) for o in theirs_steps)
     parameters = ours.count_parameters()
-    print(f"HRM parity, {'small' if args.small else 'paper (paper-hrm-sudoku)'} config: {parameters:,} parameters "
-          f"(puzzle table excluded), batch {args.batch}, {cfg.halt_max_steps} supervision steps, float32, CPU")
+    print(
+        f"HRM parity, {'small' if args.small else 'paper (paper-hrm-sudoku)'} config: {parameters:,} parameters "
+        f"(puzzle table excluded), batch {args.batch}, {cfg.halt_max_steps} supervision steps, float32, CPU"
+    )
     print("  authors' checkpoint imported from a _orig_mod.model.inner.* file with weights_only=True")
-    print(f"  max |ours - theirs|: logits {worst['logits']:.3g} (largest |logit| {scale:.3g}), "
-          f"q_halt {worst['q_halt']:.3g}, q_continue {worst['q_continue']:.3g}")
+    print(
+        f"  max |ours - theirs|: logits {worst['logits']:.3g} (largest |logit| {scale:.3g}), "
+        f"q_halt {worst['q_halt']:.3g}, q_continue {worst['q_continue']:.3g}"
+    )
     same = all(torch.equal(t["logits"].argmax(-1), o.logits.argmax(-1)) for t, o in zip(theirs_steps, ours_steps))
     print(f"  answer tokens identical at every step: {same}")
     print(f"  time ours / theirs: {ours_s / theirs_s:.2f}x ({ours_s:.2f} s vs {theirs_s:.2f} s)")

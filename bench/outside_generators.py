@@ -138,8 +138,18 @@ def _farthest(walls: np.ndarray, origin: tuple[int, int]) -> tuple[int, int]:
     return last
 
 
-MAZELIB_ALGORITHMS = ("AldousBroder", "BacktrackingGenerator", "BinaryTree", "Ellers", "GrowingTree", "HuntAndKill",
-                      "Kruskal", "Prims", "Sidewinder", "Wilsons")
+MAZELIB_ALGORITHMS = (
+    "AldousBroder",
+    "BacktrackingGenerator",
+    "BinaryTree",
+    "Ellers",
+    "GrowingTree",
+    "HuntAndKill",
+    "Kruskal",
+    "Prims",
+    "Sidewinder",
+    "Wilsons",
+)
 
 
 def mazelib(size: int, n: int, seed: int) -> list[dict]:
@@ -168,9 +178,16 @@ def _knock_out_walls(walls: np.ndarray, count: int, rng: random.Random) -> np.nd
     maze has several shortest paths. The enclosing wall stays."""
     walls = walls.copy()
     height, width = walls.shape
-    between = [(r, c) for r in range(1, height - 1) for c in range(1, width - 1) if walls[r, c]
-               and ((r % 2 == 1 and c % 2 == 0 and not walls[r, c - 1] and not walls[r, c + 1])
-                    or (r % 2 == 0 and c % 2 == 1 and not walls[r - 1, c] and not walls[r + 1, c]))]
+    between = [
+        (r, c)
+        for r in range(1, height - 1)
+        for c in range(1, width - 1)
+        if walls[r, c]
+        and (
+            (r % 2 == 1 and c % 2 == 0 and not walls[r, c - 1] and not walls[r, c + 1])
+            or (r % 2 == 0 and c % 2 == 1 and not walls[r - 1, c] and not walls[r + 1, c])
+        )
+    ]
     for r, c in rng.sample(between, min(count, len(between))):
         walls[r, c] = False
     return walls
@@ -240,11 +257,19 @@ def mazes_package(size: int, n: int, seed: int) -> list[dict]:
     return mazes
 
 
-SUDOKU_GENERATORS: dict[str, Callable[..., list[dict]]] = {"py-sudoku": py_sudoku, "sudoku-py": sudoku_py,
-                                                          "dokusan": dokusan}
+SUDOKU_GENERATORS: dict[str, Callable[..., list[dict]]] = {
+    "py-sudoku": py_sudoku,
+    "sudoku-py": sudoku_py,
+    "dokusan": dokusan,
+}
 #: Minimal puzzles (9×9: 22–27 givens), far harder than the 25–57 givens of SUDOKU_GENERATORS.
-MINIMAL_SUDOKU_GENERATORS: dict[str, Callable[..., list[dict]]] = {"py-sudoku-minimal": py_sudoku_minimal,
-                                                                  "dokusan-minimal": dokusan_minimal}
-MAZE_GENERATORS: dict[str, Callable[..., list[dict]]] = {"mazelib": mazelib, "mazes": mazes_package,
-                                                        "mazelib-loops": mazelib_loops,
-                                                        "mazelib-division": mazelib_division}
+MINIMAL_SUDOKU_GENERATORS: dict[str, Callable[..., list[dict]]] = {
+    "py-sudoku-minimal": py_sudoku_minimal,
+    "dokusan-minimal": dokusan_minimal,
+}
+MAZE_GENERATORS: dict[str, Callable[..., list[dict]]] = {
+    "mazelib": mazelib,
+    "mazes": mazes_package,
+    "mazelib-loops": mazelib_loops,
+    "mazelib-division": mazelib_division,
+}

@@ -9,8 +9,16 @@ from safetensors.torch import save_file
 from trm_modules.train import Trainer, load_recipe
 
 recipe_path, out_dir = sys.argv[1], Path(sys.argv[2])
-recipe = load_recipe(recipe_path, {"train.steps": 4, "train.batch_size": 16, "data.train_puzzles": 64,
-                                   "data.test_puzzles": 16, "train.eval_every": 1000})
+recipe = load_recipe(
+    recipe_path,
+    {
+        "train.steps": 4,
+        "train.batch_size": 16,
+        "data.train_puzzles": 64,
+        "data.test_puzzles": 16,
+        "train.eval_every": 1000,
+    },
+)
 trainer = Trainer(recipe, out_dir / "run")
 trainer.run()
 rank = dist.get_rank()

@@ -48,8 +48,15 @@ print("\\n".join(failed))
 def test_every_module_imports_alone():
     # Each module is imported with none of the project's modules loaded (two interpreters share the list).
     modules = all_modules()
-    workers = [subprocess.Popen([sys.executable, "-c", IMPORT_ALONE, *modules[i::2]], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", IMPORT_ALONE, *modules[i::2]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [worker.communicate(timeout=600) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], [err[-3000:] for _, err in outputs]
     assert "".join(out for out, _ in outputs).strip() == ""
@@ -62,21 +69,36 @@ def test_no_module_imports_itself_through_a_chain_of_imports():
 
 @pytest.mark.skipif(shutil.which("lint-imports") is None, reason="import-linter is not installed (.ci/run installs it)")
 def test_the_import_contracts_hold():
-    result = subprocess.run(["lint-imports", "--config", str(ROOT / ".importlinter")], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        ["lint-imports", "--config", str(ROOT / ".importlinter")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-4000:]
 
 
 def hook_names() -> list[str]:
-    return sorted(name for name, value in vars(hookspecs).items()
-                  if name.startswith("trm_") and inspect.isfunction(value))
+    return sorted(
+        name for name, value in vars(hookspecs).items() if name.startswith("trm_") and inspect.isfunction(value)
+    )
 
 
 def test_the_contract_declares_the_hooks_the_design_names():
-    assert {"trm_register_codecs", "trm_register_architectures", "trm_module_sources", "trm_select_version",
-            "trm_placement", "trm_on_solve", "trm_on_feedback", "trm_register_routes", "trm_register_commands",
-            "trm_startup", "trm_shutdown", "trm_declare_settings", "trm_privacy_providers",
-            "trm_store_schemas", "trm_board_view"} == set(hook_names())
+    assert {
+        "trm_register_codecs",
+        "trm_register_architectures",
+        "trm_module_sources",
+        "trm_select_version",
+        "trm_placement",
+        "trm_on_solve",
+        "trm_on_feedback",
+        "trm_register_routes",
+        "trm_register_commands",
+        "trm_startup",
+        "trm_shutdown",
+        "trm_declare_settings",
+        "trm_privacy_providers",
+        "trm_store_schemas",
+        "trm_board_view",
+    } == set(hook_names())
 
 
 @pytest.mark.parametrize("hook", hook_names())
@@ -87,8 +109,11 @@ def test_every_hook_is_documented_in_the_manual_and_the_readme(hook):
 
 
 def package_error_rules() -> list[str]:
-    rules = {cls.rule for cls in vars(package_errors).values()
-             if inspect.isclass(cls) and issubclass(cls, package_errors.PackageError)}
+    rules = {
+        cls.rule
+        for cls in vars(package_errors).values()
+        if inspect.isclass(cls) and issubclass(cls, package_errors.PackageError)
+    }
     for path in (ROOT / "trm_modules").rglob("*.py"):
         rules.update(re.findall(r"rule=\"([a-z0-9-]+)\"", path.read_text()))
     return sorted(rules)

@@ -86,8 +86,10 @@ def test_a_decoder_that_does_not_invert_the_encoder_fails_the_round_trip():
 def test_a_check_that_judges_nothing_and_a_table_that_forbids_right_answers_fail():
     result = {r.name: r for r in check_codec(Lenient(**LATIN))}
     assert result["rules"].status == "fail" and "judges nothing" in result["rules"].detail
-    assert result["answer-token-table"].status == "fail" and "forbids the right answer" in result[
-        "answer-token-table"].detail
+    assert (
+        result["answer-token-table"].status == "fail"
+        and "forbids the right answer" in result["answer-token-table"].detail
+    )
 
 
 def test_a_task_without_a_browser_board_keeps_the_contract_but_is_told_which_hook_gives_one():
@@ -129,27 +131,52 @@ def scaffold(tmp_path_factory) -> Path:
 
 def test_the_scaffold_is_a_plugin_distribution(scaffold):
     files = sorted(str(p.relative_to(scaffold)) for p in scaffold.rglob("*") if p.is_file())
-    assert files == ["README.md", "pyproject.toml", "recipe.toml", "src/trm_task_latin/__init__.py",
-                     "src/trm_task_latin/plugin.py", "tests/test_codec.py"]
+    assert files == [
+        "README.md",
+        "pyproject.toml",
+        "recipe.toml",
+        "src/trm_task_latin/__init__.py",
+        "src/trm_task_latin/plugin.py",
+        "tests/test_codec.py",
+    ]
     pyproject = (scaffold / "pyproject.toml").read_text()
     assert '[project.entry-points.trm_modules]\nlatin = "trm_task_latin.plugin"' in pyproject
     assert 'codec = "latin"' in (scaffold / "recipe.toml").read_text()
 
 
 def test_the_scaffolds_own_tests_pass_as_generated(scaffold):
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=scaffold,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=scaffold,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "2 passed" in run.stdout
 
 
 def test_trm_codec_check_passes_on_the_scaffold_registered_by_path(scaffold):
     plugin = scaffold / "src" / "trm_task_latin" / "plugin.py"
-    run = subprocess.run([sys.executable, "-m", "trm_modules.cli", "codec", "check", "latin", "--params", '{"size": 4}'],
-                         env={**os.environ, "TRM_PLUGINS": str(plugin)}, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "trm_modules.cli", "codec", "check", "latin", "--params", '{"size": 4}'],
+        env={**os.environ, "TRM_PLUGINS": str(plugin)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
-    for check in ("construct", "schemas", "generate", "encode", "round-trip", "rules", "answer-token-table",
-                  "transforms", "board"):
+    for check in (
+        "construct",
+        "schemas",
+        "generate",
+        "encode",
+        "round-trip",
+        "rules",
+        "answer-token-table",
+        "transforms",
+        "board",
+    ):
         assert f"✓ {check}: pass" in run.stdout, run.stdout
 
 

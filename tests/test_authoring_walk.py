@@ -22,18 +22,35 @@ from trm_modules.cli import app
 from trm_modules.plugins import get_plugin_manager, register_plugin_file
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["model.hidden_size=32", "model.num_heads=2", "model.puzzle_emb_ndim=32", "model.halt_max_steps=2",
-        "train.steps=3", "train.batch_size=8", "data.train_puzzles=16", "data.test_puzzles=8",
-        "train.eval_puzzles=8", "train.warmup_steps=1", "train.eval_every=1000"]
+TINY = [
+    "model.hidden_size=32",
+    "model.num_heads=2",
+    "model.puzzle_emb_ndim=32",
+    "model.halt_max_steps=2",
+    "train.steps=3",
+    "train.batch_size=8",
+    "data.train_puzzles=16",
+    "data.test_puzzles=8",
+    "train.eval_puzzles=8",
+    "train.warmup_steps=1",
+    "train.eval_every=1000",
+]
 
 
 def test_the_documented_walk_is_the_one_this_test_runs():
     walk = (ROOT / "docs" / "authoring.md").read_text()
-    for step in ("trm new task latin -o latin-task", "trm codec check latin", "trm train recipe.toml -o runs/latin",
-                 "trm keygen -o keys", "trm pack runs/latin --name latin --version 0.1.0 -o latin-0.1.0.trm --key",
-                 "trm verify latin-0.1.0.trm --trusted-keys", "trm publish latin-0.1.0.trm --registry registry",
-                 "trm serve --registry registry", "/v1/modules/latin/solve",
-                 "trm export-scorm latin-0.1.0.trm -o latin-scorm.zip"):
+    for step in (
+        "trm new task latin -o latin-task",
+        "trm codec check latin",
+        "trm train recipe.toml -o runs/latin",
+        "trm keygen -o keys",
+        "trm pack runs/latin --name latin --version 0.1.0 -o latin-0.1.0.trm --key",
+        "trm verify latin-0.1.0.trm --trusted-keys",
+        "trm publish latin-0.1.0.trm --registry registry",
+        "trm serve --registry registry",
+        "/v1/modules/latin/solve",
+        "trm export-scorm latin-0.1.0.trm -o latin-scorm.zip",
+    ):
         assert step in walk, step
 
 
@@ -71,8 +88,19 @@ def test_from_a_scaffold_to_a_signed_package_served_over_http_and_exported_as_sc
     from trm_modules.cli.package_commands import pack
 
     explicit = ["--allow-failing-examples"] if "allow_failing_examples" in inspect.signature(pack).parameters else []
-    trm("pack", str(run_dir), "--name", "latin", "--version", "0.1.0", "-o", str(package),
-        "--key", str(keys / "latin-release.key"), *explicit)
+    trm(
+        "pack",
+        str(run_dir),
+        "--name",
+        "latin",
+        "--version",
+        "0.1.0",
+        "-o",
+        str(package),
+        "--key",
+        str(keys / "latin-release.key"),
+        *explicit,
+    )
     assert "OK latin@0.1.0" in trm("verify", str(package), "--trusted-keys", str(keys / "latin-release.pub"))
     trm("publish", str(package), "--registry", str(registry), "--trusted-keys", str(keys))
     (registry / "keys").mkdir(exist_ok=True)
@@ -81,17 +109,26 @@ def test_from_a_scaffold_to_a_signed_package_served_over_http_and_exported_as_sc
     from trm_modules.server import ServerRuntime, ServerSettings
 
     plugin = latin_task / "src" / "trm_task_latin" / "plugin.py"
-    runtime = ServerRuntime.start(ServerSettings(registry=registry, db=str(tmp_path / "store.sqlite3"),
-                                                 journal_path=tmp_path / "journal.jsonl", cpu_threads=1,
-                                                 plugin_files=str(plugin), public_url="http://testserver"))
+    runtime = ServerRuntime.start(
+        ServerSettings(
+            registry=registry,
+            db=str(tmp_path / "store.sqlite3"),
+            journal_path=tmp_path / "journal.jsonl",
+            cpu_threads=1,
+            plugin_files=str(plugin),
+            public_url="http://testserver",
+        )
+    )
     try:
         token = runtime.tokens.create(["solve"], name="walk")[0]
         puzzle = {"grid": [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 3, 0], [0, 0, 0, 4]]}
         with on_a_socket(runtime) as base:
-            request = urllib.request.Request(f"{base}/v1/modules/latin/solve", method="POST",
-                                             data=json.dumps({"input": puzzle}).encode(),
-                                             headers={"Authorization": f"Bearer {token}",
-                                                      "content-type": "application/json"})
+            request = urllib.request.Request(
+                f"{base}/v1/modules/latin/solve",
+                method="POST",
+                data=json.dumps({"input": puzzle}).encode(),
+                headers={"Authorization": f"Bearer {token}", "content-type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=60) as response:
                 answer = json.loads(response.read())
     finally:

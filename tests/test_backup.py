@@ -28,8 +28,10 @@ def every_row(url: str) -> dict[str, list[tuple]]:
         metadata = MetaData()
         metadata.reflect(engine)
         with engine.connect() as connection:
-            return {name: sorted(tuple(str(value) for value in row) for row in connection.execute(select(table)))
-                    for name, table in metadata.tables.items()}
+            return {
+                name: sorted(tuple(str(value) for value in row) for row in connection.execute(select(table)))
+                for name, table in metadata.tables.items()
+            }
     finally:
         engine.dispose()
 
@@ -37,26 +39,46 @@ def every_row(url: str) -> dict[str, list[tuple]]:
 def use_the_store(tmp_path, url: str) -> None:
     """What a server leaves in its store after some use, in core and plugin tables."""
     registry = build_registry(tmp_path, {"1.0.0": 0, "1.1.0": 1})
-    runtime = ServerRuntime.start(ServerSettings(registry=registry.root, db=url, journal_path=tmp_path / "j.jsonl",
-                                                 cpu_threads=1, public_url="http://testserver", allow_unsigned=True))
+    runtime = ServerRuntime.start(
+        ServerSettings(
+            registry=registry.root,
+            db=url,
+            journal_path=tmp_path / "j.jsonl",
+            cpu_threads=1,
+            public_url="http://testserver",
+            allow_unsigned=True,
+        )
+    )
     token = runtime.tokens.create(["solve", "feedback", "admin"], name="all")[0]
     auth = {"Authorization": f"Bearer {token}"}
-    LtiStore(runtime.store).add_platform(issuer="https://lms.example", client_id="c-1", deployment_ids=["d-1"],
-                                         auth_login_url="https://lms.example/auth", name="LMS",
-                                         auth_token_url="https://lms.example/token", jwks_url="https://lms.example/jwks")
+    LtiStore(runtime.store).add_platform(
+        issuer="https://lms.example",
+        client_id="c-1",
+        deployment_ids=["d-1"],
+        auth_login_url="https://lms.example/auth",
+        name="LMS",
+        auth_token_url="https://lms.example/token",
+        jwks_url="https://lms.example/jwks",
+    )
     with TestClient(create_app(runtime)) as client:
         for n in range(3):
-            answer = client.post("/v1/modules/sudoku-4x4/solve", headers=auth,
-                                 json={"input": puzzle(n), "context": {"course": "c-1", "learner": f"p-{n}"}})
+            answer = client.post(
+                "/v1/modules/sudoku-4x4/solve",
+                headers=auth,
+                json={"input": puzzle(n), "context": {"course": "c-1", "learner": f"p-{n}"}},
+            )
             assert answer.status_code == 200, answer.text
-            accepted = client.post("/v1/feedback", headers=auth,
-                                   json={"solve_id": answer.json()["solve_id"], "kind": "correct"})
+            accepted = client.post(
+                "/v1/feedback", headers=auth, json={"solve_id": answer.json()["solve_id"], "kind": "correct"}
+            )
             assert accepted.status_code == 202, accepted.text
-        statement = {"id": str(uuid.uuid4()), "actor": {"mbox": "mailto:a@example.org"},
-                     "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
-                     "object": {"id": "http://example.org/activity"}}
-        stored = client.post("/xapi/statements", json=statement,
-                             headers={**auth, "X-Experience-API-Version": "1.0.3"})
+        statement = {
+            "id": str(uuid.uuid4()),
+            "actor": {"mbox": "mailto:a@example.org"},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+            "object": {"id": "http://example.org/activity"},
+        }
+        stored = client.post("/xapi/statements", json=statement, headers={**auth, "X-Experience-API-Version": "1.0.3"})
         assert stored.status_code == 200, stored.text
         pinned = client.put("/v1/admin/modules/sudoku-4x4/pins/c-9", headers=auth, json={"version": "1.0.0"})
         assert pinned.status_code == 200, pinned.text
@@ -99,8 +121,9 @@ def test_a_sqlite_backup_restores_into_a_new_file_and_is_refused_by_postgresql(t
         fresh = f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"
         assert runner.invoke(app, ["db", "restore", str(backup), "--db", fresh]).exit_code == 0
         assert every_row(fresh) == every_row(url)
-    refused = runner.invoke(app, ["db", "restore", str(backup), "--db",
-                                  "postgresql+psycopg://postgres@127.0.0.1:1/none"])
+    refused = runner.invoke(
+        app, ["db", "restore", str(backup), "--db", "postgresql+psycopg://postgres@127.0.0.1:1/none"]
+    )
     assert refused.exit_code == 1 and "sqlite backup and cannot be restored into a postgresql" in refused.output
 
 

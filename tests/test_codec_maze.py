@@ -8,18 +8,9 @@ from trm_modules.errors import CodecError
 from trm_modules.plugins import get_codec
 
 # Two shortest routes of length 6 around the central wall block.
-MAZE = {"grid": ["S...",
-                 ".##.",
-                 ".##.",
-                 "...G"]}
-TOP_ROUTE = {"grid": ["Sooo",
-                      ".##o",
-                      ".##o",
-                      "...G"]}
-LEFT_ROUTE = {"grid": ["S...",
-                       "o##.",
-                       "o##.",
-                       "oooG"]}
+MAZE = {"grid": ["S...", ".##.", ".##.", "...G"]}
+TOP_ROUTE = {"grid": ["Sooo", ".##o", ".##o", "...G"]}
+LEFT_ROUTE = {"grid": ["S...", "o##.", "o##.", "oooG"]}
 
 
 def test_plugin_manager_finds_maze_codec():
@@ -93,16 +84,10 @@ def test_check_accepts_either_shortest_route():
 
 
 def test_check_rejects_a_longer_route():
-    maze = {"grid": ["S#...",
-                     ".#.#.",
-                     ".#.#.",
-                     ".....",
-                     "###.G"]}
-    detour = {"grid": ["S#ooo",
-                       "o#o#o",
-                       "o#o#o",
-                       "ooo.o",
-                       "###.G"]}  # 14 steps around the right-hand pillar; the shortest has 8
+    maze = {"grid": ["S#...", ".#.#.", ".#.#.", ".....", "###.G"]}
+    detour = {
+        "grid": ["S#ooo", "o#o#o", "o#o#o", "ooo.o", "###.G"]
+    }  # 14 steps around the right-hand pillar; the shortest has 8
     codec = MazeCodec(size=5)
     assert codec.check(maze, codec.reference_solution(maze))
     assert not codec.check(maze, detour)
@@ -222,8 +207,15 @@ def test_rows_of_different_lengths_within_the_size_are_refused_at_the_row():
     assert err.value.path == "/grid/2"
 
 
-BROAD = {"method": "all", "sizes": [4, 9], "enclosed": 0.5, "parity": "mixed", "placement": "mixed",
-         "min_path_length": 4, "wall_density": [0.1, 0.4]}
+BROAD = {
+    "method": "all",
+    "sizes": [4, 9],
+    "enclosed": 0.5,
+    "parity": "mixed",
+    "placement": "mixed",
+    "min_path_length": 4,
+    "wall_density": [0.1, 0.4],
+}
 
 
 def test_broad_generation_gives_every_size_and_valid_unique_labels():

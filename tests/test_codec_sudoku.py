@@ -7,10 +7,7 @@ from trm_adapters.sudoku import SudokuCodec
 from trm_modules.errors import CodecError
 from trm_modules.plugins import get_codec
 
-SOLVED_4 = [[1, 2, 3, 4],
-            [3, 4, 1, 2],
-            [2, 1, 4, 3],
-            [4, 3, 2, 1]]
+SOLVED_4 = [[1, 2, 3, 4], [3, 4, 1, 2], [2, 1, 4, 3], [4, 3, 2, 1]]
 
 
 def puzzle_4(blanks=((0, 0), (1, 1), (2, 2), (3, 3))):
@@ -121,8 +118,17 @@ def test_check_rejects_malformed_answer_as_invalid():
 
 def test_reference_solution_solves_a_hard_9x9():
     # Arto Inkala's "hardest" puzzle.
-    rows = ["800000000", "003600000", "070090200", "050007000", "000045700",
-            "000100030", "001000068", "008500010", "090000400"]
+    rows = [
+        "800000000",
+        "003600000",
+        "070090200",
+        "050007000",
+        "000045700",
+        "000100030",
+        "001000068",
+        "008500010",
+        "090000400",
+    ]
     puzzle = {"grid": [[int(ch) for ch in row] for row in rows]}
     codec = SudokuCodec(size=9)
     answer = codec.reference_solution(puzzle)

@@ -25,8 +25,17 @@ MAZE_9X9 = ROOT / "registry" / "packages" / "maze-9x9" / "maze-9x9-1.0.0.trm"
 
 def untrained(codec, seed: int = 0) -> TRM:
     torch.manual_seed(seed)
-    config = TRMConfig(vocab_size=codec.vocab_size, seq_len=codec.seq_len, hidden_size=32, num_heads=2,
-                       H_cycles=1, L_cycles=1, halt_max_steps=2, puzzle_emb_ndim=32, puzzle_emb_len=1)
+    config = TRMConfig(
+        vocab_size=codec.vocab_size,
+        seq_len=codec.seq_len,
+        hidden_size=32,
+        num_heads=2,
+        H_cycles=1,
+        L_cycles=1,
+        halt_max_steps=2,
+        puzzle_emb_ndim=32,
+        puzzle_emb_len=1,
+    )
     model = TRM(config).eval()
     with torch.no_grad():  # loud, input-blind preferences: a pad or a wall everywhere unless constrained
         model.lm_head.weight.mul_(40)
@@ -109,8 +118,7 @@ def test_evaluation_scores_the_decoding_every_solving_path_uses():
 def test_trm_solve_answers_within_the_input(tmp_path):
     inputs = tmp_path / "mazes.jsonl"
     inputs.write_text("".join(json.dumps(m) + "\n" for m in ENCLOSED_MAZES))
-    result = CliRunner().invoke(app, ["solve", str(MAZE_9X9), "--input", str(inputs), "--output", "-",
-                                      "--views", "1"])
+    result = CliRunner().invoke(app, ["solve", str(MAZE_9X9), "--input", str(inputs), "--output", "-", "--views", "1"])
     answers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(answers) == len(ENCLOSED_MAZES)
     assert all(keeps_maze_fixed_cells(m, a["output"]) for m, a in zip(ENCLOSED_MAZES, answers))
@@ -120,10 +128,23 @@ def test_the_host_answers_within_the_input(tmp_path):
     codec = get_codec("sudoku", {"size": 4})
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(3), 6)]
     with one_torch_thread():
-        build_package(untrained(codec, seed=5), codec, name="sudoku-4x4", version="1.0.0",
-                      out_path=tmp_path / "sudoku-4x4-1.0.0.trm", examples=[(puzzles[0], None)], allow_failing_examples=True, title="4x4")
-    host = Host([FolderSource(tmp_path)], plugin_manager=build_plugin_manager(paths=""),
-                memory_budgets={"cpu": 1 << 30}, cpu_threads=1, views=1)
+        build_package(
+            untrained(codec, seed=5),
+            codec,
+            name="sudoku-4x4",
+            version="1.0.0",
+            out_path=tmp_path / "sudoku-4x4-1.0.0.trm",
+            examples=[(puzzles[0], None)],
+            allow_failing_examples=True,
+            title="4x4",
+        )
+    host = Host(
+        [FolderSource(tmp_path)],
+        plugin_manager=build_plugin_manager(paths=""),
+        memory_budgets={"cpu": 1 << 30},
+        cpu_threads=1,
+        views=1,
+    )
     with host:
         host.swap("sudoku-4x4", "1.0.0")
         answers = [host.solve("sudoku-4x4", puzzle) for puzzle in puzzles]
@@ -137,8 +158,16 @@ def test_the_onnx_export_decodes_within_the_input(tmp_path):
     codec = get_codec("sudoku", {"size": 4})
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(4), 8)]
     with one_torch_thread():
-        path = build_package(untrained(codec, seed=6), codec, name="sudoku-4x4", version="1.0.0",
-                             out_path=tmp_path / "p.trm", examples=[(p, None) for p in puzzles], allow_failing_examples=True, title="4x4")
+        path = build_package(
+            untrained(codec, seed=6),
+            codec,
+            name="sudoku-4x4",
+            version="1.0.0",
+            out_path=tmp_path / "p.trm",
+            examples=[(p, None) for p in puzzles],
+            allow_failing_examples=True,
+            title="4x4",
+        )
         onnx_path = export_onnx(open_package(path), tmp_path / "p.onnx")
     tokens = np.stack([codec.encode_input(p) for p in puzzles]).astype(np.int64)
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

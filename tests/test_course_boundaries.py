@@ -20,8 +20,13 @@ OWN, OWN_TOO, OTHER = "logic-101", "logic-102", "algebra-202"
 BASE = "http://testserver"
 XAPI = {"X-Experience-API-Version": "1.0.3"}
 #: scopes of the course-limited tokens the sweep uses (each limited to OWN; the last also to OWN_TOO)
-LIMITED = {"solve": ["solve"], "feedback": ["feedback"], "read": ["read"], "admin": ["admin"],
-           "all": ["solve", "feedback", "read", "admin"]}
+LIMITED = {
+    "solve": ["solve"],
+    "feedback": ["feedback"],
+    "read": ["read"],
+    "admin": ["admin"],
+    "all": ["solve", "feedback", "read", "admin"],
+}
 
 
 def course_iri(course: str) -> str:
@@ -29,18 +34,24 @@ def course_iri(course: str) -> str:
 
 
 def statement(course: str, verb: str = "http://adlnet.gov/expapi/verbs/experienced", **extra) -> dict:
-    return {"id": str(uuid.uuid4()),
-            "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": f"learner-{course}"}},
-            "verb": {"id": verb}, "object": {"objectType": "Activity", "id": f"https://lms.example/{course}/page-1"},
-            "context": {"contextActivities": {"grouping": [{"id": course_iri(course)}]}}, **extra}
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": f"learner-{course}"}},
+        "verb": {"id": verb},
+        "object": {"objectType": "Activity", "id": f"https://lms.example/{course}/page-1"},
+        "context": {"contextActivities": {"grouping": [{"id": course_iri(course)}]}},
+        **extra,
+    }
 
 
 def feedback_statement(solve_id: str) -> dict:
-    return {"id": str(uuid.uuid4()),
-            "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "teacher"}},
-            "verb": {"id": "http://adlnet.gov/expapi/verbs/responded"},
-            "object": {"objectType": "Activity", "id": f"{BASE}/v1/solves/{solve_id}"},
-            "result": {"success": False}}
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "teacher"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/responded"},
+        "object": {"objectType": "Activity", "id": f"{BASE}/v1/solves/{solve_id}"},
+        "result": {"success": False},
+    }
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -52,26 +63,43 @@ def world(request, tmp_path_factory):
         solves: dict[str, list[str]] = {OWN: [], OTHER: []}
         for course in (OWN, OTHER):
             for i in range(3):
-                body = {"input": puzzle(seed=i + (10 if course == OTHER else 0)),
-                        "context": {"platform": "lms", "course": course, "learner": f"learner-{course}-{i}"},
-                        "client_id": f"solve-{'a' if course == OWN else 'b'}-{i}"}
+                body = {
+                    "input": puzzle(seed=i + (10 if course == OTHER else 0)),
+                    "context": {"platform": "lms", "course": course, "learner": f"learner-{course}-{i}"},
+                    "client_id": f"solve-{'a' if course == OWN else 'b'}-{i}",
+                }
                 response = client.post(f"/v1/modules/{MODULE}/solve", json=body, headers=server.auth("solve"))
                 assert response.status_code == 200, response.text
                 solves[course].append(response.json()["solve_id"])
             for i, solve_id in enumerate(solves[course]):
-                response = client.post("/v1/feedback", json={"id": f"fb-{course}-{i}", "solve_id": solve_id,
-                                                              "kind": "correct"}, headers=server.auth("feedback"))
+                response = client.post(
+                    "/v1/feedback",
+                    json={"id": f"fb-{course}-{i}", "solve_id": solve_id, "kind": "correct"},
+                    headers=server.auth("feedback"),
+                )
                 assert response.status_code == 202, response.text
-        assert client.put(f"/v1/admin/modules/{MODULE}/pins/{OTHER}", json={"version": "1.0.0"},
-                          headers=server.auth("admin")).status_code == 200
-        statements = {OWN: [statement(OWN), feedback_statement(solves[OWN][0])],
-                      OTHER: [statement(OTHER), feedback_statement(solves[OTHER][0])]}
-        statements[OTHER].append({"id": str(uuid.uuid4()), "actor": statements[OTHER][0]["actor"],
-                                  "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
-                                  "object": {"objectType": "StatementRef", "id": statements[OTHER][1]["id"]}})
+        assert (
+            client.put(
+                f"/v1/admin/modules/{MODULE}/pins/{OTHER}", json={"version": "1.0.0"}, headers=server.auth("admin")
+            ).status_code
+            == 200
+        )
+        statements = {
+            OWN: [statement(OWN), feedback_statement(solves[OWN][0])],
+            OTHER: [statement(OTHER), feedback_statement(solves[OTHER][0])],
+        }
+        statements[OTHER].append(
+            {
+                "id": str(uuid.uuid4()),
+                "actor": statements[OTHER][0]["actor"],
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                "object": {"objectType": "StatementRef", "id": statements[OTHER][1]["id"]},
+            }
+        )
         for course in (OWN, OTHER):
-            response = client.post("/xapi/statements", json=statements[course],
-                                   headers={**server.auth("feedback"), **XAPI})
+            response = client.post(
+                "/xapi/statements", json=statements[course], headers={**server.auth("feedback"), **XAPI}
+            )
             assert response.status_code == 200, response.text
         tokens = {}
         for label, scopes in LIMITED.items():
@@ -88,16 +116,26 @@ def auth(token: str) -> dict[str, str]:
 def other_course_state(server) -> dict:
     """Everything of OTHER the sweep must leave as it was."""
     with server.runtime.store.session() as session:
-        solves = session.execute(select(func.count()).select_from(Solve).join(Context, Solve.context_id == Context.id)
-                                 .where(Context.course == OTHER)).scalar()
+        solves = session.execute(
+            select(func.count())
+            .select_from(Solve)
+            .join(Context, Solve.context_id == Context.id)
+            .where(Context.course == OTHER)
+        ).scalar()
         other_ids = select(Solve.id).join(Context, Solve.context_id == Context.id).where(Context.course == OTHER)
-        feedback = session.execute(select(Feedback.id, Feedback.kind).where(Feedback.solve_id.in_(other_ids))
-                                   .order_by(Feedback.id)).all()
+        feedback = session.execute(
+            select(Feedback.id, Feedback.kind).where(Feedback.solve_id.in_(other_ids)).order_by(Feedback.id)
+        ).all()
     pins = {s.name: dict(s.pins) for s in server.runtime.host.modules()}
     active = {s.name: (s.active, s.canary) for s in server.runtime.host.modules()}
     versions = [(e.name, e.version, e.yanked) for e in server.runtime.registry.list()]
-    return {"solves": solves, "feedback": [tuple(f) for f in feedback], "pins": pins, "active": active,
-            "versions": versions}
+    return {
+        "solves": solves,
+        "feedback": [tuple(f) for f in feedback],
+        "pins": pins,
+        "active": active,
+        "versions": versions,
+    }
 
 
 def documented_example(document: dict, path: str, method: str) -> object:
@@ -116,17 +154,35 @@ def documented_example(document: dict, path: str, method: str) -> object:
 def aimed_at_other(example: object, solves) -> object:
     """A documented body with every course and solve id in it pointing at OTHER."""
     if isinstance(example, dict):
-        return {k: (OTHER if k == "course" else solves[OTHER][0] if k == "solve_id" else
-                    [solves[OTHER][0]] if k == "solve_ids" else aimed_at_other(v, solves)) for k, v in example.items()}
+        return {
+            k: (
+                OTHER
+                if k == "course"
+                else solves[OTHER][0]
+                if k == "solve_id"
+                else [solves[OTHER][0]]
+                if k == "solve_ids"
+                else aimed_at_other(v, solves)
+            )
+            for k, v in example.items()
+        }
     return example
 
 
-def sweep_requests(route_path: str, method: str, solves, statements,
-                   document: dict | None = None) -> list[tuple[str, dict, object]]:
+def sweep_requests(
+    route_path: str, method: str, solves, statements, document: dict | None = None
+) -> list[tuple[str, dict, object]]:
     """(url, query, json body) aimed at OTHER's data for one route and method."""
     other_solve = solves[OTHER][0]
-    values = {"name": MODULE, "solve_id": other_solve, "course": OTHER, "version": "1.0.0", "which": "input",
-              "path": "index.json", "launch_id": "launch-1"}
+    values = {
+        "name": MODULE,
+        "solve_id": other_solve,
+        "course": OTHER,
+        "version": "1.0.0",
+        "which": "input",
+        "path": "index.json",
+        "launch_id": "launch-1",
+    }
     url = route_path
     for key, value in values.items():
         url = url.replace("{" + key + "}", value).replace("{" + key + ":path}", value)
@@ -145,25 +201,45 @@ def sweep_requests(route_path: str, method: str, solves, statements,
     requests = [(url, query, body)]
     if route_path == "/xapi/statements":
         if method in ("GET", "HEAD"):
-            requests = [(url, {}, None), (url, {"statementId": statements[OTHER][0]["id"]}, None),
-                        (url, {"voidedStatementId": statements[OTHER][1]["id"]}, None),
-                        (url, {"activity": f"{BASE}/v1/solves/{other_solve}"}, None),
-                        (url, {"agent": json.dumps(statements[OTHER][0]["actor"])}, None),
-                        (url, {"limit": "1"}, None)]
+            requests = [
+                (url, {}, None),
+                (url, {"statementId": statements[OTHER][0]["id"]}, None),
+                (url, {"voidedStatementId": statements[OTHER][1]["id"]}, None),
+                (url, {"activity": f"{BASE}/v1/solves/{other_solve}"}, None),
+                (url, {"agent": json.dumps(statements[OTHER][0]["actor"])}, None),
+                (url, {"limit": "1"}, None),
+            ]
         elif method == "POST":
-            requests = [(url, {}, [statement(OTHER)]), (url, {}, [feedback_statement(other_solve)]),
-                        (url, {}, [{"id": str(uuid.uuid4()), "actor": statements[OTHER][0]["actor"],
-                                    "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
-                                    "object": {"objectType": "StatementRef", "id": statements[OTHER][0]["id"]}}])]
+            requests = [
+                (url, {}, [statement(OTHER)]),
+                (url, {}, [feedback_statement(other_solve)]),
+                (
+                    url,
+                    {},
+                    [
+                        {
+                            "id": str(uuid.uuid4()),
+                            "actor": statements[OTHER][0]["actor"],
+                            "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                            "object": {"objectType": "StatementRef", "id": statements[OTHER][0]["id"]},
+                        }
+                    ],
+                ),
+            ]
         elif method == "PUT":
             sid = str(uuid.uuid4())
             requests = [(url, {"statementId": sid}, {**statement(OTHER), "id": sid})]
     elif route_path.startswith("/xapi/"):
         activity = f"https://lms.example/{OTHER}/page-1"
         agent = json.dumps(statements[OTHER][0]["actor"])
-        requests = [(url, {"activityId": activity, "agent": agent, "stateId": "s", "profileId": "p"},
-                     {"bookmark": 1} if method in ("PUT", "POST") else None),
-                    (url, {"activityId": activity, "agent": agent}, None)]
+        requests = [
+            (
+                url,
+                {"activityId": activity, "agent": agent, "stateId": "s", "profileId": "p"},
+                {"bookmark": 1} if method in ("PUT", "POST") else None,
+            ),
+            (url, {"activityId": activity, "agent": agent}, None),
+        ]
     return requests
 
 
@@ -182,8 +258,9 @@ def test_sweep_every_route_with_course_limited_tokens_reveals_and_changes_nothin
     document = client.app.openapi()
     routes = [(route.path, method) for route in api_routes for method in sorted(route.methods)]
     #: routes that take a ?course= filter (reports): naming another course must be refused, not answered
-    course_filtered = {route.path for route in api_routes
-                       if any(param.name == "course" for param in route.dependant.query_params)}
+    course_filtered = {
+        route.path for route in api_routes if any(param.name == "course" for param in route.dependant.query_params)
+    }
     assert len(routes) >= 55, routes  # every core route and the plugins' (LRS, LTI)
     # a scope refusal comes before any course check, so a token with every scope reaches the most; read-only and
     # feedback-only tokens take the LRS's read and write paths of their own
@@ -194,8 +271,13 @@ def test_sweep_every_route_with_course_limited_tokens_reveals_and_changes_nothin
         for label, token in swept.items():
             for url, query, body in sweep_requests(path, method, solves, statements, document):
                 headers = {**auth(token), **(XAPI if path.startswith("/xapi") else {})}
-                response = client.request(method, url, params=query, headers=headers,
-                                          json=body if body is not None and method not in ("GET", "HEAD") else None)
+                response = client.request(
+                    method,
+                    url,
+                    params=query,
+                    headers=headers,
+                    json=body if body is not None and method not in ("GET", "HEAD") else None,
+                )
                 sent += 1
                 asked = url + json.dumps(query) + json.dumps(body)
                 leaked = [s for s in secrets if s in response.text and s not in asked]
@@ -208,18 +290,35 @@ def test_sweep_every_route_with_course_limited_tokens_reveals_and_changes_nothin
                     leaked = [s for s in secrets if s in unfiltered.text]
                     assert not leaked, (method, url, label, "without ?course", leaked)
                 assert response.status_code < 500, (method, url, label, response.text[:400])
-                if path.startswith("/xapi/statements") and method in ("GET", "HEAD") and response.status_code == 200 \
-                        and "statements" in response.text:
+                if (
+                    path.startswith("/xapi/statements")
+                    and method in ("GET", "HEAD")
+                    and response.status_code == 200
+                    and "statements" in response.text
+                ):
                     listed = {s["id"] for s in response.json()["statements"]}
                     assert not listed & {s["id"] for s in statements[OTHER]}, (query, label)
-                if any(w in path for w in ("/solve", "/feedback", "/pins/")) or path.startswith("/v1/admin") or \
-                        (path.startswith("/xapi/") and path != "/xapi/about" and method != "OPTIONS"
-                         and not (path == "/xapi/statements" and method in ("GET", "HEAD") and "statementId" not in query
-                                  and "voidedStatementId" not in query)):
+                if (
+                    any(w in path for w in ("/solve", "/feedback", "/pins/"))
+                    or path.startswith("/v1/admin")
+                    or (
+                        path.startswith("/xapi/")
+                        and path != "/xapi/about"
+                        and method != "OPTIONS"
+                        and not (
+                            path == "/xapi/statements"
+                            and method in ("GET", "HEAD")
+                            and "statementId" not in query
+                            and "voidedStatementId" not in query
+                        )
+                    )
+                ):
                     # every request aimed at another course's data (or at every course) is refused
-                    assert response.status_code in (403, 404, 405, 422) if path.startswith("/lti") else \
-                        response.status_code == 403, (method, url, query, label, response.status_code,
-                                                      response.text[:300])
+                    assert (
+                        response.status_code in (403, 404, 405, 422)
+                        if path.startswith("/lti")
+                        else response.status_code == 403
+                    ), (method, url, query, label, response.status_code, response.text[:300])
     assert other_course_state(server) == before
     assert all((p, m) in authorized for p, m in routes if p.startswith("/v1") or p.startswith("/xapi/statements"))
     print(f"course sweep: {len(routes)} route-methods x {len(swept)} limited tokens = {sent} requests")
@@ -228,12 +327,16 @@ def test_sweep_every_route_with_course_limited_tokens_reveals_and_changes_nothin
 def test_a_limited_token_works_in_its_own_course(world):
     server, solves, statements, tokens = world
     client = server.client
-    answer = client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), "context": {"course": OWN}},
-                         headers=auth(tokens["solve"]))
+    answer = client.post(
+        f"/v1/modules/{MODULE}/solve",
+        json={"input": puzzle(), "context": {"course": OWN}},
+        headers=auth(tokens["solve"]),
+    )
     assert answer.status_code == 200, answer.text
     solve_id = answer.json()["solve_id"]
-    feedback = client.post("/v1/feedback", json={"solve_id": solve_id, "kind": "incorrect"},
-                           headers=auth(tokens["feedback"]))
+    feedback = client.post(
+        "/v1/feedback", json={"solve_id": solve_id, "kind": "incorrect"}, headers=auth(tokens["feedback"])
+    )
     assert feedback.status_code == 202, feedback.text
     assert client.get(f"/v1/solves/{solves[OWN][1]}", headers=auth(tokens["read"])).status_code == 200
     me = client.get("/v1/me", headers=auth(tokens["all"])).json()
@@ -242,8 +345,9 @@ def test_a_limited_token_works_in_its_own_course(world):
     module = client.get(f"/v1/modules/{MODULE}", headers=auth(tokens["read"])).json()
     assert module["pins"] == {}  # OTHER's pin is not shown
     assert client.get(f"/v1/modules/{MODULE}", headers=server.auth("admin")).json()["pins"] == {OTHER: "1.0.0"}
-    pinned = client.put(f"/v1/admin/modules/{MODULE}/pins/{OWN}", json={"version": "1.0.0"},
-                        headers=auth(tokens["admin"]))
+    pinned = client.put(
+        f"/v1/admin/modules/{MODULE}/pins/{OWN}", json={"version": "1.0.0"}, headers=auth(tokens["admin"])
+    )
     assert pinned.status_code == 200 and pinned.json()["pins"] == {OWN: "1.0.0"}, pinned.text
     assert client.delete(f"/v1/admin/modules/{MODULE}/pins/{OWN}", headers=auth(tokens["admin"])).status_code == 200
 
@@ -274,8 +378,9 @@ def test_xapi_statement_reads_of_a_limited_token_hold_exactly_its_courses_statem
     everything = client.get("/xapi/statements", headers={**server.auth("feedback"), **XAPI}).json()["statements"]
     assert len(everything) > len(listed) > 0
     assert set(listed) == {s["id"] for s in statements[OWN]}
-    one = client.get("/xapi/statements", params={"statementId": statements[OWN][0]["id"]},
-                     headers={**auth(tokens["read"]), **XAPI})
+    one = client.get(
+        "/xapi/statements", params={"statementId": statements[OWN][0]["id"]}, headers={**auth(tokens["read"]), **XAPI}
+    )
     assert one.status_code == 200 and one.json()["id"] == statements[OWN][0]["id"]
 
 
@@ -288,8 +393,10 @@ def test_a_limited_token_stores_statements_of_its_course_and_a_read_token_cannot
     refused = client.post("/xapi/statements", json=[statement(OWN)], headers={**auth(tokens["read"]), **XAPI})
     assert refused.status_code == 403
     nameless = {**statement(OWN), "context": {}}
-    assert client.post("/xapi/statements", json=[nameless],
-                       headers={**auth(tokens["feedback"]), **XAPI}).status_code == 403
+    assert (
+        client.post("/xapi/statements", json=[nameless], headers={**auth(tokens["feedback"]), **XAPI}).status_code
+        == 403
+    )
 
 
 def test_token_create_with_courses_on_the_command_line(tmp_path):
@@ -301,8 +408,9 @@ def test_token_create_with_courses_on_the_command_line(tmp_path):
     from trm_modules.store import Store
 
     db = str(tmp_path / "store.sqlite3")
-    result = CliRunner().invoke(app, ["token", "create", "--scope", "read", "--course", OWN, "--course", OWN_TOO,
-                                      "--db", db])
+    result = CliRunner().invoke(
+        app, ["token", "create", "--scope", "read", "--course", OWN, "--course", OWN_TOO, "--db", db]
+    )
     assert result.exit_code == 0, result.output
     token = result.output.strip().splitlines()[-1]
     grant = TokenStore(Store(Settings(db_url=db).db)).grant(token)

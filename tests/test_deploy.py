@@ -89,17 +89,37 @@ def test_checkov_leaves_no_failed_check_unexplained(tmp_path):
     scanned = tmp_path / "deploy"
     shutil.copytree(DEPLOY, scanned)
     (scanned / "Containerfile").rename(scanned / "Dockerfile")
-    result = subprocess.run([checkov, "-d", str(scanned), "--framework", "kubernetes", "dockerfile", "secrets",
-                             "--skip-download", "--output", "json", "--quiet", "--compact"],
-                            capture_output=True, text=True, timeout=300, env={**os.environ, "LOG_LEVEL": "ERROR"})
+    result = subprocess.run(
+        [
+            checkov,
+            "-d",
+            str(scanned),
+            "--framework",
+            "kubernetes",
+            "dockerfile",
+            "secrets",
+            "--skip-download",
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "LOG_LEVEL": "ERROR"},
+    )
     assert result.returncode in (0, 1), result.stderr[-3000:]
     reports = json.loads(result.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     frameworks = {report["check_type"] for report in reports}
     assert {"kubernetes", "dockerfile"} <= frameworks, f"checkov scanned only {frameworks}"
     passed = sum(report["summary"]["passed"] for report in reports)
-    failed = {(check["check_id"], _relative(check["file_path"]))
-              for report in reports for check in report["results"]["failed_checks"]}
+    failed = {
+        (check["check_id"], _relative(check["file_path"]))
+        for report in reports
+        for check in report["results"]["failed_checks"]
+    }
     accepted = {(skip["id"], skip["file"]) for skip in yaml.safe_load(SKIPS.read_text())}
     assert all(skip.get("reason", "").strip() for skip in yaml.safe_load(SKIPS.read_text()))
     print(f"\ncheckov: {passed} passed, {len(failed)} failed ({len(failed & accepted)} accepted with a reason)")
@@ -117,16 +137,23 @@ def test_nginx_accepts_the_load_balancer_config(tmp_path):
     # The compose service names do not resolve here; everything else is tested as written.
     config = re.sub(r"server trm-\d:8000", "server 127.0.0.1:8000", (DEPLOY / "nginx.conf").read_text())
     (tmp_path / "nginx.conf").write_text(config.replace("/tmp/nginx.pid", str(tmp_path / "nginx.pid")))
-    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                             "-e", str(tmp_path / "error.log")], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_the_compose_file_runs_three_replicas_behind_nginx_on_postgresql():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    replicas = [name for name, service in services.items() if service.get("command") is None and
-                "image" in service and "trm-modules" in service["image"]]
+    replicas = [
+        name
+        for name, service in services.items()
+        if service.get("command") is None and "image" in service and "trm-modules" in service["image"]
+    ]
     assert len(replicas) == 3
     assert {"postgres", "nginx", "migrate"} <= set(services)
     assert services["migrate"]["command"] == ["db", "upgrade"]
@@ -145,7 +172,7 @@ def test_the_files_pass_only_flags_and_settings_the_program_has():
     commands = [doc_args for _, doc in documents() for c in _containers(doc) if (doc_args := c.get("args"))]
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     commands += [s["command"] for s in compose["services"].values() if isinstance(s.get("command"), list)]
-    cmd = re.search(r'^CMD (\[.*\])$', (DEPLOY / "Containerfile").read_text(), re.M)
+    cmd = re.search(r"^CMD (\[.*\])$", (DEPLOY / "Containerfile").read_text(), re.M)
     commands.append(json.loads(cmd.group(1)))
     helps: dict[str, str] = {}
     for args in commands:

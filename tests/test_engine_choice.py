@@ -105,8 +105,13 @@ def test_a_host_on_auto_gives_the_answers_of_eager():
     spec, inputs = tiny_spec("1.0.0", 1), grid_inputs(6)
     answers = {}
     for engine in ("eager", "auto"):
-        with Host([MemorySource([spec])], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
-                  memory_budgets={"cpu": 1 << 30}, cpu_threads=1, engine=engine) as host:
+        with Host(
+            [MemorySource([spec])],
+            plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+            memory_budgets={"cpu": 1 << 30},
+            cpu_threads=1,
+            engine=engine,
+        ) as host:
             host.swap("grid", "1.0.0")
             answers[engine] = [(a.output, a.steps) for a in (host.solve("grid", d) for d in inputs)]
             (how,) = host.computing().values()
@@ -157,8 +162,9 @@ def package_path(tmp_path_factory):
 
 def solve(package_path, tmp_path, *options):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(d) + "\n" for d in example_inputs(4, seed=5)))
-    return runner.invoke(app, ["solve", str(package_path), "--input", str(tmp_path / "in.jsonl"),
-                               "--output", "-", *options])
+    return runner.invoke(
+        app, ["solve", str(package_path), "--input", str(tmp_path / "in.jsonl"), "--output", "-", *options]
+    )
 
 
 def test_trm_solve_says_what_it_computes_in_and_why(package_path, tmp_path):

@@ -25,8 +25,13 @@ INPUTS = grid_inputs(8)
 
 
 def make_host(**options) -> Host:
-    return Host([MemorySource([SPEC])], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
-                memory_budgets={"cpu": 1 << 30}, cpu_threads=1, **options)
+    return Host(
+        [MemorySource([SPEC])],
+        plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+        memory_budgets={"cpu": 1 << 30},
+        cpu_threads=1,
+        **options,
+    )
 
 
 def host_answers(engine: str) -> list[tuple]:
@@ -94,8 +99,9 @@ def package_path(tmp_path_factory):
 
 def solve(package_path, tmp_path, *options):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(d) + "\n" for d in example_inputs(6, seed=5)))
-    return runner.invoke(app, ["solve", str(package_path), "--input", str(tmp_path / "in.jsonl"),
-                               "--output", "-", *options])
+    return runner.invoke(
+        app, ["solve", str(package_path), "--input", str(tmp_path / "in.jsonl"), "--output", "-", *options]
+    )
 
 
 def test_trm_solve_answers_the_same_with_either_engine(package_path, tmp_path):
@@ -132,8 +138,12 @@ def test_trm_serve_answers_the_same_with_either_engine(tmp_path):
     for engine in ("eager", "onnx"):
         with served(tmp_path / engine, {"1.0.0": 0}, engine=engine) as server:
             assert server.runtime.host.engine == engine
-            replies = [server.client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle(seed)},
-                                          headers=server.auth("solve")) for seed in range(4)]
+            replies = [
+                server.client.post(
+                    f"/v1/modules/{MODULE}/solve", json={"input": puzzle(seed)}, headers=server.auth("solve")
+                )
+                for seed in range(4)
+            ]
             assert all(r.status_code == 200 for r in replies), replies[0].text
             outputs[engine] = [(r.json()["output"], r.json()["steps"]) for r in replies]
     assert outputs["onnx"] == outputs["eager"]

@@ -53,8 +53,8 @@ def tampered(package: Path, tmp_path: Path) -> Path:
     data = bytearray(package.read_bytes())
     with zipfile.ZipFile(package) as archive:
         info = archive.getinfo("weights.safetensors")
-    name_length = int.from_bytes(data[info.header_offset + 26:info.header_offset + 28], "little")
-    extra_length = int.from_bytes(data[info.header_offset + 28:info.header_offset + 30], "little")
+    name_length = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    extra_length = int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
     start = info.header_offset + 30 + name_length + extra_length
     data[start + info.file_size - 1] ^= 0xFF  # the last byte of the last tensor
     out = tmp_path / "tampered.trm"
@@ -121,20 +121,29 @@ def unreachable_store(tmp_path, package, inputs):
 
 #: status → (case, what its error line must say)
 CASES = {
-    1: [(busy_port, "cannot listen on 127.0.0.1"), (refused_digest, "weights.safetensors"),
-        (backup_of_another_kind, "sqlite backup and cannot be restored into a postgresql")],
-    2: [(missing_input, "cannot read --input"), (unknown_option, "No such option"),
-        (unknown_engine, "unknown engine 'warp'")],
+    1: [
+        (busy_port, "cannot listen on 127.0.0.1"),
+        (refused_digest, "weights.safetensors"),
+        (backup_of_another_kind, "sqlite backup and cannot be restored into a postgresql"),
+    ],
+    2: [
+        (missing_input, "cannot read --input"),
+        (unknown_option, "No such option"),
+        (unknown_engine, "unknown engine 'warp'"),
+    ],
     3: [(unknown_module, "sudoku-4x4"), (unknown_version, "published: ")],
     4: [(unreachable_store, "StoreUnavailable: cannot reach")],
 }
 
 
-@pytest.mark.parametrize("status,case,says", [(status, case, says) for status, cases in CASES.items()
-                                               for case, says in cases],
-                         ids=lambda value: getattr(value, "__name__", None) or str(value)[:12])
-def test_a_documented_failure_ends_with_its_documented_status(status, case, says, tmp_path, package, inputs,
-                                                              monkeypatch):
+@pytest.mark.parametrize(
+    "status,case,says",
+    [(status, case, says) for status, cases in CASES.items() for case, says in cases],
+    ids=lambda value: getattr(value, "__name__", None) or str(value)[:12],
+)
+def test_a_documented_failure_ends_with_its_documented_status(
+    status, case, says, tmp_path, package, inputs, monkeypatch
+):
     monkeypatch.setenv("TRM_HOME", str(tmp_path / "home"))
     result = trm(*case(tmp_path, package, inputs))
     assert result.exit_code == status, result.output

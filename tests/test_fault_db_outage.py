@@ -24,18 +24,27 @@ def outage(tmp_path):
     """(runtime, client, proxy, tokens): a server whose store is a PostgreSQL behind ``proxy``."""
     with database_url("postgresql", tmp_path) as direct_url:
         Store(direct_url).ensure_schema()
-        tokens = {scope: TokenStore(Store(direct_url)).create([scope], name=scope)[0]
-                  for scope in ("solve", "feedback", "admin")}
+        tokens = {
+            scope: TokenStore(Store(direct_url)).create([scope], name=scope)[0]
+            for scope in ("solve", "feedback", "admin")
+        }
         parsed = make_url(direct_url)
         proxy = TcpProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
         proxied = parsed.set(host="127.0.0.1", port=proxy.port).update_query_dict({"connect_timeout": "2"})
         proxy.cut()  # the database is away when the server starts
         registry = build_registry(tmp_path, {"1.0.0": 0})
-        runtime = ServerRuntime.start(ServerSettings(
-            registry=registry.root, db=proxied.render_as_string(hide_password=False), cpu_threads=1, views=1,
-            allow_unsigned=True,
-            journal_path=tmp_path / "journal.jsonl", public_url="http://testserver",
-            recorder_options={"min_retry_delay_s": 0.0}))
+        runtime = ServerRuntime.start(
+            ServerSettings(
+                registry=registry.root,
+                db=proxied.render_as_string(hide_password=False),
+                cpu_threads=1,
+                views=1,
+                allow_unsigned=True,
+                journal_path=tmp_path / "journal.jsonl",
+                public_url="http://testserver",
+                recorder_options={"min_retry_delay_s": 0.0},
+            )
+        )
         try:
             with TestClient(create_app(runtime)) as client:
                 yield runtime, client, proxy, tokens, direct_url
@@ -77,18 +86,32 @@ def test_while_the_database_is_cut_off_solves_journal_and_are_replayed_when_it_r
 
     proxy.cut()
     runtime.tokens.cache_s = 0.0  # every cached answer has expired
-    answered = client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle(2), "client_id": "during-outage"},
-                           headers=auth(tokens, "solve"))
+    answered = client.post(
+        f"/v1/modules/{MODULE}/solve",
+        json={"input": puzzle(2), "client_id": "during-outage"},
+        headers=auth(tokens, "solve"),
+    )
     assert answered.status_code == 200, answered.text  # acknowledged from the fsync'd journal
-    given = client.post("/v1/feedback", json={"id": "fb-outage", "solve_id": "during-outage", "kind": "correct"},
-                        headers=auth(tokens, "feedback"))
+    given = client.post(
+        "/v1/feedback",
+        json={"id": "fb-outage", "solve_id": "during-outage", "kind": "correct"},
+        headers=auth(tokens, "feedback"),
+    )
     assert given.status_code == 202, given.text  # a solve this server answered: no database needed
-    assert_503_problem(client.post("/v1/feedback", json={"solve_id": "unknown-to-this-server", "kind": "correct"},
-                                   headers=auth(tokens, "feedback")))
+    assert_503_problem(
+        client.post(
+            "/v1/feedback",
+            json={"solve_id": "unknown-to-this-server", "kind": "correct"},
+            headers=auth(tokens, "feedback"),
+        )
+    )
     assert_503_problem(client.get(f"/v1/solves/{first.json()['solve_id']}", headers=auth(tokens, "solve")))
     health = client.get("/healthz").json()
     assert (health["status"], health["store"]["database"], health["store"]["journal"]) == (
-        "degraded", "down", "holds events")
+        "degraded",
+        "down",
+        "holds events",
+    )
 
     proxy.restore()
     assert runtime.recorder.replay_journal() >= 2

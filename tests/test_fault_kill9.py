@@ -47,14 +47,21 @@ def drive(url: str, token: str, prefix: str, acked: Acknowledged, stop: threadin
                 return
             solve_id, feedback_id = f"{prefix}-{n}", f"{prefix}-{n}-fb"
             try:
-                answered = client.post(f"/v1/modules/{MODULE}/solve",
-                                       json={"input": puzzle(n % 50), "client_id": solve_id,
-                                             "context": {"course": "fault", "learner": prefix}})
+                answered = client.post(
+                    f"/v1/modules/{MODULE}/solve",
+                    json={
+                        "input": puzzle(n % 50),
+                        "client_id": solve_id,
+                        "context": {"course": "fault", "learner": prefix},
+                    },
+                )
                 if answered.status_code != 200:
                     continue
                 acked.add(acked.solves, solve_id)
-                given = client.post("/v1/feedback", json={"id": feedback_id, "solve_id": solve_id,
-                                                          "kind": "correct" if n % 2 else "incorrect"})
+                given = client.post(
+                    "/v1/feedback",
+                    json={"id": feedback_id, "solve_id": solve_id, "kind": "correct" if n % 2 else "incorrect"},
+                )
                 if given.status_code in (200, 202):
                     acked.add(acked.feedback, feedback_id)
             except httpx.HTTPError:  # the server was killed under us: what it answered is what counts
@@ -63,8 +70,9 @@ def drive(url: str, token: str, prefix: str, acked: Acknowledged, stop: threadin
 
 def run_until_killed(server: ServeProcess, token: str, round_: int, acked: Acknowledged, kill_after: int) -> None:
     stop = threading.Event()
-    clients = [threading.Thread(target=drive, args=(server.url, token, f"r{round_}c{i}", acked, stop))
-               for i in range(CLIENTS)]
+    clients = [
+        threading.Thread(target=drive, args=(server.url, token, f"r{round_}c{i}", acked, stop)) for i in range(CLIENTS)
+    ]
     target = acked.total() + kill_after
     for client in clients:
         client.start()
@@ -94,11 +102,14 @@ def test_no_acknowledged_event_is_lost_or_stored_twice_across_kill_9(backend, tm
             stored_solves = set(session.scalars(select(Solve.id)))
             stored_feedback = set(session.scalars(select(Feedback.id)))
             rows = session.scalar(select(func.count()).select_from(Feedback)) + session.scalar(
-                select(func.count()).select_from(Solve))
+                select(func.count()).select_from(Solve)
+            )
         store.close()
     lost = (acked.solves - stored_solves) | (acked.feedback - stored_feedback)
     duplicated = rows - len(stored_solves) - len(stored_feedback)
-    print(f"\nkill -9 x{KILLS} [{backend}]: acknowledged {len(acked.solves)} solves + {len(acked.feedback)} feedback, "
-          f"stored {len(stored_solves)} + {len(stored_feedback)}, lost {len(lost)}, duplicated {duplicated}")
+    print(
+        f"\nkill -9 x{KILLS} [{backend}]: acknowledged {len(acked.solves)} solves + {len(acked.feedback)} feedback, "
+        f"stored {len(stored_solves)} + {len(stored_feedback)}, lost {len(lost)}, duplicated {duplicated}"
+    )
     assert acked.solves and acked.feedback
     assert (sorted(lost), duplicated) == ([], 0)

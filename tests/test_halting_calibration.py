@@ -42,8 +42,19 @@ def test_never_stopping_early_is_a_policy_of_its_own():
 
 def eager_model() -> TRM:
     torch.manual_seed(0)
-    model = TRM(TRMConfig(vocab_size=6, seq_len=16, hidden_size=32, num_heads=2, H_cycles=1, L_cycles=1,
-                          halt_max_steps=5, puzzle_emb_ndim=32, puzzle_emb_len=1)).eval()
+    model = TRM(
+        TRMConfig(
+            vocab_size=6,
+            seq_len=16,
+            hidden_size=32,
+            num_heads=2,
+            H_cycles=1,
+            L_cycles=1,
+            halt_max_steps=5,
+            puzzle_emb_ndim=32,
+            puzzle_emb_len=1,
+        )
+    ).eval()
     with torch.no_grad():
         model.q_head.bias.fill_(5.0)  # halts after the first step under the paper's rule
     return model
@@ -60,12 +71,32 @@ def test_a_model_halts_by_the_policy_it_is_given():
 def test_a_package_loads_with_its_calibrated_halting(tmp_path):
     codec = get_codec("sudoku", {"size": 4})
     puzzles = codec.generate(np.random.default_rng(0), 2)
-    evaluation = {"dataset": "t", "metric": "exact_accuracy", "value": 0.0, "steps": 5,
-                  "halting": {"threshold": None, "min_steps": 1, "accuracy": 0.5, "mean_steps": 5.0,
-                              "default_accuracy": 0.25, "default_mean_steps": 1.0}}
+    evaluation = {
+        "dataset": "t",
+        "metric": "exact_accuracy",
+        "value": 0.0,
+        "steps": 5,
+        "halting": {
+            "threshold": None,
+            "min_steps": 1,
+            "accuracy": 0.5,
+            "mean_steps": 5.0,
+            "default_accuracy": 0.25,
+            "default_mean_steps": 1.0,
+        },
+    }
     with one_torch_thread():
-        path = build_package(eager_model(), codec, name="sudoku-4x4", version="1.0.0", out_path=tmp_path / "p.trm",
-                             examples=[(inp, None) for inp, _ in puzzles], allow_failing_examples=True, title="4x4", evaluation=evaluation)
+        path = build_package(
+            eager_model(),
+            codec,
+            name="sudoku-4x4",
+            version="1.0.0",
+            out_path=tmp_path / "p.trm",
+            examples=[(inp, None) for inp, _ in puzzles],
+            allow_failing_examples=True,
+            title="4x4",
+            evaluation=evaluation,
+        )
         package = open_package(path)
         model = package.load_model()
     assert model.solve(torch.ones(1, 16, dtype=torch.long)).steps.tolist() == [5]
@@ -73,10 +104,22 @@ def test_a_package_loads_with_its_calibrated_halting(tmp_path):
 
 
 def test_a_training_run_records_the_policy_it_chose_and_judges_answers_by_it(tmp_path):
-    recipe = load_recipe(ROOT / "registry" / "recipes" / "sudoku-4x4.toml", {
-        "model.hidden_size": 32, "model.num_heads": 2, "model.puzzle_emb_ndim": 32, "model.halt_max_steps": 3,
-        "model.H_cycles": 1, "model.L_cycles": 1, "train.batch_size": 16, "train.steps": 2,
-        "data.train_puzzles": 32, "data.test_puzzles": 24, "train.eval_every": 1000})
+    recipe = load_recipe(
+        ROOT / "registry" / "recipes" / "sudoku-4x4.toml",
+        {
+            "model.hidden_size": 32,
+            "model.num_heads": 2,
+            "model.puzzle_emb_ndim": 32,
+            "model.halt_max_steps": 3,
+            "model.H_cycles": 1,
+            "model.L_cycles": 1,
+            "train.batch_size": 16,
+            "train.steps": 2,
+            "data.train_puzzles": 32,
+            "data.test_puzzles": 24,
+            "train.eval_every": 1000,
+        },
+    )
     with one_torch_thread():
         Trainer(recipe, tmp_path).run()
     halting = json.loads((tmp_path / "evaluation.json").read_text())["halting"]
@@ -89,12 +132,32 @@ def test_examples_are_recorded_as_the_package_halts_so_its_self_test_passes(tmp_
     # The paper's rule stops this model after one step; the package's policy runs every step.
     codec = get_codec("sudoku", {"size": 4})
     puzzles = codec.generate(np.random.default_rng(1), 4)
-    evaluation = {"dataset": "t", "metric": "exact_accuracy", "value": 0.0, "steps": 5,
-                  "halting": {"threshold": None, "min_steps": 1, "accuracy": 0.0, "mean_steps": 5.0,
-                              "default_accuracy": 0.0, "default_mean_steps": 1.0}}
+    evaluation = {
+        "dataset": "t",
+        "metric": "exact_accuracy",
+        "value": 0.0,
+        "steps": 5,
+        "halting": {
+            "threshold": None,
+            "min_steps": 1,
+            "accuracy": 0.0,
+            "mean_steps": 5.0,
+            "default_accuracy": 0.0,
+            "default_mean_steps": 1.0,
+        },
+    }
     with one_torch_thread():
-        path = build_package(eager_model(), codec, name="sudoku-4x4", version="1.0.0", out_path=tmp_path / "p.trm",
-                             examples=[(inp, None) for inp, _ in puzzles], allow_failing_examples=True, title="4x4", evaluation=evaluation)
+        path = build_package(
+            eager_model(),
+            codec,
+            name="sudoku-4x4",
+            version="1.0.0",
+            out_path=tmp_path / "p.trm",
+            examples=[(inp, None) for inp, _ in puzzles],
+            allow_failing_examples=True,
+            title="4x4",
+            evaluation=evaluation,
+        )
         results = open_package(path).self_test()
     assert all(result.passed and result.steps == 5 for result in results)
 

@@ -24,15 +24,33 @@ from trm_modules.plugins import build_plugin_manager, get_codec
 
 ROOT = Path(__file__).resolve().parents[1]
 SUDOKU_4X4 = ROOT / "registry" / "recipes" / "sudoku-4x4.toml"
-TINY_SETS = ["model.hidden_size=32", "model.num_heads=2", "model.puzzle_emb_ndim=32", "model.H_cycles=1",
-             "model.L_cycles=1", "model.halt_max_steps=2", "train.batch_size=16", "train.steps=3",
-             "train.eval_every=1000", "train.warmup_steps=1"]
+TINY_SETS = [
+    "model.hidden_size=32",
+    "model.num_heads=2",
+    "model.puzzle_emb_ndim=32",
+    "model.H_cycles=1",
+    "model.L_cycles=1",
+    "model.halt_max_steps=2",
+    "train.batch_size=16",
+    "train.steps=3",
+    "train.eval_every=1000",
+    "train.warmup_steps=1",
+]
 
 
 def untrained_sudoku(size: int = 9) -> tuple[TRM, object]:
     codec = get_codec("sudoku", {"size": size})
-    config = TRMConfig(vocab_size=codec.vocab_size, seq_len=codec.seq_len, hidden_size=16, num_heads=2,
-                       L_layers=1, H_cycles=1, L_cycles=1, halt_max_steps=1, puzzle_emb_ndim=0)
+    config = TRMConfig(
+        vocab_size=codec.vocab_size,
+        seq_len=codec.seq_len,
+        hidden_size=16,
+        num_heads=2,
+        L_layers=1,
+        H_cycles=1,
+        L_cycles=1,
+        halt_max_steps=1,
+        puzzle_emb_ndim=0,
+    )
     return TRM(config).eval(), codec
 
 
@@ -40,8 +58,14 @@ def test_a_model_that_breaks_the_rules_is_not_packed_as_if_it_passed(tmp_path):
     model, codec = untrained_sudoku()
     pairs = codec.generate(np.random.default_rng(0), 2, min_givens=25, max_givens=25)
     with pytest.raises(BuildError, match="the model's own answer .* breaks the 'sudoku' task's rules"):
-        build_package(model, codec, name="liar", version="0.1.0", out_path=tmp_path / "liar.trm",
-                      examples=[(inp, None) for inp, _ in pairs])
+        build_package(
+            model,
+            codec,
+            name="liar",
+            version="0.1.0",
+            out_path=tmp_path / "liar.trm",
+            examples=[(inp, None) for inp, _ in pairs],
+        )
     with pytest.raises(BuildError, match="not the given output"):
         build_package(model, codec, name="liar", version="0.1.0", out_path=tmp_path / "liar.trm", examples=pairs)
 
@@ -49,8 +73,15 @@ def test_a_model_that_breaks_the_rules_is_not_packed_as_if_it_passed(tmp_path):
 def test_an_explicitly_failing_self_test_is_packed_and_verify_says_it_fails(tmp_path):
     model, codec = untrained_sudoku()
     pairs = codec.generate(np.random.default_rng(0), 2, min_givens=25, max_givens=25)
-    path = build_package(model, codec, name="liar", version="0.1.0", out_path=tmp_path / "liar.trm",
-                         examples=[(inp, None) for inp, _ in pairs], allow_failing_examples=True)
+    path = build_package(
+        model,
+        codec,
+        name="liar",
+        version="0.1.0",
+        out_path=tmp_path / "liar.trm",
+        examples=[(inp, None) for inp, _ in pairs],
+        allow_failing_examples=True,
+    )
     # The model's own answers are recorded, so they agree with it: only the rules can tell they are wrong.
     report = verify_package(path)
     assert "examples" in report.unverified and all(r.breaks_rules for r in report.examples)
@@ -63,8 +94,9 @@ def test_an_explicitly_failing_self_test_is_packed_and_verify_says_it_fails(tmp_
 def test_the_manifest_names_the_codec_distribution_and_a_missing_codec_says_what_to_install(tmp_path):
     model, codec = untrained_sudoku(4)
     full = codec.generate(np.random.default_rng(1), 1, min_givens=16, max_givens=16)  # nothing to fill in
-    path = build_package(model, codec, name="names-its-codec", version="0.1.0", out_path=tmp_path / "p.trm",
-                         examples=full)
+    path = build_package(
+        model, codec, name="names-its-codec", version="0.1.0", out_path=tmp_path / "p.trm", examples=full
+    )
     package = open_package(path)
     provider = package.manifest.task.provider
     from importlib.metadata import version
@@ -122,20 +154,33 @@ def _authors_csv_from_py_sudoku(path: Path, count: int, seed: int) -> None:
 def test_a_module_trained_on_an_outside_generators_csv_states_its_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _authors_csv_from_py_sudoku(tmp_path / "py-sudoku-4x4.csv", 60, seed=11)
-    args = ["train", str(SUDOKU_4X4), "-o", "run", "--device", "cpu", "--threads", "1",
-            "--data", "py-sudoku-4x4.csv"]
+    args = ["train", str(SUDOKU_4X4), "-o", "run", "--device", "cpu", "--threads", "1", "--data", "py-sudoku-4x4.csv"]
     for item in TINY_SETS:
         args += ["--set", item]
     trained = CliRunner().invoke(app, args)
     assert trained.exit_code == 0, trained.output
-    packed = CliRunner().invoke(app, ["pack", "run", "--name", "outside-4x4", "--version", "0.1.0",
-                                      "--author", "Ada Lovelace <ada@example.org>", "-o", "outside.trm"])
+    packed = CliRunner().invoke(
+        app,
+        [
+            "pack",
+            "run",
+            "--name",
+            "outside-4x4",
+            "--version",
+            "0.1.0",
+            "--author",
+            "Ada Lovelace <ada@example.org>",
+            "-o",
+            "outside.trm",
+        ],
+    )
     assert packed.exit_code == 0, packed.output
     package = open_package(tmp_path / "outside.trm")
     provenance = package.manifest.provenance
     digest = hashlib.sha256((tmp_path / "py-sudoku-4x4.csv").read_bytes()).hexdigest()
-    assert provenance.data_files == [{"name": "py-sudoku-4x4.csv", "sha256": digest, "rows": 60, "role": "train",
-                                      "layout": "authors-csv"}]
+    assert provenance.data_files == [
+        {"name": "py-sudoku-4x4.csv", "sha256": digest, "rows": 60, "role": "train", "layout": "authors-csv"}
+    ]
     assert "--data py-sudoku-4x4.csv" in provenance.command and "py-sudoku-4x4.csv (60 rows" in provenance.data
     assert [(a.name, a.email) for a in package.manifest.authors] == [("Ada Lovelace", "ada@example.org")]
     assert f"| `py-sudoku-4x4.csv` | train | 60 | `{digest}` |" in package.card

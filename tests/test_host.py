@@ -11,7 +11,13 @@ import pytest
 from fixtures.host import TINY, grid_inputs, reference_outputs, tiny_model, tiny_spec
 from trm_modules.errors import ModuleNotFound
 from trm_modules.host import (
-    Host, InvalidInput, MemorySource, PlacementError, SelfTestFailed, SwapError, VersionNotLoaded,
+    Host,
+    InvalidInput,
+    MemorySource,
+    PlacementError,
+    SelfTestFailed,
+    SwapError,
+    VersionNotLoaded,
 )
 from trm_modules.host.batching import MicroBatcher
 from trm_modules import hookimpl
@@ -298,7 +304,7 @@ def test_each_solve_emits_a_solve_record_after_the_answer():
         host.swap("grid", "1.0.0")
         answer = host.solve("grid", INPUTS[0], {"course": "c1"}, solve_id="s-1")
         assert host.flush()
-    record, = recorder.records
+    (record,) = recorder.records
     assert (record.id, record.version, record.digest, record.output) == ("s-1", "1.0.0", V1.digest, answer.output)
     assert record.context.course == "c1" and record.input == INPUTS[0]
 
@@ -331,7 +337,6 @@ def test_raising_observer_does_not_fail_the_solve_and_is_counted():
         name = next(n for n, p in host.pm.list_name_plugin() if isinstance(p, Broken))
         assert host.pm.error_counts[name] == 1
     assert len(recorder.records) == 1  # the other observer still got it
-
 
 
 def test_a_failing_batch_fails_its_requests_and_the_batcher_keeps_serving():
@@ -373,9 +378,11 @@ def test_an_answer_the_codec_cannot_decode_is_returned_and_recorded_as_invalid()
     host.close()
 
 
-def echo_batch(gate: threading.Event | None = None, sizes: list[int] | None = None,
-               started: threading.Event | None = None):
+def echo_batch(
+    gate: threading.Event | None = None, sizes: list[int] | None = None, started: threading.Event | None = None
+):
     """A ``run_batch`` that answers every row with its own tokens; records sizes, held at ``gate``."""
+
     def run_batch(tokens, puzzle_ids):
         if sizes is not None:
             sizes.append(len(tokens))
@@ -384,6 +391,7 @@ def echo_batch(gate: threading.Event | None = None, sizes: list[int] | None = No
         if gate is not None:
             gate.wait(timeout=10)
         return tokens, np.ones(len(tokens), dtype=np.int64), np.full(len(tokens), 0.5)
+
     return run_batch
 
 

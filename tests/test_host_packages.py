@@ -12,8 +12,17 @@ from trm_modules.package import DirectoryRegistry, NoCodec, PackageError, build_
 from trm_modules.plugins import build_plugin_manager, codec_classes, get_codec
 from trm_modules.testing import digit_answering_sudoku_model
 
-SUDOKU4 = TRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, puzzle_emb_len=2, hidden_size=32, num_heads=2,
-                    H_cycles=2, L_cycles=2, halt_max_steps=4)
+SUDOKU4 = TRMConfig(
+    vocab_size=6,
+    seq_len=16,
+    puzzle_emb_ndim=32,
+    puzzle_emb_len=2,
+    hidden_size=32,
+    num_heads=2,
+    H_cycles=2,
+    L_cycles=2,
+    halt_max_steps=4,
+)
 
 
 def sudoku_model(seed: int) -> TRM:
@@ -30,15 +39,21 @@ def packages(tmp_path_factory):
     paths = {}
     with one_torch_thread():
         for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
-            paths[version] = build_package(sudoku_model(seed), codec, name="sudoku-4x4", version=version,
-                                           out_path=folder / f"sudoku-4x4-{version}.trm",
-                                           examples=[(inp, None) for inp, _ in puzzles], allow_failing_examples=True, title="4x4 Sudoku")
+            paths[version] = build_package(
+                sudoku_model(seed),
+                codec,
+                name="sudoku-4x4",
+                version=version,
+                out_path=folder / f"sudoku-4x4-{version}.trm",
+                examples=[(inp, None) for inp, _ in puzzles],
+                allow_failing_examples=True,
+                title="4x4 Sudoku",
+            )
     return folder, paths, [inp for inp, _ in puzzles]
 
 
 def make_host(*sources) -> Host:
-    return Host(sources, plugin_manager=build_plugin_manager(paths=""), memory_budgets={"cpu": 1 << 30},
-                cpu_threads=1)
+    return Host(sources, plugin_manager=build_plugin_manager(paths=""), memory_budgets={"cpu": 1 << 30}, cpu_threads=1)
 
 
 def test_folder_source_lists_the_versions_of_its_packages(packages):
@@ -158,8 +173,12 @@ def test_package_refused_on_open_is_the_swap_errors_cause(packages, tmp_path):
 def test_a_host_whose_plugin_manager_has_no_codec_plugins_refuses_a_sudoku_package_with_no_codec(packages):
     folder, _, _ = packages
     assert "sudoku" in codec_classes()  # the process's default manager has it: the host must not use that one
-    host = Host([FolderSource(folder)], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
-                memory_budgets={"cpu": 1 << 30}, cpu_threads=1)
+    host = Host(
+        [FolderSource(folder)],
+        plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+        memory_budgets={"cpu": 1 << 30},
+        cpu_threads=1,
+    )
     with host:
         with pytest.raises(SwapError) as refused:
             host.swap("sudoku-4x4", "1.0.0")

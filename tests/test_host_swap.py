@@ -18,8 +18,13 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
     expected = {v: reference_outputs(tiny_model(seed), inputs) for v, seed in versions.items()}
     assert expected["1.0.0"] != expected["2.0.0"]
     specs = [tiny_spec(v, seed) for v, seed in versions.items()]
-    host = Host([MemorySource(specs)], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
-                memory_budgets={"cpu": 1 << 30}, batch_window_ms=2, cpu_threads=1)
+    host = Host(
+        [MemorySource(specs)],
+        plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+        memory_budgets={"cpu": 1 << 30},
+        batch_window_ms=2,
+        cpu_threads=1,
+    )
     host.swap("grid", "1.0.0")
 
     failures: list[BaseException] = []
@@ -41,8 +46,10 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
             with lock:
                 answered[answer.version] += 1
                 lock.notify_all()
-                if answer.output != expected[answer.version][i % len(inputs)] or \
-                        answer.digest != specs[versions[answer.version] - 1].digest:
+                if (
+                    answer.output != expected[answer.version][i % len(inputs)]
+                    or answer.digest != specs[versions[answer.version] - 1].digest
+                ):
                     mismatches.append((answer.version, i % len(inputs)))
             i += 1
 
@@ -70,7 +77,11 @@ def test_sixteen_callers_through_twenty_swaps_never_fail_and_answers_match_their
 
 def test_swap_without_a_version_activates_the_release_over_its_release_candidate():
     specs = [tiny_spec(v, seed) for v, seed in (("2.0.0", 2), ("2.0.0-rc.1", 1), ("1.10.0", 3))]
-    with Host([MemorySource(specs)], plugin_manager=build_plugin_manager(entry_points=False, paths=""),
-              memory_budgets={"cpu": 1 << 30}, cpu_threads=1) as host:
+    with Host(
+        [MemorySource(specs)],
+        plugin_manager=build_plugin_manager(entry_points=False, paths=""),
+        memory_budgets={"cpu": 1 << 30},
+        cpu_threads=1,
+    ) as host:
         assert host.available_versions("grid") == ["1.10.0", "2.0.0-rc.1", "2.0.0"]
         assert host.swap("grid").active == "2.0.0"

@@ -14,13 +14,39 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from fixtures.packages import (build_tiny_package, manifest_of, read_members, redigest, rewrite_safetensors_header,
-                              tiny_model, with_manifest, write_members)
-from trm_modules.package import (ArchiveError, CompressedEntry, DigestMismatch, DuplicateEntry, Limits,
-                                 ManifestInvalid, MissingFile, PackageError, SignatureInvalid, SizeLimitExceeded,
-                                 SymlinkEntry, TensorMismatch, UnlistedFile, UnsafePath, UnsignedPackage,
-                                 UnsupportedFormatVersion, UntrustedKey, WeightsInvalid, generate_keypair,
-                                 open_package, sign_package)
+from fixtures.packages import (
+    build_tiny_package,
+    manifest_of,
+    read_members,
+    redigest,
+    rewrite_safetensors_header,
+    tiny_model,
+    with_manifest,
+    write_members,
+)
+from trm_modules.package import (
+    ArchiveError,
+    CompressedEntry,
+    DigestMismatch,
+    DuplicateEntry,
+    Limits,
+    ManifestInvalid,
+    MissingFile,
+    PackageError,
+    SignatureInvalid,
+    SizeLimitExceeded,
+    SymlinkEntry,
+    TensorMismatch,
+    UnlistedFile,
+    UnsafePath,
+    UnsignedPackage,
+    UnsupportedFormatVersion,
+    UntrustedKey,
+    WeightsInvalid,
+    generate_keypair,
+    open_package,
+    sign_package,
+)
 
 
 @pytest.fixture(scope="module")
@@ -157,17 +183,29 @@ def test_unsigned_package_is_refused_when_keys_are_trusted(valid, keys):
 
 
 # ---------------------------------------------------------------------------------- manifest
-@pytest.mark.parametrize("change, pointer", [
-    (lambda m: m.update(name="Sudoku_4x4"), "/name"),
-    (lambda m: m.pop("license"), ""),
-    (lambda m: m.update(license="MIT OR"), "/license"),
-    (lambda m: m.update(version="1.0"), "/version"),
-    (lambda m: m.update(module_id="not an iri"), "/module_id"),
-    (lambda m: m["files"][0].update(sha256="XYZ"), "/files/0/sha256"),
-    (lambda m: m["model"]["config"].update(hidden_size=-4), "/model/config/hidden_size"),
-    (lambda m: m["model"].update(parameters=12), "/model/parameters"),
-], ids=["uppercase-name", "missing-license", "non-spdx-license", "non-semver-version", "bad-module-id",
-        "bad-digest-syntax", "negative-hidden-size", "parameter-count-lie"])
+@pytest.mark.parametrize(
+    "change, pointer",
+    [
+        (lambda m: m.update(name="Sudoku_4x4"), "/name"),
+        (lambda m: m.pop("license"), ""),
+        (lambda m: m.update(license="MIT OR"), "/license"),
+        (lambda m: m.update(version="1.0"), "/version"),
+        (lambda m: m.update(module_id="not an iri"), "/module_id"),
+        (lambda m: m["files"][0].update(sha256="XYZ"), "/files/0/sha256"),
+        (lambda m: m["model"]["config"].update(hidden_size=-4), "/model/config/hidden_size"),
+        (lambda m: m["model"].update(parameters=12), "/model/parameters"),
+    ],
+    ids=[
+        "uppercase-name",
+        "missing-license",
+        "non-spdx-license",
+        "non-semver-version",
+        "bad-module-id",
+        "bad-digest-syntax",
+        "negative-hidden-size",
+        "parameter-count-lie",
+    ],
+)
 def test_manifest_schema_violation_is_refused(members, tmp_path, change, pointer):
     manifest = manifest_of(members)
     change(manifest)
@@ -179,7 +217,9 @@ def test_newer_major_format_is_refused_naming_the_release_that_reads_it(members,
     manifest = manifest_of(members)
     manifest["format_version"] = "2.0"
     manifest["runtime"]["min_trm_modules"] = "3.1.0"
-    error = assert_refused(write_members(tmp_path / "p.trm", with_manifest(members, manifest)), UnsupportedFormatVersion)
+    error = assert_refused(
+        write_members(tmp_path / "p.trm", with_manifest(members, manifest)), UnsupportedFormatVersion
+    )
     assert "3.1.0" in error.message
 
 
@@ -217,13 +257,17 @@ def test_safetensors_offsets_out_of_range_are_refused(members, tmp_path):
 def test_tensor_shape_that_differs_from_the_config_is_refused(members, tmp_path):
     state = {k: v.contiguous() for k, v in tiny_model().state_dict().items()}
     state["lm_head.weight"] = state["lm_head.weight"].reshape(32, 6).contiguous()  # same bytes, other shape
-    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch)
+    error = assert_refused(
+        write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch
+    )
     assert "lm_head.weight" in error.message
 
 
 def test_tensor_dtype_that_differs_from_the_manifest_is_refused(members, tmp_path):
     state = {k: v.to(torch.float16).contiguous() for k, v in tiny_model().state_dict().items()}
-    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch)
+    error = assert_refused(
+        write_members(tmp_path / "p.trm", _with_weights(members, save_safetensors(state))), TensorMismatch
+    )
     assert "F16" in error.message
 
 
@@ -234,7 +278,9 @@ def test_pickle_renamed_safetensors_is_refused_without_unpickling(members, tmp_p
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    error = assert_refused(write_members(tmp_path / "p.trm", _with_weights(members, pickle.dumps(Payload()))), WeightsInvalid)
+    error = assert_refused(
+        write_members(tmp_path / "p.trm", _with_weights(members, pickle.dumps(Payload()))), WeightsInvalid
+    )
     assert error.file == "weights.safetensors"
     assert not marker.exists()
 

@@ -21,8 +21,18 @@ from trm_modules.train import Trainer
 from trm_modules.train.run_dir import load_run
 from test_train import ROOT, load_recipe
 
-TINY = HRMConfig(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, hidden_size=32, num_heads=2, H_layers=1, L_layers=2,
-                 H_cycles=2, L_cycles=3, halt_max_steps=4)
+TINY = HRMConfig(
+    vocab_size=6,
+    seq_len=16,
+    puzzle_emb_ndim=32,
+    hidden_size=32,
+    num_heads=2,
+    H_layers=1,
+    L_layers=2,
+    H_cycles=2,
+    L_cycles=3,
+    halt_max_steps=4,
+)
 
 
 def tiny_hrm(seed: int = 0, config: HRMConfig = TINY) -> HRM:
@@ -36,8 +46,23 @@ def test_the_paper_configuration_has_the_authors_parameter_count():
 
 
 def test_model_info_prints_the_paper_hrm_count():
-    out = subprocess.run([sys.executable, "-m", "trm_modules.cli", "model-info", "--architecture", "hrm", "--preset",
-                          "paper-hrm-sudoku", "--json"], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trm_modules.cli",
+            "model-info",
+            "--architecture",
+            "hrm",
+            "--preset",
+            "paper-hrm-sudoku",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     info = json.loads(out.stdout)
     assert (info["architecture"], info["parameters"]) == ("hrm", 27_275_266)
 
@@ -47,7 +72,8 @@ def test_one_step_runs_h_cycles_times_l_cycles_l_updates_and_only_the_last_of_ea
     calls: list[tuple[str, bool]] = []
     for name in ("H_level", "L_level"):
         getattr(model, name).register_forward_hook(
-            lambda module, args, out, name=name: calls.append((name[0], torch.is_grad_enabled())))
+            lambda module, args, out, name=name: calls.append((name[0], torch.is_grad_enabled()))
+        )
     tokens = torch.randint(1, 6, (2, 16))
     model(tokens, torch.zeros(2, dtype=torch.long), model.initial_carry(2))
     # authors' order: L L L H | L L L(grad) H(grad)
@@ -59,7 +85,7 @@ def test_the_carry_is_detached_and_heads_read_z_h():
     model = tiny_hrm()
     out = model(torch.randint(1, 6, (2, 16)), torch.zeros(2, dtype=torch.long), model.initial_carry(2))
     assert not out.carry.y.requires_grad and not out.carry.z.requires_grad
-    assert torch.allclose(out.logits, model.lm_head(out.carry.y)[:, model.config.puzzle_len:])
+    assert torch.allclose(out.logits, model.lm_head(out.carry.y)[:, model.config.puzzle_len :])
     assert out.logits.requires_grad
 
 
@@ -98,8 +124,10 @@ def test_loss_adds_the_bootstrapped_continue_target(is_last):
 
 def authors_layout(model: HRM, prefix: str) -> dict[str, torch.Tensor]:
     names = {"embed_tokens.weight": "embed_tokens.embedding_weight", "puzzle_emb.weight": "puzzle_emb.weights"}
-    return {f"{prefix}inner.{names.get(k, k)}": (v.to(torch.bfloat16) if k.endswith("_init") else v.clone())
-            for k, v in model.state_dict().items()}
+    return {
+        f"{prefix}inner.{names.get(k, k)}": (v.to(torch.bfloat16) if k.endswith("_init") else v.clone())
+        for k, v in model.state_dict().items()
+    }
 
 
 def test_authors_checkpoints_import_with_weights_only_and_either_prefix(tmp_path):
@@ -110,21 +138,33 @@ def test_authors_checkpoints_import_with_weights_only_and_either_prefix(tmp_path
     plain = load_authors_hrm_checkpoint(authors_layout(source, "model."), TINY)
     tokens = torch.randint(1, 6, (2, 16))
     for model in (imported, plain):
-        torch.testing.assert_close(model.eval().solve(tokens, halt=False).tokens, source.eval().solve(tokens, halt=False).tokens)
+        torch.testing.assert_close(
+            model.eval().solve(tokens, halt=False).tokens, source.eval().solve(tokens, halt=False).tokens
+        )
     with pytest.raises(ConfigError, match="unknown key"):
         load_authors_hrm_checkpoint({"model.inner.mystery.weight": torch.zeros(1)}, TINY)
     with pytest.raises(ConfigError, match="shape"):
-        load_authors_hrm_checkpoint(authors_layout(tiny_hrm(config=TINY.model_copy(update={"hidden_size": 16,
-                                                                                           "puzzle_emb_ndim": 16})),
-                                                   "model."), TINY)
+        load_authors_hrm_checkpoint(
+            authors_layout(
+                tiny_hrm(config=TINY.model_copy(update={"hidden_size": 16, "puzzle_emb_ndim": 16})), "model."
+            ),
+            TINY,
+        )
 
 
 def test_an_hrm_package_names_its_architecture_and_loads_as_hrm(tmp_path):
     codec = get_codec("sudoku", {"size": 4})
     puzzles = [inp for inp, _ in codec.generate(np.random.default_rng(1), 2)]
     model = tiny_hrm(5).eval()
-    path = build_package(model, codec, name="sudoku-4x4", version="9.0.0-hrm", out_path=tmp_path / "h.trm",
-                         examples=[(p, None) for p in puzzles], allow_failing_examples=True)
+    path = build_package(
+        model,
+        codec,
+        name="sudoku-4x4",
+        version="9.0.0-hrm",
+        out_path=tmp_path / "h.trm",
+        examples=[(p, None) for p in puzzles],
+        allow_failing_examples=True,
+    )
     package = open_package(path)
     assert package.manifest.model.architecture == "hrm"
     assert isinstance(package.manifest.model.config, HRMConfig)
@@ -135,12 +175,29 @@ def test_an_hrm_package_names_its_architecture_and_loads_as_hrm(tmp_path):
 
 
 def test_an_hrm_recipe_trains_writes_its_architecture_and_reloads(tmp_path):
-    recipe = load_recipe(ROOT / "registry" / "recipes" / "sudoku-4x4.toml", {
-        "model.architecture": "hrm", "model.hidden_size": 32, "model.num_heads": 2, "model.puzzle_emb_ndim": 32,
-        "model.H_cycles": 2, "model.L_cycles": 2, "model.halt_max_steps": 3, "train.batch_size": 16,
-        "train.steps": 3, "data.train_puzzles": 32, "data.test_puzzles": 16, "train.eval_every": 1000})
-    recipe = recipe.model_copy(update={"model": {k: v for k, v in recipe.model.items()
-                                                 if k not in ("mlp_t", "L_layers")} | {"L_layers": 1, "H_layers": 1}})
+    recipe = load_recipe(
+        ROOT / "registry" / "recipes" / "sudoku-4x4.toml",
+        {
+            "model.architecture": "hrm",
+            "model.hidden_size": 32,
+            "model.num_heads": 2,
+            "model.puzzle_emb_ndim": 32,
+            "model.H_cycles": 2,
+            "model.L_cycles": 2,
+            "model.halt_max_steps": 3,
+            "train.batch_size": 16,
+            "train.steps": 3,
+            "data.train_puzzles": 32,
+            "data.test_puzzles": 16,
+            "train.eval_every": 1000,
+        },
+    )
+    recipe = recipe.model_copy(
+        update={
+            "model": {k: v for k, v in recipe.model.items() if k not in ("mlp_t", "L_layers")}
+            | {"L_layers": 1, "H_layers": 1}
+        }
+    )
     Trainer(recipe, tmp_path).run()
     assert json.loads((tmp_path / "architecture.json").read_text()) == {"name": "hrm"}
     model, _ = load_run(tmp_path)

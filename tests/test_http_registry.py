@@ -23,13 +23,15 @@ def requests(server) -> list[tuple[str, dict, int]]:
     """Every request the registry client sends: (path, headers, status)."""
     seen: list[tuple[str, dict, int]] = []
     server.client.event_hooks["response"] = [
-        lambda response: seen.append((response.request.url.path, dict(response.request.headers), response.status_code))]
+        lambda response: seen.append((response.request.url.path, dict(response.request.headers), response.status_code))
+    ]
     return seen
 
 
 def remote(server, tmp_path: Path) -> HttpRegistry:
-    return HttpRegistry("http://testserver/registry", tmp_path / "cache", headers=server.auth("solve"),
-                        client=server.client)
+    return HttpRegistry(
+        "http://testserver/registry", tmp_path / "cache", headers=server.auth("solve"), client=server.client
+    )
 
 
 def test_a_package_opened_over_http_is_the_published_one(server, tmp_path):
@@ -55,7 +57,7 @@ def test_an_interrupted_download_resumes_with_a_range_request(server, tmp_path, 
     part.parent.mkdir(parents=True)
     part.write_bytes(data[: len(data) // 3])  # what a dropped connection left
     assert registry.download(entry).read_bytes() == data
-    (_, headers, status), = [r for r in requests if r[0].endswith(".trm")]
+    ((_, headers, status),) = [r for r in requests if r[0].endswith(".trm")]
     assert headers["range"] == f"bytes={len(data) // 3}-" and status == 206
 
 
@@ -79,7 +81,9 @@ def test_an_index_naming_a_file_outside_the_registry_is_refused(server, tmp_path
         remote(server, tmp_path).open(MODULE, "1.0.0")
 
 
-@pytest.mark.parametrize("path", ["../store.sqlite3", ".lock", "packages/%2e%2e/%2e%2e/store.sqlite3", "packages/x.json"])
+@pytest.mark.parametrize(
+    "path", ["../store.sqlite3", ".lock", "packages/%2e%2e/%2e%2e/store.sqlite3", "packages/x.json"]
+)
 def test_the_server_serves_only_the_index_and_package_files(server, path):
     response = server.client.get(f"/registry/{path}", headers=server.auth("solve"))
     assert response.status_code == 404
@@ -103,8 +107,13 @@ def listening(server):
 
     from trm_modules.server import create_app
 
-    config = uvicorn.Config(create_app(server.runtime, close_runtime_on_shutdown=False), host="127.0.0.1", port=0,
-                            log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        create_app(server.runtime, close_runtime_on_shutdown=False),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="off",
+    )
     http_server = uvicorn.Server(config)
     thread = threading.Thread(target=http_server.run, daemon=True)
     thread.start()
@@ -125,13 +134,23 @@ def test_a_replica_serves_modules_from_another_servers_registry_over_http(server
     from trm_modules.server import ServerRuntime, ServerSettings, create_app
 
     token = server.tokens["solve"]
-    replica = ServerRuntime.start(ServerSettings(registry_url=f"{listening}/registry", registry_token=token,
-                                                 db=str(tmp_path / "replica.sqlite3"), home=tmp_path / "home",
-                                                 journal_path=tmp_path / "journal.jsonl", cpu_threads=1,
-                                                 allow_unsigned=True))
+    replica = ServerRuntime.start(
+        ServerSettings(
+            registry_url=f"{listening}/registry",
+            registry_token=token,
+            db=str(tmp_path / "replica.sqlite3"),
+            home=tmp_path / "home",
+            journal_path=tmp_path / "journal.jsonl",
+            cpu_threads=1,
+            allow_unsigned=True,
+        )
+    )
     replica_token = replica.tokens.create(["solve"], name="solve")[0]
     with TestClient(create_app(replica)) as client:
-        response = client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle()},
-                               headers={"Authorization": f"Bearer {replica_token}"})
+        response = client.post(
+            f"/v1/modules/{MODULE}/solve",
+            json={"input": puzzle()},
+            headers={"Authorization": f"Bearer {replica_token}"},
+        )
     assert response.status_code == 200 and response.json()["version"] == "2.0.0"
     assert len(list((tmp_path / "home" / "cache" / "registry").glob("*.trm"))) == 1  # downloaded, verified, cached

@@ -22,8 +22,17 @@ from trm_modules.store.storage import input_digest
 COURSE = "logic-101"
 
 
-def simulated_course(store, *, accuracy: dict[str, float], learners: int = 60, puzzles: int = 6, seed: int = 1,
-                     course: str = COURSE, module: str = "maze-9x9", judged: float = 0.85):
+def simulated_course(
+    store,
+    *,
+    accuracy: dict[str, float],
+    learners: int = 60,
+    puzzles: int = 6,
+    seed: int = 1,
+    course: str = COURSE,
+    module: str = "maze-9x9",
+    judged: float = 0.85,
+):
     """Learners split by hash-like parity between versions, each answering ``puzzles`` puzzles, most judged.
 
     Returns what was sent: per (version, course) the solves, learners, verdicts and correct counts.
@@ -37,12 +46,24 @@ def simulated_course(store, *, accuracy: dict[str, float], learners: int = 60, p
         ability = rng.uniform(-0.08, 0.08)  # learners differ: verdicts cluster by learner
         for p in range(puzzles):
             solve_id = f"{module}-{course}-{learner}-{p}"
-            items.append(solve(0, id=solve_id, module=module, version=version,
-                               context=SolveContext(platform="lms", course=course, activity=f"week-{p % 3}",
-                                                    learner=f"{course}-learner-{learner}",
-                                                    cohort="A" if learner % 4 < 2 else "B"),
-                               input={"walls": [p % 5, learner % 2]}, created_at=T0 + timedelta(hours=learner, minutes=p),
-                               confidence=rng.random()))
+            items.append(
+                solve(
+                    0,
+                    id=solve_id,
+                    module=module,
+                    version=version,
+                    context=SolveContext(
+                        platform="lms",
+                        course=course,
+                        activity=f"week-{p % 3}",
+                        learner=f"{course}-learner-{learner}",
+                        cohort="A" if learner % 4 < 2 else "B",
+                    ),
+                    input={"walls": [p % 5, learner % 2]},
+                    created_at=T0 + timedelta(hours=learner, minutes=p),
+                    confidence=rng.random(),
+                )
+            )
             cell = sent[(version, course)]
             cell["solves"] += 1
             cell["learners"].add(learner)
@@ -63,7 +84,11 @@ def test_report_figures_equal_the_verdicts_sent_with_wilson_intervals(store):
     for group in report.groups:
         cell = sent[(group.version, COURSE)]
         assert (group.solves, group.learners, group.verdicts, group.correct) == (
-            cell["solves"], len(cell["learners"]), cell["verdicts"], cell["correct"])
+            cell["solves"],
+            len(cell["learners"]),
+            cell["verdicts"],
+            cell["correct"],
+        )
         assert group.accuracy == cell["correct"] / cell["verdicts"]
         low, high = proportion_confint(cell["correct"], cell["verdicts"], method="wilson")
         assert (group.accuracy_low, group.accuracy_high) == pytest.approx((low, high))
@@ -72,15 +97,18 @@ def test_report_figures_equal_the_verdicts_sent_with_wilson_intervals(store):
 def test_report_groups_by_version_course_cohort_day_and_week(store):
     simulated_course(store, accuracy={"1.0.0": 0.8, "1.2.0": 0.9}, learners=8, puzzles=2)
     assert {(g.version, g.course) for g in module_report(store, "maze-9x9", by="version", sections=()).groups} == {
-        ("1.0.0", None), ("1.2.0", None)}
+        ("1.0.0", None),
+        ("1.2.0", None),
+    }
     by_cohort = module_report(store, "maze-9x9", by=["version", "cohort"], sections=()).groups
     assert {g.cohort for g in by_cohort} == {"A", "B"} and sum(g.solves for g in by_cohort) == 16
     by_day = module_report(store, "maze-9x9", by="course,day", sections=()).groups
     assert [g.period for g in by_day] == ["2025-03-01"] and by_day[0].solves == 16  # 8 learners, hours 0..7
     by_week = module_report(store, "maze-9x9", by="week", sections=()).groups
     assert {g.period for g in by_week} == {"2025-02-24"}  # 2025-03-01 is a Saturday; its week starts Monday 24 Feb
-    window = module_report(store, "maze-9x9", since=T0 + timedelta(hours=4), until=T0 + timedelta(hours=6),
-                           sections=()).groups
+    window = module_report(
+        store, "maze-9x9", since=T0 + timedelta(hours=4), until=T0 + timedelta(hours=6), sections=()
+    ).groups
     assert sum(g.solves for g in window) == 4
     with pytest.raises(StoreError, match="cannot group by 'month'"):
         module_report(store, "maze-9x9", by="month")
@@ -122,19 +150,21 @@ def test_sections_give_ratings_calibration_failures_and_performance(store):
     assert (failing.failures, failing.incorrect, failing.invalid, failing.solves) == (4, 4, 1, 4)
     assert failing.input_digest == input_digest({"bits": [0]}) and failing.input == {"bits": [0]}
     text = report_csv(report, "groups")
-    assert text.splitlines()[0].startswith("module,version,course,cohort,period,solves,learners,verdicts,correct,accuracy")
+    assert text.splitlines()[0].startswith(
+        "module,version,course,cohort,period,solves,learners,verdicts,correct,accuracy"
+    )
     assert text.splitlines()[1].startswith("parity,1.0.0,,,,8,3,8,4,0.5")
 
 
 def test_learner_outcomes_split_by_asking_the_module_and_by_the_version_that_answered(store):
     store.write([solve(1, id="a"), solve(2, id="b", version="1.1.0"), solve(3, id="c")])
-    outcomes = [OutcomeRecord(id="o1", learner="l1", course="algebra-1", score=8, max_score=10, success=True,
-                              solve_ids=["a"]),
-                OutcomeRecord(id="o2", learner="l2", course="algebra-1", score=6, max_score=10, success=False,
-                              solve_ids=["b"]),
-                OutcomeRecord(id="o3", learner="l3", course="algebra-1", score=0.5, success=False),
-                OutcomeRecord(id="o4", learner="l4", course="algebra-1", score=0.7),
-                OutcomeRecord(id="o5", learner="l5", course="algebra-1", score=1, max_score=1, solve_ids=["a", "b"])]
+    outcomes = [
+        OutcomeRecord(id="o1", learner="l1", course="algebra-1", score=8, max_score=10, success=True, solve_ids=["a"]),
+        OutcomeRecord(id="o2", learner="l2", course="algebra-1", score=6, max_score=10, success=False, solve_ids=["b"]),
+        OutcomeRecord(id="o3", learner="l3", course="algebra-1", score=0.5, success=False),
+        OutcomeRecord(id="o4", learner="l4", course="algebra-1", score=0.7),
+        OutcomeRecord(id="o5", learner="l5", course="algebra-1", score=1, max_score=1, solve_ids=["a", "b"]),
+    ]
     store.write(outcomes)
     store.write([OutcomeRecord(id="o1", learner="l1", course="algebra-1", score=0, max_score=10, solve_ids=["c"])])
     groups = {(g.asked, g.version): g for g in module_report(store, "parity", sections=("outcomes",)).outcomes}
@@ -151,7 +181,11 @@ def test_compare_names_the_better_version_and_its_figures_equal_the_verdicts_sen
     for arm in (result.baseline, result.candidate):
         cell = sent[(arm.version, COURSE)]
         assert (arm.solves, arm.learners, arm.verdicts, arm.correct) == (
-            cell["solves"], len(cell["learners"]), cell["verdicts"], cell["correct"])
+            cell["solves"],
+            len(cell["learners"]),
+            cell["verdicts"],
+            cell["correct"],
+        )
     assert result.difference == pytest.approx(result.candidate.accuracy - result.baseline.accuracy)
     assert result.sequential_low < result.difference_low < result.difference < result.difference_high
     assert not result.sample_ratio.mismatch and result.sample_ratio.observed_candidate_share == 0.5
@@ -181,12 +215,19 @@ def test_migration_backfills_course_and_verdict_of_solves_already_stored(store_u
     with old.engine.begin() as connection:
         connection.execute(text("INSERT INTO contexts (id, platform, course, activity) VALUES (1, 'lms', 'c9', 'a')"))
         for n, kind in enumerate(["correct", "incorrect"]):
-            connection.execute(text(
-                "INSERT INTO solves (id, module, version, digest, context_id, learner, input, output, steps, "
-                "confidence, valid, latency_ms, device, created_at) VALUES "
-                f"('s{n}', 'm', '1', 'd', 1, 'l', '{{}}', NULL, 1, 0.5, NULL, 1.0, 'cpu', '2025-01-01 00:00:00')"))
-            connection.execute(text("INSERT INTO feedback (id, solve_id, kind, source, created_at) VALUES "
-                                    f"('f{n}', 's{n}', '{kind}', 'api', '2025-01-01 00:00:01')"))
+            connection.execute(
+                text(
+                    "INSERT INTO solves (id, module, version, digest, context_id, learner, input, output, steps, "
+                    "confidence, valid, latency_ms, device, created_at) VALUES "
+                    f"('s{n}', 'm', '1', 'd', 1, 'l', '{{}}', NULL, 1, 0.5, NULL, 1.0, 'cpu', '2025-01-01 00:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO feedback (id, solve_id, kind, source, created_at) VALUES "
+                    f"('f{n}', 's{n}', '{kind}', 'api', '2025-01-01 00:00:01')"
+                )
+            )
     old.close()
     upgraded = Store(store_url)
     with upgraded.session() as session:

@@ -27,8 +27,8 @@ def test_a_token_bucket_admits_the_burst_then_the_rate_and_says_how_long_to_wait
     now = [0.0]
     buckets = TokenBuckets(rate=2, burst=3, clock=lambda: now[0])
     assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert buckets.take("a") == pytest.approx(0.5)   # empty: one request refills in 1/rate s
-    assert buckets.take("b") == 0.0                  # another token has its own bucket
+    assert buckets.take("a") == pytest.approx(0.5)  # empty: one request refills in 1/rate s
+    assert buckets.take("b") == 0.0  # another token has its own bucket
     now[0] = 0.5
     assert buckets.take("a") == 0.0
     assert buckets.take("a") > 0
@@ -44,8 +44,7 @@ def test_the_credential_is_the_bearer_token_or_the_basic_password():
 def test_a_token_over_its_rate_gets_429_with_retry_after_and_a_problem_document(tmp_path):
     with served(tmp_path, rate_limit=0.05, rate_limit_burst=2) as s:
         body = {"input": puzzle(), "context": {"course": "c"}}
-        answers = [s.client.post(f"/v1/modules/{MODULE}/solve", json=body, headers=s.auth("solve"))
-                   for _ in range(3)]
+        answers = [s.client.post(f"/v1/modules/{MODULE}/solve", json=body, headers=s.auth("solve")) for _ in range(3)]
         assert [a.status_code for a in answers] == [200, 200, 429]
         refused = answers[2]
         assert int(refused.headers["Retry-After"]) >= 1
@@ -79,9 +78,11 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408_and_the_server_keep
     with served(tmp_path, request_timeout_s=0.5) as s, on_a_socket(s.runtime) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as slow:
-            slow.sendall(f"POST /v1/modules/{MODULE}/solve HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                         f"{s.tokens['solve']}\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
-                         '{"input": '.encode())
+            slow.sendall(
+                f"POST /v1/modules/{MODULE}/solve HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                f"{s.tokens['solve']}\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n"
+                '{"input": '.encode()
+            )
             started = time.monotonic()
             reply = slow.recv(4096).decode()
             assert reply.startswith("HTTP/1.1 408"), reply

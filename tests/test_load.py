@@ -23,12 +23,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MISSING = [what for what, present in (
-    ("nginx", shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")),
-    ("PostgreSQL server binaries", shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
-    ("locust (pip install -e '.[load]')", importlib.util.find_spec("locust") is not None),
-    ("the registry's modules", (REPO / "registry" / "index.json").exists()),
-) if not present]
+MISSING = [
+    what
+    for what, present in (
+        ("nginx", shutil.which("nginx") or os.path.exists("/usr/sbin/nginx")),
+        ("PostgreSQL server binaries", shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+        ("locust (pip install -e '.[load]')", importlib.util.find_spec("locust") is not None),
+        ("the registry's modules", (REPO / "registry" / "index.json").exists()),
+    )
+    if not present
+]
 
 
 @pytest.mark.slow
@@ -39,10 +43,32 @@ def test_nothing_acknowledged_is_lost_across_replica_kills_and_a_database_crash(
             pytest.fail(message + " (.ci/run installs them)")
         pytest.skip(message)
     figures = tmp_path / "load.json"
-    result = subprocess.run([sys.executable, str(REPO / "bench" / "load" / "run.py"), "--minutes", "1.0",
-                             "--replicas", "3", "--users", "6", "--baseline-seconds", "12", "--kill-every", "40",
-                             "--pg-restart-at", "15", "--seed", "25", "--json", str(figures)],
-                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "load" / "run.py"),
+            "--minutes",
+            "1.0",
+            "--replicas",
+            "3",
+            "--users",
+            "6",
+            "--baseline-seconds",
+            "12",
+            "--kill-every",
+            "40",
+            "--pg-restart-at",
+            "15",
+            "--seed",
+            "25",
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     print(result.stdout[-4000:])
     assert figures.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(figures.read_text())

@@ -48,13 +48,31 @@ class PlayedPlatform:
     def issuer(self) -> str:
         return self.base
 
-    def id_token(self, nonce: str, *, message_type: str = "LtiResourceLinkRequest", key: rsa.RSAPrivateKey | None = None,
-                 audience: str | list[str] = CLIENT_ID, expires_in: int = 300, **claims) -> str:
+    def id_token(
+        self,
+        nonce: str,
+        *,
+        message_type: str = "LtiResourceLinkRequest",
+        key: rsa.RSAPrivateKey | None = None,
+        audience: str | list[str] = CLIENT_ID,
+        expires_in: int = 300,
+        **claims,
+    ) -> str:
         now = int(time.time())
-        body = {"iss": self.issuer, "aud": audience, "sub": "learner-42", "iat": now, "exp": now + expires_in,
-                "nonce": nonce, LTI + "version": "1.3.0", LTI + "message_type": message_type,
-                LTI + "deployment_id": DEPLOYMENT, LTI + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
-                LTI + "context": {"id": "course-7", "title": "Logic 101"}, **claims}
+        body = {
+            "iss": self.issuer,
+            "aud": audience,
+            "sub": "learner-42",
+            "iat": now,
+            "exp": now + expires_in,
+            "nonce": nonce,
+            LTI + "version": "1.3.0",
+            LTI + "message_type": message_type,
+            LTI + "deployment_id": DEPLOYMENT,
+            LTI + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+            LTI + "context": {"id": "course-7", "title": "Logic 101"},
+            **claims,
+        }
         if message_type == "LtiResourceLinkRequest":
             body.setdefault(LTI + "resource_link", {"id": "link-1"})
             body.setdefault(LTI + "target_link_uri", "http://testserver/lti/launch")
@@ -87,11 +105,17 @@ def _handler(platform: PlayedPlatform):
                 platform.token_requests.append({k: v[0] for k, v in parse_qs(body).items()})
                 self._send(200, {"access_token": "ags-token-1", "token_type": "Bearer", "expires_in": 3600})
             elif self.path.startswith("/lineitems/1/scores"):
-                platform.scores.append({"body": json.loads(body), "authorization": self.headers.get("authorization"),
-                                        "content_type": self.headers.get("content-type")})
+                platform.scores.append(
+                    {
+                        "body": json.loads(body),
+                        "authorization": self.headers.get("authorization"),
+                        "content_type": self.headers.get("content-type"),
+                    }
+                )
                 self._send(200, {})
             else:
                 self._send(404, {})
+
     return Handler
 
 
@@ -113,18 +137,30 @@ def tool(tmp_path_factory, platform):
     """One server for the module (tests use their own courses, so pins do not collide)."""
     with served(tmp_path_factory.mktemp("lti"), versions={"1.0.0": 0, "1.1.0": 1}) as s:
         LtiStore(s.runtime.store).add_platform(
-            issuer=platform.issuer, client_id=CLIENT_ID, auth_login_url=f"{platform.base}/authorize",
-            auth_token_url=f"{platform.base}/token", jwks_url=f"{platform.base}/jwks", deployment_ids=[DEPLOYMENT],
-            name="Test LMS")
+            issuer=platform.issuer,
+            client_id=CLIENT_ID,
+            auth_login_url=f"{platform.base}/authorize",
+            auth_token_url=f"{platform.base}/token",
+            jwks_url=f"{platform.base}/jwks",
+            deployment_ids=[DEPLOYMENT],
+            name="Test LMS",
+        )
         yield s
 
 
 def login(tool, platform) -> dict[str, str]:
     """OIDC initiation as the platform starts it; returns the query the tool redirects to."""
-    response = tool.client.get("/lti/login", params={"iss": platform.issuer, "login_hint": "learner-42",
-                                                     "target_link_uri": "http://testserver/lti/launch",
-                                                     "client_id": CLIENT_ID, "lti_message_hint": "hint-9"},
-                               follow_redirects=False)
+    response = tool.client.get(
+        "/lti/login",
+        params={
+            "iss": platform.issuer,
+            "login_hint": "learner-42",
+            "target_link_uri": "http://testserver/lti/launch",
+            "client_id": CLIENT_ID,
+            "lti_message_hint": "hint-9",
+        },
+        follow_redirects=False,
+    )
     assert response.status_code == 302, response.text
     location = urlsplit(response.headers["location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == f"{platform.base}/authorize"
@@ -143,8 +179,10 @@ def launch_id_of(page: str) -> str:
 
 
 def resource_link(version: str | None = None, course: str = "course-7", gradebook: bool = False) -> dict:
-    claims = {LTI + "custom": {"module": MODULE, **({"version": version} if version else {})},
-              LTI + "context": {"id": course, "title": course}}
+    claims = {
+        LTI + "custom": {"module": MODULE, **({"version": version} if version else {})},
+        LTI + "context": {"id": course, "title": course},
+    }
     if gradebook:
         return {**claims, AGS: {"scope": [SCORE_SCOPE], "lineitem": "{base}/lineitems/1"}}
     return claims
@@ -167,8 +205,10 @@ def test_login_initiation_redirects_to_the_platform_with_state_nonce_and_the_lau
 
 
 def test_login_from_an_unregistered_platform_is_refused(tool):
-    response = tool.client.get("/lti/login", params={"iss": "https://unknown.example", "login_hint": "x",
-                                                     "target_link_uri": "http://testserver/lti/launch"})
+    response = tool.client.get(
+        "/lti/login",
+        params={"iss": "https://unknown.example", "login_hint": "x", "target_link_uri": "http://testserver/lti/launch"},
+    )
     assert response.status_code == 400 and "trm lti add-platform" in response.json()["detail"]
 
 
@@ -198,9 +238,18 @@ def test_launch_context_and_user_become_the_solve_context_so_course_pins_apply(t
     tool.runtime.recorder.flush(10)
     with tool.runtime.store.session() as session:
         from trm_modules.store.models import Context, Solve
-        row = session.query(Solve, Context).join(Context, Solve.context_id == Context.id).filter(
-            Solve.id == answer_pinned["solve_id"]).one()
-    assert (row.Context.platform, row.Context.course, row.Context.activity) == (platform.issuer, "course-pinned", "link-1")
+
+        row = (
+            session.query(Solve, Context)
+            .join(Context, Solve.context_id == Context.id)
+            .filter(Solve.id == answer_pinned["solve_id"])
+            .one()
+        )
+    assert (row.Context.platform, row.Context.course, row.Context.activity) == (
+        platform.issuer,
+        "course-pinned",
+        "link-1",
+    )
     assert row.Solve.learner == "learner-42"
 
 
@@ -213,9 +262,14 @@ def test_a_link_that_pins_a_version_pins_its_course(tool, platform):
 
 # ------------------------------------------------------------------------------ deep linking
 def test_deep_linking_returns_the_picked_module_and_version_signed_by_the_tool(tool, platform):
-    settings = {"deep_link_return_url": f"{platform.base}/deep-link-return", "accept_types": ["ltiResourceLink"],
-                "data": "opaque-platform-data"}
-    picker, _, _ = launch(tool, platform, message_type="LtiDeepLinkingRequest", **{DL + "deep_linking_settings": settings})
+    settings = {
+        "deep_link_return_url": f"{platform.base}/deep-link-return",
+        "accept_types": ["ltiResourceLink"],
+        "data": "opaque-platform-data",
+    }
+    picker, _, _ = launch(
+        tool, platform, message_type="LtiDeepLinkingRequest", **{DL + "deep_linking_settings": settings}
+    )
     assert picker.status_code == 200, picker.text
     assert f'value="{MODULE}"' in picker.text and '<option value="1.1.0">' in picker.text
     action = re.search(r'<form method="post" action="([^"]+)"', picker.text).group(1)
@@ -239,8 +293,9 @@ def test_submitting_sends_the_learners_own_score_to_the_platforms_gradebook(tool
     response, _, _ = launch(tool, platform, **with_gradebook(platform, resource_link(gradebook=True)))
     launch_id = launch_id_of(response.text)
     stored = LtiStore(tool.runtime.store).launch(launch_id).activity["puzzles"][0]
-    result = tool.client.post(f"/lti/launches/{launch_id}/submit",
-                              json={"puzzle": 0, "cells": stored["solution_tokens"]}).json()
+    result = tool.client.post(
+        f"/lti/launches/{launch_id}/submit", json={"puzzle": 0, "cells": stored["solution_tokens"]}
+    ).json()
     assert result["recorded"] and result["success"]
     (score,) = platform.scores[scores_before:]
     assert score["body"]["userId"] == "learner-42" and score["body"]["scoreGiven"] == score["body"]["scoreMaximum"] > 0
@@ -251,8 +306,12 @@ def test_submitting_sends_the_learners_own_score_to_the_platforms_gradebook(tool
     assert token_request["grant_type"] == "client_credentials" and token_request["scope"] == SCORE_SCOPE
     jwks = jwt.PyJWKSet.from_dict(tool.client.get("/.well-known/jwks.json").json())
     assertion = token_request["client_assertion"]
-    claims = jwt.decode(assertion, jwks[jwt.get_unverified_header(assertion)["kid"]].key, algorithms=["RS256"],
-                        audience=f"{platform.base}/token")
+    claims = jwt.decode(
+        assertion,
+        jwks[jwt.get_unverified_header(assertion)["kid"]].key,
+        algorithms=["RS256"],
+        audience=f"{platform.base}/token",
+    )
     assert claims["iss"] == claims["sub"] == CLIENT_ID
 
 
@@ -270,10 +329,19 @@ def stored_outcomes(tool, course: str) -> list:
     from trm_modules.store.models import LearnerOutcome, LearnerOutcomeSolve
 
     with tool.runtime.store.session() as session:
-        rows = session.query(LearnerOutcome).filter(LearnerOutcome.course == course).order_by(
-            LearnerOutcome.created_at).all()
-        links = {row.id: sorted(link.solve_id for link in session.query(LearnerOutcomeSolve).filter(
-            LearnerOutcomeSolve.outcome_id == row.id)) for row in rows}
+        rows = (
+            session.query(LearnerOutcome)
+            .filter(LearnerOutcome.course == course)
+            .order_by(LearnerOutcome.created_at)
+            .all()
+        )
+        links = {
+            row.id: sorted(
+                link.solve_id
+                for link in session.query(LearnerOutcomeSolve).filter(LearnerOutcomeSolve.outcome_id == row.id)
+            )
+            for row in rows
+        }
         return [(row, links[row.id]) for row in rows]
 
 
@@ -290,8 +358,11 @@ def test_a_submit_keeps_the_learners_own_result_as_an_outcome_naming_the_solves_
     assert (first.score, first.success) == (0, False) and first.max_score == result.json()["blanks"]
     assert first_solves == sorted(a["solve_id"] for a in asked)  # the solves the learner asked for on that puzzle
     assert (second.success, second.asked, second_solves) == (True, False, [])
-    assert second.score == second.max_score == stored["tokens"].count(
-        LtiStore(tool.runtime.store).launch(launch_id).activity["view"]["blank_token"])
+    assert (
+        second.score
+        == second.max_score
+        == stored["tokens"].count(LtiStore(tool.runtime.store).launch(launch_id).activity["view"]["blank_token"])
+    )
 
 
 def test_the_same_submit_sent_twice_is_one_outcome_and_a_new_answer_another(tool, platform):
@@ -342,9 +413,16 @@ def test_a_launch_from_a_browser_that_did_not_start_the_login_is_refused(tool, p
 
 
 def test_the_login_sets_an_http_only_state_cookie_scoped_to_the_lti_routes(tool, platform):
-    response = tool.client.get("/lti/login", params={"iss": platform.issuer, "login_hint": "learner-42",
-                                                     "target_link_uri": "http://testserver/lti/launch",
-                                                     "client_id": CLIENT_ID}, follow_redirects=False)
+    response = tool.client.get(
+        "/lti/login",
+        params={
+            "iss": platform.issuer,
+            "login_hint": "learner-42",
+            "target_link_uri": "http://testserver/lti/launch",
+            "client_id": CLIENT_ID,
+        },
+        follow_redirects=False,
+    )
     cookie = response.headers["set-cookie"]
     state = parse_qs(urlsplit(response.headers["location"]).query)["state"][0]
     assert f"={state};" in cookie and "HttpOnly" in cookie and "Path=/lti/" in cookie
@@ -376,11 +454,27 @@ def test_an_unregistered_deployment_is_refused(tool, platform):
 def test_trm_lti_add_platform_stores_the_registration_in_the_database(tmp_path):
     db = str(tmp_path / "store.sqlite3")
     runner = CliRunner()
-    added = runner.invoke(app, ["lti", "add-platform", "--issuer", "https://canvas.example", "--client-id", "10000001",
-                                "--auth-login-url", "https://canvas.example/api/lti/authorize_redirect",
-                                "--auth-token-url", "https://canvas.example/login/oauth2/token",
-                                "--jwks-url", "https://canvas.example/api/lti/security/jwks",
-                                "--deployment-id", "1:abc", "--db", db])
+    added = runner.invoke(
+        app,
+        [
+            "lti",
+            "add-platform",
+            "--issuer",
+            "https://canvas.example",
+            "--client-id",
+            "10000001",
+            "--auth-login-url",
+            "https://canvas.example/api/lti/authorize_redirect",
+            "--auth-token-url",
+            "https://canvas.example/login/oauth2/token",
+            "--jwks-url",
+            "https://canvas.example/api/lti/security/jwks",
+            "--deployment-id",
+            "1:abc",
+            "--db",
+            db,
+        ],
+    )
     assert added.exit_code == 0, added.output
     listed = runner.invoke(app, ["lti", "platforms", "--json", "--db", db])
     (row,) = json.loads(listed.stdout)
@@ -390,10 +484,17 @@ def test_trm_lti_add_platform_stores_the_registration_in_the_database(tmp_path):
 def test_a_link_to_a_module_without_a_browser_activity_is_refused_clearly(tool, platform, monkeypatch):
     from trm_adapters.lti import activity
 
-    monkeypatch.setattr(activity, "grid_view", lambda codec: (_ for _ in ()).throw(
-        activity.ScormExportError("the 'maze' codec has no browser view yet")))
+    monkeypatch.setattr(
+        activity,
+        "grid_view",
+        lambda codec: (_ for _ in ()).throw(activity.ScormExportError("the 'maze' codec has no browser view yet")),
+    )
     response, _, _ = launch(tool, platform, **resource_link(course="course-maze"))
     assert response.status_code == 409 and "no browser view" in response.json()["detail"]
-    picker, _, _ = launch(tool, platform, message_type="LtiDeepLinkingRequest",
-                          **{DL + "deep_linking_settings": {"deep_link_return_url": f"{platform.base}/back"}})
+    picker, _, _ = launch(
+        tool,
+        platform,
+        message_type="LtiDeepLinkingRequest",
+        **{DL + "deep_linking_settings": {"deep_link_return_url": f"{platform.base}/back"}},
+    )
     assert f'value="{MODULE}"' not in picker.text

@@ -10,8 +10,17 @@ from trm_modules.model.trm import rms_norm
 
 
 def tiny(**overrides) -> TRMConfig:
-    base = dict(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, puzzle_emb_len=2, hidden_size=32,
-                num_heads=2, H_cycles=2, L_cycles=2, halt_max_steps=4)
+    base = dict(
+        vocab_size=6,
+        seq_len=16,
+        puzzle_emb_ndim=32,
+        puzzle_emb_len=2,
+        hidden_size=32,
+        num_heads=2,
+        H_cycles=2,
+        L_cycles=2,
+        halt_max_steps=4,
+    )
     base.update(overrides)
     return TRMConfig(**base)
 

@@ -91,10 +91,27 @@ class Replica:
         log = open(self.tmp / f"{self.name}.log", "ab")
         env = {**os.environ, "TRM_DB_URL": self.store_url, "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(self.port), "--registry",
-             str(self.tmp / "registry"), "--cpu-threads", "1", "--views", "1", "--no-bootstrap-token",
-             "--allow-unsigned"],  # the test packages are unsigned
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.tmp)
+            [
+                sys.executable,
+                "-m",
+                "trm_modules.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--registry",
+                str(self.tmp / "registry"),
+                "--cpu-threads",
+                "1",
+                "--views",
+                "1",
+                "--no-bootstrap-token",
+                "--allow-unsigned",
+            ],  # the test packages are unsigned
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.tmp,
+        )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -149,9 +166,11 @@ def test_three_replicas_behind_nginx_agree_and_survive_a_kill(tmp_path, postgres
             r.start()
         for r in replicas:
             r.wait_ready()
-        nginx = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
-                                  "-e", str(tmp_path / "nginx-error.log")], stderr=subprocess.STDOUT,
-                                 stdout=open(tmp_path / "nginx.out", "wb"))
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "nginx-error.log")],
+            stderr=subprocess.STDOUT,
+            stdout=open(tmp_path / "nginx.out", "wb"),
+        )
         lb = f"http://127.0.0.1:{lb_port}"
         _wait_for(lambda: httpx.get(lb + "/healthz", timeout=1.0).status_code == 200, 10, "nginx")
 
@@ -168,14 +187,16 @@ def test_three_replicas_behind_nginx_agree_and_survive_a_kill(tmp_path, postgres
                     with lock:
                         in_flight[0] += 1
                     try:
-                        response = http.post(f"/v1/modules/{MODULE}/solve",
-                                             json={"input": puzzle(), "client_id": solve_id})
+                        response = http.post(
+                            f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), "client_id": solve_id}
+                        )
                         if response.status_code != 200:
                             failures.append(f"solve {response.status_code}")
                             continue
                         acked_solves.append(solve_id)
-                        response = http.post("/v1/feedback", json={"id": event_id, "solve_id": solve_id,
-                                                                    "kind": "correct"})
+                        response = http.post(
+                            "/v1/feedback", json={"id": event_id, "solve_id": solve_id, "kind": "correct"}
+                        )
                         if response.status_code != 202:
                             failures.append(f"feedback {response.status_code}: {response.text[:200]}")
                             continue
@@ -196,13 +217,19 @@ def test_three_replicas_behind_nginx_agree_and_survive_a_kill(tmp_path, postgres
         #    self-tests 1.0.0 on every replica, behind the batch its device is computing; the second is routing alone.
         delays = {}
         for course in ("algebra-1", "geometry"):
-            pinned = httpx.put(f"{replicas[0].url}/v1/admin/modules/{MODULE}/pins/{course}", json={"version": "1.0.0"},
-                               headers=auth, timeout=30)
+            pinned = httpx.put(
+                f"{replicas[0].url}/v1/admin/modules/{MODULE}/pins/{course}",
+                json={"version": "1.0.0"},
+                headers=auth,
+                timeout=30,
+            )
             assert pinned.status_code == 200, pinned.text
             delays[course] = [_propagation_seconds(r.url, pinned.json()["revision"]) for r in replicas]
-        print(f"\npin applied on the 3 replicas, seconds after it was stored: with loading 1.0.0: "
-              f"{', '.join(f'{d:.3f}' for d in delays['algebra-1'])}; routing alone: "
-              f"{', '.join(f'{d:.3f}' for d in delays['geometry'])}")
+        print(
+            f"\npin applied on the 3 replicas, seconds after it was stored: with loading 1.0.0: "
+            f"{', '.join(f'{d:.3f}' for d in delays['algebra-1'])}; routing alone: "
+            f"{', '.join(f'{d:.3f}' for d in delays['geometry'])}"
+        )
         assert max(delays["geometry"]) <= PROPAGATION_S
         assert all(_pinned_version(r.url, auth) == "1.0.0" for r in replicas)
 
@@ -222,9 +249,11 @@ def test_three_replicas_behind_nginx_agree_and_survive_a_kill(tmp_path, postgres
         pool.shutdown()
 
         failed_at_kill = len(failures) - before_kill
-        print(f"{len(acked_solves)} solves and {len(acked_feedback)} feedback events acknowledged through nginx; "
-              f"{len(failures)} failed ({failed_at_kill} around the kill, {in_flight_at_kill} requests in flight "
-              f"then): {failures[:5]}")
+        print(
+            f"{len(acked_solves)} solves and {len(acked_feedback)} feedback events acknowledged through nginx; "
+            f"{len(failures)} failed ({failed_at_kill} around the kill, {in_flight_at_kill} requests in flight "
+            f"then): {failures[:5]}"
+        )
         assert len(failures) == failed_at_kill <= in_flight_at_kill
 
         # 3. Every acknowledged event is in the store.
@@ -271,15 +300,20 @@ def _propagation_seconds(url: str, revision: int, timeout: float = 30.0) -> floa
             routing = http.get(f"{url}/healthz").json()["routing"].get(MODULE)
             if routing is not None and routing["revision"] >= revision:
                 assert routing["revision"] == revision
-                return (datetime.fromisoformat(routing["applied_at"]) -
-                        datetime.fromisoformat(routing["stored_at"])).total_seconds()
+                return (
+                    datetime.fromisoformat(routing["applied_at"]) - datetime.fromisoformat(routing["stored_at"])
+                ).total_seconds()
             time.sleep(0.02)
     raise AssertionError(f"{url} did not apply routing revision {revision} within {timeout} s")
 
 
 def _pinned_version(url: str, auth: dict[str, str]) -> str:
     """The version the replica at ``url`` answers course algebra-1 with."""
-    response = httpx.post(f"{url}/v1/modules/{MODULE}/solve", json={"input": puzzle(), "context": {"course": "algebra-1"}},
-                          headers=auth, timeout=60)
+    response = httpx.post(
+        f"{url}/v1/modules/{MODULE}/solve",
+        json={"input": puzzle(), "context": {"course": "algebra-1"}},
+        headers=auth,
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     return response.json()["version"]

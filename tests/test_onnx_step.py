@@ -9,8 +9,17 @@ from trm_modules.model import TRM, TRMConfig
 
 pytest.importorskip("onnxruntime")
 
-TINY = dict(vocab_size=6, seq_len=16, puzzle_emb_ndim=32, puzzle_emb_len=2, hidden_size=32, num_heads=2,
-            H_cycles=2, L_cycles=2, halt_max_steps=4)
+TINY = dict(
+    vocab_size=6,
+    seq_len=16,
+    puzzle_emb_ndim=32,
+    puzzle_emb_len=2,
+    hidden_size=32,
+    num_heads=2,
+    H_cycles=2,
+    L_cycles=2,
+    halt_max_steps=4,
+)
 
 
 def halting_model(mlp_t: bool, tokens: torch.Tensor) -> TRM:

@@ -76,8 +76,9 @@ def test_every_json_request_body_has_an_example(document):
 
 def test_the_solve_example_is_a_request_the_server_accepts(server, document):
     body = document["components"]["schemas"]["SolveRequest"]["examples"][0]
-    response = server.client.post("/v1/modules/sudoku-4x4/solve", json={**body, "client_id": None},
-                                  headers=server.auth("solve"))
+    response = server.client.post(
+        "/v1/modules/sudoku-4x4/solve", json={**body, "client_id": None}, headers=server.auth("solve")
+    )
     assert response.status_code == 200, response.text
 
 

@@ -12,8 +12,14 @@ import torch
 
 from fixtures.host import one_torch_thread
 from trm_modules.host import FolderSource, Host
-from trm_modules.package import (ArchitectureUnavailable, build_package, generate_keypair, open_package, sign_package,
-                                 verify_package)
+from trm_modules.package import (
+    ArchitectureUnavailable,
+    build_package,
+    generate_keypair,
+    open_package,
+    sign_package,
+    verify_package,
+)
 from trm_modules.plugins import architectures, build_plugin_manager, get_codec, get_plugin_manager, register_plugin_file
 from trm_modules.store import StorePlugin, Store
 from trm_modules.store.queries import recent_solves
@@ -53,8 +59,15 @@ def packages(plugin, tmp_path_factory):
     paths = {}
     with one_torch_thread():
         for version, seed in (("1.0.0", 1), ("1.1.0", 2)):
-            built = build_package(direct_model(plugin, seed), codec, name="sudoku-4x4-direct", version=version,
-                                  out_path=folder / f"unsigned-{version}.trm", examples=[(p, None) for p in puzzles], allow_failing_examples=True)
+            built = build_package(
+                direct_model(plugin, seed),
+                codec,
+                name="sudoku-4x4-direct",
+                version=version,
+                out_path=folder / f"unsigned-{version}.trm",
+                examples=[(p, None) for p in puzzles],
+                allow_failing_examples=True,
+            )
             paths[version] = sign_package(built, private, folder / f"sudoku-4x4-direct-{version}.trm")
             built.unlink()
     return folder, keys, paths, puzzles
@@ -62,8 +75,13 @@ def packages(plugin, tmp_path_factory):
 
 def test_the_plugin_contributes_its_architecture_through_the_hook(plugin):
     assert {"trm", "hrm", "direct"} <= set(architectures())
-    recipe = Recipe.model_validate({"name": "d", "task": {"codec": "sudoku", "params": {"size": 4}},
-                                    "model": {"architecture": "direct", "layers": 3}})
+    recipe = Recipe.model_validate(
+        {
+            "name": "d",
+            "task": {"codec": "sudoku", "params": {"size": 4}},
+            "model": {"architecture": "direct", "layers": 3},
+        }
+    )
     assert type(recipe.model_config_for(6, 16)).__name__ == "DirectConfig"
 
 
@@ -94,8 +112,14 @@ def test_the_host_serves_hot_swaps_batches_and_records_it(packages, tmp_path):
     store_plugin = StorePlugin.open(str(tmp_path / "store.sqlite3"), journal_path=tmp_path / "journal.jsonl")
     pm = build_plugin_manager(paths="")
     pm.register(store_plugin)
-    host = Host([FolderSource(folder)], plugin_manager=pm, memory_budgets={"cpu": 1 << 30}, cpu_threads=1,
-                batch_window_ms=50, max_batch_size=len(puzzles))
+    host = Host(
+        [FolderSource(folder)],
+        plugin_manager=pm,
+        memory_budgets={"cpu": 1 << 30},
+        cpu_threads=1,
+        batch_window_ms=50,
+        max_batch_size=len(puzzles),
+    )
     with host:
         host.swap("sudoku-4x4-direct", "1.0.0")
         first = host.solve("sudoku-4x4-direct", puzzles[0], {"course": "c1", "learner": "p-1"})

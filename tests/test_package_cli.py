@@ -61,7 +61,12 @@ def test_verify_without_trusted_keys_says_the_signer_is_unverified_and_shows_no_
 
 def test_solve_answers_jsonl_and_reports_bad_lines_without_dropping_good_ones(package_path, tmp_path):
     good = example_inputs(2)
-    lines = [json.dumps(good[0]), "{not json", json.dumps({"grid": [[7, 0, 0, 0]] + [[0, 0, 0, 0]] * 3}), json.dumps(good[1])]
+    lines = [
+        json.dumps(good[0]),
+        "{not json",
+        json.dumps({"grid": [[7, 0, 0, 0]] + [[0, 0, 0, 0]] * 3}),
+        json.dumps(good[1]),
+    ]
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     result = trm("solve", package_path, "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out.jsonl")
     assert result.exit_code == 1  # some lines failed
@@ -78,8 +83,17 @@ def test_solve_answers_jsonl_and_reports_bad_lines_without_dropping_good_ones(pa
 
 def test_solve_without_halting_runs_every_step(package_path, tmp_path):
     (tmp_path / "in.jsonl").write_text(json.dumps(example_inputs(1)[0]) + "\n")
-    result = trm("solve", package_path, "--input", tmp_path / "in.jsonl", "--output", tmp_path / "out.jsonl",
-                 "--no-halt", "--max-steps", "3")
+    result = trm(
+        "solve",
+        package_path,
+        "--input",
+        tmp_path / "in.jsonl",
+        "--output",
+        tmp_path / "out.jsonl",
+        "--no-halt",
+        "--max-steps",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     line = json.loads((tmp_path / "out.jsonl").read_text())
     assert line["steps"] == 3 * line["views"]  # 3 steps in every view solved
@@ -94,8 +108,10 @@ def test_publish_install_yank_and_list_modules(package_path, tmp_path, monkeypat
     assert trm("install", "sudoku-4x4@^1").exit_code == 0
     assert trm("yank", "sudoku-4x4@1.0.0", "--reason", "test").exit_code == 0
     listed = json.loads(trm("modules", "--json").output)
-    assert {(m["where"], m["version"], m["yanked"]) for m in listed} == {("installed", "1.0.0", False),
-                                                                         ("available", "1.0.0", True)}
+    assert {(m["where"], m["version"], m["yanked"]) for m in listed} == {
+        ("installed", "1.0.0", False),
+        ("available", "1.0.0", True),
+    }
     (tmp_path / "in.jsonl").write_text(json.dumps(example_inputs(1)[0]) + "\n")
     solved = trm("solve", "sudoku-4x4@1.0.0", "--input", tmp_path / "in.jsonl", "--output", tmp_path / "o.jsonl")
     assert solved.exit_code == 0, solved.output

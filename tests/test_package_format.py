@@ -10,10 +10,27 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures.packages import (TINY_CONFIG, build_tiny_package, example_inputs, manifest_of, read_members,
-                              sudoku_codec, tiny_model, with_manifest, write_members)
-from trm_modules.package import (BuildError, NewerFormatWarning, SelfTestFailed, build_package, generate_keypair,
-                                 open_package, sign_package, verify_package)
+from fixtures.packages import (
+    TINY_CONFIG,
+    build_tiny_package,
+    example_inputs,
+    manifest_of,
+    read_members,
+    sudoku_codec,
+    tiny_model,
+    with_manifest,
+    write_members,
+)
+from trm_modules.package import (
+    BuildError,
+    NewerFormatWarning,
+    SelfTestFailed,
+    build_package,
+    generate_keypair,
+    open_package,
+    sign_package,
+    verify_package,
+)
 from trm_modules.package.manifest import check_spdx_expression, manifest_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,8 +43,15 @@ def package_path(tmp_path_factory) -> Path:
 
 def test_valid_package_passes_verify(package_path):
     report = verify_package(package_path)
-    assert [name for name, _ in report.checks] == ["structure", "manifest", "digests", "signature", "tensors",
-                                                   "codec", "examples"]
+    assert [name for name, _ in report.checks] == [
+        "structure",
+        "manifest",
+        "digests",
+        "signature",
+        "tensors",
+        "codec",
+        "examples",
+    ]
     assert all(result.passed for result in report.examples)
 
 
@@ -84,16 +108,28 @@ def test_self_test_names_the_failing_example(package_path):
 def test_build_refuses_an_example_the_model_does_not_answer(tmp_path):
     inp, solution = sudoku_codec().generate(np.random.default_rng(0), 1)[0]  # an untrained model misses it
     with pytest.raises(BuildError, match="example 0001"):
-        build_package(tiny_model(), sudoku_codec(), name="x", version="1.0.0", out_path=tmp_path / "x.trm",
-                      examples=[(inp, solution)])
+        build_package(
+            tiny_model(),
+            sudoku_codec(),
+            name="x",
+            version="1.0.0",
+            out_path=tmp_path / "x.trm",
+            examples=[(inp, solution)],
+        )
 
 
 def test_build_refuses_a_codec_that_does_not_fit_the_model(tmp_path):
     from trm_modules.plugins import get_codec
 
     with pytest.raises(BuildError, match="vocab"):
-        build_package(tiny_model(), get_codec("sudoku", {"size": 9}), name="x", version="1.0.0",
-                      out_path=tmp_path / "x.trm", examples=[])
+        build_package(
+            tiny_model(),
+            get_codec("sudoku", {"size": 9}),
+            name="x",
+            version="1.0.0",
+            out_path=tmp_path / "x.trm",
+            examples=[],
+        )
 
 
 def test_signed_package_verifies_with_its_trusted_key(package_path, tmp_path):
@@ -133,11 +169,20 @@ def test_shipped_manifest_schema_matches_the_spec():
     assert manifest_schema() == json.loads((REPO / "spec" / "manifest.schema.json").read_text())
 
 
-@pytest.mark.parametrize("expression, ok", [
-    ("Apache-2.0", True), ("MIT OR Apache-2.0", True), ("(MIT AND BSD-3-Clause) OR GPL-2.0+", True),
-    ("GPL-2.0-only WITH Classpath-exception-2.0", True), ("LicenseRef-Proprietary", True),
-    ("MIT OR", False), ("(MIT", False), ("MIT Apache-2.0", False), ("AND", False),
-])
+@pytest.mark.parametrize(
+    "expression, ok",
+    [
+        ("Apache-2.0", True),
+        ("MIT OR Apache-2.0", True),
+        ("(MIT AND BSD-3-Clause) OR GPL-2.0+", True),
+        ("GPL-2.0-only WITH Classpath-exception-2.0", True),
+        ("LicenseRef-Proprietary", True),
+        ("MIT OR", False),
+        ("(MIT", False),
+        ("MIT Apache-2.0", False),
+        ("AND", False),
+    ],
+)
 def test_license_must_be_an_spdx_expression(expression, ok):
     assert (check_spdx_expression(expression) is None) == ok
 
@@ -153,13 +198,32 @@ def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, run / "model.safetensors")
     (run / "config.json").write_text(TINY_CONFIG.model_dump_json())
     (run / "task.json").write_text(json.dumps({"codec": "sudoku", "params": {"size": 4}}))
-    (run / "evaluation.json").write_text(json.dumps({
-        "dataset": "400 generated 4x4 puzzles", "metric": "exact_accuracy", "value": 0.5, "steps": 4,
-        "per_step_accuracy": [0.1, 0.3, 0.4, 0.5], "mean_steps_halting": 2.5, "accuracy_halting": 0.48,
-        "accuracy_1_step": 0.1}))
-    (run / "training.json").write_text(json.dumps({
-        "recipe": "registry/recipes/sudoku-4x4.toml", "command": "trm train ...", "wall_time_s": 12.5,
-        "hardware": "cpu", "data": "generated 4x4 puzzles", "optimizer_steps": 100}))
+    (run / "evaluation.json").write_text(
+        json.dumps(
+            {
+                "dataset": "400 generated 4x4 puzzles",
+                "metric": "exact_accuracy",
+                "value": 0.5,
+                "steps": 4,
+                "per_step_accuracy": [0.1, 0.3, 0.4, 0.5],
+                "mean_steps_halting": 2.5,
+                "accuracy_halting": 0.48,
+                "accuracy_1_step": 0.1,
+            }
+        )
+    )
+    (run / "training.json").write_text(
+        json.dumps(
+            {
+                "recipe": "registry/recipes/sudoku-4x4.toml",
+                "command": "trm train ...",
+                "wall_time_s": 12.5,
+                "hardware": "cpu",
+                "data": "generated 4x4 puzzles",
+                "optimizer_steps": 100,
+            }
+        )
+    )
     codec = sudoku_codec()
     with open(run / "examples.jsonl", "w") as fh:
         for inp in example_inputs(3):
@@ -169,8 +233,9 @@ def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
         warnings.simplefilter("ignore")  # a random model solves none: packed only because the author says so
         with pytest.raises(BuildError, match="solves none of the 3 run examples"):
             pack_run(run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm")
-        path = pack_run(run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm",
-                        allow_failing_examples=True)
+        path = pack_run(
+            run, name="sudoku-4x4", version="0.1.0", out_path=tmp_path / "p.trm", allow_failing_examples=True
+        )
     pkg = open_package(path)
     assert pkg.manifest.evaluation.accuracy_halting == 0.48
     assert pkg.manifest.provenance.optimizer_steps == 100
@@ -179,12 +244,15 @@ def test_pack_run_builds_a_package_from_a_training_run(tmp_path):
     pkg.self_test()
 
 
-@pytest.mark.parametrize("breakage, file", [
-    ("no weights", "run"),
-    ("weights of another shape", "model.safetensors"),
-    ("unknown codec", "task.json"),
-    ("config not JSON", "config.json"),
-])
+@pytest.mark.parametrize(
+    "breakage, file",
+    [
+        ("no weights", "run"),
+        ("weights of another shape", "model.safetensors"),
+        ("unknown codec", "task.json"),
+        ("config not JSON", "config.json"),
+    ],
+)
 def test_pack_run_names_the_run_file_at_fault(tmp_path, breakage, file):
     from safetensors.torch import save_file
 

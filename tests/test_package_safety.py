@@ -9,8 +9,15 @@ import time
 
 import pytest
 
-from fixtures.packages import (build_tiny_package, manifest_of, read_members, redigest, rewrite_safetensors_header,
-                              with_manifest, write_members)
+from fixtures.packages import (
+    build_tiny_package,
+    manifest_of,
+    read_members,
+    redigest,
+    rewrite_safetensors_header,
+    with_manifest,
+    write_members,
+)
 from trm_modules.json_limits import MAX_JSON_DEPTH, JsonTooDeep, json_depth
 from trm_modules.package import ConfigOutOfBounds, DocumentInvalid, ManifestInvalid, WeightsInvalid, open_package
 from trm_modules.package.errors import SelfTestFailed
@@ -49,8 +56,10 @@ def test_an_external_ref_is_refused_and_never_fetched(members, tmp_path):
 def test_a_file_ref_is_refused_without_reading_the_file(members, tmp_path):
     secret = tmp_path / "secret.json"
     secret.write_text('{"secret": "do not echo"}')
-    path = write_members(tmp_path / "p.trm", with_input_schema(
-        members, lambda s: s["properties"].update({"x": {"$ref": secret.as_uri()}})))
+    path = write_members(
+        tmp_path / "p.trm",
+        with_input_schema(members, lambda s: s["properties"].update({"x": {"$ref": secret.as_uri()}})),
+    )
     error = refusal(path, DocumentInvalid)
     assert error.rule == "schema-external-ref" and "do not echo" not in str(error)
 
@@ -65,8 +74,7 @@ def test_a_catastrophic_pattern_is_matched_in_bounded_time(members, tmp_path):
 
 
 def test_a_pattern_with_a_backreference_is_refused_at_open(members, tmp_path):
-    path = write_members(tmp_path / "p.trm", with_input_schema(
-        members, lambda s: s.update({"pattern": "(a)\\1"})))
+    path = write_members(tmp_path / "p.trm", with_input_schema(members, lambda s: s.update({"pattern": "(a)\\1"})))
     assert refusal(path, DocumentInvalid).rule == "schema-pattern"
 
 
@@ -88,12 +96,11 @@ def test_a_deeply_nested_manifest_is_a_typed_refusal(members, tmp_path):
 
 
 def test_a_deeply_nested_safetensors_header_is_a_typed_refusal(members, tmp_path):
-    deep = rewrite_safetensors_header(members["weights.safetensors"],
-                                      lambda h: h.update({"__metadata__": {"x": "y"}}))
+    deep = rewrite_safetensors_header(members["weights.safetensors"], lambda h: h.update({"__metadata__": {"x": "y"}}))
     (length,) = __import__("struct").unpack_from("<Q", deep, 0)
-    header = deep[8:8 + length]
+    header = deep[8 : 8 + length]
     nested = b'{"n":' + b"[" * 5000 + b"]" * 5000 + b"," + header[1:]
-    weights = len(nested).to_bytes(8, "little") + nested + deep[8 + length:]
+    weights = len(nested).to_bytes(8, "little") + nested + deep[8 + length :]
     path = write_members(tmp_path / "p.trm", redigest({**members, "weights.safetensors": weights}))
     assert "levels" in str(refusal(path, WeightsInvalid))
 

@@ -19,16 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_importing_the_contract_loads_neither_torch_nor_the_host_nor_the_package_layer():
-    code = ("import sys, trm_modules.hookspecs, trm_modules; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trm_modules', 'trm_adapters')))")
+    code = (
+        "import sys, trm_modules.hookspecs, trm_modules; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'trm_modules', 'trm_adapters')))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "['trm_modules', 'trm_modules.hookspecs']"
 
 
 def test_the_core_never_imports_the_adapters():
-    offenders = [f"{path.relative_to(ROOT)}:{number}"
-                 for path in sorted((ROOT / "trm_modules").rglob("*.py"))
-                 for number, line in enumerate(path.read_text().splitlines(), 1) if "trm_adapters" in line]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "trm_modules").rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "trm_adapters" in line
+    ]
     assert offenders == []
 
 

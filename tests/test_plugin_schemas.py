@@ -16,8 +16,15 @@ from plugins.notes_plugin import MIGRATIONS, NotesPlugin
 from trm_modules.plugins import TRMPluginManager, build_plugin_manager
 from trm_modules.store import Store
 from trm_modules.store.database import create_store_engine, head_revision, upgrade_schema
-from trm_modules.store.schema import (CORE_SCHEMA, PluginSchema, SchemaClash, all_metadata, schema_head,
-                                      schema_revision, store_schemas)
+from trm_modules.store.schema import (
+    CORE_SCHEMA,
+    PluginSchema,
+    SchemaClash,
+    all_metadata,
+    schema_head,
+    schema_revision,
+    store_schemas,
+)
 
 DATA = Path(__file__).parent / "data"
 CORE_TABLES = {"installed_packages", "contexts", "solves", "feedback", "api_tokens", "dead_letters", "routing_state"}
@@ -48,8 +55,13 @@ def test_the_built_in_adapters_contribute_their_own_schemas():
     schemas = {schema.name: schema for schema in store_schemas(build_plugin_manager())}
     assert ADAPTER_SCHEMAS <= set(schemas)
     assert {"lrs_statements", "lrs_documents"} <= set(schemas["lrs"].metadata.tables)
-    assert set(schemas["lti"].metadata.tables) == {"lti_platforms", "lti_tool_keys", "lti_states", "lti_nonces",
-                                                    "lti_launches"}
+    assert set(schemas["lti"].metadata.tables) == {
+        "lti_platforms",
+        "lti_tool_keys",
+        "lti_states",
+        "lti_nonces",
+        "lti_launches",
+    }
     assert set(schemas["xapi_outbox"].metadata.tables) == {"xapi_outbox"}
     assert schemas["lrs"].version_table == "alembic_version_lrs"
     tables = [name for metadata in all_metadata() for name in metadata.tables]
@@ -65,8 +77,10 @@ def test_each_adapter_migration_creates_exactly_its_tables(tmp_path, name):
     store.ensure_schema()
     (schema,) = [schema for schema in store.schemas() if schema.name == name]
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={
-            "include_name": lambda table, type_, _parent: type_ != "table" or table in schema.metadata.tables})
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_name": lambda table, type_, _parent: type_ != "table" or table in schema.metadata.tables},
+        )
         assert compare_metadata(context, schema.metadata) == []
         assert schema_revision(connection, schema) == schema_head(schema)
     store.close()
@@ -88,7 +102,8 @@ def test_a_third_party_plugin_adds_a_table_whose_rows_survive_its_later_upgrade(
         assert later.upgrade() == head_revision()
         with later.engine.connect() as connection:
             assert connection.execute(text("SELECT solve_id, text, learner FROM notes_entries")).all() == [
-                ("s-1", "kept", None)]
+                ("s-1", "kept", None)
+            ]
             assert connection.execute(text("SELECT version_num FROM alembic_version_notes")).scalar() == "notes_0002"
             # the plugin's history stays out of the core's version table
             assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [(head_revision(),)]
@@ -127,8 +142,11 @@ def test_two_schemas_with_one_name_are_refused(tmp_path):
 # ------------------------------------------------------------------ a database written by the release before
 def row_counts(engine) -> dict[str, int]:
     with engine.connect() as connection:
-        return {table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()
-                for table in sorted(table_names(engine)) if not table.startswith("alembic_version")}
+        return {
+            table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()
+            for table in sorted(table_names(engine))
+            if not table.startswith("alembic_version")
+        }
 
 
 def restore_yesterday(backend: str, url: str, tmp_path: Path) -> None:
@@ -139,8 +157,11 @@ def restore_yesterday(backend: str, url: str, tmp_path: Path) -> None:
 
     schema = make_url(url).query["options"].split("search_path=")[1]
     sql = (DATA / "store-at-0007.postgresql.sql").read_text().replace("@SCHEMA@", schema)
-    sql = "\n".join(line for line in sql.splitlines()
-                    if not line.startswith(("CREATE SCHEMA", "\\", "SET ", "SELECT pg_catalog.set_config")))
+    sql = "\n".join(
+        line
+        for line in sql.splitlines()
+        if not line.startswith(("CREATE SCHEMA", "\\", "SET ", "SELECT pg_catalog.set_config"))
+    )
     engine = create_engine(os.environ[POSTGRES_ENV])
     with engine.begin() as connection:
         connection.exec_driver_sql(f'SET search_path TO "{schema}"')
@@ -164,7 +185,8 @@ def test_a_database_at_yesterdays_head_upgrades_in_place_with_every_row(backend,
         assert "xapi_statements" not in after  # the unused core table is dropped by a core migration
         # every other table keeps every row (new core tables since then start empty)
         assert {table: after[table] for table in before if table != "xapi_statements"} == {
-            table: count for table, count in before.items() if table != "xapi_statements"}
+            table: count for table, count in before.items() if table != "xapi_statements"
+        }
         with store.engine.connect() as connection:
             for schema in store.schemas():
                 assert schema_revision(connection, schema) == schema_head(schema), schema.name

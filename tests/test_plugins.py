@@ -77,7 +77,8 @@ def third_party_dist(tmp_path, monkeypatch):
     project = tmp_path / "trm-demo-plugin"
     (project / "trm_demo_plugin").mkdir(parents=True)
     (project / "trm_demo_plugin" / "__init__.py").write_text(PLUGIN_SOURCE)
-    (project / "pyproject.toml").write_text(textwrap.dedent("""
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [project]
         name = "trm-demo-plugin"
         version = "0.3.1"
@@ -85,7 +86,8 @@ def third_party_dist(tmp_path, monkeypatch):
 
         [project.entry-points.trm_modules]
         demo = "trm_demo_plugin"
-    """))
+    """)
+    )
     # What `pip install` of that project leaves in site-packages: the code and a .dist-info.
     dist_info = project / "trm_demo_plugin-0.3.1.dist-info"
     dist_info.mkdir()
@@ -135,13 +137,17 @@ def test_plugin_failing_to_import_is_reported_and_others_still_load(tmp_path, mo
 
 
 def test_codec_hook_that_raises_is_counted_and_other_codecs_remain(tmp_path, monkeypatch):
-    broken_dist(tmp_path, "trm_broken_codecs", textwrap.dedent("""
+    broken_dist(
+        tmp_path,
+        "trm_broken_codecs",
+        textwrap.dedent("""
         from trm_modules import hookimpl
 
         @hookimpl
         def trm_register_codecs():
             raise RuntimeError("codec registry exploded")
-    """))
+    """),
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     pm = build_plugin_manager(paths="")
     assert "sudoku" in codec_classes(pm)
@@ -150,13 +156,15 @@ def test_codec_hook_that_raises_is_counted_and_other_codecs_remain(tmp_path, mon
 
 def test_plugin_file_named_in_trm_plugins_has_origin_path(tmp_path):
     plugin_file = tmp_path / "course_pins.py"
-    plugin_file.write_text(textwrap.dedent("""
+    plugin_file.write_text(
+        textwrap.dedent("""
         from trm_modules import hookimpl
 
         @hookimpl
         def trm_select_version(module, context):
             return None
-    """))
+    """)
+    )
     pm = build_plugin_manager(entry_points=False, paths=str(plugin_file))
     info = next(i for i in pm.plugin_infos() if i.name == "course_pins")
     assert (info.origin, info.source, info.hooks) == ("path", str(plugin_file), ["trm_select_version"])
@@ -194,12 +202,14 @@ def test_the_process_wide_plugin_manager_is_built_on_the_first_call_with_every_p
     # which must not ask for the manager being built.
     import subprocess
 
-    code = ("import trm_modules.plugins as p\n"
-            "assert p._process_manager is None\n"
-            "first = p.get_plugin_manager()\n"
-            "assert first is p.get_plugin_manager(), 'a second manager'\n"
-            "assert 'cmi5' in {name for name, _ in first.list_name_plugin()}, first.list_name_plugin()\n"
-            "assert not first.load_failures, first.load_failures\n")
+    code = (
+        "import trm_modules.plugins as p\n"
+        "assert p._process_manager is None\n"
+        "first = p.get_plugin_manager()\n"
+        "assert first is p.get_plugin_manager(), 'a second manager'\n"
+        "assert 'cmi5' in {name for name, _ in first.list_name_plugin()}, first.list_name_plugin()\n"
+        "assert not first.load_failures, first.load_failures\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
 
@@ -209,12 +219,19 @@ def test_a_plugin_asking_for_the_manager_while_it_is_built_is_refused_by_name_an
 
     plugin = tmp_path / "greedy.py"
     plugin.write_text("from trm_modules.plugins import get_plugin_manager\nMANAGER = get_plugin_manager()\n")
-    code = ("import trm_modules.plugins as p\n"
-            "pm = p.get_plugin_manager()\n"
-            "origin, source, error = pm.load_failures['greedy']\n"
-            "print(origin, error.split(':')[0], 'sudoku' in dict(pm.list_name_plugin()), pm is p.get_plugin_manager())\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TRM_PLUGINS": str(plugin)})
+    code = (
+        "import trm_modules.plugins as p\n"
+        "pm = p.get_plugin_manager()\n"
+        "origin, source, error = pm.load_failures['greedy']\n"
+        "print(origin, error.split(':')[0], 'sudoku' in dict(pm.list_name_plugin()), pm is p.get_plugin_manager())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TRM_PLUGINS": str(plugin)},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["path", "PluginManagerReentered", "True", "True"], done.stdout
 
@@ -224,7 +241,9 @@ def test_importing_the_cli_loads_no_plugin_and_builds_no_app():
     import subprocess
     import sys
 
-    script = ("import sys, trm_modules.cli, trm_modules.plugins as p; "
-              "print(p._process_manager is None, 'trm_adapters' in sys.modules, trm_modules.cli._app is None)")
+    script = (
+        "import sys, trm_modules.cli, trm_modules.plugins as p; "
+        "print(p._process_manager is None, 'trm_adapters' in sys.modules, trm_modules.cli._app is None)"
+    )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.split() == ["True", "False", "True"], result.stdout

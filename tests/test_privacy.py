@@ -47,51 +47,118 @@ def use_every_surface(store: Store, journal: Path, who: dict[str, str], n: int) 
     store.ensure_schema()
     lti = LtiStore(store)
     platform = lti.find_platform(ISSUER, "client-1") or lti.add_platform(
-        issuer=ISSUER, client_id="client-1", auth_login_url=f"{ISSUER}/auth", auth_token_url=f"{ISSUER}/token",
-        jwks_url=f"{ISSUER}/jwks", deployment_ids=["d1"])
-    lti.create_launch(kind="resource-link", platform=platform, module="sudoku-4x4", version="1.0.0", activity={},
-                      claims={"sub": who["lti"], "email": who["email"], "name": who["name"]})
+        issuer=ISSUER,
+        client_id="client-1",
+        auth_login_url=f"{ISSUER}/auth",
+        auth_token_url=f"{ISSUER}/token",
+        jwks_url=f"{ISSUER}/jwks",
+        deployment_ids=["d1"],
+    )
+    lti.create_launch(
+        kind="resource-link",
+        platform=platform,
+        module="sudoku-4x4",
+        version="1.0.0",
+        activity={},
+        claims={"sub": who["lti"], "email": who["email"], "name": who["name"]},
+    )
     mailbox = f"mailto:{who['email']}"
-    solves = [SolveRecord(id=f"solve-{who['lti']}-{k}", module="sudoku-4x4", version="1.0.0", digest="sha256:" + "0" * 64,
-                          context=SolveContext(platform=ISSUER, course="c-1", learner=learner),
-                          input={"grid": [[n]]}, output={"grid": [[1]]}, steps=3, confidence=0.9, valid=True,
-                          latency_ms=4.0, device="cpu", created_at=T0)
-              for k, learner in enumerate([who["lti"], who["lti"]])]
+    solves = [
+        SolveRecord(
+            id=f"solve-{who['lti']}-{k}",
+            module="sudoku-4x4",
+            version="1.0.0",
+            digest="sha256:" + "0" * 64,
+            context=SolveContext(platform=ISSUER, course="c-1", learner=learner),
+            input={"grid": [[n]]},
+            output={"grid": [[1]]},
+            steps=3,
+            confidence=0.9,
+            valid=True,
+            latency_ms=4.0,
+            device="cpu",
+            created_at=T0,
+        )
+        for k, learner in enumerate([who["lti"], who["lti"]])
+    ]
     sha1 = "sha1:" + hashlib.sha1(mailbox.encode()).hexdigest()
-    feedback = [FeedbackEvent(id=f"fb-{who['lti']}-own", solve_id=solves[0].id, kind="rating", value=0.5,
-                              source="lti", actor=who["lti"], created_at=T0),
-                FeedbackEvent(id=f"fb-{who['lti']}-lrs", solve_id=solves[1].id, kind="correct", source="xapi",
-                              actor=sha1, created_at=T0)]
+    feedback = [
+        FeedbackEvent(
+            id=f"fb-{who['lti']}-own",
+            solve_id=solves[0].id,
+            kind="rating",
+            value=0.5,
+            source="lti",
+            actor=who["lti"],
+            created_at=T0,
+        ),
+        FeedbackEvent(
+            id=f"fb-{who['lti']}-lrs", solve_id=solves[1].id, kind="correct", source="xapi", actor=sha1, created_at=T0
+        ),
+    ]
     with Recorder(store, journal_path=journal) as recorder:
         for record in solves:
             recorder.record_solve(record, durable=True)
         for event in feedback:
             recorder.record_feedback(event, durable=True)
-    statement = {"id": f"00000000-0000-4000-8000-{n:012d}", "actor": {"objectType": "Agent", "mbox": mailbox,
-                                                                       "name": who["name"]},
-                 "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
-                 "object": {"objectType": "Activity", "id": "https://course.example/act/1"}}
+    statement = {
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "actor": {"objectType": "Agent", "mbox": mailbox, "name": who["name"]},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+        "object": {"objectType": "Activity", "id": "https://course.example/act/1"},
+    }
     account = {"objectType": "Agent", "account": {"homePage": ISSUER, "name": who["lti"]}}
     second = {**statement, "id": f"00000000-0000-4000-9000-{n:012d}", "actor": account}
     StatementStore(store.engine).store([statement, second], {"objectType": "Agent", "mbox": "mailto:lrs@example.com"})
-    DocumentStore(store.engine).put(DocumentKey("state", "https://course.example/act/1", f"mbox:{mailbox}", "",
-                                                "progress"), json.dumps({"by": who["name"]}).encode(),
-                                    "application/json", Preconditions())
+    DocumentStore(store.engine).put(
+        DocumentKey("state", "https://course.example/act/1", f"mbox:{mailbox}", "", "progress"),
+        json.dumps({"by": who["name"]}).encode(),
+        "application/json",
+        Preconditions(),
+    )
     naming = StatementNaming("https://trm.example")
     Outbox(store.engine).add([statement_for_solve(solves[0], naming), statement_for_feedback(feedback[0], naming)])
-    refused = FeedbackEvent(id=f"fb-{who['lti']}-refused", solve_id="no-such-solve", kind="comment",
-                            value=f"{who['name']} says hi", source="lti", actor=who["lti"], created_at=T0)
+    refused = FeedbackEvent(
+        id=f"fb-{who['lti']}-refused",
+        solve_id="no-such-solve",
+        kind="comment",
+        value=f"{who['name']} says hi",
+        source="lti",
+        actor=who["lti"],
+        created_at=T0,
+    )
     store.add_dead_letters([("feedback", refused.id, encode_item(refused), "test: refused")])
 
 
 def journal_a_solve_of(journal: Path, who: dict[str, str]) -> None:
     """A solve and an outcome of ``who`` waiting in the journal (as while the database was away)."""
-    Journal(journal).append([SolveRecord(id=f"journaled-{who['lti']}", module="sudoku-4x4", version="1.0.0",
-                                         digest="sha256:" + "0" * 64, context=SolveContext(learner=who["lti"]),
-                                         input={"grid": [[0]]}, output=None, steps=1, confidence=0.5, valid=None,
-                                         latency_ms=1.0, device="cpu", created_at=T0),
-                             OutcomeRecord(id=f"journaled-outcome-{who['lti']}", learner=who["lti"], course="c-1",
-                                           activity="quiz-2", score=0.25, created_at=T0)])
+    Journal(journal).append(
+        [
+            SolveRecord(
+                id=f"journaled-{who['lti']}",
+                module="sudoku-4x4",
+                version="1.0.0",
+                digest="sha256:" + "0" * 64,
+                context=SolveContext(learner=who["lti"]),
+                input={"grid": [[0]]},
+                output=None,
+                steps=1,
+                confidence=0.5,
+                valid=None,
+                latency_ms=1.0,
+                device="cpu",
+                created_at=T0,
+            ),
+            OutcomeRecord(
+                id=f"journaled-outcome-{who['lti']}",
+                learner=who["lti"],
+                course="c-1",
+                activity="quiz-2",
+                score=0.25,
+                created_at=T0,
+            ),
+        ]
+    )
 
 
 def post_outcomes(data_dir: Path, url: str, *people: dict[str, str]) -> None:
@@ -101,12 +168,21 @@ def post_outcomes(data_dir: Path, url: str, *people: dict[str, str]) -> None:
 
     with served(data_dir, db=url) as s:
         for who in people:
-            body = {"id": f"quiz-1/{who['lti']}", "learner": who["lti"], "course": "c-1", "activity": "quiz-1",
-                    "score": 7, "max_score": 10, "success": True, "solve_ids": [f"solve-{who['lti']}-0"]}
+            body = {
+                "id": f"quiz-1/{who['lti']}",
+                "learner": who["lti"],
+                "course": "c-1",
+                "activity": "quiz-1",
+                "score": 7,
+                "max_score": 10,
+                "success": True,
+                "solve_ids": [f"solve-{who['lti']}-0"],
+            }
             answer = s.client.post("/v1/outcomes", json=body, headers=s.auth("feedback"))
             assert answer.status_code == 202, answer.text
-            refused = OutcomeRecord(id=f"refused-outcome-{who['lti']}", learner=who["lti"], course="c-1",
-                                    score=1.0, created_at=T0)
+            refused = OutcomeRecord(
+                id=f"refused-outcome-{who['lti']}", learner=who["lti"], course="c-1", score=1.0, created_at=T0
+            )
             s.runtime.store.add_dead_letters([("outcome", refused.id, encode_item(refused), "test: refused")])
 
 
@@ -121,8 +197,12 @@ def full_dump(store: Store, url: str) -> str:
             connection.close()
     schema = make_url(url).query["options"].split("search_path=")[1]
     base = make_url(url).set(drivername="postgresql", query={})
-    return subprocess.run(["pg_dump", "--schema", schema, "--inserts", base.render_as_string(hide_password=False)],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["pg_dump", "--schema", schema, "--inserts", base.render_as_string(hide_password=False)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 def folder_bytes(folder: Path) -> bytes:
@@ -148,8 +228,9 @@ def test_an_erased_learner_leaves_no_trace_in_a_full_dump_or_the_data_directory(
         before = full_dump(store, url) + folder_bytes(data_dir).decode("utf-8", "replace")
         assert all(value in before for value in identifiers(ANN) + identifiers(BOB))
 
-        result = CliRunner().invoke(_app(), ["privacy", "erase", f"lti:{ANN['lti']}", "--db", url,
-                                             "--journal", str(journal)])
+        result = CliRunner().invoke(
+            _app(), ["privacy", "erase", f"lti:{ANN['lti']}", "--db", url, "--journal", str(journal)]
+        )
         assert result.exit_code == 0, result.output
         removed = json.loads(result.output)["removed"]
         assert removed["core"]["solves"] == 2 and removed["core"]["feedback"] == 2
@@ -190,8 +271,19 @@ def test_export_is_one_document_of_everything_about_the_learner_found_from_any_i
     journal = tmp_path / "journal.jsonl"
     use_every_surface(store, journal, ANN, 1)
     use_every_surface(store, journal, BOB, 2)
-    store.write([OutcomeRecord(id=f"quiz-1/{who['lti']}", learner=who["lti"], course="c-1", score=0.5,
-                               solve_ids=[f"solve-{who['lti']}-0"], created_at=T0) for who in (ANN, BOB)])
+    store.write(
+        [
+            OutcomeRecord(
+                id=f"quiz-1/{who['lti']}",
+                learner=who["lti"],
+                course="c-1",
+                score=0.5,
+                solve_ids=[f"solve-{who['lti']}-0"],
+                created_at=T0,
+            )
+            for who in (ANN, BOB)
+        ]
+    )
     journal_a_solve_of(journal, ANN)
     document = PrivacyService(store, journal_paths=[journal]).export(f"mailto:{ANN['email']}").document
     assert document is not None
@@ -202,7 +294,8 @@ def test_export_is_one_document_of_everything_about_the_learner_found_from_any_i
     assert len(data["lti"]["lti_launches"]) == 1 and len(data["xapi_outbox"]["xapi_outbox"]) == 2
     assert len(data["core"]["journal"]) == 2 and len(data["core"]["dead_letters"]) == 1
     assert [(row["id"], row["solve_ids"]) for row in data["core"]["learner_outcomes"]] == [
-        (f"quiz-1/{ANN['lti']}", [f"solve-{ANN['lti']}-0"])]
+        (f"quiz-1/{ANN['lti']}", [f"solve-{ANN['lti']}-0"])
+    ]
     assert BOB["lti"] not in json.dumps(document) and BOB["email"] not in json.dumps(document)
     assert set(document["declared"]) == {"core", "lrs", "lti", "xapi_outbox"}
     store.close()
@@ -261,13 +354,16 @@ def test_a_third_party_plugin_declares_exports_and_erases_its_own_learner_data(t
     use_every_surface(store, tmp_path / "journal.jsonl", ANN, 1)
     with store.engine.begin() as connection:
         for who in (ANN, BOB):
-            connection.execute(text("INSERT INTO notes_entries (solve_id, learner, text) VALUES (:s, :l, :t)"),
-                               {"s": f"solve-{who['lti']}-0", "l": who["lti"], "t": f"{who['name']} needs hints"})
+            connection.execute(
+                text("INSERT INTO notes_entries (solve_id, learner, text) VALUES (:s, :l, :t)"),
+                {"s": f"solve-{who['lti']}-0", "l": who["lti"], "t": f"{who['name']} needs hints"},
+            )
     service = PrivacyService(store, journal_paths=[])
     assert [item.where for item in service.declarations()["notes"]] == ["notes_entries"]
     exported = service.export(f"mailto:{ANN['email']}").document
     assert exported is not None and [row["text"] for row in exported["data"]["notes"]["notes_entries"]] == [
-        f"{ANN['name']} needs hints"]
+        f"{ANN['name']} needs hints"
+    ]
     assert service.erase(f"lti:{ANN['lti']}").counts["notes"] == {"notes_entries": 1}
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT learner FROM notes_entries")).scalars().all() == [BOB["lti"]]

@@ -89,8 +89,10 @@ def workdir(tmp_path_factory):
     shutil.copytree(ROOT / "registry", folder / "registry")
     published = json.loads((folder / "registry" / "index.json").read_text())["modules"]["sudoku-4x4"]["versions"]
     shutil.copy(folder / "registry" / published["1.0.0"]["file"], folder / "sudoku-4x4-1.0.0.trm")
-    puzzles = [{"grid": [[1, 0, 0, 0], [0, 0, 3, 0], [0, 4, 0, 0], [0, 0, 0, 2]]},
-               {"grid": [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]}]
+    puzzles = [
+        {"grid": [[1, 0, 0, 0], [0, 0, 3, 0], [0, 4, 0, 0], [0, 0, 0, 2]]},
+        {"grid": [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]},
+    ]
     (folder / "puzzles.jsonl").write_text("".join(json.dumps(p) + "\n" for p in puzzles))
     record_served_traffic(folder, puzzles)
     return folder

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.packages import build_tiny_package
-from trm_modules.package import (DigestMismatch, DirectoryRegistry, NoMatchingVersion, VersionExists,
-                                 VersionSpecInvalid)
+from trm_modules.package import DigestMismatch, DirectoryRegistry, NoMatchingVersion, VersionExists, VersionSpecInvalid
 from trm_modules.package.registry import install, installed_registry
 from trm_modules.package.semver import Version, VersionSpec
 
@@ -17,11 +16,25 @@ REPO = Path(__file__).resolve().parents[1]
 VERSIONS = ["0.2.3", "0.2.9", "1.0.0", "1.2.0", "1.2.7", "1.3.0", "2.0.0-rc.1", "2.0.0"]
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("^1.2", "1.3.0"), ("~1.2.3", "1.2.7"), (">=1,<2", "1.3.0"), ("1.2.0", "1.2.0"), ("=1.0.0", "1.0.0"),
-    ("^0.2.3", "0.2.9"), ("~1", "1.3.0"), ("1.2.x", "1.2.7"), ("*", "2.0.0"), (">1.2", "2.0.0"),
-    ("<=1.2", "1.2.7"), ("<2", "1.3.0"), ("^3", None), ("0.2 || 1.0", "1.0.0"),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("^1.2", "1.3.0"),
+        ("~1.2.3", "1.2.7"),
+        (">=1,<2", "1.3.0"),
+        ("1.2.0", "1.2.0"),
+        ("=1.0.0", "1.0.0"),
+        ("^0.2.3", "0.2.9"),
+        ("~1", "1.3.0"),
+        ("1.2.x", "1.2.7"),
+        ("*", "2.0.0"),
+        (">1.2", "2.0.0"),
+        ("<=1.2", "1.2.7"),
+        ("<2", "1.3.0"),
+        ("^3", None),
+        ("0.2 || 1.0", "1.0.0"),
+    ],
+)
 def test_version_specifiers_follow_npm_semantics(spec, expected):
     best = VersionSpec(spec).best(VERSIONS)
     assert (str(best) if best else None) == expected
@@ -33,8 +46,16 @@ def test_prerelease_matches_only_a_specifier_that_names_it():
 
 
 def test_semver_precedence_orders_prereleases_before_the_release():
-    ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11",
-               "1.0.0-rc.1", "1.0.0"]
+    ordered = [
+        "1.0.0-alpha",
+        "1.0.0-alpha.1",
+        "1.0.0-alpha.beta",
+        "1.0.0-beta",
+        "1.0.0-beta.2",
+        "1.0.0-beta.11",
+        "1.0.0-rc.1",
+        "1.0.0",
+    ]
     assert [str(v) for v in sorted(Version.parse(v) for v in reversed(ordered))] == ordered
 
 

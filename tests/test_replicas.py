@@ -32,9 +32,17 @@ def store_url(request, tmp_path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def replica(root: Path, store_url: str, name: str) -> Iterator[Served]:
-    runtime = ServerRuntime.start(ServerSettings(registry=root / "registry", db=store_url, replica_name=name,
-                                                 journal_path=root / f"journal-{name}.jsonl", cpu_threads=1,
-                                                 public_url=f"http://{name}", allow_unsigned=True))
+    runtime = ServerRuntime.start(
+        ServerSettings(
+            registry=root / "registry",
+            db=store_url,
+            replica_name=name,
+            journal_path=root / f"journal-{name}.jsonl",
+            cpu_threads=1,
+            public_url=f"http://{name}",
+            allow_unsigned=True,
+        )
+    )
     tokens = {scope: runtime.tokens.create([scope], name=f"{scope}-{name}")[0] for scope in ("solve", "admin")}
     with TestClient(create_app(runtime)) as client:
         yield Served(runtime, client, tokens)
@@ -60,8 +68,9 @@ def solve_version(server: Served, course: str | None = None) -> str:
 
 def test_a_pin_sent_to_one_replica_is_applied_by_the_other(two):
     a, b = two
-    response = a.client.put(f"/v1/admin/modules/{MODULE}/pins/algebra-1", json={"version": "1.0.0"},
-                            headers=a.auth("admin"))
+    response = a.client.put(
+        f"/v1/admin/modules/{MODULE}/pins/algebra-1", json={"version": "1.0.0"}, headers=a.auth("admin")
+    )
     assert response.status_code == 200 and response.json()["revision"] == 1, response.text
     assert b.runtime.routing.wait_for_revision(MODULE, 1, timeout=PROPAGATION_S)
     assert dict(state_of(b).pins) == {"algebra-1": "1.0.0"}
@@ -71,8 +80,9 @@ def test_a_pin_sent_to_one_replica_is_applied_by_the_other(two):
 def test_activate_canary_and_rollback_on_one_replica_are_served_by_the_other(two):
     a, b = two
     a.client.post(f"/v1/admin/modules/{MODULE}/activate", json={"version": "1.1.0"}, headers=a.auth("admin"))
-    revision = a.client.put(f"/v1/admin/modules/{MODULE}/canary", json={"version": "2.0.0", "share": 0.25},
-                            headers=a.auth("admin")).json()["revision"]
+    revision = a.client.put(
+        f"/v1/admin/modules/{MODULE}/canary", json={"version": "2.0.0", "share": 0.25}, headers=a.auth("admin")
+    ).json()["revision"]
     assert b.runtime.routing.wait_for_revision(MODULE, revision, timeout=PROPAGATION_S)
     assert (state_of(b).active, state_of(b).canary, state_of(b).canary_share) == ("1.1.0", "2.0.0", 0.25)
     revision = b.client.post(f"/v1/admin/modules/{MODULE}/rollback", headers=b.auth("admin")).json()["revision"]
@@ -93,13 +103,19 @@ def test_a_restarted_replica_serves_the_routing_it_left(tmp_path, store_url):
 def test_a_write_naming_a_stale_revision_is_refused_and_changes_nothing(two):
     a, b = two
     a.client.put(f"/v1/admin/modules/{MODULE}/pins/algebra-1", json={"version": "1.0.0"}, headers=a.auth("admin"))
-    stale = b.client.put(f"/v1/admin/modules/{MODULE}/pins/algebra-1", json={"version": "1.1.0"},
-                         headers={**b.auth("admin"), "If-Match": '"0"'})
+    stale = b.client.put(
+        f"/v1/admin/modules/{MODULE}/pins/algebra-1",
+        json={"version": "1.1.0"},
+        headers={**b.auth("admin"), "If-Match": '"0"'},
+    )
     assert stale.status_code == 412 and stale.headers["ETag"] == '"1"'
     assert stale.json()["type"].endswith("stale-revision")
     assert dict(state_of(b).pins) in ({}, {"algebra-1": "1.0.0"})  # b's host was not changed by the refused write
-    fresh = b.client.put(f"/v1/admin/modules/{MODULE}/pins/algebra-1", json={"version": "1.1.0"},
-                         headers={**b.auth("admin"), "If-Match": '"1"'})
+    fresh = b.client.put(
+        f"/v1/admin/modules/{MODULE}/pins/algebra-1",
+        json={"version": "1.1.0"},
+        headers={**b.auth("admin"), "If-Match": '"1"'},
+    )
     assert fresh.status_code == 200 and fresh.json()["revision"] == 2 and fresh.headers["ETag"] == '"2"'
 
 
@@ -110,11 +126,14 @@ def test_concurrent_writes_to_two_replicas_are_both_applied_in_revision_order(tw
 
     def pin(server: Served, course: str, version: str) -> None:
         barrier.wait()
-        responses[course] = server.client.put(f"/v1/admin/modules/{MODULE}/pins/{course}", json={"version": version},
-                                              headers=server.auth("admin"))
+        responses[course] = server.client.put(
+            f"/v1/admin/modules/{MODULE}/pins/{course}", json={"version": version}, headers=server.auth("admin")
+        )
 
-    threads = [threading.Thread(target=pin, args=(a, "algebra-1", "1.0.0")),
-               threading.Thread(target=pin, args=(b, "geometry", "1.1.0"))]
+    threads = [
+        threading.Thread(target=pin, args=(a, "algebra-1", "1.0.0")),
+        threading.Thread(target=pin, args=(b, "geometry", "1.1.0")),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

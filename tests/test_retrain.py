@@ -16,9 +16,18 @@ from trm_modules.lifecycle.retrain import bump_minor, recipe_of, retrain
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "registry" / "recipes" / "sudoku-4x4.toml"
 TINY = {
-    "model.hidden_size": 32, "model.num_heads": 2, "model.puzzle_emb_ndim": 32, "model.H_cycles": 1,
-    "model.L_cycles": 1, "model.halt_max_steps": 2, "train.batch_size": 16, "data.train_puzzles": 64,
-    "data.test_puzzles": 32, "train.eval_every": 1000, "train.warmup_steps": 1, "train.steps": 2,
+    "model.hidden_size": 32,
+    "model.num_heads": 2,
+    "model.puzzle_emb_ndim": 32,
+    "model.H_cycles": 1,
+    "model.L_cycles": 1,
+    "model.halt_max_steps": 2,
+    "train.batch_size": 16,
+    "data.train_puzzles": 64,
+    "data.test_puzzles": 32,
+    "train.eval_every": 1000,
+    "train.warmup_steps": 1,
+    "train.steps": 2,
 }
 
 
@@ -31,7 +40,9 @@ def parent(tmp_path_factory):
 
     recipe_file.write_text(_dump_recipe(recipe))
     Trainer(load_recipe(recipe_file), work / "run", recipe_path=recipe_file).run()
-    return open_package(pack_run(work / "run", name="tiny-sudoku", version="1.0.0", out_path=work / "tiny-sudoku-1.0.0.trm"))
+    return open_package(
+        pack_run(work / "run", name="tiny-sudoku", version="1.0.0", out_path=work / "tiny-sudoku-1.0.0.trm")
+    )
 
 
 @pytest.fixture
@@ -41,9 +52,14 @@ def feedback_dir(parent, tmp_path):
     lines = [json.dumps({"input": i, "output": o, "source": "solver"}) for i, o in pairs]
     (tmp_path / "fb").mkdir()
     (tmp_path / "fb" / "train.jsonl").write_text("\n".join(lines) + "\n")
-    (tmp_path / "fb" / "data_card.json").write_text(json.dumps({
-        "window": {"first_solve": "2026-11-01T00:00:00+00:00", "last_solve": "2026-11-20T00:00:00+00:00"},
-        "counts": {"total": 20}}))
+    (tmp_path / "fb" / "data_card.json").write_text(
+        json.dumps(
+            {
+                "window": {"first_solve": "2026-11-01T00:00:00+00:00", "last_solve": "2026-11-20T00:00:00+00:00"},
+                "counts": {"total": 20},
+            }
+        )
+    )
     return tmp_path / "fb"
 
 

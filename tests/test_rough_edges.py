@@ -65,8 +65,9 @@ def test_a_module_published_while_the_server_runs_is_activated_over_http(tmp_pat
         body = {"input": puzzle()}
         before = server.client.post("/v1/modules/late-4x4/solve", json=body, headers=server.auth("solve"))
         assert before.status_code == 404 and "POST /v1/admin/modules/late-4x4/activate" in before.json()["detail"]
-        activated = server.client.post("/v1/admin/modules/late-4x4/activate", json={"version": "1.0.0"},
-                                       headers=server.auth("admin"))
+        activated = server.client.post(
+            "/v1/admin/modules/late-4x4/activate", json={"version": "1.0.0"}, headers=server.auth("admin")
+        )
         assert activated.status_code == 200, activated.text
         after = server.client.post("/v1/modules/late-4x4/solve", json=body, headers=server.auth("solve"))
         assert after.status_code == 200, after.text

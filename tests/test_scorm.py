@@ -57,14 +57,20 @@ def trained_activity(tmp_path_factory) -> Path:
     """The trained sudoku-4x4 module exported as a SCORM zip (onnxruntime-web from npm)."""
     if not shutil.which("npm"):
         require_browser()
-    return export_scorm(open_package(TRAINED_SUDOKU), tmp_path_factory.mktemp("scorm-zip") / "activity.zip",
-                        puzzles=ANSWERED_PUZZLES).path
+    return export_scorm(
+        open_package(TRAINED_SUDOKU), tmp_path_factory.mktemp("scorm-zip") / "activity.zip", puzzles=ANSWERED_PUZZLES
+    ).path
 
 
 def xmllint_validate(folder: Path, document: str) -> subprocess.CompletedProcess:
     (folder / "all-namespaces.xsd").write_text(ALL_NAMESPACES_XSD)
-    return subprocess.run([require_xmllint(), "--noout", "--nonet", "--schema", "all-namespaces.xsd", document],
-                          cwd=folder, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [require_xmllint(), "--noout", "--nonet", "--schema", "all-namespaces.xsd", document],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # ------------------------------------------------------------------------------- the package
@@ -72,14 +78,21 @@ def test_manifest_is_scorm_2004_4th_edition_with_one_sco_listing_every_file():
     root = ET.fromstring(scorm_manifest("urn:x", "Title", "About", "1.0.0", ["index.html", "model.onnx"]))
     assert root.find("cp:metadata/cp:schemaversion", NS).text == "2004 4th Edition"
     assert root.find("cp:organizations", NS).get("default") == root.find("cp:organizations/cp:organization", NS).get(
-        "identifier")
+        "identifier"
+    )
     resource = root.find("cp:resources/cp:resource", NS)
     assert resource.get(f"{{{NS['adlcp']}}}scormType") == "sco" and resource.get("href") == "index.html"
     assert [f.get("href") for f in resource.findall("cp:file", NS)] == ["index.html", "model.onnx"]
 
 
-@pytest.mark.parametrize("uri, expected", [("urn:trm-modules:module:sudoku-4x4#scorm", "urn-trm-modules-module-sudoku-4x4-scorm"),
-                                           ("4x4 grid", "id-4x4-grid"), ("a.b_c-d", "a.b_c-d")])
+@pytest.mark.parametrize(
+    "uri, expected",
+    [
+        ("urn:trm-modules:module:sudoku-4x4#scorm", "urn-trm-modules-module-sudoku-4x4-scorm"),
+        ("4x4 grid", "id-4x4-grid"),
+        ("a.b_c-d", "a.b_c-d"),
+    ],
+)
 def test_manifest_identifier_is_an_xml_id_derived_from_the_module_uri(uri, expected):
     assert xml_id(uri) == expected
 
@@ -94,9 +107,19 @@ def test_shipped_schema_files_are_adls_unmodified():
 def test_exported_manifest_validates_with_xmllint_against_the_schemas_in_the_zip(trained_activity, tmp_path):
     with zipfile.ZipFile(trained_activity) as zf:
         names = set(zf.namelist())
-        assert {"imsmanifest.xml", "imscp_v1p1.xsd", "adlcp_v1p3.xsd", "adlseq_v1p3.xsd", "adlnav_v1p3.xsd",
-                "imsss_v1p0.xsd", "lom.xsd", "xml.xsd", "common/dataTypes.xsd", "vocab/strict.xsd",
-                "schemas-NOTICE.md"} <= names
+        assert {
+            "imsmanifest.xml",
+            "imscp_v1p1.xsd",
+            "adlcp_v1p3.xsd",
+            "adlseq_v1p3.xsd",
+            "adlnav_v1p3.xsd",
+            "imsss_v1p0.xsd",
+            "lom.xsd",
+            "xml.xsd",
+            "common/dataTypes.xsd",
+            "vocab/strict.xsd",
+            "schemas-NOTICE.md",
+        } <= names
         zf.extractall(tmp_path)
     run = xmllint_validate(tmp_path, "imsmanifest.xml")
     assert run.returncode == 0, run.stderr
@@ -154,8 +177,10 @@ def browser_run(trained_activity, tmp_path_factory):
     shutil.copy(npm_tools() / "scorm-again" / "dist" / "scorm2004.min.js", site / "runtime")
     shutil.copy(FIXTURES / "scorm_lms.html", site / "lms.html")
     shots = os.environ.get("TRM_SCORM_SCREENSHOTS", "")
-    env = {"SCREENSHOT_HELPED": str(Path(shots) / "scorm-helped.png") if shots else "",
-           "SCREENSHOT_ALONE": str(Path(shots) / "scorm-alone.png") if shots else ""}
+    env = {
+        "SCREENSHOT_HELPED": str(Path(shots) / "scorm-helped.png") if shots else "",
+        "SCREENSHOT_ALONE": str(Path(shots) / "scorm-alone.png") if shots else "",
+    }
     with serve_folder(site) as base:
         return run_driver(FIXTURES / "scorm_driver.cjs", {**env, "BASE_URL": base})
 
@@ -219,8 +244,10 @@ def test_first_answer_timing_is_reported(browser_run, record_property):
     timings = browser_run["helped"]["timings"]
     first_answer_s = (timings["firstAnswer"] - timings["visible"]) / 1000
     record_property("first_answer_after_visible_s", round(first_answer_s, 2))
-    print(f"first 'Ask the module' answer {first_answer_s:.2f} s after the page was visible "
-          f"(model ready {(timings['modelReady'] - timings['visible']) / 1000:.2f} s after)")
+    print(
+        f"first 'Ask the module' answer {first_answer_s:.2f} s after the page was visible "
+        f"(model ready {(timings['modelReady'] - timings['visible']) / 1000:.2f} s after)"
+    )
     assert timings["firstAsk"] >= timings["visible"] and first_answer_s > 0
 
 

@@ -45,7 +45,11 @@ def test_solve_answers_with_output_version_digest_and_solve_id(server):
     answer = response.json()
     assert answer["solve_id"] == "solve-a" and answer["version"] == "1.1.0"
     assert answer["digest"].startswith("sha256:") and len(answer["output"]["grid"]) == 4
-    assert 1 <= answer["steps"] <= 4 * answer["views"] and 0 <= answer["confidence"] <= 1 and answer["valid"] in (True, False)
+    assert (
+        1 <= answer["steps"] <= 4 * answer["views"]
+        and 0 <= answer["confidence"] <= 1
+        and answer["valid"] in (True, False)
+    )
 
 
 def test_input_breaking_the_module_schema_is_a_problem_pointing_at_the_value(server):
@@ -58,14 +62,18 @@ def test_input_breaking_the_module_schema_is_a_problem_pointing_at_the_value(ser
 
 
 def test_request_body_breaking_the_api_schema_is_a_problem_pointing_at_the_field(server):
-    response = server.client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), "context": {"course": 3}},
-                                  headers=server.auth("solve"))
+    response = server.client.post(
+        f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), "context": {"course": 3}}, headers=server.auth("solve")
+    )
     assert response.status_code == 422 and response.json()["errors"][0]["pointer"] == "/context/course"
 
 
 def test_malformed_json_is_a_problem_and_the_server_keeps_serving(server):
-    response = server.client.post(f"/v1/modules/{MODULE}/solve", content=b"{not json",
-                                  headers={**server.auth("solve"), "content-type": "application/json"})
+    response = server.client.post(
+        f"/v1/modules/{MODULE}/solve",
+        content=b"{not json",
+        headers={**server.auth("solve"), "content-type": "application/json"},
+    )
     assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
     assert solve(server).status_code == 200
 
@@ -88,15 +96,26 @@ def test_solve_and_feedback_tokens_are_refused_on_admin_routes(server):
 
 
 def test_feedback_token_cannot_solve_and_solve_token_cannot_give_feedback(server):
-    assert server.client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle()},
-                              headers=server.auth("feedback")).status_code == 403
-    assert server.client.post("/v1/feedback", json={"solve_id": "x", "kind": "correct"},
-                              headers=server.auth("solve")).status_code == 403
+    assert (
+        server.client.post(
+            f"/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=server.auth("feedback")
+        ).status_code
+        == 403
+    )
+    assert (
+        server.client.post(
+            "/v1/feedback", json={"solve_id": "x", "kind": "correct"}, headers=server.auth("solve")
+        ).status_code
+        == 403
+    )
 
 
 def test_body_declared_over_the_limit_is_refused_with_413_before_parsing(server):
-    response = server.client.post(f"/v1/modules/{MODULE}/solve", content=b"x" * 5000,
-                                  headers={**server.auth("solve"), "content-type": "application/json"})
+    response = server.client.post(
+        f"/v1/modules/{MODULE}/solve",
+        content=b"x" * 5000,
+        headers={**server.auth("solve"), "content-type": "application/json"},
+    )
     assert response.status_code == 413 and response.json()["status"] == 413
     assert solve(server).status_code == 200
 
@@ -106,8 +125,11 @@ def test_streamed_body_over_the_limit_is_refused_with_413(server):
         for _ in range(10):
             yield b" " * 1000
 
-    response = server.client.post(f"/v1/modules/{MODULE}/solve", content=chunks(),
-                                  headers={**server.auth("solve"), "content-type": "application/json"})
+    response = server.client.post(
+        f"/v1/modules/{MODULE}/solve",
+        content=chunks(),
+        headers={**server.auth("solve"), "content-type": "application/json"},
+    )
     assert response.status_code == 413
 
 
@@ -138,18 +160,23 @@ def test_recorded_solve_resolves_at_its_activity_iri(server):
 
 def test_metrics_count_solves_latency_steps_and_feedback(server):
     solve_id = solve(server).json()["solve_id"]
-    server.client.post("/v1/feedback", json={"solve_id": solve_id, "kind": "incorrect"}, headers=server.auth("feedback"))
+    server.client.post(
+        "/v1/feedback", json={"solve_id": solve_id, "kind": "incorrect"}, headers=server.auth("feedback")
+    )
     server.runtime.host.flush()
     text = server.client.get("/metrics").text
-    assert f'trm_solves_total{{module="{MODULE}",valid=' in text or f'trm_solves_total{{module="{MODULE}",version=' in text
+    assert (
+        f'trm_solves_total{{module="{MODULE}",valid=' in text or f'trm_solves_total{{module="{MODULE}",version=' in text
+    )
     assert f'trm_solve_latency_seconds_bucket{{le="10.0",module="{MODULE}"}}' in text
     assert f'trm_solve_steps_count{{module="{MODULE}"}}' in text
     assert 'trm_feedback_total{kind="incorrect",source="api"} 1.0' in text
 
 
 def test_metrics_count_admin_swaps(admin_server):
-    admin_server.client.post(f"/v1/admin/modules/{MODULE}/activate", json={"version": "1.0.0"},
-                             headers=admin_server.auth("admin"))
+    admin_server.client.post(
+        f"/v1/admin/modules/{MODULE}/activate", json={"version": "1.0.0"}, headers=admin_server.auth("admin")
+    )
     assert f'trm_swaps_total{{action="activate",module="{MODULE}"}} 1.0' in admin_server.client.get("/metrics").text
 
 
@@ -159,8 +186,9 @@ def test_healthz_is_open_and_names_active_versions(server):
 
 def test_openapi_documents_the_versioned_routes(server):
     paths = server.client.get("/openapi.json").json()["paths"]
-    assert {"/v1/modules", "/v1/modules/{name}/solve", "/v1/feedback", "/v1/admin/packages",
-            "/xapi/statements"} <= set(paths)
+    assert {"/v1/modules", "/v1/modules/{name}/solve", "/v1/feedback", "/v1/admin/packages", "/xapi/statements"} <= set(
+        paths
+    )
 
 
 # ------------------------------------------------------------------------------------- admin
@@ -172,8 +200,11 @@ def admin_server(tmp_path):
 
 def test_uploaded_raw_package_is_verified_published_and_activated(admin_server, tmp_path):
     path = build_tiny_package(tmp_path / "up.trm", name=MODULE, version="2.0.0", seed=3)
-    response = admin_server.client.post("/v1/admin/packages?activate=true", content=path.read_bytes(),
-                                        headers={**admin_server.auth("admin"), "content-type": "application/octet-stream"})
+    response = admin_server.client.post(
+        "/v1/admin/packages?activate=true",
+        content=path.read_bytes(),
+        headers={**admin_server.auth("admin"), "content-type": "application/octet-stream"},
+    )
     assert response.status_code == 201, response.text
     assert response.json()["active"] == "2.0.0"
     assert solve(admin_server).json()["version"] == "2.0.0"
@@ -181,8 +212,9 @@ def test_uploaded_raw_package_is_verified_published_and_activated(admin_server, 
 
 def test_uploaded_multipart_package_is_published_without_changing_the_active_version(admin_server, tmp_path):
     path = build_tiny_package(tmp_path / "up.trm", name=MODULE, version="2.0.0", seed=3)
-    response = admin_server.client.post("/v1/admin/packages", files={"file": ("up.trm", path.read_bytes())},
-                                        headers=admin_server.auth("admin"))
+    response = admin_server.client.post(
+        "/v1/admin/packages", files={"file": ("up.trm", path.read_bytes())}, headers=admin_server.auth("admin")
+    )
     assert response.status_code == 201 and response.json()["active"] == "1.0.0"
     assert "2.0.0" in admin_server.runtime.registry.list_versions(MODULE)
 
@@ -190,8 +222,11 @@ def test_uploaded_multipart_package_is_published_without_changing_the_active_ver
 def test_corrupted_upload_is_refused_and_not_published(admin_server, tmp_path):
     data = bytearray(build_tiny_package(tmp_path / "up.trm", name=MODULE, version="2.0.0", seed=3).read_bytes())
     data[len(data) // 2] ^= 0xFF
-    response = admin_server.client.post("/v1/admin/packages", content=bytes(data),
-                                        headers={**admin_server.auth("admin"), "content-type": "application/octet-stream"})
+    response = admin_server.client.post(
+        "/v1/admin/packages",
+        content=bytes(data),
+        headers={**admin_server.auth("admin"), "content-type": "application/octet-stream"},
+    )
     assert response.status_code == 422 and response.headers["content-type"] == PROBLEM
     assert admin_server.runtime.registry.list_versions(MODULE) == ["1.0.0"]
 
@@ -199,22 +234,25 @@ def test_corrupted_upload_is_refused_and_not_published(admin_server, tmp_path):
 def test_activate_then_rollback_restores_the_previous_version(admin_server, tmp_path):
     admin_server.runtime.registry.publish(build_tiny_package(tmp_path / "b.trm", name=MODULE, version="1.1.0", seed=1))
     headers = admin_server.auth("admin")
-    activated = admin_server.client.post(f"/v1/admin/modules/{MODULE}/activate", json={"version": "1.1.0"},
-                                         headers=headers)
+    activated = admin_server.client.post(
+        f"/v1/admin/modules/{MODULE}/activate", json={"version": "1.1.0"}, headers=headers
+    )
     assert activated.json()["active"] == "1.1.0"
     assert admin_server.client.post(f"/v1/admin/modules/{MODULE}/rollback", headers=headers).json()["active"] == "1.0.0"
 
 
 def test_activating_an_unpublished_version_is_a_404_and_changes_nothing(admin_server):
-    response = admin_server.client.post(f"/v1/admin/modules/{MODULE}/activate", json={"version": "9.9.9"},
-                                        headers=admin_server.auth("admin"))
+    response = admin_server.client.post(
+        f"/v1/admin/modules/{MODULE}/activate", json={"version": "9.9.9"}, headers=admin_server.auth("admin")
+    )
     assert response.status_code == 404 and solve(admin_server).json()["version"] == "1.0.0"
 
 
 def test_course_pin_answers_that_course_with_the_pinned_version(admin_server, tmp_path):
     admin_server.runtime.registry.publish(build_tiny_package(tmp_path / "b.trm", name=MODULE, version="1.1.0", seed=1))
-    response = admin_server.client.put(f"/v1/admin/modules/{MODULE}/pins/course-7", json={"version": "1.1.0"},
-                                       headers=admin_server.auth("admin"))
+    response = admin_server.client.put(
+        f"/v1/admin/modules/{MODULE}/pins/course-7", json={"version": "1.1.0"}, headers=admin_server.auth("admin")
+    )
     assert response.json()["pins"] == {"course-7": "1.1.0"}
     assert solve(admin_server, context={"course": "course-7"}).json()["version"] == "1.1.0"
     assert solve(admin_server, context={"course": "other"}).json()["version"] == "1.0.0"
@@ -222,16 +260,20 @@ def test_course_pin_answers_that_course_with_the_pinned_version(admin_server, tm
 
 def test_canary_share_one_sends_every_learner_to_the_canary(admin_server, tmp_path):
     admin_server.runtime.registry.publish(build_tiny_package(tmp_path / "b.trm", name=MODULE, version="1.1.0", seed=1))
-    response = admin_server.client.put(f"/v1/admin/modules/{MODULE}/canary", json={"version": "1.1.0", "share": 1.0},
-                                       headers=admin_server.auth("admin"))
+    response = admin_server.client.put(
+        f"/v1/admin/modules/{MODULE}/canary",
+        json={"version": "1.1.0", "share": 1.0},
+        headers=admin_server.auth("admin"),
+    )
     assert response.json()["canary"] == "1.1.0"
     assert solve(admin_server, context={"learner": "someone"}).json()["version"] == "1.1.0"
 
 
 def test_yanked_version_leaves_the_available_list(admin_server, tmp_path):
     admin_server.runtime.registry.publish(build_tiny_package(tmp_path / "b.trm", name=MODULE, version="1.1.0", seed=1))
-    response = admin_server.client.post(f"/v1/admin/modules/{MODULE}/versions/1.1.0/yank", json={"reason": "bad"},
-                                        headers=admin_server.auth("admin"))
+    response = admin_server.client.post(
+        f"/v1/admin/modules/{MODULE}/versions/1.1.0/yank", json={"reason": "bad"}, headers=admin_server.auth("admin")
+    )
     assert response.json()["yanked"] is True
     (module,) = admin_server.client.get("/v1/modules", headers=admin_server.auth("admin")).json()
     assert module["available"] == ["1.0.0"] and module["yanked"] == ["1.1.0"]

@@ -42,9 +42,27 @@ def trm_serve(tmp_path_factory):
     env = {**os.environ, "TRM_HOME": str(root / "home"), "OMP_NUM_THREADS": "1", "XDG_DATA_HOME": str(root / "data")}
     env.pop("TRM_XAPI_LRS_URL", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(port), "--registry", str(registry.root),
-         "--db", db, "--cpu-threads", "1", "--no-bootstrap-token", "--allow-unsigned"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "trm_modules.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--registry",
+            str(registry.root),
+            "--db",
+            db,
+            "--cpu-threads",
+            "1",
+            "--no-bootstrap-token",
+            "--allow-unsigned",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True).start()
     url = f"http://127.0.0.1:{port}"
@@ -78,11 +96,17 @@ def test_trm_serve_prints_the_url_of_its_docs_page(trm_serve):
 def test_solve_then_feedback_over_http(trm_serve):
     url, tokens, _ = trm_serve
     with httpx.Client(base_url=url, timeout=30) as client:
-        answer = client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), "context": {"course": "c"}},
-                             headers=bearer(tokens["solve"]))
+        answer = client.post(
+            f"/v1/modules/{MODULE}/solve",
+            json={"input": puzzle(), "context": {"course": "c"}},
+            headers=bearer(tokens["solve"]),
+        )
         assert answer.status_code == 200 and answer.json()["version"] == "1.1.0"
-        given = client.post("/v1/feedback", json={"id": "e2e-fb", "solve_id": answer.json()["solve_id"],
-                                                  "kind": "correct"}, headers=bearer(tokens["feedback"]))
+        given = client.post(
+            "/v1/feedback",
+            json={"id": "e2e-fb", "solve_id": answer.json()["solve_id"], "kind": "correct"},
+            headers=bearer(tokens["feedback"]),
+        )
         assert given.status_code == 202
 
 
@@ -95,8 +119,9 @@ def test_swapping_versions_while_a_client_keeps_solving_fails_no_request(trm_ser
     def keep_solving() -> None:
         with httpx.Client(base_url=url, timeout=30) as client:
             while not stop.is_set():
-                response = client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle()},
-                                       headers=bearer(tokens["solve"]))
+                response = client.post(
+                    f"/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=bearer(tokens["solve"])
+                )
                 if response.status_code == 200:
                     versions.append(response.json()["version"])
                 else:
@@ -108,8 +133,9 @@ def test_swapping_versions_while_a_client_keeps_solving_fails_no_request(trm_ser
         with httpx.Client(base_url=url, timeout=60) as admin:
             for version in ("1.0.0", "1.1.0", "1.0.0"):
                 time.sleep(0.2)
-                swapped = admin.post(f"/v1/admin/modules/{MODULE}/activate", json={"version": version},
-                                     headers=bearer(tokens["admin"]))
+                swapped = admin.post(
+                    f"/v1/admin/modules/{MODULE}/activate", json={"version": version}, headers=bearer(tokens["admin"])
+                )
                 assert swapped.status_code == 200 and swapped.json()["active"] == version
             time.sleep(0.2)
     finally:
@@ -117,8 +143,9 @@ def test_swapping_versions_while_a_client_keeps_solving_fails_no_request(trm_ser
         worker.join(30)
     assert failures == []
     assert {"1.0.0", "1.1.0"} <= set(versions)
-    after = httpx.post(f"{url}/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=bearer(tokens["solve"]),
-                       timeout=30)
+    after = httpx.post(
+        f"{url}/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=bearer(tokens["solve"]), timeout=30
+    )
     assert after.json()["version"] == "1.0.0"
 
 
@@ -129,5 +156,9 @@ def test_token_scopes_are_enforced_over_http(trm_serve):
         for scope in ("solve", "feedback"):
             refused = client.post(f"/v1/admin/modules/{MODULE}/rollback", headers=bearer(tokens[scope]))
             assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
-        assert client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle()},
-                           headers=bearer(tokens["feedback"])).status_code == 403
+        assert (
+            client.post(
+                f"/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=bearer(tokens["feedback"])
+            ).status_code
+            == 403
+        )

@@ -16,8 +16,9 @@ def server(tmp_path_factory):
 
 
 def post_solve(server, **body):
-    return server.client.post(f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), **body},
-                              headers=server.auth("solve"))
+    return server.client.post(
+        f"/v1/modules/{MODULE}/solve", json={"input": puzzle(), **body}, headers=server.auth("solve")
+    )
 
 
 def post_feedback(server, **body):
@@ -33,8 +34,11 @@ def test_a_lone_surrogate_in_the_learner_is_refused_at_the_field(server):
     import json
 
     body = SURROGATE_BODY % json.dumps(puzzle())
-    response = server.client.post(f"/v1/modules/{MODULE}/solve", content=body,
-                                  headers={**server.auth("solve"), "content-type": "application/json"})
+    response = server.client.post(
+        f"/v1/modules/{MODULE}/solve",
+        content=body,
+        headers={**server.auth("solve"), "content-type": "application/json"},
+    )
     assert pointer(response) == "/context/learner"
     assert "surrogate" in response.json()["detail"]
 
@@ -115,10 +119,13 @@ def test_concurrent_resends_of_one_feedback_id_are_exactly_one_new_and_the_rest_
 
 def test_admin_calls_on_an_unknown_module_leave_no_empty_slot(server):
     admin = server.auth("admin")
-    assert server.client.post("/v1/admin/modules/nope/activate", json={"version": "1.0.0"},
-                              headers=admin).status_code == 404
-    assert server.client.put("/v1/admin/modules/nope/pins/c1", json={"version": "1.0.0"},
-                             headers=admin).status_code == 404
+    assert (
+        server.client.post("/v1/admin/modules/nope/activate", json={"version": "1.0.0"}, headers=admin).status_code
+        == 404
+    )
+    assert (
+        server.client.put("/v1/admin/modules/nope/pins/c1", json={"version": "1.0.0"}, headers=admin).status_code == 404
+    )
     assert "nope" not in server.client.get("/healthz").json()["modules"]
     assert [s.name for s in server.runtime.host.modules()] == [MODULE]
 

@@ -31,8 +31,9 @@ def strict(tmp_path_factory, keys):
 
 
 def upload(server, path, activate=False):
-    return server.client.post(f"/v1/admin/packages?activate={str(activate).lower()}", content=path.read_bytes(),
-                              headers=server.auth("admin"))
+    return server.client.post(
+        f"/v1/admin/packages?activate={str(activate).lower()}", content=path.read_bytes(), headers=server.auth("admin")
+    )
 
 
 def test_an_unsigned_package_in_the_registry_is_not_loaded(strict):
@@ -73,8 +74,13 @@ def test_an_upload_whose_example_the_codec_refuses_is_a_422_naming_the_example(l
     members = read_members(build_tiny_package(tmp_path / "c.trm", version="4.0.0"))
     document = json.loads(members["examples/0001.input.json"])
     document["grid"][0][0] = 9
-    changed = redigest({**members, "examples/0001.input.json": json.dumps(document).encode(),
-                        "schema/input.schema.json": b'{"type": "object"}'})
+    changed = redigest(
+        {
+            **members,
+            "examples/0001.input.json": json.dumps(document).encode(),
+            "schema/input.schema.json": b'{"type": "object"}',
+        }
+    )
     response = upload(lenient, write_members(tmp_path / "bad.trm", changed))
     assert response.status_code == 422, response.text
     assert (response.json()["rule"], response.json()["file"]) == ("self-test", "examples/0001.input.json")
@@ -86,8 +92,12 @@ def test_an_upload_with_an_external_ref_is_a_422_that_echoes_nothing(lenient, tm
     members = read_members(build_tiny_package(tmp_path / "r.trm", version="4.1.0"))
     schema = json.loads(members["schema/input.schema.json"])
     schema["$ref"] = secret.as_uri()
-    response = upload(lenient, write_members(tmp_path / "ref.trm", redigest(
-        {**members, "schema/input.schema.json": json.dumps(schema).encode()})))
+    response = upload(
+        lenient,
+        write_members(
+            tmp_path / "ref.trm", redigest({**members, "schema/input.schema.json": json.dumps(schema).encode()})
+        ),
+    )
     assert response.status_code == 422 and response.json()["rule"] == "schema-external-ref"
     assert "do-not-echo" not in response.text
 
@@ -95,9 +105,11 @@ def test_an_upload_with_an_external_ref_is_a_422_that_echoes_nothing(lenient, tm
 def test_a_deeply_nested_json_body_is_a_400_not_a_500(lenient):
     body = '{"input": ' + "[" * 20000 + "]" * 20000 + "}"
     for path in (f"/v1/modules/{MODULE}/solve", "/v1/feedback", "/xapi/statements"):
-        response = lenient.client.post(path, content=body, headers={**lenient.auth("admin"),
-                                                                     "content-type": "application/json",
-                                                                     "X-Experience-API-Version": "1.0.3"})
+        response = lenient.client.post(
+            path,
+            content=body,
+            headers={**lenient.auth("admin"), "content-type": "application/json", "X-Experience-API-Version": "1.0.3"},
+        )
         assert response.status_code == 400 and "levels deep" in response.json()["detail"], (path, response.text)
 
 

@@ -29,8 +29,10 @@ def test_plugins_declare_settings_validated_into_the_one_settings_object(monkeyp
 
     from trm_modules.settings import PluginSetting, SettingsClash, with_plugin_settings
 
-    declared = [("notes", PluginSetting("notes_limit", int, 10, "How many notes.")),
-                ("notes", PluginSetting("notes_url", str | None, None, "Where notes go.", env="NOTES_URL"))]
+    declared = [
+        ("notes", PluginSetting("notes_limit", int, 10, "How many notes.")),
+        ("notes", PluginSetting("notes_url", str | None, None, "Where notes go.", env="NOTES_URL")),
+    ]
     monkeypatch.setenv("NOTES_URL", "https://notes.example")
     settings = with_plugin_settings(Settings(module_path="/m", notes_limit="25"), declared)
     assert (settings.notes_limit, settings.notes_url, settings.module_path) == (25, "https://notes.example", "/m")
@@ -64,8 +66,9 @@ def test_server_settings_are_settings_with_the_servers_own_knobs(monkeypatch):
 def test_a_plugin_managers_builtin_sources_follow_its_settings_not_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("TRM_MODULE_PATH", str(tmp_path / "from-env"))
     pm = build_plugin_manager(entry_points=False, paths="", settings=Settings(module_path=str(tmp_path / "given")))
-    folders = [str(source.path) for sources in pm.hook.trm_module_sources() for source in sources
-               if hasattr(source, "path")]
+    folders = [
+        str(source.path) for sources in pm.hook.trm_module_sources() for source in sources if hasattr(source, "path")
+    ]
     assert folders == [str(tmp_path / "given")]
 
 
@@ -79,7 +82,9 @@ def test_library_code_reads_the_environment_only_through_settings():
         if path.name == "settings.py":
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            for match in re.finditer(r"os\.environ(?:\.get\(|\[|\.setdefault\()?\s*[\"']?(\w*)|os\.getenv\([\"'](\w+)", line):
+            for match in re.finditer(
+                r"os\.environ(?:\.get\(|\[|\.setdefault\()?\s*[\"']?(\w*)|os\.getenv\([\"'](\w+)", line
+            ):
                 name = match.group(1) or match.group(2)
                 if name not in EXTERNAL_PROTOCOLS:
                     readers.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")

@@ -13,8 +13,15 @@ from typer.testing import CliRunner
 from fixtures.store import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
 from trm_modules.codec import TaskCodec
 from trm_modules.records import FeedbackEvent, SolveRecord
-from trm_modules.store import (Store, StoreError, export_feedback_dataset, head_revision, module_stats, recent_solves,
-                               resolve_db_url)
+from trm_modules.store import (
+    Store,
+    StoreError,
+    export_feedback_dataset,
+    head_revision,
+    module_stats,
+    recent_solves,
+    resolve_db_url,
+)
 from trm_modules.store.database import current_revision
 from trm_modules.store.models import Base, Context, Feedback, Solve
 from trm_modules.store.items import check_item
@@ -139,8 +146,13 @@ def test_solve_fields_and_utc_timestamps_round_trip(store):
     record = solve(5, valid=None, output=None)
     store.write([record])
     [summary] = recent_solves(store)
-    assert (summary.id, summary.course, summary.learner, summary.valid, summary.output) == \
-        (record.id, "algebra-1", "learner-2", None, None)
+    assert (summary.id, summary.course, summary.learner, summary.valid, summary.output) == (
+        record.id,
+        "algebra-1",
+        "learner-2",
+        None,
+        None,
+    )
     assert summary.created_at == record.created_at and summary.created_at.tzinfo == timezone.utc
 
 
@@ -180,8 +192,14 @@ def test_overlong_id_is_refused_before_it_is_accepted():
 
 def test_installed_package_keeps_the_codec_and_reinstalling_is_a_no_op(store):
     for _ in range(2):
-        store.record_installed_package(name="parity", version="1.0.0", digest="sha256:aa", codec="parity-test",
-                                       codec_params={"bits": 3}, source="registry")
+        store.record_installed_package(
+            name="parity",
+            version="1.0.0",
+            digest="sha256:aa",
+            codec="parity-test",
+            codec_params={"bits": 3},
+            source="registry",
+        )
     assert len(store.installed_packages()) == 1
     assert store.installed_package("parity").codec_params == {"bits": 3}
 
@@ -213,8 +231,10 @@ def test_correction_counts_as_incorrect(store):
 
 def test_logs_filter_by_module_course_and_outcome_newest_first(store):
     records = [solve(n) for n in range(6)] + [solve(9, module="maze"), solve(10, course="geometry")]
-    store.write(records + [feedback(records[1].id, "correct"), feedback(records[3].id, "correct"),
-                           feedback(records[4].id, "incorrect")])
+    store.write(
+        records
+        + [feedback(records[1].id, "correct"), feedback(records[3].id, "correct"), feedback(records[4].id, "incorrect")]
+    )
     found = recent_solves(store, module="parity", course="algebra-1", outcome="correct")
     assert [s.id for s in found] == [records[3].id, records[1].id]
     assert len(recent_solves(store, limit=3)) == 3
@@ -233,8 +253,17 @@ def test_stats_gives_accuracy_from_effective_feedback_by_version_and_course(stor
     v1 = [solve(n, version="1.0.0") for n in range(4)]
     v2 = [solve(n, version="2.0.0", course="geometry") for n in range(2)]
     wrong = feedback(v1[2].id, "incorrect")
-    store.write(v1 + v2 + [feedback(v1[0].id, "correct"), feedback(v1[1].id, "incorrect"), wrong,
-                           feedback(v1[2].id, "void", voids=wrong.id), feedback(v2[0].id, "correct")])
+    store.write(
+        v1
+        + v2
+        + [
+            feedback(v1[0].id, "correct"),
+            feedback(v1[1].id, "incorrect"),
+            wrong,
+            feedback(v1[2].id, "void", voids=wrong.id),
+            feedback(v2[0].id, "correct"),
+        ]
+    )
     stats = module_stats(store, "parity")
     assert (stats.by_version["1.0.0"].with_verdict, stats.by_version["1.0.0"].accuracy) == (2, 0.5)
     assert stats.by_version["2.0.0"].accuracy == 1.0
@@ -245,8 +274,7 @@ def test_stats_gives_steps_distribution_and_latency_percentiles(store):
     store.write([solve(n, latency_ms=float(n + 1)) for n in range(100)])
     stats = module_stats(store, "parity").overall
     assert stats.steps == {1: 25, 2: 25, 3: 25, 4: 25}
-    assert (stats.latency_ms.p50, stats.latency_ms.p90, stats.latency_ms.p99) == \
-        pytest.approx((50.5, 90.1, 99.01))
+    assert (stats.latency_ms.p50, stats.latency_ms.p90, stats.latency_ms.p99) == pytest.approx((50.5, 90.1, 99.01))
 
 
 def test_stats_of_a_module_without_solves_is_an_empty_report_naming_the_modules_that_have_solves(store):
@@ -275,9 +303,17 @@ def read_train(path) -> list[dict]:
 
 def test_export_takes_corrections_confirmations_and_solver_answers_for_failures(store, tmp_path):
     corrected, confirmed, wrong, unknown = solve(1), solve(2), solve(3), solve(4)
-    store.write([corrected, confirmed, wrong, unknown,
-                 feedback(corrected.id, "correction", corrected_output={"parity": 0}),
-                 feedback(confirmed.id, "correct"), feedback(wrong.id, "incorrect")])
+    store.write(
+        [
+            corrected,
+            confirmed,
+            wrong,
+            unknown,
+            feedback(corrected.id, "correction", corrected_output={"parity": 0}),
+            feedback(confirmed.id, "correct"),
+            feedback(wrong.id, "incorrect"),
+        ]
+    )
     summary = export_feedback_dataset(store, "parity", tmp_path, codec=ParityCodec())
     examples = read_train(summary.train_path)
     assert [(e["input"], e["output"], e["source"]) for e in examples] == [
@@ -297,9 +333,17 @@ def test_export_replaces_a_correction_the_codec_finds_invalid_by_the_solver_answ
 
 def test_export_without_solver_labels_takes_labels_only_from_people(store, tmp_path):
     corrected, confirmed, wrong, unjudged_invalid = solve(1), solve(2), solve(3), solve(4, valid=False)
-    store.write([corrected, confirmed, wrong, unjudged_invalid,
-                 feedback(corrected.id, "correction", corrected_output={"parity": 0}),
-                 feedback(confirmed.id, "correct"), feedback(wrong.id, "incorrect")])
+    store.write(
+        [
+            corrected,
+            confirmed,
+            wrong,
+            unjudged_invalid,
+            feedback(corrected.id, "correction", corrected_output={"parity": 0}),
+            feedback(confirmed.id, "correct"),
+            feedback(wrong.id, "incorrect"),
+        ]
+    )
     summary = export_feedback_dataset(store, "parity", tmp_path, codec=ParityCodec(), solver_labels=False)
     assert [e["source"] for e in read_train(summary.train_path)] == ["correction", "confirmed"]
     assert summary.counts == {"correction": 1, "confirmed": 1, "solver": 0}
@@ -325,8 +369,7 @@ def test_export_ignores_voided_confirmations(store, tmp_path):
 def test_export_window_starts_at_since(store, tmp_path):
     early, late = solve(1, minutes=1), solve(2, minutes=60)
     store.write([early, late, feedback(early.id, "correct"), feedback(late.id, "correct")])
-    summary = export_feedback_dataset(store, "parity", tmp_path, since=T0 + timedelta(minutes=30),
-                                      codec=ParityCodec())
+    summary = export_feedback_dataset(store, "parity", tmp_path, since=T0 + timedelta(minutes=30), codec=ParityCodec())
     assert [e["input"] for e in read_train(summary.train_path)] == [late.input]
 
 
@@ -350,8 +393,9 @@ def test_export_finds_the_codec_of_the_installed_package(store, tmp_path):
             return [ParityCodec]
 
     record = solve(3)
-    store.record_installed_package(name="parity", version="1.0.0", digest="sha256:aa", codec="parity-test",
-                                   codec_params={"bits": 3})
+    store.record_installed_package(
+        name="parity", version="1.0.0", digest="sha256:aa", codec="parity-test", codec_params={"bits": 3}
+    )
     store.write([record, feedback(record.id, "incorrect")])
     pm = get_plugin_manager()
     pm.register(ParityPlugin(), name="parity-test-plugin")
@@ -375,8 +419,9 @@ def test_feedback_export_command_writes_train_and_data_card(store, tmp_path):
     record = solve(1)
     store.write([record, feedback(record.id, "correct")])
     out = tmp_path / "export"
-    result = CliRunner().invoke(app, ["feedback", "export", "parity", "--since", "2025-03-01", "-o", str(out),
-                                      "--db", store.url])
+    result = CliRunner().invoke(
+        app, ["feedback", "export", "parity", "--since", "2025-03-01", "-o", str(out), "--db", store.url]
+    )
     assert result.exit_code == 0, result.output
     assert read_train(out / "train.jsonl") == [{"input": record.input, "output": record.output, "source": "confirmed"}]
 
@@ -387,8 +432,9 @@ def test_feedback_export_command_can_leave_out_solver_labels(store, tmp_path):
     record = solve(3)
     store.write([record, feedback(record.id, "incorrect")])
     out = tmp_path / "export"
-    result = CliRunner().invoke(app, ["feedback", "export", "parity", "-o", str(out), "--db", store.url,
-                                      "--no-solver-labels"])
+    result = CliRunner().invoke(
+        app, ["feedback", "export", "parity", "-o", str(out), "--db", store.url, "--no-solver-labels"]
+    )
     assert result.exit_code == 0, result.output
     card = json.loads((out / "data_card.json").read_text())
     assert (card["solver_labels"], card["excluded"]) == (False, {"failure_without_correction": 1})

@@ -12,8 +12,15 @@ import pluggy
 import pytest
 from sqlalchemy import func, select
 
-from fixtures.store import (backend, closed_port_postgres_url, database_url, feedback, solve,  # noqa: F401
-                                 store, store_url)
+from fixtures.store import (
+    backend,  # noqa: F401
+    closed_port_postgres_url,  # noqa: F401
+    database_url,  # noqa: F401
+    feedback,  # noqa: F401
+    solve,  # noqa: F401
+    store,  # noqa: F401
+    store_url,  # noqa: F401
+)
 from trm_modules.store import Journal, Recorder, RecorderClosed, Store, StorePlugin
 from trm_modules.store.models import Feedback, Solve
 
@@ -119,8 +126,11 @@ def test_store_plugin_remembers_an_installed_package_with_its_codec(store, tmp_p
     from types import SimpleNamespace
 
     task = SimpleNamespace(codec="sudoku", params={"size": 4})
-    package = SimpleNamespace(manifest=SimpleNamespace(name="sudoku-4", version="1.0.0", task=task),
-                              digest="sha256:ab", path=tmp_path / "sudoku-4-1.0.0.trm")
+    package = SimpleNamespace(
+        manifest=SimpleNamespace(name="sudoku-4", version="1.0.0", task=task),
+        digest="sha256:ab",
+        path=tmp_path / "sudoku-4-1.0.0.trm",
+    )
     plugin = StorePlugin(Recorder(store, journal_path=tmp_path / "journal.jsonl"))
     plugin.package_installed(package)
     installed = store.installed_package("sudoku-4")
@@ -139,8 +149,9 @@ def test_the_same_recorder_replays_its_journal_once_the_database_answers_again(s
         return real_write(items)
 
     monkeypatch.setattr(store, "write", write_failing_twice)
-    with Recorder(store, journal_path=tmp_path / "journal.jsonl", replay_interval_s=0.05,
-                  min_retry_delay_s=0.05) as recorder:
+    with Recorder(
+        store, journal_path=tmp_path / "journal.jsonl", replay_interval_s=0.05, min_retry_delay_s=0.05
+    ) as recorder:
         recorder.record_solve(solve(1), durable=True)  # outage: journaled
         assert recorder.stats.journaled == 1
         deadline = time.monotonic() + 10
@@ -157,8 +168,9 @@ def test_a_full_queue_refuses_new_records_with_recorder_overloaded(store, tmp_pa
     release = threading.Event()
     real_write = store.write
     monkeypatch.setattr(store, "write", lambda items: (release.wait(10), real_write(items))[1])
-    recorder = Recorder(store, journal_path=tmp_path / "journal.jsonl", batch_size=1, max_queue=2,
-                        enqueue_timeout_s=0.1)
+    recorder = Recorder(
+        store, journal_path=tmp_path / "journal.jsonl", batch_size=1, max_queue=2, enqueue_timeout_s=0.1
+    )
     try:
         with pytest.raises(RecorderOverloaded, match="stayed full"):
             for n in range(10):
@@ -236,9 +248,20 @@ CRASH_WRITER = textwrap.dedent("""
 
 
 def run_writer_and_kill_it_mid_run(url: str, journal, acked, kill_after_acked: int) -> None:
-    process = subprocess.Popen([sys.executable, "-c", CRASH_WRITER, url, str(journal), str(acked),
-                                str(WRITER_THREADS), str(EVENTS_PER_THREAD)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CRASH_WRITER,
+            url,
+            str(journal),
+            str(acked),
+            str(WRITER_THREADS),
+            str(EVENTS_PER_THREAD),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while process.poll() is None and time.monotonic() < deadline:
         if acked.exists() and acked.read_bytes().count(b"\n") >= kill_after_acked:
@@ -250,14 +273,16 @@ def run_writer_and_kill_it_mid_run(url: str, journal, acked, kill_after_acked: i
 
 
 @pytest.mark.parametrize("database_up_during_run", [True, False], ids=["database-up", "database-down"])
-def test_every_acknowledged_event_is_stored_exactly_once_after_a_kill_9_and_replay(backend, tmp_path,
-                                                                                     database_up_during_run):
+def test_every_acknowledged_event_is_stored_exactly_once_after_a_kill_9_and_replay(
+    backend, tmp_path, database_up_during_run
+):
     journal, acked = tmp_path / "journal.jsonl", tmp_path / "acked.txt"
     total = WRITER_THREADS * EVENTS_PER_THREAD
     with database_url(backend, tmp_path) as url:
         Store(url).ensure_schema()
-        run_writer_and_kill_it_mid_run(url if database_up_during_run else closed_port_postgres_url(),
-                                       journal, acked, kill_after_acked=total // 20)
+        run_writer_and_kill_it_mid_run(
+            url if database_up_during_run else closed_port_postgres_url(), journal, acked, kill_after_acked=total // 20
+        )
         acknowledged = acked.read_text().split()
         assert total // 20 <= len(acknowledged) < total
         with Recorder(url, journal_path=journal) as restarted:
@@ -265,5 +290,6 @@ def test_every_acknowledged_event_is_stored_exactly_once_after_a_kill_9_and_repl
             with restarted.store.session() as session:
                 stored = list(session.scalars(select(Solve.id))) + list(session.scalars(select(Feedback.id)))
         assert set(acknowledged) <= set(stored)
-        assert len(stored) == len(set(stored)) and set(stored) <= {f"t{t}-{i}" for t in range(WRITER_THREADS)
-                                                                   for i in range(EVENTS_PER_THREAD)}
+        assert len(stored) == len(set(stored)) and set(stored) <= {
+            f"t{t}-{i}" for t in range(WRITER_THREADS) for i in range(EVENTS_PER_THREAD)
+        }

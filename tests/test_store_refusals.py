@@ -104,7 +104,11 @@ def test_trm_logs_dead_letter_shows_refused_items_with_their_reason(store, tmp_p
     result = CliRunner().invoke(app, ["logs", "--dead-letter", "--json", "--db", store.url])
     assert result.exit_code == 0, result.output
     [letter] = [json.loads(line) for line in result.output.splitlines()]
-    assert (letter["type"], letter["id"], bool(letter["reason"])) == ("feedback", feedback("s1", "void", voids="x").id, True)
+    assert (letter["type"], letter["id"], bool(letter["reason"])) == (
+        "feedback",
+        feedback("s1", "void", voids="x").id,
+        True,
+    )
 
 
 def test_the_sqlite_store_and_the_journal_are_readable_by_their_owner_only(tmp_path):

@@ -17,9 +17,17 @@ from trm_modules.train.trainer import lr_factor
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "registry" / "recipes").glob("*.toml"))
 TINY = {
-    "model.hidden_size": 32, "model.num_heads": 2, "model.puzzle_emb_ndim": 32, "model.H_cycles": 2,
-    "model.L_cycles": 2, "model.halt_max_steps": 4, "train.batch_size": 32, "data.train_puzzles": 256,
-    "data.test_puzzles": 64, "train.eval_every": 1000, "train.warmup_steps": 5,
+    "model.hidden_size": 32,
+    "model.num_heads": 2,
+    "model.puzzle_emb_ndim": 32,
+    "model.H_cycles": 2,
+    "model.L_cycles": 2,
+    "model.halt_max_steps": 4,
+    "train.batch_size": 32,
+    "data.train_puzzles": 256,
+    "data.test_puzzles": 64,
+    "train.eval_every": 1000,
+    "train.warmup_steps": 5,
 }
 
 
@@ -57,8 +65,16 @@ def test_tiny_sudoku_training_lowers_the_loss(tmp_path):
 
 def test_run_directory_holds_what_pack_needs(tmp_path):
     Trainer(sudoku_recipe(**{"train.steps": 3}), tmp_path).run()
-    for name in ("model.safetensors", "config.json", "task.json", "evaluation.json", "training.json",
-                 "examples.jsonl", "accuracy_vs_steps.png", "halting_steps.png"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "task.json",
+        "evaluation.json",
+        "training.json",
+        "examples.jsonl",
+        "accuracy_vs_steps.png",
+        "halting_steps.png",
+    ):
         assert (tmp_path / name).exists(), name
     evaluation = json.loads((tmp_path / "evaluation.json").read_text())
     assert len(evaluation["per_step_accuracy"]) == 4 and 1 <= evaluation["mean_steps_halting"] <= 4
@@ -92,8 +108,18 @@ def test_resume_continues_from_the_checkpoint(tmp_path):
 
 def test_two_ddp_ranks_end_with_identical_weights(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-           str(ROOT / "tests" / "ddp_worker.py"), str(RECIPES[0]), str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29533",
+        str(ROOT / "tests" / "ddp_worker.py"),
+        str(RECIPES[0]),
+        str(tmp_path),
+    ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     for kind in ("rank", "ema"):
@@ -105,7 +131,15 @@ def test_two_ddp_ranks_end_with_identical_weights(tmp_path):
 
 @pytest.mark.parametrize("recipe_path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_each_registry_recipe_trains_for_a_handful_of_steps(recipe_path, tmp_path):
-    recipe = load_recipe(recipe_path, {"train.steps": 2, "train.batch_size": 8, "data.train_puzzles": 16,
-                                       "data.test_puzzles": 8, "train.eval_every": 1000})
+    recipe = load_recipe(
+        recipe_path,
+        {
+            "train.steps": 2,
+            "train.batch_size": 8,
+            "data.train_puzzles": 16,
+            "data.test_puzzles": 8,
+            "train.eval_every": 1000,
+        },
+    )
     report = Trainer(recipe, tmp_path).run()
     assert report.puzzles == 8 and len(report.per_step_accuracy) == recipe.model.get("halt_max_steps", 16)

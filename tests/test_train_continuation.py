@@ -17,9 +17,18 @@ from trm_modules.train.trainer import lr_factor
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "registry" / "recipes" / "sudoku-4x4.toml"
 TINY = {
-    "model.hidden_size": 32, "model.num_heads": 2, "model.puzzle_emb_ndim": 32, "model.H_cycles": 1,
-    "model.L_cycles": 1, "model.halt_max_steps": 2, "train.batch_size": 16, "data.train_puzzles": 64,
-    "data.test_puzzles": 16, "train.eval_every": 1000, "train.warmup_steps": 2, "train.steps": 20,
+    "model.hidden_size": 32,
+    "model.num_heads": 2,
+    "model.puzzle_emb_ndim": 32,
+    "model.H_cycles": 1,
+    "model.L_cycles": 1,
+    "model.halt_max_steps": 2,
+    "train.batch_size": 16,
+    "data.train_puzzles": 64,
+    "data.test_puzzles": 16,
+    "train.eval_every": 1000,
+    "train.warmup_steps": 2,
+    "train.steps": 20,
     "train.ema": 0.5,
 }
 
@@ -34,8 +43,9 @@ def first_sitting(tmp_path_factory):
     work = tmp_path_factory.mktemp("sitting")
     trainer = Trainer(tiny_recipe(), work / "run", recipe_path=RECIPE)
     trainer.run(max_seconds=0)  # the first step past zero seconds ends the sitting
-    with_state = pack_run(work / "run", name="sudoku-4x4", version="0.1.0-dev.1", out_path=work / "with-state.trm",
-                          training_state=True)
+    with_state = pack_run(
+        work / "run", name="sudoku-4x4", version="0.1.0-dev.1", out_path=work / "with-state.trm", training_state=True
+    )
     weights_only = pack_run(work / "run", name="sudoku-4x4", version="0.1.0-dev.2", out_path=work / "weights.trm")
     return trainer, with_state, weights_only
 
@@ -100,8 +110,15 @@ def test_the_continued_run_records_its_parent_and_cumulative_steps(first_sitting
     _, with_state, _ = first_sitting
     start = load_package_start(with_state)
     Trainer(tiny_recipe(**{"train.steps": 3}), tmp_path / "run", init_from=start, recipe_path=RECIPE).run()
-    packed = open_package(pack_run(tmp_path / "run", name="sudoku-4x4", version="0.1.0-dev.3",
-                                   out_path=tmp_path / "next.trm", changes="continued for 2 steps"))
+    packed = open_package(
+        pack_run(
+            tmp_path / "run",
+            name="sudoku-4x4",
+            version="0.1.0-dev.3",
+            out_path=tmp_path / "next.trm",
+            changes="continued for 2 steps",
+        )
+    )
     provenance = packed.manifest.provenance
     assert provenance.parent_digest == start.digest
     assert provenance.optimizer_steps == 3
@@ -136,23 +153,26 @@ def test_an_unsigned_package_is_refused_when_trusted_keys_are_given(first_sittin
 def test_trm_train_init_from_continues_and_reports_the_step(first_sitting, tmp_path):
     _, with_state, _ = first_sitting
     sets = [arg for key, value in {**TINY, "train.steps": 2}.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
-    result = CliRunner().invoke(app, ["train", str(RECIPE), "-o", str(tmp_path / "run"), "--init-from",
-                                      str(with_state), *sets])
+    result = CliRunner().invoke(
+        app, ["train", str(RECIPE), "-o", str(tmp_path / "run"), "--init-from", str(with_state), *sets]
+    )
     assert result.exit_code == 0, result.output
     assert "continuing sudoku-4x4@0.1.0-dev.1 at step 1" in " ".join(result.output.split())
     assert json.loads((tmp_path / "run" / "training.json").read_text())["optimizer_steps"] == 2
 
 
 def test_trm_train_init_from_a_missing_file_is_one_error_line(tmp_path):
-    result = CliRunner().invoke(app, ["train", str(RECIPE), "-o", str(tmp_path / "run"), "--init-from",
-                                      str(tmp_path / "absent.trm")])
+    result = CliRunner().invoke(
+        app, ["train", str(RECIPE), "-o", str(tmp_path / "run"), "--init-from", str(tmp_path / "absent.trm")]
+    )
     assert result.exit_code == 2  # bad input (trm_modules.cli.errors)
     assert "--init-from" in result.output and "Traceback" not in result.output
 
 
 def test_bf16_training_keeps_fp32_master_weights_and_ema_and_says_so(tmp_path):
-    trainer = Trainer(tiny_recipe(**{"train.steps": 3, "train.precision": "bf16"}), tmp_path / "run",
-                      recipe_path=RECIPE)
+    trainer = Trainer(
+        tiny_recipe(**{"train.steps": 3, "train.precision": "bf16"}), tmp_path / "run", recipe_path=RECIPE
+    )
     assert trainer.precision == "bf16"
     trainer.run()
     assert {p.dtype for p in trainer.model.parameters()} == {torch.float32}

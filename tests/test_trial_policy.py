@@ -15,8 +15,15 @@ COURSE = "logic-101"
 MODULE = "maze-9x9"
 
 
-def trial(store, accuracy: dict[str, float], *, learners: int = 80, puzzles: int = 8, latency: dict | None = None,
-          seed: int = 3) -> None:
+def trial(
+    store,
+    accuracy: dict[str, float],
+    *,
+    learners: int = 80,
+    puzzles: int = 8,
+    latency: dict | None = None,
+    seed: int = 3,
+) -> None:
     """Learners alternate between the versions; each answers ``puzzles`` puzzles, all judged."""
     rng = random.Random(seed)
     versions = sorted(accuracy)
@@ -25,10 +32,17 @@ def trial(store, accuracy: dict[str, float], *, learners: int = 80, puzzles: int
         version = versions[learner % len(versions)]
         for p in range(puzzles):
             solve_id = f"{version}-{learner}-{p}"
-            items.append(solve(0, id=solve_id, module=MODULE, version=version,
-                               context=SolveContext(platform="lms", course=COURSE, learner=f"learner-{learner}"),
-                               latency_ms=(latency or {}).get(version, 10.0) * rng.uniform(0.8, 1.2),
-                               created_at=T0 + timedelta(minutes=learner * 10 + p)))
+            items.append(
+                solve(
+                    0,
+                    id=solve_id,
+                    module=MODULE,
+                    version=version,
+                    context=SolveContext(platform="lms", course=COURSE, learner=f"learner-{learner}"),
+                    latency_ms=(latency or {}).get(version, 10.0) * rng.uniform(0.8, 1.2),
+                    created_at=T0 + timedelta(minutes=learner * 10 + p),
+                )
+            )
             correct = rng.random() < accuracy[version]
             items.append(feedback(solve_id, "correct" if correct else "incorrect"))
     assert store.write(items) == []
@@ -60,8 +74,9 @@ def test_a_better_candidate_is_promoted_once_with_its_reasons_kept(store):
 def test_a_worse_candidate_is_rolled_back_and_the_active_version_stays(store):
     trial(store, {"1.0.0": 0.9, "1.2.0": 0.6})
     table = canary(store)
-    outcome = evaluate_policy(store, MODULE, "1.0.0", "1.2.0", AnalysisPolicy(course=COURSE),
-                              revision=table.get(MODULE).revision)
+    outcome = evaluate_policy(
+        store, MODULE, "1.0.0", "1.2.0", AnalysisPolicy(course=COURSE), revision=table.get(MODULE).revision
+    )
     assert outcome.action == "rollback"
     assert any("accuracy-not-worse" in reason for reason in outcome.reasons)
     routing = apply_policy(table, outcome)
@@ -73,7 +88,9 @@ def test_a_slower_candidate_fails_the_latency_guardrail_even_when_more_accurate(
     trial(store, {"1.0.0": 0.6, "1.2.0": 0.9}, latency={"1.0.0": 10.0, "1.2.0": 40.0})
     outcome = evaluate_policy(store, MODULE, "1.0.0", "1.2.0", AnalysisPolicy(course=COURSE))
     assert outcome.action == "rollback" and "latency p99" in outcome.reasons[0]
-    relaxed = evaluate_policy(store, MODULE, "1.0.0", "1.2.0", AnalysisPolicy(course=COURSE, latency_p99_max_ratio=None))
+    relaxed = evaluate_policy(
+        store, MODULE, "1.0.0", "1.2.0", AnalysisPolicy(course=COURSE, latency_p99_max_ratio=None)
+    )
     assert relaxed.action == "promote"
 
 

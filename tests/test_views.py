@@ -30,7 +30,7 @@ def maze(size: int = 7):
 def grid_of(codec, tokens: np.ndarray) -> dict:
     """The Sudoku input document of token row ``tokens`` (blank 1 → 0, digit d + 1 → d)."""
     n = codec.size
-    return {"grid": [[max(int(t) - 1, 0) for t in tokens[r * n:(r + 1) * n]] for r in range(n)]}
+    return {"grid": [[max(int(t) - 1, 0) for t in tokens[r * n : (r + 1) * n]] for r in range(n)]}
 
 
 class BlindToOriginals(torch.nn.Module):
@@ -44,8 +44,9 @@ class BlindToOriginals(torch.nn.Module):
         self.originals = {bytes(np.asarray(t, dtype=np.int64).tobytes()) for t in originals}
         self.calls: list[int] = []
 
-    def solve(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None, max_steps=None, halt=True,
-              answer_table=None):
+    def solve(
+        self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None, max_steps=None, halt=True, answer_table=None
+    ):
         rows = []
         for row in tokens.cpu().numpy().astype(np.int64):
             if row.tobytes() in self.originals:
@@ -55,8 +56,9 @@ class BlindToOriginals(torch.nn.Module):
                 rows.append(self.codec.encode_output(solution))
         self.calls.append(len(rows))
         count = len(rows)
-        return SimpleNamespace(tokens=torch.from_numpy(np.stack(rows)), steps=torch.full((count,), 3),
-                               confidence=torch.full((count,), 0.5))
+        return SimpleNamespace(
+            tokens=torch.from_numpy(np.stack(rows)), steps=torch.full((count,), 3), confidence=torch.full((count,), 0.5)
+        )
 
 
 @pytest.mark.parametrize("codec", [sudoku(4), sudoku(6), maze(7)], ids=["sudoku-4x4", "sudoku-6x6", "maze-7x7"])
@@ -133,8 +135,11 @@ def test_an_answer_no_view_can_decode_is_an_item_error():
 
         def solve(self, tokens, puzzle_ids=None, max_steps=None, halt=True, answer_table=None):
             count = len(tokens)
-            return SimpleNamespace(tokens=torch.zeros_like(tokens), steps=torch.ones(count, dtype=torch.long),
-                                   confidence=torch.zeros(count))
+            return SimpleNamespace(
+                tokens=torch.zeros_like(tokens),
+                steps=torch.ones(count, dtype=torch.long),
+                confidence=torch.zeros(count),
+            )
 
     [result] = solve_inputs(PadsOnly(), codec, [puzzle], views=8)
     assert isinstance(result, ItemError) and "cannot be decoded" in result.message

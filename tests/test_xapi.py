@@ -12,8 +12,15 @@ from sqlalchemy import func, select
 
 from fixtures.server import MODULE, on_a_socket, puzzle, served
 from trm_adapters.xapi import XapiForwarder
-from trm_adapters.xapi_statements import (EXT_EMITTED_BY, EXT_VERDICT, StatementNaming, feedback_from_statement,
-                                          solve_activity_iri, statement_for_feedback, statement_for_solve)
+from trm_adapters.xapi_statements import (
+    EXT_EMITTED_BY,
+    EXT_VERDICT,
+    StatementNaming,
+    feedback_from_statement,
+    solve_activity_iri,
+    statement_for_feedback,
+    statement_for_solve,
+)
 from trm_modules.records import FeedbackEvent, SolveRecord
 from trm_modules.store.models import Feedback
 
@@ -32,10 +39,13 @@ def solve_id_of(server) -> str:
 
 
 def statement(object_id: str, **result) -> dict:
-    return {"id": str(uuid.uuid4()), "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example",
-                                                                                 "name": "learner-9"}},
-            "verb": {"id": "http://adlnet.gov/expapi/verbs/responded"},
-            "object": {"objectType": "Activity", "id": object_id}, "result": result}
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "learner-9"}},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/responded"},
+        "object": {"objectType": "Activity", "id": object_id},
+        "result": result,
+    }
 
 
 def post(server, body, scope="feedback", headers=XAPI):
@@ -64,10 +74,16 @@ def test_statement_batch_from_the_tincan_client_lands_as_feedback_exactly_once_w
     solve_id = solve_id_of(server)
     lrs = RemoteLRS(endpoint=f"{url}/xapi/", version="1.0.3", username="lms", password=server.tokens["feedback"])
     learner = Agent(account=AgentAccount(home_page="https://lms.example", name="learner-1"))
-    batch = [Statement(id=uuid.uuid4(), actor=learner, verb=Verb(id="http://adlnet.gov/expapi/verbs/responded"),
-                       object=Activity(id=solve_activity_iri(url, solve_id)),
-                       result=Result(success=verdict, score=Score(scaled=1.0 if verdict else 0.0)))
-             for verdict in (True, False)]
+    batch = [
+        Statement(
+            id=uuid.uuid4(),
+            actor=learner,
+            verb=Verb(id="http://adlnet.gov/expapi/verbs/responded"),
+            object=Activity(id=solve_activity_iri(url, solve_id)),
+            result=Result(success=verdict, score=Score(scaled=1.0 if verdict else 0.0)),
+        )
+        for verdict in (True, False)
+    ]
     first = lrs.save_statements(batch)
     second = lrs.save_statements(batch)
     assert first.success and second.success, (first.response.status, first.data)
@@ -85,7 +101,9 @@ def test_statement_about_another_activity_is_acknowledged_and_stored_raw_without
     other = statement("https://lms.example/quiz/7", success=True)
     assert post(server, other).json() == [other["id"]]
     assert feedback_count(server, [other["id"]]) == 0
-    stored = server.client.get(f"/xapi/statements?statementId={other['id']}", headers={**server.auth("feedback"), **XAPI})
+    stored = server.client.get(
+        f"/xapi/statements?statementId={other['id']}", headers={**server.auth("feedback"), **XAPI}
+    )
     assert stored.json()["object"]["id"] == "https://lms.example/quiz/7"
 
 
@@ -105,8 +123,12 @@ def test_voided_statement_voids_the_feedback_it_names(server):
     given = statement(solve_activity_iri("http://testserver", solve_id), success=True)
     post(server, given)
     feedback_count(server, [given["id"]])
-    void = {"id": str(uuid.uuid4()), "actor": given["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
-            "object": {"objectType": "StatementRef", "id": given["id"]}}
+    void = {
+        "id": str(uuid.uuid4()),
+        "actor": given["actor"],
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": given["id"]},
+    }
     post(server, void)
     feedback_count(server, [void["id"]])
     with server.runtime.store.session() as session:
@@ -117,8 +139,9 @@ def test_voided_statement_voids_the_feedback_it_names(server):
 def test_put_stores_a_single_statement_under_its_statement_id(server):
     sent = statement("https://lms.example/page/1")
     sent_id = sent.pop("id")
-    response = server.client.put(f"/xapi/statements?statementId={sent_id}", json=sent,
-                                 headers={**server.auth("feedback"), **XAPI})
+    response = server.client.put(
+        f"/xapi/statements?statementId={sent_id}", json=sent, headers={**server.auth("feedback"), **XAPI}
+    )
     assert response.status_code == 204 and response.headers["x-experience-api-version"] == "1.0.3"
 
 
@@ -139,14 +162,17 @@ def test_invalid_statement_in_a_batch_is_a_400_pointing_at_it_and_nothing_is_sto
     bad["verb"] = {"display": {"en-US": "did"}}
     response = post(server, [good, bad])
     assert response.status_code == 400 and response.json()["errors"][0]["pointer"] == "/1/verb/id"
-    stored = server.client.get(f"/xapi/statements?statementId={good['id']}", headers={**server.auth("feedback"), **XAPI})
+    stored = server.client.get(
+        f"/xapi/statements?statementId={good['id']}", headers={**server.auth("feedback"), **XAPI}
+    )
     assert stored.status_code == 404
 
 
 def test_basic_auth_with_the_token_as_password_is_accepted(server):
     basic = base64.b64encode(f"lms:{server.tokens['feedback']}".encode()).decode()
-    response = server.client.post("/xapi/statements", json=statement("https://lms.example/d"),
-                                  headers={"Authorization": f"Basic {basic}", **XAPI})
+    response = server.client.post(
+        "/xapi/statements", json=statement("https://lms.example/d"), headers={"Authorization": f"Basic {basic}", **XAPI}
+    )
     assert response.status_code == 200
 
 
@@ -159,9 +185,20 @@ NAMING = StatementNaming("https://trm.example", {"lms": "https://lms.example"})
 
 
 def solve_record(**overrides) -> SolveRecord:
-    fields = dict(id="s-1", module=MODULE, version="1.0.0", digest="sha256:" + "0" * 64, input=puzzle(),
-                  output={"grid": [[1]]}, steps=3, confidence=0.9, valid=True, latency_ms=4.0, device="cpu",
-                  context={"platform": "lms", "course": "logic-101", "learner": "p-7"})
+    fields = dict(
+        id="s-1",
+        module=MODULE,
+        version="1.0.0",
+        digest="sha256:" + "0" * 64,
+        input=puzzle(),
+        output={"grid": [[1]]},
+        steps=3,
+        confidence=0.9,
+        valid=True,
+        latency_ms=4.0,
+        device="cpu",
+        context={"platform": "lms", "course": "logic-101", "learner": "p-7"},
+    )
     return SolveRecord(**{**fields, **overrides})
 
 
@@ -203,15 +240,29 @@ def test_anonymous_solves_are_distinct_agents():
     assert first["context"]["registration"] != second["context"]["registration"]
 
 
-@pytest.mark.parametrize("kind, value, corrected", [("correct", None, None), ("incorrect", 0.0, None),
-                                                    ("rating", 0.5, None), ("correction", None, {"grid": [[2]]}),
-                                                    ("comment", "nice", None)])
+@pytest.mark.parametrize(
+    "kind, value, corrected",
+    [
+        ("correct", None, None),
+        ("incorrect", 0.0, None),
+        ("rating", 0.5, None),
+        ("correction", None, {"grid": [[2]]}),
+        ("comment", "nice", None),
+    ],
+)
 def test_forwarded_feedback_reads_back_as_the_same_feedback(kind, value, corrected):
-    event = FeedbackEvent(id=str(uuid.uuid4()), solve_id="s-1", kind=kind, value=value, corrected_output=corrected,
-                          actor="p-7")
+    event = FeedbackEvent(
+        id=str(uuid.uuid4()), solve_id="s-1", kind=kind, value=value, corrected_output=corrected, actor="p-7"
+    )
     back = feedback_from_statement(statement_for_feedback(event, NAMING))
     assert (back.id, back.solve_id, back.kind, back.corrected_output, back.actor, back.source) == (
-        event.id, "s-1", kind, corrected, "p-7", "xapi")
+        event.id,
+        "s-1",
+        kind,
+        corrected,
+        "p-7",
+        "xapi",
+    )
 
 
 # ---------------------------------------------------------------------------------- forwarder
@@ -254,9 +305,18 @@ class FakeClock:
 def forwarder(store, lrs: CaptureLrs, clock=None, start: bool = False) -> XapiForwarder:
     from trm_adapters.xapi_outbox import utcnow
 
-    return XapiForwarder("https://lrs.example/xapi/", store, naming=NAMING, auth="key:secret", batch_size=4,
-                         retry_initial_s=10, retry_max_s=60, client=httpx.Client(transport=httpx.MockTransport(lrs)),
-                         clock=clock or utcnow, start=start)
+    return XapiForwarder(
+        "https://lrs.example/xapi/",
+        store,
+        naming=NAMING,
+        auth="key:secret",
+        batch_size=4,
+        retry_initial_s=10,
+        retry_max_s=60,
+        client=httpx.Client(transport=httpx.MockTransport(lrs)),
+        clock=clock or utcnow,
+        start=start,
+    )
 
 
 @pytest.fixture
@@ -336,7 +396,9 @@ def test_the_servers_own_statements_posted_back_leave_feedback_and_accuracy_unch
         try:
             solve_ids = [solve_id_of(s) for _ in range(3)]
             for solve_id in solve_ids:
-                s.client.post("/v1/feedback", json={"solve_id": solve_id, "kind": "correct"}, headers=s.auth("feedback"))
+                s.client.post(
+                    "/v1/feedback", json={"solve_id": solve_id, "kind": "correct"}, headers=s.auth("feedback")
+                )
             s.runtime.host.flush()
             assert sender.flush(timeout=30)
             s.runtime.recorder.flush(10)
@@ -379,8 +441,9 @@ def test_the_migration_creates_exactly_the_outbox_table(store):
 
     store.ensure_schema()
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={
-            "include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables})
+        context = MigrationContext.configure(
+            connection, opts={"include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables}
+        )
         assert compare_metadata(context, metadata) == []
 
 
@@ -400,19 +463,27 @@ def test_statements_made_while_the_store_is_away_are_queued_once_it_is_back(stor
 
 
 # ------------------------------------------------------------------------ learner outcomes
-def outcome_statement(server, verb: str, *, course: str | None = "course-x", solve_ids=(), learner="learner-9",
-                      **result) -> dict:
+def outcome_statement(
+    server, verb: str, *, course: str | None = "course-x", solve_ids=(), learner="learner-9", **result
+) -> dict:
     from trm_adapters.lrs import lrs_settings
     from trm_adapters.lrs.courses import course_iri
 
     base = lrs_settings(server.runtime.settings).authority_home
-    context = {"contextActivities": {
-        **({"grouping": [{"id": course_iri(base, course)}]} if course else {}),
-        **({"other": [{"id": solve_activity_iri(base, s)} for s in solve_ids]} if solve_ids else {})}}
-    return {"id": str(uuid.uuid4()), "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}"},
-            "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": learner}},
-            "object": {"objectType": "Activity", "id": "https://lms.example/au/maze-week-3"},
-            "context": context, "result": result}
+    context = {
+        "contextActivities": {
+            **({"grouping": [{"id": course_iri(base, course)}]} if course else {}),
+            **({"other": [{"id": solve_activity_iri(base, s)} for s in solve_ids]} if solve_ids else {}),
+        }
+    }
+    return {
+        "id": str(uuid.uuid4()),
+        "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}"},
+        "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": learner}},
+        "object": {"objectType": "Activity", "id": "https://lms.example/au/maze-week-3"},
+        "context": context,
+        "result": result,
+    }
 
 
 def stored_outcome(server, statement_id: str):
@@ -421,8 +492,9 @@ def stored_outcome(server, statement_id: str):
     server.runtime.recorder.flush(10)
     with server.runtime.store.session() as session:
         row = session.get(LearnerOutcome, statement_id)
-        solves = sorted(session.scalars(select(LearnerOutcomeSolve.solve_id)
-                                        .where(LearnerOutcomeSolve.outcome_id == statement_id)))
+        solves = sorted(
+            session.scalars(select(LearnerOutcomeSolve.solve_id).where(LearnerOutcomeSolve.outcome_id == statement_id))
+        )
         return row, solves
 
 
@@ -434,16 +506,27 @@ def test_passed_failed_and_scored_statements_become_the_learners_outcomes_once(s
     for _ in range(2):  # a client's retry: the same statements again
         assert post(server, [passed, failed, scored]).status_code == 200
     row, solves = stored_outcome(server, passed["id"])
-    assert (row.learner, row.course, row.activity, row.source) == ("learner-9", "course-x",
-                                                                   "https://lms.example/au/maze-week-3", "xapi")
+    assert (row.learner, row.course, row.activity, row.source) == (
+        "learner-9",
+        "course-x",
+        "https://lms.example/au/maze-week-3",
+        "xapi",
+    )
     assert (row.score, row.max_score, row.normalised_score, row.success, row.asked) == (7, 9, 7 / 9, True, True)
     assert solves == sorted(asked)
     row, solves = stored_outcome(server, failed["id"])
     assert (row.learner, row.score, row.max_score, row.success, row.asked, solves) == (
-        "learner-10", 0.2, None, False, False, [])
+        "learner-10",
+        0.2,
+        None,
+        False,
+        False,
+        [],
+    )
     row, _ = stored_outcome(server, scored["id"])
     assert (row.course, row.normalised_score, row.success) == ("", 0.75, True)
     from trm_modules.store.models import LearnerOutcome
+
     with server.runtime.store.session() as session:
         ids = [passed["id"], failed["id"], scored["id"]]
         assert session.scalar(select(func.count()).select_from(LearnerOutcome).where(LearnerOutcome.id.in_(ids))) == 3

@@ -15,18 +15,28 @@ from fixtures.lrs_conformance import serve
 
 @pytest.mark.slow
 def test_statements_and_state_acknowledged_before_kill_9_are_there_after_a_restart(tmp_path):
-    statement = {"id": str(uuid.uuid4()), "actor": {"mbox": "mailto:ada@example.com"},
-                 "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
-                 "object": {"id": "https://course.example/durable"}}
-    state = {"activityId": "https://course.example/durable", "agent": json.dumps({"mbox": "mailto:ada@example.com"}),
-             "stateId": "progress"}
+    statement = {
+        "id": str(uuid.uuid4()),
+        "actor": {"mbox": "mailto:ada@example.com"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+        "object": {"id": "https://course.example/durable"},
+    }
+    state = {
+        "activityId": "https://course.example/durable",
+        "agent": json.dumps({"mbox": "mailto:ada@example.com"}),
+        "stateId": "progress",
+    }
     process, url, token = serve(tmp_path)
     auth = ("lms", token)
     headers = {"X-Experience-API-Version": "1.0.3"}
     try:
         assert httpx.post(f"{url}/xapi/statements", json=statement, auth=auth, headers=headers).status_code == 200
-        assert httpx.put(f"{url}/xapi/activities/state", params=state, json={"page": 9}, auth=auth,
-                         headers=headers).status_code == 204
+        assert (
+            httpx.put(
+                f"{url}/xapi/activities/state", params=state, json={"page": 9}, auth=auth, headers=headers
+            ).status_code
+            == 204
+        )
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(10)

@@ -43,15 +43,23 @@ def lrs(request, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("lrs")
     with database_url(request.param, root) as url:
-        runtime = ServerRuntime.start(ServerSettings(registry=root / "registry", db=url, cpu_threads=1,
-                                                     journal_path=root / "journal.jsonl",
-                                                     public_url="http://testserver", entry_point_plugins=False,
-                                                     extra_plugins=[lrs_plugin]))  # it owns its tables
+        runtime = ServerRuntime.start(
+            ServerSettings(
+                registry=root / "registry",
+                db=url,
+                cpu_threads=1,
+                journal_path=root / "journal.jsonl",
+                public_url="http://testserver",
+                entry_point_plugins=False,
+                extra_plugins=[lrs_plugin],
+            )
+        )  # it owns its tables
         token, _ = runtime.tokens.create(["feedback"], name="lms")
         app = FastAPI()
         app.state.runtime = runtime
-        app.include_router(lrs_router(LrsSettings(cors_origins=("https://content.example",),
-                                                  authority_home="http://testserver")))
+        app.include_router(
+            lrs_router(LrsSettings(cors_origins=("https://content.example",), authority_home="http://testserver"))
+        )
         with TestClient(app) as client:
             yield Lrs(client, token, runtime)
         runtime.close()
@@ -61,11 +69,19 @@ def learner(name: str = "ada") -> dict:
     return {"objectType": "Agent", "mbox": f"mailto:{name}@example.com", "name": name.title()}
 
 
-def statement(verb: str = "http://adlnet.gov/expapi/verbs/attempted", activity: str = "https://course.example/q/1",
-              actor: dict | None = None, **extra) -> dict:
-    return {"id": str(uuid.uuid4()), "actor": actor or learner(), "verb": {"id": verb, "display": {"en-US": "did"}},
-            "object": {"objectType": "Activity", "id": activity,
-                       "definition": {"name": {"en-US": "Question 1"}}}, **extra}
+def statement(
+    verb: str = "http://adlnet.gov/expapi/verbs/attempted",
+    activity: str = "https://course.example/q/1",
+    actor: dict | None = None,
+    **extra,
+) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": actor or learner(),
+        "verb": {"id": verb, "display": {"en-US": "did"}},
+        "object": {"objectType": "Activity", "id": activity, "definition": {"name": {"en-US": "Question 1"}}},
+        **extra,
+    }
 
 
 # -------------------------------------------------------------------------------------- statements
@@ -147,8 +163,9 @@ def test_a_voided_statement_is_found_only_by_voided_statement_id_and_its_voiding
 
 def test_filters_select_by_agent_verb_activity_and_registration(lrs):
     registration = str(uuid.uuid4())
-    mine = statement(actor=learner("grace"), activity="https://course.example/q/filter",
-                     context={"registration": registration})
+    mine = statement(
+        actor=learner("grace"), activity="https://course.example/q/filter", context={"registration": registration}
+    )
     other = statement(actor=learner("linus"), activity="https://course.example/q/filter")
     lrs.post([mine, other])
     by_agent = lrs.get(agent=json.dumps({"mbox": "mailto:grace@example.com"})).json()["statements"]
@@ -192,18 +209,29 @@ def multipart(statements, parts: list[tuple[str, bytes]]) -> tuple[bytes, str]:
     boundary = "b0undary"
     chunks = [f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{json.dumps(statements)}\r\n".encode()]
     for content_type, content in parts:
-        chunks.append(f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\n"
-                      f"X-Experience-API-Hash: {hashlib.sha256(content).hexdigest()}\r\n\r\n".encode() + content
-                      + b"\r\n")
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: binary\r\n"
+            f"X-Experience-API-Hash: {hashlib.sha256(content).hexdigest()}\r\n\r\n".encode()
+            + content
+            + b"\r\n"
+        )
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks), f"multipart/mixed; boundary={boundary}"
 
 
 def test_attachments_sent_as_multipart_come_back_with_attachments_true(lrs):
     data = b"\x00\x01 an essay \xff"
-    sent = statement(attachments=[{"usageType": "http://id.tincanapi.com/attachment/supporting_media",
-                                   "display": {"en-US": "essay"}, "contentType": "application/octet-stream",
-                                   "length": len(data), "sha2": hashlib.sha256(data).hexdigest()}])
+    sent = statement(
+        attachments=[
+            {
+                "usageType": "http://id.tincanapi.com/attachment/supporting_media",
+                "display": {"en-US": "essay"},
+                "contentType": "application/octet-stream",
+                "length": len(data),
+                "sha2": hashlib.sha256(data).hexdigest(),
+            }
+        ]
+    )
     body, content_type = multipart(sent, [("application/octet-stream", data)])
     posted = lrs.client.post("/xapi/statements", content=body, headers={**lrs.headers, "Content-Type": content_type})
     assert posted.status_code == 200, posted.text
@@ -213,8 +241,17 @@ def test_attachments_sent_as_multipart_come_back_with_attachments_true(lrs):
 
 
 def test_an_attachment_without_file_url_or_data_is_refused(lrs):
-    sent = statement(attachments=[{"usageType": "http://x.example/u", "display": {"en-US": "x"},
-                                   "contentType": "text/plain", "length": 3, "sha2": "ab" * 32}])
+    sent = statement(
+        attachments=[
+            {
+                "usageType": "http://x.example/u",
+                "display": {"en-US": "x"},
+                "contentType": "text/plain",
+                "length": 3,
+                "sha2": "ab" * 32,
+            }
+        ]
+    )
     assert lrs.post(sent).status_code == 400
 
 
@@ -222,9 +259,18 @@ def test_a_signed_statement_with_a_non_rsa_algorithm_is_refused(lrs):
     sent = statement()
     encode = lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")  # noqa: E731
     jws = f"{encode({'alg': 'HS256'})}.{encode(sent)}.c2ln".encode()
-    signed = {**sent, "attachments": [{"usageType": "http://adlnet.gov/expapi/attachments/signature",
-                                       "display": {"en-US": "signature"}, "contentType": "application/octet-stream",
-                                       "length": len(jws), "sha2": hashlib.sha256(jws).hexdigest()}]}
+    signed = {
+        **sent,
+        "attachments": [
+            {
+                "usageType": "http://adlnet.gov/expapi/attachments/signature",
+                "display": {"en-US": "signature"},
+                "contentType": "application/octet-stream",
+                "length": len(jws),
+                "sha2": hashlib.sha256(jws).hexdigest(),
+            }
+        ],
+    }
     body, content_type = multipart(signed, [("application/octet-stream", jws)])
     response = lrs.client.post("/xapi/statements", content=body, headers={**lrs.headers, "Content-Type": content_type})
     assert response.status_code == 400 and "RS256" in response.json()["detail"]
@@ -240,8 +286,11 @@ def test_every_response_carries_the_version_header_errors_included(lrs):
 
 
 def test_cors_preflight_admits_a_configured_content_origin_only(lrs):
-    ask = {"Origin": "https://content.example", "Access-Control-Request-Method": "POST",
-           "Access-Control-Request-Headers": "authorization,content-type,x-experience-api-version"}
+    ask = {
+        "Origin": "https://content.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-experience-api-version",
+    }
     allowed = lrs.client.options("/xapi/statements", headers=ask)
     assert allowed.status_code == 204
     assert allowed.headers["access-control-allow-origin"] == "https://content.example"
@@ -259,8 +308,12 @@ def test_about_lists_versions_the_tincan_client_understands(lrs):
 
 # --------------------------------------------------------------------------------------- documents
 def state_params(**extra) -> dict:
-    return {"activityId": "https://course.example/q/1", "agent": json.dumps({"mbox": "mailto:ada@example.com"}),
-            "stateId": "bookmark", **extra}
+    return {
+        "activityId": "https://course.example/q/1",
+        "agent": json.dumps({"mbox": "mailto:ada@example.com"}),
+        "stateId": "bookmark",
+        **extra,
+    }
 
 
 def test_a_state_document_is_stored_merged_by_post_listed_and_deleted(lrs):
@@ -278,8 +331,9 @@ def test_a_state_document_is_stored_merged_by_post_listed_and_deleted(lrs):
 
 
 def test_a_profile_overwrite_needs_its_etag(lrs):
-    url = "/xapi/activities/profile?" + urlencode({"activityId": "https://course.example/q/1",
-                                                   "profileId": uuid.uuid4().hex})
+    url = "/xapi/activities/profile?" + urlencode(
+        {"activityId": "https://course.example/q/1", "profileId": uuid.uuid4().hex}
+    )
     assert lrs.client.put(url, json={"v": 1}, headers={**lrs.headers, "If-None-Match": "*"}).status_code == 204
     etag = lrs.client.get(url, headers=lrs.headers).headers["etag"]
     assert lrs.client.put(url, json={"v": 2}, headers=lrs.headers).status_code == 409
@@ -290,10 +344,18 @@ def test_a_profile_overwrite_needs_its_etag(lrs):
 
 def test_the_alternate_request_syntax_writes_a_state_document_from_a_form(lrs):
     params = state_params(stateId="alt")
-    form = {**params, "content": json.dumps({"via": "form"}), "Content-Type": "application/json",
-            "Authorization": lrs.headers["Authorization"], "X-Experience-API-Version": "1.0.3"}
-    response = lrs.client.post("/xapi/activities/state?method=PUT", content=urlencode(form),
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    form = {
+        **params,
+        "content": json.dumps({"via": "form"}),
+        "Content-Type": "application/json",
+        "Authorization": lrs.headers["Authorization"],
+        "X-Experience-API-Version": "1.0.3",
+    }
+    response = lrs.client.post(
+        "/xapi/activities/state?method=PUT",
+        content=urlencode(form),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 204, response.text
     got = lrs.client.get("/xapi/activities/state?" + urlencode(params), headers=lrs.headers)
     assert got.json() == {"via": "form"}
@@ -320,17 +382,28 @@ def test_the_migration_creates_exactly_the_lrs_tables(tmp_path):
     store = Store(str(tmp_path / "store.sqlite3"))
     store.ensure_schema()
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={
-            "include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables})
+        context = MigrationContext.configure(
+            connection, opts={"include_name": lambda name, type_, _parent: type_ != "table" or name in metadata.tables}
+        )
         assert compare_metadata(context, metadata) == []
 
 
 # ---------------------------------------------------------------------------------------- xAPI 2.0
 def test_a_2_0_statement_with_context_agents_and_groups_is_accepted_and_answered_as_2_0(lrs):
-    sent = statement(context={"contextAgents": [{"objectType": "contextAgent", "agent": learner("mentor"),
-                                                 "relevantTypes": ["https://roles.example/mentor"]}],
-                              "contextGroups": [{"objectType": "contextGroup", "group": {
-                                  "objectType": "Group", "mbox": "mailto:class-7@example.com"}}]})
+    sent = statement(
+        context={
+            "contextAgents": [
+                {
+                    "objectType": "contextAgent",
+                    "agent": learner("mentor"),
+                    "relevantTypes": ["https://roles.example/mentor"],
+                }
+            ],
+            "contextGroups": [
+                {"objectType": "contextGroup", "group": {"objectType": "Group", "mbox": "mailto:class-7@example.com"}}
+            ],
+        }
+    )
     response = lrs.post(sent, **{"X-Experience-API-Version": "2.0.0"})
     assert response.status_code == 200 and response.headers["x-experience-api-version"] == "2.0.0"
 
@@ -345,7 +418,9 @@ def test_a_2_0_client_cannot_overwrite_a_state_document_blindly(lrs):
 
 def test_an_activity_no_statement_defined_is_still_an_activity_object(lrs):
     assert lrs.get("/xapi/activities", activityId="https://course.example/never-seen").json() == {
-        "objectType": "Activity", "id": "https://course.example/never-seen"}
+        "objectType": "Activity",
+        "id": "https://course.example/never-seen",
+    }
 
 
 def test_with_the_database_away_a_write_is_refused_with_503_and_retry_after():
@@ -357,8 +432,12 @@ def test_with_the_database_away_a_write_is_refused_with_503_and_retry_after():
     from trm_adapters.lrs.statements import StatementStore
 
     engine = create_engine(closed_port_postgres_url())
-    lrs = LrsHttp(StatementStore(engine), DocumentStore(engine), LrsSettings(),
-                  verify_token=lambda secret: ("t1", "token", ("feedback",)))
+    lrs = LrsHttp(
+        StatementStore(engine),
+        DocumentStore(engine),
+        LrsSettings(),
+        verify_token=lambda secret: ("t1", "token", ("feedback",)),
+    )
     app = FastAPI()
     app.include_router(xapi_router(lambda request: lrs))
     with TestClient(app) as client:

@@ -25,9 +25,19 @@ class BuiltinArchitectures:
         from .model.trm import TRM
 
         return [
-            Architecture("trm", TRMConfig, TRM, PRESETS,
-                         "Tiny Recursive Model (arXiv 2510.04871): one 2-layer network recursing on z and y"),
-            Architecture("hrm", HRMConfig, HRM, HRM_PRESETS,
-                         "Hierarchical Reasoning Model (arXiv 2506.21734): slow H and fast L modules, "
-                         "one-step gradient, Q-learning halting"),
+            Architecture(
+                "trm",
+                TRMConfig,
+                TRM,
+                PRESETS,
+                "Tiny Recursive Model (arXiv 2510.04871): one 2-layer network recursing on z and y",
+            ),
+            Architecture(
+                "hrm",
+                HRMConfig,
+                HRM,
+                HRM_PRESETS,
+                "Hierarchical Reasoning Model (arXiv 2506.21734): slow H and fast L modules, "
+                "one-step gradient, Q-learning halting",
+            ),
         ]

@@ -95,19 +95,24 @@ def board_view(codec: TaskCodec, plugins: pluggy.PluginManager | None = None) ->
     plugins = plugins if plugins is not None else get_plugin_manager()
     described: Any = call_hook(plugins, "trm_board_view", firstresult=True, codec=codec)
     if described is None:
-        raise NoBoardView(f"task codec {codec.name!r} has no browser board: its plugin can describe one by implementing "
-                          f"the trm_board_view(codec) hook (trm_modules/hookspecs.py) returning a "
-                          f"trm_modules.boards.BoardView")
+        raise NoBoardView(
+            f"task codec {codec.name!r} has no browser board: its plugin can describe one by implementing "
+            f"the trm_board_view(codec) hook (trm_modules/hookspecs.py) returning a "
+            f"trm_modules.boards.BoardView"
+        )
     try:
         view = described if isinstance(described, BoardView) else BoardView.model_validate(described)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = "/" + "/".join(str(p) for p in first["loc"])
-        raise InvalidBoardView(f"the board trm_board_view describes for codec {codec.name!r} is invalid: "
-                               f"{first['msg']} (at {where})") from exc
+        raise InvalidBoardView(
+            f"the board trm_board_view describes for codec {codec.name!r} is invalid: {first['msg']} (at {where})"
+        ) from exc
     if view.rows * view.cols != codec.seq_len:
-        raise InvalidBoardView(f"the board trm_board_view describes for codec {codec.name!r} has "
-                               f"{view.rows}x{view.cols} cells, but the codec's sequence has {codec.seq_len} tokens")
+        raise InvalidBoardView(
+            f"the board trm_board_view describes for codec {codec.name!r} has "
+            f"{view.rows}x{view.cols} cells, but the codec's sequence has {codec.seq_len} tokens"
+        )
     return view
 
 
@@ -116,8 +121,15 @@ def board_document(codec: TaskCodec, plugins: pluggy.PluginManager | None = None
     return board_view(codec, plugins).model_dump(mode="json")
 
 
-def grid_groups(rows: int, cols: int, box_rows: int | None = None, box_cols: int | None = None, *,
-                by_rows: bool = True, by_cols: bool = True) -> list[list[int]]:
+def grid_groups(
+    rows: int,
+    cols: int,
+    box_rows: int | None = None,
+    box_cols: int | None = None,
+    *,
+    by_rows: bool = True,
+    by_cols: bool = True,
+) -> list[list[int]]:
     """Cell indices of each row, column and box of a ``rows`` × ``cols`` grid (for ``AllDifferent``)."""
     groups: list[list[int]] = []
     if by_rows:
@@ -131,5 +143,13 @@ def grid_groups(rows: int, cols: int, box_rows: int | None = None, box_cols: int
     return groups
 
 
-__all__ = ["BoardView", "AllDifferent", "ShortestPath", "NoBoardView", "InvalidBoardView", "board_view",
-           "board_document", "grid_groups"]
+__all__ = [
+    "BoardView",
+    "AllDifferent",
+    "ShortestPath",
+    "NoBoardView",
+    "InvalidBoardView",
+    "board_view",
+    "board_document",
+    "grid_groups",
+]

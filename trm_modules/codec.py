@@ -137,7 +137,9 @@ class TaskCodec(ABC):
         """
         return None
 
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Apply one random answer-preserving transform per row of (N, seq_len) token arrays
         (the same to a row's input and label); by default one drawn from ``transforms``."""
         inputs = np.asarray(inputs)

@@ -286,8 +286,22 @@ def trm_privacy_providers() -> list["PersonalDataProvider"]:
 
 
 __all__ = [
-    "PROJECT", "hookspec", "hookimpl", "trm_register_codecs", "trm_board_view", "trm_register_architectures", "trm_module_sources",
-    "trm_select_version", "trm_placement", "trm_on_solve", "trm_on_feedback",
-    "trm_register_routes", "trm_register_commands", "trm_startup", "trm_shutdown", "trm_store_schemas",
-    "trm_declare_settings", "trm_privacy_providers",
+    "PROJECT",
+    "hookspec",
+    "hookimpl",
+    "trm_register_codecs",
+    "trm_board_view",
+    "trm_register_architectures",
+    "trm_module_sources",
+    "trm_select_version",
+    "trm_placement",
+    "trm_on_solve",
+    "trm_on_feedback",
+    "trm_register_routes",
+    "trm_register_commands",
+    "trm_startup",
+    "trm_shutdown",
+    "trm_store_schemas",
+    "trm_declare_settings",
+    "trm_privacy_providers",
 ]

@@ -31,8 +31,9 @@ class JsonTooDeep(TRMError, ValueError):
     """A JSON document nests objects/arrays deeper than allowed."""
 
     def __init__(self, depth: int, limit: int, what: str = "the document") -> None:
-        super().__init__(f"{what} nests {depth:,} levels deep; at most {limit} levels of objects and arrays "
-                         "are accepted")
+        super().__init__(
+            f"{what} nests {depth:,} levels deep; at most {limit} levels of objects and arrays are accepted"
+        )
         self.depth = depth
         self.limit = limit
 
@@ -45,8 +46,9 @@ def json_depth(raw: bytes | bytearray | memoryview) -> int:
     return int(np.cumsum(_OPENERS[np.frombuffer(brackets, dtype=np.uint8)], dtype=np.int64).max())
 
 
-def check_json_depth(raw: bytes | bytearray | memoryview, limit: int = MAX_JSON_DEPTH,
-                     what: str = "the document") -> None:
+def check_json_depth(
+    raw: bytes | bytearray | memoryview, limit: int = MAX_JSON_DEPTH, what: str = "the document"
+) -> None:
     """Raise ``JsonTooDeep`` when ``raw`` nests deeper than ``limit``."""
     depth = json_depth(raw)
     if depth > limit:

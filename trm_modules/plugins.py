@@ -33,8 +33,10 @@ log = logging.getLogger("trm_modules.plugins")
 
 #: Built-in plugins of every plugin manager (the host's own defaults), as ``module:factory`` named
 #: like entry points: each factory is called with the manager's ``Settings``.
-BUILTIN_PLUGINS = {"builtin": "trm_modules.host.builtin:BuiltinSources",
-                   "architectures": "trm_modules.architectures:BuiltinArchitectures"}
+BUILTIN_PLUGINS = {
+    "builtin": "trm_modules.host.builtin:BuiltinSources",
+    "architectures": "trm_modules.architectures:BuiltinArchitectures",
+}
 
 Origin = Literal["builtin", "entrypoint", "path", "object"]
 
@@ -73,8 +75,7 @@ class TRMPluginManager(pluggy.PluginManager):
         """Log and count one exception raised by ``plugin_name`` in ``hook_name``."""
         with self._errors_lock:
             self.error_counts[plugin_name] += 1
-        log.error("plugin %r failed in %s: %s: %s", plugin_name, hook_name, type(exc).__name__, exc,
-                  exc_info=exc)
+        log.error("plugin %r failed in %s: %s: %s", plugin_name, hook_name, type(exc).__name__, exc, exc_info=exc)
 
     def plugin_infos(self) -> list[PluginInfo]:
         """Every registered plugin, then every plugin that failed to load, with origin and hooks."""
@@ -144,8 +145,9 @@ def load_path_plugins(pm: TRMPluginManager, paths: str) -> None:
             pm.record_failure(name, "load", exc)
 
 
-def build_plugin_manager(*, entry_points: bool = True, paths: str | None = None,
-                         settings: Settings | None = None) -> TRMPluginManager:
+def build_plugin_manager(
+    *, entry_points: bool = True, paths: str | None = None, settings: Settings | None = None
+) -> TRMPluginManager:
     """A fresh plugin manager: built-in plugins, then entry points, then plugin files.
 
     ``paths``: plugin files (``os.pathsep``-separated); default the ``plugin_files`` setting
@@ -185,9 +187,11 @@ def get_plugin_manager() -> TRMPluginManager:
     if _process_manager is not None:
         return _process_manager
     if _building_in == threading.get_ident():
-        raise PluginManagerReentered("a plugin asked for the process's plugin manager while it was being built "
-                                     "(at import time: calling get_plugin_manager or building the CLI); "
-                                     "ask for it inside a hook instead")
+        raise PluginManagerReentered(
+            "a plugin asked for the process's plugin manager while it was being built "
+            "(at import time: calling get_plugin_manager or building the CLI); "
+            "ask for it inside a hook instead"
+        )
     with _process_manager_lock:
         if _process_manager is None:
             _building_in = threading.get_ident()
@@ -211,8 +215,9 @@ def record_plugin_failure(pm: pluggy.PluginManager, plugin_name: str, hook_name:
         log.error("plugin %r failed in %s: %s", plugin_name, hook_name, exc, exc_info=exc)
 
 
-def call_hook(pm: pluggy.PluginManager, hook_name: str, *, firstresult: bool = False,
-              with_plugin: bool = False, **kwargs: Any) -> Any:
+def call_hook(
+    pm: pluggy.PluginManager, hook_name: str, *, firstresult: bool = False, with_plugin: bool = False, **kwargs: Any
+) -> Any:
     """Call every implementation of ``hook_name`` separately, in pluggy's order, isolating failures.
 
     Returns the list of non-``None`` results, or with ``firstresult`` the first non-``None`` one
@@ -287,8 +292,10 @@ def declared_settings(pm: pluggy.PluginManager) -> list[tuple[str, PluginSetting
     for plugin_name, settings in reversed(call_hook(pm, "trm_declare_settings", with_plugin=True)):
         for setting in settings or []:
             if not isinstance(setting, PluginSetting):
-                raise TypeError(f"plugin {plugin_name!r} returned {type(setting).__name__} from trm_declare_settings; "
-                                "expected trm_modules.settings.PluginSetting objects")
+                raise TypeError(
+                    f"plugin {plugin_name!r} returned {type(setting).__name__} from trm_declare_settings; "
+                    "expected trm_modules.settings.PluginSetting objects"
+                )
             declared.append((plugin_name, setting))
     return declared
 
@@ -314,15 +321,19 @@ def architecture_of_config(config: Any, pm: pluggy.PluginManager | None = None) 
     for architecture in architectures(pm).values():
         if type(config) is architecture.config_type:
             return architecture
-    raise UnknownArchitecture(f"no installed architecture has the config model {type(config).__name__}",
-                              type(config).__name__)
+    raise UnknownArchitecture(
+        f"no installed architecture has the config model {type(config).__name__}", type(config).__name__
+    )
 
 
 def get_architecture(name: str, pm: pluggy.PluginManager | None = None) -> "Architecture":
     """The architecture ``name``; ``UnknownArchitecture`` naming it (and the installed ones) if no plugin has it."""
     found = architectures(pm)
     if name not in found:
-        raise UnknownArchitecture(f"no installed plugin provides the model architecture {name!r}; installed: "
-                                  f"{sorted(found)} (install the plugin that provides it, or name it in "
-                                  "TRM_PLUGINS)", name)
+        raise UnknownArchitecture(
+            f"no installed plugin provides the model architecture {name!r}; installed: "
+            f"{sorted(found)} (install the plugin that provides it, or name it in "
+            "TRM_PLUGINS)",
+            name,
+        )
     return found[name]

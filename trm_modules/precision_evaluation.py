@@ -26,9 +26,15 @@ def _judged(results: Sequence[Any]) -> tuple[float, list[Any]]:
     return (valid / len(results) if results else 0.0), outputs
 
 
-def compare_precisions(model: ReasoningModel, codec: TaskCodec, validator: Any,
-                       sets: Mapping[str, Sequence[Any]], *, views: int = DEFAULT_VIEWS,
-                       batch_size: int = 256) -> dict[str, Any]:
+def compare_precisions(
+    model: ReasoningModel,
+    codec: TaskCodec,
+    validator: Any,
+    sets: Mapping[str, Sequence[Any]],
+    *,
+    views: int = DEFAULT_VIEWS,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """fp32 against bf16 (autocast) on each named set of input documents.
 
     Returns ``{"no_loss", "summary", "sets": [{"set", "puzzles", "fp32": {"first", "default"}, "bf16": {…},
@@ -42,10 +48,16 @@ def compare_precisions(model: ReasoningModel, codec: TaskCodec, validator: Any,
         outputs: dict[str, dict[str, list[Any]]] = {}
         for precision in ("fp32", "bf16"):
             start = time.perf_counter()
-            first, first_out = _judged(answer_documents(model, codec, validator, documents, views=1,
-                                                        batch_size=batch_size, precision=precision))
-            default, default_out = _judged(answer_documents(model, codec, validator, documents, views=views,
-                                                            batch_size=batch_size, precision=precision))
+            first, first_out = _judged(
+                answer_documents(
+                    model, codec, validator, documents, views=1, batch_size=batch_size, precision=precision
+                )
+            )
+            default, default_out = _judged(
+                answer_documents(
+                    model, codec, validator, documents, views=views, batch_size=batch_size, precision=precision
+                )
+            )
             row["seconds"][precision] = round(time.perf_counter() - start, 3)
             row[precision] = {"first": first, "default": default}
             outputs[precision] = {"first": first_out, "default": default_out}
@@ -59,11 +71,13 @@ def precision_record(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``evaluation.precision.bf16`` from the rows of one or several ``compare_precisions`` calls (e.g. held-out
     puzzles here, outside generators' from ``bench/outside_puzzles.py --bf16``)."""
     rows = [dict(r) for r in rows]
-    no_loss = bool(rows) and all(r["bf16"]["first"] >= r["fp32"]["first"] and r["bf16"]["default"] >= r["fp32"]["default"]
-                                 for r in rows)
-    summary = "; ".join(f"{r['set']} ({r['puzzles']}): first answer {r['bf16']['first']:.1%} in bf16 vs "
-                        f"{r['fp32']['first']:.1%} in fp32, default {r['bf16']['default']:.1%} vs {r['fp32']['default']:.1%}"
-                        for r in rows)
+    no_loss = bool(rows) and all(
+        r["bf16"]["first"] >= r["fp32"]["first"] and r["bf16"]["default"] >= r["fp32"]["default"] for r in rows
+    )
+    summary = "; ".join(
+        f"{r['set']} ({r['puzzles']}): first answer {r['bf16']['first']:.1%} in bf16 vs "
+        f"{r['fp32']['first']:.1%} in fp32, default {r['bf16']['default']:.1%} vs {r['fp32']['default']:.1%}"
+        for r in rows
+    )
     speed = measure_gemm_speed("cpu")
-    return {"no_loss": no_loss, "summary": summary or "no puzzles", "sets": rows,
-            "device": f"cpu, {speed.describe()}"}
+    return {"no_loss": no_loss, "summary": summary or "no puzzles", "sets": rows, "device": f"cpu, {speed.describe()}"}

@@ -34,11 +34,14 @@ def check_text(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"text holds a lone UTF-16 surrogate at character {exc.start} "
-                         f"({value[exc.start]!r}); expected valid Unicode") from None
+        raise ValueError(
+            f"text holds a lone UTF-16 surrogate at character {exc.start} "
+            f"({value[exc.start]!r}); expected valid Unicode"
+        ) from None
     if "\x00" in value:
-        raise ValueError(f"text holds a NUL character at character {value.index(chr(0))}; "
-                         "expected text without U+0000") from None
+        raise ValueError(
+            f"text holds a NUL character at character {value.index(chr(0))}; expected text without U+0000"
+        ) from None
     return value
 
 
@@ -97,8 +100,10 @@ def _check_actor(value: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     present = [key for key in AGENT_IDENTIFIERS if key in value]
     if len(present) != 1:
-        raise ValueError(f"actor must be an xAPI Agent with exactly one of {', '.join(AGENT_IDENTIFIERS)}; "
-                         f"it has {', '.join(present) or 'none'}")
+        raise ValueError(
+            f"actor must be an xAPI Agent with exactly one of {', '.join(AGENT_IDENTIFIERS)}; "
+            f"it has {', '.join(present) or 'none'}"
+        )
     return _check_document(value)
 
 
@@ -121,14 +126,19 @@ class SolveContext(BaseModel):
     course: Text | None = Field(None, max_length=NAME_MAX)
     activity: Text | None = Field(None, max_length=NAME_MAX)
     learner: Text | None = Field(None, max_length=NAME_MAX, description="Learner pseudonym (opaque to trm-modules).")
-    cohort: Text | None = Field(None, max_length=NAME_MAX,
-                                description="The learner's section or cohort within the course (reports and trials "
-                                            "can be limited to one).")
+    cohort: Text | None = Field(
+        None,
+        max_length=NAME_MAX,
+        description="The learner's section or cohort within the course (reports and trials can be limited to one).",
+    )
     actor: Annotated[dict[str, Any], AfterValidator(_check_actor)] | None = Field(
-        None, description="The learner as an xAPI Agent, as the platform identifies them to its LRS "
-                          "(e.g. {\"account\": {\"homePage\": \"https://lms.example\", \"name\": \"u-17\"}}).")
+        None,
+        description="The learner as an xAPI Agent, as the platform identifies them to its LRS "
+        '(e.g. {"account": {"homePage": "https://lms.example", "name": "u-17"}}).',
+    )
     registration: Annotated[str, AfterValidator(_check_uuid)] | None = Field(
-        None, description="The xAPI registration (UUID) of the learner's attempt, e.g. from a cmi5 launch.")
+        None, description="The xAPI registration (UUID) of the learner's attempt, e.g. from a cmi5 launch."
+    )
 
 
 class SolveRecord(BaseModel):
@@ -136,7 +146,9 @@ class SolveRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Text = Field(default_factory=new_id, max_length=ID_MAX, description="Client-supplied or generated; idempotency key.")
+    id: Text = Field(
+        default_factory=new_id, max_length=ID_MAX, description="Client-supplied or generated; idempotency key."
+    )
     module: Text = Field(max_length=NAME_MAX)
     version: Text = Field(max_length=100)
     digest: Text = Field(max_length=80, description="sha256 of the package file that answered.")
@@ -161,17 +173,23 @@ class OutcomeRecord(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Text = Field(default_factory=new_id, min_length=1, max_length=ID_MAX,
-                     description="Client-supplied or generated; idempotency key.")
+    id: Text = Field(
+        default_factory=new_id,
+        min_length=1,
+        max_length=ID_MAX,
+        description="Client-supplied or generated; idempotency key.",
+    )
     learner: Text = Field(min_length=1, max_length=NAME_MAX, description="Learner pseudonym (as in solve contexts).")
     course: Text | None = Field(None, max_length=NAME_MAX)
     activity: Text | None = Field(None, max_length=NAME_MAX)
     score: float | None = Field(None, description="The learner's raw score (with max_score) or scaled score.")
-    max_score: float | None = Field(None, gt=0, description="The most ``score`` could be (score / max_score is the "
-                                                           "normalised result).")
+    max_score: float | None = Field(
+        None, gt=0, description="The most ``score`` could be (score / max_score is the normalised result)."
+    )
     success: bool | None = Field(None, description="Whether the learner passed (None: not said).")
     solve_ids: list[Annotated[str, AfterValidator(check_text), Field(min_length=1, max_length=ID_MAX)]] = Field(
-        default_factory=list, max_length=1000, description="The solves the learner asked for while doing it.")
+        default_factory=list, max_length=1000, description="The solves the learner asked for while doing it."
+    )
     source: Text = Field("api", max_length=50)
     created_at: datetime = Field(default_factory=_now)
 
@@ -182,8 +200,10 @@ class OutcomeRecord(BaseModel):
         if self.score is not None and self.max_score is not None and self.score < 0:
             raise ValueError(f"score {self.score!r} is negative; a raw score with max_score is at least 0")
         if self.score is not None and self.max_score is None and not -1.0 <= self.score <= 1.0:
-            raise ValueError(f"score {self.score!r} without max_score must be a scaled score in [-1, 1]; "
-                             "send max_score with a raw score")
+            raise ValueError(
+                f"score {self.score!r} without max_score must be a scaled score in [-1, 1]; "
+                "send max_score with a raw score"
+            )
         if self.max_score is not None and self.score is None:
             raise ValueError("max_score without a score; send both, or neither")
         if self.score is None and self.success is None:
@@ -206,15 +226,22 @@ class FeedbackEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Text = Field(default_factory=new_id, max_length=ID_MAX, description="Client-supplied or generated; idempotency key.")
+    id: Text = Field(
+        default_factory=new_id, max_length=ID_MAX, description="Client-supplied or generated; idempotency key."
+    )
     solve_id: Text = Field(max_length=ID_MAX)
     kind: FeedbackKind
-    value: float | Text | None = Field(None, description="A rating in [-1, 1] (kinds 'rating', 'correct', "
-                                                          "'incorrect', 'correction'), or a comment's text (kind 'comment').")
+    value: float | Text | None = Field(
+        None,
+        description="A rating in [-1, 1] (kinds 'rating', 'correct', "
+        "'incorrect', 'correction'), or a comment's text (kind 'comment').",
+    )
     corrected_output: Document | None = None
     source: Text = Field("api", max_length=50)
     actor: Text | None = Field(None, max_length=NAME_MAX, description="Pseudonym of who gave the feedback.")
-    voids: Text | None = Field(None, max_length=ID_MAX, description="Id of the feedback event this one retracts (kind 'void').")
+    voids: Text | None = Field(
+        None, max_length=ID_MAX, description="Id of the feedback event this one retracts (kind 'void')."
+    )
     created_at: datetime = Field(default_factory=_now)
 
     @model_validator(mode="after")
@@ -244,14 +271,20 @@ def check_feedback_fields(kind: str, value: Any, voids: str | None, corrected_ou
     if kind != "void" and voids:
         raise FeedbackFieldError("voids", f"only 'void' events name 'voids'; this one is of kind {kind!r}")
     if kind == "correction" and corrected_output is None:
-        raise FeedbackFieldError("corrected_output", "a 'correction' event carries the right answer in 'corrected_output'")
+        raise FeedbackFieldError(
+            "corrected_output", "a 'correction' event carries the right answer in 'corrected_output'"
+        )
     if kind != "correction" and corrected_output is not None:
-        raise FeedbackFieldError("corrected_output", f"only 'correction' events carry 'corrected_output'; this one is of kind {kind!r}")
+        raise FeedbackFieldError(
+            "corrected_output", f"only 'correction' events carry 'corrected_output'; this one is of kind {kind!r}"
+        )
     if kind == "comment":
         if not isinstance(value, str):
             raise FeedbackFieldError("value", "a 'comment' event carries its text as a string in 'value'")
         if len(value) > COMMENT_MAX:
-            raise FeedbackFieldError("value", f"the comment in 'value' is {len(value):,} characters long; at most {COMMENT_MAX:,}")
+            raise FeedbackFieldError(
+                "value", f"the comment in 'value' is {len(value):,} characters long; at most {COMMENT_MAX:,}"
+            )
         return
     if kind == "rating" and value is None:
         raise FeedbackFieldError("value", "a 'rating' event carries a number in [-1, 1] in 'value'")

@@ -19,8 +19,13 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization header values
     (re.compile(r"(?i)(?P<keep>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\g<keep>***"),
     # password=…, "secret": "…", api_key: …
-    (re.compile(r"(?i)(?P<keep>(?:password|passwd|secret|api[_-]?key|auth|token)[\"']?\s*[:=]\s*[\"']?)"
-                r"[^\s\"',;&]+"), r"\g<keep>***"),
+    (
+        re.compile(
+            r"(?i)(?P<keep>(?:password|passwd|secret|api[_-]?key|auth|token)[\"']?\s*[:=]\s*[\"']?)"
+            r"[^\s\"',;&]+"
+        ),
+        r"\g<keep>***",
+    ),
 )
 
 _installed = False

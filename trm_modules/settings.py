@@ -43,8 +43,16 @@ else:  # pragma: no cover - Python 3.10
 #: Environment variable naming the TOML settings file.
 CONFIG_FILE_ENV = "TRM_CONFIG"
 
-__all__ = ["CONFIG_FILE_ENV", "PluginSetting", "Settings", "SettingsClash", "default_home", "split_paths",
-           "tomllib", "with_plugin_settings"]
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "PluginSetting",
+    "Settings",
+    "SettingsClash",
+    "default_home",
+    "split_paths",
+    "tomllib",
+    "with_plugin_settings",
+]
 
 
 def default_home() -> Path:
@@ -60,8 +68,7 @@ def split_paths(value: str) -> list[str]:
 class Settings(BaseSettings):
     """How trm-modules runs here. Every field can come from a flag, ``TRM_<FIELD>`` or the settings file."""
 
-    model_config = SettingsConfigDict(env_prefix="TRM_", extra="ignore", validate_default=True,
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="TRM_", extra="ignore", validate_default=True, populate_by_name=True)
 
     home: Path = Field(default_factory=default_home)
     """Where installed modules (``<home>/modules``), the default store and outboxes live (``TRM_HOME``)."""
@@ -80,7 +87,6 @@ class Settings(BaseSettings):
 
     public_url: str | None = None
     """The URL clients reach ``trm serve`` at (``TRM_PUBLIC_URL``); solve activity IRIs are built from it."""
-
 
     engine: Literal["eager", "onnx", "auto"] = "auto"
     """What computes a model's supervision steps on the CPU (``TRM_ENGINE``): ``auto`` (the default: eager
@@ -116,11 +122,14 @@ class Settings(BaseSettings):
         self._plugin_values = {name: value for name, value in given.items() if name not in known}
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource,
-                                   dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource
-                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         config_file = os.environ.get(CONFIG_FILE_ENV)
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if config_file:
@@ -196,14 +205,19 @@ def settings_class(base: type[SettingsT], declared: Sequence[tuple[str, PluginSe
     fields: dict[str, Any] = {}
     for plugin, setting in declared:
         if setting.name in base.model_fields:
-            raise SettingsClash(f"plugin {plugin!r} declares the setting {setting.name!r}, which trm-modules "
-                                "already has; a plugin should prefix its settings with its own name")
+            raise SettingsClash(
+                f"plugin {plugin!r} declares the setting {setting.name!r}, which trm-modules "
+                "already has; a plugin should prefix its settings with its own name"
+            )
         if setting.name in owners:
-            raise SettingsClash(f"plugins {owners[setting.name]!r} and {plugin!r} both declare the setting "
-                                f"{setting.name!r}")
+            raise SettingsClash(
+                f"plugins {owners[setting.name]!r} and {plugin!r} both declare the setting {setting.name!r}"
+            )
         owners[setting.name] = plugin
-        fields[setting.name] = (setting.type, Field(setting.default, description=setting.help,
-                                                    validation_alias=setting.env_var))
+        fields[setting.name] = (
+            setting.type,
+            Field(setting.default, description=setting.help, validation_alias=setting.env_var),
+        )
     extended = create_model(base.__name__, __base__=base, __doc__=base.__doc__, **fields)
     _extended[key] = extended
     return extended  # type: ignore[return-value]

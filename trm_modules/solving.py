@@ -43,8 +43,13 @@ class ModelAnswer:
     views: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        return {"output": self.output, "steps": self.steps, "confidence": self.confidence, "valid": self.valid,
-                "views": self.views}
+        return {
+            "output": self.output,
+            "steps": self.steps,
+            "confidence": self.confidence,
+            "valid": self.valid,
+            "views": self.views,
+        }
 
 
 @dataclass
@@ -72,9 +77,18 @@ Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
 RowSolver = Callable[[np.ndarray, np.ndarray], Rows]
 
 
-def solve_tokens(model: ReasoningModel, tokens: np.ndarray, puzzle_ids: np.ndarray, *, max_steps: int | None = None,
-                 halt: bool = True, batch_size: int | None = None, answer_table: np.ndarray | None = None,
-                 step: StepFunction | None = None, precision: str = "fp32") -> Rows:
+def solve_tokens(
+    model: ReasoningModel,
+    tokens: np.ndarray,
+    puzzle_ids: np.ndarray,
+    *,
+    max_steps: int | None = None,
+    halt: bool = True,
+    batch_size: int | None = None,
+    answer_table: np.ndarray | None = None,
+    step: StepFunction | None = None,
+    precision: str = "fp32",
+) -> Rows:
     """(answer tokens, steps, confidence) of (N, L) inputs on the model's device, ``batch_size`` rows at a time
     (all at once when None), decoding within ``answer_table`` (``TaskCodec.answer_token_table``). ``step``: the
     engine's supervision step (``trm_modules.model.onnx_step.step_for_engine``; None: eager). ``precision``:
@@ -86,18 +100,33 @@ def solve_tokens(model: ReasoningModel, tokens: np.ndarray, puzzle_ids: np.ndarr
     engine = {"step": step} if step is not None else {}  # eager: the model's solve as it is (stand-ins too)
     with torch.inference_mode(), autocast_for(precision, device):
         for start in range(0, len(tokens), rows):
-            solution = model.solve(torch.from_numpy(tokens[start : start + rows]).to(device),
-                                   torch.from_numpy(puzzle_ids[start : start + rows]).to(device),
-                                   max_steps=max_steps, halt=halt, answer_table=table, **engine)
-            parts.append((solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(),
-                          solution.confidence.float().cpu().numpy()))
+            solution = model.solve(
+                torch.from_numpy(tokens[start : start + rows]).to(device),
+                torch.from_numpy(puzzle_ids[start : start + rows]).to(device),
+                max_steps=max_steps,
+                halt=halt,
+                answer_table=table,
+                **engine,
+            )
+            parts.append(
+                (solution.tokens.cpu().numpy(), solution.steps.cpu().numpy(), solution.confidence.float().cpu().numpy())
+            )
     return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
 
 
-def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[dict[str, Any]], *, max_steps: int | None = None,
-                 halt: bool = True, batch_size: int = 256, views: int = 1,
-                 solve: RowSolver | None = None, step: StepFunction | None = None,
-                 precision: str = "fp32") -> list[ModelAnswer | ItemError]:
+def solve_inputs(
+    model: ReasoningModel | None,
+    codec: TaskCodec,
+    inputs: list[dict[str, Any]],
+    *,
+    max_steps: int | None = None,
+    halt: bool = True,
+    batch_size: int = 256,
+    views: int = 1,
+    solve: RowSolver | None = None,
+    step: StepFunction | None = None,
+    precision: str = "fp32",
+) -> list[ModelAnswer | ItemError]:
     """Answer already-validated inputs in batches through ``model.solve``, decoding within what each
     input allows (``TaskCodec.answer_token_table``). ``solve``: solves the token rows instead of
     ``model`` (the host passes its device-thread batch runner).
@@ -115,11 +144,20 @@ def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[di
     if solve is None:
         if model is None:
             raise ValueError("solve_inputs needs a model or a solve function")
-        solve = functools.partial(solve_tokens, model, max_steps=max_steps, halt=halt, batch_size=batch_size,
-                                  answer_table=codec.answer_token_table(), step=step, precision=precision)
+        solve = functools.partial(
+            solve_tokens,
+            model,
+            max_steps=max_steps,
+            halt=halt,
+            batch_size=batch_size,
+            answer_table=codec.answer_token_table(),
+            step=step,
+            precision=precision,
+        )
     out, steps, confidence = solve(tokens, puzzle_ids)
-    candidates = [[decode_candidate(codec, out[i], doc, int(steps[i]), float(confidence[i]))]
-                  for i, doc in enumerate(inputs)]
+    candidates = [
+        [decode_candidate(codec, out[i], doc, int(steps[i]), float(confidence[i]))] for i, doc in enumerate(inputs)
+    ]
     retry = [i for i, found in enumerate(candidates) if needs_more_views(found[0])]
     extra_views = views_of(codec, views)[1:] if retry else []
     if extra_views:
@@ -129,8 +167,9 @@ def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[di
             answers = view.invert(out[v * len(retry) : (v + 1) * len(retry)])
             for k, i in enumerate(retry):
                 row = v * len(retry) + k
-                candidates[i].append(decode_candidate(codec, answers[k], inputs[i], int(steps[row]),
-                                                      float(confidence[row])))
+                candidates[i].append(
+                    decode_candidate(codec, answers[k], inputs[i], int(steps[row]), float(confidence[row]))
+                )
     results: list[ModelAnswer | ItemError] = []
     for found in candidates:
         chosen = choose(found)
@@ -139,8 +178,11 @@ def solve_inputs(model: ReasoningModel | None, codec: TaskCodec, inputs: list[di
             message, path = chosen.problem or ("", "")
             results.append(ItemError(f"the model's answer cannot be decoded: {message}", path))
             continue
-        results.append(ModelAnswer(output=chosen.output, steps=used, confidence=chosen.confidence, valid=chosen.valid,
-                              views=len(found)))
+        results.append(
+            ModelAnswer(
+                output=chosen.output, steps=used, confidence=chosen.confidence, valid=chosen.valid, views=len(found)
+            )
+        )
     return results
 
 
@@ -162,8 +204,9 @@ class ExampleResult:
     breaks_rules: bool = False
 
 
-def grade_examples(names: list[str], examples: list[tuple[dict[str, Any], Any]],
-                   answers: list[ModelAnswer | ItemError]) -> list[ExampleResult]:
+def grade_examples(
+    names: list[str], examples: list[tuple[dict[str, Any], Any]], answers: list[ModelAnswer | ItemError]
+) -> list[ExampleResult]:
     """How each answer compares with its example's expected output (the self-test's verdicts)."""
     results = []
     for name, (_, expected), answer in zip(names, examples, answers):
@@ -172,9 +215,17 @@ def grade_examples(names: list[str], examples: list[tuple[dict[str, Any], Any]],
             continue
         exact = answer.output == expected
         passed = exact or answer.valid is True
-        results.append(ExampleResult(name=name, passed=passed, exact=exact, steps=answer.steps,
-                                     output=answer.output, valid=answer.valid,
-                                     breaks_rules=exact and answer.valid is False))
+        results.append(
+            ExampleResult(
+                name=name,
+                passed=passed,
+                exact=exact,
+                steps=answer.steps,
+                output=answer.output,
+                valid=answer.valid,
+                breaks_rules=exact and answer.valid is False,
+            )
+        )
     return results
 
 
@@ -182,8 +233,9 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
     """Why ``document`` cannot be answered (schema, then codec rules), or None when it can."""
     error = best_match(validator.iter_errors(document))
     if error is not None:
-        return ItemError(f"input does not match the package's input schema: {error.message}",
-                          json_pointer(error.absolute_path))
+        return ItemError(
+            f"input does not match the package's input schema: {error.message}", json_pointer(error.absolute_path)
+        )
     try:
         codec.encode_input(document)
     except CodecError as exc:
@@ -191,26 +243,54 @@ def check_input(document: Any, validator: jsonschema.Draft202012Validator, codec
     return None
 
 
-def answer_documents(model: ReasoningModel, codec: TaskCodec, validator: Any, documents: list[Any], *,
-                     max_steps: int | None = None, halt: bool = True,
-                     batch_size: int = 256, views: int = 1, step: StepFunction | None = None,
-                     precision: str = "fp32") -> list[ModelAnswer | ItemError]:
+def answer_documents(
+    model: ReasoningModel,
+    codec: TaskCodec,
+    validator: Any,
+    documents: list[Any],
+    *,
+    max_steps: int | None = None,
+    halt: bool = True,
+    batch_size: int = 256,
+    views: int = 1,
+    step: StepFunction | None = None,
+    precision: str = "fp32",
+) -> list[ModelAnswer | ItemError]:
     """One result per document, in order: a ``ModelAnswer``, or an ``ItemError`` (bad document, undecodable answer).
 
     ``validator``: the input schema's validator (a package's: ``Package.input_validator``).
     """
     results: list[ModelAnswer | ItemError | None] = [check_input(doc, validator, codec) for doc in documents]
     good = [i for i, r in enumerate(results) if r is None]
-    answers = solve_inputs(model, codec, [documents[i] for i in good], max_steps=max_steps, halt=halt,
-                           batch_size=batch_size, views=views, step=step, precision=precision)
+    answers = solve_inputs(
+        model,
+        codec,
+        [documents[i] for i in good],
+        max_steps=max_steps,
+        halt=halt,
+        batch_size=batch_size,
+        views=views,
+        step=step,
+        precision=precision,
+    )
     for index, answer in zip(good, answers):
         results[index] = answer
     return results  # type: ignore[return-value]
 
 
-def answer_jsonl(model: ReasoningModel, codec: TaskCodec, validator: Any, lines: list[str], *,
-                 max_steps: int | None = None, halt: bool = True, batch_size: int = 256,
-                 views: int = 1, step: StepFunction | None = None, precision: str = "fp32") -> list[dict[str, Any]]:
+def answer_jsonl(
+    model: ReasoningModel,
+    codec: TaskCodec,
+    validator: Any,
+    lines: list[str],
+    *,
+    max_steps: int | None = None,
+    halt: bool = True,
+    batch_size: int = 256,
+    views: int = 1,
+    step: StepFunction | None = None,
+    precision: str = "fp32",
+) -> list[dict[str, Any]]:
     """Answer JSONL lines: one JSON object per non-blank line, ``{"output": …}`` or ``{"error": …}``."""
     documents: list[Any] = []
     parse_errors: dict[int, ItemError] = {}
@@ -222,9 +302,18 @@ def answer_jsonl(model: ReasoningModel, codec: TaskCodec, validator: Any, lines:
             parse_errors[index] = ItemError(f"line {index + 1} is not JSON: {exc}", "")
             documents.append(None)
     pending = [i for i in range(len(lines)) if i not in parse_errors]
-    answered = answer_documents(model, codec, validator, [documents[i] for i in pending],
-                                max_steps=max_steps, halt=halt, batch_size=batch_size, views=views, step=step,
-                                precision=precision)
+    answered = answer_documents(
+        model,
+        codec,
+        validator,
+        [documents[i] for i in pending],
+        max_steps=max_steps,
+        halt=halt,
+        batch_size=batch_size,
+        views=views,
+        step=step,
+        precision=precision,
+    )
     results: list[Any] = [None] * len(lines)
     for index, error in parse_errors.items():
         results[index] = error

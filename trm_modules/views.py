@@ -110,8 +110,9 @@ def choose(candidates: Sequence[Candidate]) -> Candidate:
     return next(c for c in answered if votes[c.tokens.tobytes()] == best)
 
 
-def decode_candidate(codec: TaskCodec, tokens: np.ndarray, data_in: dict[str, Any], steps: int,
-                     confidence: float) -> Candidate:
+def decode_candidate(
+    codec: TaskCodec, tokens: np.ndarray, data_in: dict[str, Any], steps: int, confidence: float
+) -> Candidate:
     """Decode and rule-check one answer; undecodable tokens or a checker that fails mean not valid."""
     try:
         output = codec.decode_output(tokens, data_in)

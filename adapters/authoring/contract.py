@@ -51,15 +51,22 @@ class ContractFailure(Exception):
 def _tokens(codec: TaskCodec, tokens: Any, what: str) -> np.ndarray:
     array = np.asarray(tokens)
     if array.shape != (codec.seq_len,) or not np.issubdtype(array.dtype, np.integer):
-        raise ContractFailure(f"{what} gave {array.dtype} tokens of shape {array.shape}; expected "
-                              f"({codec.seq_len},) integers")
+        raise ContractFailure(
+            f"{what} gave {array.dtype} tokens of shape {array.shape}; expected ({codec.seq_len},) integers"
+        )
     if array.min() < 0 or array.max() >= codec.vocab_size:
         raise ContractFailure(f"{what} gave token {int(array.max())} outside the vocabulary 0..{codec.vocab_size - 1}")
     return array
 
 
-def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = None, *, plugins: Any = None,
-                seed: int = 0, difficulty: dict[str, Any] | None = None) -> list[CheckResult]:
+def check_codec(
+    codec_or_name: TaskCodec | str,
+    params: dict[str, Any] | None = None,
+    *,
+    plugins: Any = None,
+    seed: int = 0,
+    difficulty: dict[str, Any] | None = None,
+) -> list[CheckResult]:
     """Run every contract check on a codec (an instance, or a name built with ``params`` from ``plugins``)."""
     results: list[CheckResult] = []
     state: dict[str, Any] = {}
@@ -78,14 +85,15 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
             results.append(CheckResult(name, "fail", f"raised {type(exc).__name__}: {exc}"))
             return
         if detail is not None and detail.startswith("skip: "):
-            results.append(CheckResult(name, "skip", detail[len("skip: "):]))
+            results.append(CheckResult(name, "skip", detail[len("skip: ") :]))
             return
         state[name] = True
         results.append(CheckResult(name, "pass", detail or "ok"))
 
     def construct() -> str:
-        codec = (codec_or_name if isinstance(codec_or_name, TaskCodec)
-                 else get_codec(codec_or_name, params or {}, plugins))
+        codec = (
+            codec_or_name if isinstance(codec_or_name, TaskCodec) else get_codec(codec_or_name, params or {}, plugins)
+        )
         state["codec"] = codec
         again = type(codec)(**codec.params)
         if again.params != codec.params or (again.vocab_size, again.seq_len) != (codec.vocab_size, codec.seq_len):
@@ -99,8 +107,10 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
                 jsonschema.Draft202012Validator.check_schema(schema)
             except jsonschema.SchemaError as exc:
                 raise ContractFailure(f"{what}_schema is not valid JSON Schema: {exc.message}") from exc
-        state["validators"] = (jsonschema.Draft202012Validator(codec.input_schema()),
-                               jsonschema.Draft202012Validator(codec.output_schema()))
+        state["validators"] = (
+            jsonschema.Draft202012Validator(codec.input_schema()),
+            jsonschema.Draft202012Validator(codec.output_schema()),
+        )
         return "input and output schemas are valid draft 2020-12"
 
     def generate() -> str:
@@ -119,8 +129,13 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
 
     def encode() -> str:
         codec = state["codec"]
-        state["encoded"] = [(_tokens(codec, codec.encode_input(i), "encode_input"),
-                             _tokens(codec, codec.encode_output(o, i), "encode_output")) for i, o in state["pairs"]]
+        state["encoded"] = [
+            (
+                _tokens(codec, codec.encode_input(i), "encode_input"),
+                _tokens(codec, codec.encode_output(o, i), "encode_output"),
+            )
+            for i, o in state["pairs"]
+        ]
         return f"tokens of shape ({codec.seq_len},) within 0..{codec.vocab_size - 1}"
 
     def round_trip() -> str:
@@ -128,7 +143,9 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
         for index, ((data_in, data_out), (_, tokens)) in enumerate(zip(state["pairs"], state["encoded"])):
             decoded = codec.decode_output(tokens, data_in)
             if decoded != data_out:
-                raise ContractFailure(f"pair {index}: decode_output(encode_output(out)) gave {decoded!r}, not {data_out!r}")
+                raise ContractFailure(
+                    f"pair {index}: decode_output(encode_output(out)) gave {decoded!r}, not {data_out!r}"
+                )
         return "decode_output inverts encode_output"
 
     def rules() -> str:
@@ -152,14 +169,18 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
             return "skip: no table (answers are not constrained cell by cell)"
         table = np.asarray(table)
         if table.shape != (codec.vocab_size, codec.vocab_size) or table.dtype != bool:
-            raise ContractFailure(f"answer_token_table is {table.dtype} {table.shape}; expected bool "
-                                  f"({codec.vocab_size}, {codec.vocab_size})")
+            raise ContractFailure(
+                f"answer_token_table is {table.dtype} {table.shape}; expected bool "
+                f"({codec.vocab_size}, {codec.vocab_size})"
+            )
         for index, (tokens_in, tokens_out) in enumerate(state["encoded"]):
             forbidden = np.flatnonzero(~table[tokens_in, tokens_out])
             if forbidden.size:
                 cell = int(forbidden[0])
-                raise ContractFailure(f"pair {index}, cell {cell}: the table forbids the right answer's token "
-                                      f"{int(tokens_out[cell])} where the input has {int(tokens_in[cell])}")
+                raise ContractFailure(
+                    f"pair {index}, cell {cell}: the table forbids the right answer's token "
+                    f"{int(tokens_out[cell])} where the input has {int(tokens_in[cell])}"
+                )
         return "every generated answer passes through it"
 
     def transforms() -> str:
@@ -169,15 +190,19 @@ def check_codec(codec_or_name: TaskCodec | str, params: dict[str, Any] | None = 
             return "skip: the codec has no transforms (no augmentation, no test-time views)"
         sources, lookups = (np.asarray(a) for a in drawn)
         if sources.shape != (TRANSFORMS, codec.seq_len) or lookups.shape != (TRANSFORMS, codec.vocab_size):
-            raise ContractFailure(f"transforms gave sources {sources.shape} and lookups {lookups.shape}; expected "
-                                  f"({TRANSFORMS}, {codec.seq_len}) and ({TRANSFORMS}, {codec.vocab_size})")
+            raise ContractFailure(
+                f"transforms gave sources {sources.shape} and lookups {lookups.shape}; expected "
+                f"({TRANSFORMS}, {codec.seq_len}) and ({TRANSFORMS}, {codec.vocab_size})"
+            )
         for k in range(TRANSFORMS):
             if sorted(sources[k].tolist()) != list(range(codec.seq_len)):
                 raise ContractFailure(f"transform {k}: sources is not a permutation of the cells")
             if sorted(lookups[k].tolist()) != list(range(codec.vocab_size)) or lookups[k][0] != 0:
                 raise ContractFailure(f"transform {k}: lookup is not a relabelling of the tokens that keeps the pad 0")
         if not codec.can_check:
-            return "skip: well-formed, but the codec cannot judge answers, so whether they keep answers right is unknown"
+            return (
+                "skip: well-formed, but the codec cannot judge answers, so whether they keep answers right is unknown"
+            )
         judged = 0
         for index, (tokens_in, tokens_out) in enumerate(state["encoded"]):
             for k in range(TRANSFORMS):

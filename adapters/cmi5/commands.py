@@ -30,12 +30,16 @@ def export_cmi5(
 
     try:
         pkg = find_package(package)
-        report = export(pkg, output, puzzles=puzzles, seed=seed, npm_cache=npm_cache, views=views,
-                        mastery_score=mastery_score)
+        report = export(
+            pkg, output, puzzles=puzzles, seed=seed, npm_cache=npm_cache, views=views, mastery_score=mastery_score
+        )
     except Exception as exc:  # noqa: BLE001 - the CLI's one error path: one line, exit status by class
         fail(exc)
-    console.print(f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, one AU ({report.au_id}), "
-                  f"{report.puzzles} puzzles", highlight=False)
+    console.print(
+        f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, one AU ({report.au_id}), "
+        f"{report.puzzles} puzzles",
+        highlight=False,
+    )
 
 
 @hookimpl

@@ -16,8 +16,13 @@ from trm_modules.errors import TRMError
 from trm_modules.views import DEFAULT_VIEWS
 
 from trm_adapters.scorm.export import activity_document, activity_members, write_member
-from trm_adapters.scorm.vendor import (CMI5_DIST_FILES, CMI5_VERSION, ONNXRUNTIME_WEB_VERSION, vendor_cmi5,
-                                       vendor_onnxruntime_web)
+from trm_adapters.scorm.vendor import (
+    CMI5_DIST_FILES,
+    CMI5_VERSION,
+    ONNXRUNTIME_WEB_VERSION,
+    vendor_cmi5,
+    vendor_onnxruntime_web,
+)
 
 #: Share of the puzzle's blank cells the learner must earn (cells the module filled earn nothing) to pass.
 MASTERY_SCORE = 0.8
@@ -44,9 +49,18 @@ class Cmi5Report:
     files: tuple[str, ...]
 
 
-def course_structure(*, course_id: str, au_id: str, title: str, description: str, url: str,
-                     move_on: str = MOVE_ON, mastery_score: float = MASTERY_SCORE) -> str:
+def course_structure(
+    *,
+    course_id: str,
+    au_id: str,
+    title: str,
+    description: str,
+    url: str,
+    move_on: str = MOVE_ON,
+    mastery_score: float = MASTERY_SCORE,
+) -> str:
     """``cmi5.xml``: one course, one AU (CourseStructure.xsd of cmi5, Quartz)."""
+
     def text(value: str) -> str:
         return f'<langstring lang="en-US">{escape(value)}</langstring>'
 
@@ -65,9 +79,17 @@ def course_structure(*, course_id: str, au_id: str, title: str, description: str
 """
 
 
-def export_cmi5(package: Any, out_path: str | os.PathLike[str], *, puzzles: int = 5, seed: int = 0,
-                max_steps: int | None = None, npm_cache: Path | None = None, views: int = DEFAULT_VIEWS,
-                mastery_score: float = MASTERY_SCORE) -> Cmi5Report:
+def export_cmi5(
+    package: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    puzzles: int = 5,
+    seed: int = 0,
+    max_steps: int | None = None,
+    npm_cache: Path | None = None,
+    views: int = DEFAULT_VIEWS,
+    mastery_score: float = MASTERY_SCORE,
+) -> Cmi5Report:
     """Write the cmi5 course package of an opened ``package`` to ``out_path``."""
     from trm_modules.package.onnx_export import export_onnx_step
 
@@ -81,9 +103,11 @@ def export_cmi5(package: Any, out_path: str | os.PathLike[str], *, puzzles: int 
     cmi5_dist, _ = vendor_cmi5(npm_cache, CMI5_VERSION)
     manifest = package.manifest
     title = manifest.title or manifest.name
-    description = (f"{title}: solve the puzzles; the reasoning module {manifest.name} {manifest.version} runs in "
-                   f"your browser. Pass: {mastery_score:.0%} of the cells by yourself (cells the module fills "
-                   f"count for the module).")
+    description = (
+        f"{title}: solve the puzzles; the reasoning module {manifest.name} {manifest.version} runs in "
+        f"your browser. Pass: {mastery_score:.0%} of the cells by yourself (cells the module fills "
+        f"count for the module)."
+    )
     course_id = f"{manifest.module_id}:{manifest.version}:cmi5"
     au_id = f"{course_id}:au"
     out_path = Path(out_path)
@@ -99,12 +123,24 @@ def export_cmi5(package: Any, out_path: str | os.PathLike[str], *, puzzles: int 
         members["cmi5.js"] = resources.files(__package__).joinpath("cmi5.js").read_bytes()
         for name in CMI5_DIST_FILES:
             members[f"vendor/{name}"] = (cmi5_dist / name).read_bytes()
-        members["cmi5.xml"] = course_structure(course_id=course_id, au_id=au_id, title=title, description=description,
-                                               url="index.html", mastery_score=mastery_score).encode()
+        members["cmi5.xml"] = course_structure(
+            course_id=course_id,
+            au_id=au_id,
+            title=title,
+            description=description,
+            url="index.html",
+            mastery_score=mastery_score,
+        ).encode()
         tmp_zip = out_path.with_name(out_path.name + ".tmp")
         with zipfile.ZipFile(tmp_zip, "w") as zf:
             for name in ["cmi5.xml", *sorted(n for n in members if n != "cmi5.xml")]:
                 write_member(zf, name, members[name])
         os.replace(tmp_zip, out_path)
-    return Cmi5Report(path=out_path, size=out_path.stat().st_size, puzzles=len(document["puzzles"]),
-                      course_id=course_id, au_id=au_id, files=tuple(["cmi5.xml", *sorted(n for n in members if n != "cmi5.xml")]))
+    return Cmi5Report(
+        path=out_path,
+        size=out_path.stat().st_size,
+        puzzles=len(document["puzzles"]),
+        course_id=course_id,
+        au_id=au_id,
+        files=tuple(["cmi5.xml", *sorted(n for n in members if n != "cmi5.xml")]),
+    )

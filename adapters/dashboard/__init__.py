@@ -32,16 +32,24 @@ ASSETS: dict[str, tuple[str, str, str]] = {
     "board.js": ("trm_adapters.scorm", "board.js", "text/javascript; charset=utf-8"),
 }
 #: every asset may come only from this server (no CDN, no inline script)
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 MAX_BOARDS = 50
 
 
 class BoardsRequest(BaseModel):
     """Task inputs to draw as the module's activity boards."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"inputs": [{"grid": [[1, 0, 0, 4], [0, 4, 1, 0], [0, 1, 4, 0], [4, 0, 0, 1]]}], "version": "1.0.0"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"inputs": [{"grid": [[1, 0, 0, 4], [0, 4, 1, 0], [0, 1, 4, 0], [4, 0, 0, 1]]}], "version": "1.0.0"}
+            ]
+        },
+    )
     inputs: list[dict[str, Any]] = Field(max_length=MAX_BOARDS)
     version: str | None = None
 
@@ -71,8 +79,7 @@ def dashboard_router() -> APIRouter:
     def dashboard_root() -> RedirectResponse:
         return RedirectResponse("/dashboard/", status_code=308)
 
-    @router.get("/dashboard/", summary="The course creator's dashboard (sign in with a token)",
-                response_class=Response)
+    @router.get("/dashboard/", summary="The course creator's dashboard (sign in with a token)", response_class=Response)
     def dashboard_index() -> Response:
         return _asset("index.html")
 
@@ -80,9 +87,12 @@ def dashboard_router() -> APIRouter:
     def dashboard_asset(asset: str) -> Response:
         return _asset(asset)
 
-    @router.post("/v1/modules/{name}/boards", dependencies=[Depends(require_scope(("read", "solve", "admin")))],
-                 summary="Task inputs drawn as the module's activity boards: the board view and each input's tokens "
-                         "(view null when the task has no board view yet)")
+    @router.post(
+        "/v1/modules/{name}/boards",
+        dependencies=[Depends(require_scope(("read", "solve", "admin")))],
+        summary="Task inputs drawn as the module's activity boards: the board view and each input's tokens "
+        "(view null when the task has no board view yet)",
+    )
     async def boards(request: Request, name: str, body: BoardsRequest) -> dict[str, Any]:
         runtime = request.app.state.runtime
 
@@ -101,9 +111,16 @@ def _asset(name: str) -> Response:
         raise Problem(404, "not-found", "No such dashboard file", f"the dashboard has no file {name!r}")
     package, file, media_type = found
     content = resources.files(package).joinpath(file).read_bytes()
-    return Response(content, media_type=media_type, headers={
-        "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-cache"})
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-cache",
+        },
+    )
 
 
 @hookimpl

@@ -76,8 +76,14 @@ def lrs_router(settings: LrsSettings | None = None) -> APIRouter:
 @hookimpl
 def trm_declare_settings() -> list[PluginSetting]:
     """``xapi_cors_origins`` (``TRM_XAPI_CORS_ORIGINS``)."""
-    return [PluginSetting("xapi_cors_origins", str, "*", "Origins whose browser content may call /xapi, "
-                          "comma-separated; '*': any; empty: none.")]
+    return [
+        PluginSetting(
+            "xapi_cors_origins",
+            str,
+            "*",
+            "Origins whose browser content may call /xapi, comma-separated; '*': any; empty: none.",
+        )
+    ]
 
 
 @hookimpl

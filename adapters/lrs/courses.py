@@ -66,12 +66,14 @@ class CourseScope:
     def solve_course(self, solve_id: str) -> tuple[bool, str | None]:
         """(whether the store knows the solve, its course)."""
         with self.engine.connect() as connection:
-            row = connection.execute(select(Context.course).join(Solve, Solve.context_id == Context.id)
-                                     .where(Solve.id == solve_id)).first()
+            row = connection.execute(
+                select(Context.course).join(Solve, Solve.context_id == Context.id).where(Solve.id == solve_id)
+            ).first()
         return (True, row[0] or None) if row is not None else (False, None)
 
-    def allows(self, statement: dict[str, Any], referred: Callable[[str], dict[str, Any] | None],
-               depth: int = 0) -> bool:
+    def allows(
+        self, statement: dict[str, Any], referred: Callable[[str], dict[str, Any] | None], depth: int = 0
+    ) -> bool:
         """Whether ``statement`` belongs to one of the courses (``referred(id)``: a stored statement, or None)."""
         target = statement.get("object") or {}
         kind = target.get("objectType", "Activity")
@@ -92,20 +94,26 @@ class CourseScope:
     def condition(self, alias: Any) -> ColumnElement[bool]:
         """The rule above as a condition on ``alias`` (an alias of ``lrs_statements``)."""
         target = tables.statements.alias("course_target")
-        return or_(and_(alias.c.ref_target.is_(None), self._direct(alias)),
-                   alias.c.ref_target.in_(select(target.c.id).where(target.c.ref_target.is_(None),
-                                                                     self._direct(target))))
+        return or_(
+            and_(alias.c.ref_target.is_(None), self._direct(alias)),
+            alias.c.ref_target.in_(select(target.c.id).where(target.c.ref_target.is_(None), self._direct(target))),
+        )
 
     def _direct(self, alias: Any) -> ColumnElement[bool]:
         a = tables.statement_activities.alias()
         prefix = f"{self.base.rstrip('/')}/v1/solves/"
-        solve_iris = (select(literal(prefix) + Solve.id).join(Context, Solve.context_id == Context.id)
-                      .where(Context.course.in_(sorted(self.courses))))
-        about_a_solve = exists().where(a.c.statement_seq == alias.c.seq, a.c.related.is_(False),
-                                       a.c.activity_id.like("%/solves/%"))
+        solve_iris = (
+            select(literal(prefix) + Solve.id)
+            .join(Context, Solve.context_id == Context.id)
+            .where(Context.course.in_(sorted(self.courses)))
+        )
+        about_a_solve = exists().where(
+            a.c.statement_seq == alias.c.seq, a.c.related.is_(False), a.c.activity_id.like("%/solves/%")
+        )
         b = tables.statement_activities.alias()
-        about_our_solve = exists().where(b.c.statement_seq == alias.c.seq, b.c.related.is_(False),
-                                         b.c.activity_id.in_(solve_iris))
+        about_our_solve = exists().where(
+            b.c.statement_seq == alias.c.seq, b.c.related.is_(False), b.c.activity_id.in_(solve_iris)
+        )
         c = tables.statement_activities.alias()
         names_course = exists().where(c.c.statement_seq == alias.c.seq, c.c.activity_id.in_(self.iris))
         return or_(about_our_solve, and_(not_(about_a_solve), names_course))

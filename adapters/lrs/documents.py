@@ -36,8 +36,12 @@ class DocumentKey:
 
     def where(self) -> Any:
         d = tables.documents.c
-        clauses = [d.kind == self.kind, d.activity_id == self.activity_id, d.agent_key == self.agent_key,
-                   d.registration == self.registration]
+        clauses = [
+            d.kind == self.kind,
+            d.activity_id == self.activity_id,
+            d.agent_key == self.agent_key,
+            d.registration == self.registration,
+        ]
         if self.document_id is not None:
             clauses.append(d.document_id == self.document_id)
         return and_(*clauses)
@@ -98,8 +102,17 @@ class DocumentStore:
         with self.engine.connect() as connection:
             return [row.document_id for row in connection.execute(query)]
 
-    def put(self, key: DocumentKey, content: bytes, content_type: str, preconditions: Preconditions, *,
-            merge: bool = False, blind_overwrite: bool = True, blind_create: bool = True) -> Document:
+    def put(
+        self,
+        key: DocumentKey,
+        content: bytes,
+        content_type: str,
+        preconditions: Preconditions,
+        *,
+        merge: bool = False,
+        blind_overwrite: bool = True,
+        blind_create: bool = True,
+    ) -> Document:
         """Store (or, with ``merge``, merge into) the document ``key``; returns what is stored now.
 
         Without ``blind_overwrite`` a PUT over an existing document needs ``If-Match`` / ``If-None-Match``
@@ -109,9 +122,12 @@ class DocumentStore:
         now = datetime.now(timezone.utc)
         with self.engine.begin() as connection:
             row = connection.execute(select(d.pk, d.content, d.content_type, d.etag).where(key.where())).first()
-            self._check_preconditions(row.etag if row else None, preconditions,
-                                      overwrite_needs_precondition=not (merge or blind_overwrite),
-                                      create_needs_precondition=not (merge or blind_create))
+            self._check_preconditions(
+                row.etag if row else None,
+                preconditions,
+                overwrite_needs_precondition=not (merge or blind_overwrite),
+                create_needs_precondition=not (merge or blind_create),
+            )
             if merge and row is not None:
                 content, content_type = _merged(row.content, row.content_type, content, content_type)
             elif merge and is_json_type(content_type):
@@ -119,9 +135,16 @@ class DocumentStore:
             document = Document(content, content_type, etag_of(content), now)
             values = {"content": content, "content_type": content_type, "etag": document.etag, "updated": now}
             if row is None:
-                connection.execute(tables.documents.insert().values(
-                    kind=key.kind, activity_id=key.activity_id, agent_key=key.agent_key,
-                    registration=key.registration, document_id=key.document_id, **values))
+                connection.execute(
+                    tables.documents.insert().values(
+                        kind=key.kind,
+                        activity_id=key.activity_id,
+                        agent_key=key.agent_key,
+                        registration=key.registration,
+                        document_id=key.document_id,
+                        **values,
+                    )
+                )
             else:
                 connection.execute(update(tables.documents).where(d.pk == row.pk).values(**values))
         return document
@@ -136,26 +159,39 @@ class DocumentStore:
             connection.execute(delete(tables.documents).where(key.where()))
 
     @staticmethod
-    def _check_preconditions(current: str | None, preconditions: Preconditions, *,
-                             overwrite_needs_precondition: bool = False,
-                             create_needs_precondition: bool = False) -> None:
+    def _check_preconditions(
+        current: str | None,
+        preconditions: Preconditions,
+        *,
+        overwrite_needs_precondition: bool = False,
+        create_needs_precondition: bool = False,
+    ) -> None:
         if preconditions.if_match is not None:
             tags = _tags(preconditions.if_match)
             if current is None or ("*" not in tags and current not in tags):
-                raise PreconditionFailed("If-Match does not name the stored document's ETag" if current else
-                                         "If-Match was given but no document is stored", "If-Match")
+                raise PreconditionFailed(
+                    "If-Match does not name the stored document's ETag"
+                    if current
+                    else "If-Match was given but no document is stored",
+                    "If-Match",
+                )
         if preconditions.if_none_match is not None and current is not None:
             tags = _tags(preconditions.if_none_match)
             if "*" in tags or current in tags:
                 raise PreconditionFailed("If-None-Match: the document already exists", "If-None-Match")
         if create_needs_precondition and current is None and not preconditions.given:
-            raise ParameterInvalid("a profile document is written with If-Match (its ETag) or If-None-Match: * "
-                                   "(when it must not exist yet), so that concurrent writers cannot lose each "
-                                   "other's changes", "If-None-Match")
+            raise ParameterInvalid(
+                "a profile document is written with If-Match (its ETag) or If-None-Match: * "
+                "(when it must not exist yet), so that concurrent writers cannot lose each "
+                "other's changes",
+                "If-None-Match",
+            )
         if overwrite_needs_precondition and current is not None and not preconditions.given:
-            raise DocumentConflict("the document exists: send If-Match with its ETag (or If-None-Match: *) to "
-                                   "overwrite it, so that concurrent writers cannot lose each other's changes",
-                                   "If-Match")
+            raise DocumentConflict(
+                "the document exists: send If-Match with its ETag (or If-None-Match: *) to "
+                "overwrite it, so that concurrent writers cannot lose each other's changes",
+                "If-Match",
+            )
 
 
 def _json_object(content: bytes, what: str) -> dict[str, Any]:
@@ -170,8 +206,11 @@ def _json_object(content: bytes, what: str) -> dict[str, Any]:
 
 def _merged(stored: bytes, stored_type: str, posted: bytes, posted_type: str) -> tuple[bytes, str]:
     if not (is_json_type(stored_type) and is_json_type(posted_type)):
-        raise ParameterInvalid("POST merges JSON objects only: the stored and the posted document must both be "
-                               "application/json (PUT replaces a document of any type)", "Content-Type")
+        raise ParameterInvalid(
+            "POST merges JSON objects only: the stored and the posted document must both be "
+            "application/json (PUT replaces a document of any type)",
+            "Content-Type",
+        )
     merged = {**_json_object(stored, "the stored document"), **_json_object(posted, "the posted document")}
     return json.dumps(merged, separators=(",", ":")).encode(), JSON_TYPE
 

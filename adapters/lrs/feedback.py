@@ -44,8 +44,13 @@ class FeedbackBridge:
     acknowledges a statement only after the feedback or result it carries survives a crash.
     """
 
-    def __init__(self, recorder: Any, feedback: Callable[[FeedbackEvent], Any],
-                 flush_observers: Callable[[], Any] = lambda: True, base: str = "http://127.0.0.1:8000") -> None:
+    def __init__(
+        self,
+        recorder: Any,
+        feedback: Callable[[FeedbackEvent], Any],
+        flush_observers: Callable[[], Any] = lambda: True,
+        base: str = "http://127.0.0.1:8000",
+    ) -> None:
         self.recorder = recorder
         self.feedback = feedback
         self.flush_observers = flush_observers
@@ -53,8 +58,9 @@ class FeedbackBridge:
 
     def events(self, statements: list[dict[str, Any]]) -> list[FeedbackEvent]:
         events: list[FeedbackEvent] = []
-        voids = {s["id"]: voided_statement_id(s) for s in statements
-                 if voided_statement_id(s) and not emitted_by_a_server(s)}
+        voids = {
+            s["id"]: voided_statement_id(s) for s in statements if voided_statement_id(s) and not emitted_by_a_server(s)
+        }
         known = self._feedback_solve_ids([t for t in voids.values() if t])
         for statement in statements:
             target = voids.get(statement["id"])
@@ -64,8 +70,9 @@ class FeedbackBridge:
                     events.append(event)
                     known[event.id] = event.solve_id
             elif target in known:
-                events.append(FeedbackEvent(id=statement["id"], solve_id=known[target], kind="void", voids=target,
-                                            source="xapi"))
+                events.append(
+                    FeedbackEvent(id=statement["id"], solve_id=known[target], kind="void", voids=target, source="xapi")
+                )
         return events
 
     def _feedback_solve_ids(self, ids: list[str]) -> dict[str, str]:
@@ -96,6 +103,8 @@ class FeedbackBridge:
             if events:
                 self.flush_observers()
             if not self.recorder.flush(self.recorder.durable_timeout_s):
-                raise TRMError("the statements are stored but their feedback or outcomes were not durable in time; "
-                               "retry the request (statement ids make the retry safe)")
+                raise TRMError(
+                    "the statements are stored but their feedback or outcomes were not durable in time; "
+                    "retry the request (statement ids make the retry safe)"
+                )
         return events

@@ -44,13 +44,33 @@ PROBLEM_TYPE_BASE = "tag:trm-modules,2025:problems/"
 WRITE_SCOPES = ("feedback", "admin")
 #: Scopes that may read (GET / HEAD) the LRS: the writers, and ``read`` (reports).
 READ_SCOPES = WRITE_SCOPES + ("read",)
-ALTERNATE_HEADERS = ("authorization", "x-experience-api-version", "content-type", "content-length", "if-match",
-                     "if-none-match")
+ALTERNATE_HEADERS = (
+    "authorization",
+    "x-experience-api-version",
+    "content-type",
+    "content-length",
+    "if-match",
+    "if-none-match",
+)
 EXPOSED_HEADERS = "ETag, Last-Modified, X-Experience-API-Version, X-Experience-API-Consistent-Through"
 ALLOWED_HEADERS = "Authorization, Content-Type, X-Experience-API-Version, If-Match, If-None-Match"
-STATEMENT_PARAMS = {"statementId", "voidedStatementId", "agent", "verb", "activity", "registration",
-                    "related_activities", "related_agents", "since", "until", "limit", "format", "attachments",
-                    "ascending", "more"}
+STATEMENT_PARAMS = {
+    "statementId",
+    "voidedStatementId",
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+    "more",
+}
 SINGLE_STATEMENT_PARAMS = {"statementId", "voidedStatementId", "format", "attachments"}
 
 #: resource path (under /xapi) → methods it answers
@@ -95,7 +115,9 @@ class XapiReply:
 
     @classmethod
     def json(cls, document: Any, status: int = 200, headers: dict[str, str] | None = None) -> "XapiReply":
-        return cls(status, json.dumps(document, separators=(",", ":")).encode(), "application/json", dict(headers or {}))
+        return cls(
+            status, json.dumps(document, separators=(",", ":")).encode(), "application/json", dict(headers or {})
+        )
 
 
 def response_version(asked: str | None) -> str:
@@ -121,9 +143,14 @@ class LrsHttp:
     bridge; a repeat lets a client's retry complete what a failed request left undone).
     """
 
-    def __init__(self, statements: StatementStore, documents: DocumentStore, settings: LrsSettings,
-                 verify_token: Callable[[str], tuple[Any, ...] | None],
-                 on_stored: Callable[[list[dict[str, Any]]], Any] | None = None) -> None:
+    def __init__(
+        self,
+        statements: StatementStore,
+        documents: DocumentStore,
+        settings: LrsSettings,
+        verify_token: Callable[[str], tuple[Any, ...] | None],
+        on_stored: Callable[[list[dict[str, Any]]], Any] | None = None,
+    ) -> None:
         self.statements = statements
         self.documents = documents
         self.settings = settings
@@ -135,11 +162,14 @@ class LrsHttp:
         """Answer one request (already unwrapped from the alternate syntax)."""
         if request.resource != "about":
             self._check_version(request.headers.get("x-experience-api-version"))
-            request.authority, request.scope = self._authenticate(request.headers.get("authorization"),
-                                                                  request.method in ("GET", "HEAD"))
+            request.authority, request.scope = self._authenticate(
+                request.headers.get("authorization"), request.method in ("GET", "HEAD")
+            )
             if request.scope is not None and request.resource != "statements":
-                raise Forbidden(f"/{request.resource} is not kept by course; a token limited to the course(s) "
-                                f"{request.scope.describe()} may use /statements only")
+                raise Forbidden(
+                    f"/{request.resource} is not kept by course; a token limited to the course(s) "
+                    f"{request.scope.describe()} may use /statements only"
+                )
         handler = getattr(self, "_" + request.resource.replace("/", "_"))
         reply = handler(request)
         if request.method == "HEAD":
@@ -149,17 +179,21 @@ class LrsHttp:
     @staticmethod
     def _check_version(value: str | None) -> None:
         if not value:
-            raise ParameterInvalid("the X-Experience-API-Version header is required (e.g. 1.0.3)",
-                                   "X-Experience-API-Version")
+            raise ParameterInvalid(
+                "the X-Experience-API-Version header is required (e.g. 1.0.3)", "X-Experience-API-Version"
+            )
         if not ACCEPTED_VERSION.match(value.strip()):
-            raise ParameterInvalid(f"xAPI version {value!r} is not supported; send 1.0.x (or 2.0.x)",
-                                   "X-Experience-API-Version")
+            raise ParameterInvalid(
+                f"xAPI version {value!r} is not supported; send 1.0.x (or 2.0.x)", "X-Experience-API-Version"
+            )
 
     def _authenticate(self, header: str | None, reading: bool) -> tuple[dict[str, Any], CourseScope | None]:
         secret = bearer_or_basic_secret(header)
         if secret is None:
-            raise Unauthorized("the LRS needs credentials: Basic auth with an API token as the password "
-                               "(`trm token create --scope feedback`), or Authorization: Bearer <token>")
+            raise Unauthorized(
+                "the LRS needs credentials: Basic auth with an API token as the password "
+                "(`trm token create --scope feedback`), or Authorization: Bearer <token>"
+            )
         found = self.verify_token(secret)
         if found is None:
             raise Unauthorized("the token is unknown or revoked")
@@ -168,8 +202,11 @@ class LrsHttp:
         if not set(scopes) & set(READ_SCOPES if reading else WRITE_SCOPES):
             needed = "'feedback' or 'read'" if reading else "'feedback'"
             raise Forbidden(f"the LRS needs a token with the {needed} scope; this one has {', '.join(scopes)}")
-        authority = {"objectType": "Agent", "name": name,
-                     "account": {"homePage": self.settings.authority_home.rstrip("/"), "name": token_id}}
+        authority = {
+            "objectType": "Agent",
+            "name": name,
+            "account": {"homePage": self.settings.authority_home.rstrip("/"), "name": token_id},
+        }
         return authority, scope_for(courses, self.settings.authority_home, self.statements.engine)
 
     def _check_courses(self, request: XapiRequest, statements: list[Any]) -> None:
@@ -180,9 +217,11 @@ class LrsHttp:
         for index, statement in enumerate(statements):
             if not isinstance(statement, dict) or not scope.allows(statement, self.statements.stored_any):
                 where = f" (statement {index})" if len(statements) > 1 else ""
-                raise Forbidden(f"a token limited to the course(s) {scope.describe()} stores statements of those "
-                                f"courses only{where}: name the course as a contextActivities grouping activity "
-                                f"({scope.iris[0]}), or refer to a solve recorded in it")
+                raise Forbidden(
+                    f"a token limited to the course(s) {scope.describe()} stores statements of those "
+                    f"courses only{where}: name the course as a contextActivities grouping activity "
+                    f"({scope.iris[0]}), or refer to a solve recorded in it"
+                )
 
     # ---------------------------------------------------------------------------------- statements
     def _statements(self, request: XapiRequest) -> XapiReply:
@@ -195,8 +234,9 @@ class LrsHttp:
         elif content_type.split(";")[0].strip().lower() in ("application/json", ""):
             document, attachments = _json_body(request.body), []
         else:
-            raise ParameterInvalid(f"statements are sent as application/json or multipart/mixed, not {content_type}",
-                                   "Content-Type")
+            raise ParameterInvalid(
+                f"statements are sent as application/json or multipart/mixed, not {content_type}", "Content-Type"
+            )
         if request.method == "PUT":
             unknown = set(params) - {"statementId"}
             if unknown:
@@ -208,16 +248,18 @@ class LrsHttp:
             if not isinstance(document, dict):
                 raise StatementInvalid("PUT /statements takes one statement (a JSON object)", "")
             self._check_courses(request, [document])
-            _, fresh = self.statements.store([document], request.authority or {}, attachments,
-                                             statement_id=statement_id, batch=False)
+            _, fresh = self.statements.store(
+                [document], request.authority or {}, attachments, statement_id=statement_id, batch=False
+            )
             self.on_stored(fresh)
             return XapiReply(204)
         if params:
             raise ParameterInvalid(f"POST /statements takes no parameters, not {sorted(params)}", "?")
         batch = document if isinstance(document, list) else [document]
         self._check_courses(request, batch)
-        ids, fresh = self.statements.store(batch, request.authority or {}, attachments,
-                                           batch=isinstance(document, list))
+        ids, fresh = self.statements.store(
+            batch, request.authority or {}, attachments, batch=isinstance(document, list)
+        )
         self.on_stored(fresh)
         return XapiReply.json(ids)
 
@@ -235,15 +277,22 @@ class LrsHttp:
         single = [p for p in ("statementId", "voidedStatementId") if p in params]
         if single:
             if len(single) > 1 or set(params) - SINGLE_STATEMENT_PARAMS:
-                raise ParameterInvalid(f"{single[0]} can be combined only with format and attachments",
-                                       f"?{single[0]}")
+                raise ParameterInvalid(f"{single[0]} can be combined only with format and attachments", f"?{single[0]}")
             check_uuid(params[single[0]], f"?{single[0]}", single[0])
             statement, _ = self.statements.get(params[single[0]], voided=single[0] == "voidedStatementId")
             if request.scope is not None and not request.scope.allows(statement, self.statements.stored_any):
-                raise Forbidden(f"statement {params[single[0]]} is not of the course(s) {request.scope.describe()} "
-                                "this token is limited to")
-            return self._statement_reply([statement], statement, fmt, languages, with_attachments,
-                                         {**consistent, "Last-Modified": http_date(_stored(statement))})
+                raise Forbidden(
+                    f"statement {params[single[0]]} is not of the course(s) {request.scope.describe()} "
+                    "this token is limited to"
+                )
+            return self._statement_reply(
+                [statement],
+                statement,
+                fmt,
+                languages,
+                with_attachments,
+                {**consistent, "Last-Modified": http_date(_stored(statement))},
+            )
         if "more" in params:
             if len(params) > 1:
                 raise ParameterInvalid("more continues a query: send it alone", "?more")
@@ -253,19 +302,37 @@ class LrsHttp:
             query.format, query.attachments = fmt, with_attachments
         fmt, with_attachments = query.format, query.attachments
         page = self.statements.query(query, request.scope)
-        document: dict[str, Any] = {"statements": page.statements,
-                                    "more": f"{request.path}?more={page.more}" if page.more else ""}
+        document: dict[str, Any] = {
+            "statements": page.statements,
+            "more": f"{request.path}?more={page.more}" if page.more else "",
+        }
         last = max((_stored(s) for s in page.statements), default=datetime.now(timezone.utc))
-        return self._statement_reply(page.statements, document, fmt, languages, with_attachments,
-                                     {**consistent, "Last-Modified": http_date(last)})
+        return self._statement_reply(
+            page.statements,
+            document,
+            fmt,
+            languages,
+            with_attachments,
+            {**consistent, "Last-Modified": http_date(last)},
+        )
 
-    def _statement_reply(self, statements: list[dict[str, Any]], document: Any, fmt: str, languages: list[str],
-                         with_attachments: bool, headers: dict[str, str]) -> XapiReply:
+    def _statement_reply(
+        self,
+        statements: list[dict[str, Any]],
+        document: Any,
+        fmt: str,
+        languages: list[str],
+        with_attachments: bool,
+        headers: dict[str, str],
+    ) -> XapiReply:
         if fmt != "exact":
             definitions = self.statements.definitions(_activity_ids(statements)) if fmt == "canonical" else {}
             formatted = [in_format(s, fmt, languages=languages, definitions=definitions) for s in statements]
-            document = {**document, "statements": formatted} if isinstance(document, dict) and \
-                "statements" in document else formatted[0]
+            document = (
+                {**document, "statements": formatted}
+                if isinstance(document, dict) and "statements" in document
+                else formatted[0]
+            )
         if with_attachments:
             body, media_type = write_parts(document, self.statements.attachments_of(statements))
             return XapiReply(200, body, media_type, headers)
@@ -307,8 +374,12 @@ class LrsHttp:
                 moment = check_timestamp(since, "?since", "since") if since else None
                 return XapiReply.json(self.documents.ids(key, moment))
             document = self.documents.get(key)
-            return XapiReply(200, document.content, document.content_type,
-                             {"ETag": f'"{document.etag}"', "Last-Modified": http_date(document.updated)})
+            return XapiReply(
+                200,
+                document.content,
+                document.content_type,
+                {"ETag": f'"{document.etag}"', "Last-Modified": http_date(document.updated)},
+            )
         if method == "DELETE":
             if key.document_id is None and profile:
                 raise ParameterInvalid(f"DELETE needs {id_param}", f"?{id_param}")
@@ -324,8 +395,15 @@ class LrsHttp:
                 raise ParameterInvalid(f"the document is declared application/json but is not JSON ({exc})", "")
         # xAPI 1.0.3 guards profile writes; 2.0 also refuses a blind overwrite of a state document
         xapi_2 = request.headers.get("x-experience-api-version", "").startswith("2.")
-        document = self.documents.put(key, request.body, content_type, preconditions, merge=method == "POST",
-                                      blind_overwrite=not (profile or xapi_2), blind_create=not profile)
+        document = self.documents.put(
+            key,
+            request.body,
+            content_type,
+            preconditions,
+            merge=method == "POST",
+            blind_overwrite=not (profile or xapi_2),
+            blind_create=not profile,
+        )
         return XapiReply(204, headers={"ETag": f'"{document.etag}"'})
 
     # ---------------------------------------------------------------------------- agents, activities
@@ -367,8 +445,9 @@ def _required(params: dict[str, str], name: str) -> str:
 def _allow(params: dict[str, str], allowed: set[str]) -> None:
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ParameterInvalid(f"unknown parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed)) or 'none'})",
-                               f"?{unknown[0]}")
+        raise ParameterInvalid(
+            f"unknown parameter {unknown[0]!r} (allowed: {', '.join(sorted(allowed)) or 'none'})", f"?{unknown[0]}"
+        )
 
 
 def _agent_json(params: dict[str, str], name: str = "agent") -> dict[str, Any]:
@@ -447,8 +526,13 @@ def _languages(header: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------- router
 def _problem(error: XapiError, path: str) -> XapiReply:
-    document = {"type": PROBLEM_TYPE_BASE + error.slug, "title": error.title, "status": error.status,
-                "detail": error.message, "instance": path}
+    document = {
+        "type": PROBLEM_TYPE_BASE + error.slug,
+        "title": error.title,
+        "status": error.status,
+        "detail": error.message,
+        "instance": path,
+    }
     if error.pointer:
         document["errors"] = [{"detail": error.message, "pointer": error.pointer}]
     reply = XapiReply.json(document, error.status)
@@ -481,14 +565,17 @@ async def _read_request(request: Request, resource: str) -> XapiRequest:
     if method == "POST" and "method" in params:
         # Alternate request syntax: the real method in ?method, headers and content in a form body.
         if set(params) != {"method"}:
-            raise ParameterInvalid("with ?method (alternate request syntax) every other parameter goes in the "
-                                   "form body", "?method")
+            raise ParameterInvalid(
+                "with ?method (alternate request syntax) every other parameter goes in the form body", "?method"
+            )
         method = params["method"].upper()
         if method not in RESOURCES[resource] or method == "POST":
             raise ParameterInvalid(f"?method={params['method']} is not a method of /{resource}", "?method")
         if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            raise ParameterInvalid("the alternate request syntax needs a form body "
-                                   "(Content-Type: application/x-www-form-urlencoded)", "Content-Type")
+            raise ParameterInvalid(
+                "the alternate request syntax needs a form body (Content-Type: application/x-www-form-urlencoded)",
+                "Content-Type",
+            )
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
         body = form.pop("content", "").encode("utf-8")
         headers = {k: v for k, v in headers.items() if k not in ("content-type", "content-length")}
@@ -498,8 +585,9 @@ async def _read_request(request: Request, resource: str) -> XapiRequest:
         if body and "content-type" not in headers:
             headers["content-type"] = "application/json"
         if headers.get("x-experience-api-version", "").startswith("2."):
-            raise ParameterInvalid("xAPI 2.0 has no alternate request syntax: send the method, headers and body "
-                                   "as they are", "?method")
+            raise ParameterInvalid(
+                "xAPI 2.0 has no alternate request syntax: send the method, headers and body as they are", "?method"
+            )
         params = form
     return XapiRequest(method, resource, request.url.path, params, headers, body)
 
@@ -508,56 +596,104 @@ EXAMPLE_STATEMENT = {
     "actor": {"objectType": "Agent", "account": {"homePage": "https://lms.example", "name": "learner-17"}},
     "verb": {"id": "http://adlnet.gov/expapi/verbs/responded", "display": {"en-US": "responded"}},
     "object": {"objectType": "Activity", "id": "https://trm.example/v1/solves/3f0c3f9e-5d2f-4c55-9a3c-0d3b7f0b8a11"},
-    "result": {"success": True}}
+    "result": {"success": True},
+}
 EXAMPLE_AGENT = '{"mbox": "mailto:learner@example.com"}'
 _PARAMETERS = {
-    "statementId": "The statement's id (a UUID).", "voidedStatementId": "The id of a voided statement.",
-    "agent": "An Agent or identified Group as JSON.", "verb": "A verb IRI.", "activity": "An activity IRI.",
-    "registration": "A registration UUID.", "related_activities": "true: match context activities too.",
+    "statementId": "The statement's id (a UUID).",
+    "voidedStatementId": "The id of a voided statement.",
+    "agent": "An Agent or identified Group as JSON.",
+    "verb": "A verb IRI.",
+    "activity": "An activity IRI.",
+    "registration": "A registration UUID.",
+    "related_activities": "true: match context activities too.",
     "related_agents": "true: match instructor, team, authority and sub-statements too.",
     "since": "Only statements stored after this time (ISO 8601).",
-    "until": "Only statements stored at or before this time.", "limit": "Page size (0: the server's maximum).",
-    "format": "ids, exact or canonical.", "attachments": "true: answer multipart/mixed with attachment data.",
-    "ascending": "true: oldest first.", "more": "A continuation token from a StatementResult's more link.",
-    "activityId": "The activity IRI.", "stateId": "The state document's id.",
-    "profileId": "The profile document's id."}
+    "until": "Only statements stored at or before this time.",
+    "limit": "Page size (0: the server's maximum).",
+    "format": "ids, exact or canonical.",
+    "attachments": "true: answer multipart/mixed with attachment data.",
+    "ascending": "true: oldest first.",
+    "more": "A continuation token from a StatementResult's more link.",
+    "activityId": "The activity IRI.",
+    "stateId": "The state document's id.",
+    "profileId": "The profile document's id.",
+}
 _RESOURCE_PARAMETERS = {
-    ("statements", "GET"): ["statementId", "voidedStatementId", "agent", "verb", "activity", "registration",
-                            "related_activities", "related_agents", "since", "until", "limit", "format",
-                            "attachments", "ascending", "more"],
+    ("statements", "GET"): [
+        "statementId",
+        "voidedStatementId",
+        "agent",
+        "verb",
+        "activity",
+        "registration",
+        "related_activities",
+        "related_agents",
+        "since",
+        "until",
+        "limit",
+        "format",
+        "attachments",
+        "ascending",
+        "more",
+    ],
     ("statements", "PUT"): ["statementId"],
     ("activities/state", "*"): ["activityId", "agent", "registration", "stateId", "since"],
     ("activities/profile", "*"): ["activityId", "profileId", "since"],
     ("agents/profile", "*"): ["agent", "profileId", "since"],
-    ("activities", "GET"): ["activityId"], ("agents", "GET"): ["agent"],
+    ("activities", "GET"): ["activityId"],
+    ("agents", "GET"): ["agent"],
 }
 
 
 #: What every xAPI resource may answer besides 401/403/500: the specification's 400 for bad input, 404.
-XAPI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {400: {"description": "Bad Request"},
-                                                         404: {"description": "Not Found"}}
+XAPI_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Bad Request"},
+    404: {"description": "Not Found"},
+}
 
 
 def _openapi_of(resource: str, method: str) -> dict[str, Any]:
     """Parameters, the version header and request examples of one operation (documentation only)."""
     names = _RESOURCE_PARAMETERS.get((resource, method)) or _RESOURCE_PARAMETERS.get((resource, "*"), [])
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "query", "required": name in ("activityId",) or (name == "statementId" and method == "PUT"),
-         "description": _PARAMETERS[name], "schema": {"type": "string"},
-         **({"example": EXAMPLE_AGENT} if name == "agent" else {})} for name in names]
+        {
+            "name": name,
+            "in": "query",
+            "required": name in ("activityId",) or (name == "statementId" and method == "PUT"),
+            "description": _PARAMETERS[name],
+            "schema": {"type": "string"},
+            **({"example": EXAMPLE_AGENT} if name == "agent" else {}),
+        }
+        for name in names
+    ]
     if resource != "about":
-        parameters.append({"name": "X-Experience-API-Version", "in": "header", "required": True,
-                           "schema": {"type": "string", "example": XAPI_VERSION}})
+        parameters.append(
+            {
+                "name": "X-Experience-API-Version",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "example": XAPI_VERSION},
+            }
+        )
     extra: dict[str, Any] = {"parameters": parameters}
     if resource == "statements" and method in ("POST", "PUT"):
         body = [EXAMPLE_STATEMENT] if method == "POST" else EXAMPLE_STATEMENT
-        extra["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"type": "array" if method == "POST" else "object"}, "example": body},
-            "multipart/mixed": {"schema": {"type": "string", "format": "binary"}}}}
+        extra["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array" if method == "POST" else "object"}, "example": body},
+                "multipart/mixed": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
     elif method in ("PUT", "POST"):
-        extra["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"type": "object"}, "example": {"bookmark": "page-4", "score": 7}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+        extra["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object"}, "example": {"bookmark": "page-4", "score": 7}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
     return extra
 
 
@@ -570,8 +706,12 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
             lrs = lrs_of(request)
             cors = _cors_headers(lrs.settings, request.headers.get("origin"))
             if request.method == "OPTIONS":
-                headers = {**cors, "Access-Control-Allow-Methods": ", ".join(RESOURCES[resource] + ("OPTIONS",)),
-                           "Access-Control-Allow-Headers": ALLOWED_HEADERS, "Access-Control-Max-Age": "600"}
+                headers = {
+                    **cors,
+                    "Access-Control-Allow-Methods": ", ".join(RESOURCES[resource] + ("OPTIONS",)),
+                    "Access-Control-Allow-Headers": ALLOWED_HEADERS,
+                    "Access-Control-Max-Age": "600",
+                }
                 return Response(status_code=204, headers={**headers, "X-Experience-API-Version": XAPI_VERSION})
             try:
                 xapi_request = await _read_request(request, resource)
@@ -580,19 +720,29 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
                 reply = _problem(error, request.url.path)
             except (SQLAlchemyError, StoreError) as error:  # the database is away: nothing was acknowledged
                 log.error("xAPI %s %s: the store failed: %s", request.method, request.url.path, error)
-                reply = _problem(StoreAway("the store cannot be reached; nothing was stored, retry the request "
-                                           "(statement ids make retries safe)"), request.url.path)
+                reply = _problem(
+                    StoreAway(
+                        "the store cannot be reached; nothing was stored, retry the request "
+                        "(statement ids make retries safe)"
+                    ),
+                    request.url.path,
+                )
                 reply.headers["Retry-After"] = "5"
             except Exception as error:  # noqa: BLE001 - answered as a problem document like every error
                 log.exception("xAPI %s %s failed", request.method, request.url.path)
-                reply = _problem(InternalError(f"the LRS failed while answering ({type(error).__name__}); "
-                                               "the error is logged on the server"), request.url.path)
+                reply = _problem(
+                    InternalError(
+                        f"the LRS failed while answering ({type(error).__name__}); the error is logged on the server"
+                    ),
+                    request.url.path,
+                )
             if resource == "statements" and "GET" in (request.method, request.query_params.get("method", "").upper()):
                 reply.headers["X-Experience-API-Consistent-Through"] = consistent_through(lrs.statements)
             reply.headers.update(cors)
-            reply.headers["X-Experience-API-Version"] = response_version(request.headers.get("x-experience-api-version"))
-            return Response(reply.content, status_code=reply.status, headers=reply.headers,
-                            media_type=reply.media_type)
+            reply.headers["X-Experience-API-Version"] = response_version(
+                request.headers.get("x-experience-api-version")
+            )
+            return Response(reply.content, status_code=reply.status, headers=reply.headers, media_type=reply.media_type)
 
         return endpoint
 
@@ -602,8 +752,16 @@ def xapi_router(lrs_of: Callable[[Request], LrsHttp], prefix: str = "/xapi") -> 
             operation = f"xapi_{method.lower()}_{resource.replace('/', '_')}"
             # The handler checks the token itself (xAPI's error documents); the dependency tells OpenAPI.
             guard = [Depends(checked_by_handler())] if resource != "about" and method != "OPTIONS" else []
-            router.add_api_route(f"/{resource}", endpoint, methods=[method], operation_id=operation, name=operation,
-                                 summary=f"{method} /xapi/{resource}", openapi_extra=_openapi_of(resource, method),
-                                 include_in_schema=method not in ("HEAD", "OPTIONS"), dependencies=guard,
-                                 responses=XAPI_ERROR_RESPONSES)
+            router.add_api_route(
+                f"/{resource}",
+                endpoint,
+                methods=[method],
+                operation_id=operation,
+                name=operation,
+                summary=f"{method} /xapi/{resource}",
+                openapi_extra=_openapi_of(resource, method),
+                include_in_schema=method not in ("HEAD", "OPTIONS"),
+                dependencies=guard,
+                responses=XAPI_ERROR_RESPONSES,
+            )
     return router

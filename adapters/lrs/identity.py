@@ -85,8 +85,10 @@ def statement_index(statement: dict[str, Any]) -> tuple[set[tuple[str, bool]], s
 
 def normalise_context_activities(statement: dict[str, Any]) -> None:
     """Single context activities become one-element arrays (as the LRS must return them), in place."""
-    for part in (statement, statement.get("object") if statement.get("object", {}).get("objectType") == "SubStatement"
-                 else None):
+    for part in (
+        statement,
+        statement.get("object") if statement.get("object", {}).get("objectType") == "SubStatement" else None,
+    ):
         if part and isinstance(part.get("context"), dict) and "contextActivities" in part["context"]:
             part["context"]["contextActivities"] = _context_activity_lists(part["context"])
 
@@ -136,12 +138,13 @@ def _comparable_part(part: dict[str, Any]) -> dict[str, Any]:
         if "contextActivities" in context:
             context["contextActivities"] = {
                 key: [_comparable_activity(a) for a in entries]
-                for key, entries in _context_activity_lists(context).items()}
+                for key, entries in _context_activity_lists(context).items()
+            }
         result["context"] = context
     if "attachments" in part:
         result["attachments"] = sorted(
-            ({k: v for k, v in a.items() if k not in ("display", "description")} for a in part["attachments"]),
-            key=repr)
+            ({k: v for k, v in a.items() if k not in ("display", "description")} for a in part["attachments"]), key=repr
+        )
     if "timestamp" in part:
         result["timestamp"] = parse_timestamp(part["timestamp"]).timestamp()
     return result
@@ -194,8 +197,9 @@ def _ids_part(part: dict[str, Any]) -> dict[str, Any]:
             if key in context:
                 context[key] = _ids_actor(context[key])
         if "contextActivities" in context:
-            context["contextActivities"] = {key: [{"id": a["id"]} for a in entries]
-                                            for key, entries in _context_activity_lists(context).items()}
+            context["contextActivities"] = {
+                key: [{"id": a["id"]} for a in entries] for key, entries in _context_activity_lists(context).items()
+            }
         result["context"] = context
     return result
 
@@ -219,15 +223,22 @@ def _canonical(value: Any, preferred: list[str], definitions: dict[str, Any]) ->
         return value
     result = {}
     for key, item in value.items():
-        if key in ("display", "name", "description") and isinstance(item, dict) and all(
-                isinstance(v, str) for v in item.values()):
+        if (
+            key in ("display", "name", "description")
+            and isinstance(item, dict)
+            and all(isinstance(v, str) for v in item.values())
+        ):
             result[key] = _pick_language(item, preferred)
         elif key == "extensions":
             result[key] = item
         else:
             result[key] = _canonical(item, preferred, definitions)
-    if value.get("objectType", "Activity") == "Activity" and "id" in value and value["id"] in definitions \
-            and definitions[value["id"]]:
+    if (
+        value.get("objectType", "Activity") == "Activity"
+        and "id" in value
+        and value["id"] in definitions
+        and definitions[value["id"]]
+    ):
         result["definition"] = _canonical(definitions[value["id"]], preferred, {})
     return result
 
@@ -243,8 +254,13 @@ def merged_definition(known: dict[str, Any] | None, new: dict[str, Any]) -> dict
     return merged
 
 
-def in_format(statement: dict[str, Any], fmt: str, *, languages: list[str] | None = None,
-              definitions: dict[str, Any] | None = None) -> dict[str, Any]:
+def in_format(
+    statement: dict[str, Any],
+    fmt: str,
+    *,
+    languages: list[str] | None = None,
+    definitions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``statement`` as the ``format`` parameter asks: ``exact`` (as stored), ``ids`` or ``canonical``."""
     if fmt == "ids":
         return _ids_part(statement)

@@ -55,9 +55,17 @@ def parse_parts(body: bytes, boundary: str) -> list[Part]:
     def on_part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].body.extend(data[start:end])
 
-    parser = MultipartParser(boundary, {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
-                                        "on_header_value": on_header_value, "on_header_end": on_header_end,
-                                        "on_part_data": on_part_data}, max_header_count=32)
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_part_data": on_part_data,
+        },
+        max_header_count=32,
+    )
     try:
         parser.write(body)
         parser.finalize()
@@ -76,8 +84,9 @@ def read_statement_parts(body: bytes, content_type: str) -> tuple[Any, list[Atta
         raise StatementInvalid("the multipart/mixed body has no parts; the first must hold the statements", "")
     first = parts[0]
     if first.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-        raise StatementInvalid("the first part of a multipart/mixed request must be the statements, "
-                               "with Content-Type application/json", "")
+        raise StatementInvalid(
+            "the first part of a multipart/mixed request must be the statements, with Content-Type application/json", ""
+        )
     try:
         statements = json.loads(bytes(first.body))
     except ValueError as exc:
@@ -91,8 +100,9 @@ def read_statement_parts(body: bytes, content_type: str) -> tuple[Any, list[Atta
             raise StatementInvalid(f"multipart part {index} must use Content-Transfer-Encoding: binary", "")
         content = bytes(part.body)
         if hashlib.sha256(content).hexdigest() != declared.lower():
-            raise StatementInvalid(f"multipart part {index}: its SHA-256 is not the X-Experience-API-Hash "
-                                   f"{declared}", "")
+            raise StatementInvalid(
+                f"multipart part {index}: its SHA-256 is not the X-Experience-API-Hash {declared}", ""
+            )
         attachments.append(Attachment(declared, part.headers.get("content-type", "application/octet-stream"), content))
     return statements, attachments
 
@@ -100,11 +110,17 @@ def read_statement_parts(body: bytes, content_type: str) -> tuple[Any, list[Atta
 def write_parts(document: Any, attachments: Sequence[Attachment]) -> tuple[bytes, str]:
     """(body, content type) of a ``multipart/mixed`` response: the JSON document, then each attachment."""
     boundary = "xapi-" + secrets.token_hex(12)
-    chunks = [f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
-              json.dumps(document, separators=(",", ":")).encode(), b"\r\n"]
+    chunks = [
+        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
+        json.dumps(document, separators=(",", ":")).encode(),
+        b"\r\n",
+    ]
     for attachment in attachments:
-        chunks += [f"--{boundary}\r\nContent-Type: {attachment.content_type}\r\n"
-                   f"Content-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {attachment.sha2}\r\n\r\n".encode(),
-                   attachment.content, b"\r\n"]
+        chunks += [
+            f"--{boundary}\r\nContent-Type: {attachment.content_type}\r\n"
+            f"Content-Transfer-Encoding: binary\r\nX-Experience-API-Hash: {attachment.sha2}\r\n\r\n".encode(),
+            attachment.content,
+            b"\r\n",
+        ]
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks), f"multipart/mixed; boundary={boundary}"

@@ -37,7 +37,7 @@ CONTEXT_LISTS = ("grouping", "parent", "category", "other")
 
 
 def _context_activity_ids(statement: dict[str, Any]) -> list[str]:
-    activities = ((statement.get("context") or {}).get("contextActivities") or {})
+    activities = (statement.get("context") or {}).get("contextActivities") or {}
     ids = []
     for name in CONTEXT_LISTS:
         entries = activities.get(name) or []
@@ -51,8 +51,8 @@ def course_of(statement: dict[str, Any], base: str) -> str | None:
     """The course named by a ``{base}/courses/{C}`` context activity, else None."""
     prefix = base.rstrip("/") + "/courses/"
     for iri in _context_activity_ids(statement):
-        if iri.startswith(prefix) and len(iri) > len(prefix) and "/" not in iri[len(prefix):]:
-            return unquote(iri[len(prefix):])
+        if iri.startswith(prefix) and len(iri) > len(prefix) and "/" not in iri[len(prefix) :]:
+            return unquote(iri[len(prefix) :])
     return None
 
 
@@ -90,8 +90,16 @@ def outcome_of(statement: dict[str, Any], base: str) -> OutcomeRecord | None:
     score, max_score = _score(result)
     solve_ids = [s for s in (solve_id_from_iri(iri) for iri in _context_activity_ids(statement)) if s]
     try:
-        return OutcomeRecord(id=str(statement["id"]).lower(), learner=learner, course=course_of(statement, base),
-                             activity=target["id"][:200], score=score, max_score=max_score, success=success,
-                             solve_ids=list(dict.fromkeys(solve_ids)), source="xapi")
+        return OutcomeRecord(
+            id=str(statement["id"]).lower(),
+            learner=learner,
+            course=course_of(statement, base),
+            activity=target["id"][:200],
+            score=score,
+            max_score=max_score,
+            success=success,
+            solve_ids=list(dict.fromkeys(solve_ids)),
+            source="xapi",
+        )
     except ValueError:  # nothing usable (no score nor success), or a score an outcome cannot hold
         return None

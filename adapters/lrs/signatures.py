@@ -26,8 +26,10 @@ def check_signature(statement: dict[str, Any], attachment: dict[str, Any], data:
     """Refuse (``StatementInvalid``) a signed statement whose signature is malformed or does not match it."""
     where = f"{pointer}/attachments"
     if attachment["contentType"].split(";")[0].strip().lower() != "application/octet-stream":
-        raise StatementInvalid("a signature attachment must have contentType application/octet-stream, not "
-                               f"{attachment['contentType']!r}", where)
+        raise StatementInvalid(
+            f"a signature attachment must have contentType application/octet-stream, not {attachment['contentType']!r}",
+            where,
+        )
     if data is None:
         raise StatementInvalid("the signature attachment's data (the JWS) is missing from the request", where)
     try:

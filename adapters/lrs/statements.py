@@ -113,8 +113,15 @@ class StatementStore:
         return insert(table).on_conflict_do_nothing()
 
     # ------------------------------------------------------------------------------------------ writes
-    def store(self, posted: Sequence[Any], authority: dict[str, Any], attachments: Iterable[Attachment] = (),
-              *, statement_id: str | None = None, batch: bool = True) -> tuple[list[str], list[dict[str, Any]]]:
+    def store(
+        self,
+        posted: Sequence[Any],
+        authority: dict[str, Any],
+        attachments: Iterable[Attachment] = (),
+        *,
+        statement_id: str | None = None,
+        batch: bool = True,
+    ) -> tuple[list[str], list[dict[str, Any]]]:
         """Store ``posted`` statements (one transaction); returns (their ids, the statements as stored).
 
         ``statement_id``: the id of a PUT; ``batch``: the request body was an array (error pointers
@@ -128,8 +135,9 @@ class StatementStore:
         for index, statement in enumerate(checked):
             sid = statement.get("id") or statement_id or str(uuid.uuid4())
             if statement_id is not None and "id" in statement and statement["id"].lower() != statement_id.lower():
-                raise ParameterInvalid(f"the statement's id {statement['id']} differs from statementId {statement_id}",
-                                       "/id")
+                raise ParameterInvalid(
+                    f"the statement's id {statement['id']} differs from statementId {statement_id}", "/id"
+                )
             ids.append(sid.lower())
         if len(set(ids)) != len(ids):
             duplicate = next(i for i, sid in enumerate(ids) if ids.index(sid) != i)
@@ -139,15 +147,20 @@ class StatementStore:
         fresh: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         accepted: list[dict[str, Any]] = []
         with self.engine.begin() as connection:
-            known = {row.id: row.statement for row in connection.execute(
-                select(tables.statements.c.id, tables.statements.c.statement)
-                .where(tables.statements.c.id.in_(ids)))}
+            known = {
+                row.id: row.statement
+                for row in connection.execute(
+                    select(tables.statements.c.id, tables.statements.c.statement).where(tables.statements.c.id.in_(ids))
+                )
+            }
             for index, (sid, statement) in enumerate(zip(ids, checked)):
                 if sid in known:
                     if not same_statement(known[sid], statement):
-                        raise StatementConflict(f"statement {sid} is already stored with different content; a "
-                                                "statement id names one statement for ever (void it and send a new id)",
-                                                at(index))
+                        raise StatementConflict(
+                            f"statement {sid} is already stored with different content; a "
+                            "statement id names one statement for ever (void it and send a new id)",
+                            at(index),
+                        )
                     accepted.append(known[sid])
                     continue
                 fresh.append((sid, statement, self._prepare(sid, statement, authority)))
@@ -174,17 +187,31 @@ class StatementStore:
         ref = str(target["id"]).lower() if target.get("objectType") == "StatementRef" else None
         voiding = ref if statement["verb"]["id"] == VERB_VOIDED else None
         registration = (statement.get("context") or {}).get("registration")
-        seq = connection.execute(tables.statements.insert().values(
-            id=sid, stored=parse_timestamp(statement["stored"]), verb_id=statement["verb"]["id"],
-            registration=registration.lower() if registration else None, voided=False, voiding_target=voiding,
-            ref_target=ref, statement=statement).returning(tables.statements.c.seq)).scalar_one()
+        seq = connection.execute(
+            tables.statements.insert()
+            .values(
+                id=sid,
+                stored=parse_timestamp(statement["stored"]),
+                verb_id=statement["verb"]["id"],
+                registration=registration.lower() if registration else None,
+                voided=False,
+                voiding_target=voiding,
+                ref_target=ref,
+                statement=statement,
+            )
+            .returning(tables.statements.c.seq)
+        ).scalar_one()
         agents, activities = statement_index(statement)
         if agents:
-            connection.execute(tables.statement_agents.insert(),
-                               [{"statement_seq": seq, "agent_key": k, "related": r} for k, r in agents])
+            connection.execute(
+                tables.statement_agents.insert(),
+                [{"statement_seq": seq, "agent_key": k, "related": r} for k, r in agents],
+            )
         if activities:
-            connection.execute(tables.statement_activities.insert(),
-                               [{"statement_seq": seq, "activity_id": a, "related": r} for a, r in activities])
+            connection.execute(
+                tables.statement_activities.insert(),
+                [{"statement_seq": seq, "activity_id": a, "related": r} for a, r in activities],
+            )
         self._remember_activities(connection, statement)
 
     def _remember_activities(self, connection: Any, statement: dict[str, Any]) -> None:
@@ -203,17 +230,18 @@ class StatementStore:
 
         visit(statement)
         for activity_id, definition in found.items():
-            known = connection.execute(select(tables.activities.c.definition)
-                                       .where(tables.activities.c.id == activity_id)).first()
+            known = connection.execute(
+                select(tables.activities.c.definition).where(tables.activities.c.id == activity_id)
+            ).first()
             if known is None:
                 connection.execute(self._insert_ignore(tables.activities).values(id=activity_id, definition=definition))
             elif definition:
                 merged = merged_definition(known[0], definition)
-                connection.execute(update(tables.activities).where(tables.activities.c.id == activity_id)
-                                   .values(definition=merged))
+                connection.execute(
+                    update(tables.activities).where(tables.activities.c.id == activity_id).values(definition=merged)
+                )
 
-    def _check_attachments(self, statements: list[dict[str, Any]], data: dict[str, Attachment],
-                           at: Any) -> None:
+    def _check_attachments(self, statements: list[dict[str, Any]], data: dict[str, Attachment], at: Any) -> None:
         declared: set[str] = set()
         for index, statement in enumerate(statements):
             for position, attachment in enumerate(statement.get("attachments", [])):
@@ -223,21 +251,27 @@ class StatementStore:
                         raise StatementInvalid(
                             f"attachment {attachment['sha2']} has no fileUrl and no part of the request carries its "
                             "data; send it as a multipart/mixed part with X-Experience-API-Hash",
-                            f"{at(index)}/attachments/{position}")
+                            f"{at(index)}/attachments/{position}",
+                        )
                 if attachment["usageType"] == SIGNATURE_USAGE:
                     check_signature(statement, attachment, data.get(attachment["sha2"]), at(index))
         extra = [sha2 for sha2 in data if sha2 not in declared]
         if extra:
-            raise StatementInvalid(f"the request carries attachment data {extra[0]} that no statement declares",
-                                   "/attachments")
+            raise StatementInvalid(
+                f"the request carries attachment data {extra[0]} that no statement declares", "/attachments"
+            )
 
-    def _store_attachments(self, connection: Any, statements: list[dict[str, Any]],
-                           data: dict[str, Attachment]) -> None:
+    def _store_attachments(
+        self, connection: Any, statements: list[dict[str, Any]], data: dict[str, Attachment]
+    ) -> None:
         used = {a["sha2"] for s in statements for a in s.get("attachments", []) if a["sha2"] in data}
         for sha2 in used:
             item = data[sha2]
-            connection.execute(self._insert_ignore(tables.attachments).values(
-                sha2=sha2, content_type=item.content_type, content=item.content))
+            connection.execute(
+                self._insert_ignore(tables.attachments).values(
+                    sha2=sha2, content_type=item.content_type, content=item.content
+                )
+            )
 
     def _apply_voids(self, connection: Any, statements: list[dict[str, Any]]) -> None:
         s = tables.statements.c
@@ -246,8 +280,9 @@ class StatementStore:
                 continue
             target = str(statement["object"]["id"]).lower()
             # a voiding statement cannot be voided: only a statement that voids nothing itself is
-            connection.execute(update(tables.statements).where(s.id == target, s.voiding_target.is_(None))
-                               .values(voided=True))
+            connection.execute(
+                update(tables.statements).where(s.id == target, s.voiding_target.is_(None)).values(voided=True)
+            )
 
     # ------------------------------------------------------------------------------------------- reads
     def get(self, statement_id: str, *, voided: bool) -> tuple[dict[str, Any], int]:
@@ -257,10 +292,19 @@ class StatementStore:
             row = connection.execute(select(s.statement, s.voided, s.seq).where(s.id == statement_id.lower())).first()
         if row is None or row.voided != voided:
             state = "voided " if voided else ""
-            extra = "" if row is None else (" (it is voided: ask with voidedStatementId)" if row.voided
-                                            else " (it is not voided: ask with statementId)")
-            raise NotFound(f"no {state}statement {statement_id} is stored{extra}",
-                           "?voidedStatementId" if voided else "?statementId")
+            extra = (
+                ""
+                if row is None
+                else (
+                    " (it is voided: ask with voidedStatementId)"
+                    if row.voided
+                    else " (it is not voided: ask with statementId)"
+                )
+            )
+            raise NotFound(
+                f"no {state}statement {statement_id} is stored{extra}",
+                "?voidedStatementId" if voided else "?statementId",
+            )
         return row.statement, row.seq
 
     def _matches(self, alias: Any, query: StatementQuery) -> Any:
@@ -314,8 +358,9 @@ class StatementStore:
                 query.max_seq = connection.execute(select(s.c.seq).order_by(s.c.seq.desc()).limit(1)).scalar() or 0
             clauses.append(s.c.seq <= query.max_seq)
             order = s.c.seq.asc() if query.ascending else s.c.seq.desc()
-            rows = connection.execute(select(s.c.seq, s.c.statement).where(and_(*clauses)).order_by(order)
-                                      .limit(limit + 1)).all()
+            rows = connection.execute(
+                select(s.c.seq, s.c.statement).where(and_(*clauses)).order_by(order).limit(limit + 1)
+            ).all()
         page = rows[:limit]
         more = query.cursor(page[-1].seq) if len(rows) > limit else None
         return StoredPage([r.statement for r in page], more, [r.seq for r in page])
@@ -337,8 +382,10 @@ class StatementStore:
             return []
         a = tables.attachments.c
         with self.engine.connect() as connection:
-            rows = {r.sha2: r for r in connection.execute(select(a.sha2, a.content_type, a.content)
-                                                          .where(a.sha2.in_(wanted)))}
+            rows = {
+                r.sha2: r
+                for r in connection.execute(select(a.sha2, a.content_type, a.content).where(a.sha2.in_(wanted)))
+            }
         return [Attachment(sha2, rows[sha2].content_type, rows[sha2].content) for sha2 in wanted if sha2 in rows]
 
     def activity(self, activity_id: str) -> dict[str, Any]:

@@ -9,8 +9,19 @@ agent and activity a statement mentions, with ``related = False`` for the actor 
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData, String,
-                        Table, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from trm_modules.store.models import UTCDateTime
@@ -22,7 +33,8 @@ KEY_LENGTH = 512  # an agent's identifying key: "mbox:…", "account:homePage|na
 metadata = MetaData()
 
 statements = Table(
-    "lrs_statements", metadata,
+    "lrs_statements",
+    metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),
     Column("id", String(36), nullable=False),
     Column("stored", UTCDateTime(), nullable=False),
@@ -41,39 +53,49 @@ statements = Table(
 )
 
 statement_agents = Table(
-    "lrs_statement_agents", metadata,
-    Column("statement_seq", Integer, ForeignKey("lrs_statements.seq", name="fk_lrs_statement_agents_seq"),
-           nullable=False),
+    "lrs_statement_agents",
+    metadata,
+    Column(
+        "statement_seq", Integer, ForeignKey("lrs_statements.seq", name="fk_lrs_statement_agents_seq"), nullable=False
+    ),
     Column("agent_key", String(KEY_LENGTH), nullable=False),
     Column("related", Boolean, nullable=False),
     Index("ix_lrs_statement_agents_key", "agent_key", "statement_seq"),
 )
 
 statement_activities = Table(
-    "lrs_statement_activities", metadata,
-    Column("statement_seq", Integer, ForeignKey("lrs_statements.seq", name="fk_lrs_statement_activities_seq"),
-           nullable=False),
+    "lrs_statement_activities",
+    metadata,
+    Column(
+        "statement_seq",
+        Integer,
+        ForeignKey("lrs_statements.seq", name="fk_lrs_statement_activities_seq"),
+        nullable=False,
+    ),
     Column("activity_id", String(IRI_LENGTH), nullable=False),
     Column("related", Boolean, nullable=False),
     Index("ix_lrs_statement_activities_id", "activity_id", "statement_seq"),
 )
 
 attachments = Table(
-    "lrs_attachments", metadata,
+    "lrs_attachments",
+    metadata,
     Column("sha2", String(128), primary_key=True),
     Column("content_type", String(255), nullable=False),
     Column("content", LargeBinary, nullable=False),
 )
 
 activities = Table(
-    "lrs_activities", metadata,
+    "lrs_activities",
+    metadata,
     Column("id", String(IRI_LENGTH), primary_key=True),
     Column("definition", JsonDocument, nullable=True),
 )
 
 #: State, Activity Profile and Agent Profile documents; missing key parts are "" (UNIQUE needs values).
 documents = Table(
-    "lrs_documents", metadata,
+    "lrs_documents",
+    metadata,
     Column("pk", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(16), nullable=False),  # state | activity-profile | agent-profile
     Column("activity_id", String(IRI_LENGTH), nullable=False),
@@ -84,6 +106,5 @@ documents = Table(
     Column("content", LargeBinary, nullable=False),
     Column("etag", String(64), nullable=False),
     Column("updated", UTCDateTime(), nullable=False),
-    UniqueConstraint("kind", "activity_id", "agent_key", "registration", "document_id",
-                     name="uq_lrs_documents_key"),
+    UniqueConstraint("kind", "activity_id", "agent_key", "registration", "document_id", name="uq_lrs_documents_key"),
 )

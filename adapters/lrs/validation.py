@@ -32,17 +32,35 @@ EMAIL_PATTERN = re.compile(r"^[^@\s:/]+@[^@\s]+$")
 LANGUAGE_TAG_PATTERN = re.compile(
     r"^(?:(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?"
     r"(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*"
-    r"(?:-[xX](?:-[A-Za-z0-9]{1,8})+)?|[xX](?:-[A-Za-z0-9]{1,8})+|[iI]-[A-Za-z]{2,8}|en-GB-oed|sgn-[A-Z]{2}-[A-Z]{2})$")
+    r"(?:-[xX](?:-[A-Za-z0-9]{1,8})+)?|[xX](?:-[A-Za-z0-9]{1,8})+|[iI]-[A-Za-z]{2,8}|en-GB-oed|sgn-[A-Z]{2}-[A-Z]{2})$"
+)
 # ISO 8601 durations: PnYnMnDTnHnMnS (any part optional, fraction on the last) or PnW alone.
 DURATION_PATTERN = re.compile(
     r"^P(?:(?!$)(?:\d+(?:\.\d+)?Y)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?D)?"
-    r"(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?|\d+(?:\.\d+)?W)$")
+    r"(?:T(?=\d)(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?|\d+(?:\.\d+)?W)$"
+)
 TIMESTAMP_PATTERN = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$")
-INTERACTION_TYPES = ("true-false", "choice", "fill-in", "long-fill-in", "matching", "performance", "sequencing",
-                     "likert", "numeric", "other")
-COMPONENT_LISTS = {"choice": ("choices",), "sequencing": ("choices",), "likert": ("scale",),
-                   "matching": ("source", "target"), "performance": ("steps",)}
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+INTERACTION_TYPES = (
+    "true-false",
+    "choice",
+    "fill-in",
+    "long-fill-in",
+    "matching",
+    "performance",
+    "sequencing",
+    "likert",
+    "numeric",
+    "other",
+)
+COMPONENT_LISTS = {
+    "choice": ("choices",),
+    "sequencing": ("choices",),
+    "likert": ("scale",),
+    "matching": ("source", "target"),
+    "performance": ("steps",),
+}
 CONTEXT_ACTIVITY_KEYS = ("parent", "grouping", "category", "other")
 AGENT_IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 
@@ -62,8 +80,14 @@ def _object(value: Any, pointer: str, what: str) -> dict[str, Any]:
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
-            dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def _allowed(value: dict[str, Any], allowed: tuple[str, ...], pointer: str, what: str) -> None:
@@ -178,8 +202,9 @@ def check_group(value: Any, pointer: str, what: str = "the group") -> None:
         for index, member in enumerate(members):
             check_agent(member, f"{pointer}/member/{index}", "a group member")
     if not identified and not group.get("member"):
-        fail(f"{what} has no identifier, so it is an anonymous group and needs at least one member",
-             f"{pointer}/member")
+        fail(
+            f"{what} has no identifier, so it is an anonymous group and needs at least one member", f"{pointer}/member"
+        )
 
 
 def check_actor(value: Any, pointer: str, what: str = "the actor", object_type_required: bool = False) -> None:
@@ -193,7 +218,9 @@ def check_actor(value: Any, pointer: str, what: str = "the actor", object_type_r
 def _check_ifis(agent: dict[str, Any], pointer: str, what: str, *, required: bool) -> bool:
     present = [key for key in AGENT_IFIS if key in agent]
     if len(present) > 1:
-        fail(f"{what} has several identifiers ({', '.join(present)}); exactly one is allowed", f"{pointer}/{present[1]}")
+        fail(
+            f"{what} has several identifiers ({', '.join(present)}); exactly one is allowed", f"{pointer}/{present[1]}"
+        )
     if not present:
         if required:
             fail(f"{what} needs exactly one identifier: mbox, mbox_sha1sum, openid or account", pointer)
@@ -203,7 +230,7 @@ def _check_ifis(agent: dict[str, Any], pointer: str, what: str, *, required: boo
     where = f"{pointer}/{key}"
     if key == "mbox":
         check_iri(value, where, f"{what}.mbox")
-        if not value.startswith("mailto:") or not EMAIL_PATTERN.match(value[len("mailto:"):]):
+        if not value.startswith("mailto:") or not EMAIL_PATTERN.match(value[len("mailto:") :]):
             fail(f"{what}.mbox must read mailto:<email address>, not {value!r}", where)
     elif key == "mbox_sha1sum":
         check_string(value, where, f"{what}.mbox_sha1sum")
@@ -234,9 +261,25 @@ def check_activity(value: Any, pointer: str, what: str = "the activity") -> None
 
 def check_activity_definition(value: Any, pointer: str) -> None:
     definition = _object(value, pointer, "an activity definition")
-    _allowed(definition, ("name", "description", "type", "moreInfo", "extensions", "interactionType",
-                          "correctResponsesPattern", "choices", "scale", "source", "target", "steps"),
-             pointer, "the activity definition")
+    _allowed(
+        definition,
+        (
+            "name",
+            "description",
+            "type",
+            "moreInfo",
+            "extensions",
+            "interactionType",
+            "correctResponsesPattern",
+            "choices",
+            "scale",
+            "source",
+            "target",
+            "steps",
+        ),
+        pointer,
+        "the activity definition",
+    )
     for key in ("name", "description"):
         if key in definition:
             check_language_map(definition[key], f"{pointer}/{key}", f"definition.{key}")
@@ -250,12 +293,16 @@ def check_activity_definition(value: Any, pointer: str) -> None:
     component_keys = [k for k in ("choices", "scale", "source", "target", "steps") if k in definition]
     if interaction is None:
         if "correctResponsesPattern" in definition or component_keys:
-            fail("correctResponsesPattern and interaction components need an interactionType",
-                 f"{pointer}/interactionType")
+            fail(
+                "correctResponsesPattern and interaction components need an interactionType",
+                f"{pointer}/interactionType",
+            )
         return
     if interaction not in INTERACTION_TYPES:
-        fail(f"interactionType must be one of {', '.join(INTERACTION_TYPES)}, not {interaction!r}",
-             f"{pointer}/interactionType")
+        fail(
+            f"interactionType must be one of {', '.join(INTERACTION_TYPES)}, not {interaction!r}",
+            f"{pointer}/interactionType",
+        )
     if "correctResponsesPattern" in definition:
         pattern = definition["correctResponsesPattern"]
         if not isinstance(pattern, list) or not all(isinstance(p, str) for p in pattern):
@@ -272,8 +319,11 @@ def check_activity_definition(value: Any, pointer: str) -> None:
             where = f"{pointer}/{key}/{index}"
             _object(component, where, "an interaction component")
             _allowed(component, ("id", "description"), where, "an interaction component")
-            component_id = check_string(_required(component, "id", where, "an interaction component"),
-                                        f"{where}/id", "an interaction component id")
+            component_id = check_string(
+                _required(component, "id", where, "an interaction component"),
+                f"{where}/id",
+                "an interaction component id",
+            )
             if component_id in seen:
                 fail(f"interaction component id {component_id!r} appears twice in {key}", f"{where}/id")
             seen.add(component_id)
@@ -301,8 +351,10 @@ def check_result(value: Any, pointer: str) -> None:
     if "duration" in result:
         duration = check_string(result["duration"], f"{pointer}/duration", "result.duration")
         if not DURATION_PATTERN.match(duration):
-            fail(f"result.duration must be an ISO 8601 duration such as PT1M30.5S, not {duration!r}",
-                 f"{pointer}/duration")
+            fail(
+                f"result.duration must be an ISO 8601 duration such as PT1M30.5S, not {duration!r}",
+                f"{pointer}/duration",
+            )
     if "extensions" in result:
         check_extensions(result["extensions"], f"{pointer}/extensions")
     if "score" in result:
@@ -332,8 +384,24 @@ def check_score(value: Any, pointer: str) -> None:
 
 def check_context(value: Any, pointer: str, object_is_activity: bool) -> None:
     context = _object(value, pointer, "context")
-    _allowed(context, ("registration", "instructor", "team", "contextActivities", "revision", "platform",
-                       "language", "statement", "extensions", "contextAgents", "contextGroups"), pointer, "context")
+    _allowed(
+        context,
+        (
+            "registration",
+            "instructor",
+            "team",
+            "contextActivities",
+            "revision",
+            "platform",
+            "language",
+            "statement",
+            "extensions",
+            "contextAgents",
+            "contextGroups",
+        ),
+        pointer,
+        "context",
+    )
     if "registration" in context:
         check_uuid(context["registration"], f"{pointer}/registration", "context.registration")
     if "instructor" in context:
@@ -392,15 +460,21 @@ def check_attachments(value: Any, pointer: str) -> None:
     for index, attachment in enumerate(value):
         where = f"{pointer}/{index}"
         _object(attachment, where, "an attachment")
-        _allowed(attachment, ("usageType", "display", "description", "contentType", "length", "sha2", "fileUrl"),
-                 where, "an attachment")
+        _allowed(
+            attachment,
+            ("usageType", "display", "description", "contentType", "length", "sha2", "fileUrl"),
+            where,
+            "an attachment",
+        )
         check_iri(_required(attachment, "usageType", where, "an attachment"), f"{where}/usageType", "usageType")
-        check_language_map(_required(attachment, "display", where, "an attachment"), f"{where}/display",
-                           "attachment.display")
+        check_language_map(
+            _required(attachment, "display", where, "an attachment"), f"{where}/display", "attachment.display"
+        )
         if "description" in attachment:
             check_language_map(attachment["description"], f"{where}/description", "attachment.description")
-        content_type = check_string(_required(attachment, "contentType", where, "an attachment"),
-                                    f"{where}/contentType", "contentType")
+        content_type = check_string(
+            _required(attachment, "contentType", where, "an attachment"), f"{where}/contentType", "contentType"
+        )
         if not re.match(r"^[\w.+-]+/[\w.+-]+", content_type):
             fail(f"contentType must be an Internet media type, not {content_type!r}", f"{where}/contentType")
         length = _required(attachment, "length", where, "an attachment")
@@ -412,8 +486,19 @@ def check_attachments(value: Any, pointer: str) -> None:
 
 
 # -------------------------------------------------------------------------------------- statements
-STATEMENT_KEYS = ("id", "actor", "verb", "object", "result", "context", "timestamp", "stored", "authority",
-                  "version", "attachments")
+STATEMENT_KEYS = (
+    "id",
+    "actor",
+    "verb",
+    "object",
+    "result",
+    "context",
+    "timestamp",
+    "stored",
+    "authority",
+    "version",
+    "attachments",
+)
 SUBSTATEMENT_KEYS = ("objectType", "actor", "verb", "object", "result", "context", "timestamp", "attachments")
 
 
@@ -442,8 +527,10 @@ def check_object(value: Any, pointer: str, in_substatement: bool) -> None:
         _allowed(target, SUBSTATEMENT_KEYS, pointer, "the SubStatement")
         _check_body(target, pointer, in_substatement=True)
     else:
-        fail(f"object.objectType must be Activity, Agent, Group, StatementRef or SubStatement, not {kind!r}",
-             f"{pointer}/objectType")
+        fail(
+            f"object.objectType must be Activity, Agent, Group, StatementRef or SubStatement, not {kind!r}",
+            f"{pointer}/objectType",
+        )
 
 
 def _check_body(statement: dict[str, Any], pointer: str, in_substatement: bool) -> None:
@@ -454,8 +541,11 @@ def _check_body(statement: dict[str, Any], pointer: str, in_substatement: bool) 
     if "result" in statement:
         check_result(statement["result"], f"{pointer}/result")
     if "context" in statement:
-        check_context(statement["context"], f"{pointer}/context",
-                      object_is_activity=target.get("objectType", "Activity") == "Activity")
+        check_context(
+            statement["context"],
+            f"{pointer}/context",
+            object_is_activity=target.get("objectType", "Activity") == "Activity",
+        )
     if "timestamp" in statement:
         check_timestamp(statement["timestamp"], f"{pointer}/timestamp")
     if "attachments" in statement:
@@ -489,8 +579,10 @@ def check_authority(value: Any, pointer: str) -> None:
     if authority.get("objectType") == "Group":
         check_group(authority, pointer, "authority")
         if any(key in authority for key in AGENT_IFIS):
-            fail("an authority group must be anonymous (no identifier): it stands for an OAuth consumer and user",
-                 pointer)
+            fail(
+                "an authority group must be anonymous (no identifier): it stands for an OAuth consumer and user",
+                pointer,
+            )
         if len(authority.get("member", [])) != 2:
             fail("an authority group must have exactly two members (OAuth consumer and user)", f"{pointer}/member")
     else:

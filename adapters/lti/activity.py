@@ -32,10 +32,15 @@ def draw_activity(package: Any, puzzles: int, seed: int) -> dict[str, Any]:
         raise LtiError(409, "no-activity", f"module {package.manifest.name!r} cannot be launched: {exc}") from exc
     items = []
     for index, (data_in, data_out) in enumerate(codec.generate(np.random.default_rng(seed), puzzles)):
-        items.append({"id": f"puzzle-{index + 1}", "input": data_in,
-                      "tokens": [int(t) for t in codec.encode_input(data_in)],
-                      "solution_tokens": [int(t) for t in codec.encode_output(data_out, data_in)],
-                      "module_cells": []})
+        items.append(
+            {
+                "id": f"puzzle-{index + 1}",
+                "input": data_in,
+                "tokens": [int(t) for t in codec.encode_input(data_in)],
+                "solution_tokens": [int(t) for t in codec.encode_output(data_out, data_in)],
+                "module_cells": [],
+            }
+        )
     return {"view": view, "puzzles": items, "title": package.manifest.title or package.manifest.name}
 
 

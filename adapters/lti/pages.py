@@ -22,15 +22,31 @@ def _board_script() -> str:
     return resources.files("trm_adapters.scorm").joinpath("board.js").read_text("utf-8")
 
 
-def activity_page(*, launch_id: str, title: str, module: str, version: str | None, view: dict[str, Any],
-                  puzzles: list[dict[str, Any]], context_title: str | None, gradebook: bool) -> str:
+def activity_page(
+    *,
+    launch_id: str,
+    title: str,
+    module: str,
+    version: str | None,
+    view: dict[str, Any],
+    puzzles: list[dict[str, Any]],
+    context_title: str | None,
+    gradebook: bool,
+) -> str:
     """The activity of a resource-link launch; its script talks to this launch's solve and submit routes."""
-    config = {"launch": launch_id, "view": view, "module": module,
-              "puzzles": [{"id": p["id"], "tokens": p["tokens"]} for p in puzzles]}
+    config = {
+        "launch": launch_id,
+        "view": view,
+        "module": module,
+        "puzzles": [{"id": p["id"], "tokens": p["tokens"]} for p in puzzles],
+    }
     where = f" · {escape(context_title)}" if context_title else ""
     pinned = f" {escape(version)}" if version else ""
-    grades = ("Your score goes to your course's gradebook when you submit." if gradebook
-              else "This link has no gradebook column: your score is shown here only.")
+    grades = (
+        "Your score goes to your course's gradebook when you submit."
+        if gradebook
+        else "This link has no gradebook column: your score is shown here only."
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title><style>{_css()}</style></head>
@@ -119,7 +135,7 @@ table {{ width: 100%; border-collapse: collapse; }} td {{ padding: .4rem; border
 <body><main><h1>Add a reasoning module</h1>
 <p class="muted">Pick the module for this link in {escape(platform_name)}; pin a version to keep the course on it.</p>
 <form method="post" action="deep-links/{escape(launch_id)}">
-<table>{''.join(rows)}</table>
+<table>{"".join(rows)}</table>
 <div class="actions"><button id="submit" type="submit">Add to the course</button></div>
 </form></main></body></html>"""
 

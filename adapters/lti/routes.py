@@ -24,8 +24,19 @@ from . import activity as activities
 from .ags import post_score
 from .messages import deep_linking_response, tool_jwks, unverified_issuer, verify_id_token
 from .pages import activity_page, auto_post_form, deep_link_picker
-from .storage import (AGS_CLAIM, AGS_SCORE_SCOPE, CONTEXT_CLAIM, CUSTOM_CLAIM, DEEP_LINKING_SETTINGS_CLAIM,
-                      MESSAGE_TYPE_CLAIM, RESOURCE_LINK_CLAIM, STATE_TTL, TARGET_LINK_CLAIM, LtiError, LtiStore)
+from .storage import (
+    AGS_CLAIM,
+    AGS_SCORE_SCOPE,
+    CONTEXT_CLAIM,
+    CUSTOM_CLAIM,
+    DEEP_LINKING_SETTINGS_CLAIM,
+    MESSAGE_TYPE_CLAIM,
+    RESOURCE_LINK_CLAIM,
+    STATE_TTL,
+    TARGET_LINK_CLAIM,
+    LtiError,
+    LtiStore,
+)
 from .storage import trm_privacy_providers, trm_store_schemas  # noqa: F401 - lti_routes owns the LTI tables
 
 #: Puzzles an LTI activity draws for one resource link.
@@ -62,9 +73,13 @@ async def _params(request: Request) -> dict[str, str]:
 def tool_urls(public_url: str) -> dict[str, str]:
     """What an LMS administrator enters when registering the tool."""
     base = public_url.rstrip("/")
-    return {"oidc_initiation_url": f"{base}/lti/login", "target_link_uri": f"{base}/lti/launch",
-            "redirect_uris": f"{base}/lti/launch", "deep_linking_url": f"{base}/lti/launch",
-            "jwks_url": f"{base}{JWKS_PATH}"}
+    return {
+        "oidc_initiation_url": f"{base}/lti/login",
+        "target_link_uri": f"{base}/lti/launch",
+        "redirect_uris": f"{base}/lti/launch",
+        "deep_linking_url": f"{base}/lti/launch",
+        "jwks_url": f"{base}{JWKS_PATH}",
+    }
 
 
 def _module_of(claims: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -80,8 +95,12 @@ def _launch_resource_link(request: Request, lti: LtiStore, platform: Any, claims
     runtime = _runtime(request)
     module, version = _module_of(claims)
     if not module:
-        raise LtiError(400, "no-module", "the link names no module: set the custom parameter module=NAME "
-                                         "(deep linking does this) or ?module=NAME on the target link URI")
+        raise LtiError(
+            400,
+            "no-module",
+            "the link names no module: set the custom parameter module=NAME "
+            "(deep linking does this) or ?module=NAME on the target link URI",
+        )
     if module not in {slot.name for slot in runtime.host.modules()}:
         raise LtiError(404, "unknown-module", f"module {module!r} is not served here")
     context_id = (claims.get(CONTEXT_CLAIM) or {}).get("id")
@@ -94,13 +113,20 @@ def _launch_resource_link(request: Request, lti: LtiStore, platform: Any, claims
     link_id = (claims.get(RESOURCE_LINK_CLAIM) or {}).get("id", "")
     seed = int.from_bytes(hashlib.sha256(f"{platform.issuer}|{link_id}".encode()).digest()[:4], "big")
     drawn = activities.draw_activity(package, PUZZLES_PER_LAUNCH, seed)
-    launch = lti.create_launch(kind="resource-link", platform=platform, claims=claims, module=module, version=version,
-                               activity=drawn)
+    launch = lti.create_launch(
+        kind="resource-link", platform=platform, claims=claims, module=module, version=version, activity=drawn
+    )
     ags = claims.get(AGS_CLAIM) or {}
-    return activity_page(launch_id=launch.id, title=drawn["title"], module=module, version=version,
-                         view=drawn["view"], puzzles=drawn["puzzles"],
-                         context_title=(claims.get(CONTEXT_CLAIM) or {}).get("title"),
-                         gradebook=bool(ags.get("lineitem")) and AGS_SCORE_SCOPE in ags.get("scope", []))
+    return activity_page(
+        launch_id=launch.id,
+        title=drawn["title"],
+        module=module,
+        version=version,
+        view=drawn["view"],
+        puzzles=drawn["puzzles"],
+        context_title=(claims.get(CONTEXT_CLAIM) or {}).get("title"),
+        gradebook=bool(ags.get("lineitem")) and AGS_SCORE_SCOPE in ags.get("scope", []),
+    )
 
 
 def _launch_deep_link(request: Request, lti: LtiStore, platform: Any, claims: dict[str, Any]) -> str:
@@ -108,14 +134,18 @@ def _launch_deep_link(request: Request, lti: LtiStore, platform: Any, claims: di
     settings = claims.get(DEEP_LINKING_SETTINGS_CLAIM) or {}
     if not settings.get("deep_link_return_url"):
         raise LtiError(400, "deep-linking-settings", "a deep-linking request must carry deep_link_return_url")
-    launch = lti.create_launch(kind="deep-link", platform=platform, claims=claims, module=None, version=None,
-                               activity={"settings": settings})
+    launch = lti.create_launch(
+        kind="deep-link", platform=platform, claims=claims, module=None, version=None, activity={"settings": settings}
+    )
     modules: dict[str, list[str]] = {}
     for entry in runtime.registry.list(include_yanked=False):
         modules.setdefault(entry.name, []).append(entry.version)
     # Only modules whose task has a browser activity can be linked.
-    modules = {name: versions for name, versions in modules.items()
-               if activities.has_activity(runtime.registry.open(name, runtime.registry.active_version(name)))}
+    modules = {
+        name: versions
+        for name, versions in modules.items()
+        if activities.has_activity(runtime.registry.open(name, runtime.registry.active_version(name)))
+    }
     return deep_link_picker(launch_id=launch.id, modules=modules, platform_name=platform.name)
 
 
@@ -130,10 +160,14 @@ def _check_state_cookie(request: Request, state: str) -> None:
     login (login CSRF: an attacker's own state posted from a victim's browser) carries no matching cookie."""
     cookie = request.cookies.get(state_cookie_name(state), "")
     if not secrets.compare_digest(cookie.encode(), state.encode()):
-        raise LtiError(401, "state-not-bound", "this launch's state was not issued to this browser (its login "
-                                               "cookie is missing or different); start the launch again from the "
-                                               "platform. A browser blocking third-party cookies in an iframe "
-                                               "should open the tool in a new window")
+        raise LtiError(
+            401,
+            "state-not-bound",
+            "this launch's state was not issued to this browser (its login "
+            "cookie is missing or different); start the launch again from the "
+            "platform. A browser blocking third-party cookies in an iframe "
+            "should open the tool in a new window",
+        )
 
 
 def _launch(request: Request, params: dict[str, str]) -> str:
@@ -144,8 +178,11 @@ def _launch(request: Request, params: dict[str, str]) -> str:
     platform, nonce = lti.consume_state(params["state"])
     issuer, _ = unverified_issuer(params["id_token"])
     if issuer != platform.issuer:
-        raise LtiError(401, "wrong-issuer", f"the id_token's issuer {issuer!r} is not the platform that started "
-                                            f"this login ({platform.issuer})")
+        raise LtiError(
+            401,
+            "wrong-issuer",
+            f"the id_token's issuer {issuer!r} is not the platform that started this login ({platform.issuer})",
+        )
     claims = verify_id_token(platform, params["id_token"], nonce)
     lti.use_nonce(platform, str(claims["nonce"]))
     if claims[MESSAGE_TYPE_CLAIM] == "LtiDeepLinkingRequest":
@@ -154,8 +191,12 @@ def _launch(request: Request, params: dict[str, str]) -> str:
 
 
 def _solve_context(launch: Any) -> SolveContext:
-    return SolveContext(platform=launch.platform.issuer, course=launch.context_id, activity=launch.resource_link_id,
-                        learner=launch.user_id)
+    return SolveContext(
+        platform=launch.platform.issuer,
+        course=launch.context_id,
+        activity=launch.resource_link_id,
+        learner=launch.user_id,
+    )
 
 
 def _puzzle(launch: Any, body: Any) -> tuple[int, dict[str, Any]]:
@@ -174,14 +215,22 @@ def outcome_of_submit(launch: Any, puzzle: dict[str, Any], cells: list[int], gra
     asked for on this puzzle. Its id is the launch, puzzle and answer: the same submit sent twice is one
     outcome; a new answer is a new attempt."""
     answer = hashlib.sha256(repr(cells).encode()).hexdigest()[:16]
-    return OutcomeRecord(id=f"lti:{launch.id}:{puzzle['id']}:{answer}", learner=launch.user_id,
-                         course=launch.context_id, activity=launch.resource_link_id, score=graded.earned,
-                         max_score=graded.blanks or None, success=graded.success,
-                         solve_ids=list(dict.fromkeys(puzzle.get("solve_ids", []))), source="lti")
+    return OutcomeRecord(
+        id=f"lti:{launch.id}:{puzzle['id']}:{answer}",
+        learner=launch.user_id,
+        course=launch.context_id,
+        activity=launch.resource_link_id,
+        score=graded.earned,
+        max_score=graded.blanks or None,
+        success=graded.success,
+        solve_ids=list(dict.fromkeys(puzzle.get("solve_ids", []))),
+        source="lti",
+    )
 
 
-async def _record_outcome(request: Request, launch: Any, index: int, puzzle: dict[str, Any], cells: list[int],
-                          graded: Any) -> bool:
+async def _record_outcome(
+    request: Request, launch: Any, index: int, puzzle: dict[str, Any], cells: list[int], graded: Any
+) -> bool:
     """Keep the learner's result in the store (durable before the answer); False if the store cannot take it now."""
     try:
         outcome = outcome_of_submit(launch, puzzle, cells, graded)
@@ -214,13 +263,25 @@ def lti_router() -> APIRouter:
         lti = _lti(request)
         platform = await run_in_threadpool(lti.find_platform, params["iss"], params.get("client_id"))
         if platform is None:
-            raise Problem(400, "lti-unknown-platform", "LTI request refused",
-                          f"no platform {params['iss']!r} (client id {params.get('client_id')!r}) is registered; "
-                          "register it with trm lti add-platform")
+            raise Problem(
+                400,
+                "lti-unknown-platform",
+                "LTI request refused",
+                f"no platform {params['iss']!r} (client id {params.get('client_id')!r}) is registered; "
+                "register it with trm lti add-platform",
+            )
         state, nonce = await run_in_threadpool(lti.issue_state, platform)
-        query = {"scope": "openid", "response_type": "id_token", "response_mode": "form_post", "prompt": "none",
-                 "client_id": platform.client_id, "redirect_uri": tool_urls(_runtime(request).settings.public_url)[
-                     "redirect_uris"], "login_hint": params["login_hint"], "state": state, "nonce": nonce}
+        query = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": platform.client_id,
+            "redirect_uri": tool_urls(_runtime(request).settings.public_url)["redirect_uris"],
+            "login_hint": params["login_hint"],
+            "state": state,
+            "nonce": nonce,
+        }
         if params.get("lti_message_hint"):
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if urlsplit(platform.auth_login_url).query else "?"
@@ -228,13 +289,25 @@ def lti_router() -> APIRouter:
         # The launch comes back as a cross-site form POST: over HTTPS the cookie must be SameSite=None; Secure;
         # over plain HTTP (development) it carries no SameSite attribute (browsers' Lax+POST allowance).
         secure = str(_runtime(request).settings.public_url or "").startswith("https://")
-        response.set_cookie(state_cookie_name(state), state, max_age=int(STATE_TTL.total_seconds()),
-                            path="/lti/", httponly=True, secure=secure, samesite="none" if secure else None)
+        response.set_cookie(
+            state_cookie_name(state),
+            state,
+            max_age=int(STATE_TTL.total_seconds()),
+            path="/lti/",
+            httponly=True,
+            secure=secure,
+            samesite="none" if secure else None,
+        )
         return response
 
     for method in ("GET", "POST"):  # OIDC allows both; one operation id each
-        router.add_api_route("/lti/login", login, methods=[method], operation_id=f"lti_login_{method.lower()}",
-                             summary="OIDC third-party login initiation")
+        router.add_api_route(
+            "/lti/login",
+            login,
+            methods=[method],
+            operation_id=f"lti_login_{method.lower()}",
+            summary="OIDC third-party login initiation",
+        )
 
     @router.post("/lti/launch", response_class=HTMLResponse, summary="Launch (resource link or deep linking)")
     async def launch(request: Request) -> HTMLResponse:
@@ -246,7 +319,9 @@ def lti_router() -> APIRouter:
         page.delete_cookie(state_cookie_name(params["state"]), path="/lti/")
         return page
 
-    @router.post("/lti/launches/{launch_id}/solve", summary="Ask the module, in the launch's course and learner context")
+    @router.post(
+        "/lti/launches/{launch_id}/solve", summary="Ask the module, in the launch's course and learner context"
+    )
     async def solve(launch_id: str, request: Request) -> dict[str, Any]:
         lti, runtime = _lti(request), _runtime(request)
         try:
@@ -264,8 +339,13 @@ def lti_router() -> APIRouter:
         # The solves the learner asked for on this puzzle: the learner outcome of its submit names them.
         activity["puzzles"][index]["solve_ids"] = [*puzzle.get("solve_ids", []), answer.solve_id]
         await run_in_threadpool(lti.save_activity, launch.id, activity)
-        return {"tokens": tokens, "cells": len(filled), "version": answer.version, "solve_id": answer.solve_id,
-                "valid": answer.valid}
+        return {
+            "tokens": tokens,
+            "cells": len(filled),
+            "version": answer.version,
+            "solve_id": answer.solve_id,
+            "valid": answer.valid,
+        }
 
     @router.post("/lti/launches/{launch_id}/submit", summary="Grade the learner's answer and send it to the gradebook")
     async def submit(launch_id: str, request: Request) -> dict[str, Any]:
@@ -283,20 +363,31 @@ def lti_router() -> APIRouter:
                 raise LtiError(422, "bad-cells", str(exc)) from exc
         except LtiError as exc:
             raise _problem(exc) from exc
-        result = {"earned": graded.earned, "blanks": graded.blanks, "scaled": graded.scaled,
-                  "success": graded.success, "by_module": graded.by_module, "cells": graded.cells}
-        comment = (f"{launch.module} {puzzle['id']}: {graded.earned} of {graded.blanks} cells by the learner"
-                   + (f", {graded.by_module} filled by the module" if graded.by_module else ""))
+        result = {
+            "earned": graded.earned,
+            "blanks": graded.blanks,
+            "scaled": graded.scaled,
+            "success": graded.success,
+            "by_module": graded.by_module,
+            "cells": graded.cells,
+        }
+        comment = f"{launch.module} {puzzle['id']}: {graded.earned} of {graded.blanks} cells by the learner" + (
+            f", {graded.by_module} filled by the module" if graded.by_module else ""
+        )
         result["outcome_recorded"] = await _record_outcome(request, launch, index, puzzle, cells, graded)
         try:
-            await run_in_threadpool(lambda: post_score(lti, launch, score_given=graded.earned,
-                                                       score_maximum=graded.blanks, comment=comment))
+            await run_in_threadpool(
+                lambda: post_score(lti, launch, score_given=graded.earned, score_maximum=graded.blanks, comment=comment)
+            )
             return {**result, "recorded": True, "message": "Sent to your course's gradebook."}
         except LtiError as exc:
             return {**result, "recorded": False, "message": f"Not recorded in the gradebook: {exc.message}"}
 
-    @router.post("/lti/deep-links/{launch_id}", response_class=HTMLResponse,
-                 summary="Return the picked module to the platform (LtiDeepLinkingResponse)")
+    @router.post(
+        "/lti/deep-links/{launch_id}",
+        response_class=HTMLResponse,
+        summary="Return the picked module to the platform (LtiDeepLinkingResponse)",
+    )
     async def deep_link(launch_id: str, request: Request) -> HTMLResponse:
         lti, runtime = _lti(request), _runtime(request)
         form = {k: str(v) for k, v in (await request.form()).items()}
@@ -310,17 +401,23 @@ def lti_router() -> APIRouter:
                 raise LtiError(422, "unknown-module", f"module {module!r} is not published here")
             version = form.get(f"version_{module}") or None
             if version is not None and version not in versions:
-                raise LtiError(422, "unknown-version", f"{module} has no version {version!r}; published: "
-                                                       f"{', '.join(versions)}")
+                raise LtiError(
+                    422, "unknown-version", f"{module} has no version {version!r}; published: {', '.join(versions)}"
+                )
         except LtiError as exc:
             raise _problem(exc) from exc
         title = module + (f" {version}" if version else "")
-        item = {"type": "ltiResourceLink", "title": title, "url": tool_urls(runtime.settings.public_url)["target_link_uri"],
-                "custom": {"module": module, **({"version": version} if version else {})},
-                "lineItem": {"scoreMaximum": 1, "label": title, "resourceId": module}}
+        item = {
+            "type": "ltiResourceLink",
+            "title": title,
+            "url": tool_urls(runtime.settings.public_url)["target_link_uri"],
+            "custom": {"module": module, **({"version": version} if version else {})},
+            "lineItem": {"scoreMaximum": 1, "label": title, "resourceId": module},
+        }
         settings = launch.activity["settings"]
-        token = await run_in_threadpool(deep_linking_response, lti, launch.platform, launch.deployment_id, [item],
-                                        settings.get("data"))
+        token = await run_in_threadpool(
+            deep_linking_response, lti, launch.platform, launch.deployment_id, [item], settings.get("data")
+        )
         return HTMLResponse(auto_post_form(settings["deep_link_return_url"], {"JWT": token}))
 
     return router

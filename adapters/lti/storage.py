@@ -13,8 +13,21 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import (JSON, Column, DateTime, Integer, MetaData, String, Table, Text, UniqueConstraint, delete, insert,
-                        select, update)
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from trm_modules import hookimpl
@@ -28,7 +41,8 @@ LAUNCH_TTL = timedelta(hours=8)
 
 metadata = MetaData()
 lti_platforms = Table(
-    "lti_platforms", metadata,
+    "lti_platforms",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("issuer", String(500), nullable=False),
     Column("client_id", String(200), nullable=False),
@@ -41,26 +55,30 @@ lti_platforms = Table(
     UniqueConstraint("issuer", "client_id", name="uq_lti_platforms_issuer_client"),
 )
 lti_tool_keys = Table(
-    "lti_tool_keys", metadata,
+    "lti_tool_keys",
+    metadata,
     Column("kid", String(64), primary_key=True),
     Column("private_pem", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 lti_states = Table(
-    "lti_states", metadata,
+    "lti_states",
+    metadata,
     Column("state", String(64), primary_key=True),
     Column("nonce", String(64), nullable=False),
     Column("platform_id", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 lti_nonces = Table(
-    "lti_nonces", metadata,
+    "lti_nonces",
+    metadata,
     Column("platform_id", Integer, primary_key=True),
     Column("nonce", String(200), primary_key=True),
     Column("used_at", DateTime(timezone=True), nullable=False),
 )
 lti_launches = Table(
-    "lti_launches", metadata,
+    "lti_launches",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("kind", String(20), nullable=False),
     Column("platform_id", Integer, nullable=False),
@@ -140,21 +158,43 @@ class LtiStore:
         self.engine = store.engine
 
     # --------------------------------------------------------------------------- platforms
-    def add_platform(self, *, issuer: str, client_id: str, auth_login_url: str, auth_token_url: str, jwks_url: str,
-                     deployment_ids: list[str] | tuple[str, ...] = (), name: str = "") -> Platform:
+    def add_platform(
+        self,
+        *,
+        issuer: str,
+        client_id: str,
+        auth_login_url: str,
+        auth_token_url: str,
+        jwks_url: str,
+        deployment_ids: list[str] | tuple[str, ...] = (),
+        name: str = "",
+    ) -> Platform:
         """Register a platform; registering the same issuer and client id again updates it."""
-        for label, url in (("auth-login-url", auth_login_url), ("auth-token-url", auth_token_url), ("jwks-url", jwks_url),
-                           ("issuer", issuer)):
+        for label, url in (
+            ("auth-login-url", auth_login_url),
+            ("auth-token-url", auth_token_url),
+            ("jwks-url", jwks_url),
+            ("issuer", issuer),
+        ):
             if not url.startswith(("https://", "http://")):
                 raise LtiError(400, "bad-registration", f"--{label} must be an http(s) URL, got {url!r}")
         if not client_id:
             raise LtiError(400, "bad-registration", "--client-id must not be empty")
-        values = {"issuer": issuer, "client_id": client_id, "deployment_ids": list(deployment_ids),
-                  "auth_login_url": auth_login_url, "auth_token_url": auth_token_url, "jwks_url": jwks_url,
-                  "name": name or issuer}
+        values = {
+            "issuer": issuer,
+            "client_id": client_id,
+            "deployment_ids": list(deployment_ids),
+            "auth_login_url": auth_login_url,
+            "auth_token_url": auth_token_url,
+            "jwks_url": jwks_url,
+            "name": name or issuer,
+        }
         with self.engine.begin() as connection:
-            existing = connection.execute(select(lti_platforms.c.id).where(
-                lti_platforms.c.issuer == issuer, lti_platforms.c.client_id == client_id)).scalar()
+            existing = connection.execute(
+                select(lti_platforms.c.id).where(
+                    lti_platforms.c.issuer == issuer, lti_platforms.c.client_id == client_id
+                )
+            ).scalar()
             if existing is None:
                 connection.execute(insert(lti_platforms).values(**values, created_at=_now()))
             else:
@@ -184,9 +224,16 @@ class LtiStore:
 
     @staticmethod
     def _platform(row: Any) -> Platform:
-        return Platform(id=row["id"], issuer=row["issuer"], client_id=row["client_id"],
-                        deployment_ids=tuple(row["deployment_ids"] or ()), auth_login_url=row["auth_login_url"],
-                        auth_token_url=row["auth_token_url"], jwks_url=row["jwks_url"], name=row["name"])
+        return Platform(
+            id=row["id"],
+            issuer=row["issuer"],
+            client_id=row["client_id"],
+            deployment_ids=tuple(row["deployment_ids"] or ()),
+            auth_login_url=row["auth_login_url"],
+            auth_token_url=row["auth_token_url"],
+            jwks_url=row["jwks_url"],
+            name=row["name"],
+        )
 
     # ------------------------------------------------------------------------------ tool keys
     def tool_keys(self) -> list[tuple[str, rsa.RSAPrivateKey]]:
@@ -195,17 +242,18 @@ class LtiStore:
             rows = connection.execute(select(lti_tool_keys).order_by(lti_tool_keys.c.created_at.desc())).all()
         if not rows:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
             try:
                 with self.engine.begin() as connection:
-                    connection.execute(insert(lti_tool_keys).values(kid=secrets.token_hex(8), private_pem=pem,
-                                                                    created_at=_now()))
+                    connection.execute(
+                        insert(lti_tool_keys).values(kid=secrets.token_hex(8), private_pem=pem, created_at=_now())
+                    )
             except IntegrityError:  # another replica made one at the same moment
                 pass
             return self.tool_keys()
-        return [(row.kid, serialization.load_pem_private_key(row.private_pem.encode(), password=None))
-                for row in rows]
+        return [(row.kid, serialization.load_pem_private_key(row.private_pem.encode(), password=None)) for row in rows]
 
     # --------------------------------------------------------------------------- login state
     def issue_state(self, platform: Platform) -> tuple[str, str]:
@@ -213,8 +261,9 @@ class LtiStore:
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         with self.engine.begin() as connection:
             connection.execute(delete(lti_states).where(lti_states.c.created_at < _now() - STATE_TTL))
-            connection.execute(insert(lti_states).values(state=state, nonce=nonce, platform_id=platform.id,
-                                                         created_at=_now()))
+            connection.execute(
+                insert(lti_states).values(state=state, nonce=nonce, platform_id=platform.id, created_at=_now())
+            )
         return state, nonce
 
     def consume_state(self, state: str) -> tuple[Platform, str]:
@@ -224,8 +273,11 @@ class LtiStore:
             if row is not None:
                 connection.execute(delete(lti_states).where(lti_states.c.state == state))
         if row is None or _aware(row.created_at) < _now() - STATE_TTL:
-            raise LtiError(400, "unknown-state", "the launch's state is unknown, expired or already used; "
-                                                 "start again from the platform's link")
+            raise LtiError(
+                400,
+                "unknown-state",
+                "the launch's state is unknown, expired or already used; start again from the platform's link",
+            )
         return self.platform(row.platform_id), row.nonce
 
     def use_nonce(self, platform: Platform, nonce: str) -> None:
@@ -234,20 +286,41 @@ class LtiStore:
             with self.engine.begin() as connection:
                 connection.execute(insert(lti_nonces).values(platform_id=platform.id, nonce=nonce, used_at=_now()))
         except IntegrityError as exc:
-            raise LtiError(401, "replayed-nonce", f"the id_token's nonce {nonce[:12]}… was already used: "
-                                                  "a launch can be played once") from exc
+            raise LtiError(
+                401,
+                "replayed-nonce",
+                f"the id_token's nonce {nonce[:12]}… was already used: a launch can be played once",
+            ) from exc
 
     # ------------------------------------------------------------------------------- launches
-    def create_launch(self, *, kind: str, platform: Platform, claims: dict[str, Any], module: str | None,
-                      version: str | None, activity: dict[str, Any]) -> Launch:
+    def create_launch(
+        self,
+        *,
+        kind: str,
+        platform: Platform,
+        claims: dict[str, Any],
+        module: str | None,
+        version: str | None,
+        activity: dict[str, Any],
+    ) -> Launch:
         launch_id = secrets.token_urlsafe(32)
         context = claims.get(CONTEXT_CLAIM) or {}
         link = claims.get(RESOURCE_LINK_CLAIM) or {}
-        values = {"id": launch_id, "kind": kind, "platform_id": platform.id,
-                  "deployment_id": claims.get(DEPLOYMENT_CLAIM, ""), "context_id": context.get("id"),
-                  "resource_link_id": link.get("id"), "user_id": claims["sub"], "module": module, "version": version,
-                  "claims": json.loads(json.dumps(claims)), "activity": activity, "created_at": _now(),
-                  "expires_at": _now() + LAUNCH_TTL}
+        values = {
+            "id": launch_id,
+            "kind": kind,
+            "platform_id": platform.id,
+            "deployment_id": claims.get(DEPLOYMENT_CLAIM, ""),
+            "context_id": context.get("id"),
+            "resource_link_id": link.get("id"),
+            "user_id": claims["sub"],
+            "module": module,
+            "version": version,
+            "claims": json.loads(json.dumps(claims)),
+            "activity": activity,
+            "created_at": _now(),
+            "expires_at": _now() + LAUNCH_TTL,
+        }
         with self.engine.begin() as connection:
             connection.execute(insert(lti_launches).values(**values))
         return self.launch(launch_id)
@@ -256,12 +329,22 @@ class LtiStore:
         with self.engine.connect() as connection:
             row = connection.execute(select(lti_launches).where(lti_launches.c.id == launch_id)).mappings().first()
         if row is None or _aware(row["expires_at"]) < _now():
-            raise LtiError(404, "unknown-launch", "this launch is unknown or has expired; open the activity again "
-                                                  "from your course")
-        return Launch(id=row["id"], kind=row["kind"], platform=self.platform(row["platform_id"]),
-                      deployment_id=row["deployment_id"], context_id=row["context_id"],
-                      resource_link_id=row["resource_link_id"], user_id=row["user_id"], module=row["module"],
-                      version=row["version"], claims=row["claims"], activity=row["activity"])
+            raise LtiError(
+                404, "unknown-launch", "this launch is unknown or has expired; open the activity again from your course"
+            )
+        return Launch(
+            id=row["id"],
+            kind=row["kind"],
+            platform=self.platform(row["platform_id"]),
+            deployment_id=row["deployment_id"],
+            context_id=row["context_id"],
+            resource_link_id=row["resource_link_id"],
+            user_id=row["user_id"],
+            module=row["module"],
+            version=row["version"],
+            claims=row["claims"],
+            activity=row["activity"],
+        )
 
     def save_activity(self, launch_id: str, activity: dict[str, Any]) -> None:
         with self.engine.begin() as connection:
@@ -293,9 +376,14 @@ class LtiPersonalData:
     def declare(self) -> list[Any]:
         from trm_modules.store.privacy import PersonalData
 
-        return [PersonalData("lti_launches", ("user_id", "claims", "activity", "created_at"),
-                             "Each launch from a course platform: who launched which activity, with the platform's "
-                             "claims (name and e-mail when sent) and the activity's progress.")]
+        return [
+            PersonalData(
+                "lti_launches",
+                ("user_id", "claims", "activity", "created_at"),
+                "Each launch from a course platform: who launched which activity, with the platform's "
+                "claims (name and e-mail when sent) and the activity's progress.",
+            )
+        ]
 
     def _where(self, subject: Any) -> Any:
         users = set(subject.lti_users) | set(subject.pseudonyms)
@@ -305,7 +393,7 @@ class LtiPersonalData:
         """A launch's user id is the pseudonym of the learner's solves; its e-mail claim is their xAPI mailbox."""
         from trm_modules.store.privacy import Subject
 
-        mailboxes = {key[len("mbox:mailto:"):] for key in subject.agent_keys if key.startswith("mbox:mailto:")}
+        mailboxes = {key[len("mbox:mailto:") :] for key in subject.agent_keys if key.startswith("mbox:mailto:")}
         users = set(subject.lti_users) | set(subject.pseudonyms)
         linked = Subject()
         if not users and not mailboxes:
@@ -335,8 +423,10 @@ class LtiPersonalData:
         return {"lti_launches": removed}
 
     def expire(self, connection: Any, before: datetime) -> dict[str, int]:
-        return {"lti_launches": connection.execute(
-            delete(lti_launches).where(lti_launches.c.created_at < before)).rowcount or 0}
+        return {
+            "lti_launches": connection.execute(delete(lti_launches).where(lti_launches.c.created_at < before)).rowcount
+            or 0
+        }
 
 
 @hookimpl

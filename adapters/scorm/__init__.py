@@ -17,5 +17,11 @@ the SCORM 2004 runtime API (``API_1484_11``).
 from .export import ScormExportError, ScormReport, export_scorm, scorm_manifest
 from .vendor import ONNXRUNTIME_WEB_VERSION, vendor_onnxruntime_web
 
-__all__ = ["export_scorm", "scorm_manifest", "ScormExportError", "ScormReport", "vendor_onnxruntime_web",
-           "ONNXRUNTIME_WEB_VERSION"]
+__all__ = [
+    "export_scorm",
+    "scorm_manifest",
+    "ScormExportError",
+    "ScormReport",
+    "vendor_onnxruntime_web",
+    "ONNXRUNTIME_WEB_VERSION",
+]

@@ -22,10 +22,15 @@ def export_scorm(
     output: Path = typer.Option(..., "--output", "-o", help="The SCORM zip to write."),
     puzzles: int = typer.Option(5, help="Puzzles in the activity (drawn by the task's generator)."),
     seed: int = typer.Option(0, help="Seed of the puzzle draw."),
-    max_steps: Optional[int] = typer.Option(None, help="Supervision steps at most (the page halts earlier, as the server "
-                                                       "does); default: the model's halt_max_steps."),
+    max_steps: Optional[int] = typer.Option(
+        None,
+        help="Supervision steps at most (the page halts earlier, as the server "
+        "does); default: the model's halt_max_steps.",
+    ),
     views: int = typer.Option(8, help="Test-time views the page may try when the task's rules reject an answer."),
-    npm_cache: Optional[Path] = typer.Option(None, help="Where onnxruntime-web is npm-installed (default: user cache)."),
+    npm_cache: Optional[Path] = typer.Option(
+        None, help="Where onnxruntime-web is npm-installed (default: user cache)."
+    ),
 ) -> None:
     """Write a SCORM 2004 4th-edition package: a web activity running the module in the browser."""
     from trm_modules.package.registry import find_package
@@ -34,12 +39,14 @@ def export_scorm(
 
     try:
         pkg = find_package(package)
-        report = export(pkg, output, puzzles=puzzles, seed=seed, max_steps=max_steps, npm_cache=npm_cache,
-                        views=views)
+        report = export(pkg, output, puzzles=puzzles, seed=seed, max_steps=max_steps, npm_cache=npm_cache, views=views)
     except Exception as exc:  # noqa: BLE001 - the CLI's one error path: one line, exit status by class
         fail(exc)
-    console.print(f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, {report.puzzles} puzzles, "
-                  f"onnxruntime-web {report.onnxruntime_web_version}", highlight=False)
+    console.print(
+        f"wrote {report.path} ({report.size:,} bytes): {pkg.name} {pkg.version}, {report.puzzles} puzzles, "
+        f"onnxruntime-web {report.onnxruntime_web_version}",
+        highlight=False,
+    )
 
 
 @hookimpl

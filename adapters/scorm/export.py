@@ -68,8 +68,9 @@ def test_time_views(codec: Any, count: int) -> list[dict[str, list[int]]]:
     return [{"source": view.source.tolist(), "lookup": view.lookup.tolist()} for view in views_of(codec, count)]
 
 
-def activity_document(package: Any, puzzles: int, seed: int, max_steps: int,
-                      views: int = DEFAULT_VIEWS) -> dict[str, Any]:
+def activity_document(
+    package: Any, puzzles: int, seed: int, max_steps: int, views: int = DEFAULT_VIEWS
+) -> dict[str, Any]:
     """``activity.json``: the module, the board view, the test-time views (the identity alone when the board
     gives the page no rules to choose between views by), and the puzzles with their token encodings and
     solutions."""
@@ -78,17 +79,32 @@ def activity_document(package: Any, puzzles: int, seed: int, max_steps: int,
     pairs = codec.generate(np.random.default_rng(seed), puzzles)
     items = []
     for index, (data_in, data_out) in enumerate(pairs):
-        items.append({"id": f"puzzle-{index + 1}", "input": data_in,
-                      "tokens": [int(t) for t in codec.encode_input(data_in)],
-                      "puzzle_id": int(codec.puzzle_id(data_in)),
-                      "solution_tokens": [int(t) for t in codec.encode_output(data_out, data_in)]})
+        items.append(
+            {
+                "id": f"puzzle-{index + 1}",
+                "input": data_in,
+                "tokens": [int(t) for t in codec.encode_input(data_in)],
+                "puzzle_id": int(codec.puzzle_id(data_in)),
+                "solution_tokens": [int(t) for t in codec.encode_output(data_out, data_in)],
+            }
+        )
     manifest = package.manifest
     config = manifest.model.config
-    return {"module": manifest.name, "version": manifest.version, "module_id": manifest.module_id,
-            "title": manifest.title, "digest": package.digest, "codec": codec.name, "params": codec.params,
-            "seq_len": codec.seq_len, "steps": max_steps, "view": view,
-            "carry_shape": [config.puzzle_len + config.seq_len, config.hidden_size],
-            "views": test_time_views(codec, views if view["rules"] else 1), "puzzles": items}
+    return {
+        "module": manifest.name,
+        "version": manifest.version,
+        "module_id": manifest.module_id,
+        "title": manifest.title,
+        "digest": package.digest,
+        "codec": codec.name,
+        "params": codec.params,
+        "seq_len": codec.seq_len,
+        "steps": max_steps,
+        "view": view,
+        "carry_shape": [config.puzzle_len + config.seq_len, config.hidden_size],
+        "views": test_time_views(codec, views if view["rules"] else 1),
+        "puzzles": items,
+    }
 
 
 def scorm_manifest(identifier: str, title: str, description: str, version: str, files: list[str]) -> str:
@@ -185,9 +201,17 @@ def write_member(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def export_scorm(package: Any, out_path: str | os.PathLike[str], *, puzzles: int = 5, seed: int = 0,
-                 max_steps: int | None = None, npm_cache: Path | None = None,
-                 onnxruntime_web_version: str = ONNXRUNTIME_WEB_VERSION, views: int = DEFAULT_VIEWS) -> ScormReport:
+def export_scorm(
+    package: Any,
+    out_path: str | os.PathLike[str],
+    *,
+    puzzles: int = 5,
+    seed: int = 0,
+    max_steps: int | None = None,
+    npm_cache: Path | None = None,
+    onnxruntime_web_version: str = ONNXRUNTIME_WEB_VERSION,
+    views: int = DEFAULT_VIEWS,
+) -> ScormReport:
     """Write the SCORM 2004 package of an opened ``package`` to ``out_path``; see the package docstring."""
     from trm_modules.package.onnx_export import export_onnx_step
 
@@ -203,11 +227,14 @@ def export_scorm(package: Any, out_path: str | os.PathLike[str], *, puzzles: int
         onnx_path = export_onnx_step(package, Path(tmp) / "model.onnx")
         members = activity_members(document, onnx_path.read_bytes(), dist)
         title = manifest.title or manifest.name
-        description = (f"{title}: solve the puzzle; the reasoning module {manifest.name} {manifest.version} "
-                       f"({package.digest[:19]}…) runs in your browser.")
+        description = (
+            f"{title}: solve the puzzle; the reasoning module {manifest.name} {manifest.version} "
+            f"({package.digest[:19]}…) runs in your browser."
+        )
         files = sorted(members)
-        members["imsmanifest.xml"] = scorm_manifest(f"{manifest.module_id}#scorm", title, description,
-                                                     manifest.version, files).encode()
+        members["imsmanifest.xml"] = scorm_manifest(
+            f"{manifest.module_id}#scorm", title, description, manifest.version, files
+        ).encode()
         members.update(schema_members())
         tmp_zip = out_path.with_name(out_path.name + ".tmp")
         with zipfile.ZipFile(tmp_zip, "w") as zf:
@@ -216,5 +243,10 @@ def export_scorm(package: Any, out_path: str | os.PathLike[str], *, puzzles: int
                 write_member(zf, name, members[name])
         os.replace(tmp_zip, out_path)
         files = ["imsmanifest.xml", *sorted(members)]
-    return ScormReport(path=out_path, size=out_path.stat().st_size, puzzles=len(document["puzzles"]),
-                       onnxruntime_web_version=ort_version, files=tuple(files))
+    return ScormReport(
+        path=out_path,
+        size=out_path.stat().st_size,
+        puzzles=len(document["puzzles"]),
+        onnxruntime_web_version=ort_version,
+        files=tuple(files),
+    )

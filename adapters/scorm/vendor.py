@@ -40,17 +40,35 @@ def vendor_npm_dist(package: str, version: str, files: tuple[str, ...], cache: P
     if not all((dist / name).is_file() for name in files):
         npm = shutil.which("npm")
         if npm is None:
-            raise VendorError(f"the export vendors {package} from the npm registry and needs npm (install Node.js), "
-                              "or a cache folder that already holds it (--npm-cache)")
+            raise VendorError(
+                f"the export vendors {package} from the npm registry and needs npm (install Node.js), "
+                "or a cache folder that already holds it (--npm-cache)"
+            )
         prefix.mkdir(parents=True, exist_ok=True)
         if not (prefix / "package.json").exists():  # keeps npm from walking up to an unrelated project
             (prefix / "package.json").write_text('{"private": true}\n')
-        result = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--ignore-scripts",
-                                 "--save-exact", f"{package}@{version}"],
-                                capture_output=True, text=True, timeout=600, env={**os.environ, "npm_config_loglevel": "error"})
+        result = subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(prefix),
+                "--no-audit",
+                "--no-fund",
+                "--ignore-scripts",
+                "--save-exact",
+                f"{package}@{version}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "npm_config_loglevel": "error"},
+        )
         if result.returncode != 0 or not all((dist / name).is_file() for name in files):
-            raise VendorError(f"npm install {package}@{version} failed (exit {result.returncode}): "
-                              f"{(result.stderr or result.stdout).strip()[-800:]}")
+            raise VendorError(
+                f"npm install {package}@{version} failed (exit {result.returncode}): "
+                f"{(result.stderr or result.stdout).strip()[-800:]}"
+            )
     installed = json.loads((dist.parent / "package.json").read_text("utf-8"))["version"]
     return dist, installed
 

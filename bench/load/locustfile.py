@@ -43,8 +43,9 @@ class Traffic:
 
     token: str = ""
     modules: list[Module] = field(default_factory=list)
-    acked: dict[str, set[str]] = field(default_factory=lambda: {k: set() for k in
-                                                                ("solve", "feedback", "outcome", "statement")})
+    acked: dict[str, set[str]] = field(
+        default_factory=lambda: {k: set() for k in ("solve", "feedback", "outcome", "statement")}
+    )
     errors: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,8 +91,11 @@ class _Client(HttpUser):
                 if response.status_code in ok:
                     response.success()
                     return response
-                error = (f"{what} {type(response.error).__name__}" if response.status_code == 0
-                         else _problem_class(what, response))
+                error = (
+                    f"{what} {type(response.error).__name__}"
+                    if response.status_code == 0
+                    else _problem_class(what, response)
+                )
                 response.failure(error)
                 TRAFFIC.error(error)
         except Exception as exc:  # noqa: BLE001 - a client-side failure is a class of error like any other
@@ -115,9 +119,16 @@ class Learner(_Client):
     def solve(self) -> None:
         module = random.choice(TRAFFIC.modules)
         solve_id = str(uuid.uuid4())
-        body = {"input": random.choice(module.inputs), "client_id": solve_id,
-                "context": {"platform": "lms.example.org", "course": self.course, "activity": module.name,
-                            "learner": self.learner}}
+        body = {
+            "input": random.choice(module.inputs),
+            "client_id": solve_id,
+            "context": {
+                "platform": "lms.example.org",
+                "course": self.course,
+                "activity": module.name,
+                "learner": self.learner,
+            },
+        }
         if self._send("solve", "POST", f"/v1/modules/{module.name}/solve", (200,), json=body) is not None:
             TRAFFIC.ack("solve", solve_id)
             self.solves.append(solve_id)
@@ -127,17 +138,28 @@ class Learner(_Client):
         if not self.solves:
             return
         event_id = str(uuid.uuid4())
-        body = {"id": event_id, "solve_id": random.choice(self.solves), "actor": self.learner,
-                **random.choice([{"kind": "correct"}, {"kind": "incorrect"}, {"kind": "rating", "value": 0.5}])}
+        body = {
+            "id": event_id,
+            "solve_id": random.choice(self.solves),
+            "actor": self.learner,
+            **random.choice([{"kind": "correct"}, {"kind": "incorrect"}, {"kind": "rating", "value": 0.5}]),
+        }
         if self._send("feedback", "POST", "/v1/feedback", (200, 202), json=body) is not None:
             TRAFFIC.ack("feedback", event_id)
 
     @task(1)
     def outcome(self) -> None:
         outcome_id = f"quiz/{self.learner}/{uuid.uuid4().hex[:12]}"
-        body = {"id": outcome_id, "learner": self.learner, "course": self.course, "activity": "quiz",
-                "score": random.randint(0, 10), "max_score": 10, "success": random.random() < 0.6,
-                "solve_ids": list(self.solves)[-3:]}
+        body = {
+            "id": outcome_id,
+            "learner": self.learner,
+            "course": self.course,
+            "activity": "quiz",
+            "score": random.randint(0, 10),
+            "max_score": 10,
+            "success": random.random() < 0.6,
+            "solve_ids": list(self.solves)[-3:],
+        }
         if self._send("outcome", "POST", "/v1/outcomes", (200, 202), json=body) is not None:
             TRAFFIC.ack("outcome", outcome_id)
 
@@ -155,13 +177,17 @@ class Platform(_Client):
     @task(2)
     def write(self) -> None:
         statement_id = str(uuid.uuid4())
-        statement = {"id": statement_id, "actor": {"account": {"homePage": "https://lms.example.org",
-                                                               "name": f"u-{random.randint(1, 500)}"}},
-                     "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
-                     "object": {"id": f"https://lms.example.org/activities/quiz-{random.randint(1, 20)}"},
-                     "result": {"success": random.random() < 0.5}}
-        if self._send("xapi write", "POST", "/xapi/statements", (200,), json=[statement],
-                      headers=XAPI_HEADERS) is not None:
+        statement = {
+            "id": statement_id,
+            "actor": {"account": {"homePage": "https://lms.example.org", "name": f"u-{random.randint(1, 500)}"}},
+            "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
+            "object": {"id": f"https://lms.example.org/activities/quiz-{random.randint(1, 20)}"},
+            "result": {"success": random.random() < 0.5},
+        }
+        if (
+            self._send("xapi write", "POST", "/xapi/statements", (200,), json=[statement], headers=XAPI_HEADERS)
+            is not None
+        ):
             TRAFFIC.ack("statement", statement_id)
             self.written.append(statement_id)
 
@@ -169,8 +195,14 @@ class Platform(_Client):
     def read(self) -> None:
         if self.written and random.random() < 0.5:
             # A statement this LRS acknowledged must be readable (from any replica).
-            self._send("xapi read", "GET", "/xapi/statements", (200,), headers=XAPI_HEADERS,
-                       params={"statementId": random.choice(self.written)})
+            self._send(
+                "xapi read",
+                "GET",
+                "/xapi/statements",
+                (200,),
+                headers=XAPI_HEADERS,
+                params={"statementId": random.choice(self.written)},
+            )
         else:
             self._send("xapi read", "GET", "/xapi/statements", (200,), headers=XAPI_HEADERS, params={"limit": 10})
 
@@ -188,8 +220,13 @@ class Administrator(_Client):
         if random.random() < 0.3:
             self._send("admin unpin", "DELETE", f"/v1/admin/modules/{module.name}/pins/{course}", (200,))
         else:
-            self._send("admin pin", "PUT", f"/v1/admin/modules/{module.name}/pins/{course}", (200,),
-                       json={"version": random.choice(module.versions)})
+            self._send(
+                "admin pin",
+                "PUT",
+                f"/v1/admin/modules/{module.name}/pins/{course}",
+                (200,),
+                json={"version": random.choice(module.versions)},
+            )
 
     @task(1)
     def canary(self) -> None:
@@ -197,8 +234,7 @@ class Administrator(_Client):
         if not candidates:
             return
         module = random.choice(candidates)
-        body = ({"version": random.choice(module.versions), "share": 0.2} if random.random() < 0.6
-                else {"share": 0})
+        body = {"version": random.choice(module.versions), "share": 0.2} if random.random() < 0.6 else {"share": 0}
         self._send("admin canary", "PUT", f"/v1/admin/modules/{module.name}/canary", (200,), json=body)
 
 

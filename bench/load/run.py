@@ -133,8 +133,9 @@ class PrivatePostgres:
         subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=120)
 
     def init(self) -> None:
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync",
-                  "-E", "UTF8")
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"
+        )
         self.start()
 
     def start(self) -> None:
@@ -178,14 +179,39 @@ class Replica:
         self.lives: list[Life] = []
 
     def start(self) -> None:
-        env = {**os.environ, "TRM_DB_URL": self.db_url, "TRM_HOME": str(self.home / "home"),
-               "XDG_DATA_HOME": str(self.home / "data"), "TRM_REPLICA_NAME": self.name, "OMP_NUM_THREADS": "1"}
+        env = {
+            **os.environ,
+            "TRM_DB_URL": self.db_url,
+            "TRM_HOME": str(self.home / "home"),
+            "XDG_DATA_HOME": str(self.home / "data"),
+            "TRM_REPLICA_NAME": self.name,
+            "OMP_NUM_THREADS": "1",
+        }
         log = open(self.home / "serve.log", "ab")
         # eager fp32: a restarted replica serves at once instead of measuring engines and precisions first.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "trm_modules.cli", "serve", "--port", str(self.port), "--registry",
-             str(self.registry), "--cpu-threads", "1", "--engine", "eager", "--precision", "fp32",
-             "--no-bootstrap-token"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.home)
+            [
+                sys.executable,
+                "-m",
+                "trm_modules.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--registry",
+                str(self.registry),
+                "--cpu-threads",
+                "1",
+                "--engine",
+                "eager",
+                "--precision",
+                "fp32",
+                "--no-bootstrap-token",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.home,
+        )
         log.close()
         self.lives.append(Life(time.monotonic()))
 
@@ -273,16 +299,19 @@ class Phase:
         return self.requests / self.seconds
 
     def line(self) -> str:
-        return (f"{self.name:<9} {self.seconds:6.0f} s  {self.throughput:7.1f} req/s  p50 {self.p50_ms:6.0f} ms  "
-                f"p99 {self.p99_ms:6.0f} ms  | solves {self.solves / self.seconds:6.1f}/s  p50 "
-                f"{self.solve_p50_ms:6.0f} ms  p99 {self.solve_p99_ms:6.0f} ms  | failed {self.failures}")
+        return (
+            f"{self.name:<9} {self.seconds:6.0f} s  {self.throughput:7.1f} req/s  p50 {self.p50_ms:6.0f} ms  "
+            f"p99 {self.p99_ms:6.0f} ms  | solves {self.solves / self.seconds:6.1f}/s  p50 "
+            f"{self.solve_p50_ms:6.0f} ms  p99 {self.solve_p99_ms:6.0f} ms  | failed {self.failures}"
+        )
 
 
 def run_traffic(name: str, host: str, users: int, seconds: float, during: Any = None) -> Phase:
     """``users`` locust users (plus the administrator) against ``host`` for ``seconds``; ``during(elapsed)``
     is called every second while they run."""
-    environment = Environment(user_classes=[locustfile.Learner, locustfile.Platform, locustfile.Administrator],
-                              host=host)
+    environment = Environment(
+        user_classes=[locustfile.Learner, locustfile.Platform, locustfile.Administrator], host=host
+    )
     runner = environment.create_local_runner()
     runner.start(users + 1, spawn_rate=max(users, 1))
     began = time.monotonic()
@@ -295,10 +324,17 @@ def run_traffic(name: str, host: str, users: int, seconds: float, during: Any = 
         runner.quit()
     seconds = time.monotonic() - began
     total, solve = environment.stats.total, environment.stats.get("solve", "POST")
-    return Phase(name, seconds, total.num_requests, total.num_failures,
-                 total.get_response_time_percentile(0.5) or 0, total.get_response_time_percentile(0.99) or 0,
-                 solve.num_requests - solve.num_failures, solve.get_response_time_percentile(0.5) or 0,
-                 solve.get_response_time_percentile(0.99) or 0)
+    return Phase(
+        name,
+        seconds,
+        total.num_requests,
+        total.num_failures,
+        total.get_response_time_percentile(0.5) or 0,
+        total.get_response_time_percentile(0.99) or 0,
+        solve.num_requests - solve.num_failures,
+        solve.get_response_time_percentile(0.5) or 0,
+        solve.get_response_time_percentile(0.99) or 0,
+    )
 
 
 def lost_ids(db_url: str, acked: dict[str, set[str]]) -> dict[str, list[str]]:
@@ -309,8 +345,10 @@ def lost_ids(db_url: str, acked: dict[str, set[str]]) -> dict[str, list[str]]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as connection:
-            stored = {kind: {row[0] for row in connection.execute(text(f"SELECT id FROM {table}"))}
-                      for kind, table in tables.items()}
+            stored = {
+                kind: {row[0] for row in connection.execute(text(f"SELECT id FROM {table}"))}
+                for kind, table in tables.items()
+            }
     finally:
         engine.dispose()
     return {kind: sorted(ids - stored[kind]) for kind, ids in acked.items()}
@@ -322,11 +360,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=2.0, help="Length of the run with failures.")
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--users", type=int, default=8, help="Learners and platforms (plus one administrator).")
-    parser.add_argument("--baseline-seconds", type=float, default=None,
-                        help="Length of the one-process baseline (default: a quarter of the run, 15 to 120 s).")
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=None,
+        help="Length of the one-process baseline (default: a quarter of the run, 15 to 120 s).",
+    )
     parser.add_argument("--kill-every", type=float, default=60.0, help="Seconds between replica kills.")
-    parser.add_argument("--pg-restart-at", type=float, default=30.0,
-                        help="Seconds into the run PostgreSQL is crashed and restarted (once).")
+    parser.add_argument(
+        "--pg-restart-at",
+        type=float,
+        default=30.0,
+        help="Seconds into the run PostgreSQL is crashed and restarted (once).",
+    )
     parser.add_argument("--registry", type=Path, default=REPO / "registry", help="Registry to serve (copied).")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
@@ -366,11 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         for replica in replicas:
             replica.wait_ready()
         ready_s = time.monotonic() - starting
-        listed = requests.get(replicas[0].url + "/v1/modules", headers={"Authorization": f"Bearer {token}"},
-                              timeout=30).json()
+        listed = requests.get(
+            replicas[0].url + "/v1/modules", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ).json()
         traffic = locustfile.configure(token, served_modules(listed, registry))
-        print(f"modules: {', '.join(f'{m.name} ({len(m.inputs)} inputs)' for m in traffic.modules)}; {len(replicas)} "
-              f"replicas ready in {ready_s:.0f} s", flush=True)
+        print(
+            f"modules: {', '.join(f'{m.name} ({len(m.inputs)} inputs)' for m in traffic.modules)}; {len(replicas)} "
+            f"replicas ready in {ready_s:.0f} s",
+            flush=True,
+        )
         sampler = gevent.spawn(sample_forever)
         setup_s = time.monotonic() - wall
 
@@ -382,8 +432,11 @@ def main(argv: list[str] | None = None) -> int:
         lb_port = free_port()
         servers = "\n".join(f"    server 127.0.0.1:{r.port} max_fails=1 fail_timeout=1s;" for r in replicas)
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, servers=servers, port=lb_port))
-        nginx = subprocess.Popen([NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e",
-                                  str(tmp / "nginx-error.log")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        nginx = subprocess.Popen(
+            [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
         lb = f"http://127.0.0.1:{lb_port}"
         for _ in range(100):
             try:
@@ -426,38 +479,63 @@ def main(argv: list[str] | None = None) -> int:
         lost_count = sum(len(ids) for ids in lost.values())
 
         print(run.line())
-        print(f"run/baseline: throughput x{run.throughput / baseline.throughput:.2f}, solves/s "
-              f"x{(run.solves / run.seconds) / max(baseline.solves / baseline.seconds, 1e-9):.2f}, p50 "
-              f"x{run.p50_ms / max(baseline.p50_ms, 1e-9):.2f}, p99 x{run.p99_ms / max(baseline.p99_ms, 1e-9):.2f} "
-              f"({args.replicas} replicas vs 1 process, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})")
+        print(
+            f"run/baseline: throughput x{run.throughput / baseline.throughput:.2f}, solves/s "
+            f"x{(run.solves / run.seconds) / max(baseline.solves / baseline.seconds, 1e-9):.2f}, p50 "
+            f"x{run.p50_ms / max(baseline.p50_ms, 1e-9):.2f}, p99 x{run.p99_ms / max(baseline.p99_ms, 1e-9):.2f} "
+            f"({args.replicas} replicas vs 1 process, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})"
+        )
         for line in events:
             print("  " + line)
-        print("errors by class (baseline): " + (", ".join(f"{k}: {v}" for k, v in sorted(baseline_errors.items()))
-                                                or "none"))
+        print(
+            "errors by class (baseline): "
+            + (", ".join(f"{k}: {v}" for k, v in sorted(baseline_errors.items())) or "none")
+        )
         print("errors by class (run): " + (", ".join(f"{k}: {v}" for k, v in sorted(run_errors.items())) or "none"))
         print("acknowledged: " + ", ".join(f"{k} {len(v)}" for k, v in traffic.acked.items()))
         print(f"kills: {kills[0]}")
         print(f"postgres restarts: {postgres.restarts}")
         print(f"drained before the check: {'yes' if drained else 'NO'}")
-        print(f"acknowledged lost: {lost_count}" + (f" {json.dumps({k: v[:5] for k, v in lost.items() if v})}"
-                                                    if lost_count else ""))
+        print(
+            f"acknowledged lost: {lost_count}"
+            + (f" {json.dumps({k: v[:5] for k, v in lost.items() if v})}" if lost_count else "")
+        )
         growth = {}
         for replica in replicas:
             fit = replica.rss_growth_mb_per_hour(warmup_s=RSS_WARMUP_S)
             growth[replica.name] = None if fit is None else {"mb_per_hour": round(fit[0], 1), "over_s": round(fit[1])}
             last = max((s for life in replica.lives for s in life.samples[-1:]), default=(0, 0), key=lambda s: s[0])
-            print(f"rss {replica.name}: " + (f"too few samples after {RSS_WARMUP_S:.0f} s of life" if fit is None else
-                                            f"{fit[0]:+.1f} MB/h over {fit[1]:.0f} s of its longest life")
-                  + f", {len(replica.lives)} start(s), last {last[1] / 2**20:.0f} MB")
+            print(
+                f"rss {replica.name}: "
+                + (
+                    f"too few samples after {RSS_WARMUP_S:.0f} s of life"
+                    if fit is None
+                    else f"{fit[0]:+.1f} MB/h over {fit[1]:.0f} s of its longest life"
+                )
+                + f", {len(replica.lives)} start(s), last {last[1] / 2**20:.0f} MB"
+            )
         print(f"wall time {time.monotonic() - wall:.0f} s (setup and the replicas' start {setup_s:.0f} s)")
         if args.json:
-            args.json.write_text(json.dumps({
-                "baseline": {**baseline.__dict__, "throughput": baseline.throughput},
-                "run": {**run.__dict__, "throughput": run.throughput}, "replicas": args.replicas,
-                "users": args.users, "kills": kills[0], "postgres_restarts": postgres.restarts,
-                "errors_baseline": baseline_errors, "errors_run": run_errors,
-                "acknowledged": {k: len(v) for k, v in traffic.acked.items()}, "lost": lost_count,
-                "drained": drained, "rss_growth": growth, "events": events}, indent=2))
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "baseline": {**baseline.__dict__, "throughput": baseline.throughput},
+                        "run": {**run.__dict__, "throughput": run.throughput},
+                        "replicas": args.replicas,
+                        "users": args.users,
+                        "kills": kills[0],
+                        "postgres_restarts": postgres.restarts,
+                        "errors_baseline": baseline_errors,
+                        "errors_run": run_errors,
+                        "acknowledged": {k: len(v) for k, v in traffic.acked.items()},
+                        "lost": lost_count,
+                        "drained": drained,
+                        "rss_growth": growth,
+                        "events": events,
+                    },
+                    indent=2,
+                )
+            )
         return 1 if lost_count else 0
     finally:
         if sampler is not None:

@@ -98,6 +98,12 @@ class DirectTransformer(ReasoningModel):
 
 @hookimpl
 def trm_register_architectures() -> list[Architecture]:
-    return [Architecture(NAME, DirectConfig, DirectTransformer,
-                         presets={"tiny": DirectConfig(vocab_size=6, seq_len=16)},
-                         description="non-recursive transformer baseline (the TRM paper's direct prediction)")]
+    return [
+        Architecture(
+            NAME,
+            DirectConfig,
+            DirectTransformer,
+            presets={"tiny": DirectConfig(vocab_size=6, seq_len=16)},
+            description="non-recursive transformer baseline (the TRM paper's direct prediction)",
+        )
+    ]

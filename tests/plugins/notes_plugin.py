@@ -20,7 +20,8 @@ from trm_modules.store.schema import PluginSchema
 MIGRATIONS = Path(__file__).parent / "notes_migrations"
 metadata = MetaData()
 entries = Table(
-    "notes_entries", metadata,
+    "notes_entries",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("solve_id", String(128), nullable=False),
     Column("learner", String(200), nullable=True),

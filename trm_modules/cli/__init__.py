@@ -22,11 +22,25 @@ import threading
 from typing import Any
 
 from ..plugins import call_hook, get_plugin_manager
-from . import (host_commands, model_commands, package_commands, privacy_commands, retrain_commands, server_commands,
-               store_commands)
+from . import (
+    host_commands,
+    model_commands,
+    package_commands,
+    privacy_commands,
+    retrain_commands,
+    server_commands,
+    store_commands,
+)
 
-AREAS = (model_commands, package_commands, host_commands, store_commands, privacy_commands, retrain_commands,
-         server_commands)
+AREAS = (
+    model_commands,
+    package_commands,
+    host_commands,
+    store_commands,
+    privacy_commands,
+    retrain_commands,
+    server_commands,
+)
 
 #: Width of ``--help`` when it is not shown on a terminal (piped, a CI log): rich would fall back to 80
 #: columns and squeeze every option's help into a narrow column. On a terminal, its own width.

@@ -38,8 +38,12 @@ def fail(exc: BaseException, context: str = "") -> NoReturn:
     """Print ``error: [context: ]Type: message`` on one line and end the command with its exit status."""
     prefix = f"{context}: " if context else ""
     # The message is escaped: rich would take its "[rule: file at /pointer]" suffix for markup and drop it.
-    errors.print(f"[bold red]error:[/] {escape(f'{prefix}{type(exc).__name__}: {exc}')}", markup=True,
-                 highlight=False, soft_wrap=True)
+    errors.print(
+        f"[bold red]error:[/] {escape(f'{prefix}{type(exc).__name__}: {exc}')}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
     raise typer.Exit(exit_code_of(exc))
 
 

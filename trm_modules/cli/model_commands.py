@@ -19,8 +19,9 @@ console = Console()
 
 def model_info(
     architecture: str = typer.Option("trm", help="The architecture (built in: trm, hrm; plugins add others)."),
-    preset: Optional[str] = typer.Option(None, help="A named configuration of the architecture (e.g. paper-sudoku-attn, "
-                                                    "paper-hrm-sudoku)."),
+    preset: Optional[str] = typer.Option(
+        None, help="A named configuration of the architecture (e.g. paper-sudoku-attn, paper-hrm-sudoku)."
+    ),
     config: Optional[str] = typer.Option(None, help="Path to a JSON file holding the architecture's config."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -37,8 +38,9 @@ def model_info(
         arch = get_architecture(architecture)
         if preset is not None:
             if preset not in arch.presets:
-                raise typer.BadParameter(f"unknown {architecture} preset {preset!r}; choose from "
-                                         f"{', '.join(arch.presets) or '(none)'}")
+                raise typer.BadParameter(
+                    f"unknown {architecture} preset {preset!r}; choose from {', '.join(arch.presets) or '(none)'}"
+                )
             cfg = arch.presets[preset]
         else:
             with open(str(config), encoding="utf-8") as fh:
@@ -88,26 +90,44 @@ def train_command(
     device: Optional[str] = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when present)."),
     resume: bool = typer.Option(False, help="Continue from the run directory's checkpoint."),
     init_from: Optional[str] = typer.Option(
-        None, "--init-from", metavar="PACKAGE",
+        None,
+        "--init-from",
+        metavar="PACKAGE",
         help="Continue from a package: its EMA weights, step count and (packed with --training-state) live "
-             "weights and optimiser moments; the learning-rate schedule continues at its step."),
+        "weights and optimiser moments; the learning-rate schedule continues at its step.",
+    ),
     trusted_keys: Optional[str] = typer.Option(
-        None, "--trusted-keys", help="With --init-from: the package must be signed by a key in this folder."),
+        None, "--trusted-keys", help="With --init-from: the package must be signed by a key in this folder."
+    ),
     max_minutes: Optional[float] = typer.Option(
-        None, "--max-minutes", min=0,
+        None,
+        "--max-minutes",
+        min=0,
         help="End this sitting after M minutes (the schedule still plans train.steps); the run directory is "
-             "written as at the end, ready for `trm pack --training-state`."),
+        "written as at the end, ready for `trm pack --training-state`.",
+    ),
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key, e.g. --set train.steps=200."),
     data_files: list[str] = typer.Option(
-        [], "--data", metavar="FILE",
+        [],
+        "--data",
+        metavar="FILE",
         help="Train on this data file (repeatable; added to the recipe's [data] files): *.jsonl of {input, output}, "
-             "the TRM/HRM authors' *.csv (source,q,a,rating) or ARC *_challenges.json. Every row is checked by "
-             "the task's codec; the package records each file's name, SHA-256 and row count."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op CPU threads (default: every "
-                                          "core; recorded in the package's hardware line)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="fp32, bf16 (autocast; fp32 master weights "
-                                            "and EMA) or auto (bf16 on CUDA only); default: the recipe's "
-                                            "train.precision."),
+        "the TRM/HRM authors' *.csv (source,q,a,rating) or ARC *_challenges.json. Every row is checked by "
+        "the task's codec; the package records each file's name, SHA-256 and row count.",
+    ),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Intra-op CPU threads (default: every core; recorded in the package's hardware line).",
+    ),
+    precision: Optional[str] = typer.Option(
+        None,
+        "--precision",
+        help="fp32, bf16 (autocast; fp32 master weights "
+        "and EMA) or auto (bf16 on CUDA only); default: the recipe's "
+        "train.precision.",
+    ),
 ) -> None:
     """Train a TRM from a recipe with deep supervision; writes a run directory for `trm pack`.
 
@@ -130,40 +150,62 @@ def train_command(
         spec = load_recipe(recipe, parsed, data_files=data_files)
         out_dir = out or f"runs/{spec.name}"
         start = load_package_start(init_from, trusted_keys) if init_from else None
-        doing = (f"reading and checking {len(spec.data.files) + len(spec.data.heldout_files)} data file(s)"
-                 if spec.data.from_files else f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles")
+        doing = (
+            f"reading and checking {len(spec.data.files) + len(spec.data.heldout_files)} data file(s)"
+            if spec.data.from_files
+            else f"generating {spec.data.train_puzzles} + {spec.data.test_puzzles} puzzles"
+        )
         with console.status(doing):
-            trainer = Trainer(spec, out_dir, device=device, recipe_path=recipe, init_from=start,
-                              overrides=parsed, data_args=data_files)
+            trainer = Trainer(
+                spec,
+                out_dir,
+                device=device,
+                recipe_path=recipe,
+                init_from=start,
+                overrides=parsed,
+                data_args=data_files,
+            )
     except TRMError as exc:
         fail(exc)
     if trainer.dist.is_main:
         continuing = f", continuing {start.source} at step {start.step}" if start else ""
-        console.print(f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
-                      f"{spec.train.steps} steps, batch {spec.train.batch_size}{continuing}, "
-                      f"{torch.get_num_threads()} thread(s), {trainer.precision} → {out_dir}")
-    columns = (TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  {task.fields[sps]:.1f} steps/s"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+        console.print(
+            f"[bold]{spec.name}[/]: {count_parameters(trainer.model):,} parameters on {trainer.device}, "
+            f"{spec.train.steps} steps, batch {spec.train.batch_size}{continuing}, "
+            f"{torch.get_num_threads()} thread(s), {trainer.precision} → {out_dir}"
+        )
+    columns = (
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:.1%}  {task.fields[sps]:.1f} steps/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, disable=not trainer.dist.is_main) as progress:
         task = progress.add_task("train", total=spec.train.steps, completed=trainer.step, loss=0.0, acc=0.0, sps=0.0)
 
         def show(p) -> None:
             progress.update(task, completed=p.step, loss=p.loss, acc=p.accuracy, sps=p.steps_per_s)
             if not console.is_terminal and p.step % 100 == 0:  # logs redirected to a file get a line per 100 steps
-                progress.console.print(f"step {p.step}/{p.total}: loss {p.loss:.3f}, train exact {p.accuracy:.1%}, "
-                                       f"{p.steps_per_s:.2f} steps/s")
+                progress.console.print(
+                    f"step {p.step}/{p.total}: loss {p.loss:.3f}, train exact {p.accuracy:.1%}, "
+                    f"{p.steps_per_s:.2f} steps/s"
+                )
             if p.eval is not None:
                 progress.console.print(
                     f"step {p.step}: held-out exact {p.eval.accuracy_halting:.2%} with halting "
                     f"({p.eval.mean_steps_halting:.2f} steps), {p.eval.accuracy_all_steps:.2%} at {len(p.eval.per_step_accuracy)} steps"
                 )
 
-        report = trainer.run(resume=resume, on_progress=show,
-                             max_seconds=None if max_minutes is None else max_minutes * 60)
+        report = trainer.run(
+            resume=resume, on_progress=show, max_seconds=None if max_minutes is None else max_minutes * 60
+        )
     if report is not None:
         _print_report(report)
-        console.print(f"run written to {out_dir}; package it with `trm pack {out_dir} --name {spec.name} --version {spec.version}`")
+        console.print(
+            f"run written to {out_dir}; package it with `trm pack {out_dir} --name {spec.name} --version {spec.version}`"
+        )
 
 
 def _print_report(report) -> None:
@@ -180,12 +222,16 @@ def eval_command(
     source: str = typer.Argument(..., help="A run directory (from `trm train`), a .trm package, or NAME[@SPEC]."),
     puzzles: int = typer.Option(1000, help="Freshly generated held-out puzzles to evaluate on."),
     seed: int = typer.Option(12345, help="Generator seed of the evaluation set."),
-    difficulty: Optional[str] = typer.Option(None, help='Generator settings as JSON, e.g. \'{"min_givens": 4}\'.'),
+    difficulty: Optional[str] = typer.Option(None, help="Generator settings as JSON, e.g. '{\"min_givens\": 4}'."),
     max_steps: Optional[int] = typer.Option(None, help="Supervision steps (default: the model's halt_max_steps)."),
     out: str = typer.Option(".", "-o", "--out", help="Folder for accuracy_vs_steps.png and halting_steps.png."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
-    views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Also judge answers by the task's rules as `trm solve` gives "
-                              "them: halting, up to this many test-time views."),
+    views: int = typer.Option(
+        DEFAULT_VIEWS,
+        min=1,
+        help="Also judge answers by the task's rules as `trm solve` gives "
+        "them: halting, up to this many test-time views.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Exact-answer accuracy at each supervision step, with halting; writes PNG plots."""
@@ -225,8 +271,10 @@ def eval_command(
     else:
         _print_report(report)
         if ruled is not None:
-            console.print(f"valid by the task's rules, as `trm solve` answers (halting, up to {views} views): "
-                          f"{ruled.valid:.2%}, {ruled.mean_views:.2f} views and {ruled.mean_steps:.2f} steps per puzzle")
+            console.print(
+                f"valid by the task's rules, as `trm solve` answers (halting, up to {views} views): "
+                f"{ruled.valid:.2%}, {ruled.mean_views:.2f} views and {ruled.mean_steps:.2f} steps per puzzle"
+            )
         console.print("plots: " + ", ".join(str(p) for p in paths))
 
 

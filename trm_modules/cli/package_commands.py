@@ -20,13 +20,17 @@ console = Console()
 errors = Console(stderr=True)
 
 #: The package argument of every command that takes one: a path or NAME[@SPEC] (``locate_package``).
-PackageArgument = Annotated[str, typer.Argument(help="A .trm file, or NAME[@SPEC] of an installed or published module.")]
+PackageArgument = Annotated[
+    str, typer.Argument(help="A .trm file, or NAME[@SPEC] of an installed or published module.")
+]
 #: ``--trusted-keys`` of every command that checks signatures.
-TrustedKeysOption = Annotated[Optional[Path], typer.Option("--trusted-keys",
-                                                           help="Require a signature by one of these keys.")]
+TrustedKeysOption = Annotated[
+    Optional[Path], typer.Option("--trusted-keys", help="Require a signature by one of these keys.")
+]
 #: ``--registry`` of the registry commands.
-RegistryOption = Annotated[Optional[Path], typer.Option(help="Registry folder (default: TRM_REGISTRY or the "
-                                                             "repo's registry/).")]
+RegistryOption = Annotated[
+    Optional[Path], typer.Option(help="Registry folder (default: TRM_REGISTRY or the repo's registry/).")
+]
 
 
 def _task_override(task: Optional[str]) -> Optional[dict]:
@@ -60,7 +64,9 @@ def pack(
     name: str = typer.Option(..., "--name", help="Module name, a lowercase slug (e.g. sudoku-4x4)."),
     version: str = typer.Option(..., "--version", help="Semantic version of this package (e.g. 1.0.0)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Package file (default NAME-VERSION.trm)."),
-    task: Optional[str] = typer.Option(None, help='Override task.json: JSON like {"codec": "sudoku", "params": {...}} or a file.'),
+    task: Optional[str] = typer.Option(
+        None, help='Override task.json: JSON like {"codec": "sudoku", "params": {...}} or a file.'
+    ),
     title: Optional[str] = typer.Option(None, help="Human title."),
     description: str = typer.Option("", help="One-paragraph description."),
     license: str = typer.Option("Apache-2.0", help="SPDX license expression."),
@@ -68,25 +74,39 @@ def pack(
     parent_digest: Optional[str] = typer.Option(None, help="Digest of the package this one was retrained from."),
     key: Optional[Path] = typer.Option(None, help="Sign with this ed25519 private key."),
     changes: Optional[str] = typer.Option(
-        None, help="Lineage: what changed from the parent version (stored as provenance.changes)."),
+        None, help="Lineage: what changed from the parent version (stored as provenance.changes)."
+    ),
     outside: Optional[Path] = typer.Option(
-        None, "--outside", help="JSON rows of bench/outside_puzzles.py --json for this module: stored as "
-                                "evaluation.outside and shown in the model card."),
+        None,
+        "--outside",
+        help="JSON rows of bench/outside_puzzles.py --json for this module: stored as "
+        "evaluation.outside and shown in the model card.",
+    ),
     training_state: bool = typer.Option(
-        False, "--training-state",
+        False,
+        "--training-state",
         help="Carry the live weights and optimiser moments, so `trm train --init-from` continues the run "
-             "exactly (a pre-release of a run that spans sittings; about three times the weights' size)."),
+        "exactly (a pre-release of a run that spans sittings; about three times the weights' size).",
+    ),
     compare: Optional[list[Path]] = typer.Option(
-        None, "--compare", metavar="PACKAGE",
+        None,
+        "--compare",
+        metavar="PACKAGE",
         help="Another version of the task (e.g. another architecture) to put side by side with this one in the "
-             "card: parameters, CPU-minutes, held-out exact, outside first answer / default, steps. Repeatable."),
+        "card: parameters, CPU-minutes, held-out exact, outside first answer / default, steps. Repeatable.",
+    ),
     authors: list[str] = typer.Option(
-        [], "--author", metavar="'NAME <EMAIL>'",
-        help="An author of the module (repeatable): a name, optionally followed by <email> and/or a URL."),
+        [],
+        "--author",
+        metavar="'NAME <EMAIL>'",
+        help="An author of the module (repeatable): a name, optionally followed by <email> and/or a URL.",
+    ),
     allow_failing_examples: bool = typer.Option(
-        False, "--allow-failing-examples",
+        False,
+        "--allow-failing-examples",
         help="Pack even when the model solves none of the run's examples: its own (wrong) answers are recorded "
-             "as the self-test, which `trm verify` then reports as breaking the task's rules."),
+        "as the self-test, which `trm verify` then reports as breaking the task's rules.",
+    ),
 ) -> None:
     """Build a .trm package from a training run.
 
@@ -98,13 +118,29 @@ def pack(
 
     with reported():
         compared = [open_package(other).manifest.model_dump(mode="json", exclude_none=True) for other in compare or []]
-        path = pack_run(run_dir, name=name, version=version, out_path=output, task=_task_override(task),
-                        parent_digest=parent_digest, title=title, description=description, license=license,
-                        module_id=module_id, signing_key=key, changes=changes, training_state=training_state,
-                        outside=json.loads(outside.read_text("utf-8")) if outside else None, compare=compared,
-                        authors=[parse_author(a) for a in authors], allow_failing_examples=allow_failing_examples)
+        path = pack_run(
+            run_dir,
+            name=name,
+            version=version,
+            out_path=output,
+            task=_task_override(task),
+            parent_digest=parent_digest,
+            title=title,
+            description=description,
+            license=license,
+            module_id=module_id,
+            signing_key=key,
+            changes=changes,
+            training_state=training_state,
+            outside=json.loads(outside.read_text("utf-8")) if outside else None,
+            compare=compared,
+            authors=[parse_author(a) for a in authors],
+            allow_failing_examples=allow_failing_examples,
+        )
         package = open_package(path)
-        console.print(f"packed {package.name}@{package.version} → {path} ({path.stat().st_size:,} bytes, {package.digest})")
+        console.print(
+            f"packed {package.name}@{package.version} → {path} ({path.stat().st_size:,} bytes, {package.digest})"
+        )
 
 
 def calibrate_halting(
@@ -114,20 +150,30 @@ def calibrate_halting(
     key: Optional[Path] = typer.Option(None, help="Sign with this ed25519 private key."),
     changes: Optional[str] = typer.Option(None, help="Lineage text (default: halting calibrated; weights unchanged)."),
     outside: Optional[Path] = typer.Option(None, "--outside", help="JSON rows of bench/outside_puzzles.py --json."),
-    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Require a signature by one of these keys."),
+    trusted_keys: Optional[Path] = typer.Option(
+        None, "--trusted-keys", help="Require a signature by one of these keys."
+    ),
 ) -> None:
     """A new version of a package with its halting calibrated on held-out puzzles (weights unchanged)."""
     from ..package import open_package
     from ..lifecycle.recalibrate import recalibrate_package
 
     with reported():
-        path = recalibrate_package(package, version=version, out_path=output, changes=changes,
-                                   trusted_keys=trusted_keys, signing_key=key,
-                                   outside=json.loads(outside.read_text("utf-8")) if outside else None)
+        path = recalibrate_package(
+            package,
+            version=version,
+            out_path=output,
+            changes=changes,
+            trusted_keys=trusted_keys,
+            signing_key=key,
+            outside=json.loads(outside.read_text("utf-8")) if outside else None,
+        )
         new = open_package(path)
         halting = new.halting or {}
-        console.print(f"packed {new.name}@{new.version} → {path} ({path.stat().st_size:,} bytes, {new.digest}); "
-                      f"halting {json.dumps({k: halting.get(k) for k in ('threshold', 'min_steps', 'accuracy')})}")
+        console.print(
+            f"packed {new.name}@{new.version} → {path} ({path.stat().st_size:,} bytes, {new.digest}); "
+            f"halting {json.dumps({k: halting.get(k) for k in ('threshold', 'min_steps', 'accuracy')})}"
+        )
 
 
 def inspect(
@@ -141,30 +187,57 @@ def inspect(
         pkg = find_package(package)
     m = pkg.manifest
     if as_json:
-        typer.echo(json.dumps({"digest": pkg.digest, "signed_by": pkg.signed_by, "manifest": m.to_json_dict()}, indent=2))
+        typer.echo(
+            json.dumps({"digest": pkg.digest, "signed_by": pkg.signed_by, "manifest": m.to_json_dict()}, indent=2)
+        )
         return
     table = Table(title=f"{m.name}@{m.version}", show_header=False)
     rows = [
-        ("title", m.title), ("module_id", m.module_id), ("digest", pkg.digest),
-        ("signed by", pkg.signed_by or "unsigned"), ("license", m.license),
+        ("title", m.title),
+        ("module_id", m.module_id),
+        ("digest", pkg.digest),
+        ("signed by", pkg.signed_by or "unsigned"),
+        ("license", m.license),
         ("authors", ", ".join(a.name for a in m.authors) or "—"),
-        ("task", f"{m.task.codec} {json.dumps(m.task.params, sort_keys=True)}"
-                 + (f" (codec from {m.task.provider.distribution} {m.task.provider.version or ''})".replace(" )", ")")
-                    if m.task.provider else "")),
-        ("data files", "; ".join(f"{f.get('name')} ({f.get('role', '')}, {f.get('rows')} rows, "
-                                 f"sha256:{str(f.get('sha256'))[:16]}…)"
-                                 for f in ((m.provenance.data_files if m.provenance else None) or [])) or "—"),
-        ("model", f"{m.model.architecture}{(' mlp_t' if m.model.config.mlp_t else ' attention') if m.model.architecture == 'trm' else ''}, "
-                  f"{m.model.parameters:,} parameters, "
-                  f"{m.model.dtype}, H={getattr(m.model.config, 'H_cycles', '-')} L={getattr(m.model.config, 'L_cycles', '-')} "
-                  f"steps≤{m.model.config.halt_max_steps}"),
-        ("runtime", f"trm-modules ≥ {m.runtime.min_trm_modules}, {', '.join(m.runtime.devices)}, "
-                    f"~{m.runtime.memory_bytes / 2**20:.1f} MiB"),
-        ("evaluation", f"{m.evaluation.metric} {m.evaluation.value:.4f} on {m.evaluation.dataset} "
-                       f"({m.evaluation.steps} steps)" if m.evaluation else "—"),
+        (
+            "task",
+            f"{m.task.codec} {json.dumps(m.task.params, sort_keys=True)}"
+            + (
+                f" (codec from {m.task.provider.distribution} {m.task.provider.version or ''})".replace(" )", ")")
+                if m.task.provider
+                else ""
+            ),
+        ),
+        (
+            "data files",
+            "; ".join(
+                f"{f.get('name')} ({f.get('role', '')}, {f.get('rows')} rows, sha256:{str(f.get('sha256'))[:16]}…)"
+                for f in ((m.provenance.data_files if m.provenance else None) or [])
+            )
+            or "—",
+        ),
+        (
+            "model",
+            f"{m.model.architecture}{(' mlp_t' if m.model.config.mlp_t else ' attention') if m.model.architecture == 'trm' else ''}, "
+            f"{m.model.parameters:,} parameters, "
+            f"{m.model.dtype}, H={getattr(m.model.config, 'H_cycles', '-')} L={getattr(m.model.config, 'L_cycles', '-')} "
+            f"steps≤{m.model.config.halt_max_steps}",
+        ),
+        (
+            "runtime",
+            f"trm-modules ≥ {m.runtime.min_trm_modules}, {', '.join(m.runtime.devices)}, "
+            f"~{m.runtime.memory_bytes / 2**20:.1f} MiB",
+        ),
+        (
+            "evaluation",
+            f"{m.evaluation.metric} {m.evaluation.value:.4f} on {m.evaluation.dataset} ({m.evaluation.steps} steps)"
+            if m.evaluation
+            else "—",
+        ),
         ("created", m.provenance.created_at if m.provenance else "—"),
         ("parent", (m.provenance.parent_digest if m.provenance else None) or "—"),
-        ("format", m.format_version), ("examples", str(len(pkg.examples))),
+        ("format", m.format_version),
+        ("examples", str(len(pkg.examples))),
     ]
     for key, value in rows:
         table.add_row(key, value)
@@ -177,7 +250,9 @@ def inspect(
 
 def verify(
     package: PackageArgument,
-    trusted_keys: Optional[Path] = typer.Option(None, "--trusted-keys", help="Folder of trusted *.pub keys (or one key file)."),
+    trusted_keys: Optional[Path] = typer.Option(
+        None, "--trusted-keys", help="Folder of trusted *.pub keys (or one key file)."
+    ),
     examples: bool = typer.Option(True, "--examples/--no-examples", help="Run the shipped examples."),
     device: str = typer.Option("cpu", help="Device for the examples."),
 ) -> None:
@@ -190,11 +265,16 @@ def verify(
     for check, detail in report.checks:
         mark = "[bold yellow]?[/]" if check in report.unverified else "[green]✓[/]"
         console.print(f"{mark} {check}: {detail}", highlight=False)
-    doubts = [what for check, what in (("signature", "signer unverified"), ("examples", "self-test breaks the rules"))
-              if check in report.unverified]
+    doubts = [
+        what
+        for check, what in (("signature", "signer unverified"), ("examples", "self-test breaks the rules"))
+        if check in report.unverified
+    ]
     doubt = f" [bold yellow]({'; '.join(doubts)})[/]" if doubts else ""
-    console.print(f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}{doubt}",
-                  highlight=False)
+    console.print(
+        f"[bold green]OK[/] {report.package.name}@{report.package.version} {report.package.digest}{doubt}",
+        highlight=False,
+    )
 
 
 def keygen(
@@ -207,7 +287,9 @@ def keygen(
 
     with reported():
         private, public = generate_keypair(output, name)
-        console.print(f"private key {private} (keep secret)\npublic key  {public}\nkey id      {key_id(load_public_key(public))}")
+        console.print(
+            f"private key {private} (keep secret)\npublic key  {public}\nkey id      {key_id(load_public_key(public))}"
+        )
 
 
 def sign(
@@ -231,19 +313,31 @@ def solve(
     max_steps: Optional[int] = typer.Option(None, help="Supervision steps at most (default: the model's)."),
     no_halt: bool = typer.Option(False, "--no-halt", help="Run every step; no early halting."),
     batch_size: int = typer.Option(256, help="Inputs per batch."),
-    views: int = typer.Option(DEFAULT_VIEWS, min=1, help="Test-time views an answer the task's rules reject is sought "
-                              "in (1: the model's first answer only)."),
+    views: int = typer.Option(
+        DEFAULT_VIEWS,
+        min=1,
+        help="Test-time views an answer the task's rules reject is sought in (1: the model's first answer only).",
+    ),
     trusted_keys: TrustedKeysOption = None,
-    engine: Optional[str] = typer.Option(None, help="What computes the supervision steps: auto (the default, or "
-                                         "$TRM_ENGINE: eager or ONNX Runtime on 1 core or all, whichever measures "
-                                         "faster for this model when it loads, answers identical), eager (PyTorch) "
-                                         "or onnx (ONNX Runtime on the CPU; the onnx extra)."),
-    precision: Optional[str] = typer.Option(None, help="fp32, bf16 (autocast) or auto (the default, or "
-                                            "$TRM_PRECISION: bf16 only where this device measures fast at it and "
-                                            "the package's evaluation shows bf16 keeps its answers)."),
-    cuda_graphs: Optional[bool] = typer.Option(None, "--cuda-graphs/--no-cuda-graphs",
-                                               help="With --device cuda: replay the steps from CUDA graphs "
-                                                    "(default $TRM_CUDA_GRAPHS, off; not yet timed on a GPU)."),
+    engine: Optional[str] = typer.Option(
+        None,
+        help="What computes the supervision steps: auto (the default, or "
+        "$TRM_ENGINE: eager or ONNX Runtime on 1 core or all, whichever measures "
+        "faster for this model when it loads, answers identical), eager (PyTorch) "
+        "or onnx (ONNX Runtime on the CPU; the onnx extra).",
+    ),
+    precision: Optional[str] = typer.Option(
+        None,
+        help="fp32, bf16 (autocast) or auto (the default, or "
+        "$TRM_PRECISION: bf16 only where this device measures fast at it and "
+        "the package's evaluation shows bf16 keeps its answers).",
+    ),
+    cuda_graphs: Optional[bool] = typer.Option(
+        None,
+        "--cuda-graphs/--no-cuda-graphs",
+        help="With --device cuda: replay the steps from CUDA graphs "
+        "(default $TRM_CUDA_GRAPHS, off; not yet timed on a GPU).",
+    ),
 ) -> None:
     """Answer a JSONL file of task inputs; one {"output", "steps", "confidence", "valid", "views"} or {"error"} per line."""
     import numpy as np
@@ -269,16 +363,34 @@ def solve(
         graphs = cuda_graphs if cuda_graphs is not None else Settings().cuda_graphs
         codec = pkg.codec()
         check = [inp for inp, _ in pkg.examples]
-        step = step_for_engine(model, chosen, cuda_graphs=graphs, precision=resolved.precision,
-                               check_tokens=np.stack([codec.encode_input(d) for d in check]) if check else None,
-                               check_puzzle_ids=np.asarray([codec.puzzle_id(d) for d in check]) if check else None,
-                               answer_table=codec.answer_token_table(),
-                               shapes=sorted({1, max(1, min(16, batch_size, len(text.splitlines())))}))
-        errors.print(f"{pkg.name}@{pkg.version} computes in {resolved.describe()}; {describe_step(step)}",
-                     highlight=False, soft_wrap=True)
+        step = step_for_engine(
+            model,
+            chosen,
+            cuda_graphs=graphs,
+            precision=resolved.precision,
+            check_tokens=np.stack([codec.encode_input(d) for d in check]) if check else None,
+            check_puzzle_ids=np.asarray([codec.puzzle_id(d) for d in check]) if check else None,
+            answer_table=codec.answer_token_table(),
+            shapes=sorted({1, max(1, min(16, batch_size, len(text.splitlines())))}),
+        )
+        errors.print(
+            f"{pkg.name}@{pkg.version} computes in {resolved.describe()}; {describe_step(step)}",
+            highlight=False,
+            soft_wrap=True,
+        )
         lines = [line for line in text.splitlines() if line.strip()]
-        results = answer_jsonl(model, pkg.codec(), pkg.input_validator, lines, max_steps=max_steps, halt=not no_halt,
-                               batch_size=batch_size, views=views, step=step, precision=resolved.precision)
+        results = answer_jsonl(
+            model,
+            pkg.codec(),
+            pkg.input_validator,
+            lines,
+            max_steps=max_steps,
+            halt=not no_halt,
+            batch_size=batch_size,
+            views=views,
+            step=step,
+            precision=resolved.precision,
+        )
     body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
     if str(output) == "-":
         sys.stdout.write(body)
@@ -286,8 +398,11 @@ def solve(
         try:
             output.write_text(body, "utf-8")
         except OSError as exc:  # the answers are not lost: they go to stdout instead
-            errors.print(f"[bold red]error:[/] cannot write --output {output}: {exc}; answers follow on stdout",
-                         markup=True, highlight=False)
+            errors.print(
+                f"[bold red]error:[/] cannot write --output {output}: {exc}; answers follow on stdout",
+                markup=True,
+                highlight=False,
+            )
             sys.stdout.write(body)
             raise typer.Exit(1) from None
     failed = sum("error" in r for r in results)
@@ -312,8 +427,10 @@ def export_onnx(
         console.print(f"wrote {path} ({path.stat().st_size:,} bytes)")
         if check:
             result = check_onnx(pkg, path, max_steps=max_steps)
-            console.print(f"onnxruntime vs torch on {result.examples} examples: {result.identical} identical answers, "
-                          f"max confidence difference {result.max_confidence_difference:.2e}")
+            console.print(
+                f"onnxruntime vs torch on {result.examples} examples: {result.identical} identical answers, "
+                f"max confidence difference {result.max_confidence_difference:.2e}"
+            )
             if not result.ok:
                 raise typer.Exit(1)
 
@@ -342,24 +459,37 @@ def publish(package: PackageArgument, registry: RegistryOption = None, trusted_k
         signer = open_package(reg.path_of(entry)).signed_by
         copied = copy_public_key(trusted_keys, signer, keys) if signer and trusted_keys is not None else None
         if copied is not None and signer:
-            console.print(f"{reg.root} had no keys/ folder: the signer's key from --trusted-keys ({signer[:16]}…) is "
-                          f"now {copied}, so `trm serve --registry {reg.root}` accepts its packages", soft_wrap=True)
+            console.print(
+                f"{reg.root} had no keys/ folder: the signer's key from --trusted-keys ({signer[:16]}…) is "
+                f"now {copied}, so `trm serve --registry {reg.root}` accepts its packages",
+                soft_wrap=True,
+            )
         elif signer:
-            console.print(f"note: {reg.root} has no keys/ folder, so `trm serve --registry {reg.root}` refuses every "
-                          f"package: put the signer's public key (key id {signer[:16]}…) there (mkdir {keys} and copy "
-                          "its .pub file in), or publish with --trusted-keys DIR to have it copied", soft_wrap=True)
+            console.print(
+                f"note: {reg.root} has no keys/ folder, so `trm serve --registry {reg.root}` refuses every "
+                f"package: put the signer's public key (key id {signer[:16]}…) there (mkdir {keys} and copy "
+                "its .pub file in), or publish with --trusted-keys DIR to have it copied",
+                soft_wrap=True,
+            )
         else:
-            console.print(f"note: {entry.name}@{entry.version} is unsigned: `trm serve --registry {reg.root}` refuses "
-                          "it unless started with --allow-unsigned; sign it with `trm sign` and put the public key in "
-                          f"{keys}", soft_wrap=True)
+            console.print(
+                f"note: {entry.name}@{entry.version} is unsigned: `trm serve --registry {reg.root}` refuses "
+                "it unless started with --allow-unsigned; sign it with `trm sign` and put the public key in "
+                f"{keys}",
+                soft_wrap=True,
+            )
 
 
 def install(
     requirement: str = typer.Argument(..., help="NAME or NAME@SPEC (^1.2, ~1.2.3, >=1,<2, 1.2.3)."),
-    registry: Optional[str] = typer.Option(None, help="Registry to install from: a folder, or the URL of one served "
-                                                      "over HTTP (trm serve's /registry, any static web server)."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="TRM_TOKEN",
-                                        help="Bearer token for an HTTP registry that needs one (trm serve's does)."),
+    registry: Optional[str] = typer.Option(
+        None,
+        help="Registry to install from: a folder, or the URL of one served "
+        "over HTTP (trm serve's /registry, any static web server).",
+    ),
+    token: Optional[str] = typer.Option(
+        None, "--token", envvar="TRM_TOKEN", help="Bearer token for an HTTP registry that needs one (trm serve's does)."
+    ),
     trusted_keys: TrustedKeysOption = None,
 ) -> None:
     """Install the best matching, non-yanked version into TRM_HOME (runs its self-test first)."""

@@ -13,8 +13,10 @@ from ..settings import Settings
 from .errors import fail
 from .store_commands import DB_HELP
 
-LEARNER_HELP = ("The learner: a pseudonym (as platforms send it), an xAPI agent (mailto:ann@example.com, "
-                "account:<homePage>|<name>) or an LTI user (lti:<user id>).")
+LEARNER_HELP = (
+    "The learner: a pseudonym (as platforms send it), an xAPI agent (mailto:ann@example.com, "
+    "account:<homePage>|<name>) or an LTI user (lti:<user id>)."
+)
 
 
 def _service(db: Optional[str], journal: Optional[Path]):  # type: ignore[no-untyped-def]
@@ -28,8 +30,7 @@ def _service(db: Optional[str], journal: Optional[Path]):  # type: ignore[no-unt
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to ``app``."""
-    privacy = typer.Typer(help="Learners' personal data: what is kept, export, erasure, expiry.",
-                          no_args_is_help=True)
+    privacy = typer.Typer(help="Learners' personal data: what is kept, export, erasure, expiry.", no_args_is_help=True)
     app.add_typer(privacy, name="privacy")
     journal_option = typer.Option(None, "--journal", help="The recorder's journal file, if not the default one.")
 
@@ -44,10 +45,12 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(document, indent=2, default=list))
 
     @privacy.command("export")
-    def export(learner: str = typer.Argument(..., help=LEARNER_HELP),
-               out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON document here (default: stdout)."),
-               journal: Optional[Path] = journal_option,
-               db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    def export(
+        learner: str = typer.Argument(..., help=LEARNER_HELP),
+        out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON document here (default: stdout)."),
+        journal: Optional[Path] = journal_option,
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
         """Everything kept about one learner, as one JSON document."""
         try:
             report = _service(db, journal).export(learner)
@@ -61,8 +64,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"wrote {out} (request {report.request_id})")
 
     @privacy.command("erase")
-    def erase(learner: str = typer.Argument(..., help=LEARNER_HELP), journal: Optional[Path] = journal_option,
-              db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    def erase(
+        learner: str = typer.Argument(..., help=LEARNER_HELP),
+        journal: Optional[Path] = journal_option,
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
         """Remove everything kept about one learner (every table, journal, dead letters, outbox); idempotent."""
         try:
             report = _service(db, journal).erase(learner)
@@ -71,8 +77,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps({"request": report.request_id, "removed": report.counts}, indent=2))
 
     @privacy.command("expire")
-    def expire(older_than: str = typer.Option(..., "--older-than", help="e.g. 365d, 12w, 48h."),
-               db: Optional[str] = typer.Option(None, "--db", help=DB_HELP)) -> None:
+    def expire(
+        older_than: str = typer.Option(..., "--older-than", help="e.g. 365d, 12w, 48h."),
+        db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
         """Remove personal data recorded longer ago than --older-than, in the core and every plugin."""
         from ..store.privacy import parse_duration
 

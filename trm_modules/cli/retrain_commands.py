@@ -32,20 +32,29 @@ def _split(ref: str) -> tuple[str, str]:
 
 def retrain_command(
     module: str = typer.Argument(..., help="Module name; its active version in the registry is the parent."),
-    from_feedback: bool = typer.Option(False, "--from-feedback", help="Export the module's feedback from the store first."),
-    feedback_dir: Optional[str] = typer.Option(None, help="Use an existing export (a folder with train.jsonl) instead."),
+    from_feedback: bool = typer.Option(
+        False, "--from-feedback", help="Export the module's feedback from the store first."
+    ),
+    feedback_dir: Optional[str] = typer.Option(
+        None, help="Use an existing export (a folder with train.jsonl) instead."
+    ),
     since: Optional[str] = typer.Option(None, help="With --from-feedback: only solves at or after this ISO time."),
     steps: int = typer.Option(500, help="Fine-tuning optimiser steps."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (default: the recipe's)."),
     version: Optional[str] = typer.Option(None, help="Version of the successor (default: parent's minor + 1)."),
-    db: Optional[str] = typer.Option(None, "--db", help="Store URL or SQLite path (default: $TRM_DB_URL or the user data dir)."),
+    db: Optional[str] = typer.Option(
+        None, "--db", help="Store URL or SQLite path (default: $TRM_DB_URL or the user data dir)."
+    ),
     registry: Optional[str] = typer.Option(None, help=REGISTRY_HELP),
     out: Optional[str] = typer.Option(None, "-o", "--out", help="Run directory (default: runs/<module>-<version>)."),
     publish: bool = typer.Option(False, help="Publish the successor to the registry when it is not worse."),
     device: Optional[str] = typer.Option(None, help="cpu or cuda (default: cuda when present)."),
     recipe: Optional[str] = typer.Option(
-        None, "--recipe", help="Recipe TOML to fine-tune with (default: the one the parent package embeds, "
-                               "provenance.recipe_toml); its model section must build the parent's network."),
+        None,
+        "--recipe",
+        help="Recipe TOML to fine-tune with (default: the one the parent package embeds, "
+        "provenance.recipe_toml); its model section must build the parent's network.",
+    ),
 ) -> None:
     """Fine-tune a module on real-world feedback mixed with its recipe's data; pack it only if it is not worse.
 
@@ -65,23 +74,41 @@ def retrain_command(
             from ..store.export import export_feedback_dataset
             from .store_commands import _parse_since
 
-            summary = export_feedback_dataset(Store(Settings(db_url=db).db), module, out_dir / "feedback", since=_parse_since(since),
-                                              codec=parent.codec())
+            summary = export_feedback_dataset(
+                Store(Settings(db_url=db).db),
+                module,
+                out_dir / "feedback",
+                since=_parse_since(since),
+                codec=parent.codec(),
+            )
             feedback_dir = str(out_dir / "feedback")
             console.print(f"exported {summary.total} feedback examples: {summary.counts}")
         with console.status(f"fine-tuning {module}@{parent.manifest.version} for {steps} steps"):
-            result = retrain(parent, feedback_dir, out_dir, steps=steps, version=new_version, device=device, lr=lr,
-                             recipe=load_recipe(recipe) if recipe else None)
+            result = retrain(
+                parent,
+                feedback_dir,
+                out_dir,
+                steps=steps,
+                version=new_version,
+                device=device,
+                lr=lr,
+                recipe=load_recipe(recipe) if recipe else None,
+            )
     except TRMError as exc:
         fail(exc)
     table = Table(title=f"{module}: {result.parent_version} → {result.version}")
     table.add_column("held-out set")
     table.add_column("old", justify="right")
     table.add_column("new", justify="right")
-    table.add_row("recipe's generated puzzles", f"{result.original_heldout['old']:.2%}", f"{result.original_heldout['new']:.2%}")
+    table.add_row(
+        "recipe's generated puzzles", f"{result.original_heldout['old']:.2%}", f"{result.original_heldout['new']:.2%}"
+    )
     if result.feedback_examples["held_out"]:
-        table.add_row(f"feedback hold-out ({result.feedback_examples['held_out']})",
-                      f"{result.feedback_heldout['old']:.2%}", f"{result.feedback_heldout['new']:.2%}")
+        table.add_row(
+            f"feedback hold-out ({result.feedback_examples['held_out']})",
+            f"{result.feedback_heldout['old']:.2%}",
+            f"{result.feedback_heldout['new']:.2%}",
+        )
     console.print(table)
     if not result.accepted:
         console.print(f"[red]not packed[/]: {result.reason}")
@@ -89,7 +116,9 @@ def retrain_command(
     console.print(f"packed {result.package_path}")
     if publish:
         entry = reg.publish(result.package_path)
-        console.print(f"published {entry.name}@{entry.version}; activate with `trm promote {entry.name}@{entry.version}`")
+        console.print(
+            f"published {entry.name}@{entry.version}; activate with `trm promote {entry.name}@{entry.version}`"
+        )
 
 
 def promote_command(

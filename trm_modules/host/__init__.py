@@ -13,7 +13,20 @@ from .slots import SlotState
 from .sources import FolderSource, MemorySource, ModuleSource
 
 __all__ = [
-    "Answer", "DeviceState", "FolderSource", "Host", "HostError", "InvalidInput", "LoadedVersion", "MemorySource",
-    "ModuleSource", "PlacementError", "PlacementRequest", "SelfTestFailed", "SlotState", "SwapError",
-    "VersionNotLoaded", "ServableVersion",
+    "Answer",
+    "DeviceState",
+    "FolderSource",
+    "Host",
+    "HostError",
+    "InvalidInput",
+    "LoadedVersion",
+    "MemorySource",
+    "ModuleSource",
+    "PlacementError",
+    "PlacementRequest",
+    "SelfTestFailed",
+    "SlotState",
+    "SwapError",
+    "VersionNotLoaded",
+    "ServableVersion",
 ]

@@ -16,13 +16,17 @@ class Answer(BaseModel):
     module: str
     version: str
     digest: str = Field(description="sha256 of the package (or weights) that answered.")
-    output: dict[str, Any] | None = Field(description="The answer; None when the model's tokens form no answer (valid is then False).")
+    output: dict[str, Any] | None = Field(
+        description="The answer; None when the model's tokens form no answer (valid is then False)."
+    )
     steps: int = Field(description="Supervision steps the model used before halting (summed over the views solved).")
     confidence: float = Field(description="sigmoid(q_halt) at the answering step, in [0, 1].")
     valid: bool | None = Field(description="The codec's rule check of the answer; None if the task has none.")
     latency_ms: float
     device: str
-    views: int = Field(1, description="Test-time views solved: more than 1 when the first answer broke the task's rules.")
+    views: int = Field(
+        1, description="Test-time views solved: more than 1 when the first answer broke the task's rules."
+    )
     _observed: Any = PrivateAttr(None)
 
     @property

@@ -57,8 +57,15 @@ class BatcherClosed(RuntimeError):
 class MicroBatcher:
     """Collects concurrent single-example requests into batches for one model on one device."""
 
-    def __init__(self, run_batch: BatchRunner, *, window_s: float = 0.002, max_batch_size: int = 64,
-                 wait_fraction: float = 0.1, name: str = "trm-batcher") -> None:
+    def __init__(
+        self,
+        run_batch: BatchRunner,
+        *,
+        window_s: float = 0.002,
+        max_batch_size: int = 64,
+        wait_fraction: float = 0.1,
+        name: str = "trm-batcher",
+    ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if window_s < 0:
@@ -146,6 +153,4 @@ class MicroBatcher:
             self.batches += 1
             self.rows += len(batch)
             for i, request in enumerate(batch):
-                request.future.set_result(
-                    RowResult(out_tokens[i], int(steps[i]), float(confidence[i]), len(batch))
-                )
+                request.future.set_result(RowResult(out_tokens[i], int(steps[i]), float(confidence[i]), len(batch)))

@@ -32,7 +32,8 @@ def run_on_device(device: str, function: Callable[..., T], *args: object) -> T:
         with _lock:
             executor = _executors.get(device)
             if executor is None:
-                executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"trm-compute-{device}",
-                                              initializer=_mark_compute_thread)
+                executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"trm-compute-{device}", initializer=_mark_compute_thread
+                )
                 _executors[device] = executor
     return executor.submit(function, *args).result()

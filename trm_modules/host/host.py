@@ -80,11 +80,21 @@ class Host:
     ``precision``: ``fp32`` (default), ``bf16`` or ``auto`` (per version: ``trm_modules.model.precision``).
     """
 
-    def __init__(self, sources: Iterable[ModuleSource] = (), *, plugin_manager: pluggy.PluginManager | None = None,
-                 memory_budgets: dict[str, int] | None = None, batch_window_ms: float = 2.0,
-                 max_batch_size: int = 64, batch_wait_fraction: float = 0.1,
-                 cpu_threads: int | None = None, views: int = DEFAULT_VIEWS, engine: str = "eager",
-                 cuda_graphs: bool = False, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        sources: Iterable[ModuleSource] = (),
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        memory_budgets: dict[str, int] | None = None,
+        batch_window_ms: float = 2.0,
+        max_batch_size: int = 64,
+        batch_wait_fraction: float = 0.1,
+        cpu_threads: int | None = None,
+        views: int = DEFAULT_VIEWS,
+        engine: str = "eager",
+        cuda_graphs: bool = False,
+        precision: str = "fp32",
+    ) -> None:
         if views < 1:
             raise ValueError(f"views must be at least 1, got {views}")
         self.engine = check_engine(engine)
@@ -172,10 +182,17 @@ class Host:
             if spec.name != module:
                 raise ModuleNotFound(f"the version given is of module {spec.name!r}, not {module!r}")
             label = spec.version
-            loaded = LoadedVersion(spec, window_s=self.batch_window_s, max_batch_size=self.max_batch_size,
-                                   wait_fraction=self.batch_wait_fraction, cpu_threads=self.cpu_threads,
-                                   views=self.views, engine=self.engine, cuda_graphs=self.cuda_graphs,
-                                   precision=self.precision)
+            loaded = LoadedVersion(
+                spec,
+                window_s=self.batch_window_s,
+                max_batch_size=self.max_batch_size,
+                wait_fraction=self.batch_wait_fraction,
+                cpu_threads=self.cpu_threads,
+                views=self.views,
+                engine=self.engine,
+                cuda_graphs=self.cuda_graphs,
+                precision=self.precision,
+            )
             self._acquire(loaded)
             self._ensure_resident(loaded)
             loaded.self_test()
@@ -359,8 +376,9 @@ class Host:
         if has_implementations(self.pm, "trm_select_version"):
             with slot.lock:
                 state = slot.state()
-            picked = call_hook(self.pm, "trm_select_version", firstresult=True, with_plugin=True,
-                               module=state, context=context)
+            picked = call_hook(
+                self.pm, "trm_select_version", firstresult=True, with_plugin=True, module=state, context=context
+            )
             if picked is not None:
                 plugin_name, wanted = picked
                 with slot.lock:
@@ -368,14 +386,21 @@ class Host:
                     if chosen is not None:
                         self._acquire(chosen)
                 if chosen is None:
-                    record_plugin_failure(self.pm, plugin_name, "trm_select_version", VersionNotLoaded(
-                        f"chose {module} {wanted!r}, which is not loaded (loaded: {list(state.loaded)})"))
+                    record_plugin_failure(
+                        self.pm,
+                        plugin_name,
+                        "trm_select_version",
+                        VersionNotLoaded(
+                            f"chose {module} {wanted!r}, which is not loaded (loaded: {list(state.loaded)})"
+                        ),
+                    )
         if chosen is None:
             with slot.lock:
                 chosen = slot.default_choice(context, request_key)
                 if chosen is None:
-                    raise VersionNotLoaded(f"module {module!r} has no active version; activate a published one first",
-                                           module=module)
+                    raise VersionNotLoaded(
+                        f"module {module!r} has no active version; activate a published one first", module=module
+                    )
                 self._acquire(chosen)
         return _Lease(chosen, started, context)
 
@@ -397,35 +422,66 @@ class Host:
         if solve_id is not None:
             found = invalid_text_in(solve_id)
             if found is not None or not 0 < len(solve_id) <= ID_MAX:
-                raise InvalidInput(found[1] if found else f"a solve id has 1 to {ID_MAX} characters, this one "
-                                                          f"{len(solve_id)}", "/solve_id")
+                raise InvalidInput(
+                    found[1] if found else f"a solve id has 1 to {ID_MAX} characters, this one {len(solve_id)}",
+                    "/solve_id",
+                )
         found = invalid_text_in(input_json)
         if found is not None:
             raise InvalidInput(found[1], prefix + found[0])
 
-    def _answer(self, lease: _Lease, solve_id: str, data: Json, tokens: np.ndarray, puzzle_id: int,
-                row: RowResult, first: Candidate | None = None, pending: list[Future] | None = None) -> Answer:
+    def _answer(
+        self,
+        lease: _Lease,
+        solve_id: str,
+        data: Json,
+        tokens: np.ndarray,
+        puzzle_id: int,
+        row: RowResult,
+        first: Candidate | None = None,
+        pending: list[Future] | None = None,
+    ) -> Answer:
         """The answer to ``data`` from its first batch row, with more views when the rules reject that one
         (``pending``: those views, already queued)."""
         version = lease.version
         first = first or version.first_candidate(data, row)
         chosen, steps, views = version.answer_with_views(data, tokens, puzzle_id, first, pending)
-        return Answer(solve_id=solve_id, module=version.name, version=version.version, digest=version.digest,
-                      output=chosen.output, steps=steps, confidence=chosen.confidence, valid=chosen.valid,
-                      latency_ms=(time.perf_counter() - lease.started) * 1000.0, device=version.device or "cpu",
-                      views=views)
+        return Answer(
+            solve_id=solve_id,
+            module=version.name,
+            version=version.version,
+            digest=version.digest,
+            output=chosen.output,
+            steps=steps,
+            confidence=chosen.confidence,
+            valid=chosen.valid,
+            latency_ms=(time.perf_counter() - lease.started) * 1000.0,
+            device=version.device or "cpu",
+            views=views,
+        )
 
     def _record(self, answer: Answer, data: Json, context: SolveContext) -> None:
         if not has_implementations(self.pm, "trm_on_solve"):
             return
-        record = SolveRecord(id=answer.solve_id, module=answer.module, version=answer.version, digest=answer.digest,
-                             context=context, input=data, output=answer.output, steps=answer.steps,
-                             confidence=answer.confidence, valid=answer.valid, latency_ms=answer.latency_ms,
-                             device=answer.device)
+        record = SolveRecord(
+            id=answer.solve_id,
+            module=answer.module,
+            version=answer.version,
+            digest=answer.digest,
+            context=context,
+            input=data,
+            output=answer.output,
+            steps=answer.steps,
+            confidence=answer.confidence,
+            valid=answer.valid,
+            latency_ms=answer.latency_ms,
+            device=answer.device,
+        )
         answer._observed = self.events.emit("trm_on_solve", "record", record)
 
-    def solve(self, module: str, input_json: Json, context: SolveContext | Json | None = None, *,
-              solve_id: str | None = None) -> Answer:
+    def solve(
+        self, module: str, input_json: Json, context: SolveContext | Json | None = None, *, solve_id: str | None = None
+    ) -> Answer:
         """Answer one input with the version the context selects.
 
         Raises ``ModuleNotFound`` (module not loaded), ``InvalidInput`` (schema or codec refused
@@ -446,8 +502,14 @@ class Host:
         self._record(answer, input_json, ctx)
         return answer
 
-    def solve_many(self, module: str, inputs: Sequence[Json], context: SolveContext | Json | None = None, *,
-                   solve_ids: Sequence[str] | None = None) -> list[Answer]:
+    def solve_many(
+        self,
+        module: str,
+        inputs: Sequence[Json],
+        context: SolveContext | Json | None = None,
+        *,
+        solve_ids: Sequence[str] | None = None,
+    ) -> list[Answer]:
         """Answer several inputs, all with the same version, batched together; answers in input order.
 
         An invalid item raises ``InvalidInput`` whose path starts with the item's index, and
@@ -467,18 +529,23 @@ class Host:
             rows = [f.result() for f in [version.submit(tokens, pid) for tokens, pid in encoded]]
             firsts = [version.first_candidate(data, row) for data, row in zip(inputs, rows)]
             # Queue the other views of every rejected input before waiting on any: they share batches.
-            pending = [version.submit_views(*encoded[i]) if version.wants_more_views(first) else []
-                       for i, first in enumerate(firsts)]
-            answers = [self._answer(lease, ids[i], inputs[i], *encoded[i], rows[i], firsts[i], pending[i])
-                       for i in range(len(inputs))]
+            pending = [
+                version.submit_views(*encoded[i]) if version.wants_more_views(first) else []
+                for i, first in enumerate(firsts)
+            ]
+            answers = [
+                self._answer(lease, ids[i], inputs[i], *encoded[i], rows[i], firsts[i], pending[i])
+                for i in range(len(inputs))
+            ]
         finally:
             self._release(lease.version)
         for answer, data in zip(answers, inputs):
             self._record(answer, data, ctx)
         return answers
 
-    async def asolve(self, module: str, input_json: Json, context: SolveContext | Json | None = None, *,
-                     solve_id: str | None = None) -> Answer:
+    async def asolve(
+        self, module: str, input_json: Json, context: SolveContext | Json | None = None, *, solve_id: str | None = None
+    ) -> Answer:
         """``solve`` for asyncio: awaits the batch without blocking the event loop."""
         solve_id = solve_id or new_id()
         ctx = self._context(context)
@@ -492,7 +559,8 @@ class Host:
             first = lease.version.first_candidate(input_json, row)
             if lease.version.wants_more_views(first):  # waits on more batches: keep it off the event loop
                 answer = await asyncio.get_running_loop().run_in_executor(
-                    None, self._answer, lease, solve_id, input_json, tokens, puzzle_id, row, first)
+                    None, self._answer, lease, solve_id, input_json, tokens, puzzle_id, row, first
+                )
             else:
                 answer = self._answer(lease, solve_id, input_json, tokens, puzzle_id, row, first)
         finally:

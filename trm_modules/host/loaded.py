@@ -40,7 +40,6 @@ from .errors import InvalidInput
 Json = dict[str, Any]
 
 
-
 def weights_digest(model: torch.nn.Module) -> str:
     """``sha256:<hex>`` over a model's state dict (names, shapes, dtypes and bytes), in key order."""
     digest = hashlib.sha256()
@@ -68,9 +67,17 @@ class ServableVersion:
     _validator: Any = field(default=None, repr=False)
 
     @classmethod
-    def from_model(cls, name: str, version: str, model: ReasoningModel, codec: TaskCodec,
-                   examples: list[tuple[Json, Json]] | None = None, *,
-                   allowed_devices: Sequence[str] = ("cpu", "cuda"), digest: str | None = None) -> "ServableVersion":
+    def from_model(
+        cls,
+        name: str,
+        version: str,
+        model: ReasoningModel,
+        codec: TaskCodec,
+        examples: list[tuple[Json, Json]] | None = None,
+        *,
+        allowed_devices: Sequence[str] = ("cpu", "cuda"),
+        digest: str | None = None,
+    ) -> "ServableVersion":
         """A version made from a model in memory; the digest defaults to the weights' sha256."""
         model = model.eval()
         cpu_model = model.to("cpu")
@@ -79,8 +86,16 @@ class ServableVersion:
             return cpu_model if torch.device(device).type == "cpu" else copy.deepcopy(cpu_model).to(device)
 
         memory = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-        return cls(name, version, digest or weights_digest(model), codec, list(examples or []),
-                   tuple(allowed_devices), memory, load_model)
+        return cls(
+            name,
+            version,
+            digest or weights_digest(model),
+            codec,
+            list(examples or []),
+            tuple(allowed_devices),
+            memory,
+            load_model,
+        )
 
     @classmethod
     def from_package(cls, pkg: Package, plugins: pluggy.PluginManager | None = None) -> "ServableVersion":
@@ -96,9 +111,18 @@ class ServableVersion:
             return pkg.load_model(device=device).eval()
 
         evaluation = getattr(manifest, "evaluation", None)
-        return cls(manifest.name, manifest.version, pkg.digest, pkg.codec(plugins), list(pkg.examples),
-                   devices, int(memory), load_model, source=str(getattr(pkg, "path", "package")),
-                   evaluation=evaluation.model_dump() if evaluation is not None else None)
+        return cls(
+            manifest.name,
+            manifest.version,
+            pkg.digest,
+            pkg.codec(plugins),
+            list(pkg.examples),
+            devices,
+            int(memory),
+            load_model,
+            source=str(getattr(pkg, "path", "package")),
+            evaluation=evaluation.model_dump() if evaluation is not None else None,
+        )
 
     @property
     def input_validator(self) -> Any:
@@ -123,9 +147,19 @@ class LoadedVersion:
     The counters are guarded by the host's placement lock, not by this object.
     """
 
-    def __init__(self, spec: ServableVersion, *, window_s: float = 0.002, max_batch_size: int = 64,
-                 wait_fraction: float = 0.1, cpu_threads: int | None = None, views: int = 1,
-                 engine: str = "eager", cuda_graphs: bool = False, precision: str = "fp32") -> None:
+    def __init__(
+        self,
+        spec: ServableVersion,
+        *,
+        window_s: float = 0.002,
+        max_batch_size: int = 64,
+        wait_fraction: float = 0.1,
+        cpu_threads: int | None = None,
+        views: int = 1,
+        engine: str = "eager",
+        cuda_graphs: bool = False,
+        precision: str = "fp32",
+    ) -> None:
         self.spec = spec
         self.engine = check_engine(engine)
         self.precision_asked = check_precision(precision)
@@ -181,13 +215,24 @@ class LoadedVersion:
         on_cpu = torch.device(device).type == "cpu"
         self.precision = resolve_precision(self.precision_asked, device, self.spec.evaluation)
         check = self._check_inputs()
-        self.step = step_for_engine(model, self.engine if on_cpu else "eager", threads=self.cpu_threads,
-                                    cuda_graphs=self.cuda_graphs, precision=self.precision.precision,
-                                    check_tokens=check[0], check_puzzle_ids=check[1],
-                                    answer_table=self.spec.codec.answer_token_table())
+        self.step = step_for_engine(
+            model,
+            self.engine if on_cpu else "eager",
+            threads=self.cpu_threads,
+            cuda_graphs=self.cuda_graphs,
+            precision=self.precision.precision,
+            check_tokens=check[0],
+            check_puzzle_ids=check[1],
+            answer_table=self.spec.codec.answer_token_table(),
+        )
         self.device = device
-        self.batcher = MicroBatcher(self.run_batch, window_s=self.window_s, max_batch_size=self.max_batch_size,
-                                    wait_fraction=self.wait_fraction, name=f"trm-batcher-{self.name}-{self.version}")
+        self.batcher = MicroBatcher(
+            self.run_batch,
+            window_s=self.window_s,
+            max_batch_size=self.max_batch_size,
+            wait_fraction=self.wait_fraction,
+            name=f"trm-batcher-{self.name}-{self.version}",
+        )
         self.model = model  # last: ``resident`` turns true only once everything is in place
 
     def _check_inputs(self) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -240,8 +285,9 @@ class LoadedVersion:
         except Exception as exc:  # codec errors carry a path; anything else is still the input's fault
             path = getattr(exc, "path", "")
             message = getattr(exc, "message", str(exc))
-            raise InvalidInput(f"{self.name} {self.version} cannot encode the input: {message}",
-                               json_pointer(path_prefix) + path) from exc
+            raise InvalidInput(
+                f"{self.name} {self.version} cannot encode the input: {message}", json_pointer(path_prefix) + path
+            ) from exc
 
     def run_batch(self, tokens: np.ndarray, puzzle_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Solve a (B, L) batch with early halting on this version's device; numpy results.
@@ -259,8 +305,14 @@ class LoadedVersion:
         if self.cpu_threads and device == "cpu" and torch.get_num_threads() != self.cpu_threads:
             torch.set_num_threads(self.cpu_threads)
         precision = self.precision.precision if self.precision is not None else "fp32"
-        return solve_tokens(model, tokens, puzzle_ids, answer_table=self.spec.codec.answer_token_table(),
-                            step=self.step, precision=precision)
+        return solve_tokens(
+            model,
+            tokens,
+            puzzle_ids,
+            answer_table=self.spec.codec.answer_token_table(),
+            step=self.step,
+            precision=precision,
+        )
 
     def first_candidate(self, data: Json, row: RowResult) -> Candidate:
         """The model's first answer to ``data`` (``row``), decoded and rule-checked."""
@@ -281,8 +333,9 @@ class LoadedVersion:
         """Queue the other test-time views of an input on the batcher (they batch with whatever waits)."""
         return [self.submit(view.apply(tokens), puzzle_id) for view in self._extra_views]
 
-    def answer_with_views(self, data: Json, tokens: np.ndarray, puzzle_id: int, first: Candidate,
-                          pending: list[Future] | None = None) -> tuple[Candidate, int, int]:
+    def answer_with_views(
+        self, data: Json, tokens: np.ndarray, puzzle_id: int, first: Candidate, pending: list[Future] | None = None
+    ) -> tuple[Candidate, int, int]:
         """(chosen answer, steps of all views, views solved), after the first answer ``first``.
 
         ``pending``: the views already queued by ``submit_views``; queued here when the first answer
@@ -293,8 +346,9 @@ class LoadedVersion:
             pending = self.submit_views(tokens, puzzle_id)
         for view, future in zip(self._extra_views, pending or ()):
             row = future.result()
-            candidates.append(decode_candidate(self.spec.codec, view.invert(row.tokens), data, row.steps,
-                                               row.confidence))
+            candidates.append(
+                decode_candidate(self.spec.codec, view.invert(row.tokens), data, row.steps, row.confidence)
+            )
         return choose(candidates), sum(c.steps for c in candidates), len(candidates)
 
     def self_test(self) -> None:

@@ -85,8 +85,12 @@ class Placement:
         """The current state of every managed device."""
         with self.lock:
             return [
-                DeviceState(device, budget, self.used_bytes(device),
-                            sum(v.spec.memory_bytes for v in self._held[device] if v.refcount == 0))
+                DeviceState(
+                    device,
+                    budget,
+                    self.used_bytes(device),
+                    sum(v.spec.memory_bytes for v in self._held[device] if v.refcount == 0),
+                )
                 for device, budget in self.budgets.items()
             ]
 
@@ -105,8 +109,9 @@ class Placement:
             )
         cuda_first = sorted(allowed, key=lambda d: (torch.device(d).type == "cpu", d))
         if self.choose_device is not None:
-            request = PlacementRequest(version.name, version.version, version.spec.memory_bytes,
-                                       version.spec.allowed_devices)
+            request = PlacementRequest(
+                version.name, version.version, version.spec.memory_bytes, version.spec.allowed_devices
+            )
             chosen = self.choose_device(request, self.device_states())
             if chosen is not None:
                 if chosen not in allowed:
@@ -145,7 +150,8 @@ class Placement:
                 return device
             summary = ", ".join(
                 f"{s.name}: {s.used_bytes}/{s.budget_bytes} bytes used, {s.idle_bytes} idle"
-                for s in self.device_states() if s.name in candidates
+                for s in self.device_states()
+                if s.name in candidates
             )
             raise PlacementError(
                 f"{version.name} {version.version} needs {needed} bytes and no allowed device has room "

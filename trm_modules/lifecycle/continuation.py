@@ -15,8 +15,9 @@ from ..package.weights import read_weights_header, tensors_from_bytes
 from ..train.continuation import MODEL_PREFIX, MOMENTS, TRAINING_STATE_NAME, InitFromError, PackageStart
 
 
-def load_package_start(path: str | os.PathLike, trusted_keys: str | os.PathLike | None = None,
-                       limits: Limits | None = None) -> PackageStart:
+def load_package_start(
+    path: str | os.PathLike, trusted_keys: str | os.PathLike | None = None, limits: Limits | None = None
+) -> PackageStart:
     """Open ``path`` with every check of the package format (and the trust store, when given) and read
     what a run continues from; ``InitFromError`` says what is wrong."""
     limits = limits or Limits()
@@ -33,29 +34,47 @@ def load_package_start(path: str | os.PathLike, trusted_keys: str | os.PathLike 
     if TRAINING_STATE_NAME in package.archive:
         data = package.archive.read(TRAINING_STATE_NAME)
         try:
-            header = read_weights_header(data, max_header_bytes=limits.max_safetensors_header_bytes,
-                                         max_tensors=limits.max_tensors, file=TRAINING_STATE_NAME)
+            header = read_weights_header(
+                data,
+                max_header_bytes=limits.max_safetensors_header_bytes,
+                max_tensors=limits.max_tensors,
+                file=TRAINING_STATE_NAME,
+            )
         except PackageError as exc:
             raise InitFromError(f"--init-from {source}: {exc}") from exc
         tensors = tensors_from_bytes(data, header)
-        live = {key[len(MODEL_PREFIX):]: value.float().clone() for key, value in tensors.items()
-                if key.startswith(MODEL_PREFIX)}
+        live = {
+            key[len(MODEL_PREFIX) :]: value.float().clone()
+            for key, value in tensors.items()
+            if key.startswith(MODEL_PREFIX)
+        }
         for moment in MOMENTS:
             prefix = moment + "."
-            moments[moment] = {key[len(prefix):]: value.clone() for key, value in tensors.items()
-                               if key.startswith(prefix)}
+            moments[moment] = {
+                key[len(prefix) :]: value.clone() for key, value in tensors.items() if key.startswith(prefix)
+            }
         shapes = {key: tuple(value.shape) for key, value in ema.items()}
         if {key: tuple(value.shape) for key, value in live.items()} != shapes:
-            raise InitFromError(f"--init-from {source}: {TRAINING_STATE_NAME} holds live weights that do not "
-                                f"match {manifest.model.weights}")
+            raise InitFromError(
+                f"--init-from {source}: {TRAINING_STATE_NAME} holds live weights that do not "
+                f"match {manifest.model.weights}"
+            )
         recorded = header.metadata.get("optimizer_steps")
         if recorded is not None and recorded.isdigit() and int(recorded) != step:
-            raise InitFromError(f"--init-from {source}: {TRAINING_STATE_NAME} was saved at step {recorded}, "
-                                f"the manifest records optimizer_steps {step}")
+            raise InitFromError(
+                f"--init-from {source}: {TRAINING_STATE_NAME} was saved at step {recorded}, "
+                f"the manifest records optimizer_steps {step}"
+            )
     return PackageStart(
-        source=source, path=str(path), digest=package.digest, config=manifest.model.config,
+        source=source,
+        path=str(path),
+        digest=package.digest,
+        config=manifest.model.config,
         task={"codec": manifest.task.codec, "params": dict(manifest.task.params)},
-        ema=ema, live=live, moments=moments, step=int(step),
+        ema=ema,
+        live=live,
+        moments=moments,
+        step=int(step),
         wall_time_s=float((provenance.wall_time_s if provenance else None) or 0.0),
         history=_history_of(manifest, int(step)),
     )

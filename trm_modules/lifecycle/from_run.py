@@ -40,9 +40,13 @@ def _read_json(path: Path) -> Any:
         raise BuildError(f"cannot read {path}: {exc}", file=str(path)) from exc
 
 
-def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tuple[dict, dict | None]],
-                    count: int = DEFAULT_EXAMPLE_COUNT,
-                    allow_failing: bool = False) -> Sequence[tuple[dict, dict | None]]:
+def select_examples(
+    model: ReasoningModel,
+    codec: TaskCodec,
+    pairs: Iterable[tuple[dict, dict | None]],
+    count: int = DEFAULT_EXAMPLE_COUNT,
+    allow_failing: bool = False,
+) -> Sequence[tuple[dict, dict | None]]:
     """Up to ``count`` examples for the self-test: pairs the model answers acceptably.
 
     An answer is acceptable when it equals the pair's output or the codec judges it valid by the
@@ -54,19 +58,31 @@ def select_examples(model: ReasoningModel, codec: TaskCodec, pairs: Iterable[tup
     pairs = list(pairs)
     answers = solve_inputs(model, codec, [inp for inp, _ in pairs]) if pairs else []
     decodable = [(pair, ans) for pair, ans in zip(pairs, answers) if isinstance(ans, ModelAnswer)]
-    solved = [(inp, out) for (inp, out), ans in decodable
-              if ans.valid is True or (out is not None and ans.output == out and ans.valid is not False)]
+    solved = [
+        (inp, out)
+        for (inp, out), ans in decodable
+        if ans.valid is True or (out is not None and ans.output == out and ans.valid is not False)
+    ]
     if solved:
         return solved[:count]
     if not decodable:
-        raise BuildError(f"the model gives no decodable answer to any of the {len(pairs)} run examples; "
-                         "a package needs at least one example it can answer", file="examples.jsonl")
+        raise BuildError(
+            f"the model gives no decodable answer to any of the {len(pairs)} run examples; "
+            "a package needs at least one example it can answer",
+            file="examples.jsonl",
+        )
     if not allow_failing:
-        raise BuildError(f"the model solves none of the {len(pairs)} run examples (by their outputs and the "
-                         f"{codec.name!r} task's rules), so its self-test would fail; train further, or say "
-                         "--allow-failing-examples to pack it with a failing self-test", file="examples.jsonl")
-    warnings.warn(f"the model solves none of the {len(pairs)} run examples; packed with a failing self-test "
-                  "(--allow-failing-examples)", stacklevel=2)
+        raise BuildError(
+            f"the model solves none of the {len(pairs)} run examples (by their outputs and the "
+            f"{codec.name!r} task's rules), so its self-test would fail; train further, or say "
+            "--allow-failing-examples to pack it with a failing self-test",
+            file="examples.jsonl",
+        )
+    warnings.warn(
+        f"the model solves none of the {len(pairs)} run examples; packed with a failing self-test "
+        "(--allow-failing-examples)",
+        stacklevel=2,
+    )
     return [(inp, None) for (inp, _), _ in decodable[:count]]
 
 
@@ -86,8 +102,9 @@ def _rule_check_heldout(model: ReasoningModel, codec: TaskCodec, recipe: Recipe)
     return None if report is None else report.to_json()
 
 
-def _bf16_evaluation(model: ReasoningModel, codec: TaskCodec, recipe: Recipe,
-                     outside: list[dict[str, Any]]) -> dict[str, Any]:
+def _bf16_evaluation(
+    model: ReasoningModel, codec: TaskCodec, recipe: Recipe, outside: list[dict[str, Any]]
+) -> dict[str, Any]:
     """``evaluation.precision.bf16``: fp32 against bf16 on the held-out puzzles (regenerated from the recipe) and
     the outside generators' (their ``bf16_check``, measured by ``bench/outside_puzzles.py --bf16``)."""
     import jsonschema
@@ -95,16 +112,22 @@ def _bf16_evaluation(model: ReasoningModel, codec: TaskCodec, recipe: Recipe,
     from ..precision_evaluation import compare_precisions, precision_record
 
     validator = jsonschema.Draft202012Validator(codec.input_schema())
-    heldout = compare_precisions(model, codec, validator, {"held-out": [inp for inp, _ in heldout_pairs(codec, recipe.data)]})
+    heldout = compare_precisions(
+        model, codec, validator, {"held-out": [inp for inp, _ in heldout_pairs(codec, recipe.data)]}
+    )
     return precision_record(heldout["sets"] + [row["bf16_check"] for row in outside if "bf16_check" in row])
 
 
 def _calibrate(model: ReasoningModel, codec: TaskCodec, recipe: Recipe) -> dict[str, Any]:
     """The halting policy of a run that predates calibration, chosen as ``trm train`` chooses it."""
     pairs = calibration_pairs(codec, recipe.data)
-    return calibrate_halting(model, codec, [inp for inp, _ in pairs], [out for _, out in pairs],
-                             dataset=f"{len(pairs)} calibration puzzles (seed {heldout_seed(recipe.data)} "
-                                     f"+ {CALIBRATION_SEED_OFFSET})")
+    return calibrate_halting(
+        model,
+        codec,
+        [inp for inp, _ in pairs],
+        [out for _, out in pairs],
+        dataset=f"{len(pairs)} calibration puzzles (seed {heldout_seed(recipe.data)} + {CALIBRATION_SEED_OFFSET})",
+    )
 
 
 def _created_at(run_dir: Path) -> str:
@@ -114,12 +137,22 @@ def _created_at(run_dir: Path) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: str | os.PathLike | None = None,
-             task: Mapping[str, Any] | None = None, parent_digest: str | None = None,
-             example_count: int = DEFAULT_EXAMPLE_COUNT, changes: str | None = None, training_state: bool = False,
-             outside: list[dict[str, Any]] | None = None, compare: Sequence[Mapping[str, Any]] | None = None,
-             allow_failing_examples: bool = False,
-             **metadata: Any) -> Path:
+def pack_run(
+    run_dir: str | os.PathLike,
+    *,
+    name: str,
+    version: str,
+    out_path: str | os.PathLike | None = None,
+    task: Mapping[str, Any] | None = None,
+    parent_digest: str | None = None,
+    example_count: int = DEFAULT_EXAMPLE_COUNT,
+    changes: str | None = None,
+    training_state: bool = False,
+    outside: list[dict[str, Any]] | None = None,
+    compare: Sequence[Mapping[str, Any]] | None = None,
+    allow_failing_examples: bool = False,
+    **metadata: Any,
+) -> Path:
     """Build a package from the training run in ``run_dir``; ``task`` overrides the run's task.json.
 
     Evaluation, provenance (recipe, command, data, hardware, wall time, the package a continued run
@@ -171,29 +204,55 @@ def pack_run(run_dir: str | os.PathLike, *, name: str, version: str, out_path: s
         from ..package.side_by_side import side_by_side_row
 
         evaluation["side_by_side"] = [side_by_side_row(manifest) for manifest in compare]
-    examples = select_examples(model, codec, pairs, example_count,  # answered as the package will answer
-                               allow_failing=allow_failing_examples)
+    examples = select_examples(
+        model,
+        codec,
+        pairs,
+        example_count,  # answered as the package will answer
+        allow_failing=allow_failing_examples,
+    )
     provenance: dict[str, Any] = {
         "created_at": _created_at(run_dir),
         "parent_digest": parent_digest or training.get("parent_digest"),
-        "recipe": training.get("recipe"), "command": training.get("command"), "data": training.get("data"),
-        "hardware": training.get("hardware"), "wall_time_s": training.get("wall_time_s"),
-        "optimizer_steps": training.get("optimizer_steps"), "feedback_window": training.get("feedback_window"),
-        "recipe_toml": training.get("recipe_toml"), "feedback_data": training.get("feedback_data"),
+        "recipe": training.get("recipe"),
+        "command": training.get("command"),
+        "data": training.get("data"),
+        "hardware": training.get("hardware"),
+        "wall_time_s": training.get("wall_time_s"),
+        "optimizer_steps": training.get("optimizer_steps"),
+        "feedback_window": training.get("feedback_window"),
+        "recipe_toml": training.get("recipe_toml"),
+        "feedback_data": training.get("feedback_data"),
         "data_files": training.get("data_files"),
-        "continued_from": training.get("continued_from"), "continued_at_step": training.get("continued_at_step"),
-        "history": [{**point, "sitting": point.get("sitting") or f"{name}@{version}"}
-                    for point in training.get("history") or []] or None,
+        "continued_from": training.get("continued_from"),
+        "continued_at_step": training.get("continued_at_step"),
+        "history": [
+            {**point, "sitting": point.get("sitting") or f"{name}@{version}"} for point in training.get("history") or []
+        ]
+        or None,
         "changes": changes,
     }
     extra_files = {f"card/{plot}": (run_dir / plot).read_bytes() for plot in RUN_PLOTS if (run_dir / plot).is_file()}
     if training_state:
         state_path = run_dir / RUN_TRAINING_STATE
         if not state_path.is_file():
-            raise BuildError(f"{run_dir} has no {RUN_TRAINING_STATE} (written by trm train since --init-from "
-                             "exists); train or resume the run to write it", file=str(state_path))
+            raise BuildError(
+                f"{run_dir} has no {RUN_TRAINING_STATE} (written by trm train since --init-from "
+                "exists); train or resume the run to write it",
+                file=str(state_path),
+            )
         extra_files[TRAINING_STATE_NAME] = state_path.read_bytes()
     out_path = Path(out_path) if out_path is not None else Path(f"{name}-{version}.trm")
-    return build_package(model, codec, name=name, version=version, out_path=out_path, examples=examples,
-                         evaluation=evaluation, provenance={k: v for k, v in provenance.items() if v is not None},
-                         extra_files=extra_files, allow_failing_examples=allow_failing_examples, **metadata)
+    return build_package(
+        model,
+        codec,
+        name=name,
+        version=version,
+        out_path=out_path,
+        examples=examples,
+        evaluation=evaluation,
+        provenance={k: v for k, v in provenance.items() if v is not None},
+        extra_files=extra_files,
+        allow_failing_examples=allow_failing_examples,
+        **metadata,
+    )

@@ -23,9 +23,16 @@ from ..train.recipe import Recipe
 from ..views import DEFAULT_VIEWS
 
 
-def recalibrate_package(path: str | os.PathLike, *, version: str, out_path: str | os.PathLike,
-                        changes: str | None = None, trusted_keys: TrustedKeys | None = None,
-                        outside: list[dict[str, Any]] | None = None, **metadata: Any) -> Path:
+def recalibrate_package(
+    path: str | os.PathLike,
+    *,
+    version: str,
+    out_path: str | os.PathLike,
+    changes: str | None = None,
+    trusted_keys: TrustedKeys | None = None,
+    outside: list[dict[str, Any]] | None = None,
+    **metadata: Any,
+) -> Path:
     """Write ``out_path``: the package at ``path`` as ``version``, with ``evaluation.halting`` calibrated.
 
     Extra keyword arguments (``signing_key``, …) go to ``build_package``. Raises ``ConfigError`` when the
@@ -36,30 +43,52 @@ def recalibrate_package(path: str | os.PathLike, *, version: str, out_path: str 
     provenance = manifest.provenance.model_dump(exclude_none=True) if manifest.provenance else {}
     recipe_toml = provenance.get("recipe_toml")
     if not recipe_toml:
-        raise ConfigError(f"{path}: the package embeds no recipe (provenance.recipe_toml), so its held-out "
-                          "distribution cannot be regenerated to calibrate halting on")
+        raise ConfigError(
+            f"{path}: the package embeds no recipe (provenance.recipe_toml), so its held-out "
+            "distribution cannot be regenerated to calibrate halting on"
+        )
     recipe = Recipe.model_validate(tomllib.loads(recipe_toml))
     model, codec = package.load_model(), package.codec()
     pairs = calibration_pairs(codec, recipe.data)
-    halting = calibrate_halting(model, codec, [inp for inp, _ in pairs], [out for _, out in pairs],
-                                dataset=f"{len(pairs)} calibration puzzles (seed {heldout_seed(recipe.data)} "
-                                        f"+ {CALIBRATION_SEED_OFFSET})")
+    halting = calibrate_halting(
+        model,
+        codec,
+        [inp for inp, _ in pairs],
+        [out for _, out in pairs],
+        dataset=f"{len(pairs)} calibration puzzles (seed {heldout_seed(recipe.data)} + {CALIBRATION_SEED_OFFSET})",
+    )
     model.use_halting(halting["threshold"], halting["min_steps"])
     evaluation = manifest.evaluation.model_dump(exclude_none=True) if manifest.evaluation else None
     if evaluation is not None:
         evaluation["halting"] = halting
-        ruled = rule_check_report(model, codec, [inp for inp, _ in heldout_pairs(codec, recipe.data)],
-                                  views=DEFAULT_VIEWS)
+        ruled = rule_check_report(
+            model, codec, [inp for inp, _ in heldout_pairs(codec, recipe.data)], views=DEFAULT_VIEWS
+        )
         if ruled is not None:
             evaluation["rule_check"] = ruled.to_json()
         if outside:
-            evaluation["outside"] = [row for row in outside if row.get("module", "").split("@")[0] in ("", manifest.name)]
+            evaluation["outside"] = [
+                row for row in outside if row.get("module", "").split("@")[0] in ("", manifest.name)
+            ]
     provenance.pop("created_at", None)
     provenance.update(parent_digest=package.digest, changes=changes or "halting calibrated; weights unchanged")
     images = {name: package.read_file(name) for name in package.archive.names if name.startswith("card/")}
     authors = [author.model_dump(exclude_none=True) for author in manifest.authors]
-    return build_package(model, codec, name=manifest.name, version=version, out_path=out_path,
-                         examples=package.examples, title=manifest.title, description=manifest.description,
-                         license=manifest.license, authors=authors, module_id=manifest.module_id,
-                         evaluation=evaluation, provenance=provenance, extra_files=images,
-                         dtype=None, **metadata)
+    return build_package(
+        model,
+        codec,
+        name=manifest.name,
+        version=version,
+        out_path=out_path,
+        examples=package.examples,
+        title=manifest.title,
+        description=manifest.description,
+        license=manifest.license,
+        authors=authors,
+        module_id=manifest.module_id,
+        evaluation=evaluation,
+        provenance=provenance,
+        extra_files=images,
+        dtype=None,
+        **metadata,
+    )

@@ -62,9 +62,11 @@ def recipe_of(package) -> Recipe:
     if not text and provenance is not None and provenance.recipe and Path(provenance.recipe).is_file():
         text = Path(provenance.recipe).read_text(encoding="utf-8")
     if not text:
-        raise ConfigError(f"{package.manifest.name}@{package.manifest.version} carries no training recipe "
-                          "(provenance.recipe_toml) and its recipe file is not here; give one (`trm retrain --recipe FILE`, "
-                          "or recipe= to retrain())")
+        raise ConfigError(
+            f"{package.manifest.name}@{package.manifest.version} carries no training recipe "
+            "(provenance.recipe_toml) and its recipe file is not here; give one (`trm retrain --recipe FILE`, "
+            "or recipe= to retrain())"
+        )
     return Recipe.model_validate(tomllib.loads(text))
 
 
@@ -82,7 +84,7 @@ def read_feedback_set(path: Path) -> list[tuple[dict, dict]]:
                 record = json.loads(line)
                 pairs.append((record["input"], record["output"]))
             except (ValueError, KeyError) as exc:
-                raise ConfigError(f"{path}:{number}: expected {{\"input\": …, \"output\": …}}: {exc}") from exc
+                raise ConfigError(f'{path}:{number}: expected {{"input": …, "output": …}}: {exc}') from exc
     return pairs
 
 
@@ -100,10 +102,21 @@ def _accuracy(report: EvalReport | None) -> float:
     return float("nan") if report is None else report.accuracy_halting
 
 
-def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, steps: int = 500,
-            version: str | None = None, holdout_fraction: float = 0.2, feedback_share: float = 0.5,
-            recipe: Recipe | None = None, device: str | None = None, tolerance: float = DEFAULT_TOLERANCE,
-            lr: float | None = None, on_progress=None) -> RetrainResult:
+def retrain(
+    package,
+    feedback_dir: str | Path | None,
+    out_dir: str | Path,
+    *,
+    steps: int = 500,
+    version: str | None = None,
+    holdout_fraction: float = 0.2,
+    feedback_share: float = 0.5,
+    recipe: Recipe | None = None,
+    device: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    lr: float | None = None,
+    on_progress=None,
+) -> RetrainResult:
     """Fine-tune ``package`` on exported feedback mixed with its recipe's data; pack the result if not worse.
 
     ``feedback_share`` is the fraction of training draws that come from feedback examples.
@@ -113,8 +126,12 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
     recipe = recipe or recipe_of(package)
     manifest = package.manifest
     version = version or bump_minor(manifest.version)
-    updates: dict[str, float] = {"train.steps": steps, "train.warmup_steps": max(1, min(100, steps // 10)),
-               "train.eval_every": max(steps, 1), "data.train_puzzles": min(recipe.data.train_puzzles, 5000)}
+    updates: dict[str, float] = {
+        "train.steps": steps,
+        "train.warmup_steps": max(1, min(100, steps // 10)),
+        "train.eval_every": max(steps, 1),
+        "data.train_puzzles": min(recipe.data.train_puzzles, 5000),
+    }
     if lr is not None:
         updates["train.lr"] = lr
     data = recipe.model_dump()
@@ -137,17 +154,31 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
     if feedback_train:
         fb = encode_pairs(codec, feedback_train)
         repeats = max(1, round(feedback_share / (1 - feedback_share) * recipe.data.train_puzzles / len(fb)))
-        extra = TokenSet(np.repeat(fb.inputs, repeats, 0), np.repeat(fb.labels, repeats, 0), np.repeat(fb.puzzle_ids, repeats, 0))
+        extra = TokenSet(
+            np.repeat(fb.inputs, repeats, 0), np.repeat(fb.labels, repeats, 0), np.repeat(fb.puzzle_ids, repeats, 0)
+        )
 
     parent = package.load_model(device="cpu")
-    trainer = Trainer(recipe, out_dir, device=device, codec=codec,
-                      init_weights={k: v.float() for k, v in parent.state_dict().items()}, extra_train=extra)
-    window = (card.get("window") or {})
+    trainer = Trainer(
+        recipe,
+        out_dir,
+        device=device,
+        codec=codec,
+        init_weights={k: v.float() for k, v in parent.state_dict().items()},
+        extra_train=extra,
+    )
+    window = card.get("window") or {}
     trainer.extra_provenance = {
         "parent_digest": package.digest,
-        "feedback_window": ({"start": window["first_solve"], "end": window["last_solve"],
-                             "events": int(card.get("counts", {}).get("total", 0))}
-                            if window.get("first_solve") and window.get("last_solve") else None),
+        "feedback_window": (
+            {
+                "start": window["first_solve"],
+                "end": window["last_solve"],
+                "events": int(card.get("counts", {}).get("total", 0)),
+            }
+            if window.get("first_solve") and window.get("last_solve")
+            else None
+        ),
         "feedback_data": {"examples": len(feedback_train), "held_out": len(feedback_held), "data_card": card or None},
         "recipe_toml": _dump_recipe(recipe),
     }
@@ -157,8 +188,10 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
 
     test = trainer.test_set
     table = codec.answer_token_table()
-    original = {"old": _accuracy(evaluate(parent, test, answer_table=table)),
-                "new": _accuracy(evaluate(new_model, test, answer_table=table))}
+    original = {
+        "old": _accuracy(evaluate(parent, test, answer_table=table)),
+        "new": _accuracy(evaluate(new_model, test, answer_table=table)),
+    }
     held = {"old": float("nan"), "new": float("nan")}
     if feedback_held:
         # Judged by the task's rules where it has them (several answers can be right), else exactly.
@@ -168,8 +201,10 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
             held = {"old": old_valid, "new": new_valid}
         else:
             held_set = encode_pairs(codec, feedback_held)
-            held = {"old": _accuracy(evaluate(parent, held_set, answer_table=table)),
-                    "new": _accuracy(evaluate(new_model, held_set, answer_table=table))}
+            held = {
+                "old": _accuracy(evaluate(parent, held_set, answer_table=table)),
+                "new": _accuracy(evaluate(new_model, held_set, answer_table=table)),
+            }
 
     reasons = []
     if original["new"] < original["old"] - tolerance:
@@ -178,15 +213,26 @@ def retrain(package, feedback_dir: str | Path | None, out_dir: str | Path, *, st
         reasons.append(f"feedback hold-out accuracy fell from {held['old']:.2%} to {held['new']:.2%}")
     accepted = not reasons
     result = RetrainResult(
-        parent_version=manifest.version, version=version, original_heldout=original, feedback_heldout=held,
-        feedback_examples={"train": len(feedback_train), "held_out": len(feedback_held)}, accepted=accepted,
-        reason="; ".join(reasons) or "not worse on either held-out set", run_dir=out_dir,
+        parent_version=manifest.version,
+        version=version,
+        original_heldout=original,
+        feedback_heldout=held,
+        feedback_examples={"train": len(feedback_train), "held_out": len(feedback_held)},
+        accepted=accepted,
+        reason="; ".join(reasons) or "not worse on either held-out set",
+        run_dir=out_dir,
     )
     if accepted:
         result.package_path = pack_run(
-            out_dir, name=manifest.name, version=version, out_path=out_dir / f"{manifest.name}-{version}.trm",
-            parent_digest=package.digest, title=manifest.title, description=manifest.description,
-            license=manifest.license, module_id=manifest.module_id,
+            out_dir,
+            name=manifest.name,
+            version=version,
+            out_path=out_dir / f"{manifest.name}-{version}.trm",
+            parent_digest=package.digest,
+            title=manifest.title,
+            description=manifest.description,
+            license=manifest.license,
+            module_id=manifest.module_id,
         )
     (out_dir / "retrain.json").write_text(json.dumps(result.to_json(), indent=2))
     return result

@@ -8,7 +8,20 @@ from .architecture import Architecture
 from .authors import load_authors_checkpoint, load_authors_hrm_checkpoint, to_authors_state_dict
 
 __all__ = [
-    "PRESETS", "TRMConfig", "TRM", "Carry", "Solution", "StepOutput", "constrained_argmax", "count_parameters",
-    "ReasoningModel", "HRM", "HRM_PRESETS", "HRMConfig", "Architecture",
-    "load_authors_checkpoint", "load_authors_hrm_checkpoint", "to_authors_state_dict",
+    "PRESETS",
+    "TRMConfig",
+    "TRM",
+    "Carry",
+    "Solution",
+    "StepOutput",
+    "constrained_argmax",
+    "count_parameters",
+    "ReasoningModel",
+    "HRM",
+    "HRM_PRESETS",
+    "HRMConfig",
+    "Architecture",
+    "load_authors_checkpoint",
+    "load_authors_hrm_checkpoint",
+    "to_authors_state_dict",
 ]

@@ -52,8 +52,9 @@ class Architecture:
         """A freshly initialised network of ``config``."""
         return self.model_type(self.config(config))
 
-    def from_state_dict(self, config: Any, tensors: Mapping[str, Any], device: Any = "cpu",
-                        dtype: Any = None) -> ReasoningModel:
+    def from_state_dict(
+        self, config: Any, tensors: Mapping[str, Any], device: Any = "cpu", dtype: Any = None
+    ) -> ReasoningModel:
         """The network of ``config`` holding ``tensors`` (strictly), in eval mode."""
         model: ReasoningModel = self.model_type.from_state_dict(self.config(config), tensors, device, dtype)
         return model

@@ -30,7 +30,9 @@ _STATIC = {
     "H_init": "H_init",
     "L_init": "L_init",
 }
-_LAYER = re.compile(r"^L_level\.layers\.(\d+)\.(self_attn|mlp_t|mlp)\.(qkv_proj|o_proj|gate_up_proj|down_proj)\.weight$")
+_LAYER = re.compile(
+    r"^L_level\.layers\.(\d+)\.(self_attn|mlp_t|mlp)\.(qkv_proj|o_proj|gate_up_proj|down_proj)\.weight$"
+)
 
 
 def _strip(key: str) -> str:
@@ -39,7 +41,7 @@ def _strip(key: str) -> str:
         changed = False
         for prefix in _PREFIXES:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 
@@ -48,7 +50,7 @@ def authors_key_to_ours(key: str) -> str | None:
     key = _strip(key)
     if not key.startswith("inner."):
         raise ConfigError(f"unexpected checkpoint key {key!r}: expected it under 'inner.'")
-    key = key[len("inner."):]
+    key = key[len("inner.") :]
     if key in _STATIC:
         return _STATIC[key]
     if key.startswith("rotary_emb."):
@@ -67,14 +69,16 @@ def to_authors_state_dict(model: TRM, prefix: str = "model.") -> dict[str, torch
         if key in inverse:
             theirs = inverse[key]
         elif key.startswith("net.layers."):
-            theirs = "L_level." + key[len("net."):]
+            theirs = "L_level." + key[len("net.") :]
         else:
             continue
         out[f"{prefix}inner.{theirs}"] = value.detach().clone()
     return out
 
 
-def load_authors_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor], config: TRMConfig) -> TRM:
+def load_authors_checkpoint(
+    path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor], config: TRMConfig
+) -> TRM:
     """Build a ``TRM`` from an authors' checkpoint (a ``step_N`` file or a state dict).
 
     Accepts the ``_orig_mod.`` (torch.compile) and ``model.`` (loss head) prefixes, either mixer,
@@ -107,7 +111,9 @@ def load_authors_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[str,
     return model
 
 
-_HRM_LAYER = re.compile(r"^(H_level|L_level)\.layers\.(\d+)\.(self_attn|mlp)\.(qkv_proj|o_proj|gate_up_proj|down_proj)\.weight$")
+_HRM_LAYER = re.compile(
+    r"^(H_level|L_level)\.layers\.(\d+)\.(self_attn|mlp)\.(qkv_proj|o_proj|gate_up_proj|down_proj)\.weight$"
+)
 
 
 def authors_hrm_key_to_ours(key: str) -> str | None:
@@ -115,7 +121,7 @@ def authors_hrm_key_to_ours(key: str) -> str | None:
     key = _strip(key)
     if not key.startswith("inner."):
         raise ConfigError(f"unexpected checkpoint key {key!r}: expected it under 'inner.'")
-    key = key[len("inner."):]
+    key = key[len("inner.") :]
     if key in _STATIC:
         return _STATIC[key]
     if key.startswith("rotary_emb."):
@@ -125,8 +131,9 @@ def authors_hrm_key_to_ours(key: str) -> str | None:
     raise ConfigError(f"unknown key {key!r} in the HRM authors' checkpoint layout")
 
 
-def load_authors_hrm_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor],
-                                config: HRMConfig) -> HRM:
+def load_authors_hrm_checkpoint(
+    path_or_state_dict: str | os.PathLike | Mapping[str, torch.Tensor], config: HRMConfig
+) -> HRM:
     """Build an ``HRM`` from a checkpoint of the authors' HRM code (sapientinc/HRM), a file or a state dict.
 
     Loaded with ``weights_only=True`` (no arbitrary unpickling); ``_orig_mod.`` and ``model.`` prefixes
@@ -149,7 +156,8 @@ def load_authors_hrm_checkpoint(path_or_state_dict: str | os.PathLike | Mapping[
             raise ConfigError(f"checkpoint key {key!r} has no place in a model with this config ({target})")
         if tuple(value.shape) != tuple(ours[target].shape):
             raise ConfigError(
-                f"checkpoint key {key!r}: shape {tuple(value.shape)} but the config needs {tuple(ours[target].shape)}")
+                f"checkpoint key {key!r}: shape {tuple(value.shape)} but the config needs {tuple(ours[target].shape)}"
+            )
         mapped[target] = value.to(ours[target].dtype)
     missing = sorted(set(ours) - set(mapped))
     if missing:

@@ -46,9 +46,7 @@ class TRMConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> "TRMConfig":
         if not self.mlp_t and self.hidden_size % self.num_heads:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})"
-            )
+            raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
         if self.pos_encodings == "rope" and not self.mlp_t and (self.hidden_size // self.num_heads) % 2:
             raise ValueError("RoPE needs an even head dimension")
         return self
@@ -81,18 +79,48 @@ def swiglu_intermediate(width: int, expansion: float) -> int:
 PRESETS: dict[str, TRMConfig] = {
     # The paper's Sudoku-Extreme configurations (TRM.md, "Sizes and costs").
     "paper-sudoku-attn": TRMConfig(
-        vocab_size=11, seq_len=81, num_puzzle_identifiers=1, puzzle_emb_ndim=512, puzzle_emb_len=16,
-        hidden_size=512, num_heads=8, L_layers=2, mlp_t=False, pos_encodings="rope",
-        H_cycles=3, L_cycles=6, halt_max_steps=16,
+        vocab_size=11,
+        seq_len=81,
+        num_puzzle_identifiers=1,
+        puzzle_emb_ndim=512,
+        puzzle_emb_len=16,
+        hidden_size=512,
+        num_heads=8,
+        L_layers=2,
+        mlp_t=False,
+        pos_encodings="rope",
+        H_cycles=3,
+        L_cycles=6,
+        halt_max_steps=16,
     ),
     "paper-sudoku-mlp": TRMConfig(
-        vocab_size=11, seq_len=81, num_puzzle_identifiers=1, puzzle_emb_ndim=512, puzzle_emb_len=16,
-        hidden_size=512, num_heads=8, L_layers=2, mlp_t=True, pos_encodings="none",
-        H_cycles=3, L_cycles=6, halt_max_steps=16,
+        vocab_size=11,
+        seq_len=81,
+        num_puzzle_identifiers=1,
+        puzzle_emb_ndim=512,
+        puzzle_emb_len=16,
+        hidden_size=512,
+        num_heads=8,
+        L_layers=2,
+        mlp_t=True,
+        pos_encodings="none",
+        H_cycles=3,
+        L_cycles=6,
+        halt_max_steps=16,
     ),
     "paper-maze-attn": TRMConfig(
-        vocab_size=6, seq_len=900, num_puzzle_identifiers=1, puzzle_emb_ndim=512, puzzle_emb_len=16,
-        hidden_size=512, num_heads=8, L_layers=2, mlp_t=False, pos_encodings="rope",
-        H_cycles=3, L_cycles=4, halt_max_steps=16,
+        vocab_size=6,
+        seq_len=900,
+        num_puzzle_identifiers=1,
+        puzzle_emb_ndim=512,
+        puzzle_emb_len=16,
+        hidden_size=512,
+        num_heads=8,
+        L_layers=2,
+        mlp_t=False,
+        pos_encodings="rope",
+        H_cycles=3,
+        L_cycles=4,
+        halt_max_steps=16,
     ),
 }

@@ -41,8 +41,12 @@ class _Captured:
         self.z.copy_(carry.z)
         self.graph.replay()
         out = self.out  # copies: the next replay overwrites the static outputs
-        return StepOutput(Carry(out.carry.y.clone(), out.carry.z.clone()), out.logits.clone(), out.q_halt.clone(),
-                          out.q_continue.clone())
+        return StepOutput(
+            Carry(out.carry.y.clone(), out.carry.z.clone()),
+            out.logits.clone(),
+            out.q_halt.clone(),
+            out.q_continue.clone(),
+        )
 
 
 class CudaGraphStep:

@@ -40,8 +40,9 @@ def _rows(value: Any, start: int, stop: int, batch: int) -> Any:
     if isinstance(value, torch.Tensor):
         return value[start:stop] if value.dim() and value.shape[0] == batch else value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return type(value)(**{f.name: _rows(getattr(value, f.name), start, stop, batch)
-                              for f in dataclasses.fields(value)})
+        return type(value)(
+            **{f.name: _rows(getattr(value, f.name), start, stop, batch) for f in dataclasses.fields(value)}
+        )
     return value
 
 
@@ -86,11 +87,11 @@ class Candidate:
             if self.workers <= 1 or rows < 2:
                 return self._whole(model, x, carry)
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="trm-step",
-                                                initializer=_one_thread)
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="trm-step", initializer=_one_thread)
             bounds = [(rows * i // self.workers, rows * (i + 1) // self.workers) for i in range(self.workers)]
-            futures = [self._pool.submit(self._whole, model, x[a:b], _rows(carry, a, b, rows))
-                       for a, b in bounds if b > a]
+            futures = [
+                self._pool.submit(self._whole, model, x[a:b], _rows(carry, a, b, rows)) for a, b in bounds if b > a
+            ]
             return _joined([f.result() for f in futures])
         finally:
             if previous != self.threads:
@@ -143,31 +144,44 @@ class ChosenStep:
         return {c.engine for c in self.by_rows.values()}
 
 
-def _same_answers(model: TRM, candidate: Candidate, tokens: torch.Tensor, puzzle_ids: torch.Tensor,
-                  answer_table: torch.Tensor | None) -> bool:
+def _same_answers(
+    model: TRM, candidate: Candidate, tokens: torch.Tensor, puzzle_ids: torch.Tensor, answer_table: torch.Tensor | None
+) -> bool:
     with torch.inference_mode():
         reference = model.solve(tokens, puzzle_ids, answer_table=answer_table)
-        other = model.solve(tokens, puzzle_ids, answer_table=answer_table,
-                            step=lambda x, c: candidate.run(model, x, c))
+        other = model.solve(tokens, puzzle_ids, answer_table=answer_table, step=lambda x, c: candidate.run(model, x, c))
     return torch.equal(reference.tokens, other.tokens) and torch.equal(reference.steps, other.steps)
 
 
-def _check_inputs(config: Any, check_tokens: np.ndarray | None, check_puzzle_ids: np.ndarray | None,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _check_inputs(
+    config: Any, check_tokens: np.ndarray | None, check_puzzle_ids: np.ndarray | None, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The inputs a candidate must answer exactly as eager does: the given ones, else 8 random inputs."""
     if check_tokens is None:
-        return (torch.randint(1, config.vocab_size, (8, config.seq_len), generator=generator),
-                torch.zeros(8, dtype=torch.long))
+        return (
+            torch.randint(1, config.vocab_size, (8, config.seq_len), generator=generator),
+            torch.zeros(8, dtype=torch.long),
+        )
     tokens = torch.from_numpy(np.asarray(check_tokens, dtype=np.int64))
-    return tokens, torch.from_numpy(np.asarray(check_puzzle_ids if check_puzzle_ids is not None
-                                               else np.zeros(len(tokens)), dtype=np.int64))
+    return tokens, torch.from_numpy(
+        np.asarray(check_puzzle_ids if check_puzzle_ids is not None else np.zeros(len(tokens)), dtype=np.int64)
+    )
 
 
-def choose_step(model: TRM, *, shapes: Sequence[int] = (1, 16), threads: Sequence[int] | None = None,
-                engines: Sequence[str] = ("eager", "onnx"), rounds: int = 3, budget_s: float = 4.0,
-                drop_above: float = 3.0,
-                check_tokens: np.ndarray | None = None, check_puzzle_ids: np.ndarray | None = None,
-                answer_table: np.ndarray | None = None, seed: int = 0) -> ChosenStep:
+def choose_step(
+    model: TRM,
+    *,
+    shapes: Sequence[int] = (1, 16),
+    threads: Sequence[int] | None = None,
+    engines: Sequence[str] = ("eager", "onnx"),
+    rounds: int = 3,
+    budget_s: float = 4.0,
+    drop_above: float = 3.0,
+    check_tokens: np.ndarray | None = None,
+    check_puzzle_ids: np.ndarray | None = None,
+    answer_table: np.ndarray | None = None,
+    seed: int = 0,
+) -> ChosenStep:
     """Measure every candidate (``engines`` × ``threads``, default 1 and all cores) on ``model`` (CPU, fp32) at
     each batch size in ``shapes`` and return the step that uses the fastest per shape.
 
@@ -202,8 +216,9 @@ def choose_step(model: TRM, *, shapes: Sequence[int] = (1, 16), threads: Sequenc
                 candidates += onnx
                 if workers > 1:  # ONNX Runtime sessions may run concurrently: one single-threaded session shared
                     single = next((c.onnx for c in onnx if c.threads == 1), None)
-                    splits.append(Candidate("onnx", 1, single or OnnxStep(model, threads=1, graph=graph),
-                                            workers=workers))
+                    splits.append(
+                        Candidate("onnx", 1, single or OnnxStep(model, threads=1, graph=graph), workers=workers)
+                    )
             else:
                 choice.refused = "its answers differ from eager on the check inputs"
     if "eager" in engines and workers > 1:
@@ -236,7 +251,7 @@ def choose_step(model: TRM, *, shapes: Sequence[int] = (1, 16), threads: Sequenc
             for r in range(rounds):
                 if r and time.perf_counter() - shape_start > budget_s:
                     break
-                order = timed[r % len(timed):] + timed[: r % len(timed)]
+                order = timed[r % len(timed) :] + timed[: r % len(timed)]
                 for c in order:
                     t0 = time.perf_counter()
                     c.run(model, x, carry)

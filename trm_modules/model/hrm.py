@@ -38,7 +38,9 @@ class HRMConfig(BaseModel):
     seq_len: int = Field(gt=0, description="Number of answer/input tokens L.")
     num_puzzle_identifiers: int = Field(1, ge=1, description="Rows of the puzzle-embedding table.")
     puzzle_emb_ndim: int = Field(0, ge=0, description="Width of a puzzle vector; 0 disables it.")
-    puzzle_emb_len: int = Field(0, ge=0, description="P, positions the puzzle vector occupies; 0 = ceil(ndim / hidden).")
+    puzzle_emb_len: int = Field(
+        0, ge=0, description="P, positions the puzzle vector occupies; 0 = ceil(ndim / hidden)."
+    )
 
     # Network: two modules of attention blocks
     hidden_size: int = Field(512, gt=0)
@@ -84,9 +86,20 @@ class HRMConfig(BaseModel):
 HRM_PRESETS: dict[str, HRMConfig] = {
     # config/arch/hrm_v1.yaml of the authors, on Sudoku (vocab 11, 81 cells, one puzzle id).
     "paper-hrm-sudoku": HRMConfig(
-        vocab_size=11, seq_len=81, num_puzzle_identifiers=1, puzzle_emb_ndim=512,
-        hidden_size=512, num_heads=8, expansion=4, H_layers=4, L_layers=4, pos_encodings="rope",
-        H_cycles=2, L_cycles=2, halt_max_steps=16, halt_exploration_prob=0.1,
+        vocab_size=11,
+        seq_len=81,
+        num_puzzle_identifiers=1,
+        puzzle_emb_ndim=512,
+        hidden_size=512,
+        num_heads=8,
+        expansion=4,
+        H_layers=4,
+        L_layers=4,
+        pos_encodings="rope",
+        H_cycles=2,
+        L_cycles=2,
+        halt_max_steps=16,
+        halt_exploration_prob=0.1,
     ),
 }
 
@@ -135,8 +148,11 @@ class HRM(ReasoningModel):
             self.puzzle_emb = Embedding(config.num_puzzle_identifiers, config.puzzle_emb_ndim, init_std=0.0)
         if config.pos_encodings == "learned":
             self.embed_pos = Embedding(config.total_len, D, init_std=1.0 / math.sqrt(D))
-        self.rope = (RotaryEmbedding(config.head_dim, config.total_len, config.rope_theta)
-                     if config.pos_encodings == "rope" else None)
+        self.rope = (
+            RotaryEmbedding(config.head_dim, config.total_len, config.rope_theta)
+            if config.pos_encodings == "rope"
+            else None
+        )
         self.H_level = ReasoningModule(config, config.H_layers)
         self.L_level = ReasoningModule(config, config.L_layers)
         self.lm_head = Linear(D, config.vocab_size)
@@ -162,7 +178,7 @@ class HRM(ReasoningModel):
                     z_H = self.H_level(z_H, z_L, rope)
         z_L = self.L_level(z_L, z_H + x, rope)
         z_H = self.H_level(z_H, z_L, rope)
-        logits = self.lm_head(z_H)[:, cfg.puzzle_len:]
+        logits = self.lm_head(z_H)[:, cfg.puzzle_len :]
         q = self.q_head(z_H[:, 0]).float()
         return StepOutput(Carry(z_H.detach(), z_L.detach()), logits, q[:, 0], q[:, 1])
 
@@ -170,9 +186,17 @@ class HRM(ReasoningModel):
         """HRM halts where ``q_halt > q_continue``: the logit is their difference."""
         return out.q_halt - out.q_continue
 
-    def supervision_loss(self, out: StepOutput, labels: torch.Tensor, *, tokens: torch.Tensor,
-                         puzzle_ids: torch.Tensor, is_last: torch.Tensor, kind: str = "stablemax",
-                         halt_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def supervision_loss(
+        self,
+        out: StepOutput,
+        labels: torch.Tensor,
+        *,
+        tokens: torch.Tensor,
+        puzzle_ids: torch.Tensor,
+        is_last: torch.Tensor,
+        kind: str = "stablemax",
+        halt_weight: float = 0.5,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """``lm + halt_weight · (BCE(q_halt, answer right) + BCE(q_continue, target))``; the continue target
         is bootstrapped from the next step's Q values on the new carry (no replay buffer, no target
         network): sigmoid(q_halt') at the last allowed step, else sigmoid(max(q_halt', q_continue')).
@@ -182,13 +206,16 @@ class HRM(ReasoningModel):
         loss, metrics = deep_supervision_loss(out.logits, labels, out.q_halt, kind, halt_weight)
         with torch.no_grad():
             following = self.deep_recursion(self.input_embeddings(tokens, puzzle_ids), out.carry)
-            target = torch.sigmoid(torch.where(is_last, following.q_halt,
-                                               torch.maximum(following.q_halt, following.q_continue)))
+            target = torch.sigmoid(
+                torch.where(is_last, following.q_halt, torch.maximum(following.q_halt, following.q_continue))
+            )
         q_continue = F.binary_cross_entropy_with_logits(out.q_continue, target)
         metrics["q_continue_loss"] = q_continue.detach()
         return loss + halt_weight * q_continue, metrics
 
     def describe(self) -> str:
         cfg = self.config
-        return (f"HRM (H module {cfg.H_layers} blocks, L module {cfg.L_layers} blocks, attention, "
-                f"{cfg.pos_encodings} positions), H_cycles={cfg.H_cycles} × L_cycles={cfg.L_cycles}")
+        return (
+            f"HRM (H module {cfg.H_layers} blocks, L module {cfg.L_layers} blocks, attention, "
+            f"{cfg.pos_encodings} positions), H_cycles={cfg.H_cycles} × L_cycles={cfg.L_cycles}"
+        )

@@ -35,8 +35,15 @@ Engine = Literal["eager", "onnx", "auto"]
 ENGINES: tuple[str, ...] = ("eager", "onnx", "auto")
 
 
-def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], input_names: Sequence[str],
-                 output_names: Sequence[str], *, opset: int = 17, optimize: bool = False) -> bytes:
+def export_graph(
+    module: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    *,
+    opset: int = 17,
+    optimize: bool = False,
+) -> bytes:
     """The ONNX bytes of ``module`` traced on ``args``, every input and output with a dynamic batch axis 0.
 
     The TorchScript exporter is deprecated but exact here; the tracer's warnings concern Python
@@ -46,17 +53,25 @@ def export_graph(module: nn.Module, args: tuple[torch.Tensor, ...], input_names:
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buffer, dynamo=False, opset_version=opset, input_names=list(input_names),
-                          output_names=list(output_names),
-                          dynamic_axes={name: {0: "batch"} for name in [*input_names, *output_names]})
+        torch.onnx.export(
+            module,
+            args,
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_axes={name: {0: "batch"} for name in [*input_names, *output_names]},
+        )
     graph = buffer.getvalue()
     if optimize:
         try:
             import onnx
             import onnxscript.optimizer
         except ImportError as exc:  # the `onnx` extra
-            raise EngineUnavailable("optimizing an ONNX graph needs onnx and onnxscript: "
-                                    "pip install 'trm-modules[onnx]'") from exc
+            raise EngineUnavailable(
+                "optimizing an ONNX graph needs onnx and onnxscript: pip install 'trm-modules[onnx]'"
+            ) from exc
         graph = onnxscript.optimizer.optimize(onnx.load_from_string(graph)).SerializeToString()
     return graph
 
@@ -66,8 +81,10 @@ def import_onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise EngineUnavailable("the onnx engine needs onnxruntime, which is not installed: "
-                                "pip install 'trm-modules[onnx]' (or use the eager engine)") from exc
+        raise EngineUnavailable(
+            "the onnx engine needs onnxruntime, which is not installed: "
+            "pip install 'trm-modules[onnx]' (or use the eager engine)"
+        ) from exc
     return onnxruntime
 
 
@@ -91,8 +108,13 @@ def export_step_graph(model: ReasoningModel, opset: int = 17) -> bytes:
     config = model.config
     x = torch.zeros(1, config.total_len, config.hidden_size)
     carry = exported.initial_carry(1)
-    return export_graph(_Step(exported), (x, carry.y.float(), carry.z.float()), ["x", "y", "z"],
-                        ["y_next", "z_next", "logits", "q_halt", "q_continue"], opset=opset)
+    return export_graph(
+        _Step(exported),
+        (x, carry.y.float(), carry.z.float()),
+        ["x", "y", "z"],
+        ["y_next", "z_next", "logits", "q_halt", "q_continue"],
+        opset=opset,
+    )
 
 
 class OnnxStep:
@@ -104,7 +126,9 @@ class OnnxStep:
     ``EngineUnavailable`` when onnxruntime is not installed.
     """
 
-    def __init__(self, model: ReasoningModel, threads: int | None = None, opset: int = 17, *, graph: bytes | None = None) -> None:
+    def __init__(
+        self, model: ReasoningModel, threads: int | None = None, opset: int = 17, *, graph: bytes | None = None
+    ) -> None:
         onnxruntime = import_onnxruntime()
         self.model = model.eval()
         if graph is None:  # ``graph``: one export shared by sessions on different thread counts
@@ -134,10 +158,18 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def step_for_engine(model: ReasoningModel, engine: str, threads: int | None = None, *,
-                    cuda_graphs: bool = False, precision: str = "fp32", check_tokens: np.ndarray | None = None,
-                    check_puzzle_ids: np.ndarray | None = None, answer_table: np.ndarray | None = None,
-                    shapes: Sequence[int] = (1, 16)) -> StepFunction | None:
+def step_for_engine(
+    model: ReasoningModel,
+    engine: str,
+    threads: int | None = None,
+    *,
+    cuda_graphs: bool = False,
+    precision: str = "fp32",
+    check_tokens: np.ndarray | None = None,
+    check_puzzle_ids: np.ndarray | None = None,
+    answer_table: np.ndarray | None = None,
+    shapes: Sequence[int] = (1, 16),
+) -> StepFunction | None:
     """The ``step`` that solves ``model`` with ``engine``: None for ``eager`` (``TRM.deep_recursion``), an
     ``OnnxStep`` for ``onnx``, a ``ChosenStep`` for ``auto`` (measured now; ``threads``: the most cores it may
     use; ``check_tokens``/``check_puzzle_ids``/``answer_table``: inputs ONNX must answer as eager does;
@@ -154,15 +186,23 @@ def step_for_engine(model: ReasoningModel, engine: str, threads: int | None = No
         from .precision import all_cores
 
         cores = threads or all_cores()
-        return choose_step(model, threads=(1, cores), shapes=shapes, engines=("eager",) if precision == "bf16" else ("eager", "onnx"),
-                           check_tokens=check_tokens, check_puzzle_ids=check_puzzle_ids, answer_table=answer_table)
+        return choose_step(
+            model,
+            threads=(1, cores),
+            shapes=shapes,
+            engines=("eager",) if precision == "bf16" else ("eager", "onnx"),
+            check_tokens=check_tokens,
+            check_puzzle_ids=check_puzzle_ids,
+            answer_table=answer_table,
+        )
     if engine == "eager":
         return cuda_graph_step(model) if cuda_graphs else None
     if precision == "bf16":
         raise EngineUnavailable("the onnx engine computes in fp32; use --precision fp32 with it (or the eager engine)")
     if device.type != "cpu":
-        raise EngineUnavailable(f"the onnx engine runs on the CPU; the model is on {device} (use the eager engine "
-                                "there, or the CPU)")
+        raise EngineUnavailable(
+            f"the onnx engine runs on the CPU; the model is on {device} (use the eager engine there, or the CPU)"
+        )
     return OnnxStep(model, threads=threads)
 
 

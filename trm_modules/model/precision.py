@@ -63,18 +63,21 @@ class GemmSpeed:
         return self.bf16_ratio >= FAST_BF16_RATIO
 
     def describe(self) -> str:
-        return (f"bf16 GEMM {self.bf16_gflops:.1f} GFLOP/s vs fp32 {self.fp32_gflops:.1f} "
-                f"({self.bf16_ratio:.2f}x; {self.size}^3, {self.threads} thread{'s' if self.threads != 1 else ''}, "
-                f"{self.device})")
+        return (
+            f"bf16 GEMM {self.bf16_gflops:.1f} GFLOP/s vs fp32 {self.fp32_gflops:.1f} "
+            f"({self.bf16_ratio:.2f}x; {self.size}^3, {self.threads} thread{'s' if self.threads != 1 else ''}, "
+            f"{self.device})"
+        )
 
 
-def gemm_gflops(size: int, dtype: torch.dtype, device: str = "cpu", *, min_seconds: float = 0.05,
-                repeats: int = 3) -> float:
+def gemm_gflops(
+    size: int, dtype: torch.dtype, device: str = "cpu", *, min_seconds: float = 0.05, repeats: int = 3
+) -> float:
     """Best-of-``repeats`` GFLOP/s of a ``size``³ matrix product in ``dtype`` on ``device``; each repeat runs
     the product until ``min_seconds`` passed (at least once)."""
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    flop = 2.0 * size ** 3
+    flop = 2.0 * size**3
     with torch.inference_mode():
         torch.mm(a, b)  # warm-up: packing, kernel selection
         best = 0.0
@@ -132,9 +135,13 @@ class ResolvedPrecision:
         return f"{self.precision} ({self.reason})" if self.requested == "auto" else self.precision
 
 
-def resolve_precision(requested: str, device: str | torch.device = "cpu",
-                      evaluation: Mapping[str, Any] | None = None, *, speed: GemmSpeed | None = None
-                      ) -> ResolvedPrecision:
+def resolve_precision(
+    requested: str,
+    device: str | torch.device = "cpu",
+    evaluation: Mapping[str, Any] | None = None,
+    *,
+    speed: GemmSpeed | None = None,
+) -> ResolvedPrecision:
     """What ``requested`` (``fp32`` | ``bf16`` | ``auto``) means for a package with ``evaluation`` on ``device``.
 
     ``auto``: bf16 only when the device measures fast at bf16 (``speed``, default ``measure_gemm_speed``) and

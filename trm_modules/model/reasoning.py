@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 @dataclass
 class Carry:
     """Recursion state carried between supervision steps: answer ``y`` and reasoning ``z``."""
@@ -55,8 +56,9 @@ class Solution:
     confidence: torch.Tensor  # (B,) sigmoid(q_halt) at the step that answered
 
 
-def constrained_argmax(logits: torch.Tensor, tokens: torch.Tensor,
-                       answer_table: torch.Tensor | None = None) -> torch.Tensor:
+def constrained_argmax(
+    logits: torch.Tensor, tokens: torch.Tensor, answer_table: torch.Tensor | None = None
+) -> torch.Tensor:
     """Answer tokens (B, L): the argmax of ``logits`` (B, L, V), where ``answer_table`` (V, V) bool is
     given only over the tokens it allows at each cell (row = the input's token there), so an answer
     never contradicts what the input fixes (``TaskCodec.answer_token_table``)."""
@@ -73,13 +75,17 @@ def owned_copy(tensor: torch.Tensor, device: str | torch.device, dtype: torch.dt
     ``memcpy`` (through NumPy byte views): ``Tensor.to(copy=True)`` splits a large copy across the
     intra-op thread pool, which on a busy machine waits milliseconds for every thread to be scheduled.
     """
-    if (torch.device(device).type == "cpu" and tensor.device.type == "cpu" and tensor.dtype == dtype
-            and tensor.is_contiguous() and tensor.numel() > 0):
+    if (
+        torch.device(device).type == "cpu"
+        and tensor.device.type == "cpu"
+        and tensor.dtype == dtype
+        and tensor.is_contiguous()
+        and tensor.numel() > 0
+    ):
         copy = torch.empty_like(tensor, memory_format=torch.contiguous_format)
         copy.view(-1).view(torch.uint8).numpy()[...] = tensor.detach().view(-1).view(torch.uint8).numpy()
         return copy
     return tensor.to(device=device, dtype=dtype, copy=True)
-
 
 
 class ReasoningModel(nn.Module):
@@ -103,8 +109,13 @@ class ReasoningModel(nn.Module):
         self.halt_min_steps = 1
 
     @classmethod
-    def from_state_dict(cls, config: Any, tensors: Mapping[str, torch.Tensor],
-                        device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Any:
+    def from_state_dict(
+        cls,
+        config: Any,
+        tensors: Mapping[str, torch.Tensor],
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | None = None,
+    ) -> Any:
         """The model of ``config`` holding copies of ``tensors`` (every persistent tensor, strictly), in eval mode.
 
         Built on the meta device and each tensor copied once, straight into the tensor the model
@@ -119,8 +130,9 @@ class ReasoningModel(nn.Module):
         persistent = set(model.state_dict())
         # Computed buffers are built on the CPU even under the meta device (see RotaryEmbedding).
         computed = {name: buffer for name, buffer in model.named_buffers() if name not in persistent}
-        owned = {name: owned_copy(t, device, dtype if t.is_floating_point() else t.dtype)
-                 for name, t in tensors.items()}
+        owned = {
+            name: owned_copy(t, device, dtype if t.is_floating_point() else t.dtype) for name, t in tensors.items()
+        }
         model.load_state_dict(owned, strict=True, assign=True)
         for name, buffer in computed.items():
             owner, _, leaf = name.rpartition(".")
@@ -166,9 +178,17 @@ class ReasoningModel(nn.Module):
         browser export all halt on it."""
         return out.q_halt
 
-    def supervision_loss(self, out: StepOutput, labels: torch.Tensor, *, tokens: torch.Tensor,
-                         puzzle_ids: torch.Tensor, is_last: torch.Tensor, kind: str = "stablemax",
-                         halt_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def supervision_loss(
+        self,
+        out: StepOutput,
+        labels: torch.Tensor,
+        *,
+        tokens: torch.Tensor,
+        puzzle_ids: torch.Tensor,
+        is_last: torch.Tensor,
+        kind: str = "stablemax",
+        halt_weight: float = 0.5,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The training loss of one supervision step (``out`` of ``forward(tokens, puzzle_ids, carry)``);
         ``is_last`` marks the rows at their last allowed step. Default: TRM's deep-supervision loss."""
         from .losses import deep_supervision_loss

@@ -16,8 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TRMConfig, swiglu_intermediate
-from .reasoning import (Carry, ReasoningModel, Solution, StepFunction, StepOutput, constrained_argmax,  # noqa: F401
-                        count_parameters, owned_copy)
+from .reasoning import (
+    Carry,  # noqa: F401
+    ReasoningModel,  # noqa: F401
+    Solution,  # noqa: F401
+    StepFunction,  # noqa: F401
+    StepOutput,  # noqa: F401
+    constrained_argmax,  # noqa: F401
+    count_parameters,  # noqa: F401
+    owned_copy,  # noqa: F401
+)
 
 
 def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
@@ -241,5 +249,7 @@ class TRM(ReasoningModel):
 
     def describe(self) -> str:
         cfg = self.config
-        return (f"TRM ({'sequence-MLP' if cfg.mlp_t else 'attention'} mixer, {cfg.L_layers} blocks), "
-                f"H_cycles={cfg.H_cycles}, L_cycles={cfg.L_cycles}")
+        return (
+            f"TRM ({'sequence-MLP' if cfg.mlp_t else 'attention'} mixer, {cfg.L_layers} blocks), "
+            f"H_cycles={cfg.H_cycles}, L_cycles={cfg.L_cycles}"
+        )

@@ -89,8 +89,10 @@ def check_entry_name(name: str) -> str | None:
         return f"the name is longer than {MAX_NAME_LENGTH} characters or deeper than {MAX_NAME_DEPTH} folders"
     for part in parts:
         if not _SAFE_COMPONENT.match(part):
-            return (f"the path component {part!r} is not allowed (letters, digits, '.', '_', '-'; "
-                    "not starting with '.' or '-')")
+            return (
+                f"the path component {part!r} is not allowed (letters, digits, '.', '_', '-'; "
+                "not starting with '.' or '-')"
+            )
     return None
 
 
@@ -132,8 +134,9 @@ def read_archive(data: bytes, limits: Limits, source: str = "") -> Archive:
         raise ArchiveError(f"not a readable zip archive: {type(exc).__name__}: {exc}", file=source) from exc
 
     if len(infos) > limits.max_entries:
-        raise SizeLimitExceeded(f"the archive declares {len(infos)} entries, over the limit of {limits.max_entries}",
-                                file=source)
+        raise SizeLimitExceeded(
+            f"the archive declares {len(infos)} entries, over the limit of {limits.max_entries}", file=source
+        )
     # First pass: everything the central directory declares, before touching any content.
     total = 0
     seen: set[str] = set()
@@ -150,24 +153,32 @@ def read_archive(data: bytes, limits: Limits, source: str = "") -> Archive:
             kind = "a symbolic link" if stat.S_ISLNK(mode) else f"not a regular file (mode {oct(mode)})"
             raise SymlinkEntry(f"entry {name!r} is {kind}", file=name)
         if info.flag_bits & 0x1:
-            raise CompressedEntry(f"entry {name!r} is encrypted; entries must be stored in the clear",
-                                  file=name, rule="encrypted-entry")
+            raise CompressedEntry(
+                f"entry {name!r} is encrypted; entries must be stored in the clear", file=name, rule="encrypted-entry"
+            )
         if info.compress_type != zipfile.ZIP_STORED:
             raise CompressedEntry(
                 f"entry {name!r} uses compression method {info.compress_type}; format v1 requires "
-                "every entry STORED (method 0)", file=name)
+                "every entry STORED (method 0)",
+                file=name,
+            )
         if info.file_size > limits.max_file_bytes:
             raise SizeLimitExceeded(
                 f"entry {name!r} declares {info.file_size:,} bytes, over the per-file limit of "
-                f"{limits.max_file_bytes:,}", file=name)
+                f"{limits.max_file_bytes:,}",
+                file=name,
+            )
         total += info.file_size
         if total > limits.max_total_bytes:
             raise SizeLimitExceeded(
-                f"the entries declare more than {limits.max_total_bytes:,} bytes in total (limit)", file=name)
+                f"the entries declare more than {limits.max_total_bytes:,} bytes in total (limit)", file=name
+            )
         if info.compress_size != info.file_size:
             raise ArchiveError(
                 f"entry {name!r} is stored but its sizes disagree ({info.compress_size} stored, "
-                f"{info.file_size} declared)", file=name)
+                f"{info.file_size} declared)",
+                file=name,
+            )
 
     # Second pass: local headers, so the content range of each entry is known and in bounds.
     entries: dict[str, Entry] = {}
@@ -193,7 +204,9 @@ def read_archive(data: bytes, limits: Limits, source: str = "") -> Archive:
     spans.sort()
     for (_, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
         if end > next_start:
-            raise ArchiveError(f"entries {name!r} and {next_name!r} overlap", file=next_name, rule="overlapping-entries")
+            raise ArchiveError(
+                f"entries {name!r} and {next_name!r} overlap", file=next_name, rule="overlapping-entries"
+            )
     return Archive(data, entries, source)
 
 

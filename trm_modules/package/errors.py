@@ -185,8 +185,9 @@ class SelfTestFailed(PackageError):
 
     rule = "self-test"
 
-    def __init__(self, message: str, *, file: str = "", path: str = "", index: int = -1, expected: Any = None,
-                 got: Any = None) -> None:
+    def __init__(
+        self, message: str, *, file: str = "", path: str = "", index: int = -1, expected: Any = None, got: Any = None
+    ) -> None:
         super().__init__(message, file=file, path=path)
         self.index = index
         self.expected = expected
@@ -201,12 +202,22 @@ class SelfTestFailed(PackageError):
             where = f"{label}: " if label else ""
             file = f"examples/{result.name}.output.json"
             if result.problem is not None:
-                raise cls(f"{where}example {result.name}: {result.problem.message}", file=file,
-                          path=result.problem.path, index=index, expected=examples[index][1])
-            raise cls(f"{where}example {result.name}: the model's answer {result.output!r} differs from the expected "
-                      f"output {examples[index][1]!r} and the codec does not accept it (weights damaged, or a "
-                      "numerically different device/dtype)", file=file, index=index, expected=examples[index][1],
-                      got=result.output)
+                raise cls(
+                    f"{where}example {result.name}: {result.problem.message}",
+                    file=file,
+                    path=result.problem.path,
+                    index=index,
+                    expected=examples[index][1],
+                )
+            raise cls(
+                f"{where}example {result.name}: the model's answer {result.output!r} differs from the expected "
+                f"output {examples[index][1]!r} and the codec does not accept it (weights damaged, or a "
+                "numerically different device/dtype)",
+                file=file,
+                index=index,
+                expected=examples[index][1],
+                got=result.output,
+            )
 
 
 class BuildError(PackageError):

@@ -39,8 +39,15 @@ class HttpRegistry(DirectoryRegistry):
     ``client``: an ``httpx.Client`` to use instead of a new one (tests, proxies, custom TLS).
     """
 
-    def __init__(self, url: str, cache_dir: str | os.PathLike, *, headers: dict[str, str] | None = None,
-                 client: httpx.Client | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        cache_dir: str | os.PathLike,
+        *,
+        headers: dict[str, str] | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         self.url = url.rstrip("/")
         self.root = Path(cache_dir)  # where its files live on this machine: the download cache
         self.index_path = self.root / "index.json"
@@ -68,7 +75,9 @@ class HttpRegistry(DirectoryRegistry):
         except ValueError as exc:
             raise RegistryError(f"{url} is not JSON: {exc}", file=url) from exc
         if not isinstance(index, dict) or index.get("format") != 1 or not isinstance(index.get("modules"), dict):
-            raise RegistryError(f'{url} is not a format-1 registry index ({{"format": 1, "modules": {{...}}}})', file=url)
+            raise RegistryError(
+                f'{url} is not a format-1 registry index ({{"format": 1, "modules": {{...}}}})', file=url
+            )
         return index
 
     def resolve(self, name: str, spec: str | None = None, *, include_yanked: bool = False) -> RegistryEntry:
@@ -76,15 +85,17 @@ class HttpRegistry(DirectoryRegistry):
         try:
             return super().resolve(name, spec, include_yanked=include_yanked)
         except NoMatchingVersion as exc:
-            raise NoMatchingVersion(exc.message.replace(str(self.root), self.url),
-                                    file=self.url) from None
+            raise NoMatchingVersion(exc.message.replace(str(self.root), self.url), file=self.url) from None
 
     def file_url(self, entry: RegistryEntry) -> str:
         """The URL of ``entry``'s file, refused if the index names anything but a safe relative path."""
         problem = check_entry_name(entry.file)
         if problem is not None:
-            raise RegistryError(f"the index of {self.url} names an unsafe file for {entry.name}@{entry.version}: "
-                                f"{entry.file!r} ({problem})", file=f"{self.url}/index.json")
+            raise RegistryError(
+                f"the index of {self.url} names an unsafe file for {entry.name}@{entry.version}: "
+                f"{entry.file!r} ({problem})",
+                file=f"{self.url}/index.json",
+            )
         return f"{self.url}/{quote(entry.file)}"
 
     def path_of(self, entry: RegistryEntry) -> Path:
@@ -110,8 +121,9 @@ class HttpRegistry(DirectoryRegistry):
             self._fetch(url, part, offset, entry.size)
         size = part.stat().st_size
         if size != entry.size:
-            raise RegistryError(f"{url}: {size:,} of {entry.size:,} bytes arrived; run the command again to resume",
-                                file=url)
+            raise RegistryError(
+                f"{url}: {size:,} of {entry.size:,} bytes arrived; run the command again to resume", file=url
+            )
         digest = _file_sha256(part)
         if "sha256:" + digest != entry.digest:
             part.unlink()
@@ -126,8 +138,9 @@ class HttpRegistry(DirectoryRegistry):
                 if response.status_code == 206 and offset:
                     content_range = response.headers.get("content-range", "")
                     if not content_range.startswith(f"bytes {offset}-"):
-                        raise RegistryError(f"{url} answered range {content_range!r} to a request from byte {offset}",
-                                            file=url)
+                        raise RegistryError(
+                            f"{url} answered range {content_range!r} to a request from byte {offset}", file=url
+                        )
                     mode = "ab"
                 elif response.status_code == 200:
                     mode, offset = "wb", 0  # the server sends the whole file
@@ -137,25 +150,36 @@ class HttpRegistry(DirectoryRegistry):
                     for chunk in response.iter_bytes(_CHUNK):
                         offset += len(chunk)
                         if offset > size:
-                            raise SizeLimitExceeded(f"{url} is larger than the {size:,} bytes the index records",
-                                                    file=url)
+                            raise SizeLimitExceeded(
+                                f"{url} is larger than the {size:,} bytes the index records", file=url
+                            )
                         fh.write(chunk)
         except httpx.HTTPError as exc:
-            raise RegistryError(f"downloading {url} stopped at byte {offset:,} of {size:,} ({exc}); run the command "
-                                "again to resume", file=url) from exc
+            raise RegistryError(
+                f"downloading {url} stopped at byte {offset:,} of {size:,} ({exc}); run the command again to resume",
+                file=url,
+            ) from exc
 
-    def open(self, name: str, version: str | None = None, *, trusted_keys: TrustedKeys | None = None,
-             limits: Limits | None = None) -> Package:
+    def open(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        trusted_keys: TrustedKeys | None = None,
+        limits: Limits | None = None,
+    ) -> Package:
         """Download (or reuse) the best version of ``name`` matching ``version`` and open it."""
         entry = self.resolve(name, version)
         path = self.download(entry)
-        return open_package(path, trusted_keys, limits=limits, expected_digest=entry.digest,
-                            digest_cache=REGISTRY_DIGESTS)
+        return open_package(
+            path, trusted_keys, limits=limits, expected_digest=entry.digest, digest_cache=REGISTRY_DIGESTS
+        )
 
     # ------------------------------------------------------------------------------- writing
     def _read_only(self, *args: Any, **kwargs: Any) -> Any:
-        raise RegistryError(f"{self.url} is read over HTTP; publish, yank and promote on the server that holds it",
-                            file=self.url)
+        raise RegistryError(
+            f"{self.url} is read over HTTP; publish, yank and promote on the server that holds it", file=self.url
+        )
 
     publish = add = yank = promote = rollback = _read_only
 

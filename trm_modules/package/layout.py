@@ -6,8 +6,18 @@ import re
 
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME
 
-__all__ = ["MANIFEST_NAME", "SIGNATURE_NAME", "WEIGHTS_NAME", "INPUT_SCHEMA_NAME", "OUTPUT_SCHEMA_NAME",
-           "CARD_NAME", "EXAMPLE_PATTERN", "REQUIRED_FILES", "example_names", "PACKAGE_SUFFIX"]
+__all__ = [
+    "MANIFEST_NAME",
+    "SIGNATURE_NAME",
+    "WEIGHTS_NAME",
+    "INPUT_SCHEMA_NAME",
+    "OUTPUT_SCHEMA_NAME",
+    "CARD_NAME",
+    "EXAMPLE_PATTERN",
+    "REQUIRED_FILES",
+    "example_names",
+    "PACKAGE_SUFFIX",
+]
 
 PACKAGE_SUFFIX = ".trm"
 WEIGHTS_NAME = "weights.safetensors"

@@ -22,6 +22,7 @@ from .task_schema import task_validator
 from ..solving import ExampleResult, grade_examples, solve_inputs
 from .weights import MANIFEST_DTYPES, WeightsHeader, tensors_from_bytes
 
+
 @dataclass(kw_only=True, eq=False)
 class Package:
     """An opened package. Build with ``open_package``; every check has passed by the time you hold one."""
@@ -77,21 +78,33 @@ class Package:
             codec = get_codec(task.codec, task.params, plugins)
         except UnknownCodec as exc:
             provider = task.provider
-            hint = (f"; it came from the distribution {provider.distribution!r}"
-                    f"{f' {provider.version}' if provider.version else ''}: install it ({provider.install_hint()})"
-                    if provider is not None else "; install the plugin distribution that provides it (the package "
-                    "does not name one)")
-            raise NoCodec(f"the package's task codec {task.codec!r} is not available: {exc}{hint}",
-                          file="manifest.json", path="/task/codec") from exc
+            hint = (
+                f"; it came from the distribution {provider.distribution!r}"
+                f"{f' {provider.version}' if provider.version else ''}: install it ({provider.install_hint()})"
+                if provider is not None
+                else "; install the plugin distribution that provides it (the package does not name one)"
+            )
+            raise NoCodec(
+                f"the package's task codec {task.codec!r} is not available: {exc}{hint}",
+                file="manifest.json",
+                path="/task/codec",
+            ) from exc
         except TRMError as exc:
-            raise PackageError(f"cannot build the package's codec {task.codec!r}: {exc}", file="manifest.json",
-                               rule="codec", path="/task") from exc
+            raise PackageError(
+                f"cannot build the package's codec {task.codec!r}: {exc}",
+                file="manifest.json",
+                rule="codec",
+                path="/task",
+            ) from exc
         config = self.manifest.model.config
         if (codec.vocab_size, codec.seq_len) != (config.vocab_size, config.seq_len):
             raise PackageError(
                 f"codec {task.codec} {task.params} has vocab {codec.vocab_size} and length {codec.seq_len}; the "
-                f"model config has vocab {config.vocab_size} and length {config.seq_len}", file="manifest.json",
-                rule="codec-mismatch", path="/task")
+                f"model config has vocab {config.vocab_size} and length {config.seq_len}",
+                file="manifest.json",
+                rule="codec-mismatch",
+                path="/task",
+            )
         self._codec = (plugins, codec)
         return codec
 
@@ -122,8 +135,12 @@ class Package:
         halting = (evaluation.model_extra or {}).get("halting") if evaluation is not None else None
         return halting if isinstance(halting, dict) else None
 
-    def self_test(self, model: ReasoningModel | None = None, device: str | torch.device = "cpu",
-                  plugins: pluggy.PluginManager | None = None) -> list[ExampleResult]:
+    def self_test(
+        self,
+        model: ReasoningModel | None = None,
+        device: str | torch.device = "cpu",
+        plugins: pluggy.PluginManager | None = None,
+    ) -> list[ExampleResult]:
         """Run the shipped examples; raise ``SelfTestFailed`` naming the first example that fails.
 
         An example passes when the model's answer equals its output, or when the codec judges the
@@ -136,8 +153,11 @@ class Package:
             try:  # an example the task's codec refuses is the package's fault: a refusal, not a crash
                 codec.encode_input(inp)
             except CodecError as exc:
-                raise SelfTestFailed(f"example {name}: the task codec refuses its input: {exc.message}",
-                                     file=f"examples/{name}.input.json", path=exc.path) from exc
+                raise SelfTestFailed(
+                    f"example {name}: the task codec refuses its input: {exc.message}",
+                    file=f"examples/{name}.input.json",
+                    path=exc.path,
+                ) from exc
         model = model if model is not None else self.load_model(device)
         answers = solve_inputs(model, codec, [inp for inp, _ in self.examples])
         results = grade_examples(self.example_names, self.examples, answers)

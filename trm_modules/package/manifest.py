@@ -50,8 +50,11 @@ class CodecProvider(BaseModel):
 
     def install_hint(self) -> str:
         """What to install to get the codec: ``pip install 'NAME==VERSION'``."""
-        return f"pip install '{self.distribution}=={self.version}'" if self.version else \
-            f"pip install '{self.distribution}'"
+        return (
+            f"pip install '{self.distribution}=={self.version}'"
+            if self.version
+            else f"pip install '{self.distribution}'"
+        )
 
 
 class Task(TaskSpec):
@@ -182,9 +185,7 @@ def canonical_json(data: Any) -> bytes:
 
     This is what signatures cover (spec/SPEC.md, "Canonical JSON").
     """
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 @functools.lru_cache(maxsize=1)
@@ -217,22 +218,35 @@ def check_format_version(data: Any) -> bool:
     """
     version = data.get("format_version") if isinstance(data, dict) else None
     if not isinstance(version, str) or not re.fullmatch(r"\d{1,4}\.\d{1,4}", version):
-        raise ManifestInvalid(f"format_version must be a 'MAJOR.MINOR' string, got {version!r}",
-                              file=MANIFEST_NAME, path="/format_version")
+        raise ManifestInvalid(
+            f"format_version must be a 'MAJOR.MINOR' string, got {version!r}",
+            file=MANIFEST_NAME,
+            path="/format_version",
+        )
     major, minor = (int(p) for p in version.split("."))
     if major != FORMAT_MAJOR:
         from .. import __version__
 
         runtime = data.get("runtime") if isinstance(data.get("runtime"), dict) else {}
         wanted = runtime.get("min_trm_modules")
-        needs = (f"trm-modules {wanted} or later (as its runtime.min_trm_modules says)" if isinstance(wanted, str)
-                 else f"a trm-modules release that reads package format {major}.x")
+        needs = (
+            f"trm-modules {wanted} or later (as its runtime.min_trm_modules says)"
+            if isinstance(wanted, str)
+            else f"a trm-modules release that reads package format {major}.x"
+        )
         raise UnsupportedFormatVersion(
             f"package format {version} is not readable by trm-modules {__version__}, which reads format "
-            f"{FORMAT_MAJOR}.x; install {needs}", file=MANIFEST_NAME, path="/format_version")
+            f"{FORMAT_MAJOR}.x; install {needs}",
+            file=MANIFEST_NAME,
+            path="/format_version",
+        )
     if minor > FORMAT_MINOR:
-        warnings.warn(f"package format {version} is newer than {FORMAT_VERSION}; it loads, but fields "
-                      f"added after format {FORMAT_VERSION} are ignored", NewerFormatWarning, stacklevel=3)
+        warnings.warn(
+            f"package format {version} is newer than {FORMAT_VERSION}; it loads, but fields "
+            f"added after format {FORMAT_VERSION} are ignored",
+            NewerFormatWarning,
+            stacklevel=3,
+        )
         return True
     return False
 
@@ -302,34 +316,44 @@ def parse_manifest(data: Any) -> Manifest:
     newer_minor = check_format_version(data)
     error = jsonschema.exceptions.best_match(_validator(newer_minor).iter_errors(data))
     if error is not None:
-        raise ManifestInvalid(f"manifest breaks the schema: {error.message}", file=MANIFEST_NAME,
-                              path=json_pointer(error.absolute_path))
+        raise ManifestInvalid(
+            f"manifest breaks the schema: {error.message}", file=MANIFEST_NAME, path=json_pointer(error.absolute_path)
+        )
     problem = check_spdx_expression(data["license"])
     if problem:
-        raise ManifestInvalid(f"license {data['license']!r} is not an SPDX expression: {problem}",
-                              file=MANIFEST_NAME, path="/license")
+        raise ManifestInvalid(
+            f"license {data['license']!r} is not an SPDX expression: {problem}", file=MANIFEST_NAME, path="/license"
+        )
     architecture = data["model"]["architecture"]
     try:
         from ..plugins import get_architecture
 
         get_architecture(architecture)
     except UnknownArchitecture as exc:
-        raise ArchitectureUnavailable(str(exc), architecture=architecture, file=MANIFEST_NAME,
-                                      path="/model/architecture") from exc
+        raise ArchitectureUnavailable(
+            str(exc), architecture=architecture, file=MANIFEST_NAME, path="/model/architecture"
+        ) from exc
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ManifestInvalid(f"manifest is inconsistent: {first['msg']}", file=MANIFEST_NAME,
-                              path=json_pointer(first["loc"])) from exc
+        raise ManifestInvalid(
+            f"manifest is inconsistent: {first['msg']}", file=MANIFEST_NAME, path=json_pointer(first["loc"])
+        ) from exc
     paths = [entry.path for entry in manifest.files]
     if len(set(paths)) != len(paths):
         raise ManifestInvalid("files lists a path more than once", file=MANIFEST_NAME, path="/files")
     for index, path in enumerate(paths):
         if path in RESERVED_NAMES:
-            raise ManifestInvalid(f"files must not list {path} (it is never covered by its own digest)",
-                                  file=MANIFEST_NAME, path=f"/files/{index}/path")
+            raise ManifestInvalid(
+                f"files must not list {path} (it is never covered by its own digest)",
+                file=MANIFEST_NAME,
+                path=f"/files/{index}/path",
+            )
     if manifest.file(manifest.model.weights) is None:
-        raise ManifestInvalid(f"model.weights names {manifest.model.weights!r}, which files does not list",
-                              file=MANIFEST_NAME, path="/model/weights")
+        raise ManifestInvalid(
+            f"model.weights names {manifest.model.weights!r}, which files does not list",
+            file=MANIFEST_NAME,
+            path="/model/weights",
+        )
     return manifest

@@ -62,8 +62,9 @@ class StepSolver(nn.Module):
         self.model = model
         self.answer_table = None if answer_table is None else torch.from_numpy(answer_table)
 
-    def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-                fresh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, tokens: torch.Tensor, puzzle_ids: torch.Tensor, y: torch.Tensor, z: torch.Tensor, fresh: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         carry = self.model.reset_carry(Carry(y, z), fresh)
         out = self.model.deep_recursion(self.model.input_embeddings(tokens, puzzle_ids), carry)
         halt = self.model.halting_logit(out)  # the architecture's halting logit (HRM: q_halt − q_continue)
@@ -83,8 +84,9 @@ def _example_tokens(package: Package) -> tuple[torch.Tensor, torch.Tensor]:
     return tokens, puzzle_ids
 
 
-def export_onnx(package: Package, out_path: str | os.PathLike, *, max_steps: int | None = None,
-                opset: int = 17) -> Path:
+def export_onnx(
+    package: Package, out_path: str | os.PathLike, *, max_steps: int | None = None, opset: int = 17
+) -> Path:
     """Write the package's model as ONNX (float32, steps = ``max_steps`` or the config's ``halt_max_steps``)."""
     out_path = Path(out_path)
     steps = max_steps or package.manifest.model.config.halt_max_steps
@@ -92,8 +94,9 @@ def export_onnx(package: Package, out_path: str | os.PathLike, *, max_steps: int
     solver = UnrolledSolver(model, steps, package.codec().answer_token_table()).eval()
     tokens, puzzle_ids = _example_tokens(package)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_bytes(export_graph(solver, (tokens, puzzle_ids), ["tokens", "puzzle_ids"], ["answer", "confidence"],
-                                      opset=opset))
+    out_path.write_bytes(
+        export_graph(solver, (tokens, puzzle_ids), ["tokens", "puzzle_ids"], ["answer", "confidence"], opset=opset)
+    )
     return out_path
 
 
@@ -117,20 +120,23 @@ class OnnxCheck:
         return cls(examples=len(answer), identical=identical, max_confidence_difference=difference)
 
 
-def _torch_reference(package: Package, onnx_path: str | os.PathLike, max_steps: int | None,
-                     halt: bool) -> tuple[ReasoningModel, torch.Tensor, torch.Tensor, Any, Any]:
+def _torch_reference(
+    package: Package, onnx_path: str | os.PathLike, max_steps: int | None, halt: bool
+) -> tuple[ReasoningModel, torch.Tensor, torch.Tensor, Any, Any]:
     """(model, example tokens, puzzle ids, torch's solution, an onnxruntime session of ``onnx_path``)."""
     try:
         import onnxruntime
     except ImportError as exc:  # the `onnx` extra
-        raise PackageError("checking an ONNX export needs onnxruntime: pip install 'trm-modules[onnx]'",
-                           rule="onnx") from exc
+        raise PackageError(
+            "checking an ONNX export needs onnxruntime: pip install 'trm-modules[onnx]'", rule="onnx"
+        ) from exc
     steps = max_steps or package.manifest.model.config.halt_max_steps
     tokens, puzzle_ids = _example_tokens(package)
     model = package.load_model("cpu", dtype=torch.float32)
     table = package.codec().answer_token_table()
-    expected = model.solve(tokens, puzzle_ids, max_steps=steps, halt=halt,
-                           answer_table=None if table is None else torch.from_numpy(table))
+    expected = model.solve(
+        tokens, puzzle_ids, max_steps=steps, halt=halt, answer_table=None if table is None else torch.from_numpy(table)
+    )
     session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     return model, tokens, puzzle_ids, expected, session
 
@@ -149,8 +155,9 @@ def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: in
 
     architecture = get_architecture(package.manifest.model.architecture)
     if not (architecture.onnx_step and architecture.browser_export):
-        raise PackageError(f"the {architecture.name} architecture does not export its step for the browser",
-                           rule="onnx")
+        raise PackageError(
+            f"the {architecture.name} architecture does not export its step for the browser", rule="onnx"
+        )
     out_path = Path(out_path)
     model = package.load_model("cpu", dtype=torch.float32)
     solver = StepSolver(model, package.codec().answer_token_table()).eval()
@@ -159,8 +166,9 @@ def export_onnx_step(package: Package, out_path: str | os.PathLike, *, opset: in
     fresh = torch.ones(tokens.shape[0], dtype=torch.bool)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        graph = export_graph(solver, (tokens, puzzle_ids, carry.y, carry.z, fresh), STEP_INPUTS, STEP_OUTPUTS,
-                             opset=opset, optimize=True)
+        graph = export_graph(
+            solver, (tokens, puzzle_ids, carry.y, carry.z, fresh), STEP_INPUTS, STEP_OUTPUTS, opset=opset, optimize=True
+        )
     except EngineUnavailable as exc:  # the `onnx` extra
         raise PackageError(f"exporting the step graph: {exc}", rule="onnx") from exc
     out_path.write_bytes(graph)
@@ -178,8 +186,9 @@ def check_onnx_step(package: Package, onnx_path: str | os.PathLike, *, max_steps
     confidence = np.zeros(len(tokens), dtype=np.float32)
     running = np.ones(len(tokens), dtype=bool)
     for step in range(1, steps + 1):
-        step_answer, q_halt, y, z = session.run(None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy(),
-                                                       "y": y, "z": z, "fresh": fresh})
+        step_answer, q_halt, y, z = session.run(
+            None, {"tokens": tokens.numpy(), "puzzle_ids": puzzle_ids.numpy(), "y": y, "z": z, "fresh": fresh}
+        )
         fresh = np.zeros_like(fresh)
         answer[running] = step_answer[running]
         confidence[running] = 1.0 / (1.0 + np.exp(-q_halt[running]))

@@ -49,8 +49,13 @@ from ..errors import json_pointer
 from .manifest import Manifest, parse_manifest
 from .signing import TrustedKeys, load_trusted_keys, verify_signature
 from .task_schema import check_task_schema, task_validator
-from .weights import (check_config_within_limits, check_tensors_match_config, expected_parameter_count,
-                      parse_strict_json, read_weights_header)
+from .weights import (
+    check_config_within_limits,
+    check_tensors_match_config,
+    expected_parameter_count,
+    parse_strict_json,
+    read_weights_header,
+)
 
 
 def read_package_bytes(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]:
@@ -63,8 +68,10 @@ def read_package_bytes(path: Path, limits: Limits) -> tuple[bytes, FileIdentity]
         with open(path, "rb") as fh:
             before = os.fstat(fh.fileno())
             if before.st_size > limits.max_package_bytes:
-                raise SizeLimitExceeded(f"the package is {before.st_size:,} bytes, over the limit of "
-                                        f"{limits.max_package_bytes:,}", file=str(path))
+                raise SizeLimitExceeded(
+                    f"the package is {before.st_size:,} bytes, over the limit of {limits.max_package_bytes:,}",
+                    file=str(path),
+                )
             # Exactly the size fstat reported, plus one byte to notice a file that grew: asking for the
             # limit would make the reader allocate (and fault in) a buffer of the limit's size first.
             data = fh.read(before.st_size + 1)
@@ -81,8 +88,11 @@ def read_json_member(archive: Archive, name: str, limits: Limits, error: type[Pa
     if name not in archive:
         raise MissingFile(f"the package has no {name}", file=name)
     if archive.entries[name].size > limits.max_json_bytes:
-        raise SizeLimitExceeded(f"{name} is {archive.entries[name].size:,} bytes, over the JSON document limit of "
-                                f"{limits.max_json_bytes:,}", file=name)
+        raise SizeLimitExceeded(
+            f"{name} is {archive.entries[name].size:,} bytes, over the JSON document limit of "
+            f"{limits.max_json_bytes:,}",
+            file=name,
+        )
     try:
         return parse_strict_json(archive.read(name))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -104,14 +114,16 @@ def check_inventory(archive: Archive, manifest: Manifest, verified: dict[str, st
             raise MissingFile(f"manifest.json lists {entry.path}, which the archive does not contain", file=entry.path)
         actual_size = archive.entries[entry.path].size
         if actual_size != entry.size:
-            raise DigestMismatch(f"{entry.path} is {actual_size:,} bytes; the manifest declares {entry.size:,}",
-                                 file=entry.path)
+            raise DigestMismatch(
+                f"{entry.path} is {actual_size:,} bytes; the manifest declares {entry.size:,}", file=entry.path
+            )
         if verified is not None and verified.get(entry.path) == entry.sha256:
             continue
         actual = sha256_hex(archive.read(entry.path))
         if actual != entry.sha256:
-            raise DigestMismatch(f"{entry.path} has SHA-256 {actual}; the manifest declares {entry.sha256}",
-                                 file=entry.path)
+            raise DigestMismatch(
+                f"{entry.path} has SHA-256 {actual}; the manifest declares {entry.sha256}", file=entry.path
+            )
     for name in REQUIRED_FILES:
         if name not in listed:
             raise MissingFile(f"the format requires {name}, which the package does not contain", file=name)
@@ -151,8 +163,13 @@ class _Verdicts:
 _VERDICTS = _Verdicts()
 
 
-def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any], output_schema: dict[str, Any],
-                  digests: dict[str, str] | None = None) -> tuple[list[str], list[tuple[dict[str, Any], dict[str, Any]]]]:
+def read_examples(
+    archive: Archive,
+    limits: Limits,
+    input_schema: dict[str, Any],
+    output_schema: dict[str, Any],
+    digests: dict[str, str] | None = None,
+) -> tuple[list[str], list[tuple[dict[str, Any], dict[str, Any]]]]:
     """The example pairs under ``examples/``, each validated against the package's task schemas.
 
     ``digests``: member path → verified SHA-256 (``check_inventory``); with them, an example already
@@ -164,8 +181,11 @@ def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any]
         if name.startswith("examples/"):
             match = EXAMPLE_PATTERN.match(name)
             if match is None:
-                raise DocumentInvalid(f"{name} is not named examples/<id>.input.json or examples/<id>.output.json",
-                                      file=name, rule="example-name")
+                raise DocumentInvalid(
+                    f"{name} is not named examples/<id>.input.json or examples/<id>.output.json",
+                    file=name,
+                    rule="example-name",
+                )
             found.setdefault(match.group(1), {})[match.group(2)] = name
     schemas = {"input": (INPUT_SCHEMA_NAME, input_schema), "output": (OUTPUT_SCHEMA_NAME, output_schema)}
     names, pairs = [], []
@@ -183,8 +203,11 @@ def read_examples(archive: Archive, limits: Limits, input_schema: dict[str, Any]
                 validator = _VERDICTS.validator(key[0], schema) if key[0] else task_validator(schema)
                 error = best_match(validator.iter_errors(doc))
                 if error is not None:
-                    raise DocumentInvalid(f"example {example_id} {side} breaks the package's {side} schema: "
-                                          f"{error.message}", file=members[side], path=json_pointer(error.absolute_path))
+                    raise DocumentInvalid(
+                        f"example {example_id} {side} breaks the package's {side} schema: {error.message}",
+                        file=members[side],
+                        path=json_pointer(error.absolute_path),
+                    )
                 if all(key):
                     _VERDICTS.remember(*key)
             docs[side] = doc
@@ -203,8 +226,9 @@ def read_task_schema(archive: Archive, name: str, limits: Limits, digest: str | 
         try:
             jsonschema.Draft202012Validator.check_schema(schema)
         except jsonschema.SchemaError as exc:
-            raise DocumentInvalid(f"{name} is not a valid JSON Schema: {exc.message}", file=name,
-                                  path=json_pointer(exc.absolute_path)) from exc
+            raise DocumentInvalid(
+                f"{name} is not a valid JSON Schema: {exc.message}", file=name, path=json_pointer(exc.absolute_path)
+            ) from exc
     if not isinstance(schema, dict):
         raise DocumentInvalid(f"{name} must be a JSON Schema object", file=name)
     check_task_schema(schema, name)
@@ -213,9 +237,14 @@ def read_task_schema(archive: Archive, name: str, limits: Limits, digest: str | 
     return schema
 
 
-def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
-                 limits: Limits | None = None, expected_digest: str | None = None,
-                 digest_cache: DigestCache | None = None) -> Package:
+def open_package(
+    path: str | os.PathLike,
+    trusted_keys: TrustedKeys | None = None,
+    *,
+    limits: Limits | None = None,
+    expected_digest: str | None = None,
+    digest_cache: DigestCache | None = None,
+) -> Package:
     """Open and check a ``.trm`` package; raise a typed ``PackageError`` on the first rule it breaks.
 
     ``trusted_keys`` (a folder of ``*.pub`` files, key files or key objects): when given, the
@@ -239,18 +268,24 @@ def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = Non
         signature = read_json_member(archive, SIGNATURE_NAME, limits, error=PackageError)
         signed_by = verify_signature(signature, manifest_data, trusted)
     elif trusted is not None:
-        raise UnsignedPackage("trusted keys were given but the package carries no signature.json",
-                              file=SIGNATURE_NAME)
+        raise UnsignedPackage("trusted keys were given but the package carries no signature.json", file=SIGNATURE_NAME)
 
     weights_name = manifest.model.weights
-    header = read_weights_header(archive.read(weights_name), max_header_bytes=limits.max_safetensors_header_bytes,
-                                 max_tensors=limits.max_tensors, file=weights_name)
+    header = read_weights_header(
+        archive.read(weights_name),
+        max_header_bytes=limits.max_safetensors_header_bytes,
+        max_tensors=limits.max_tensors,
+        file=weights_name,
+    )
     check_config_within_limits(manifest.model.config, manifest.model.dtype, archive.entries[weights_name].size)
     check_tensors_match_config(header, manifest.model.config, manifest.model.dtype, file=weights_name)
     expected_parameters = expected_parameter_count(manifest.model.config)
     if manifest.model.parameters != expected_parameters:
-        raise ManifestInvalid(f"model.parameters is {manifest.model.parameters:,}; the config has "
-                              f"{expected_parameters:,}", file=MANIFEST_NAME, path="/model/parameters")
+        raise ManifestInvalid(
+            f"model.parameters is {manifest.model.parameters:,}; the config has {expected_parameters:,}",
+            file=MANIFEST_NAME,
+            path="/model/parameters",
+        )
 
     input_schema = read_task_schema(archive, INPUT_SCHEMA_NAME, limits, members.get(INPUT_SCHEMA_NAME))
     output_schema = read_task_schema(archive, OUTPUT_SCHEMA_NAME, limits, members.get(OUTPUT_SCHEMA_NAME))
@@ -269,9 +304,19 @@ def open_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = Non
         raise DigestMismatch(f"{path} has {package_digest}; expected {expected_digest}", file=str(path))
     if digest_cache is not None and known is None:
         digest_cache.put(identity, VerifiedDigests(package_digest, members))
-    return Package(path=path, archive=archive, manifest=manifest, digest=package_digest,
-                   weights_header=header, input_schema=input_schema, output_schema=output_schema,
-                   examples=examples, example_names=example_ids, card=card, signed_by=signed_by)
+    return Package(
+        path=path,
+        archive=archive,
+        manifest=manifest,
+        digest=package_digest,
+        weights_header=header,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        examples=examples,
+        example_names=example_ids,
+        card=card,
+        signed_by=signed_by,
+    )
 
 
 @dataclass
@@ -286,9 +331,15 @@ class VerifyReport:
     unverified: set[str] = field(default_factory=set)
 
 
-def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = None, *,
-                   run_examples: bool = True, device: str = "cpu", limits: Limits | None = None,
-                   plugins: pluggy.PluginManager | None = None) -> VerifyReport:
+def verify_package(
+    path: str | os.PathLike,
+    trusted_keys: TrustedKeys | None = None,
+    *,
+    run_examples: bool = True,
+    device: str = "cpu",
+    limits: Limits | None = None,
+    plugins: pluggy.PluginManager | None = None,
+) -> VerifyReport:
     """Everything ``open_package`` checks, plus the codec (from ``plugins``, default the process's plugin
     manager), a full model load and the example self-test."""
     package = open_package(path, trusted_keys, limits=limits)
@@ -300,15 +351,25 @@ def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = N
     if package.signed_by and trusted_keys is not None:
         report.checks.append(("signature", f"ed25519 by {package.signed_by[:16]}…, verified with a trusted key"))
     elif package.signed_by:
-        report.checks.append(("signature", f"intact, but the signer is UNVERIFIED: checked only against the key "
-                                           f"the package carries ({package.signed_by[:16]}…), which anyone can "
-                                           "embed; give --trusted-keys to know who signed it"))
+        report.checks.append(
+            (
+                "signature",
+                f"intact, but the signer is UNVERIFIED: checked only against the key "
+                f"the package carries ({package.signed_by[:16]}…), which anyone can "
+                "embed; give --trusted-keys to know who signed it",
+            )
+        )
         report.unverified.add("signature")
     else:
         report.checks.append(("signature", "none (unsigned package): nothing says who made it"))
         report.unverified.add("signature")
-    report.checks.append(("tensors", f"{len(package.weights_header.tensors)} tensors match the config "
-                                     f"({m.model.parameters:,} parameters, {m.model.dtype})"))
+    report.checks.append(
+        (
+            "tensors",
+            f"{len(package.weights_header.tensors)} tensors match the config "
+            f"({m.model.parameters:,} parameters, {m.model.dtype})",
+        )
+    )
     codec = package.codec(plugins)
     report.checks.append(("codec", f"{codec.name} {codec.params} fits the model"))
     if run_examples:
@@ -316,14 +377,20 @@ def verify_package(path: str | os.PathLike, trusted_keys: TrustedKeys | None = N
         report.examples = package.self_test(model, plugins=plugins)
         exact = sum(r.exact for r in report.examples)
         ruled = sum(r.valid is True for r in report.examples)
-        judged = (f"{ruled} valid by the {codec.name!r} task's rules, {exact} equal to the recorded output"
-                  if codec.can_check else f"{exact} equal to the recorded output; the {codec.name!r} codec has no "
-                  "rule check, so agreement is all that is tested")
+        judged = (
+            f"{ruled} valid by the {codec.name!r} task's rules, {exact} equal to the recorded output"
+            if codec.can_check
+            else f"{exact} equal to the recorded output; the {codec.name!r} codec has no "
+            "rule check, so agreement is all that is tested"
+        )
         report.checks.append(("examples", f"{len(report.examples)} examples pass on {device} ({judged})"))
         wrong = [r.name for r in report.examples if r.breaks_rules]
         if wrong:  # packed before `trm pack` judged examples by the rules, or with --allow-failing-examples
-            report.checks[-1] = ("examples", f"{len(report.examples)} examples agree with their recorded outputs, but "
-                                 f"{len(wrong)} of those outputs ({', '.join(wrong)}) break the {codec.name!r} task's "
-                                 "rules: they show only that the weights are intact, not that the model solves the task")
+            report.checks[-1] = (
+                "examples",
+                f"{len(report.examples)} examples agree with their recorded outputs, but "
+                f"{len(wrong)} of those outputs ({', '.join(wrong)}) break the {codec.name!r} task's "
+                "rules: they show only that the weights are intact, not that the model solves the task",
+            )
             report.unverified.add("examples")
     return report

@@ -96,10 +96,19 @@ class DirectoryRegistry:
         try:
             index = json.loads(self.index_path.read_text("utf-8"))
         except (OSError, ValueError) as exc:
-            raise RegistryError(f"cannot read registry index {self.index_path}: {exc}", file=str(self.index_path)) from exc
-        if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT or not isinstance(index.get("modules"), dict):
-            raise RegistryError(f"{self.index_path} is not a format-{INDEX_FORMAT} registry index "
-                                '({"format": 1, "modules": {...}})', file=str(self.index_path))
+            raise RegistryError(
+                f"cannot read registry index {self.index_path}: {exc}", file=str(self.index_path)
+            ) from exc
+        if (
+            not isinstance(index, dict)
+            or index.get("format") != INDEX_FORMAT
+            or not isinstance(index.get("modules"), dict)
+        ):
+            raise RegistryError(
+                f"{self.index_path} is not a format-{INDEX_FORMAT} registry index "
+                '({"format": 1, "modules": {...}})',
+                file=str(self.index_path),
+            )
         return index
 
     def list(self, name: str | None = None, *, include_yanked: bool = True) -> list[RegistryEntry]:
@@ -109,11 +118,18 @@ class DirectoryRegistry:
             if name is not None and module_name != name:
                 continue
             for version, record in module.get("versions", {}).items():
-                entry = RegistryEntry(name=module_name, version=version, file=record["file"],
-                                      digest=record["digest"], size=record["size"],
-                                      yanked=bool(record.get("yanked", False)), yank_reason=record.get("yank_reason"),
-                                      published_at=record.get("published_at"), module_id=module.get("module_id"),
-                                      title=module.get("title"))
+                entry = RegistryEntry(
+                    name=module_name,
+                    version=version,
+                    file=record["file"],
+                    digest=record["digest"],
+                    size=record["size"],
+                    yanked=bool(record.get("yanked", False)),
+                    yank_reason=record.get("yank_reason"),
+                    published_at=record.get("published_at"),
+                    module_id=module.get("module_id"),
+                    title=module.get("title"),
+                )
                 if include_yanked or not entry.yanked:
                     entries.append(entry)
         return sorted(entries, key=lambda e: (e.name, Version.parse(e.version)))
@@ -130,8 +146,10 @@ class DirectoryRegistry:
         entries = self.list(name)
         if not entries:
             names = sorted({entry.name for entry in self.list()})
-            raise NoMatchingVersion(f"module {name!r} is not in registry {self.root}; modules there: "
-                                    f"{', '.join(names) or 'none'}", file=str(self.root))
+            raise NoMatchingVersion(
+                f"module {name!r} is not in registry {self.root}; modules there: {', '.join(names) or 'none'}",
+                file=str(self.root),
+            )
         matcher = VersionSpec(spec or "*")
         candidates = [e for e in entries if matcher.matches(e.version)]
         exact_pin = spec is not None and len(candidates) == 1 and candidates[0].version == spec.lstrip("=").strip()
@@ -139,16 +157,20 @@ class DirectoryRegistry:
             candidates = [e for e in candidates if not e.yanked]
         if not candidates:
             available = ", ".join(e.version + (" (yanked)" if e.yanked else "") for e in entries)
-            raise NoMatchingVersion(f"no version of {name!r} matches {spec or '*'!r} in {self.root}; "
-                                    f"published: {available}", file=str(self.root))
+            raise NoMatchingVersion(
+                f"no version of {name!r} matches {spec or '*'!r} in {self.root}; published: {available}",
+                file=str(self.root),
+            )
         return max(candidates, key=lambda e: Version.parse(e.version))
 
     def path_of(self, entry: RegistryEntry) -> Path:
         """The file of ``entry``, refused if the index points outside the registry folder."""
         path = (self.root / entry.file).resolve()
         if not path.is_relative_to(self.root.resolve()):
-            raise RegistryError(f"the index points {entry.name}@{entry.version} outside the registry: {entry.file}",
-                                file=str(self.index_path))
+            raise RegistryError(
+                f"the index points {entry.name}@{entry.version} outside the registry: {entry.file}",
+                file=str(self.index_path),
+            )
         return path
 
     def locate(self, name: str, version: str | None = None) -> tuple[Path, RegistryEntry]:
@@ -158,15 +180,24 @@ class DirectoryRegistry:
         entry = self.resolve(name, version)
         path = self.path_of(entry)
         if not path.is_file():
-            raise RegistryError(f"{entry.name}@{entry.version} is indexed but its file {path} is missing", file=str(path))
+            raise RegistryError(
+                f"{entry.name}@{entry.version} is indexed but its file {path} is missing", file=str(path)
+            )
         size = path.stat().st_size
         if size != entry.size:
-            raise DigestMismatch(f"{path} is {size:,} bytes; the registry index records {entry.size:,} bytes",
-                                 file=str(path))
+            raise DigestMismatch(
+                f"{path} is {size:,} bytes; the registry index records {entry.size:,} bytes", file=str(path)
+            )
         return path, entry
 
-    def open(self, name: str, version: str | None = None, *, trusted_keys: TrustedKeys | None = None,
-             limits: Limits | None = None) -> Package:
+    def open(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        trusted_keys: TrustedKeys | None = None,
+        limits: Limits | None = None,
+    ) -> Package:
         """Open the best version of ``name`` matching ``version`` (a version or specifier).
 
         The file must have the size the index records before it is read, and the digest it records
@@ -174,8 +205,9 @@ class DirectoryRegistry:
         are remembered per file identity, so opening it again hashes nothing: ``package.digests``).
         """
         path, entry = self.locate(name, version)
-        return open_package(path, trusted_keys, limits=limits, expected_digest=entry.digest,
-                            digest_cache=REGISTRY_DIGESTS)
+        return open_package(
+            path, trusted_keys, limits=limits, expected_digest=entry.digest, digest_cache=REGISTRY_DIGESTS
+        )
 
     # ------------------------------------------------------------------------------- writing
     @contextlib.contextmanager
@@ -198,8 +230,14 @@ class DirectoryRegistry:
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.index_path)
 
-    def publish(self, package_path: str | os.PathLike, *, trusted_keys: TrustedKeys | None = None,
-                run_examples: bool = True, device: str = "cpu") -> RegistryEntry:
+    def publish(
+        self,
+        package_path: str | os.PathLike,
+        *,
+        trusted_keys: TrustedKeys | None = None,
+        run_examples: bool = True,
+        device: str = "cpu",
+    ) -> RegistryEntry:
         """Verify the package (and run its examples), then add it; never overwrites a published version."""
         package = verify_package(package_path, trusted_keys, run_examples=run_examples, device=device).package
         return self.add(package)
@@ -214,12 +252,17 @@ class DirectoryRegistry:
             if existing is not None:
                 if allow_same and existing["digest"] == package.digest:
                     return self.resolve(m.name, m.version, include_yanked=True)
-                raise VersionExists(f"{m.name}@{m.version} is already published in {self.root} "
-                                    f"(digest {existing['digest']}); publish a new version instead",
-                                    file=str(package.path))
+                raise VersionExists(
+                    f"{m.name}@{m.version} is already published in {self.root} "
+                    f"(digest {existing['digest']}); publish a new version instead",
+                    file=str(package.path),
+                )
             if module.get("module_id") != m.module_id:
-                raise RegistryError(f"{m.name} is published with module_id {module.get('module_id')!r}; this package "
-                                    f"says {m.module_id!r} (a module's IRI must not change)", file=str(package.path))
+                raise RegistryError(
+                    f"{m.name} is published with module_id {module.get('module_id')!r}; this package "
+                    f"says {m.module_id!r} (a module's IRI must not change)",
+                    file=str(package.path),
+                )
             target = self.root / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=PACKAGE_SUFFIX, dir=target.parent)
@@ -228,9 +271,13 @@ class DirectoryRegistry:
             os.chmod(tmp, 0o644)
             os.replace(tmp, target)
             module["title"] = m.title
-            module["versions"][m.version] = {"file": relative, "digest": package.digest,
-                                             "size": len(package.archive.data), "yanked": False,
-                                             "published_at": _now()}
+            module["versions"][m.version] = {
+                "file": relative,
+                "digest": package.digest,
+                "size": len(package.archive.data),
+                "yanked": False,
+                "published_at": _now(),
+            }
         return self.resolve(m.name, m.version, include_yanked=True)
 
     def active_version(self, name: str) -> str:
@@ -303,8 +350,14 @@ def installed_registry(settings: Settings | None = None) -> DirectoryRegistry:
     return DirectoryRegistry((settings or Settings()).home / "modules", create=True)
 
 
-def install(requirement: str, *, source: DirectoryRegistry | None = None, trusted_keys: TrustedKeys | None = None,
-            device: str = "cpu", settings: Settings | None = None) -> tuple[RegistryEntry, Package]:
+def install(
+    requirement: str,
+    *,
+    source: DirectoryRegistry | None = None,
+    trusted_keys: TrustedKeys | None = None,
+    device: str = "cpu",
+    settings: Settings | None = None,
+) -> tuple[RegistryEntry, Package]:
     """Install ``NAME[@SPEC]`` from ``source`` (default registry): resolve, check, self-test, copy in.
 
     Installing a version that is already installed with the same digest is a no-op.
@@ -349,12 +402,15 @@ def locate_package(requirement: str | os.PathLike[str], settings: Settings | Non
             return LocatedPackage(path, entry.digest)
         except NoMatchingVersion as exc:
             errors.append(str(exc))
-    raise NoMatchingVersion(f"{str(requirement)!r} is neither a package file nor an installed or published module: "
-                            + "; ".join(errors), file=str(requirement))
+    raise NoMatchingVersion(
+        f"{str(requirement)!r} is neither a package file nor an installed or published module: " + "; ".join(errors),
+        file=str(requirement),
+    )
 
 
-def find_package(requirement: str | os.PathLike[str], *, trusted_keys: TrustedKeys | None = None,
-                 settings: Settings | None = None) -> Package:
+def find_package(
+    requirement: str | os.PathLike[str], *, trusted_keys: TrustedKeys | None = None, settings: Settings | None = None
+) -> Package:
     """The opened package ``requirement`` names (a path or ``NAME[@SPEC]``, see ``locate_package``)."""
     located = locate_package(requirement, settings)
     if located.digest is None:

@@ -20,7 +20,8 @@ from .errors import VersionSpecInvalid
 _VERSION = re.compile(
     r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$")
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?$"
+)
 _PARTIAL = re.compile(r"^v?(\d+|[xX*])(?:\.(\d+|[xX*])(?:\.(\d+|[xX*])(?:-([0-9A-Za-z.-]+))?)?)?(?:\+[0-9A-Za-z.-]+)?$")
 _COMPARATOR = re.compile(r"^(\^|~|>=|<=|>|<|=)?\s*(.*)$")
 
@@ -184,8 +185,9 @@ class VersionSpec:
         for comparators in self.alternatives:
             if not all(c.matches(version) for c in comparators):
                 continue
-            if version.prerelease and not any(c.version.prerelease and c.version.release == version.release
-                                              for c in comparators):
+            if version.prerelease and not any(
+                c.version.prerelease and c.version.release == version.release for c in comparators
+            ):
                 continue
             return True
         return False

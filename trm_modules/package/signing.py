@@ -64,13 +64,17 @@ def generate_keypair(out_dir: str | os.PathLike, name: str = "trm-signing") -> t
         if path.exists():
             raise KeyFileInvalid(f"{path} already exists; refusing to overwrite a key", file=str(path))
     private_key = Ed25519PrivateKey.generate()
-    pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
-    public_path.write_bytes(private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public_path.write_bytes(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return private_path, public_path
 
 
@@ -144,12 +148,17 @@ def build_statement(manifest_data: dict[str, Any]) -> dict[str, Any]:
     resources += [{"name": f["path"], "algorithm": "sha256", "digest": f["sha256"]} for f in manifest_data["files"]]
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": f"{manifest_data['name']}@{manifest_data['version']}",
-                     "digest": {"sha256": manifest_digest}}],
+        "subject": [
+            {"name": f"{manifest_data['name']}@{manifest_data['version']}", "digest": {"sha256": manifest_digest}}
+        ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": False,
-                              "manifest_canonicalization": "json-sorted-keys-compact-utf8"},
+            "serialization": {
+                "method": "files",
+                "hash_type": "sha256",
+                "allow_symlinks": False,
+                "manifest_canonicalization": "json-sorted-keys-compact-utf8",
+            },
             "resources": resources,
         },
     }
@@ -163,8 +172,9 @@ def sign_manifest(manifest_data: dict[str, Any], private_key: Ed25519PrivateKey)
     kid = key_id(public_key)
     return {
         "mediaType": MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": kid,
-                                               "rawBytes": base64.b64encode(public_key_bytes(public_key)).decode()}},
+        "verificationMaterial": {
+            "publicKey": {"hint": kid, "rawBytes": base64.b64encode(public_key_bytes(public_key)).decode()}
+        },
         "dsseEnvelope": {
             "payloadType": PAYLOAD_TYPE,
             "payload": base64.b64encode(payload).decode(),
@@ -182,8 +192,9 @@ def _b64(value: Any, what: str) -> bytes:
         raise SignatureInvalid(f"{what} is not valid base64: {exc}", file=SIGNATURE_NAME) from exc
 
 
-def verify_signature(signature_data: Any, manifest_data: dict[str, Any],
-                     trusted_keys: dict[str, Ed25519PublicKey] | None = None) -> str:
+def verify_signature(
+    signature_data: Any, manifest_data: dict[str, Any], trusted_keys: dict[str, Ed25519PublicKey] | None = None
+) -> str:
     """Check ``signature.json`` against the manifest; return the id of the key that signed.
 
     Without ``trusted_keys`` the signature must verify with the key it embeds (integrity);
@@ -193,9 +204,14 @@ def verify_signature(signature_data: Any, manifest_data: dict[str, Any],
         raise SignatureInvalid(f"signature.json must be an object with mediaType {MEDIA_TYPE!r}", file=SIGNATURE_NAME)
     envelope = signature_data.get("dsseEnvelope")
     material = signature_data.get("verificationMaterial")
-    if not isinstance(envelope, dict) or not isinstance(material, dict) or not isinstance(material.get("publicKey"), dict):
-        raise SignatureInvalid("signature.json needs dsseEnvelope and verificationMaterial.publicKey",
-                               file=SIGNATURE_NAME)
+    if (
+        not isinstance(envelope, dict)
+        or not isinstance(material, dict)
+        or not isinstance(material.get("publicKey"), dict)
+    ):
+        raise SignatureInvalid(
+            "signature.json needs dsseEnvelope and verificationMaterial.publicKey", file=SIGNATURE_NAME
+        )
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         raise SignatureInvalid(f"payloadType must be {PAYLOAD_TYPE!r}", file=SIGNATURE_NAME)
     payload = _b64(envelope.get("payload"), "the envelope payload")
@@ -217,8 +233,11 @@ def verify_signature(signature_data: Any, manifest_data: dict[str, Any],
         try:
             embedded.verify(_b64(entry.get("sig"), "a signature"), message)
         except InvalidSignature:
-            raise SignatureInvalid(f"the signature by key {embedded_id[:16]}… does not verify: the package "
-                                   "was changed after signing, or the signature is corrupt", file=SIGNATURE_NAME)
+            raise SignatureInvalid(
+                f"the signature by key {embedded_id[:16]}… does not verify: the package "
+                "was changed after signing, or the signature is corrupt",
+                file=SIGNATURE_NAME,
+            )
         verified_by = embedded_id
     if verified_by is None:
         raise SignatureInvalid("no signature in the envelope is by the embedded public key", file=SIGNATURE_NAME)
@@ -228,18 +247,23 @@ def verify_signature(signature_data: Any, manifest_data: dict[str, Any],
     except (UnicodeDecodeError, ValueError) as exc:
         raise SignatureInvalid(f"the signed payload is not JSON: {exc}", file=SIGNATURE_NAME) from exc
     if canonical_json(statement) != canonical_json(build_statement(manifest_data)):
-        raise SignatureInvalid("the signed statement does not match this package's manifest (subject or "
-                               "resource digests differ): the package was changed after signing",
-                               file=SIGNATURE_NAME)
+        raise SignatureInvalid(
+            "the signed statement does not match this package's manifest (subject or "
+            "resource digests differ): the package was changed after signing",
+            file=SIGNATURE_NAME,
+        )
 
     if trusted_keys is not None and verified_by not in trusted_keys:
-        raise UntrustedKey(f"the package is signed by key {verified_by}, which is not among the "
-                           f"{len(trusted_keys)} trusted key(s)", file=SIGNATURE_NAME)
+        raise UntrustedKey(
+            f"the package is signed by key {verified_by}, which is not among the {len(trusted_keys)} trusted key(s)",
+            file=SIGNATURE_NAME,
+        )
     if trusted_keys is not None:
         # Verify again with the trusted copy of the key, not only the embedded one.
         try:
             trusted_keys[verified_by].verify(
-                _b64(next(s["sig"] for s in signatures if s.get("keyid") == verified_by), "a signature"), message)
+                _b64(next(s["sig"] for s in signatures if s.get("keyid") == verified_by), "a signature"), message
+            )
         except InvalidSignature as exc:
             raise SignatureInvalid("the signature does not verify with the trusted key", file=SIGNATURE_NAME) from exc
     return verified_by

@@ -59,8 +59,10 @@ def compile_pattern(pattern: str) -> Any:
         return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        raise ValueError(f"the pattern {pattern[:80]!r} cannot be matched in linear time ({reason}); "
-                         "backreferences and lookaround are not allowed") from None
+        raise ValueError(
+            f"the pattern {pattern[:80]!r} cannot be matched in linear time ({reason}); "
+            "backreferences and lookaround are not allowed"
+        ) from None
 
 
 def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[ValidationError]:
@@ -68,8 +70,9 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
-                        schema: dict[str, Any]) -> Iterator[ValidationError]:
+def _pattern_properties(
+    validator: Any, patterns: dict[str, Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
     for pattern, subschema in patterns.items():
@@ -79,8 +82,9 @@ def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any,
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
-TaskSchemaValidator = validators.extend(jsonschema.Draft202012Validator,
-                                        {"pattern": _pattern, "patternProperties": _pattern_properties})
+TaskSchemaValidator = validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
 
 
 def check_task_schema(schema: Any, file: str) -> None:
@@ -88,9 +92,13 @@ def check_task_schema(schema: Any, file: str) -> None:
     for pointer, keyword, value in _walk(schema, ""):
         if keyword in _REF_KEYWORDS:
             if not isinstance(value, str) or not value.startswith("#"):
-                raise SchemaRefused(f"{keyword} {str(value)[:200]!r} points outside the schema; task schemas are "
-                                    "self-contained (only '#…' fragments) and nothing is ever retrieved",
-                                    file=file, path=pointer, rule="schema-external-ref")
+                raise SchemaRefused(
+                    f"{keyword} {str(value)[:200]!r} points outside the schema; task schemas are "
+                    "self-contained (only '#…' fragments) and nothing is ever retrieved",
+                    file=file,
+                    path=pointer,
+                    rule="schema-external-ref",
+                )
         elif keyword == "pattern" and isinstance(value, str):
             _check_pattern(value, file, pointer)
         elif keyword == "patternProperties" and isinstance(value, dict):

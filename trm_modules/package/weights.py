@@ -25,13 +25,22 @@ from .errors import TensorMismatch, WeightsInvalid
 
 #: safetensors dtype codes → torch dtypes.
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-    "U8": torch.uint8, "BOOL": torch.bool,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
 }
 #: Manifest ``model.dtype`` names → torch dtypes (floating types a TRM can be shipped in).
 MANIFEST_DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
 }
 _TORCH_TO_SAFETENSORS = {v: k for k, v in SAFETENSORS_DTYPES.items()}
 
@@ -73,33 +82,45 @@ def parse_strict_json(raw: bytes | memoryview) -> Any:
     ``MAX_JSON_DEPTH`` (raises ValueError; ``JsonTooDeep`` for the depth)."""
     data = bytes(raw)
     check_json_depth(data)
-    return json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys,
-                      parse_constant=_refuse_constant)
+    return json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def read_weights_header(data: memoryview | bytes, *, max_header_bytes: int, max_tensors: int,
-                        file: str = "weights.safetensors") -> WeightsHeader:
+def read_weights_header(
+    data: memoryview | bytes, *, max_header_bytes: int, max_tensors: int, file: str = "weights.safetensors"
+) -> WeightsHeader:
     """Validate the safetensors header of ``data`` against its own size; raise ``WeightsInvalid``."""
     size = len(data)
     if size < 8:
-        raise WeightsInvalid(f"{size} bytes is too short for a safetensors file (needs an 8-byte header length)",
-                             file=file, rule="weights-header-length")
+        raise WeightsInvalid(
+            f"{size} bytes is too short for a safetensors file (needs an 8-byte header length)",
+            file=file,
+            rule="weights-header-length",
+        )
     (header_length,) = struct.unpack_from("<Q", data, 0)
     if header_length > max_header_bytes:
-        raise WeightsInvalid(f"the header declares {header_length:,} bytes, over the limit of {max_header_bytes:,}",
-                             file=file, rule="weights-header-length")
+        raise WeightsInvalid(
+            f"the header declares {header_length:,} bytes, over the limit of {max_header_bytes:,}",
+            file=file,
+            rule="weights-header-length",
+        )
     if 8 + header_length > size:
-        raise WeightsInvalid(f"the header declares {header_length:,} bytes but the file has only {size - 8:,} "
-                             "after the length field (length past end of file)", file=file,
-                             rule="weights-header-length")
+        raise WeightsInvalid(
+            f"the header declares {header_length:,} bytes but the file has only {size - 8:,} "
+            "after the length field (length past end of file)",
+            file=file,
+            rule="weights-header-length",
+        )
     raw = bytes(data[8 : 8 + header_length])
     if not raw.lstrip(b" ").startswith(b"{"):
-        raise WeightsInvalid("the header is not a JSON object (is this a pickle or another format?)",
-                             file=file, rule="weights-header-json")
+        raise WeightsInvalid(
+            "the header is not a JSON object (is this a pickle or another format?)",
+            file=file,
+            rule="weights-header-json",
+        )
     try:
         header = parse_strict_json(raw)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -107,11 +128,16 @@ def read_weights_header(data: memoryview | bytes, *, max_header_bytes: int, max_
     if not isinstance(header, dict):
         raise WeightsInvalid("the header is not a JSON object", file=file, rule="weights-header-json")
     metadata = header.pop("__metadata__", {})
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
         raise WeightsInvalid("__metadata__ must map strings to strings", file=file, rule="weights-header-json")
     if len(header) > max_tensors:
-        raise WeightsInvalid(f"the header declares {len(header)} tensors, over the limit of {max_tensors}",
-                             file=file, rule="weights-header-length")
+        raise WeightsInvalid(
+            f"the header declares {len(header)} tensors, over the limit of {max_tensors}",
+            file=file,
+            rule="weights-header-length",
+        )
 
     data_start = 8 + header_length
     data_length = size - data_start
@@ -119,41 +145,70 @@ def read_weights_header(data: memoryview | bytes, *, max_header_bytes: int, max_
     for name, spec in header.items():
         where = f"tensor {name!r}"
         if not name or not isinstance(spec, dict) or set(spec) != {"dtype", "shape", "data_offsets"}:
-            raise WeightsInvalid(f"{where}: an entry needs exactly dtype, shape and data_offsets", file=file,
-                                 rule="weights-header-json")
+            raise WeightsInvalid(
+                f"{where}: an entry needs exactly dtype, shape and data_offsets", file=file, rule="weights-header-json"
+            )
         dtype, shape, offsets = spec["dtype"], spec["shape"], spec["data_offsets"]
         if dtype not in SAFETENSORS_DTYPES:
-            raise WeightsInvalid(f"{where}: unknown dtype {dtype!r}; expected one of {sorted(SAFETENSORS_DTYPES)}",
-                                 file=file, rule="weights-dtype")
+            raise WeightsInvalid(
+                f"{where}: unknown dtype {dtype!r}; expected one of {sorted(SAFETENSORS_DTYPES)}",
+                file=file,
+                rule="weights-dtype",
+            )
         if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise WeightsInvalid(f"{where}: shape must be a list of non-negative integers, got {shape!r}",
-                                 file=file, rule="weights-shape")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1]):
-            raise WeightsInvalid(f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}",
-                                 file=file, rule="weights-offsets")
+            raise WeightsInvalid(
+                f"{where}: shape must be a list of non-negative integers, got {shape!r}",
+                file=file,
+                rule="weights-shape",
+            )
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_int(o) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]
+        ):
+            raise WeightsInvalid(
+                f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}",
+                file=file,
+                rule="weights-offsets",
+            )
         begin, end = offsets
         if end > data_length:
-            raise WeightsInvalid(f"{where}: data_offsets end {end:,} is past the data section ({data_length:,} bytes)",
-                                 file=file, rule="weights-offsets")
+            raise WeightsInvalid(
+                f"{where}: data_offsets end {end:,} is past the data section ({data_length:,} bytes)",
+                file=file,
+                rule="weights-offsets",
+            )
         expected = math.prod(shape) * SAFETENSORS_DTYPES[dtype].itemsize
         if end - begin != expected:
-            raise WeightsInvalid(f"{where}: shape {shape} of {dtype} needs {expected:,} bytes but data_offsets "
-                                 f"span {end - begin:,}", file=file, rule="weights-shape")
+            raise WeightsInvalid(
+                f"{where}: shape {shape} of {dtype} needs {expected:,} bytes but data_offsets span {end - begin:,}",
+                file=file,
+                rule="weights-shape",
+            )
         tensors[name] = TensorInfo(dtype=dtype, shape=tuple(shape), begin=begin, end=end)
 
     cursor = 0
     for name, info in sorted(tensors.items(), key=lambda item: (item[1].begin, item[1].end)):
         if info.begin < cursor:
-            raise WeightsInvalid(f"tensor {name!r} overlaps the previous tensor (begins at {info.begin:,}, "
-                                 f"previous ends at {cursor:,})", file=file, rule="weights-offsets")
+            raise WeightsInvalid(
+                f"tensor {name!r} overlaps the previous tensor (begins at {info.begin:,}, previous ends at {cursor:,})",
+                file=file,
+                rule="weights-offsets",
+            )
         if info.begin > cursor:
-            raise WeightsInvalid(f"a hole of {info.begin - cursor:,} unindexed bytes precedes tensor {name!r}",
-                                 file=file, rule="weights-offsets")
+            raise WeightsInvalid(
+                f"a hole of {info.begin - cursor:,} unindexed bytes precedes tensor {name!r}",
+                file=file,
+                rule="weights-offsets",
+            )
         cursor = info.end
     if cursor != data_length:
-        raise WeightsInvalid(f"{data_length - cursor:,} bytes after the last tensor are not indexed by the header",
-                             file=file, rule="weights-offsets")
+        raise WeightsInvalid(
+            f"{data_length - cursor:,} bytes after the last tensor are not indexed by the header",
+            file=file,
+            rule="weights-offsets",
+        )
     return WeightsHeader(tensors=tensors, metadata=metadata, data_start=data_start)
 
 
@@ -188,14 +243,23 @@ def expected_parameter_count(config: Any) -> int:
 #: Sane bounds on a package's model config, checked before anything is built from it (even on the
 #: meta device, building a config with 10**9 layers or a 10**12-wide table takes the process down).
 CONFIG_LIMITS: dict[str, int] = {
-    "vocab_size": 1 << 16, "seq_len": 1 << 14, "num_puzzle_identifiers": 1 << 24, "puzzle_emb_ndim": 1 << 14,
-    "puzzle_emb_len": 1 << 10, "hidden_size": 1 << 14, "num_heads": 256, "expansion": 64, "L_layers": 64,
-    "H_cycles": 64, "L_cycles": 64, "halt_max_steps": 256, "H_layers": 64,
+    "vocab_size": 1 << 16,
+    "seq_len": 1 << 14,
+    "num_puzzle_identifiers": 1 << 24,
+    "puzzle_emb_ndim": 1 << 14,
+    "puzzle_emb_len": 1 << 10,
+    "hidden_size": 1 << 14,
+    "num_heads": 256,
+    "expansion": 64,
+    "L_layers": 64,
+    "H_cycles": 64,
+    "L_cycles": 64,
+    "halt_max_steps": 256,
+    "H_layers": 64,
 }
 
 
-def check_config_within_limits(config: Any, dtype: str, weights_bytes: int,
-                               file: str = "manifest.json") -> None:
+def check_config_within_limits(config: Any, dtype: str, weights_bytes: int, file: str = "manifest.json") -> None:
     """Refuse (``ConfigOutOfBounds``) a config beyond ``CONFIG_LIMITS``, or one whose tables alone need more
     bytes than the weights file holds, before any model (even a meta-device one) is built from it."""
     from .errors import ConfigOutOfBounds
@@ -203,37 +267,53 @@ def check_config_within_limits(config: Any, dtype: str, weights_bytes: int,
     for name, limit in CONFIG_LIMITS.items():
         value = getattr(config, name, None)  # an architecture has the fields it has
         if isinstance(value, (int, float)) and value > limit:
-            raise ConfigOutOfBounds(f"model.config.{name} is {value:,}; at most {limit:,} is accepted", file=file,
-                                    path=f"/model/config/{name}")
+            raise ConfigOutOfBounds(
+                f"model.config.{name} is {value:,}; at most {limit:,} is accepted",
+                file=file,
+                path=f"/model/config/{name}",
+            )
     element = torch.empty((), dtype=MANIFEST_DTYPES[dtype]).element_size()
-    table_elements = (config.vocab_size * config.hidden_size
-                      + getattr(config, "num_puzzle_identifiers", 1) * getattr(config, "puzzle_emb_ndim", 0))
+    table_elements = config.vocab_size * config.hidden_size + getattr(config, "num_puzzle_identifiers", 1) * getattr(
+        config, "puzzle_emb_ndim", 0
+    )
     if table_elements * element > weights_bytes:
-        raise ConfigOutOfBounds(f"the config's embedding tables alone need {table_elements * element:,} bytes of "
-                                f"{dtype}; the weights file has {weights_bytes:,}", file=file, path="/model/config")
+        raise ConfigOutOfBounds(
+            f"the config's embedding tables alone need {table_elements * element:,} bytes of "
+            f"{dtype}; the weights file has {weights_bytes:,}",
+            file=file,
+            path="/model/config",
+        )
 
 
-def check_tensors_match_config(header: WeightsHeader, config: Any, dtype: str,
-                               file: str = "weights.safetensors") -> None:
+def check_tensors_match_config(
+    header: WeightsHeader, config: Any, dtype: str, file: str = "weights.safetensors"
+) -> None:
     """Raise ``TensorMismatch`` unless the header holds exactly the config's tensors, shapes and ``dtype``."""
     expected = expected_tensors(config)
     missing = sorted(set(expected) - set(header.tensors))
     extra = sorted(set(header.tensors) - set(expected))
     if missing:
-        raise TensorMismatch(f"tensors the model config requires are missing: {', '.join(missing[:8])}"
-                             f"{' …' if len(missing) > 8 else ''}", file=file)
+        raise TensorMismatch(
+            f"tensors the model config requires are missing: {', '.join(missing[:8])}"
+            f"{' …' if len(missing) > 8 else ''}",
+            file=file,
+        )
     if extra:
-        raise TensorMismatch(f"tensors the model config does not have: {', '.join(extra[:8])}"
-                             f"{' …' if len(extra) > 8 else ''}", file=file)
+        raise TensorMismatch(
+            f"tensors the model config does not have: {', '.join(extra[:8])}{' …' if len(extra) > 8 else ''}", file=file
+        )
     want_dtype = _TORCH_TO_SAFETENSORS[MANIFEST_DTYPES[dtype]]
     for name, shape in expected.items():
         info = header.tensors[name]
         if info.shape != shape:
-            raise TensorMismatch(f"tensor {name!r} has shape {list(info.shape)}, the model config requires "
-                                 f"{list(shape)}", file=file)
+            raise TensorMismatch(
+                f"tensor {name!r} has shape {list(info.shape)}, the model config requires {list(shape)}", file=file
+            )
         if info.dtype != want_dtype:
-            raise TensorMismatch(f"tensor {name!r} is {info.dtype}, the manifest declares model.dtype "
-                                 f"{dtype!r} ({want_dtype})", file=file)
+            raise TensorMismatch(
+                f"tensor {name!r} is {info.dtype}, the manifest declares model.dtype {dtype!r} ({want_dtype})",
+                file=file,
+            )
 
 
 def tensors_from_bytes(data: memoryview, header: WeightsHeader) -> dict[str, torch.Tensor]:

@@ -12,5 +12,16 @@ from .runtime import ServerRuntime, ServerSettings, StartReport, served_registry
 from .serve import serve
 from .tokens import SCOPES, TokenError, TokenGrant, TokenInfo, TokenStore
 
-__all__ = ["create_app", "serve", "ServerRuntime", "ServerSettings", "StartReport", "served_registry", "SCOPES",
-           "TokenError", "TokenGrant", "TokenInfo", "TokenStore"]
+__all__ = [
+    "create_app",
+    "serve",
+    "ServerRuntime",
+    "ServerSettings",
+    "StartReport",
+    "served_registry",
+    "SCOPES",
+    "TokenError",
+    "TokenGrant",
+    "TokenInfo",
+    "TokenStore",
+]

@@ -25,9 +25,13 @@ RETRY_AFTER_S = 5
 
 def not_recorded(what: str, why: str) -> Problem:
     """503: ``what`` was not made durable; retrying with the same id is safe."""
-    return Problem(503, "not-recorded", "The event could not be recorded",
-                   f"{what} was not recorded: {why}; nothing was acknowledged, retry with the same id",
-                   headers={"Retry-After": str(RETRY_AFTER_S)})
+    return Problem(
+        503,
+        "not-recorded",
+        "The event could not be recorded",
+        f"{what} was not recorded: {why}; nothing was acknowledged, retry with the same id",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
 
 
 async def acknowledged(observer_results: Iterable[Any], what: str, timeout_s: float) -> None:

@@ -52,9 +52,14 @@ def require_scope(scope: str | tuple[str, ...] | None) -> Callable:
         tokens: TokenStore = request.app.state.runtime.tokens
         secret = bearer_or_basic_secret(request.headers.get("authorization"))
         if secret is None:
-            raise Problem(401, "unauthorized", "Unauthorized",
-                          "this route needs a token: send 'Authorization: Bearer <token>' "
-                          "(create one with `trm token create --scope ...`)", headers=CHALLENGE)
+            raise Problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "this route needs a token: send 'Authorization: Bearer <token>' "
+                "(create one with `trm token create --scope ...`)",
+                headers=CHALLENGE,
+            )
         grant = tokens.grant_cached(secret)
         if grant is None:
             grant = await run_in_threadpool(tokens.grant, secret)
@@ -62,8 +67,12 @@ def require_scope(scope: str | tuple[str, ...] | None) -> Callable:
             raise Problem(401, "unauthorized", "Unauthorized", "the token is unknown or revoked", headers=CHALLENGE)
         if wanted is not None and not set(wanted) & set(grant.scopes):
             needed = " or ".join(repr(s) for s in wanted)
-            raise Problem(403, "forbidden", "Forbidden",
-                          f"this route needs a token with the {needed} scope; this one has {', '.join(grant.scopes)}")
+            raise Problem(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"this route needs a token with the {needed} scope; this one has {', '.join(grant.scopes)}",
+            )
         request.state.grant = grant
         return grant.scopes
 
@@ -87,8 +96,12 @@ def course_forbidden(course: str | None, grant: TokenGrant, what: str) -> Proble
     ``course``: that would tell a limited token which course another course's solve belongs to)."""
     courses = ", ".join(sorted(grant.courses or ()))
     where = "names no course" if not course else "is outside this token's courses"
-    return Problem(403, "course-forbidden", "Outside the token's courses",
-                   f"{what} {where}; this token is limited to the course(s) {courses}")
+    return Problem(
+        403,
+        "course-forbidden",
+        "Outside the token's courses",
+        f"{what} {where}; this token is limited to the course(s) {courses}",
+    )
 
 
 def require_course(request: Request, course: str | None, what: str) -> None:
@@ -102,9 +115,13 @@ def require_every_course(request: Request, what: str) -> None:
     """Raise a 403 problem when this request's token is limited to courses (``what``: an action on every course)."""
     grant = token_grant(request)
     if grant is not None and grant.limited:
-        raise Problem(403, "course-forbidden", "Outside the token's courses",
-                      f"{what} applies to every course; this token is limited to the course(s) "
-                      f"{', '.join(sorted(grant.courses or ()))}")
+        raise Problem(
+            403,
+            "course-forbidden",
+            "Outside the token's courses",
+            f"{what} applies to every course; this token is limited to the course(s) "
+            f"{', '.join(sorted(grant.courses or ()))}",
+        )
 
 
 def only_granted(request: Request, courses: Iterable[str]) -> list[str]:

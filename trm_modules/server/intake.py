@@ -38,8 +38,9 @@ DURABLE_TIMEOUT_S = 30.0
 
 def store_unavailable(detail: str) -> Problem:
     """503 for a request that needs the database while it cannot be reached."""
-    return Problem(503, "store-unavailable", "The store cannot be reached", detail,
-                   headers={"Retry-After": str(RETRY_AFTER_S)})
+    return Problem(
+        503, "store-unavailable", "The store cannot be reached", detail, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,14 @@ class EventIntake:
                     await self._require_course_of(known.solve_id, grant, "the solve this feedback id is about")
                 return FeedbackAccepted(id=event_id, solve_id=known.solve_id, kind=known.kind, duplicate=True), False
             if limited and body.external:
-                raise Problem(403, "course-forbidden", "Outside the token's courses",
-                              "feedback on an external solve names no course this store knows; a token limited to "
-                              "courses gives feedback only on solves recorded in its courses",
-                              errors=[{"detail": "external feedback with a course-limited token", "pointer": "/external"}])
+                raise Problem(
+                    403,
+                    "course-forbidden",
+                    "Outside the token's courses",
+                    "feedback on an external solve names no course this store knows; a token limited to "
+                    "courses gives feedback only on solves recorded in its courses",
+                    errors=[{"detail": "external feedback with a course-limited token", "pointer": "/external"}],
+                )
             if limited and await self._solve_known(body.solve_id):
                 await self._require_course_of(body.solve_id, grant, f"solve {body.solve_id!r}")
             if limited and body.kind == "void" and body.voids:
@@ -97,14 +102,22 @@ class EventIntake:
                 if voided is not None:
                     await self._require_course_of(voided.solve_id, grant, f"the solve of feedback {body.voids!r}")
             if not body.external and not await self._solve_known(body.solve_id):
-                raise Problem(404, "unknown-solve", "No such solve",
-                              f"no solve {body.solve_id!r} was recorded by this store; send feedback on a solve_id "
-                              "this server answered, or set \"external\": true for a solve answered elsewhere",
-                              errors=[{"detail": "unknown solve", "pointer": "/solve_id"}])
+                raise Problem(
+                    404,
+                    "unknown-solve",
+                    "No such solve",
+                    f"no solve {body.solve_id!r} was recorded by this store; send feedback on a solve_id "
+                    'this server answered, or set "external": true for a solve answered elsewhere',
+                    errors=[{"detail": "unknown solve", "pointer": "/solve_id"}],
+                )
             if body.kind == "void" and body.voids and await self._known_feedback(body.voids, strict=True) is None:
-                raise Problem(404, "unknown-event", "No such feedback event",
-                              f"the void names {body.voids!r}, which is no feedback event this store holds",
-                              errors=[{"detail": "unknown feedback event", "pointer": "/voids"}])
+                raise Problem(
+                    404,
+                    "unknown-event",
+                    "No such feedback event",
+                    f"the void names {body.voids!r}, which is no feedback event this store holds",
+                    errors=[{"detail": "unknown feedback event", "pointer": "/voids"}],
+                )
             fields = body.model_dump(exclude_none=True, exclude={"external", "id"})
             event, observed = await self.host.afeedback(FeedbackEvent(id=event_id, source="api", **fields))
             await acknowledged(observed, f"feedback {event_id}", self.durable_timeout_s)
@@ -117,12 +130,15 @@ class EventIntake:
         if remembered is not None:
             return remembered
         try:
-            row = await run_in_threadpool(self._select, select(Feedback.solve_id, Feedback.kind)
-                                          .where(Feedback.id == event_id))
+            row = await run_in_threadpool(
+                self._select, select(Feedback.solve_id, Feedback.kind).where(Feedback.id == event_id)
+            )
         except (StoreUnavailable, SQLAlchemyError) as exc:
             if strict:
-                raise store_unavailable(f"cannot check that feedback event {event_id!r} exists while the store is "
-                                        "away; retry after the time in Retry-After") from exc
+                raise store_unavailable(
+                    f"cannot check that feedback event {event_id!r} exists while the store is "
+                    "away; retry after the time in Retry-After"
+                ) from exc
             return None  # the database is away: new as far as this server knows (the id keeps it stored once)
         return _KnownFeedback(row[0], row[1]) if row else None
 
@@ -132,11 +148,15 @@ class EventIntake:
         if isinstance(seen, _AnsweredSolve):
             return True, seen.course
         try:
-            row = await run_in_threadpool(self._select, select(Context.course).join(Solve, Solve.context_id == Context.id)
-                                          .where(Solve.id == solve_id))
+            row = await run_in_threadpool(
+                self._select,
+                select(Context.course).join(Solve, Solve.context_id == Context.id).where(Solve.id == solve_id),
+            )
         except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise store_unavailable(f"cannot check the course of solve {solve_id!r} while the store is away; retry "
-                                    "after the time in Retry-After") from exc
+            raise store_unavailable(
+                f"cannot check the course of solve {solve_id!r} while the store is away; retry "
+                "after the time in Retry-After"
+            ) from exc
         return (True, row[0] or None) if row is not None else (False, None)
 
     async def _require_course_of(self, solve_id: str, grant: TokenGrant | None, what: str) -> None:
@@ -154,8 +174,10 @@ class EventIntake:
         try:
             return await run_in_threadpool(self._select, select(Solve.id).where(Solve.id == solve_id)) is not None
         except (StoreUnavailable, SQLAlchemyError) as exc:
-            raise store_unavailable(f"cannot check that solve {solve_id!r} exists while the store is away; retry "
-                                    "after the time in Retry-After, or set \"external\": true") from exc
+            raise store_unavailable(
+                f"cannot check that solve {solve_id!r} exists while the store is away; retry "
+                'after the time in Retry-After, or set "external": true'
+            ) from exc
 
     def _select(self, query: Any) -> Any:
         with self.recorder.store.session() as session:

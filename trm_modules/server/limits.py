@@ -103,8 +103,10 @@ class JsonDepthMiddleware:
         body = b"".join(chunks)
         depth = json_depth(body)
         if depth > self.max_depth:
-            detail = (f"the JSON body nests {depth:,} levels deep; at most {self.max_depth} levels of objects and "
-                      "arrays are accepted")
+            detail = (
+                f"the JSON body nests {depth:,} levels deep; at most {self.max_depth} levels of objects and "
+                "arrays are accepted"
+            )
             await _send_problem(send, scope["path"], 400, "json-too-deep", "JSON nested too deeply", detail)
             return
         await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}]), send)
@@ -132,10 +134,16 @@ def _replay(messages: list[Message]) -> Receive:
 
 
 async def _send_problem(send: Send, path: str, status: int, slug: str, title: str, detail: str) -> None:
-    body = json.dumps({"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail,
-                       "instance": path}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail, "instance": path}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -150,10 +158,24 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(send: Send, path: str, limit: int, why: str) -> None:
-    body = json.dumps({"type": PROBLEM_TYPE_BASE + "content-too-large", "title": "Content Too Large", "status": 413,
-                       "detail": f"the request body exceeds the limit of {limit:,} bytes for this route ({why})",
-                       "instance": path}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    body = json.dumps(
+        {
+            "type": PROBLEM_TYPE_BASE + "content-too-large",
+            "title": "Content Too Large",
+            "status": 413,
+            "detail": f"the request body exceeds the limit of {limit:,} bytes for this route ({why})",
+            "instance": path,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -24,20 +24,46 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.solves = Counter("trm_solves", "Solves answered, by module, version and validity.",
-                              ["module", "version", "valid"], registry=self.registry)
-        self.latency = Histogram("trm_solve_latency_seconds", "Host latency of a solve (queue + compute + decode).",
-                                 ["module"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
-        self.steps = Histogram("trm_solve_steps", "Supervision steps used before halting.", ["module"],
-                               buckets=STEP_BUCKETS, registry=self.registry)
-        self.feedback = Counter("trm_feedback", "Feedback events accepted, by kind and source.",
-                                ["kind", "source"], registry=self.registry)
-        self.swaps = Counter("trm_swaps", "Version changes made through the admin API, by module and action.",
-                             ["module", "action"], registry=self.registry)
-        self.problems = Counter("trm_http_problems", "Requests answered with a problem document, by status.",
-                                ["status"], registry=self.registry)
-        self.rate_limited = Counter("trm_rate_limited", "Requests refused with 429: their token was over its rate "
-                                    "limit.", registry=self.registry)
+        self.solves = Counter(
+            "trm_solves",
+            "Solves answered, by module, version and validity.",
+            ["module", "version", "valid"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "trm_solve_latency_seconds",
+            "Host latency of a solve (queue + compute + decode).",
+            ["module"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.steps = Histogram(
+            "trm_solve_steps",
+            "Supervision steps used before halting.",
+            ["module"],
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "trm_feedback", "Feedback events accepted, by kind and source.", ["kind", "source"], registry=self.registry
+        )
+        self.swaps = Counter(
+            "trm_swaps",
+            "Version changes made through the admin API, by module and action.",
+            ["module", "action"],
+            registry=self.registry,
+        )
+        self.problems = Counter(
+            "trm_http_problems",
+            "Requests answered with a problem document, by status.",
+            ["status"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "trm_rate_limited",
+            "Requests refused with 429: their token was over its rate limit.",
+            registry=self.registry,
+        )
 
     def watch_recorder(self, recorder: Any) -> None:
         """Expose the store recorder's counts (written, journaled, dead letters, writer restarts) at scrape time."""
@@ -72,12 +98,20 @@ class _RecorderCollector:
     def collect(self) -> Iterator[Any]:
         stats = self.recorder.stats
         for name, value, help_text in (
-                ("trm_store_written", stats.written, "Items committed to the database."),
-                ("trm_store_journaled", stats.journaled, "Items put in the local journal while the database was away."),
-                ("trm_store_replayed", stats.replayed, "Journaled items replayed into the database."),
-                ("trm_store_dead_letters", stats.rejected, "Items the database refused for good (dead_letters table)."),
-                ("trm_store_writer_restarts", stats.writer_restarts, "Times the store writer was restarted after an error.")):
+            ("trm_store_written", stats.written, "Items committed to the database."),
+            ("trm_store_journaled", stats.journaled, "Items put in the local journal while the database was away."),
+            ("trm_store_replayed", stats.replayed, "Journaled items replayed into the database."),
+            ("trm_store_dead_letters", stats.rejected, "Items the database refused for good (dead_letters table)."),
+            (
+                "trm_store_writer_restarts",
+                stats.writer_restarts,
+                "Times the store writer was restarted after an error.",
+            ),
+        ):
             yield CounterMetricFamily(name, help_text, value=value)
         yield GaugeMetricFamily("trm_store_pending", "Items accepted but not yet durable.", value=self.recorder.pending)
-        yield GaugeMetricFamily("trm_store_database_up", "1 while the last database write succeeded.",
-                                value=1.0 if self.recorder.database_available else 0.0)
+        yield GaugeMetricFamily(
+            "trm_store_database_up",
+            "1 while the last database write succeeded.",
+            value=1.0 if self.recorder.database_available else 0.0,
+        )

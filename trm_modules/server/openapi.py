@@ -29,28 +29,47 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     "description": "RFC 9457 problem details: every error the server answers has this shape.",
     "required": ["type", "title", "status", "detail"],
     "properties": {
-        "type": {"type": "string", "description": "A stable URI naming the kind of problem.",
-                 "examples": ["tag:trm-modules,2025:problems/invalid-document"]},
+        "type": {
+            "type": "string",
+            "description": "A stable URI naming the kind of problem.",
+            "examples": ["tag:trm-modules,2025:problems/invalid-document"],
+        },
         "title": {"type": "string", "examples": ["The request document is invalid"]},
         "status": {"type": "integer", "examples": [422]},
-        "detail": {"type": "string", "description": "What was wrong and what was expected.",
-                   "examples": ["input.grid must have 4 rows (at /input/grid)"]},
-        "instance": {"type": "string", "description": "The request path.", "examples": ["/v1/modules/sudoku-4x4/solve"]},
-        "errors": {"type": "array", "description": "Each fault with an RFC 6901 pointer into the request body "
-                                                   "(or ?parameter / header name).",
-                   "items": {"type": "object", "properties": {"detail": {"type": "string"},
-                                                              "pointer": {"type": "string"}}}},
+        "detail": {
+            "type": "string",
+            "description": "What was wrong and what was expected.",
+            "examples": ["input.grid must have 4 rows (at /input/grid)"],
+        },
+        "instance": {
+            "type": "string",
+            "description": "The request path.",
+            "examples": ["/v1/modules/sudoku-4x4/solve"],
+        },
+        "errors": {
+            "type": "array",
+            "description": "Each fault with an RFC 6901 pointer into the request body (or ?parameter / header name).",
+            "items": {"type": "object", "properties": {"detail": {"type": "string"}, "pointer": {"type": "string"}}},
+        },
     },
 }
 SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer",
-                   "description": "An API token (`trm token create --scope solve|feedback|admin`)."},
-    "basicAuth": {"type": "http", "scheme": "basic",
-                  "description": "Any user name and an API token as the password (what xAPI clients send)."},
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token (`trm token create --scope solve|feedback|admin`).",
+    },
+    "basicAuth": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "Any user name and an API token as the password (what xAPI clients send).",
+    },
 }
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"basicAuth": []}]
-RETRY_AFTER_HEADER: dict[str, Any] = {"description": "Whole seconds to wait before the token's next request passes.",
-                                      "schema": {"type": "integer", "minimum": 1}}
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "description": "Whole seconds to wait before the token's next request passes.",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -111,16 +130,21 @@ def decorate(document: dict[str, Any], guarded_operations: Collection[str] = fro
             for status in sorted(_error_statuses(path, operation, secured)):
                 described = responses.get(status, {}).get("description")
                 responses[status] = {
-                    "description": described if described and described != "Validation Error"
+                    "description": described
+                    if described and described != "Validation Error"
                     else HTTPStatus(int(status)).phrase,
-                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
                 if status == "429":
-                    responses[status]["description"] = ("Too Many Requests: the token is over its rate limit "
-                                                         "(`trm serve --rate-limit`, requests per second per token)")
+                    responses[status]["description"] = (
+                        "Too Many Requests: the token is over its rate limit "
+                        "(`trm serve --rate-limit`, requests per second per token)"
+                    )
                     responses[status]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
                 elif status == "408":
-                    responses[status]["description"] = ("Request Timeout: the body did not arrive within the "
-                                                         "server's request timeout")
+                    responses[status]["description"] = (
+                        "Request Timeout: the body did not arrive within the server's request timeout"
+                    )
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return document
@@ -131,9 +155,15 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                                   description=app.description, routes=app.routes, tags=app.openapi_tags,
-                                   servers=app.servers)
+            document = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+            )
             guarded_ids = {route.operation_id or operation_id(route) for route in _api_routes(app) if guarded(route)}
             app.openapi_schema = decorate(document, guarded_ids)
         return app.openapi_schema

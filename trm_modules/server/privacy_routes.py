@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .auth import require_every_course, require_scope
 
-LEARNER_DESCRIPTION = ("A pseudonym, an xAPI agent (mailto:ann@example.com, account:<homePage>|<name>) or an LTI "
-                       "user (lti:<user id>).")
+LEARNER_DESCRIPTION = (
+    "A pseudonym, an xAPI agent (mailto:ann@example.com, account:<homePage>|<name>) or an LTI user (lti:<user id>)."
+)
 
 
 class LearnerRequest(BaseModel):
@@ -48,15 +49,18 @@ def _service(request: Request) -> Any:
 def privacy_routes() -> APIRouter:
     router = APIRouter(prefix="/v1/admin/privacy", tags=["privacy"], dependencies=[Depends(require_scope("admin"))])
 
-    @router.post("/export", summary="Everything kept about one learner, in the core and every plugin (one JSON "
-                                    "document)")
+    @router.post(
+        "/export", summary="Everything kept about one learner, in the core and every plugin (one JSON document)"
+    )
     def privacy_export(request: Request, body: LearnerRequest) -> dict[str, Any]:
         request.app.state.runtime.recorder.flush(timeout=30)
         return _service(request).export(body.learner).document  # type: ignore[no-any-return]
 
-    @router.post("/erase", response_model=PrivacyResult,
-                 summary="Remove everything kept about one learner (tables, journal, dead letters, outbox); "
-                         "idempotent")
+    @router.post(
+        "/erase",
+        response_model=PrivacyResult,
+        summary="Remove everything kept about one learner (tables, journal, dead letters, outbox); idempotent",
+    )
     async def privacy_erase(request: Request, body: LearnerRequest) -> PrivacyResult:
         def erase() -> PrivacyResult:
             request.app.state.runtime.recorder.flush(timeout=30)  # nothing of theirs still on its way in
@@ -65,8 +69,11 @@ def privacy_routes() -> APIRouter:
 
         return await run_in_threadpool(erase)
 
-    @router.post("/expire", response_model=PrivacyResult,
-                 summary="Remove personal data recorded longer ago than older_than, in the core and every plugin")
+    @router.post(
+        "/expire",
+        response_model=PrivacyResult,
+        summary="Remove personal data recorded longer ago than older_than, in the core and every plugin",
+    )
     async def privacy_expire(request: Request, body: ExpireRequest) -> PrivacyResult:
         from ..store.privacy import parse_duration
 

@@ -31,9 +31,17 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 class Problem(Exception):
     """A refusal to answer with a problem document (raise it from a route)."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str, *,
-                 errors: Sequence[dict[str, str]] = (), headers: dict[str, str] | None = None,
-                 **extensions: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        errors: Sequence[dict[str, str]] = (),
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.slug = slug
@@ -45,8 +53,13 @@ class Problem(Exception):
 
     def document(self, instance: str) -> dict[str, Any]:
         """The RFC 9457 JSON body."""
-        body: dict[str, Any] = {"type": PROBLEM_TYPE_BASE + self.slug, "title": self.title, "status": self.status,
-                                "detail": self.detail, "instance": instance}
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
         if self.errors:
             body["errors"] = self.errors
         body.update(self.extensions)
@@ -55,15 +68,23 @@ class Problem(Exception):
 
 def problem_response(problem: Problem, request_path: str) -> JSONResponse:
     """The HTTP response carrying ``problem``."""
-    return JSONResponse(problem.document(request_path), status_code=problem.status, headers=problem.headers,
-                        media_type=PROBLEM_MEDIA_TYPE)
-
+    return JSONResponse(
+        problem.document(request_path),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
 
 
 def invalid_document(detail: str, pointer: str) -> Problem:
     """422: the request body breaks a schema at ``pointer``."""
-    return Problem(422, "invalid-document", "The request document is invalid", detail,
-                   errors=[{"detail": detail, "pointer": pointer}])
+    return Problem(
+        422,
+        "invalid-document",
+        "The request document is invalid",
+        detail,
+        errors=[{"detail": detail, "pointer": pointer}],
+    )
 
 
 def problem_for(exc: BaseException) -> Problem:
@@ -78,15 +99,23 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, InvalidInput):  # its path points into the request's input
         return invalid_document(exc.message, "/input" + exc.path)
     if isinstance(exc, CodecError):  # raised past input validation: the model's answer does not decode
-        return Problem(500, "undecodable-answer", "The module's answer cannot be decoded",
-                       f"the module answered tokens its task codec cannot decode: {exc}; the input was valid")
+        return Problem(
+            500,
+            "undecodable-answer",
+            "The module's answer cannot be decoded",
+            f"the module answered tokens its task codec cannot decode: {exc}; the input was valid",
+        )
     if isinstance(exc, VersionExists):
         return Problem(409, "version-exists", "This version is already published", str(exc))
     if isinstance(exc, VersionNotLoaded) and exc.module:
-        return Problem(404, "not-found", "No such module or version",
-                       f"module {exc.module!r} has no active version; activate a published one with POST "
-                       f"/v1/admin/modules/{exc.module}/activate and the body {{\"version\": \"X.Y.Z\"}} "
-                       "(admin scope; GET /v1/modules lists what is published)")
+        return Problem(
+            404,
+            "not-found",
+            "No such module or version",
+            f"module {exc.module!r} has no active version; activate a published one with POST "
+            f'/v1/admin/modules/{exc.module}/activate and the body {{"version": "X.Y.Z"}} '
+            "(admin scope; GET /v1/modules lists what is published)",
+        )
     if isinstance(exc, (ModuleNotFound, NoMatchingVersion, VersionNotLoaded)):
         return Problem(404, "not-found", "No such module or version", str(exc))
     if isinstance(exc, PackageError):
@@ -95,19 +124,32 @@ def problem_for(exc: BaseException) -> Problem:
     if isinstance(exc, PlacementError):
         return Problem(507, "no-room", "No device has room for this version", str(exc))
     if isinstance(exc, StaleRevision):
-        return Problem(412, "stale-revision", "The routing state changed since it was read", str(exc),
-                       headers={"ETag": f'"{exc.actual}"'})
+        return Problem(
+            412,
+            "stale-revision",
+            "The routing state changed since it was read",
+            str(exc),
+            headers={"ETag": f'"{exc.actual}"'},
+        )
     if isinstance(exc, RoutingStateError):
         return Problem(409, "routing-conflict", "The change does not apply to the module's routing", str(exc))
     if isinstance(exc, StoreUnavailable) or _is_database_outage(exc):
-        return Problem(503, "store-unavailable", "The store cannot be reached",
-                       "this request needs the database, which cannot be reached now (the server log says why); "
-                       "retry after the time in Retry-After",
-                       headers={"Retry-After": "5"})
+        return Problem(
+            503,
+            "store-unavailable",
+            "The store cannot be reached",
+            "this request needs the database, which cannot be reached now (the server log says why); "
+            "retry after the time in Retry-After",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, (StoreError, TRMError, ValueError)):
         return Problem(400, "bad-request", "The request was refused", str(exc))
-    return Problem(500, "internal-error", "Internal server error",
-                   "the server failed while answering; the error is logged on the server")
+    return Problem(
+        500,
+        "internal-error",
+        "Internal server error",
+        "the server failed while answering; the error is logged on the server",
+    )
 
 
 def _is_database_outage(exc: BaseException) -> bool:
@@ -139,15 +181,25 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors.append({"detail": error.get("msg", "invalid"), "pointer": pointer, "in": source})
         first = errors[0] if errors else {"detail": "invalid request", "pointer": ""}
         detail = f"{first['detail']} (at {first['pointer'] or '/'})"
-        return problem_response(Problem(422, "invalid-document", "The request document is invalid", detail,
-                                        errors=errors), request.url.path)
+        return problem_response(
+            Problem(422, "invalid-document", "The request document is invalid", detail, errors=errors), request.url.path
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                413: "content-too-large"}.get(exc.status_code, "http-error")
-        return problem_response(Problem(exc.status_code, slug, _reason(exc.status_code), str(exc.detail),
-                                        headers=getattr(exc, "headers", None)), request.url.path)
+        slug = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "content-too-large",
+        }.get(exc.status_code, "http-error")
+        return problem_response(
+            Problem(
+                exc.status_code, slug, _reason(exc.status_code), str(exc.detail), headers=getattr(exc, "headers", None)
+            ),
+            request.url.path,
+        )
 
     async def _library(request: Request, exc: Exception) -> JSONResponse:
         problem = problem_for(exc)

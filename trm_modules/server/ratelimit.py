@@ -94,8 +94,9 @@ class TokenBuckets:
 class RateLimitMiddleware:
     """429 + ``Retry-After`` for a token over its rate (see the module docstring)."""
 
-    def __init__(self, app: Any, rate: float, burst: float | None = None,
-                 on_limited: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, app: Any, rate: float, burst: float | None = None, on_limited: Callable[[], None] | None = None
+    ) -> None:
         self.app = app
         self.buckets = TokenBuckets(rate, burst)
         self.on_limited = on_limited
@@ -112,10 +113,19 @@ class RateLimitMiddleware:
                 if self.on_limited is not None:
                     self.on_limited()
                 retry_after = max(1, math.ceil(wait))
-                detail = (f"this token may make {self.buckets.rate:g} requests per second (bursts of "
-                          f"{self.buckets.burst:g}); retry after {retry_after} s")
-                await _send_problem(send, scope.get("path", ""), 429, "rate-limited", "Too Many Requests", detail,
-                                    [(b"retry-after", str(retry_after).encode())])
+                detail = (
+                    f"this token may make {self.buckets.rate:g} requests per second (bursts of "
+                    f"{self.buckets.burst:g}); retry after {retry_after} s"
+                )
+                await _send_problem(
+                    send,
+                    scope.get("path", ""),
+                    429,
+                    "rate-limited",
+                    "Too Many Requests",
+                    detail,
+                    [(b"retry-after", str(retry_after).encode())],
+                )
                 return
         await self.app(scope, receive, send)
 
@@ -166,8 +176,15 @@ class RequestTimeoutMiddleware:
             if response_started:
                 raise
             detail = f"the request body did not arrive within {timeout_s:g} s"
-            await _send_problem(send, scope.get("path", ""), 408, "request-timeout", "Request Timeout", detail,
-                                [(b"connection", b"close")])
+            await _send_problem(
+                send,
+                scope.get("path", ""),
+                408,
+                "request-timeout",
+                "Request Timeout",
+                detail,
+                [(b"connection", b"close")],
+            )
 
 
 class _SlowBody(HTTPException):
@@ -175,17 +192,28 @@ class _SlowBody(HTTPException):
     problem handlers, a middleware reading it before the routes through ``RequestTimeoutMiddleware``)."""
 
     def __init__(self, timeout_s: float) -> None:
-        super().__init__(408, f"the request body did not arrive within {timeout_s:g} s",
-                         headers={"Connection": "close"})
+        super().__init__(
+            408, f"the request body did not arrive within {timeout_s:g} s", headers={"Connection": "close"}
+        )
 
 
-async def _send_problem(send: Send, path: str, status: int, slug: str, title: str, detail: str,
-                        headers: list[tuple[bytes, bytes]]) -> None:
+async def _send_problem(
+    send: Send, path: str, status: int, slug: str, title: str, detail: str, headers: list[tuple[bytes, bytes]]
+) -> None:
     import json
 
-    body = json.dumps({"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail,
-                       "instance": path}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                            (b"content-length", str(len(body)).encode()), *headers]})
+    body = json.dumps(
+        {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail, "instance": path}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -60,9 +60,14 @@ class ReplicatedRouting:
         """Module → the routing revision this replica has applied, when it was stored and when applied here
         (their difference is the propagation delay; replicas that agree show the same revisions)."""
         with self._changed:
-            return {module: {"revision": routing.revision, "stored_at": routing.updated_at.isoformat(),
-                             "applied_at": self._applied_at[module].isoformat()}
-                    for module, routing in sorted(self._applied.items())}
+            return {
+                module: {
+                    "revision": routing.revision,
+                    "stored_at": routing.updated_at.isoformat(),
+                    "applied_at": self._applied_at[module].isoformat(),
+                }
+                for module, routing in sorted(self._applied.items())
+            }
 
     def _record(self, routing: ModuleRouting) -> None:
         with self._changed:
@@ -97,8 +102,11 @@ class ReplicatedRouting:
             if pins.get(course) != version:
                 current = self.host.pin(module, course, version)
         if current is not None and (current.canary, current.canary_share) != (state.canary, state.canary_share):
-            current = (self.host.set_canary(module, state.canary, state.canary_share) if state.canary
-                       else self.host.clear_canary(module))
+            current = (
+                self.host.set_canary(module, state.canary, state.canary_share)
+                if state.canary
+                else self.host.clear_canary(module)
+            )
         previously_yanked = before.yanked if before is not None else {}
         for version in set(state.yanked) | set(previously_yanked):
             self._apply_yank(module, version, state.yanked)
@@ -117,7 +125,9 @@ class ReplicatedRouting:
                 log.info("%s@%s: yank not recorded in this replica's registry (%s)", module, version, exc)
 
     # ------------------------------------------------------------------------------- changing
-    def change(self, module: str, operation: Operation, *, expected_revision: int | None = None) -> tuple[SlotState, int]:
+    def change(
+        self, module: str, operation: Operation, *, expected_revision: int | None = None
+    ) -> tuple[SlotState, int]:
         """Apply ``operation`` here, store it, and let the other replicas follow; (slot state, revision).
 
         ``expected_revision`` (HTTP ``If-Match``): refuse with ``StaleRevision`` unless the stored
@@ -153,8 +163,13 @@ class ReplicatedRouting:
         current = {s.name: s for s in self.host.modules()}.get(module)
         if current is None:
             return RoutingState()
-        return RoutingState(active=current.active, history=list(current.history), pins=dict(current.pins),
-                            canary=current.canary, canary_share=current.canary_share if current.canary else 0.0)
+        return RoutingState(
+            active=current.active,
+            history=list(current.history),
+            pins=dict(current.pins),
+            canary=current.canary,
+            canary_share=current.canary_share if current.canary else 0.0,
+        )
 
     def _slot(self, module: str) -> SlotState:
         for state in self.host.modules():
@@ -178,6 +193,7 @@ class ReplicatedRouting:
     def set_canary(self, module: str, version: str | None, share: float, **kw: int | None) -> tuple[SlotState, int]:
         return self.change(module, lambda s: s.set_canary(version, share), **kw)
 
-    def yank(self, module: str, version: str, reason: str | None, yanked: bool = True,
-             **kw: int | None) -> tuple[SlotState, int]:
+    def yank(
+        self, module: str, version: str, reason: str | None, yanked: bool = True, **kw: int | None
+    ) -> tuple[SlotState, int]:
         return self.change(module, lambda s: s.yank(version, reason, yanked), **kw)

@@ -90,8 +90,9 @@ def served_registry(settings: Settings) -> DirectoryRegistry:
         from ..package.http_registry import HttpRegistry
 
         token = getattr(settings, "registry_token", None)
-        return HttpRegistry(url, settings.home / "cache" / "registry",
-                            headers={"Authorization": f"Bearer {token}"} if token else None)
+        return HttpRegistry(
+            url, settings.home / "cache" / "registry", headers={"Authorization": f"Bearer {token}"} if token else None
+        )
     default = default_registry_path(settings)
     return DirectoryRegistry(default, create=True) if default is not None else installed_registry(settings)
 
@@ -111,8 +112,15 @@ class StartReport:
 class ServerRuntime:
     """The library objects behind one server; build with ``start``, release with ``close``."""
 
-    def __init__(self, settings: ServerSettings, host: Host, registry: DirectoryRegistry, recorder: Recorder,
-                 tokens: TokenStore, metrics: ServerMetrics) -> None:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        host: Host,
+        registry: DirectoryRegistry,
+        recorder: Recorder,
+        tokens: TokenStore,
+        metrics: ServerMetrics,
+    ) -> None:
         self.settings = settings
         self.host = host
         self.registry = registry
@@ -122,8 +130,9 @@ class ServerRuntime:
         self.metrics = metrics
         self.intake = EventIntake(host, recorder)
         replica = settings.replica_name or f"{socket.gethostname()}:{os.getpid()}"
-        self.routing = ReplicatedRouting(host, registry, RoutingTable(recorder.store, replica),
-                                         poll_s=settings.routing_poll_s)
+        self.routing = ReplicatedRouting(
+            host, registry, RoutingTable(recorder.store, replica), poll_s=settings.routing_poll_s
+        )
         self.signature_policy = SignaturePolicy(None, "unsigned packages allowed")
         self.report = StartReport(str(registry.root), {}, {})
         self._started = False
@@ -146,16 +155,26 @@ class ServerRuntime:
             recorder.store.ensure_schema()
         except StoreUnavailable as exc:  # serve anyway: events journal until the database answers
             recorder.note_database_down(exc)
-            log.warning("starting without the store (%s); solves and feedback are journaled to %s and replayed "
-                        "when it answers", exc, recorder.journal_path.name)
+            log.warning(
+                "starting without the store (%s); solves and feedback are journaled to %s and replayed when it answers",
+                exc,
+                recorder.journal_path.name,
+            )
         metrics = ServerMetrics()
         metrics.watch_recorder(recorder)
         pm.register(StorePlugin(recorder), name="trm-store")
         pm.register(metrics, name="trm-server-metrics")
         policy = SignaturePolicy.build(registry, settings.trusted_keys, settings.allow_unsigned)
-        host = Host([PolicySource(registry, policy)], plugin_manager=pm, batch_window_ms=settings.batch_window_ms,
-                    cpu_threads=settings.cpu_threads or all_cores(), views=settings.views, engine=settings.engine,
-                    cuda_graphs=settings.cuda_graphs, precision=settings.precision)
+        host = Host(
+            [PolicySource(registry, policy)],
+            plugin_manager=pm,
+            batch_window_ms=settings.batch_window_ms,
+            cpu_threads=settings.cpu_threads or all_cores(),
+            views=settings.views,
+            engine=settings.engine,
+            cuda_graphs=settings.cuda_graphs,
+            precision=settings.precision,
+        )
         runtime = cls(settings, host, registry, recorder, TokenStore(recorder.store), metrics)
         runtime.signature_policy = policy
         try:

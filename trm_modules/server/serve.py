@@ -26,8 +26,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port``, made before anything is loaded or announced, so a taken port fails
     the start at once (``AddressUnavailable``) instead of after the modules are loaded and announced."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as exc:
         raise AddressUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock = socket.socket(family, kind, proto)
@@ -36,14 +37,22 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        hint = "; another process listens there: stop it or choose another --port" \
-            if exc.errno in (98, 48, 10048) else ""
+        hint = (
+            "; another process listens there: stop it or choose another --port" if exc.errno in (98, 48, 10048) else ""
+        )
         raise AddressUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
     return sock
 
 
-def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000,
-          bootstrap_token: bool = True, announce: Callable[[str], None] = print, log_level: str = "warning") -> None:
+def serve(
+    settings: ServerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    bootstrap_token: bool = True,
+    announce: Callable[[str], None] = print,
+    log_level: str = "warning",
+) -> None:
     """Serve until interrupted. With ``bootstrap_token``, a store without tokens gets one with every
     scope, printed once through ``announce`` (like a notebook server's login token)."""
     install_log_redaction()  # every log line of the process, uvicorn's included
@@ -60,8 +69,10 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
             how = computing.get(f"{name} {version}")
             announce(f"  {name} {version} active" + (f" ({how})" if how else ""))
     elif not report.failed and not report.prerelease_only:
-        announce(f"registry {report.registry} has no published modules yet: publish one with `trm publish PKG "
-                 f"--registry {report.registry}` or POST /v1/admin/packages")
+        announce(
+            f"registry {report.registry} has no published modules yet: publish one with `trm publish PKG "
+            f"--registry {report.registry}` or POST /v1/admin/packages"
+        )
     else:  # modules are published, but none could be activated: say why below, not that there are none
         announce(f"registry {report.registry}: no published module is active")
     for name, version in sorted(report.prerelease_only.items()):
@@ -72,24 +83,40 @@ def serve(settings: ServerSettings, *, host: str = "127.0.0.1", port: int = 8000
         existing = runtime.tokens.list()
         if bootstrap_token and not existing:
             token, info = runtime.tokens.create(SCOPES, name="bootstrap")
-            announce(f"no API token existed; created one with scopes {', '.join(info.scopes)} (shown only now):\n"
-                     f"  {token}")
+            announce(
+                f"no API token existed; created one with scopes {', '.join(info.scopes)} (shown only now):\n  {token}"
+            )
         else:  # a restart: tokens are shown only when made; say how to get another
-            announce(f"API tokens: {len(existing)} in the store (shown only when created); make one with "
-                     f"`trm token create --scope solve --scope feedback{_db_flag(settings)}`, list them with "
-                     "`trm token list`")
+            announce(
+                f"API tokens: {len(existing)} in the store (shown only when created); make one with "
+                f"`trm token create --scope solve --scope feedback{_db_flag(settings)}`, list them with "
+                "`trm token list`"
+            )
     except StoreError as exc:
-        announce(f"the store cannot be reached ({exc}); serving anyway: solves and feedback are journaled and "
-                 "replayed when it answers, tokens are checked once it does")
+        announce(
+            f"the store cannot be reached ({exc}); serving anyway: solves and feedback are journaled and "
+            "replayed when it answers, tokens are checked once it does"
+        )
     announce(f"store: {runtime.store!r}; packages: {runtime.signature_policy.keys_from}")
     if settings.rate_limit > 0:
-        announce(f"rate limit: {settings.rate_limit:g} requests per second per token "
-                 f"(bursts of {settings.rate_limit_burst or max(1.0, settings.rate_limit):g})")
-    announce(f"trm-modules serving {len(report.activated)} module(s) at {settings.public_url} "
-             f"- API docs: {settings.public_url}/docs")
+        announce(
+            f"rate limit: {settings.rate_limit:g} requests per second per token "
+            f"(bursts of {settings.rate_limit_burst or max(1.0, settings.rate_limit):g})"
+        )
+    announce(
+        f"trm-modules serving {len(report.activated)} module(s) at {settings.public_url} "
+        f"- API docs: {settings.public_url}/docs"
+    )
     app = create_app(runtime)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False,
-                            timeout_graceful_shutdown=10, timeout_keep_alive=max(1, round(settings.keep_alive_timeout_s)))
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=max(1, round(settings.keep_alive_timeout_s)),
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

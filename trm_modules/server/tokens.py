@@ -35,7 +35,8 @@ TOKEN_PREFIX = "trm_"
 # Core table matching migration 0002_api_tokens (the store's ORM models are not ours to extend).
 _metadata = MetaData()
 api_tokens = Table(
-    "api_tokens", _metadata,
+    "api_tokens",
+    _metadata,
     Column("id", String(32), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("scopes", String(200), nullable=False),
@@ -127,20 +128,29 @@ class TokenStore:
         self._cache: dict[str, tuple[float, TokenGrant | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, scopes: Iterable[str], name: str = "",
-               courses: Iterable[str] | None = None) -> tuple[str, TokenInfo]:
+    def create(
+        self, scopes: Iterable[str], name: str = "", courses: Iterable[str] | None = None
+    ) -> tuple[str, TokenInfo]:
         """Make a token with ``scopes``, limited to ``courses`` when given (None or empty: every course);
         returns (the token, shown only now; its listing)."""
         chosen = _check_scopes(scopes)
         limited = _check_courses(courses)
         token_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
-        info = TokenInfo(id=token_id, name=name or token_id, scopes=chosen, created_at=datetime.now(timezone.utc),
-                         courses=limited)
+        info = TokenInfo(
+            id=token_id, name=name or token_id, scopes=chosen, created_at=datetime.now(timezone.utc), courses=limited
+        )
         with self.store.session() as session, session.begin():
-            session.execute(api_tokens.insert().values(
-                id=info.id, name=info.name, scopes=" ".join(chosen), secret_sha256=token_digest(token),
-                created_at=info.created_at, courses=json.dumps(list(limited)) if limited is not None else None))
+            session.execute(
+                api_tokens.insert().values(
+                    id=info.id,
+                    name=info.name,
+                    scopes=" ".join(chosen),
+                    secret_sha256=token_digest(token),
+                    created_at=info.created_at,
+                    courses=json.dumps(list(limited)) if limited is not None else None,
+                )
+            )
         return token, info
 
     def list(self, include_revoked: bool = False) -> list[TokenInfo]:
@@ -150,14 +160,24 @@ class TokenStore:
             query = query.where(api_tokens.c.revoked_at.is_(None))
         with self.store.session() as session:
             rows = session.execute(query).mappings().all()
-        return [TokenInfo(id=r["id"], name=r["name"], scopes=tuple(r["scopes"].split()), created_at=r["created_at"],
-                          revoked_at=r["revoked_at"], courses=_courses_of(r["courses"])) for r in rows]
+        return [
+            TokenInfo(
+                id=r["id"],
+                name=r["name"],
+                scopes=tuple(r["scopes"].split()),
+                created_at=r["created_at"],
+                revoked_at=r["revoked_at"],
+                courses=_courses_of(r["courses"]),
+            )
+            for r in rows
+        ]
 
     def revoke(self, token_id: str) -> None:
         """Revoke the token ``token_id``; ``TokenError`` if there is none."""
         with self.store.session() as session, session.begin():
-            result = session.execute(update(api_tokens).where(api_tokens.c.id == token_id)
-                                     .values(revoked_at=datetime.now(timezone.utc)))
+            result = session.execute(
+                update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=datetime.now(timezone.utc))
+            )
         if getattr(result, "rowcount", 0) == 0:  # an UPDATE's CursorResult
             raise TokenError(f"no token with id {token_id!r}; `trm token list` shows the ids")
         with self._lock:
@@ -180,20 +200,26 @@ class TokenStore:
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
         query = select(api_tokens.c.id, api_tokens.c.name, api_tokens.c.scopes, api_tokens.c.courses).where(
-            api_tokens.c.secret_sha256 == digest, api_tokens.c.revoked_at.is_(None))
+            api_tokens.c.secret_sha256 == digest, api_tokens.c.revoked_at.is_(None)
+        )
         try:
             with self.store.session() as session:
                 row = session.execute(query).first()
         except (StoreUnavailable, SQLAlchemyError) as exc:
             if cached is not None:
                 return cached[1]  # stale beats refusing every request while the database is away
-            raise StoreUnavailable(f"cannot check the token while the store is unreachable: "
-                                   f"{str(exc).splitlines()[0][:200]}") from exc
+            raise StoreUnavailable(
+                f"cannot check the token while the store is unreachable: {str(exc).splitlines()[0][:200]}"
+            ) from exc
         grant = None
         if row is not None:
             courses = _courses_of(row[3])
-            grant = TokenGrant(id=row[0], name=row[1], scopes=tuple(row[2].split()),
-                               courses=frozenset(courses) if courses is not None else None)
+            grant = TokenGrant(
+                id=row[0],
+                name=row[1],
+                scopes=tuple(row[2].split()),
+                courses=frozenset(courses) if courses is not None else None,
+            )
         with self._lock:
             if len(self._cache) > 10_000:  # bounded: random invalid tokens must not grow memory
                 self._cache.clear()

@@ -27,7 +27,9 @@ class SignaturePolicy:
     keys_from: str
 
     @classmethod
-    def build(cls, registry: DirectoryRegistry, trusted_keys_dir: Path | None, allow_unsigned: bool) -> "SignaturePolicy":
+    def build(
+        cls, registry: DirectoryRegistry, trusted_keys_dir: Path | None, allow_unsigned: bool
+    ) -> "SignaturePolicy":
         """The policy of a server over ``registry`` (see the module docstring)."""
         if allow_unsigned:
             return cls(None, "unsigned packages allowed (--allow-unsigned)")
@@ -40,8 +42,10 @@ class SignaturePolicy:
 
         With the policy on and no key at all, nothing can be trusted: every package is refused."""
         if self.trusted_keys is not None and not self.trusted_keys:
-            raise UntrustedKey("this server trusts no signing key: put the signers' *.pub files in the registry's "
-                               "keys/ folder or --trusted-keys DIR, or start it with --allow-unsigned")
+            raise UntrustedKey(
+                "this server trusts no signing key: put the signers' *.pub files in the registry's "
+                "keys/ folder or --trusted-keys DIR, or start it with --allow-unsigned"
+            )
         return list(self.trusted_keys.values()) if self.trusted_keys is not None else None
 
 

@@ -56,8 +56,10 @@ def table_rows(engine: Engine) -> dict[str, int]:
     try:
         metadata.reflect(engine)
         with engine.connect() as connection:
-            return {name: connection.execute(select(func.count()).select_from(table)).scalar_one()
-                    for name, table in sorted(metadata.tables.items())}
+            return {
+                name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in sorted(metadata.tables.items())
+            }
     except Exception as exc:
         if "could not connect" in str(exc).lower() or "connection refused" in str(exc).lower():
             raise StoreUnavailable(f"the database at {redacted_url(str(engine.url))} cannot be reached: {exc}") from exc
@@ -93,11 +95,14 @@ def restore_store(backup: str | os.PathLike[str], db: str) -> BackupReport:
         raise BackupError(f"cannot read the backup {source}: {exc.strerror or exc}") from None
     kind = "sqlite" if head.startswith(SQLITE_MAGIC) else "postgresql" if head.startswith(PG_CUSTOM_MAGIC) else None
     if kind is None:
-        raise BackupError(f"{source} is not a trm store backup (neither a SQLite database nor a pg_dump custom "
-                          "archive)")
+        raise BackupError(
+            f"{source} is not a trm store backup (neither a SQLite database nor a pg_dump custom archive)"
+        )
     if kind != dialect:
-        raise BackupError(f"{source} is a {kind} backup and cannot be restored into a {dialect} store "
-                          f"({redacted_url(url)}); restore it into a {kind} database")
+        raise BackupError(
+            f"{source} is a {kind} backup and cannot be restored into a {dialect} store "
+            f"({redacted_url(url)}); restore it into a {kind} database"
+        )
     if dialect == "sqlite":
         target = _sqlite_path(url)
         create_private_file(target)
@@ -164,8 +169,10 @@ def _pg_schema(engine: Engine) -> str:
 def _pg_tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise BackupError(f"{name} is not installed; PostgreSQL stores are backed up with pg_dump and restored "
-                          "with pg_restore (Debian: apt-get install postgresql-client)")
+        raise BackupError(
+            f"{name} is not installed; PostgreSQL stores are backed up with pg_dump and restored "
+            "with pg_restore (Debian: apt-get install postgresql-client)"
+        )
     return found
 
 
@@ -183,8 +190,9 @@ def _run_pg(tool: str, url: str, arguments: list[str], what: str) -> None:
             plain = plain.update_query_dict({"passfile": str(passfile)})
         conninfo = plain.render_as_string(hide_password=False)
         try:
-            finished = subprocess.run([_pg_tool(tool), *arguments, f"--dbname={conninfo}"], capture_output=True,
-                                      text=True, timeout=3600)
+            finished = subprocess.run(
+                [_pg_tool(tool), *arguments, f"--dbname={conninfo}"], capture_output=True, text=True, timeout=3600
+            )
         except subprocess.TimeoutExpired:
             raise BackupError(f"{what} did not finish within an hour") from None
     if finished.returncode != 0:
@@ -194,10 +202,18 @@ def _run_pg(tool: str, url: str, arguments: list[str], what: str) -> None:
 
 def _pg_dump(url: str, schema: str, out: Path) -> None:
     create_private_file(out)
-    _run_pg("pg_dump", url, ["--format=custom", "--no-owner", "--no-privileges", f"--schema={schema}",
-                             f"--file={out}"], f"pg_dump of {redacted_url(url)}")
+    _run_pg(
+        "pg_dump",
+        url,
+        ["--format=custom", "--no-owner", "--no-privileges", f"--schema={schema}", f"--file={out}"],
+        f"pg_dump of {redacted_url(url)}",
+    )
 
 
 def _pg_restore(url: str, source: Path) -> None:
-    _run_pg("pg_restore", url, ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--no-privileges",
-                                str(source)], f"pg_restore into {redacted_url(url)}")
+    _run_pg(
+        "pg_restore",
+        url,
+        ["--clean", "--if-exists", "--single-transaction", "--no-owner", "--no-privileges", str(source)],
+        f"pg_restore into {redacted_url(url)}",
+    )

@@ -58,11 +58,14 @@ def resolve_db_url(db: str | os.PathLike[str] | None = None) -> str:
     try:
         url = make_url(raw)
     except ArgumentError as exc:
-        raise StoreError(f"cannot parse the database URL {_redact(raw)!r}: {exc}; expected e.g. "
-                         "'sqlite:///path/store.sqlite3' or 'postgresql+psycopg://user@host/db'") from exc
+        raise StoreError(
+            f"cannot parse the database URL {_redact(raw)!r}: {exc}; expected e.g. "
+            "'sqlite:///path/store.sqlite3' or 'postgresql+psycopg://user@host/db'"
+        ) from exc
     if url.get_backend_name() not in SUPPORTED_DIALECTS:
-        raise StoreError(f"unsupported database {url.get_backend_name()!r} in {_redact(raw)!r}; "
-                         f"expected one of {SUPPORTED_DIALECTS}")
+        raise StoreError(
+            f"unsupported database {url.get_backend_name()!r} in {_redact(raw)!r}; expected one of {SUPPORTED_DIALECTS}"
+        )
     return raw
 
 
@@ -93,14 +96,19 @@ def create_store_engine(url: str, *, sqlite_synchronous: str = "FULL", **engine_
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             create_private_file(Path(parsed.database))
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-                               json_serializer=dump_json, **engine_kwargs)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            json_serializer=dump_json,
+            **engine_kwargs,
+        )
         _configure_sqlite(engine, sqlite_synchronous)
         return engine
     if parsed.get_backend_name() == "postgresql":
         connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 5}
-        return create_engine(url, connect_args=connect_args, pool_pre_ping=True, json_serializer=dump_json,
-                             **engine_kwargs)
+        return create_engine(
+            url, connect_args=connect_args, pool_pre_ping=True, json_serializer=dump_json, **engine_kwargs
+        )
     raise StoreError(f"unsupported database {parsed.get_backend_name()!r}; expected one of {SUPPORTED_DIALECTS}")
 
 
@@ -163,10 +171,12 @@ def upgrade_schema(engine: Engine, revision: str = "head", schemas: Sequence[Plu
                 migrate_schema(connection, schema, target)
             except CommandError as exc:
                 known = schema_head(schema)
-                raise StoreError(f"cannot migrate the store schema {schema.name!r} (from {schema.owner!r}) at "
-                                 f"{redacted_url(str(engine.url.render_as_string(False)))} to {target!r}: {exc}. "
-                                 f"A database migrated by a newer release needs that release (this one knows "
-                                 f"revisions up to {known})") from exc
+                raise StoreError(
+                    f"cannot migrate the store schema {schema.name!r} (from {schema.owner!r}) at "
+                    f"{redacted_url(str(engine.url.render_as_string(False)))} to {target!r}: {exc}. "
+                    f"A database migrated by a newer release needs that release (this one knows "
+                    f"revisions up to {known})"
+                ) from exc
     reached = current_revision(engine)
     return reached or ""
 

@@ -46,9 +46,16 @@ class ExportSummary:
         return sum(self.counts.values())
 
 
-def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLike[str], *,
-                            since: datetime | None = None, until: datetime | None = None,
-                            codec: TaskCodec | None = None, solver_labels: bool = True) -> ExportSummary:
+def export_feedback_dataset(
+    store: Store,
+    module: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    codec: TaskCodec | None = None,
+    solver_labels: bool = True,
+) -> ExportSummary:
     """Write ``out_dir/train.jsonl`` and ``out_dir/data_card.json`` for ``module`` from solves in [since, until).
 
     ``codec`` checks corrections and solves failed inputs; by default it is the codec recorded
@@ -61,12 +68,23 @@ def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLik
     codec, codec_note = _codec_for(store, module, codec)
     correction = latest_effective(("correction",))
     verdict = latest_effective(VERDICT_KINDS)
-    query = (select(Solve.id, Solve.version, Solve.digest, Solve.input, Solve.output, Solve.valid, Solve.created_at,
-                    correction.c.corrected_output, verdict.c.kind)
-             .outerjoin(correction, correction.c.solve_id == Solve.id)
-             .outerjoin(verdict, verdict.c.solve_id == Solve.id)
-             .where(Solve.module == module)
-             .order_by(Solve.created_at.desc(), Solve.id.desc()))  # newest answer first for a repeated input
+    query = (
+        select(
+            Solve.id,
+            Solve.version,
+            Solve.digest,
+            Solve.input,
+            Solve.output,
+            Solve.valid,
+            Solve.created_at,
+            correction.c.corrected_output,
+            verdict.c.kind,
+        )
+        .outerjoin(correction, correction.c.solve_id == Solve.id)
+        .outerjoin(verdict, verdict.c.solve_id == Solve.id)
+        .where(Solve.module == module)
+        .order_by(Solve.created_at.desc(), Solve.id.desc())
+    )  # newest answer first for a repeated input
     if since is not None:
         query = query.where(Solve.created_at >= since)
     if until is not None:
@@ -120,9 +138,12 @@ def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLik
     card = {
         "module": module,
         "created_at": datetime.now(timezone.utc).isoformat(),
-        "window": {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None,
-                   "first_solve": min(created).isoformat() if created else None,
-                   "last_solve": max(created).isoformat() if created else None},
+        "window": {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "first_solve": min(created).isoformat() if created else None,
+            "last_solve": max(created).isoformat() if created else None,
+        },
         "counts": {**counts, "total": sum(counts.values())},
         "excluded": dict(sorted(excluded.items())),
         "solves_considered": len(rows),
@@ -138,8 +159,7 @@ def export_feedback_dataset(store: Store, module: str, out_dir: str | os.PathLik
     }
     data_card_path = out / "data_card.json"
     data_card_path.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return ExportSummary(train_path=train_path, data_card_path=data_card_path, counts=counts,
-                         excluded=dict(excluded))
+    return ExportSummary(train_path=train_path, data_card_path=data_card_path, counts=counts, excluded=dict(excluded))
 
 
 def _codec_for(store: Store, module: str, codec: TaskCodec | None) -> tuple[TaskCodec | None, str]:

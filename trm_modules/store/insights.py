@@ -121,8 +121,10 @@ class OutcomeGroup(BaseModel):
 
     course: str
     asked: bool
-    version: str | None = Field(description="The version that answered the learner's solves ('mixed' when several; "
-                                            "null for learners who did not ask).")
+    version: str | None = Field(
+        description="The version that answered the learner's solves ('mixed' when several; "
+        "null for learners who did not ask)."
+    )
     outcomes: int
     learners: int
     score_mean: float | None
@@ -178,7 +180,7 @@ def mean_interval(values: Sequence[float]) -> tuple[float | None, float | None, 
 def parse_dimensions(by: Iterable[str] | str | None) -> list[str]:
     """The grouping: ``by`` values (comma-separated allowed); version and course unless one of them is named."""
     names: list[str] = []
-    for value in ([by] if isinstance(by, str) else list(by or [])):
+    for value in [by] if isinstance(by, str) else list(by or []):
         names.extend(part.strip() for part in value.split(",") if part.strip())
     unknown = [name for name in names if name not in DIMENSIONS]
     if unknown:
@@ -239,10 +241,18 @@ def _key_of(row: Any, dimensions: Sequence[str]) -> tuple[Any, ...]:
     return tuple(getattr(row, "period" if name in ("day", "week") else name) for name in dimensions)
 
 
-def module_report(store: Store, module: str, *, course: str | None = None, cohort: str | None = None,
-                  since: datetime | None = None, until: datetime | None = None,
-                  by: Iterable[str] | str | None = None,
-                  sections: Iterable[str] = SECTIONS, failures_limit: int = 20) -> ModuleReport:
+def module_report(
+    store: Store,
+    module: str,
+    *,
+    course: str | None = None,
+    cohort: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    by: Iterable[str] | str | None = None,
+    sections: Iterable[str] = SECTIONS,
+    failures_limit: int = 20,
+) -> ModuleReport:
     """How ``module`` fares in the window, grouped by ``by`` (see the module docstring).
 
     ``sections``: which of ``SECTIONS`` to compute besides the groups (an empty tuple gives the
@@ -255,24 +265,41 @@ def module_report(store: Store, module: str, *, course: str | None = None, cohor
         raise StoreError(f"unknown report sections {sorted(unknown)}; expected any of {', '.join(SECTIONS)}")
     filters = ReportFilters(course=course, cohort=cohort, since=since, until=until, by=dimensions)
     keys = _keys(store.dialect, dimensions)
-    core = _filtered(select(*keys, func.count().label("solves"), func.count(distinct(Solve.learner)).label("learners"),
-                            func.count(Solve.verdict).label("verdicts"),
-                            func.coalesce(func.sum(Solve.verdict), 0).label("correct")), module, filters)
+    core = _filtered(
+        select(
+            *keys,
+            func.count().label("solves"),
+            func.count(distinct(Solve.learner)).label("learners"),
+            func.count(Solve.verdict).label("verdicts"),
+            func.coalesce(func.sum(Solve.verdict), 0).label("correct"),
+        ),
+        module,
+        filters,
+    )
     core = core.group_by(*keys).order_by(*keys)
     with store.session() as session:
         rows = session.execute(core).all()
         if not rows and not session.scalar(select(exists().where(Solve.module == module))):
             known = session.scalars(select(Solve.module).distinct().order_by(Solve.module)).all()
-            raise ModuleNotFound(f"no solves of module {module!r} are recorded in {store!r}; "
-                                 f"modules with solves: {list(known)}")
+            raise ModuleNotFound(
+                f"no solves of module {module!r} are recorded in {store!r}; modules with solves: {list(known)}"
+            )
         groups = {}
         for row in rows:
             low, high = wilson_interval(int(row.correct), int(row.verdicts))
             groups[_key_of(row, dimensions)] = Group(
-                version=getattr(row, "version", None), course=getattr(row, "course", None),
-                cohort=getattr(row, "cohort", None), period=getattr(row, "period", None),
-                solves=row.solves, learners=row.learners, verdicts=row.verdicts, correct=int(row.correct),
-                accuracy=int(row.correct) / row.verdicts if row.verdicts else None, accuracy_low=low, accuracy_high=high)
+                version=getattr(row, "version", None),
+                course=getattr(row, "course", None),
+                cohort=getattr(row, "cohort", None),
+                period=getattr(row, "period", None),
+                solves=row.solves,
+                learners=row.learners,
+                verdicts=row.verdicts,
+                correct=int(row.correct),
+                accuracy=int(row.correct) / row.verdicts if row.verdicts else None,
+                accuracy_low=low,
+                accuracy_high=high,
+            )
         report = ModuleReport(module=module, filters=filters, groups=list(groups.values()))
         if "performance" in wanted:
             _add_performance(store, session, module, filters, dimensions, groups)
@@ -287,17 +314,29 @@ def module_report(store: Store, module: str, *, course: str | None = None, cohor
     return report
 
 
-def _add_performance(store: Store, session: Any, module: str, filters: ReportFilters, dimensions: Sequence[str],
-                     groups: dict[tuple[Any, ...], Group]) -> None:
+def _add_performance(
+    store: Store,
+    session: Any,
+    module: str,
+    filters: ReportFilters,
+    dimensions: Sequence[str],
+    groups: dict[tuple[Any, ...], Group],
+) -> None:
     keys = _keys(store.dialect, dimensions)
     valid_rate = func.avg(case((Solve.valid.is_(None), None), (Solve.valid == true(), 1.0), else_=0.0))
     aggregates = [func.avg(Solve.steps).label("steps_mean"), valid_rate.label("valid_rate")]
     if store.dialect == "postgresql":
+
         def pct(q: float, column: Any, name: str) -> Any:
             return func.percentile_cont(q).within_group(column).label(name)
-        aggregates += [pct(0.5, Solve.steps, "steps_p50"), pct(0.9, Solve.steps, "steps_p90"),
-                       pct(0.5, Solve.latency_ms, "latency_p50_ms"), pct(0.9, Solve.latency_ms, "latency_p90_ms"),
-                       pct(0.99, Solve.latency_ms, "latency_p99_ms")]
+
+        aggregates += [
+            pct(0.5, Solve.steps, "steps_p50"),
+            pct(0.9, Solve.steps, "steps_p90"),
+            pct(0.5, Solve.latency_ms, "latency_p50_ms"),
+            pct(0.9, Solve.latency_ms, "latency_p90_ms"),
+            pct(0.99, Solve.latency_ms, "latency_p99_ms"),
+        ]
     query = _filtered(select(*keys, *aggregates), module, filters).group_by(*keys)
     for row in session.execute(query):
         group = groups.get(_key_of(row, dimensions))
@@ -309,12 +348,14 @@ def _add_performance(store: Store, session: Any, module: str, filters: ReportFil
             for name in ("steps_p50", "steps_p90", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms"):
                 setattr(group, name, float(getattr(row, name)))
     if store.dialect != "postgresql":  # SQLite has no percentile aggregate: numpy over the two columns
-        _add_percentiles_numpy(session, _filtered(select(*keys, Solve.steps, Solve.latency_ms), module, filters),
-                               dimensions, groups)
+        _add_percentiles_numpy(
+            session, _filtered(select(*keys, Solve.steps, Solve.latency_ms), module, filters), dimensions, groups
+        )
 
 
-def _add_percentiles_numpy(session: Any, query: Any, dimensions: Sequence[str],
-                           groups: dict[tuple[Any, ...], Group]) -> None:
+def _add_percentiles_numpy(
+    session: Any, query: Any, dimensions: Sequence[str], groups: dict[tuple[Any, ...], Group]
+) -> None:
     """Steps and latency percentiles per group (numpy's linear interpolation, as PostgreSQL's
     ``percentile_cont``) over rows (keys…, steps, latency): a module's million solves are split by
     group in numpy, not appended row by row."""
@@ -326,8 +367,9 @@ def _add_percentiles_numpy(session: Any, query: Any, dimensions: Sequence[str],
     width = len(dimensions)
     columns = list(zip(*rows))
     codes: dict[tuple[Any, ...], int] = {}
-    code = np.fromiter((codes.setdefault(key, len(codes)) for key in zip(*columns[:width])), dtype=np.int64,
-                       count=len(rows))
+    code = np.fromiter(
+        (codes.setdefault(key, len(codes)) for key in zip(*columns[:width])), dtype=np.int64, count=len(rows)
+    )
     steps, latency = np.asarray(columns[width], dtype=float), np.asarray(columns[width + 1], dtype=float)
     order = np.argsort(code, kind="stable")
     starts = np.searchsorted(code[order], np.arange(len(codes) + 1))
@@ -335,10 +377,11 @@ def _add_percentiles_numpy(session: Any, query: Any, dimensions: Sequence[str],
         group = groups.get(key)
         if group is None:
             continue
-        chosen = order[starts[index]:starts[index + 1]]
+        chosen = order[starts[index] : starts[index + 1]]
         group.steps_p50, group.steps_p90 = (float(v) for v in np.percentile(steps[chosen], [50, 90]))
         group.latency_p50_ms, group.latency_p90_ms, group.latency_p99_ms = (
-            float(v) for v in np.percentile(latency[chosen], [50, 90, 99]))
+            float(v) for v in np.percentile(latency[chosen], [50, 90, 99])
+        )
 
 
 def _effective_ratings() -> Any:
@@ -346,17 +389,27 @@ def _effective_ratings() -> Any:
     return and_(Feedback.kind == "rating", ~exists().where(voider.kind == "void", voider.voids == Feedback.id))
 
 
-def _ratings(session: Any, module: str, filters: ReportFilters, dimensions: Sequence[str],
-             groups: dict[tuple[Any, ...], Group]) -> list[RatingCount]:
+def _ratings(
+    session: Any, module: str, filters: ReportFilters, dimensions: Sequence[str], groups: dict[tuple[Any, ...], Group]
+) -> list[RatingCount]:
     """Effective ``rating`` events on the window's solves: count and mean per group, distribution per version × course."""
     value = cast(_rating_value(session), Float)
     dialect = session.get_bind().dialect.name
-    query = _filtered(select(Solve.version, Solve.course, value.label("value"), func.count().label("count"))
-                      .select_from(Feedback).join(Solve, Feedback.solve_id == Solve.id).where(_effective_ratings()),
-                      module, filters, solves_looked_up=dialect)
+    query = _filtered(
+        select(Solve.version, Solve.course, value.label("value"), func.count().label("count"))
+        .select_from(Feedback)
+        .join(Solve, Feedback.solve_id == Solve.id)
+        .where(_effective_ratings()),
+        module,
+        filters,
+        solves_looked_up=dialect,
+    )
     query = query.group_by(Solve.version, Solve.course, value).order_by(Solve.version, Solve.course, value)
-    distribution = [RatingCount(version=r.version, course=r.course or "", value=float(r.value), count=r.count)
-                    for r in session.execute(query) if r.value is not None]
+    distribution = [
+        RatingCount(version=r.version, course=r.course or "", value=float(r.value), count=r.count)
+        for r in session.execute(query)
+        if r.value is not None
+    ]
     per_group: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0.0])
     if set(dimensions) <= {"version", "course"}:
         for item in distribution:
@@ -365,9 +418,15 @@ def _ratings(session: Any, module: str, filters: ReportFilters, dimensions: Sequ
             per_group[key][1] += item.count * item.value
     else:  # grouped by cohort or period too: count and mean in the database with those keys
         keys = _keys(dialect, dimensions)
-        query = _filtered(select(*keys, func.count().label("n"), func.avg(value).label("mean"))
-                          .select_from(Feedback).join(Solve, Feedback.solve_id == Solve.id)
-                          .where(_effective_ratings()), module, filters, solves_looked_up=dialect)
+        query = _filtered(
+            select(*keys, func.count().label("n"), func.avg(value).label("mean"))
+            .select_from(Feedback)
+            .join(Solve, Feedback.solve_id == Solve.id)
+            .where(_effective_ratings()),
+            module,
+            filters,
+            solves_looked_up=dialect,
+        )
         for row in session.execute(query.group_by(*keys)):
             per_group[_key_of(row, dimensions)] = [row.n, (row.mean or 0.0) * row.n]
     for key, (count, total) in per_group.items():
@@ -389,23 +448,44 @@ def _rating_value(session: Any) -> Any:
 
 def _calibration(session: Any, module: str, filters: ReportFilters) -> tuple[list[Calibration], list[CalibrationBin]]:
     """Per version: confidence bins of judged solves (count, mean confidence, accuracy) and the ECE over them."""
-    bin_index = case((Solve.confidence >= 1.0, CALIBRATION_BINS - 1), (Solve.confidence < 0, 0),
-                     else_=func.floor(Solve.confidence * CALIBRATION_BINS))
+    bin_index = case(
+        (Solve.confidence >= 1.0, CALIBRATION_BINS - 1),
+        (Solve.confidence < 0, 0),
+        else_=func.floor(Solve.confidence * CALIBRATION_BINS),
+    )
     bin_column = cast(bin_index, Integer).label("bin")
-    query = _filtered(select(Solve.version, bin_column, func.count().label("n"),
-                             func.avg(Solve.confidence).label("confidence"),
-                             func.avg(Solve.verdict * 1.0).label("accuracy"))
-                      .where(Solve.verdict.is_not(None)), module, filters)
+    query = _filtered(
+        select(
+            Solve.version,
+            bin_column,
+            func.count().label("n"),
+            func.avg(Solve.confidence).label("confidence"),
+            func.avg(Solve.verdict * 1.0).label("accuracy"),
+        ).where(Solve.verdict.is_not(None)),
+        module,
+        filters,
+    )
     rows = session.execute(query.group_by(Solve.version, bin_column).order_by(Solve.version, bin_column)).all()
-    bins = [CalibrationBin(version=r.version, bin_low=r.bin / CALIBRATION_BINS, bin_high=(r.bin + 1) / CALIBRATION_BINS,
-                           verdicts=r.n, mean_confidence=float(r.confidence), accuracy=float(r.accuracy)) for r in rows]
+    bins = [
+        CalibrationBin(
+            version=r.version,
+            bin_low=r.bin / CALIBRATION_BINS,
+            bin_high=(r.bin + 1) / CALIBRATION_BINS,
+            verdicts=r.n,
+            mean_confidence=float(r.confidence),
+            accuracy=float(r.accuracy),
+        )
+        for r in rows
+    ]
     by_version: dict[str, list[CalibrationBin]] = defaultdict(list)
     for item in bins:
         by_version[item.version].append(item)
     summary = []
     for version, items in by_version.items():
         total = sum(item.verdicts for item in items)
-        ece = sum(item.verdicts / total * abs(item.accuracy - item.mean_confidence) for item in items) if total else None
+        ece = (
+            sum(item.verdicts / total * abs(item.accuracy - item.mean_confidence) for item in items) if total else None
+        )
         summary.append(Calibration(version=version, verdicts=total, ece=ece))
     return summary, bins
 
@@ -416,46 +496,80 @@ def _failures(session: Any, module: str, filters: ReportFilters, limit: int) -> 
     digest = Solve.input_digest
     # The counts read only columns of ix_solves_report (one index-only scan); the example of each of the
     # ``limit`` inputs, its first failing solve's id, is then looked up among those inputs' solves alone.
-    query = _filtered(select(Solve.version, digest.label("digest"),
-                             func.sum(case((failing, 1), else_=0)).label("failures"),
-                             func.sum(case((Solve.verdict == 0, 1), else_=0)).label("incorrect"),
-                             func.sum(case((Solve.valid == false(), 1), else_=0)).label("invalid"),
-                             func.count().label("solves")),
-                      module, filters).where(digest.is_not(None))
-    query = (query.group_by(Solve.version, digest).having(func.sum(case((failing, 1), else_=0)) > 0)
-             .order_by(func.sum(case((failing, 1), else_=0)).desc(), Solve.version, digest).limit(limit))
+    query = _filtered(
+        select(
+            Solve.version,
+            digest.label("digest"),
+            func.sum(case((failing, 1), else_=0)).label("failures"),
+            func.sum(case((Solve.verdict == 0, 1), else_=0)).label("incorrect"),
+            func.sum(case((Solve.valid == false(), 1), else_=0)).label("invalid"),
+            func.count().label("solves"),
+        ),
+        module,
+        filters,
+    ).where(digest.is_not(None))
+    query = (
+        query.group_by(Solve.version, digest)
+        .having(func.sum(case((failing, 1), else_=0)) > 0)
+        .order_by(func.sum(case((failing, 1), else_=0)).desc(), Solve.version, digest)
+        .limit(limit)
+    )
     rows = session.execute(query).all()
     examples: dict[tuple[str, str], str] = {}
     if rows:
-        first = _filtered(select(Solve.version, digest.label("digest"), func.min(Solve.id).label("example")),
-                          module, filters).where(failing, digest.in_({r.digest for r in rows}),
-                                                 Solve.version.in_({r.version for r in rows}))
-        examples = {(r.version, r.digest): r.example
-                    for r in session.execute(first.group_by(Solve.version, digest))}
-    inputs = {row.id: row.input for row in session.execute(select(Solve.id, Solve.input)
-                                                            .where(Solve.id.in_(set(examples.values()))))}
-    return [FailingInput(version=r.version, input_digest=r.digest, failures=int(r.failures), incorrect=int(r.incorrect),
-                         invalid=int(r.invalid), solves=r.solves, example_solve_id=examples[(r.version, r.digest)],
-                         input=inputs.get(examples[(r.version, r.digest)])) for r in rows]
+        first = _filtered(
+            select(Solve.version, digest.label("digest"), func.min(Solve.id).label("example")), module, filters
+        ).where(failing, digest.in_({r.digest for r in rows}), Solve.version.in_({r.version for r in rows}))
+        examples = {(r.version, r.digest): r.example for r in session.execute(first.group_by(Solve.version, digest))}
+    inputs = {
+        row.id: row.input
+        for row in session.execute(select(Solve.id, Solve.input).where(Solve.id.in_(set(examples.values()))))
+    }
+    return [
+        FailingInput(
+            version=r.version,
+            input_digest=r.digest,
+            failures=int(r.failures),
+            incorrect=int(r.incorrect),
+            invalid=int(r.invalid),
+            solves=r.solves,
+            example_solve_id=examples[(r.version, r.digest)],
+            input=inputs.get(examples[(r.version, r.digest)]),
+        )
+        for r in rows
+    ]
 
 
-def learner_outcomes(session: Any, module: str | None = None, *, course: str | None = None,
-                     since: datetime | None = None, until: datetime | None = None) -> list[OutcomeGroup]:
+def learner_outcomes(
+    session: Any,
+    module: str | None = None,
+    *,
+    course: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[OutcomeGroup]:
     """Learner outcomes split by asked-the-module / did-not and by the version that answered.
 
     With ``module``, "asked" means asked *this* module: an outcome whose solves were all answered
     by other modules counts as not asked. Each outcome's version is the one version that answered
     its solves (``mixed`` when several did).
     """
-    link = (select(LearnerOutcomeSolve.outcome_id.label("outcome_id"), func.min(Solve.version).label("low"),
-                   func.max(Solve.version).label("high"))
-            .join(Solve, Solve.id == LearnerOutcomeSolve.solve_id))
+    link = select(
+        LearnerOutcomeSolve.outcome_id.label("outcome_id"),
+        func.min(Solve.version).label("low"),
+        func.max(Solve.version).label("high"),
+    ).join(Solve, Solve.id == LearnerOutcomeSolve.solve_id)
     if module is not None:
         link = link.where(Solve.module == module)
     versions = link.group_by(LearnerOutcomeSolve.outcome_id).subquery()
-    query = (select(LearnerOutcome.course, LearnerOutcome.learner, LearnerOutcome.normalised_score,
-                    LearnerOutcome.success, versions.c.low, versions.c.high)
-             .outerjoin(versions, versions.c.outcome_id == LearnerOutcome.id))
+    query = select(
+        LearnerOutcome.course,
+        LearnerOutcome.learner,
+        LearnerOutcome.normalised_score,
+        LearnerOutcome.success,
+        versions.c.low,
+        versions.c.high,
+    ).outerjoin(versions, versions.c.outcome_id == LearnerOutcome.id)
     if course is not None:
         query = query.where(LearnerOutcome.course == course)
     if since is not None:
@@ -468,16 +582,30 @@ def learner_outcomes(session: Any, module: str | None = None, *, course: str | N
         version = None if not asked else (row.low if row.low == row.high else "mixed")
         cells[(row.course, asked, version)].append(row)
     groups = []
-    for (course_name, asked, version), rows in sorted(cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+    for (course_name, asked, version), rows in sorted(
+        cells.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+    ):
         scores = [float(r.normalised_score) for r in rows if r.normalised_score is not None]
         judged = [bool(r.success) for r in rows if r.success is not None]
         mean, low, high = mean_interval(scores)
         s_low, s_high = wilson_interval(sum(judged), len(judged))
-        groups.append(OutcomeGroup(course=course_name, asked=asked, version=version, outcomes=len(rows),
-                                   learners=len({r.learner for r in rows}), score_mean=mean, score_low=low,
-                                   score_high=high, successes=sum(judged), with_success=len(judged),
-                                   success_rate=sum(judged) / len(judged) if judged else None,
-                                   success_low=s_low, success_high=s_high))
+        groups.append(
+            OutcomeGroup(
+                course=course_name,
+                asked=asked,
+                version=version,
+                outcomes=len(rows),
+                learners=len({r.learner for r in rows}),
+                score_mean=mean,
+                score_low=low,
+                score_high=high,
+                successes=sum(judged),
+                with_success=len(judged),
+                success_rate=sum(judged) / len(judged) if judged else None,
+                success_low=s_low,
+                success_high=s_high,
+            )
+        )
     return groups
 
 
@@ -490,9 +618,14 @@ def report_csv(report: ModuleReport, table: str = "groups") -> str:
     if table not in TABLES:
         raise StoreError(f"no table {table!r} in a report; expected one of {', '.join(TABLES)}")
     rows: list[BaseModel] = getattr(report, table) or []
-    models: dict[str, type[BaseModel]] = {"groups": Group, "ratings": RatingCount, "calibration": Calibration,
-                                          "reliability": CalibrationBin, "failures": FailingInput,
-                                          "outcomes": OutcomeGroup}
+    models: dict[str, type[BaseModel]] = {
+        "groups": Group,
+        "ratings": RatingCount,
+        "calibration": Calibration,
+        "reliability": CalibrationBin,
+        "failures": FailingInput,
+        "outcomes": OutcomeGroup,
+    }
     model = models[table]
     fields = [name for name in model.model_fields if name != "input"]
     out = io.StringIO()

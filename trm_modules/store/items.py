@@ -43,16 +43,22 @@ def check_item(item: StoreItem) -> None:
             if len(value) > ID_LENGTH:
                 _refuse_long_id(item, value)
         if item.kind == "void" and not item.voids:
-            raise StoreError(f"feedback event {item.id!r} is a 'void' but names no event in 'voids'; "
-                             "expected the id of the feedback event it retracts")
+            raise StoreError(
+                f"feedback event {item.id!r} is a 'void' but names no event in 'voids'; "
+                "expected the id of the feedback event it retracts"
+            )
         if item.kind != "void" and item.voids:
-            raise StoreError(f"feedback event {item.id!r} of kind {item.kind!r} names 'voids'; "
-                             "only events of kind 'void' retract other events")
+            raise StoreError(
+                f"feedback event {item.id!r} of kind {item.kind!r} names 'voids'; "
+                "only events of kind 'void' retract other events"
+            )
 
 
 def _refuse_long_id(item: StoreItem, value: str) -> None:
-    raise StoreError(f"id {value[:40]!r}… of a {type(item).__name__} is {len(value)} characters long; "
-                     f"the store accepts ids of at most {ID_LENGTH}")
+    raise StoreError(
+        f"id {value[:40]!r}… of a {type(item).__name__} is {len(value)} characters long; "
+        f"the store accepts ids of at most {ID_LENGTH}"
+    )
 
 
 def item_type_tag(item: StoreItem) -> str:
@@ -70,8 +76,9 @@ def encode_item(item: StoreItem) -> str:
 
 def escaped_entry(item: StoreItem) -> str:
     """The journal line of ``item`` in pure ASCII: any text survives, even text no database can hold."""
-    return json.dumps({"t": _TYPE_TAGS[type(item)], "r": item.model_dump(mode="json")}, ensure_ascii=True,
-                      separators=(",", ":"))
+    return json.dumps(
+        {"t": _TYPE_TAGS[type(item)], "r": item.model_dump(mode="json")}, ensure_ascii=True, separators=(",", ":")
+    )
 
 
 def decode_line(line: str) -> StoreItem:
@@ -82,5 +89,7 @@ def decode_line(line: str) -> StoreItem:
     if cls is None:
         if tag in RETIRED_TAGS:
             raise ValueError(f"journal entry type {tag!r}: {RETIRED_TAGS[tag]}")
-        raise ValueError(f"unknown journal entry type {document.get('t') if isinstance(document, dict) else document!r}")
+        raise ValueError(
+            f"unknown journal entry type {document.get('t') if isinstance(document, dict) else document!r}"
+        )
     return cls.model_validate(document["r"])  # type: ignore[return-value]  # one of StoreItem's types

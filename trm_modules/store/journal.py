@@ -25,6 +25,7 @@ from .items import RejectedItem, StoreItem, decode_line, encode_item
 
 log = logging.getLogger(__name__)
 
+
 def default_journal_path(db_url: str) -> Path:
     """The journal of the store at ``db_url``: one file per database in the user data directory."""
     key = hashlib.sha256(db_url.encode()).hexdigest()[:16]
@@ -50,8 +51,13 @@ class Journal:
             lines = ['{"reason":%s,"entry":%s}' % (json.dumps(r.reason), encode_item(r.item)) for r in rejected]
             self._append_lines(self.rejected_path, lines)
             for entry in rejected:
-                log.error("the store refused %s %r for good (%s); kept in %s", type(entry.item).__name__,
-                          entry.item.id, entry.reason, self.rejected_path)
+                log.error(
+                    "the store refused %s %r for good (%s); kept in %s",
+                    type(entry.item).__name__,
+                    entry.item.id,
+                    entry.reason,
+                    self.rejected_path,
+                )
 
     def has_entries(self) -> bool:
         """Whether the journal holds anything (items not yet replayed)."""
@@ -60,8 +66,12 @@ class Journal:
         except FileNotFoundError:
             return False
 
-    def replay(self, write: Callable[[Sequence[StoreItem]], list[RejectedItem]], chunk_size: int = 2000,
-               dead_letters: Callable[[list[tuple[str, str, str, str]]], None] | None = None) -> int:
+    def replay(
+        self,
+        write: Callable[[Sequence[StoreItem]], list[RejectedItem]],
+        chunk_size: int = 2000,
+        dead_letters: Callable[[list[tuple[str, str, str, str]]], None] | None = None,
+    ) -> int:
         """Write every journaled item with ``write`` (idempotent), then empty the journal; returns the count.
 
         A whole line that no longer reads as an item goes to ``dead_letters`` (``(type, id, line,
@@ -122,8 +132,10 @@ class Journal:
 
     def _append_unreadable(self, unreadable: list[tuple[str, str]]) -> None:
         if unreadable:
-            self._append_lines(self.rejected_path, ['{"reason":%s,"line":%s}' % (json.dumps(reason), json.dumps(line))
-                                                    for line, reason in unreadable])
+            self._append_lines(
+                self.rejected_path,
+                ['{"reason":%s,"line":%s}' % (json.dumps(reason), json.dumps(line)) for line, reason in unreadable],
+            )
             log.error("kept %d unreadable journal lines in %s", len(unreadable), self.rejected_path)
 
     def _append_lines(self, path: Path, lines: list[str]) -> None:

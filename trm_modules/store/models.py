@@ -9,8 +9,21 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, SmallInteger,
-                        String, Text, TypeDecorator, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -92,8 +105,21 @@ class Solve(Base):
         Index("ix_solves_context_id", "context_id"),
         # Covering index of the insights reports: a module's solves grouped by version and context, with every
         # column a report's sections read, so each is one index-only scan (never a table row per solve).
-        Index("ix_solves_report", "module", "version", "course", "cohort", "learner", "verdict", "created_at",
-              "valid", "steps", "latency_ms", "confidence", "input_digest"),
+        Index(
+            "ix_solves_report",
+            "module",
+            "version",
+            "course",
+            "cohort",
+            "learner",
+            "verdict",
+            "created_at",
+            "valid",
+            "steps",
+            "latency_ms",
+            "confidence",
+            "input_digest",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
@@ -145,8 +171,10 @@ class LearnerOutcomeSolve(Base):
     __tablename__ = "learner_outcome_solves"
     __table_args__ = (Index("ix_learner_outcome_solves_solve_id", "solve_id"),)
 
-    outcome_id: Mapped[str] = mapped_column(ForeignKey("learner_outcomes.id", name="fk_learner_outcome_solves_outcome_id",
-                                                       ondelete="CASCADE"), primary_key=True)
+    outcome_id: Mapped[str] = mapped_column(
+        ForeignKey("learner_outcomes.id", name="fk_learner_outcome_solves_outcome_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
     solve_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
 
 
@@ -159,8 +187,9 @@ class Feedback(Base):
 
     __tablename__ = "feedback"
     __table_args__ = (
-        CheckConstraint("kind IN ('correct', 'incorrect', 'rating', 'correction', 'comment', 'void')",
-                        name="ck_feedback_kind"),
+        CheckConstraint(
+            "kind IN ('correct', 'incorrect', 'rating', 'correction', 'comment', 'void')", name="ck_feedback_kind"
+        ),
         Index("ix_feedback_solve_id", "solve_id"),
         Index("ix_feedback_voids", "voids"),
         # A report's ratings found by kind, and "is it voided" by (kind, voids): one index for both, so that

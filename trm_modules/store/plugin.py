@@ -46,7 +46,9 @@ class StorePlugin:
         return self._queue(self.recorder.record_feedback, event, "feedback")
 
     @staticmethod
-    def _queue(record: Callable[[Any], WriteTicket], item: SolveRecord | FeedbackEvent, kind: str) -> WriteTicket | None:
+    def _queue(
+        record: Callable[[Any], WriteTicket], item: SolveRecord | FeedbackEvent, kind: str
+    ) -> WriteTicket | None:
         try:
             return record(item)
         except StoreError as exc:  # logged, never raised into the host's request
@@ -60,8 +62,13 @@ class StorePlugin:
         """
         manifest = package.manifest
         self.recorder.store.record_installed_package(
-            name=manifest.name, version=manifest.version, digest=package.digest, codec=manifest.task.codec,
-            codec_params=dict(manifest.task.params or {}), source=source or str(getattr(package, "path", "")))
+            name=manifest.name,
+            version=manifest.version,
+            digest=package.digest,
+            codec=manifest.task.codec,
+            codec_params=dict(manifest.task.params or {}),
+            source=source or str(getattr(package, "path", "")),
+        )
 
     def close(self) -> None:
         """Write what is queued and release the database."""

@@ -66,8 +66,9 @@ class Subject:
         """The learner one identifier names (see module docstring)."""
         identifier = identifier.strip()
         if not identifier:
-            raise PrivacyError("a learner identifier is needed: a pseudonym, mailto:…, account:<homePage>|<name> "
-                               "or lti:<user id>")
+            raise PrivacyError(
+                "a learner identifier is needed: a pseudonym, mailto:…, account:<homePage>|<name> or lti:<user id>"
+            )
         if identifier.lower().startswith("mailto:"):
             return cls(agent_keys={"mbox:" + identifier.lower()})
         if identifier.startswith("mbox:"):
@@ -126,8 +127,9 @@ class Subject:
 
     def derived_agent_keys(self) -> set[str]:
         """Agent keys implied by the identifiers alone: the ``mbox_sha1sum`` form of each mailbox."""
-        return {"sha1:" + hashlib.sha1(key[5:].encode()).hexdigest() for key in self.agent_keys
-                if key.startswith("mbox:")}
+        return {
+            "sha1:" + hashlib.sha1(key[5:].encode()).hexdigest() for key in self.agent_keys if key.startswith("mbox:")
+        }
 
 
 @runtime_checkable
@@ -224,19 +226,44 @@ class CorePersonalData:
 
     def declare(self) -> list[PersonalData]:
         return [
-            PersonalData("solves", ("learner", "input", "output", "created_at"),
-                         "Each use of a module by a learner: what they asked, what the module answered."),
-            PersonalData("feedback", ("actor", "value", "corrected_output", "created_at"),
-                         "Outcome feedback on a solve, from the learner, a teacher or a platform."),
-            PersonalData("learner_outcomes", ("learner", "course", "activity", "score", "max_score",
-                                              "normalised_score", "success", "asked", "created_at"),
-                         "A learner's own result on an activity, to relate learning to asking a module."),
-            PersonalData("learner_outcome_solves", ("outcome_id", "solve_id"),
-                         "Which solves the learner asked for while doing the activity of an outcome."),
-            PersonalData("dead_letters", ("entry",),
-                         "Solves, feedback and outcomes the database refused, kept with the reason."),
-            PersonalData("journal files (data directory)", ("solve, feedback and outcome records",),
-                         "Items waiting for the database while it was away."),
+            PersonalData(
+                "solves",
+                ("learner", "input", "output", "created_at"),
+                "Each use of a module by a learner: what they asked, what the module answered.",
+            ),
+            PersonalData(
+                "feedback",
+                ("actor", "value", "corrected_output", "created_at"),
+                "Outcome feedback on a solve, from the learner, a teacher or a platform.",
+            ),
+            PersonalData(
+                "learner_outcomes",
+                (
+                    "learner",
+                    "course",
+                    "activity",
+                    "score",
+                    "max_score",
+                    "normalised_score",
+                    "success",
+                    "asked",
+                    "created_at",
+                ),
+                "A learner's own result on an activity, to relate learning to asking a module.",
+            ),
+            PersonalData(
+                "learner_outcome_solves",
+                ("outcome_id", "solve_id"),
+                "Which solves the learner asked for while doing the activity of an outcome.",
+            ),
+            PersonalData(
+                "dead_letters", ("entry",), "Solves, feedback and outcomes the database refused, kept with the reason."
+            ),
+            PersonalData(
+                "journal files (data directory)",
+                ("solve, feedback and outcome records",),
+                "Items waiting for the database while it was away.",
+            ),
         ]
 
     def link(self, connection: Connection, subject: Subject) -> Subject:
@@ -267,21 +294,30 @@ class CorePersonalData:
     def export(self, connection: Connection, subject: Subject) -> dict[str, list[Any]]:
         solve_ids = self._solve_ids(connection, subject)
         found: dict[str, list[Any]] = {
-            "solves": [jsonable(row) for row in connection.execute(
-                select(Solve.__table__).where(Solve.id.in_(solve_ids)))] if solve_ids else []}
+            "solves": [
+                jsonable(row) for row in connection.execute(select(Solve.__table__).where(Solve.id.in_(solve_ids)))
+            ]
+            if solve_ids
+            else []
+        }
         where = self._feedback_filter(solve_ids, subject)
-        found["feedback"] = [jsonable(row) for row in connection.execute(
-            select(Feedback.__table__).where(where))] if where is not None else []
+        found["feedback"] = (
+            [jsonable(row) for row in connection.execute(select(Feedback.__table__).where(where))]
+            if where is not None
+            else []
+        )
         outcome_ids = self._outcome_ids(connection, subject)
         asked: dict[str, list[str]] = {}
         for chunk in _chunks(outcome_ids):
-            for link in connection.execute(select(LearnerOutcomeSolve.__table__)
-                                           .where(LearnerOutcomeSolve.outcome_id.in_(chunk))):
+            for link in connection.execute(
+                select(LearnerOutcomeSolve.__table__).where(LearnerOutcomeSolve.outcome_id.in_(chunk))
+            ):
                 asked.setdefault(link.outcome_id, []).append(link.solve_id)
         found["learner_outcomes"] = [
             {**jsonable(row), "solve_ids": sorted(asked.get(row.id, []))}
             for chunk in _chunks(outcome_ids)
-            for row in connection.execute(select(LearnerOutcome.__table__).where(LearnerOutcome.id.in_(chunk)))]
+            for row in connection.execute(select(LearnerOutcome.__table__).where(LearnerOutcome.id.in_(chunk)))
+        ]
         found["dead_letters"] = [jsonable(row) for row in self._dead_letters(connection, subject)]
         return found
 
@@ -290,33 +326,45 @@ class CorePersonalData:
         removed = {"solves": 0, "feedback": 0, "learner_outcomes": 0, "dead_letters": 0}
         where = self._feedback_filter(solve_ids, subject)
         if where is not None:
-            removed["feedback"] = _delete_feedback(connection, list(connection.scalars(select(Feedback.id).where(where))))
+            removed["feedback"] = _delete_feedback(
+                connection, list(connection.scalars(select(Feedback.id).where(where)))
+            )
         for chunk in _chunks(solve_ids):
             removed["solves"] += connection.execute(delete(Solve).where(Solve.id.in_(chunk))).rowcount or 0
         removed["learner_outcomes"] = _delete_outcomes(connection, self._outcome_ids(connection, subject))
         letters = [row.id for row in self._dead_letters(connection, subject)]
         for chunk in _chunks(letters):
-            removed["dead_letters"] += connection.execute(delete(DeadLetter).where(DeadLetter.id.in_(chunk))).rowcount or 0
+            removed["dead_letters"] += (
+                connection.execute(delete(DeadLetter).where(DeadLetter.id.in_(chunk))).rowcount or 0
+            )
         return removed
 
     def expire(self, connection: Connection, before: datetime) -> dict[str, int]:
         old_solves = list(connection.scalars(select(Solve.id).where(Solve.created_at < before)))
-        feedback_ids = list(connection.scalars(select(Feedback.id).where(
-            or_(Feedback.created_at < before, Feedback.solve_id.in_(old_solves)) if old_solves
-            else Feedback.created_at < before)))
+        feedback_ids = list(
+            connection.scalars(
+                select(Feedback.id).where(
+                    or_(Feedback.created_at < before, Feedback.solve_id.in_(old_solves))
+                    if old_solves
+                    else Feedback.created_at < before
+                )
+            )
+        )
         removed = {"feedback": _delete_feedback(connection, feedback_ids), "solves": 0}
         for chunk in _chunks(old_solves):
             removed["solves"] += connection.execute(delete(Solve).where(Solve.id.in_(chunk))).rowcount or 0
-        removed["learner_outcomes"] = _delete_outcomes(connection, list(connection.scalars(
-            select(LearnerOutcome.id).where(LearnerOutcome.created_at < before))))
-        removed["dead_letters"] = connection.execute(
-            delete(DeadLetter).where(DeadLetter.created_at < before)).rowcount or 0
+        removed["learner_outcomes"] = _delete_outcomes(
+            connection, list(connection.scalars(select(LearnerOutcome.id).where(LearnerOutcome.created_at < before)))
+        )
+        removed["dead_letters"] = (
+            connection.execute(delete(DeadLetter).where(DeadLetter.created_at < before)).rowcount or 0
+        )
         return removed
 
 
 def _chunks(values: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for start in range(0, len(values), size):
-        yield values[start:start + size]
+        yield values[start : start + size]
 
 
 def _delete_feedback(connection: Connection, ids: list[str]) -> int:
@@ -372,8 +420,12 @@ class PrivacyService:
     ``journal_paths``: journal files to sweep (default: the store's default journal and its rejected file).
     """
 
-    def __init__(self, store: Any, providers: list[PersonalDataProvider] | None = None,
-                 journal_paths: Iterable[Path] | None = None) -> None:
+    def __init__(
+        self,
+        store: Any,
+        providers: list[PersonalDataProvider] | None = None,
+        journal_paths: Iterable[Path] | None = None,
+    ) -> None:
         self.store = store
         self.providers = providers if providers is not None else privacy_providers(store)
         if journal_paths is None:
@@ -407,11 +459,17 @@ class PrivacyService:
             data.setdefault("core", {})["journal"] = [json.loads(line) for line in journal if _is_json(line)]
             counts = {name: {place: len(rows) for place, rows in places.items()} for name, places in data.items()}
             request_id = self._audit(connection, "export", counts)
-        document = {"request": request_id, "exported_at": utcnow().isoformat(),
-                    "identifiers": {"pseudonyms": sorted(subject.pseudonyms), "xapi_agents": sorted(subject.agent_keys),
-                                    "lti_users": sorted(subject.lti_users)},
-                    "declared": {name: [vars(item) for item in items] for name, items in self.declarations().items()},
-                    "data": data}
+        document = {
+            "request": request_id,
+            "exported_at": utcnow().isoformat(),
+            "identifiers": {
+                "pseudonyms": sorted(subject.pseudonyms),
+                "xapi_agents": sorted(subject.agent_keys),
+                "lti_users": sorted(subject.lti_users),
+            },
+            "declared": {name: [vars(item) for item in items] for name, items in self.declarations().items()},
+            "data": data,
+        }
         return PrivacyReport(request_id, "export", counts, document)
 
     def erase(self, identifier: str) -> PrivacyReport:
@@ -432,16 +490,28 @@ class PrivacyService:
         self.store.ensure_schema()
         with self.store.engine.begin() as connection:
             counts = {provider.name: provider.expire(connection, before) for provider in self.providers}
-            request_id = self._audit(connection, "expire", counts,
-                                     {"older_than_days": older_than.total_seconds() / 86400})
+            request_id = self._audit(
+                connection, "expire", counts, {"older_than_days": older_than.total_seconds() / 86400}
+            )
         forget_deleted_pages(self.store.engine)
         return PrivacyReport(request_id, "expire", counts)
 
-    def _audit(self, connection: Connection, action: str, counts: dict[str, dict[str, int]],
-               extra: dict[str, Any] | None = None) -> str:
+    def _audit(
+        self,
+        connection: Connection,
+        action: str,
+        counts: dict[str, dict[str, int]],
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         request_id = uuid.uuid4().hex
-        connection.execute(insert(PrivacyAudit).values(id=request_id, action=action, created_at=utcnow(),
-                                                       counts={**counts, **({"request": extra} if extra else {})}))
+        connection.execute(
+            insert(PrivacyAudit).values(
+                id=request_id,
+                action=action,
+                created_at=utcnow(),
+                counts={**counts, **({"request": extra} if extra else {})},
+            )
+        )
         log.info("privacy %s %s: %s", action, request_id, counts)
         return request_id
 
@@ -481,8 +551,10 @@ def privacy_providers(store: Any) -> list[PersonalDataProvider]:
     for plugin_name, found in reversed(call_hook(pm, "trm_privacy_providers", with_plugin=True)):
         for provider in found or []:
             if not isinstance(provider, PersonalDataProvider):
-                raise StoreError(f"plugin {plugin_name!r} returned {type(provider).__name__} from "
-                                 "trm_privacy_providers; expected PersonalDataProvider objects")
+                raise StoreError(
+                    f"plugin {plugin_name!r} returned {type(provider).__name__} from "
+                    "trm_privacy_providers; expected PersonalDataProvider objects"
+                )
             providers.append(provider)
     return providers
 
@@ -493,6 +565,18 @@ def records_mention(item: StoreItem, subject: Subject) -> bool:
     return _record_mentions(document, subject)
 
 
-__all__ = ["CorePersonalData", "PersonalData", "PersonalDataProvider", "PrivacyError", "PrivacyReport",
-           "PrivacyService", "Subject", "jsonable", "line_mentions", "mentions_learner", "parse_duration", "privacy_providers",
-           "records_mention"]
+__all__ = [
+    "CorePersonalData",
+    "PersonalData",
+    "PersonalDataProvider",
+    "PrivacyError",
+    "PrivacyReport",
+    "PrivacyService",
+    "Subject",
+    "jsonable",
+    "line_mentions",
+    "mentions_learner",
+    "parse_duration",
+    "privacy_providers",
+    "records_mention",
+]

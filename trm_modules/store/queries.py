@@ -33,9 +33,14 @@ def effective_feedback_filter() -> Any:
 def latest_effective(kinds: tuple[str, ...]) -> Subquery:
     """Per solve, the latest effective feedback event of one of ``kinds`` (columns solve_id, kind, corrected_output)."""
     ranked = (
-        select(Feedback.solve_id, Feedback.kind, Feedback.corrected_output,
-               func.row_number().over(partition_by=Feedback.solve_id,
-                                      order_by=(Feedback.created_at.desc(), Feedback.id.desc())).label("rank"))
+        select(
+            Feedback.solve_id,
+            Feedback.kind,
+            Feedback.corrected_output,
+            func.row_number()
+            .over(partition_by=Feedback.solve_id, order_by=(Feedback.created_at.desc(), Feedback.id.desc()))
+            .label("rank"),
+        )
         .where(Feedback.kind.in_(kinds), effective_feedback_filter())
         .subquery()
     )
@@ -44,8 +49,11 @@ def latest_effective(kinds: tuple[str, ...]) -> Subquery:
 
 def outcome_column(verdict: Subquery) -> Any:
     """SQL expression: the outcome of a solve outer-joined to ``latest_effective(VERDICT_KINDS)``."""
-    return case((verdict.c.kind == "correct", "correct"),
-                (verdict.c.kind.in_(("incorrect", "correction")), "incorrect"), else_="unknown")
+    return case(
+        (verdict.c.kind == "correct", "correct"),
+        (verdict.c.kind.in_(("incorrect", "correction")), "incorrect"),
+        else_="unknown",
+    )
 
 
 class SolveSummary(BaseModel):
@@ -70,8 +78,14 @@ class SolveSummary(BaseModel):
     output: dict[str, Any] | None
 
 
-def recent_solves(store: Store, *, module: str | None = None, course: str | None = None,
-                  outcome: Outcome | None = None, limit: int = 20) -> list[SolveSummary]:
+def recent_solves(
+    store: Store,
+    *,
+    module: str | None = None,
+    course: str | None = None,
+    outcome: Outcome | None = None,
+    limit: int = 20,
+) -> list[SolveSummary]:
     """The ``limit`` most recent solves, newest first, optionally of one module, course and outcome."""
     if outcome is not None and outcome not in OUTCOMES:
         raise StoreError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
@@ -79,9 +93,11 @@ def recent_solves(store: Store, *, module: str | None = None, course: str | None
         raise StoreError(f"limit must be at least 1, not {limit}")
     verdict = latest_effective(VERDICT_KINDS)
     outcome_expr = outcome_column(verdict)
-    query = (select(Solve, Context, outcome_expr.label("outcome"))
-             .join(Context, Solve.context_id == Context.id)
-             .outerjoin(verdict, verdict.c.solve_id == Solve.id))
+    query = (
+        select(Solve, Context, outcome_expr.label("outcome"))
+        .join(Context, Solve.context_id == Context.id)
+        .outerjoin(verdict, verdict.c.solve_id == Solve.id)
+    )
     if module is not None:
         query = query.where(Solve.module == module)
     if course is not None:
@@ -95,11 +111,23 @@ def recent_solves(store: Store, *, module: str | None = None, course: str | None
 
 def _summary(solve: Solve, context: Context, outcome: str) -> SolveSummary:
     return SolveSummary(
-        id=solve.id, module=solve.module, version=solve.version, digest=solve.digest,
-        platform=context.platform or None, course=context.course or None, activity=context.activity or None,
-        learner=solve.learner, steps=solve.steps, confidence=solve.confidence, valid=solve.valid,
-        latency_ms=solve.latency_ms, device=solve.device, created_at=solve.created_at, outcome=outcome,
-        input=solve.input, output=solve.output,
+        id=solve.id,
+        module=solve.module,
+        version=solve.version,
+        digest=solve.digest,
+        platform=context.platform or None,
+        course=context.course or None,
+        activity=context.activity or None,
+        learner=solve.learner,
+        steps=solve.steps,
+        confidence=solve.confidence,
+        valid=solve.valid,
+        latency_ms=solve.latency_ms,
+        device=solve.device,
+        created_at=solve.created_at,
+        outcome=outcome,
+        input=solve.input,
+        output=solve.output,
     )
 
 
@@ -136,33 +164,46 @@ class ModuleStats(BaseModel):
 def module_stats(store: Store, module: str) -> ModuleStats:
     """Accuracy from effective feedback, steps distribution and latency percentiles of ``module``."""
     verdict = latest_effective(VERDICT_KINDS)
-    query = (select(Solve.version, Context.course, Solve.steps, Solve.latency_ms, Solve.valid,
-                    outcome_column(verdict))
-             .join(Context, Solve.context_id == Context.id)
-             .outerjoin(verdict, verdict.c.solve_id == Solve.id)
-             .where(Solve.module == module))
+    query = (
+        select(Solve.version, Context.course, Solve.steps, Solve.latency_ms, Solve.valid, outcome_column(verdict))
+        .join(Context, Solve.context_id == Context.id)
+        .outerjoin(verdict, verdict.c.solve_id == Solve.id)
+        .where(Solve.module == module)
+    )
     with store.session() as session:
         rows = session.execute(query).all()
         if not rows:  # an empty report (a module nobody asked yet is not an error), naming what has solves
             known = session.scalars(select(Solve.module).distinct().order_by(Solve.module)).all()
-            return ModuleStats(module=module, overall=_group_stats([]), by_version={}, by_course={},
-                               modules_with_solves=list(known))
+            return ModuleStats(
+                module=module, overall=_group_stats([]), by_version={}, by_course={}, modules_with_solves=list(known)
+            )
     by_version: dict[str, list[Any]] = defaultdict(list)
     by_course: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_version[row[0]].append(row)
         by_course[row[1]].append(row)
-    return ModuleStats(module=module, overall=_group_stats(rows),
-                       by_version={k: _group_stats(v) for k, v in sorted(by_version.items())},
-                       by_course={k: _group_stats(v) for k, v in sorted(by_course.items())})
+    return ModuleStats(
+        module=module,
+        overall=_group_stats(rows),
+        by_version={k: _group_stats(v) for k, v in sorted(by_version.items())},
+        by_course={k: _group_stats(v) for k, v in sorted(by_course.items())},
+    )
 
 
 def _group_stats(rows: list[Any]) -> GroupStats:
     import numpy as np
 
     if not rows:
-        return GroupStats(solves=0, with_verdict=0, correct=0, accuracy=None, valid_rate=None, steps={},
-                          mean_steps=None, latency_ms=None)
+        return GroupStats(
+            solves=0,
+            with_verdict=0,
+            correct=0,
+            accuracy=None,
+            valid_rate=None,
+            steps={},
+            mean_steps=None,
+            latency_ms=None,
+        )
     steps = np.array([row[2] for row in rows], dtype=np.int64)
     latencies = np.array([row[3] for row in rows], dtype=np.float64)
     validity = [row[4] for row in rows if row[4] is not None]
@@ -170,7 +211,9 @@ def _group_stats(rows: list[Any]) -> GroupStats:
     with_verdict = outcomes["correct"] + outcomes["incorrect"]
     p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
     return GroupStats(
-        solves=len(rows), with_verdict=with_verdict, correct=outcomes["correct"],
+        solves=len(rows),
+        with_verdict=with_verdict,
+        correct=outcomes["correct"],
         accuracy=outcomes["correct"] / with_verdict if with_verdict else None,
         valid_rate=sum(validity) / len(validity) if validity else None,
         steps={int(k): int(v) for k, v in sorted(Counter(steps.tolist()).items())},

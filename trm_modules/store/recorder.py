@@ -129,13 +129,25 @@ class Recorder:
     See the module docstring for when an item counts as acknowledged.
     """
 
-    def __init__(self, store: Store | str | None = None, *, journal_path: str | os.PathLike[str] | None = None,
-                 batch_size: int = 500, flush_interval_s: float = 0.05, replay_interval_s: float = 30.0,
-                 max_queue: int = 100_000, enqueue_timeout_s: float = 1.0, durable: bool = False,
-                 durable_timeout_s: float = 60.0, min_retry_delay_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store | str | None = None,
+        *,
+        journal_path: str | os.PathLike[str] | None = None,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.05,
+        replay_interval_s: float = 30.0,
+        max_queue: int = 100_000,
+        enqueue_timeout_s: float = 1.0,
+        durable: bool = False,
+        durable_timeout_s: float = 60.0,
+        min_retry_delay_s: float = 0.5,
+    ) -> None:
         if batch_size < 1 or flush_interval_s < 0 or max_queue < 1:
-            raise StoreError(f"Recorder needs batch_size ≥ 1, flush_interval_s ≥ 0 and max_queue ≥ 1; got "
-                             f"{batch_size}, {flush_interval_s}, {max_queue}")
+            raise StoreError(
+                f"Recorder needs batch_size ≥ 1, flush_interval_s ≥ 0 and max_queue ≥ 1; got "
+                f"{batch_size}, {flush_interval_s}, {max_queue}"
+            )
         self._owns_store = not isinstance(store, Store)
         self.store = store if isinstance(store, Store) else Store(store)
         # Which plugins' tables the store migrates is settled now, not by a first write at interpreter exit
@@ -215,8 +227,9 @@ class Recorder:
             self._wait_for_room(item)
         with self._submit_lock:
             if self._closed:
-                raise RecorderClosed(f"the recorder for {self.store!r} is closed; "
-                                     f"{type(item).__name__} {item.id!r} was not recorded")
+                raise RecorderClosed(
+                    f"the recorder for {self.store!r} is closed; {type(item).__name__} {item.id!r} was not recorded"
+                )
             seq = self._next_seq
             self._next_seq = seq + 1
             self._buffer.append((seq, item))
@@ -225,8 +238,10 @@ class Recorder:
         ticket = WriteTicket(self, seq)
         if self.durable if durable is None else durable:
             if not ticket.wait(self.durable_timeout_s):
-                raise StoreError(f"{type(item).__name__} {item.id!r} was queued but not durable within "
-                                 f"{self.durable_timeout_s} s (database and journal both failing?)")
+                raise StoreError(
+                    f"{type(item).__name__} {item.id!r} was queued but not durable within "
+                    f"{self.durable_timeout_s} s (database and journal both failing?)"
+                )
         return ticket
 
     def _wait_for_room(self, item: StoreItem) -> None:
@@ -235,9 +250,11 @@ class Recorder:
         self._wake.set()
         while len(self._buffer) >= self.max_queue:
             if time.monotonic() >= deadline:
-                raise RecorderOverloaded(f"the recorder queue ({self.max_queue} items) stayed full for "
-                                         f"{self.enqueue_timeout_s} s; {type(item).__name__} {item.id!r} was not "
-                                         "recorded: the database and the journal fall behind")
+                raise RecorderOverloaded(
+                    f"the recorder queue ({self.max_queue} items) stayed full for "
+                    f"{self.enqueue_timeout_s} s; {type(item).__name__} {item.id!r} was not "
+                    "recorded: the database and the journal fall behind"
+                )
             time.sleep(0.001)
 
     def _enqueue_control(self, marker: Any) -> None:
@@ -258,6 +275,7 @@ class Recorder:
 
     def replay_journal(self) -> int:
         """Replay the journal into the database now (in the caller's thread); returns how many items it held."""
+
         def write(items: Sequence[StoreItem]) -> list:
             rejected = self.store.write(items)  # refused rows are in the dead_letters table
             self.stats.rejected += len(rejected)
@@ -280,8 +298,11 @@ class Recorder:
         self._enqueue_control(_STOP)
         self._writer.join(timeout)
         if self._writer.is_alive():
-            log.error("the store recorder did not finish within %s s; %d queued items are not yet durable",
-                      timeout, self._next_seq - 1 - self._durable_seq)
+            log.error(
+                "the store recorder did not finish within %s s; %d queued items are not yet durable",
+                timeout,
+                self._next_seq - 1 - self._durable_seq,
+            )
         elif self._owns_store:
             self.store.close()
         _open_recorders.discard(self)
@@ -351,8 +372,12 @@ class Recorder:
             except BaseException as exc:  # noqa: BLE001 - the writer must outlive any error
                 self.stats.writer_restarts += 1
                 self.stats.last_writer_error = f"{type(exc).__name__}: {str(exc)[:300]}"
-                log.critical("the store writer failed (%s); restarting it in %.2f s with its batch in hand",
-                             self.stats.last_writer_error, pause, exc_info=exc)
+                log.critical(
+                    "the store writer failed (%s); restarting it in %.2f s with its batch in hand",
+                    self.stats.last_writer_error,
+                    pause,
+                    exc_info=exc,
+                )
                 time.sleep(pause)
                 pause = min(pause * 2, 5.0)
 
@@ -429,8 +454,9 @@ class Recorder:
                 self.stats.journaled += len(items)
                 return
             except OSError as exc:
-                log.error("cannot append %d items to the journal %s (%s); retrying in 1 s",
-                          len(items), self.journal.path, exc)
+                log.error(
+                    "cannot append %d items to the journal %s (%s); retrying in 1 s", len(items), self.journal.path, exc
+                )
                 time.sleep(1.0)
 
     def _replay_if_due(self, force: bool = False) -> None:
@@ -474,8 +500,13 @@ class Recorder:
         self._database_down = True
         if not self._retry_delay:
             level = logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR
-            log.log(level, "cannot write to %r (%s); journaling to %s until it answers", self.store,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__, self.journal.path,
-                    exc_info=not isinstance(exc, StoreUnavailable))
+            log.log(
+                level,
+                "cannot write to %r (%s); journaling to %s until it answers",
+                self.store,
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                self.journal.path,
+                exc_info=not isinstance(exc, StoreUnavailable),
+            )
         self._retry_delay = min(max(self._retry_delay * 2, self.min_retry_delay_s), _MAX_RETRY_DELAY_S)
         self._retry_at = time.monotonic() + self._retry_delay

@@ -58,8 +58,10 @@ class StaleRevision(StoreError):
     """A write named a revision of the module's routing state that another write has moved past."""
 
     def __init__(self, module: str, expected: int, actual: int) -> None:
-        super().__init__(f"the routing state of {module} is at revision {actual}, not {expected}: another admin "
-                         "write changed it since it was read; read it again and retry")
+        super().__init__(
+            f"the routing state of {module} is at revision {actual}, not {expected}: another admin "
+            "write changed it since it was read; read it again and retry"
+        )
         self.module, self.expected, self.actual = module, expected, actual
 
 
@@ -138,15 +140,26 @@ class RoutingTable:
     def all(self) -> list[ModuleRouting]:
         """Every module's routing, by name."""
         with self.store.session() as session:
-            return [ModuleRouting.of(row) for row in session.scalars(select(RoutingRecord).order_by(RoutingRecord.module))]
+            return [
+                ModuleRouting.of(row) for row in session.scalars(select(RoutingRecord).order_by(RoutingRecord.module))
+            ]
 
     def revisions(self) -> dict[str, int]:
         """Module → revision (what a poll compares)."""
         with self.store.session() as session:
-            return {module: revision for module, revision in session.execute(select(RoutingRecord.module, RoutingRecord.revision))}
+            return {
+                module: revision
+                for module, revision in session.execute(select(RoutingRecord.module, RoutingRecord.revision))
+            }
 
-    def change(self, module: str, operation: Callable[[RoutingState], RoutingState], *,
-               expected_revision: int | None = None, initial: RoutingState | None = None) -> ModuleRouting:
+    def change(
+        self,
+        module: str,
+        operation: Callable[[RoutingState], RoutingState],
+        *,
+        expected_revision: int | None = None,
+        initial: RoutingState | None = None,
+    ) -> ModuleRouting:
         """Apply ``operation`` to the module's newest state and store the result (see the module docstring).
 
         ``expected_revision``: refuse (``StaleRevision``) unless the stored revision is this one
@@ -164,15 +177,22 @@ class RoutingTable:
                 new = operation(current)
                 if row is not None and new == current:
                     return ModuleRouting.of(row)
-                values = {"revision": revision + 1, "state": new.model_dump(mode="json"), "updated_at": utcnow(),
-                          "updated_by": self.replica[:200]}
+                values = {
+                    "revision": revision + 1,
+                    "state": new.model_dump(mode="json"),
+                    "updated_at": utcnow(),
+                    "updated_by": self.replica[:200],
+                }
                 if row is None:
                     insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[self.store.dialect]
                     statement = insert(RoutingRecord).values(module=module, **values)
                     statement = statement.on_conflict_do_nothing(index_elements=["module"])
                 else:
-                    statement = update(RoutingRecord).where(RoutingRecord.module == module,
-                                                            RoutingRecord.revision == revision).values(**values)
+                    statement = (
+                        update(RoutingRecord)
+                        .where(RoutingRecord.module == module, RoutingRecord.revision == revision)
+                        .values(**values)
+                    )
                 written = session.execute(statement.returning(RoutingRecord.module)).scalar_one_or_none()
                 if written is None:  # another replica wrote in between: read its state and apply ours on top
                     session.rollback()
@@ -191,8 +211,14 @@ class RoutingWatcher:
     it raises is logged and the revision is offered again on the next re-read.
     """
 
-    def __init__(self, table: RoutingTable, on_change: Callable[[ModuleRouting], None], *,
-                 poll_s: float = 0.2, resync_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        table: RoutingTable,
+        on_change: Callable[[ModuleRouting], None],
+        *,
+        poll_s: float = 0.2,
+        resync_s: float = 5.0,
+    ) -> None:
         self.table = table
         self.on_change = on_change
         self.poll_s = poll_s

@@ -82,8 +82,9 @@ class PluginSchema:
         return frozenset(self.metadata.tables) | self.extra_tables
 
 
-CORE_SCHEMA = PluginSchema("core", Base.metadata, CORE_MIGRATIONS, extra_tables=CORE_TABLES_ELSEWHERE,
-                           owner="trm_modules")
+CORE_SCHEMA = PluginSchema(
+    "core", Base.metadata, CORE_MIGRATIONS, extra_tables=CORE_TABLES_ELSEWHERE, owner="trm_modules"
+)
 
 
 def plugin_schemas(pm: Any) -> list[PluginSchema]:
@@ -96,10 +97,15 @@ def plugin_schemas(pm: Any) -> list[PluginSchema]:
     for plugin_name, schemas in call_hook(pm, "trm_store_schemas", with_plugin=True):
         for schema in schemas or []:
             if not isinstance(schema, PluginSchema):
-                raise StoreError(f"plugin {plugin_name!r} returned {type(schema).__name__} from trm_store_schemas; "
-                                 "expected trm_modules.store.schema.PluginSchema objects")
-            found.append(PluginSchema(schema.name, schema.metadata, schema.migrations, schema.extra_tables,
-                                      schema.owner or plugin_name))
+                raise StoreError(
+                    f"plugin {plugin_name!r} returned {type(schema).__name__} from trm_store_schemas; "
+                    "expected trm_modules.store.schema.PluginSchema objects"
+                )
+            found.append(
+                PluginSchema(
+                    schema.name, schema.metadata, schema.migrations, schema.extra_tables, schema.owner or plugin_name
+                )
+            )
     return sorted(found, key=lambda schema: schema.name)
 
 
@@ -116,15 +122,19 @@ def check_no_clash(schemas: Iterable[PluginSchema]) -> None:
     tables: dict[str, PluginSchema] = {}
     for schema in schemas:
         if schema.name in names:
-            raise SchemaClash(f"two store schemas are named {schema.name!r}: one from {names[schema.name].owner!r}, "
-                              f"one from {schema.owner!r}; rename one (the name keys its version table)")
+            raise SchemaClash(
+                f"two store schemas are named {schema.name!r}: one from {names[schema.name].owner!r}, "
+                f"one from {schema.owner!r}; rename one (the name keys its version table)"
+            )
         names[schema.name] = schema
         for table in sorted(schema.table_names | {schema.version_table}):
             other = tables.get(table)
             if other is not None:
-                raise SchemaClash(f"table {table!r} of schema {schema.name!r} (plugin {schema.owner!r}) is already "
-                                  f"owned by schema {other.name!r} (plugin {other.owner!r}); nothing was migrated. "
-                                  "A plugin must prefix its tables with its own name")
+                raise SchemaClash(
+                    f"table {table!r} of schema {schema.name!r} (plugin {schema.owner!r}) is already "
+                    f"owned by schema {other.name!r} (plugin {other.owner!r}); nothing was migrated. "
+                    "A plugin must prefix its tables with its own name"
+                )
             tables[table] = schema
 
 
@@ -158,8 +168,10 @@ def schema_head(schema: PluginSchema) -> str:
     """The newest revision of ``schema``'s migrations; ``StoreError`` unless its history has exactly one head."""
     heads = _script_directory(schema).get_heads()
     if len(heads) != 1:
-        raise StoreError(f"the migrations of store schema {schema.name!r} have {len(heads)} heads {heads}; "
-                         "expected exactly one (re-point a down_revision)")
+        raise StoreError(
+            f"the migrations of store schema {schema.name!r} have {len(heads)} heads {heads}; "
+            "expected exactly one (re-point a down_revision)"
+        )
     return str(heads[0])
 
 
@@ -194,9 +206,13 @@ def migrate_schema(connection: Connection, schema: PluginSchema, revision: str =
         return script._upgrade_revs(revision, current)
 
     with EnvironmentContext(config, script, fn=upgrade, destination_rev=revision) as environment:
-        environment.configure(connection=connection, target_metadata=schema.metadata,
-                              version_table=schema.version_table,
-                              render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+        environment.configure(
+            connection=connection,
+            target_metadata=schema.metadata,
+            version_table=schema.version_table,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
         with environment.begin_transaction():
             environment.run_migrations()
     return schema_revision(connection, schema)

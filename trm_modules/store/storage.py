@@ -54,8 +54,9 @@ class Store:
     core's; default the process's (``trm_modules.plugins.get_plugin_manager``), asked on first use.
     """
 
-    def __init__(self, db: str | None = None, *, migrate: bool = True, sqlite_synchronous: str = "FULL",
-                 plugins: Any = None) -> None:
+    def __init__(
+        self, db: str | None = None, *, migrate: bool = True, sqlite_synchronous: str = "FULL", plugins: Any = None
+    ) -> None:
         self.url = resolve_db_url(db)
         self._plugins = plugins
         self.engine = create_store_engine(self.url, sqlite_synchronous=sqlite_synchronous)
@@ -85,8 +86,10 @@ class Store:
                         behind = schemas_behind(connection, schemas)
                     if behind:
                         if not self._migrate:
-                            raise StoreError(f"the database {redacted_url(self.url)} is not at the newest schema "
-                                             f"({', '.join(behind)}); run `trm db upgrade --db URL`")
+                            raise StoreError(
+                                f"the database {redacted_url(self.url)} is not at the newest schema "
+                                f"({', '.join(behind)}); run `trm db upgrade --db URL`"
+                            )
                         upgrade_schema(self.engine, schemas=schemas)
                     break
                 except StoreError:
@@ -97,8 +100,9 @@ class Store:
                     if "database is locked" in str(exc) and attempt < _SCHEMA_ATTEMPTS:
                         time.sleep(0.1 * attempt)
                         continue
-                    raise StoreUnavailable(f"cannot reach or migrate the store at {redacted_url(self.url)}: "
-                                           f"{_first_line(exc)}") from exc
+                    raise StoreUnavailable(
+                        f"cannot reach or migrate the store at {redacted_url(self.url)}: {_first_line(exc)}"
+                    ) from exc
             self._schema_ready = True
 
     def upgrade(self, revision: str = "head") -> str:
@@ -184,16 +188,28 @@ class Store:
         if not letters:
             return
         now = utcnow()
-        rows = [{"item_type": item_type[:16], "item_id": _escaped(item_id)[:200], "entry": _escaped(entry),
-                 "reason": _escaped(reason), "created_at": now} for item_type, item_id, entry, reason in letters]
+        rows = [
+            {
+                "item_type": item_type[:16],
+                "item_id": _escaped(item_id)[:200],
+                "entry": _escaped(entry),
+                "reason": _escaped(reason),
+                "created_at": now,
+            }
+            for item_type, item_id, entry, reason in letters
+        ]
         try:
             with Session(self.engine) as session, session.begin():
                 session.execute(DeadLetter.__table__.insert(), rows)
         except Exception as exc:  # noqa: BLE001
             raise _unavailable(self.url, exc) from exc
         for row in rows:
-            log.error("the store refused %s %r for good (%s); kept in its dead_letters table",
-                      row["item_type"], row["item_id"][:80], row["reason"])
+            log.error(
+                "the store refused %s %r for good (%s); kept in its dead_letters table",
+                row["item_type"],
+                row["item_id"][:80],
+                row["reason"],
+            )
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The newest ``limit`` dead letters (items refused for good), newest first."""
@@ -222,7 +238,9 @@ class Store:
                 # Feedback that arrived before its solve (another process's queue): derive the verdict now.
                 refresh_verdicts(connection, [r.id for r in solves], only_with_feedback=True)
             if feedback:
-                connection.execute(self._insert_ignoring_duplicates(Feedback.__table__), [_feedback_row(e) for e in feedback])
+                connection.execute(
+                    self._insert_ignoring_duplicates(Feedback.__table__), [_feedback_row(e) for e in feedback]
+                )
                 judged = {e.solve_id for e in feedback if e.kind in VERDICT_KINDS}
                 voided = [e.voids for e in feedback if e.kind == "void" and e.voids]
                 if voided:
@@ -258,8 +276,10 @@ class Store:
         # COPY into a transaction-scoped staging table, then one INSERT … SELECT … ON CONFLICT DO
         # NOTHING: the idempotency of the row-wise insert at the speed of COPY.
         columns = ", ".join(SOLVE_COLUMNS)
-        connection.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS trm_incoming_solves "
-                                   "(LIKE solves INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        connection.exec_driver_sql(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS trm_incoming_solves "
+            "(LIKE solves INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
         cursor = connection.connection.driver_connection.cursor()
         try:
             with cursor.copy(f"COPY trm_incoming_solves ({columns}) FROM STDIN") as copy:
@@ -267,8 +287,9 @@ class Store:
                     copy.write_row(row)
         finally:
             cursor.close()
-        connection.exec_driver_sql(f"INSERT INTO solves ({columns}) SELECT {columns} FROM trm_incoming_solves "
-                                   "ON CONFLICT DO NOTHING")
+        connection.exec_driver_sql(
+            f"INSERT INTO solves ({columns}) SELECT {columns} FROM trm_incoming_solves ON CONFLICT DO NOTHING"
+        )
         connection.exec_driver_sql("DELETE FROM trm_incoming_solves")
 
     @functools.cached_property
@@ -282,15 +303,22 @@ class Store:
     def _insert_ignoring_duplicates(self, table: Table) -> Any:
         return self._insert(table).on_conflict_do_nothing()
 
-    def _resolve_context_ids(self, connection: Any, keys: set[ContextKey], new: dict[ContextKey, int]) -> dict[ContextKey, int]:
+    def _resolve_context_ids(
+        self, connection: Any, keys: set[ContextKey], new: dict[ContextKey, int]
+    ) -> dict[ContextKey, int]:
         known = {key: self._context_ids[key] for key in keys if key in self._context_ids}
         missing = sorted(keys - known.keys())
         if missing:
             table = Context.__table__
-            connection.execute(self._insert_ignoring_duplicates(table),
-                               [{"platform": p, "course": c, "activity": a} for p, c, a in missing])
-            rows = connection.execute(select(table.c.id, table.c.platform, table.c.course, table.c.activity)
-                                      .where(tuple_(table.c.platform, table.c.course, table.c.activity).in_(missing)))
+            connection.execute(
+                self._insert_ignoring_duplicates(table),
+                [{"platform": p, "course": c, "activity": a} for p, c, a in missing],
+            )
+            rows = connection.execute(
+                select(table.c.id, table.c.platform, table.c.course, table.c.activity).where(
+                    tuple_(table.c.platform, table.c.course, table.c.activity).in_(missing)
+                )
+            )
             for context_id, platform, course, activity in rows:
                 new[(platform, course, activity)] = context_id
             known.update(new)
@@ -298,15 +326,30 @@ class Store:
 
     # -- installed packages -------------------------------------------------------------------
 
-    def record_installed_package(self, *, name: str, version: str, digest: str, codec: str,
-                                 codec_params: dict[str, Any] | None = None, source: str = "",
-                                 installed_at: datetime | None = None) -> None:
+    def record_installed_package(
+        self,
+        *,
+        name: str,
+        version: str,
+        digest: str,
+        codec: str,
+        codec_params: dict[str, Any] | None = None,
+        source: str = "",
+        installed_at: datetime | None = None,
+    ) -> None:
         """Remember that package ``name`` ``version`` (file ``digest``) is installed, with its task codec.
 
         Installing the same (name, version, digest) again is a no-op.
         """
-        row = {"name": name, "version": version, "digest": digest, "codec": codec, "codec_params": codec_params or {},
-               "source": source, "installed_at": installed_at or utcnow()}
+        row = {
+            "name": name,
+            "version": version,
+            "digest": digest,
+            "codec": codec,
+            "codec_params": codec_params or {},
+            "source": source,
+            "installed_at": installed_at or utcnow(),
+        }
         with self.session() as session, session.begin():
             session.execute(self._insert_ignoring_duplicates(InstalledPackage.__table__), [row])
 
@@ -322,12 +365,33 @@ class Store:
     def installed_packages(self) -> list[InstalledPackage]:
         """Every installed-package row, newest first."""
         with self.session() as session:
-            return list(session.scalars(select(InstalledPackage)
-                                        .order_by(InstalledPackage.installed_at.desc(), InstalledPackage.id.desc())))
+            return list(
+                session.scalars(
+                    select(InstalledPackage).order_by(InstalledPackage.installed_at.desc(), InstalledPackage.id.desc())
+                )
+            )
 
 
-SOLVE_COLUMNS = ("id", "module", "version", "digest", "context_id", "learner", "input", "output", "steps",
-                 "confidence", "valid", "latency_ms", "device", "created_at", "course", "cohort", "input_digest", "verdict")
+SOLVE_COLUMNS = (
+    "id",
+    "module",
+    "version",
+    "digest",
+    "context_id",
+    "learner",
+    "input",
+    "output",
+    "steps",
+    "confidence",
+    "valid",
+    "latency_ms",
+    "device",
+    "created_at",
+    "course",
+    "cohort",
+    "input_digest",
+    "verdict",
+)
 
 
 def input_digest(document: Any) -> str:
@@ -342,10 +406,26 @@ def _solve_values(record: SolveRecord, context_id: int, dialect: str) -> tuple[A
         created = created.replace(tzinfo=timezone.utc)
     if dialect == "sqlite":
         created = created.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    return (record.id, record.module, record.version, record.digest, context_id, record.context.learner,
-            dump_json(record.input), None if record.output is None else dump_json(record.output), record.steps,
-            record.confidence, record.valid, record.latency_ms, record.device, created, record.context.course or "", record.context.cohort,
-            input_digest(record.input), None)
+    return (
+        record.id,
+        record.module,
+        record.version,
+        record.digest,
+        context_id,
+        record.context.learner,
+        dump_json(record.input),
+        None if record.output is None else dump_json(record.output),
+        record.steps,
+        record.confidence,
+        record.valid,
+        record.latency_ms,
+        record.device,
+        created,
+        record.context.course or "",
+        record.context.cohort,
+        input_digest(record.input),
+        None,
+    )
 
 
 def refresh_verdicts(connection: Any, solve_ids: Sequence[str], *, only_with_feedback: bool = False) -> None:
@@ -355,12 +435,19 @@ def refresh_verdicts(connection: Any, solve_ids: Sequence[str], *, only_with_fee
     never out of step with the events. ``only_with_feedback``: skip solves nobody has judged yet.
     """
     for start in range(0, len(solve_ids), 500):
-        chunk = list(solve_ids[start:start + 500])
+        chunk = list(solve_ids[start : start + 500])
         judged, voider = aliased(Feedback), aliased(Feedback)
-        latest = (select(case((judged.kind == "correct", 1), else_=0))
-                  .where(judged.solve_id == Solve.id, judged.kind.in_(VERDICT_KINDS),
-                         ~exists().where(voider.kind == "void", voider.voids == judged.id))
-                  .order_by(judged.created_at.desc(), judged.id.desc()).limit(1).scalar_subquery())
+        latest = (
+            select(case((judged.kind == "correct", 1), else_=0))
+            .where(
+                judged.solve_id == Solve.id,
+                judged.kind.in_(VERDICT_KINDS),
+                ~exists().where(voider.kind == "void", voider.voids == judged.id),
+            )
+            .order_by(judged.created_at.desc(), judged.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         statement = update(Solve).where(Solve.id.in_(chunk)).values(verdict=latest)
         if only_with_feedback:
             statement = statement.where(exists().where(Feedback.solve_id == Solve.id))
@@ -368,17 +455,32 @@ def refresh_verdicts(connection: Any, solve_ids: Sequence[str], *, only_with_fee
 
 
 def _outcome_row(outcome: OutcomeRecord) -> dict[str, Any]:
-    return {"id": outcome.id, "learner": outcome.learner, "course": outcome.course or "",
-            "activity": outcome.activity or "", "score": outcome.score, "max_score": outcome.max_score,
-            "normalised_score": outcome.normalised_score, "success": outcome.success,
-            "asked": bool(outcome.solve_ids), "source": outcome.source, "created_at": outcome.created_at}
+    return {
+        "id": outcome.id,
+        "learner": outcome.learner,
+        "course": outcome.course or "",
+        "activity": outcome.activity or "",
+        "score": outcome.score,
+        "max_score": outcome.max_score,
+        "normalised_score": outcome.normalised_score,
+        "success": outcome.success,
+        "asked": bool(outcome.solve_ids),
+        "source": outcome.source,
+        "created_at": outcome.created_at,
+    }
 
 
 def _feedback_row(event: FeedbackEvent) -> dict[str, Any]:
     return {
-        "id": event.id, "solve_id": event.solve_id, "kind": event.kind, "value": event.value,
-        "corrected_output": event.corrected_output, "source": event.source, "actor": event.actor,
-        "voids": event.voids, "created_at": event.created_at,
+        "id": event.id,
+        "solve_id": event.solve_id,
+        "kind": event.kind,
+        "value": event.value,
+        "corrected_output": event.corrected_output,
+        "source": event.source,
+        "actor": event.actor,
+        "voids": event.voids,
+        "created_at": event.created_at,
     }
 
 
@@ -419,5 +521,3 @@ def _escaped(text: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-

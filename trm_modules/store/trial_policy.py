@@ -40,13 +40,16 @@ class AnalysisPolicy(BaseModel):
     metric: Literal["accuracy"] = "accuracy"
     alpha: float = Field(0.05, gt=0, lt=1)
     min_effect: float = Field(0.05, gt=0, lt=1, description="Smallest difference in accuracy worth acting on.")
-    accuracy_not_worse_by: float | None = Field(0.0, ge=0, description="Guardrail: roll back once accuracy is "
-                                                                        "surely worse by more than this.")
-    latency_p99_max_ratio: float | None = Field(1.5, gt=1, description="Guardrail: roll back if the candidate's "
-                                                                        "p99 latency exceeds this × the baseline's.")
+    accuracy_not_worse_by: float | None = Field(
+        0.0, ge=0, description="Guardrail: roll back once accuracy is surely worse by more than this."
+    )
+    latency_p99_max_ratio: float | None = Field(
+        1.5, gt=1, description="Guardrail: roll back if the candidate's p99 latency exceeds this × the baseline's."
+    )
     min_latency_solves: int = Field(100, ge=1)
-    max_verdicts: int | None = Field(None, ge=1, description="Pause for a person when still inconclusive after this "
-                                                             "many verdicts.")
+    max_verdicts: int | None = Field(
+        None, ge=1, description="Pause for a person when still inconclusive after this many verdicts."
+    )
 
 
 class PolicyOutcome(BaseModel):
@@ -62,60 +65,91 @@ class PolicyOutcome(BaseModel):
     evaluated_at: datetime | None = None
 
 
-def evaluate_policy(store: Store, module: str, baseline: str, candidate: str, policy: AnalysisPolicy, *,
-                    revision: int | None = None) -> PolicyOutcome:
+def evaluate_policy(
+    store: Store, module: str, baseline: str, candidate: str, policy: AnalysisPolicy, *, revision: int | None = None
+) -> PolicyOutcome:
     """The policy's verdict on ``candidate`` against ``baseline`` now (see the module docstring)."""
     from .models import utcnow
 
-    comparison = compare_versions(store, module, baseline, candidate, course=policy.course, alpha=policy.alpha,
-                                  min_effect=policy.min_effect)
+    comparison = compare_versions(
+        store, module, baseline, candidate, course=policy.course, alpha=policy.alpha, min_effect=policy.min_effect
+    )
     reasons: list[str] = []
     action: Action = "continue"
     if comparison.sample_ratio.mismatch:
         action = "pause"
-        reasons.append(f"sample ratio mismatch: candidate share {comparison.sample_ratio.observed_candidate_share:.3f}, "
-                       f"expected {comparison.sample_ratio.expected_candidate_share} (p "
-                       f"{comparison.sample_ratio.p_value:.2g}); find the cause before trusting the figures")
+        reasons.append(
+            f"sample ratio mismatch: candidate share {comparison.sample_ratio.observed_candidate_share:.3f}, "
+            f"expected {comparison.sample_ratio.expected_candidate_share} (p "
+            f"{comparison.sample_ratio.p_value:.2g}); find the cause before trusting the figures"
+        )
     else:
         failed = _failed_guardrails(store, module, baseline, candidate, policy, comparison)
         if failed:
             action, reasons = "rollback", failed
         elif comparison.decision == "candidate-worse":
             action = "rollback"
-            reasons.append(f"candidate-worse: accuracy {comparison.difference:+.3f} (always-valid p "
-                           f"{comparison.p_value:.3g} <= {policy.alpha})")
+            reasons.append(
+                f"candidate-worse: accuracy {comparison.difference:+.3f} (always-valid p "
+                f"{comparison.p_value:.3g} <= {policy.alpha})"
+            )
         elif comparison.decision == "candidate-better":
             action = "promote"
-            reasons.append(f"candidate-better: accuracy {comparison.difference:+.3f} (always-valid p "
-                           f"{comparison.p_value:.3g} <= {policy.alpha}); guardrails passed")
+            reasons.append(
+                f"candidate-better: accuracy {comparison.difference:+.3f} (always-valid p "
+                f"{comparison.p_value:.3g} <= {policy.alpha}); guardrails passed"
+            )
         else:
             verdicts = comparison.baseline.verdicts + comparison.candidate.verdicts
             if policy.max_verdicts is not None and verdicts >= policy.max_verdicts:
                 action = "pause"
-                reasons.append(f"inconclusive after {verdicts} verdicts (limit {policy.max_verdicts}): a person "
-                               "decides")
+                reasons.append(
+                    f"inconclusive after {verdicts} verdicts (limit {policy.max_verdicts}): a person decides"
+                )
             else:
-                reasons.append(f"inconclusive: about {comparison.verdicts_needed} more verdicts needed"
-                               if comparison.verdicts_needed is not None else "inconclusive")
-    return PolicyOutcome(module=module, baseline=baseline, candidate=candidate, action=action, reasons=reasons,
-                         comparison=comparison, revision=revision, evaluated_at=utcnow())
+                reasons.append(
+                    f"inconclusive: about {comparison.verdicts_needed} more verdicts needed"
+                    if comparison.verdicts_needed is not None
+                    else "inconclusive"
+                )
+    return PolicyOutcome(
+        module=module,
+        baseline=baseline,
+        candidate=candidate,
+        action=action,
+        reasons=reasons,
+        comparison=comparison,
+        revision=revision,
+        evaluated_at=utcnow(),
+    )
 
 
-def _failed_guardrails(store: Store, module: str, baseline: str, candidate: str, policy: AnalysisPolicy,
-                       comparison: Comparison) -> list[str]:
+def _failed_guardrails(
+    store: Store, module: str, baseline: str, candidate: str, policy: AnalysisPolicy, comparison: Comparison
+) -> list[str]:
     failed = []
     margin = policy.accuracy_not_worse_by
     if margin is not None and comparison.sequential_high is not None and comparison.sequential_high < -margin:
-        failed.append(f"guardrail accuracy-not-worse: the always-valid interval of the difference ends at "
-                      f"{comparison.sequential_high:+.3f} < {-margin:+.3f}")
+        failed.append(
+            f"guardrail accuracy-not-worse: the always-valid interval of the difference ends at "
+            f"{comparison.sequential_high:+.3f} < {-margin:+.3f}"
+        )
     if policy.latency_p99_max_ratio is not None:
         report = module_report(store, module, course=policy.course, by="version", sections=("performance",))
         p99 = {g.version: (g.latency_p99_ms, g.solves) for g in report.groups}
         base, cand = p99.get(baseline), p99.get(candidate)
-        if (base and cand and base[0] and cand[0] is not None and min(base[1], cand[1]) >= policy.min_latency_solves
-                and cand[0] > policy.latency_p99_max_ratio * base[0]):
-            failed.append(f"guardrail latency p99: {cand[0]:.1f} ms > {policy.latency_p99_max_ratio} x "
-                          f"{base[0]:.1f} ms of {baseline}")
+        if (
+            base
+            and cand
+            and base[0]
+            and cand[0] is not None
+            and min(base[1], cand[1]) >= policy.min_latency_solves
+            and cand[0] > policy.latency_p99_max_ratio * base[0]
+        ):
+            failed.append(
+                f"guardrail latency p99: {cand[0]:.1f} ms > {policy.latency_p99_max_ratio} x "
+                f"{base[0]:.1f} ms of {baseline}"
+            )
     return failed
 
 
@@ -131,10 +165,16 @@ def apply_policy(table: RoutingTable, outcome: PolicyOutcome) -> ModuleRouting |
     if current is None or current.state.canary != outcome.candidate:
         return None
     expected = outcome.revision if outcome.revision is not None else current.revision
-    record = {"at": (outcome.evaluated_at.isoformat() if outcome.evaluated_at else None), "action": outcome.action,
-              "baseline": outcome.baseline, "candidate": outcome.candidate, "course": outcome.comparison.course,
-              "reasons": outcome.reasons, "p_value": outcome.comparison.p_value,
-              "difference": outcome.comparison.difference}
+    record = {
+        "at": (outcome.evaluated_at.isoformat() if outcome.evaluated_at else None),
+        "action": outcome.action,
+        "baseline": outcome.baseline,
+        "candidate": outcome.candidate,
+        "course": outcome.comparison.course,
+        "reasons": outcome.reasons,
+        "p_value": outcome.comparison.p_value,
+        "difference": outcome.comparison.difference,
+    }
 
     def operation(state: RoutingState) -> RoutingState:
         ended = state.set_canary(None, 0.0)

@@ -102,16 +102,18 @@ def mixture_likelihood_ratio(difference: float, variance: float, mixture_sd: flo
     """Λ of the mSPRT: the N(0, τ²)-mixture likelihood of ``difference`` over its likelihood under no effect."""
     from scipy.stats import norm
 
-    log_ratio = (norm.logpdf(difference, 0.0, math.sqrt(variance + mixture_sd ** 2))
-                 - norm.logpdf(difference, 0.0, math.sqrt(variance)))
+    log_ratio = norm.logpdf(difference, 0.0, math.sqrt(variance + mixture_sd**2)) - norm.logpdf(
+        difference, 0.0, math.sqrt(variance)
+    )
     return math.exp(min(log_ratio, 700.0))
 
 
 def always_valid_radius(variance: float, mixture_sd: float, alpha: float) -> float:
     """Half-width of the always-valid interval: the effects θ with Λ(d − θ) < 1/α."""
-    tau2 = mixture_sd ** 2
-    return math.sqrt(variance * (variance + tau2) / tau2 * (math.log((variance + tau2) / variance)
-                                                            + 2.0 * math.log(1.0 / alpha)))
+    tau2 = mixture_sd**2
+    return math.sqrt(
+        variance * (variance + tau2) / tau2 * (math.log((variance + tau2) / variance) + 2.0 * math.log(1.0 / alpha))
+    )
 
 
 def verdicts_needed(effect: float, variance: float, verdicts: int, mixture_sd: float, alpha: float) -> int | None:
@@ -134,9 +136,15 @@ def verdicts_needed(effect: float, variance: float, verdicts: int, mixture_sd: f
     return max(0, math.ceil(brentq(gap, verdicts, ceiling, xtol=1.0)) - verdicts)
 
 
-def sequential_test(baseline: ArmCounts, candidate: ArmCounts, *, alpha: float = 0.05, min_effect: float = 0.05,
-                    mixture_sd: float = DEFAULT_MIXTURE_SD,
-                    min_learners: int = MIN_LEARNERS_PER_ARM) -> SequentialResult:
+def sequential_test(
+    baseline: ArmCounts,
+    candidate: ArmCounts,
+    *,
+    alpha: float = 0.05,
+    min_effect: float = 0.05,
+    mixture_sd: float = DEFAULT_MIXTURE_SD,
+    min_learners: int = MIN_LEARNERS_PER_ARM,
+) -> SequentialResult:
     """The always-valid comparison of ``candidate`` with ``baseline`` (see the module docstring).
 
     ``min_effect``: the smallest difference worth acting on; it sizes ``verdicts_needed`` when the
@@ -165,8 +173,18 @@ def sequential_test(baseline: ArmCounts, candidate: ArmCounts, *, alpha: float =
             short = min_learners - min(baseline.learners, candidate.learners)
             per_learner = total / max(1, baseline.learners + candidate.learners)
             needed = max(needed, math.ceil(short * 2 * per_learner))
-    return SequentialResult(difference, se, difference - z * se, difference + z * se, difference - radius,
-                            difference + radius, p_value, decision, total, needed)
+    return SequentialResult(
+        difference,
+        se,
+        difference - z * se,
+        difference + z * se,
+        difference - radius,
+        difference + radius,
+        p_value,
+        decision,
+        total,
+        needed,
+    )
 
 
 def sample_ratio_p_value(baseline_learners: int, candidate_learners: int, candidate_share: float) -> float | None:
@@ -180,8 +198,9 @@ def sample_ratio_p_value(baseline_learners: int, candidate_learners: int, candid
     return float(chisquare([baseline_learners, candidate_learners], f_exp=expected).pvalue)
 
 
-def mean_difference(baseline: Sequence[float], candidate: Sequence[float],
-                    alpha: float = 0.05) -> tuple[float | None, float | None, float | None, float | None]:
+def mean_difference(
+    baseline: Sequence[float], candidate: Sequence[float], alpha: float = 0.05
+) -> tuple[float | None, float | None, float | None, float | None]:
     """(difference of means, 95 % low, high, p-value): Welch's t on one value per learner (statsmodels)."""
     if len(baseline) < 2 or len(candidate) < 2:
         return None, None, None, None

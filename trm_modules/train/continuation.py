@@ -75,13 +75,18 @@ class PackageStart:
         if task != self.task:
             raise InitFromError(f"--init-from {self.source}: the package answers {self.task}, the recipe trains {task}")
         if type(config) is not type(self.config):
-            raise InitFromError(f"--init-from {self.source}: the package holds a {type(self.config).__name__}, "
-                                f"the recipe trains a {type(config).__name__} (another architecture)")
+            raise InitFromError(
+                f"--init-from {self.source}: the package holds a {type(self.config).__name__}, "
+                f"the recipe trains a {type(config).__name__} (another architecture)"
+            )
         if config != self.config:
             ours, theirs = config.model_dump(), self.config.model_dump()
-            differing = ", ".join(f"{key} (recipe {ours[key]!r}, package {theirs[key]!r})"
-                                  for key in ours if ours[key] != theirs[key])
-            raise InitFromError(f"--init-from {self.source}: the recipe's model differs from the package's: {differing}")
+            differing = ", ".join(
+                f"{key} (recipe {ours[key]!r}, package {theirs[key]!r})" for key in ours if ours[key] != theirs[key]
+            )
+            raise InitFromError(
+                f"--init-from {self.source}: the recipe's model differs from the package's: {differing}"
+            )
 
     def restore(self, model: ReasoningModel, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
         """Load the live weights (or the EMA weights) into ``model`` and the moments into ``optimizer``;
@@ -94,6 +99,8 @@ class PackageStart:
                     raise InitFromError(f"--init-from {self.source}: {TRAINING_STATE_NAME} has no moments of {name}")
                 optimizer.state[param] = {
                     "step": torch.tensor(float(self.step)),
-                    **{moment: self.moments[moment][name].to(param.device, torch.float32).clone() for moment in MOMENTS},
+                    **{
+                        moment: self.moments[moment][name].to(param.device, torch.float32).clone() for moment in MOMENTS
+                    },
                 }
         return {key: value.float().clone() for key, value in self.ema.items()}

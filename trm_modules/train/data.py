@@ -43,7 +43,9 @@ def encode_pairs(codec: TaskCodec, pairs: list[tuple[Json, Json]]) -> TokenSet:
     return TokenSet(inputs, labels, ids)
 
 
-def generate_set(codec: TaskCodec, n: int, seed: int, difficulty: dict[str, Any], cache: Path | None = None) -> TokenSet:
+def generate_set(
+    codec: TaskCodec, n: int, seed: int, difficulty: dict[str, Any], cache: Path | None = None
+) -> TokenSet:
     """``n`` generated puzzles, reproducible from ``seed``; cached as ``.npz`` when ``cache`` is given."""
     if cache is not None and cache.exists():
         return TokenSet.load(cache)
@@ -66,8 +68,9 @@ def heldout_seed(data: Any) -> int:
 
 def heldout_pairs(codec: TaskCodec, data: Any) -> list[tuple[Json, Json]]:
     """The recipe's held-out puzzles as JSON documents: the same draw as the run's held-out set."""
-    return codec.generate(np.random.default_rng(heldout_seed(data)), data.test_puzzles,
-                          **(data.test_difficulty or data.difficulty))
+    return codec.generate(
+        np.random.default_rng(heldout_seed(data)), data.test_puzzles, **(data.test_difficulty or data.difficulty)
+    )
 
 
 #: The hard training set's seed is the recipe's data seed plus this; its held-out set adds HELDOUT_SEED_OFFSET.
@@ -82,8 +85,11 @@ def calibration_pairs(codec: TaskCodec, data: Any, count: int = 512) -> list[tup
     """Puzzles to calibrate halting on: the held-out distribution at another seed (not the test set)."""
     from .halting import CALIBRATION_SEED_OFFSET
 
-    return codec.generate(np.random.default_rng(heldout_seed(data) + CALIBRATION_SEED_OFFSET),
-                          min(count, data.test_puzzles), **(data.test_difficulty or data.difficulty))
+    return codec.generate(
+        np.random.default_rng(heldout_seed(data) + CALIBRATION_SEED_OFFSET),
+        min(count, data.test_puzzles),
+        **(data.test_difficulty or data.difficulty),
+    )
 
 
 class AugmentedSampler:
@@ -114,8 +120,16 @@ class CurriculumSampler(AugmentedSampler):
     """Mixes a hard set into the draws: its share grows linearly from ``share[0]`` at step 0 to
     ``share[1]`` at ``total_steps`` (one generator, so a checkpoint's sampler state covers both sets)."""
 
-    def __init__(self, codec: TaskCodec, data: TokenSet, hard: TokenSet, seed: Any, share: tuple[float, float],
-                 total_steps: int, augment: bool = True) -> None:
+    def __init__(
+        self,
+        codec: TaskCodec,
+        data: TokenSet,
+        hard: TokenSet,
+        seed: Any,
+        share: tuple[float, float],
+        total_steps: int,
+        augment: bool = True,
+    ) -> None:
         super().__init__(codec, data, seed, augment)
         self.hard = hard
         self.share = share

@@ -89,8 +89,10 @@ class FileData:
     def describe(self) -> str:
         """One line for the run's provenance: how many rows of which files went where."""
         names = ", ".join(f"{r.name} ({r.rows} rows, sha256:{r.sha256[:12]}…)" for r in self.records)
-        return (f"{len(self.train)} training rows, {len(self.calibration)} calibration rows and {len(self.heldout)} "
-                f"held-out rows from {names}; {self.split}")
+        return (
+            f"{len(self.train)} training rows, {len(self.calibration)} calibration rows and {len(self.heldout)} "
+            f"held-out rows from {names}; {self.split}"
+        )
 
 
 def _digest(data: bytes) -> str:
@@ -129,9 +131,11 @@ def layout_of(name: str) -> str:
         return "arc-json"
     if lower.endswith("_solutions.json"):
         raise DataFileError("name the *_challenges.json file; its *_solutions.json beside it is read with it", name)
-    raise DataFileError("unknown data layout: expected *.jsonl (input/output objects), *.csv (the authors' "
-                        "source,q,a,rating layout) or *_challenges.json (ARC-AGI, with *_solutions.json beside it)",
-                        name)
+    raise DataFileError(
+        "unknown data layout: expected *.jsonl (input/output objects), *.csv (the authors' "
+        "source,q,a,rating layout) or *_challenges.json (ARC-AGI, with *_solutions.json beside it)",
+        name,
+    )
 
 
 def _jsonl_rows(text: str, name: str) -> list[tuple[Json, Json, int | str]]:
@@ -155,8 +159,11 @@ _ANSWER_COLUMNS = ("a", "answer", "solution", "solutions", "output")
 
 def _csv_rows(text: str, name: str, codec: TaskCodec) -> list[tuple[Json, Json, int | str]]:
     if not codec.reads_text_rows:
-        raise DataFileError(f"the {codec.name!r} codec reads no rows of the authors' CSV layout; give its data as "
-                            'JSONL lines of {"input": …, "output": …}', name)
+        raise DataFileError(
+            f"the {codec.name!r} codec reads no rows of the authors' CSV layout; give its data as "
+            'JSONL lines of {"input": …, "output": …}',
+            name,
+        )
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[Json, Json, int | str]] = []
     q_col, a_col = 1, 2  # the authors' source,q,a,rating
@@ -172,11 +179,15 @@ def _csv_rows(text: str, name: str, codec: TaskCodec) -> list[tuple[Json, Json, 
                 q_col, a_col = q_named, a_named
                 continue
             if q_named is not None or a_named is not None or lowered[:1] == ["source"]:
-                raise DataFileError(f"the header {fields} names no question and answer columns (expected "
-                                    "source,q,a,rating)", name, number)
+                raise DataFileError(
+                    f"the header {fields} names no question and answer columns (expected source,q,a,rating)",
+                    name,
+                    number,
+                )
         if len(fields) <= max(q_col, a_col):
-            raise DataFileError(f"expected the columns source,q,a,rating; the row has {len(fields)} field(s)",
-                                name, number)
+            raise DataFileError(
+                f"expected the columns source,q,a,rating; the row has {len(fields)} field(s)", name, number
+            )
         try:
             inp, out = codec.pair_from_text(fields[q_col], fields[a_col])
         except CodecError as exc:
@@ -185,8 +196,9 @@ def _csv_rows(text: str, name: str, codec: TaskCodec) -> list[tuple[Json, Json, 
     return rows
 
 
-def _arc_rows(text: str, name: str, path: Path, codec: TaskCodec,
-              records: list[DataFileRecord], role: str) -> list[tuple[Json, Json, int | str]]:
+def _arc_rows(
+    text: str, name: str, path: Path, codec: TaskCodec, records: list[DataFileRecord], role: str
+) -> list[tuple[Json, Json, int | str]]:
     solutions_path = path.with_name(path.name[: -len("_challenges.json")] + "_solutions.json")
     solutions_name = str(Path(name).with_name(solutions_path.name))
     solutions_bytes = _read_bytes(solutions_path, solutions_name)
@@ -216,21 +228,31 @@ def _arc_rows(text: str, name: str, path: Path, codec: TaskCodec,
         answers = solutions.get(task_id)
         tests = task.get("test") or []
         if not isinstance(answers, list) or len(answers) != len(tests):
-            raise DataFileError(f"task {task_id} has {len(tests)} test input(s) but "
-                                f"{len(answers) if isinstance(answers, list) else 'no'} solution(s) in {solutions_name}",
-                                name, f"/{task_id}/test")
+            raise DataFileError(
+                f"task {task_id} has {len(tests)} test input(s) but "
+                f"{len(answers) if isinstance(answers, list) else 'no'} solution(s) in {solutions_name}",
+                name,
+                f"/{task_id}/test",
+            )
         for index, (pair, answer) in enumerate(zip(tests, answers)):
             if not isinstance(pair, dict) or "input" not in pair:
                 raise DataFileError("expected {input}", name, f"/{task_id}/test/{index}")
             rows.append(({**tagged, "grid": pair["input"]}, {"grid": answer}, f"/{task_id}/test/{index}"))
-    records.append(DataFileRecord(solutions_name, _digest(solutions_bytes), sum(len(a) for a in solutions.values()
-                                                                               if isinstance(a, list)),
-                                  role, "arc-json-solutions"))
+    records.append(
+        DataFileRecord(
+            solutions_name,
+            _digest(solutions_bytes),
+            sum(len(a) for a in solutions.values() if isinstance(a, list)),
+            role,
+            "arc-json-solutions",
+        )
+    )
     return rows
 
 
-def read_data_file(path: str | Path, codec: TaskCodec, role: str = "train",
-                   records: list[DataFileRecord] | None = None) -> list[Row]:
+def read_data_file(
+    path: str | Path, codec: TaskCodec, role: str = "train", records: list[DataFileRecord] | None = None
+) -> list[Row]:
     """Every row of one data file, each checked by ``codec``; the file's record is appended to ``records``.
 
     ``DataFileError`` (``FILE:LINE: …``) on the first row the codec refuses or whose output breaks the
@@ -278,8 +300,9 @@ def check_row(codec: TaskCodec, inp: Any, out: Any, name: str, line: int | str) 
         except CodecError as exc:
             raise DataFileError(f"{exc.message} (at {exc.path or '/'})", name, line) from exc
         if valid is False:
-            raise DataFileError(f"the output is not a valid answer to the input by the {codec.name!r} task's rules",
-                                name, line)
+            raise DataFileError(
+                f"the output is not a valid answer to the input by the {codec.name!r} task's rules", name, line
+            )
 
 
 def refuse_overlap(codec: TaskCodec, train: list[Row], heldout: list[Row]) -> None:
@@ -292,9 +315,12 @@ def refuse_overlap(codec: TaskCodec, train: list[Row], heldout: list[Row]) -> No
         twin = seen.get(codec.canonical_key(codec.encode_input(row.input)))
         if twin is not None:
             same = np.array_equal(codec.encode_input(twin.input), codec.encode_input(row.input))
-            how = "the same puzzle as" if same else "the same puzzle, up to the codec's answer-preserving transforms, as"
-            raise DataFileError(f"held-out row is {how} training row {twin.where}; held-out data must be unseen",
-                                row.file, row.line)
+            how = (
+                "the same puzzle as" if same else "the same puzzle, up to the codec's answer-preserving transforms, as"
+            )
+            raise DataFileError(
+                f"held-out row is {how} training row {twin.where}; held-out data must be unseen", row.file, row.line
+            )
 
 
 def _split(codec: TaskCodec, rows: list[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
@@ -305,8 +331,11 @@ def _split(codec: TaskCodec, rows: list[Row], fraction: float, seed: int) -> tup
         groups.setdefault(codec.canonical_key(codec.encode_input(row.input)), []).append(index)
     if len(groups) < 2:
         where = rows[0].file if rows else ""
-        raise DataFileError(f"a split needs at least 2 different puzzles; the {len(rows)} row(s) are "
-                            f"{len(groups)} puzzle(s) up to the codec's answer-preserving transforms", where)
+        raise DataFileError(
+            f"a split needs at least 2 different puzzles; the {len(rows)} row(s) are "
+            f"{len(groups)} puzzle(s) up to the codec's answer-preserving transforms",
+            where,
+        )
     wanted = max(1, round(fraction * len(rows)))
     taken: set[int] = set()
     members = list(groups.values())
@@ -334,8 +363,10 @@ def load_file_data(codec: TaskCodec, data: Any) -> FileData:
         split = f"held-out rows from {len(data.heldout_files)} file(s)"
     else:
         train, heldout = _split(codec, train, data.heldout_fraction, seed)
-        split = (f"held-out rows a seeded {data.heldout_fraction:.0%} of them (seed {seed}; rows that are one puzzle up "
-                 "to the codec's transforms kept on one side)")
+        split = (
+            f"held-out rows a seeded {data.heldout_fraction:.0%} of them (seed {seed}; rows that are one puzzle up "
+            "to the codec's transforms kept on one side)"
+        )
     refuse_overlap(codec, train, heldout)
     train, calibration = _split(codec, train, data.calibration_fraction, seed + 1)
     split += f", calibration rows a seeded {data.calibration_fraction:.0%} of the training rows (seed {seed + 1})"

@@ -43,8 +43,14 @@ class EvalReport:
 
 
 @torch.inference_mode()
-def evaluate(model: ReasoningModel, data: TokenSet, max_steps: int | None = None, batch_size: int = 512,
-             device: str | torch.device = "cpu", answer_table: np.ndarray | None = None) -> EvalReport:
+def evaluate(
+    model: ReasoningModel,
+    data: TokenSet,
+    max_steps: int | None = None,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    answer_table: np.ndarray | None = None,
+) -> EvalReport:
     """Run every example for ``max_steps`` steps and record accuracy per step and at halting;
     ``answer_table`` (the codec's ``answer_token_table``) decodes as every solving path does."""
     model.eval()
@@ -94,7 +100,9 @@ def plot_report(report: EvalReport, out_dir: Path, title: str = "") -> list[Path
     steps = np.arange(1, len(report.per_step_accuracy) + 1)
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
     ax.plot(steps, np.array(report.per_step_accuracy) * 100, marker="o")
-    ax.axhline(report.accuracy_halting * 100, ls="--", c="gray", label=f"with halting ({report.mean_steps_halting:.2f} steps)")
+    ax.axhline(
+        report.accuracy_halting * 100, ls="--", c="gray", label=f"with halting ({report.mean_steps_halting:.2f} steps)"
+    )
     ax.set_xlabel("supervision steps")
     ax.set_ylabel("exact answers (%)")
     ax.set_title(title or "accuracy vs supervision steps")
@@ -130,12 +138,22 @@ def plot_history(history: list[dict], out_dir: Path, title: str = "") -> Path | 
     out_dir.mkdir(parents=True, exist_ok=True)
     points = sorted(history, key=lambda point: point["step"])
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
-    ax.plot([p["step"] for p in points], [p["exact"] * 100 for p in points], marker="o", ms=3,
-            label="held-out exact, all steps")
+    ax.plot(
+        [p["step"] for p in points],
+        [p["exact"] * 100 for p in points],
+        marker="o",
+        ms=3,
+        label="held-out exact, all steps",
+    )
     halting = [p for p in points if p.get("exact_halting") is not None]
     if halting:
-        ax.plot([p["step"] for p in halting], [p["exact_halting"] * 100 for p in halting], ls="--", c="gray",
-                label="with halting")
+        ax.plot(
+            [p["step"] for p in halting],
+            [p["exact_halting"] * 100 for p in halting],
+            ls="--",
+            c="gray",
+            label="with halting",
+        )
     ax.set_xlabel("optimiser step (all sittings)")
     ax.set_ylabel("exact answers (%)")
     ax.set_title((title + ": " if title else "") + "accuracy vs training step")
@@ -164,7 +182,9 @@ class RuleReport:
 
 
 @torch.inference_mode()
-def rule_check_report(model: ReasoningModel, codec, inputs: list[dict], views: int = 1, batch_size: int = 512) -> RuleReport | None:
+def rule_check_report(
+    model: ReasoningModel, codec, inputs: list[dict], views: int = 1, batch_size: int = 512
+) -> RuleReport | None:
     """Judge answers by the task's rules rather than one stored answer (``trm_modules.views`` for
     ``views``); None when the codec cannot check answers.
 
@@ -179,7 +199,8 @@ def rule_check_report(model: ReasoningModel, codec, inputs: list[dict], views: i
     results = solve_inputs(model, codec, inputs, views=views, batch_size=batch_size)
     answers = [r for r in results if isinstance(r, ModelAnswer)]
     return RuleReport(
-        puzzles=len(inputs), views=views,
+        puzzles=len(inputs),
+        views=views,
         valid=sum(a.valid is True for a in answers) / len(inputs),
         mean_views=float(np.mean([a.views for a in answers])) if answers else float(views),
         mean_steps=float(np.mean([a.steps for a in answers])) if answers else 0.0,

@@ -25,8 +25,9 @@ CALIBRATION_SEED_OFFSET = 7_919
 
 
 @torch.inference_mode()
-def step_outcomes(model: ReasoningModel, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None,
-                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def step_outcomes(
+    model: ReasoningModel, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """(valid, q_halt), each (N, max_steps): whether each step's answer is right, and its halting logit."""
     from ..views import decode_candidate
 
@@ -38,7 +39,7 @@ def step_outcomes(model: ReasoningModel, codec: TaskCodec, inputs: list[dict], l
     valid = np.zeros((len(inputs), steps), dtype=bool)
     q_halt = np.zeros((len(inputs), steps), dtype=np.float64)
     for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start:start + batch_size]
+        chunk = inputs[start : start + batch_size]
         tokens = torch.from_numpy(np.stack([codec.encode_input(doc) for doc in chunk]).astype(np.int64)).to(device)
         ids = torch.tensor([codec.puzzle_id(doc) for doc in chunk], dtype=torch.long, device=device)
         x = model.input_embeddings(tokens, ids)
@@ -47,7 +48,7 @@ def step_outcomes(model: ReasoningModel, codec: TaskCodec, inputs: list[dict], l
             out = model.deep_recursion(x, carry)
             carry = out.carry
             answers = constrained_argmax(out.logits, tokens, table).cpu().numpy()
-            q_halt[start:start + len(chunk), step] = model.halting_logit(out).float().cpu().numpy()
+            q_halt[start : start + len(chunk), step] = model.halting_logit(out).float().cpu().numpy()
             for i, doc in enumerate(chunk):
                 if labels is not None and not codec.can_check:
                     right = np.array_equal(answers[i], codec.encode_output(labels[start + i], doc))
@@ -65,8 +66,7 @@ def best_policy(valid: np.ndarray, q_halt: np.ndarray) -> dict[str, Any]:
     observed = np.unique(q_halt)
     if len(observed) > 512:  # enough to find the split; keeps the search cheap on big sets
         observed = np.unique(np.quantile(observed, np.linspace(0, 1, 512)))
-    thresholds = np.concatenate([[0.0], (observed[:-1] + observed[1:]) / 2 if len(observed) > 1 else [],
-                                 [np.inf]])
+    thresholds = np.concatenate([[0.0], (observed[:-1] + observed[1:]) / 2 if len(observed) > 1 else [], [np.inf]])
     best: tuple[float, float, float, int] | None = None
     for min_steps in range(1, steps + 1):
         for threshold in thresholds:
@@ -79,18 +79,24 @@ def best_policy(valid: np.ndarray, q_halt: np.ndarray) -> dict[str, Any]:
             if best is None or key > best[0]:
                 best = (key, float(threshold), mean_steps, min_steps)
     (accuracy, _, _, _), threshold, mean_steps, min_steps = best
-    default_stop = (q_halt > 0)
+    default_stop = q_halt > 0
     default_stop[:, -1] = True
     default_step = default_stop.argmax(axis=1)
-    return {"threshold": threshold if np.isfinite(threshold) else None, "min_steps": min_steps,
-            "accuracy": accuracy, "mean_steps": mean_steps,
-            "default_accuracy": float(valid[np.arange(n), default_step].mean()),
-            "default_mean_steps": float(default_step.mean() + 1),
-            "per_step_valid": [float(v) for v in valid.mean(axis=0)], "puzzles": n}
+    return {
+        "threshold": threshold if np.isfinite(threshold) else None,
+        "min_steps": min_steps,
+        "accuracy": accuracy,
+        "mean_steps": mean_steps,
+        "default_accuracy": float(valid[np.arange(n), default_step].mean()),
+        "default_mean_steps": float(default_step.mean() + 1),
+        "per_step_valid": [float(v) for v in valid.mean(axis=0)],
+        "puzzles": n,
+    }
 
 
-def calibrate_halting(model: ReasoningModel, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None,
-                      dataset: str = "") -> dict[str, Any]:
+def calibrate_halting(
+    model: ReasoningModel, codec: TaskCodec, inputs: list[dict], labels: list[dict] | None = None, dataset: str = ""
+) -> dict[str, Any]:
     """The halting policy for ``model`` chosen on ``inputs`` (held-out puzzles); see the module doc.
 
     ``threshold`` None means: never stop before ``halt_max_steps``.

@@ -31,8 +31,10 @@ class HardSetSpec(BaseModel):
     puzzles: int = Field(..., gt=0, description="Generated hard training puzzles (augmented on the fly).")
     difficulty: dict[str, Any] = Field(default_factory=dict, description="Codec-specific generator settings.")
     share: tuple[float, float] = Field(
-        (0.0, 0.5), description="Share of new training examples drawn from the hard set at the first and at the last "
-                                "step of the schedule, linear in between (a curriculum by difficulty).")
+        (0.0, 0.5),
+        description="Share of new training examples drawn from the hard set at the first and at the last "
+        "step of the schedule, linear in between (a curriculum by difficulty).",
+    )
     test_puzzles: int = Field(0, ge=0, description="Held-out hard puzzles evaluated at the end of a sitting (0: none).")
 
     @field_validator("share")
@@ -49,19 +51,37 @@ class DataSpec(BaseModel):
     train_puzzles: int = Field(20_000, gt=0, description="Generated training puzzles (augmented on the fly).")
     test_puzzles: int = Field(1_000, gt=0, description="Held-out puzzles generated with a different seed.")
     difficulty: dict[str, Any] = Field(default_factory=dict, description="Codec-specific generator settings.")
-    test_difficulty: dict[str, Any] | None = Field(None, description="Generator settings of the held-out set (default: same).")
+    test_difficulty: dict[str, Any] | None = Field(
+        None, description="Generator settings of the held-out set (default: same)."
+    )
     augment: bool = True
     seed: int = 0
     hard: HardSetSpec | None = Field(None, description="Hard puzzles mixed in by a curriculum ([data.hard]).")
-    files: list[str] = Field(default_factory=list, description=(
-        "Data files to train on instead of generated puzzles (paths relative to the folder `trm train` runs "
-        "in): *.jsonl of {input, output}, the authors' *.csv (source,q,a,rating), ARC *_challenges.json."))
-    heldout_files: list[str] = Field(default_factory=list, description=(
-        "Data files of the held-out set (default: a seeded heldout_fraction of `files`)."))
-    heldout_fraction: float = Field(0.1, gt=0.0, lt=1.0, description=(
-        "Share of the `files` rows held out (seeded by `seed`) when no heldout_files are given."))
-    calibration_fraction: float = Field(0.05, gt=0.0, lt=1.0, description=(
-        "Share of the training rows set aside (seeded) to calibrate halting on, when training from files."))
+    files: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Data files to train on instead of generated puzzles (paths relative to the folder `trm train` runs "
+            "in): *.jsonl of {input, output}, the authors' *.csv (source,q,a,rating), ARC *_challenges.json."
+        ),
+    )
+    heldout_files: list[str] = Field(
+        default_factory=list,
+        description=("Data files of the held-out set (default: a seeded heldout_fraction of `files`)."),
+    )
+    heldout_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description=("Share of the `files` rows held out (seeded by `seed`) when no heldout_files are given."),
+    )
+    calibration_fraction: float = Field(
+        0.05,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "Share of the training rows set aside (seeded) to calibrate halting on, when training from files."
+        ),
+    )
 
     @property
     def from_files(self) -> bool:
@@ -73,8 +93,10 @@ class DataSpec(BaseModel):
         if self.heldout_files and not self.files:
             raise ValueError("data.heldout_files needs data.files (the training rows) too")
         if self.files and self.hard is not None:
-            raise ValueError("data.hard (generated hard puzzles) cannot be mixed with data.files yet; "
-                             "put the hard rows in a data file")
+            raise ValueError(
+                "data.hard (generated hard puzzles) cannot be mixed with data.files yet; "
+                "put the hard rows in a data file"
+            )
         return self
 
 
@@ -99,9 +121,11 @@ class OptimSpec(BaseModel):
     eval_puzzles: int = Field(512, gt=0, description="Held-out puzzles used by the periodic evaluation.")
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="Compute precision of the forward and backward pass: bf16 = autocast (fp32 master "
-                            "weights, optimiser moments and EMA); auto = bf16 on CUDA, fp32 on the CPU (bf16 on a "
-                            "CPU is opt-in: only a finished run's evaluation can show it kept the accuracy).")
+        "auto",
+        description="Compute precision of the forward and backward pass: bf16 = autocast (fp32 master "
+        "weights, optimiser moments and EMA); auto = bf16 on CUDA, fp32 on the CPU (bf16 on a "
+        "CPU is opt-in: only a finished run's evaluation can show it kept the accuracy).",
+    )
 
 
 class Recipe(BaseModel):
@@ -113,9 +137,13 @@ class Recipe(BaseModel):
     description: str | None = None
     task: TaskSpec
     data: DataSpec = Field(default_factory=DataSpec)
-    model: dict[str, Any] = Field(default_factory=dict, description=(
-        "`architecture` (default \"trm\"; any a plugin registers) and that architecture's config fields "
-        "except vocab_size/seq_len."))
+    model: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            '`architecture` (default "trm"; any a plugin registers) and that architecture\'s config fields '
+            "except vocab_size/seq_len."
+        ),
+    )
     train: OptimSpec = Field(default_factory=OptimSpec)
 
     @property
@@ -162,8 +190,9 @@ def recipe_toml(recipe: Recipe) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None,
-                data_files: list[str] | None = None) -> Recipe:
+def load_recipe(
+    path: str | Path, overrides: dict[str, Any] | None = None, data_files: list[str] | None = None
+) -> Recipe:
     """Read a TOML recipe; ``overrides`` maps dotted keys (``train.steps``) to values; ``data_files``
     (``trm train --data``) are added to ``[data] files``."""
     path = Path(path)

@@ -34,8 +34,9 @@ def _read_json(path: Path) -> Any:
         raise RunInvalid(f"cannot read {path}: {exc}", str(path)) from exc
 
 
-def load_run(run_dir: str | Path, device: str = "cpu",
-             task: Mapping[str, Any] | None = None) -> tuple[ReasoningModel, TaskCodec]:
+def load_run(
+    run_dir: str | Path, device: str = "cpu", task: Mapping[str, Any] | None = None
+) -> tuple[ReasoningModel, TaskCodec]:
     """The EMA model (eval mode, on ``device``) and task codec of a finished run.
 
     ``task`` (``{"codec": name, "params": {…}}``) replaces the run's task.json. Raises

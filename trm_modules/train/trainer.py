@@ -31,8 +31,18 @@ from ..model import ReasoningModel, count_parameters
 from ..plugins import get_architecture, get_codec
 from ..views import DEFAULT_VIEWS
 from .continuation import RUN_TRAINING_STATE, PackageStart, training_state_bytes
-from .data import (HELDOUT_SEED_OFFSET, AugmentedSampler, CurriculumSampler, TokenSet, calibration_pairs, encode_pairs,
-                   generate_set, hard_seed, heldout_pairs, heldout_seed)
+from .data import (
+    HELDOUT_SEED_OFFSET,
+    AugmentedSampler,
+    CurriculumSampler,
+    TokenSet,
+    calibration_pairs,
+    encode_pairs,
+    generate_set,
+    hard_seed,
+    heldout_pairs,
+    heldout_seed,
+)
 from .halting import CALIBRATION_SEED_OFFSET, calibrate_halting
 from .evaluate import EvalReport, evaluate, plot_history, plot_report, rule_check_report
 from .data_files import FileData, load_file_data, pairs_of
@@ -84,8 +94,14 @@ def build_optimizer(model: ReasoningModel, recipe: Recipe) -> torch.optim.AdamW:
     rest = [p for n, p in model.named_parameters() if not n.startswith("puzzle_emb.")]
     groups = [{"params": rest, "lr": opt.lr, "weight_decay": opt.weight_decay, "base_lr": opt.lr}]
     if puzzle:
-        groups.append({"params": puzzle, "lr": opt.puzzle_emb_lr, "weight_decay": opt.puzzle_emb_weight_decay,
-                       "base_lr": opt.puzzle_emb_lr})
+        groups.append(
+            {
+                "params": puzzle,
+                "lr": opt.puzzle_emb_lr,
+                "weight_decay": opt.puzzle_emb_weight_decay,
+                "base_lr": opt.puzzle_emb_lr,
+            }
+        )
     return torch.optim.AdamW(groups, betas=tuple(opt.betas))
 
 
@@ -169,11 +185,19 @@ class Trainer:
     from a package: its EMA, live weights, optimiser moments and step count (``continuation``).
     """
 
-    def __init__(self, recipe: Recipe, out_dir: str | Path, device: str | None = None,
-                 codec: TaskCodec | None = None, init_weights: dict[str, torch.Tensor] | None = None,
-                 extra_train: TokenSet | None = None, recipe_path: str | Path | None = None,
-                 init_from: PackageStart | None = None, overrides: dict | None = None,
-                 data_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        out_dir: str | Path,
+        device: str | None = None,
+        codec: TaskCodec | None = None,
+        init_weights: dict[str, torch.Tensor] | None = None,
+        extra_train: TokenSet | None = None,
+        recipe_path: str | Path | None = None,
+        init_from: PackageStart | None = None,
+        overrides: dict | None = None,
+        data_args: list[str] | None = None,
+    ) -> None:
         self.recipe = recipe
         self.recipe_path = recipe_path
         #: The command line's --set overrides and --data files, so the recorded command reproduces the run.
@@ -202,8 +226,10 @@ class Trainer:
                 self.model.load_state_dict(init_weights)
             except RuntimeError as exc:  # shapes differ: a typed error, not a traceback
                 first = str(exc).strip().splitlines()[-1].strip()
-                raise ConfigError(f"recipe {recipe.name!r} builds a network the starting weights do not fit ({first}); "
-                                  "its [model] section must describe the network the weights came from") from exc
+                raise ConfigError(
+                    f"recipe {recipe.name!r} builds a network the starting weights do not fit ({first}); "
+                    "its [model] section must describe the network the weights came from"
+                ) from exc
         self.ema = EMA(self.model, recipe.train.ema)
         self.optimizer = build_optimizer(self.model, recipe)
         self.step = 0
@@ -216,8 +242,9 @@ class Trainer:
             self.ema.shadow = {k: v.to(self.device) for k, v in init_from.restore(self.model, self.optimizer).items()}
             self.step = init_from.step
             self.previous_wall_time_s = init_from.wall_time_s
-            self.extra_provenance.update(parent_digest=init_from.digest, continued_from=init_from.source,
-                                         continued_at_step=init_from.step)
+            self.extra_provenance.update(
+                parent_digest=init_from.digest, continued_from=init_from.source, continued_at_step=init_from.step
+            )
 
         data = recipe.data
         cache = self.out_dir / "data"
@@ -226,9 +253,16 @@ class Trainer:
             self.train_set = encode_pairs(self.codec, pairs_of(self.file_data.train))
             self.test_set = encode_pairs(self.codec, pairs_of(self.file_data.heldout))
         elif self.dist.is_main:
-            self.train_set = generate_set(self.codec, data.train_puzzles, data.seed, data.difficulty, cache / "train.npz")
-            self.test_set = generate_set(self.codec, data.test_puzzles, heldout_seed(data),
-                                         data.test_difficulty or data.difficulty, cache / "test.npz")
+            self.train_set = generate_set(
+                self.codec, data.train_puzzles, data.seed, data.difficulty, cache / "train.npz"
+            )
+            self.test_set = generate_set(
+                self.codec,
+                data.test_puzzles,
+                heldout_seed(data),
+                data.test_difficulty or data.difficulty,
+                cache / "test.npz",
+            )
             if data.hard is not None:
                 generate_set(self.codec, data.hard.puzzles, hard_seed(data), data.hard.difficulty, cache / "hard.npz")
         self.dist.barrier()
@@ -247,8 +281,14 @@ class Trainer:
         sampler_seeds = [sampler_seed, self.step] if self.step else sampler_seed
         if data.hard is not None and self.hard_set is not None:
             self.sampler: AugmentedSampler = CurriculumSampler(
-                self.codec, self.train_set, self.hard_set, sampler_seeds, data.hard.share, recipe.train.steps,
-                augment=data.augment)
+                self.codec,
+                self.train_set,
+                self.hard_set,
+                sampler_seeds,
+                data.hard.share,
+                recipe.train.steps,
+                augment=data.augment,
+            )
         else:
             self.sampler = AugmentedSampler(self.codec, self.train_set, augment=data.augment, seed=sampler_seeds)
         torch.manual_seed(seed * 104729 + self.dist.rank + 1_000_003 * self.step)  # exploration draws differ per rank
@@ -285,8 +325,12 @@ class Trainer:
         return True
 
     # -- the loop -----------------------------------------------------------------------
-    def run(self, resume: bool = False, on_progress: Callable[[TrainProgress], None] | None = None,
-            max_seconds: float | None = None) -> EvalReport:
+    def run(
+        self,
+        resume: bool = False,
+        on_progress: Callable[[TrainProgress], None] | None = None,
+        max_seconds: float | None = None,
+    ) -> EvalReport:
         """Train up to ``train.steps`` (continuing a checkpoint when ``resume``); ``max_seconds`` ends this
         sitting earlier, after the first step past it, with the run directory written as at the end."""
         cfg, opt = self.config, self.recipe.train
@@ -327,9 +371,15 @@ class Trainer:
 
             with autocast:
                 out = net(tokens, ids, carry)
-                loss, metrics = model.supervision_loss(out, labels, tokens=tokens, puzzle_ids=ids,
-                                                       is_last=steps_done + 1 >= cfg.halt_max_steps,
-                                                       kind=opt.loss, halt_weight=opt.halt_loss_weight)
+                loss, metrics = model.supervision_loss(
+                    out,
+                    labels,
+                    tokens=tokens,
+                    puzzle_ids=ids,
+                    is_last=steps_done + 1 >= cfg.halt_max_steps,
+                    kind=opt.loss,
+                    halt_weight=opt.halt_loss_weight,
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if opt.grad_clip > 0:
@@ -345,8 +395,9 @@ class Trainer:
                 halt_now = model.halting_logit(out).detach() > 0
                 explore = torch.rand(B, device=self.device) < cfg.halt_exploration_prob
                 # The authors' exploration draws a minimum of 2..halt_max_steps steps; with one step there is none.
-                min_steps = explore * torch.randint(min(2, cfg.halt_max_steps), cfg.halt_max_steps + 1, (B,),
-                                                    device=self.device)
+                min_steps = explore * torch.randint(
+                    min(2, cfg.halt_max_steps), cfg.halt_max_steps + 1, (B,), device=self.device
+                )
                 halted = is_last | (halt_now & (steps_done >= min_steps))
                 finished += int(halted.sum())
                 finished_ok += int((halted & metrics["seq_correct"]).sum())
@@ -360,29 +411,48 @@ class Trainer:
             last = self.step == opt.steps or out_of_time
             if self.dist.is_main and (self.step % opt.eval_every == 0 or last):
                 evaluation_set = self.test_set if last else self.test_set.head(opt.eval_puzzles)
-                report = evaluate(self.ema.averaged(model), evaluation_set, device=self.device,
-                                  answer_table=self.codec.answer_token_table())
-                self.history.append({"step": self.step, "exact": report.accuracy_all_steps,
-                                     "exact_halting": report.accuracy_halting, "puzzles": report.puzzles,
-                                     "wall_time_s": round(self.previous_wall_time_s + time.perf_counter() - t0, 1)})
+                report = evaluate(
+                    self.ema.averaged(model),
+                    evaluation_set,
+                    device=self.device,
+                    answer_table=self.codec.answer_token_table(),
+                )
+                self.history.append(
+                    {
+                        "step": self.step,
+                        "exact": report.accuracy_all_steps,
+                        "exact_halting": report.accuracy_halting,
+                        "puzzles": report.puzzles,
+                        "wall_time_s": round(self.previous_wall_time_s + time.perf_counter() - t0, 1),
+                    }
+                )
                 final = report if last else None
                 model.train()
             if self.step % opt.eval_every == 0 or last:
                 self.save_checkpoint()
             if on_progress and self.dist.is_main and (self.step % 10 == 0 or report is not None):
                 elapsed = time.perf_counter() - t0
-                on_progress(TrainProgress(
-                    step=self.step, total=opt.steps, loss=float(loss.detach()),
-                    accuracy=finished_ok / max(1, finished), steps_per_s=(self.step - step0) / max(elapsed, 1e-9),
-                    eval=report,
-                ))
+                on_progress(
+                    TrainProgress(
+                        step=self.step,
+                        total=opt.steps,
+                        loss=float(loss.detach()),
+                        accuracy=finished_ok / max(1, finished),
+                        steps_per_s=(self.step - step0) / max(elapsed, 1e-9),
+                        eval=report,
+                    )
+                )
                 finished_ok = finished = 0
             if out_of_time:
                 break
         self.wall_time_s = time.perf_counter() - t0
         if self.dist.is_main and final is None:  # nothing left to train (or a resumed, finished run)
-            final = evaluate(self.ema.averaged(model), self.test_set, device=self.device,
-                             answer_table=self.codec.answer_token_table())
+            final = evaluate(
+                self.ema.averaged(model),
+                self.test_set,
+                device=self.device,
+                answer_table=self.codec.answer_token_table(),
+            )
         if self.dist.is_main:
             self.write_run(final)
         self.dist.barrier()
@@ -433,11 +503,15 @@ class Trainer:
         (out / "task.json").write_text(json.dumps({"codec": self.codec.name, "params": self.codec.params}, indent=2))
         data = self.recipe.data
         if self.file_data is not None:
-            dataset = (f"{len(self.test_set)} held-out rows of the data files "
-                       f"({', '.join(r.name for r in self.file_data.records if r.role == 'heldout') or 'a seeded split'})")
+            dataset = (
+                f"{len(self.test_set)} held-out rows of the data files "
+                f"({', '.join(r.name for r in self.file_data.records if r.role == 'heldout') or 'a seeded split'})"
+            )
         else:
-            dataset = (f"{len(self.test_set)} freshly generated held-out puzzles "
-                       f"(seed {heldout_seed(data)}, {json.dumps(data.test_difficulty or data.difficulty)})")
+            dataset = (
+                f"{len(self.test_set)} freshly generated held-out puzzles "
+                f"(seed {heldout_seed(data)}, {json.dumps(data.test_difficulty or data.difficulty)})"
+            )
         evaluation = {
             "dataset": dataset,
             "metric": "exact_accuracy",
@@ -447,8 +521,13 @@ class Trainer:
         }
         # The halting policy the package will carry, chosen on calibration puzzles (not the test set).
         calibration, calibration_name = self._calibration_pairs()
-        halting = calibrate_halting(ema_model, self.codec, [inp for inp, _ in calibration],
-                                    [out for _, out in calibration], dataset=calibration_name)
+        halting = calibrate_halting(
+            ema_model,
+            self.codec,
+            [inp for inp, _ in calibration],
+            [out for _, out in calibration],
+            dataset=calibration_name,
+        )
         evaluation["halting"] = halting
         ema_model.use_halting(halting["threshold"], halting["min_steps"])
         # As `trm solve` answers (calibrated halting, test-time views), judged by the task's rules.
@@ -456,14 +535,21 @@ class Trainer:
         if ruled is not None:
             evaluation["rule_check"] = ruled.to_json()
         if data.hard is not None and data.hard.test_puzzles:
-            hard_pairs = self.codec.generate(np.random.default_rng(hard_seed(data) + HELDOUT_SEED_OFFSET),
-                                             data.hard.test_puzzles, **data.hard.difficulty)
-            hard_report = evaluate(ema_model, encode_pairs(self.codec, hard_pairs), device="cpu",
-                                   answer_table=self.codec.answer_token_table())
+            hard_pairs = self.codec.generate(
+                np.random.default_rng(hard_seed(data) + HELDOUT_SEED_OFFSET),
+                data.hard.test_puzzles,
+                **data.hard.difficulty,
+            )
+            hard_report = evaluate(
+                ema_model,
+                encode_pairs(self.codec, hard_pairs),
+                device="cpu",
+                answer_table=self.codec.answer_token_table(),
+            )
             hard_ruled = rule_check_report(ema_model, self.codec, [inp for inp, _ in hard_pairs], views=DEFAULT_VIEWS)
             evaluation["hard_heldout"] = {
                 "dataset": f"{len(hard_pairs)} freshly generated hard held-out puzzles "
-                           f"(seed {hard_seed(data) + HELDOUT_SEED_OFFSET}, {json.dumps(data.hard.difficulty)})",
+                f"(seed {hard_seed(data) + HELDOUT_SEED_OFFSET}, {json.dumps(data.hard.difficulty)})",
                 **hard_report.to_json(),
                 **({"rule_check": hard_ruled.to_json()} if hard_ruled is not None else {}),
             }
@@ -474,12 +560,16 @@ class Trainer:
             # Across sittings: the package this run continued from counted its own time.
             "wall_time_s": round(self.previous_wall_time_s + getattr(self, "wall_time_s", 0.0), 1),
             "hardware": hardware_description(self.device, self.dist.world, self.precision),
-            "data": self.file_data.describe() if self.file_data is not None else
-                    f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)})"
-                    + (f" and {len(self.hard_set)} hard ones ({json.dumps(data.hard.difficulty)}; share "
-                       f"{data.hard.share[0]:.0%} → {data.hard.share[1]:.0%} over the schedule)"
-                       if data.hard is not None and self.hard_set is not None else "")
-                    + f", {'augmented on the fly' if data.augment else 'no augmentation'}",
+            "data": self.file_data.describe()
+            if self.file_data is not None
+            else f"{len(self.train_set)} generated training puzzles ({json.dumps(data.difficulty)})"
+            + (
+                f" and {len(self.hard_set)} hard ones ({json.dumps(data.hard.difficulty)}; share "
+                f"{data.hard.share[0]:.0%} → {data.hard.share[1]:.0%} over the schedule)"
+                if data.hard is not None and self.hard_set is not None
+                else ""
+            )
+            + f", {'augmented on the fly' if data.augment else 'no augmentation'}",
             # Each data file by name, SHA-256 and row count (Hugging Face datasets' way of naming data).
             "data_files": [r.to_json() for r in self.file_data.records] if self.file_data is not None else None,
             "optimizer_steps": self.step,
@@ -503,7 +593,12 @@ class Trainer:
         plot_history(self.history, out, title=self.recipe.name)
 
 
-def train(recipe: Recipe, out_dir: str | Path, device: str | None = None, resume: bool = False,
-          on_progress: Callable[[TrainProgress], None] | None = None) -> EvalReport:
+def train(
+    recipe: Recipe,
+    out_dir: str | Path,
+    device: str | None = None,
+    resume: bool = False,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+) -> EvalReport:
     """Train ``recipe`` into ``out_dir`` (a run directory for ``trm pack``); see ``Trainer``."""
     return Trainer(recipe, out_dir, device=device).run(resume=resume, on_progress=on_progress)

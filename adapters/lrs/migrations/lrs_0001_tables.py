@@ -26,8 +26,14 @@ depends_on = None
 JSON_DOCUMENT = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 IRI = 2048
 KEY = 512
-TABLES = ("lrs_statements", "lrs_statement_agents", "lrs_statement_activities", "lrs_attachments", "lrs_activities",
-          "lrs_documents")
+TABLES = (
+    "lrs_statements",
+    "lrs_statement_agents",
+    "lrs_statement_activities",
+    "lrs_attachments",
+    "lrs_activities",
+    "lrs_documents",
+)
 
 
 def upgrade() -> None:
@@ -56,13 +62,20 @@ def upgrade() -> None:
             continue
         op.create_table(
             f"lrs_statement_{name}",
-            sa.Column("statement_seq", sa.Integer(),
-                      sa.ForeignKey("lrs_statements.seq", name=f"fk_lrs_statement_{name}_seq"), nullable=False),
+            sa.Column(
+                "statement_seq",
+                sa.Integer(),
+                sa.ForeignKey("lrs_statements.seq", name=f"fk_lrs_statement_{name}_seq"),
+                nullable=False,
+            ),
             sa.Column(column, sa.String(length), nullable=False),
             sa.Column("related", sa.Boolean(), nullable=False),
         )
-        op.create_index(f"ix_lrs_statement_{name}_{'key' if name == 'agents' else 'id'}", f"lrs_statement_{name}",
-                        [column, "statement_seq"])
+        op.create_index(
+            f"ix_lrs_statement_{name}_{'key' if name == 'agents' else 'id'}",
+            f"lrs_statement_{name}",
+            [column, "statement_seq"],
+        )
     if "lrs_attachments" in missing:
         op.create_table(
             "lrs_attachments",
@@ -89,8 +102,9 @@ def upgrade() -> None:
             sa.Column("content", sa.LargeBinary(), nullable=False),
             sa.Column("etag", sa.String(64), nullable=False),
             sa.Column("updated", sa.DateTime(timezone=True), nullable=False),
-            sa.UniqueConstraint("kind", "activity_id", "agent_key", "registration", "document_id",
-                                name="uq_lrs_documents_key"),
+            sa.UniqueConstraint(
+                "kind", "activity_id", "agent_key", "registration", "document_id", name="uq_lrs_documents_key"
+            ),
         )
 
 

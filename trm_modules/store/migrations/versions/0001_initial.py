@@ -47,8 +47,9 @@ def upgrade() -> None:
         sa.Column("module", sa.String(200), nullable=False),
         sa.Column("version", sa.String(100), nullable=False),
         sa.Column("digest", sa.String(80), nullable=False),
-        sa.Column("context_id", sa.Integer(), sa.ForeignKey("contexts.id", name="fk_solves_context_id"),
-                  nullable=False),
+        sa.Column(
+            "context_id", sa.Integer(), sa.ForeignKey("contexts.id", name="fk_solves_context_id"), nullable=False
+        ),
         sa.Column("learner", sa.String(200), nullable=True),
         sa.Column("input", JSON_DOCUMENT, nullable=False),
         sa.Column("output", JSON_DOCUMENT, nullable=True),
@@ -72,8 +73,9 @@ def upgrade() -> None:
         sa.Column("actor", sa.String(200), nullable=True),
         sa.Column("voids", sa.String(128), sa.ForeignKey("feedback.id", name="fk_feedback_voids"), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint("kind IN ('correct', 'incorrect', 'rating', 'correction', 'comment', 'void')",
-                           name="ck_feedback_kind"),
+        sa.CheckConstraint(
+            "kind IN ('correct', 'incorrect', 'rating', 'correction', 'comment', 'void')", name="ck_feedback_kind"
+        ),
     )
     op.create_index("ix_feedback_solve_id", "feedback", ["solve_id"])
     op.create_index("ix_feedback_voids", "feedback", ["voids"])

@@ -38,8 +38,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("verdict", sa.SmallInteger(), nullable=True))
     op.execute(BACKFILL)
     op.execute("UPDATE solves SET course = (SELECT c.course FROM contexts c WHERE c.id = solves.context_id)")
-    op.create_index("ix_solves_report", "solves",
-                    ["module", "version", "course", "cohort", "learner", "verdict", "created_at"])
+    op.create_index(
+        "ix_solves_report", "solves", ["module", "version", "course", "cohort", "learner", "verdict", "created_at"]
+    )
     op.create_table(
         "learner_outcomes",
         sa.Column("id", sa.String(128), primary_key=True),
@@ -58,9 +59,12 @@ def upgrade() -> None:
     op.create_index("ix_learner_outcomes_learner", "learner_outcomes", ["learner"])
     op.create_table(
         "learner_outcome_solves",
-        sa.Column("outcome_id", sa.String(128),
-                  sa.ForeignKey("learner_outcomes.id", name="fk_learner_outcome_solves_outcome_id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "outcome_id",
+            sa.String(128),
+            sa.ForeignKey("learner_outcomes.id", name="fk_learner_outcome_solves_outcome_id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("solve_id", sa.String(128), primary_key=True),
     )
     op.create_index("ix_learner_outcome_solves_solve_id", "learner_outcome_solves", ["solve_id"])
