@@ -68,7 +68,11 @@ def run_dir(tmp_path_factory):
 
 
 def test_compare_precisions_answers_each_set_in_both_precisions_by_the_rules(run_dir):
-    package = open_package(pack_run(run_dir, name="sudoku-4x4", version="0.0.1", out_path=run_dir.parent / "a.trm"))
+    package = open_package(
+        pack_run(
+            run_dir, name="sudoku-4x4", version="0.0.1", out_path=run_dir.parent / "a.trm", allow_failing_examples=True
+        )
+    )
     documents = [inp for inp, _ in package.codec().generate(__import__("numpy").random.default_rng(3), 12)]
     result = compare_precisions(package.load_model(), package.codec(), package.input_validator, {"mine": documents})
     (measured,) = result["sets"]
@@ -90,7 +94,14 @@ def test_a_package_packed_with_outside_bf16_rows_records_the_verdict_and_auto_re
         }
     ]
     package = open_package(
-        pack_run(run_dir, name="sudoku-4x4", version="0.0.2", out_path=run_dir.parent / "b.trm", outside=outside)
+        pack_run(
+            run_dir,
+            name="sudoku-4x4",
+            version="0.0.2",
+            out_path=run_dir.parent / "b.trm",
+            outside=outside,
+            allow_failing_examples=True,
+        )
     )
     evaluation = package.manifest.evaluation.model_dump()
     bf16 = evaluation["precision"]["bf16"]
@@ -109,6 +120,7 @@ def test_without_bf16_rows_a_package_claims_nothing_about_bf16(run_dir):
             name="sudoku-4x4",
             version="0.0.3",
             out_path=run_dir.parent / "c.trm",
+            allow_failing_examples=True,
             outside=[
                 {
                     "module": "sudoku-4x4@0.0.3",
@@ -129,7 +141,14 @@ def test_pack_compare_puts_other_versions_side_by_side_in_the_card(run_dir):
     other = open_package(ROOT / "registry" / "packages" / "sudoku-4x4" / "sudoku-4x4-1.0.1.trm")
     manifest = other.manifest.model_dump(mode="json", exclude_none=True)
     packed = open_package(
-        pack_run(run_dir, name="sudoku-4x4", version="0.0.4", out_path=run_dir.parent / "d.trm", compare=[manifest])
+        pack_run(
+            run_dir,
+            name="sudoku-4x4",
+            version="0.0.4",
+            out_path=run_dir.parent / "d.trm",
+            compare=[manifest],
+            allow_failing_examples=True,
+        )
     )
     row = side_by_side_row(manifest)
     assert row["module"] == "sudoku-4x4@1.0.1" and row["parameters"] == manifest["model"]["parameters"]

@@ -41,7 +41,13 @@ def parent(tmp_path_factory):
     recipe_file.write_text(_dump_recipe(recipe))
     Trainer(load_recipe(recipe_file), work / "run", recipe_path=recipe_file).run()
     return open_package(
-        pack_run(work / "run", name="tiny-sudoku", version="1.0.0", out_path=work / "tiny-sudoku-1.0.0.trm")
+        pack_run(
+            work / "run",
+            name="tiny-sudoku",
+            version="1.0.0",
+            out_path=work / "tiny-sudoku-1.0.0.trm",
+            allow_failing_examples=True,
+        )
     )
 
 
@@ -69,7 +75,7 @@ def test_a_package_carries_the_recipe_it_was_trained_with(parent):
 
 
 def test_retrained_package_records_its_parent_and_feedback_window(parent, feedback_dir, tmp_path):
-    result = retrain(parent, feedback_dir, tmp_path / "out", steps=2)
+    result = retrain(parent, feedback_dir, tmp_path / "out", steps=2, allow_failing_examples=True)
     assert result.accepted and result.version == "1.1.0"
     assert result.feedback_examples["train"] + result.feedback_examples["held_out"] == 20
     child = open_package(result.package_path)
@@ -80,7 +86,7 @@ def test_retrained_package_records_its_parent_and_feedback_window(parent, feedba
 
 def test_a_successor_that_is_worse_is_not_packed(parent, feedback_dir, tmp_path):
     # A negative tolerance demands a gain no 2-step fine-tune can make on the held-out set.
-    result = retrain(parent, feedback_dir, tmp_path / "out", steps=2, tolerance=-2.0)
+    result = retrain(parent, feedback_dir, tmp_path / "out", steps=2, tolerance=-2.0, allow_failing_examples=True)
     assert not result.accepted and result.package_path is None
     assert "held-out accuracy" in result.reason
 

@@ -44,9 +44,20 @@ def first_sitting(tmp_path_factory):
     trainer = Trainer(tiny_recipe(), work / "run", recipe_path=RECIPE)
     trainer.run(max_seconds=0)  # the first step past zero seconds ends the sitting
     with_state = pack_run(
-        work / "run", name="sudoku-4x4", version="0.1.0-dev.1", out_path=work / "with-state.trm", training_state=True
+        work / "run",
+        name="sudoku-4x4",
+        version="0.1.0-dev.1",
+        out_path=work / "with-state.trm",
+        training_state=True,
+        allow_failing_examples=True,
     )
-    weights_only = pack_run(work / "run", name="sudoku-4x4", version="0.1.0-dev.2", out_path=work / "weights.trm")
+    weights_only = pack_run(
+        work / "run",
+        name="sudoku-4x4",
+        version="0.1.0-dev.2",
+        out_path=work / "weights.trm",
+        allow_failing_examples=True,
+    )
     return trainer, with_state, weights_only
 
 
@@ -117,6 +128,7 @@ def test_the_continued_run_records_its_parent_and_cumulative_steps(first_sitting
             version="0.1.0-dev.3",
             out_path=tmp_path / "next.trm",
             changes="continued for 2 steps",
+            allow_failing_examples=True,
         )
     )
     provenance = packed.manifest.provenance

@@ -3,7 +3,7 @@
 A codec's plugin describes its board through the ``trm_board_view`` hook as a ``BoardView``: the grid's
 shape, what each token looks like, which input cells the learner edits and with which tokens, and the
 task's rules in a form the page can check itself (``BoardRule``), so that the page's test-time views choose
-answers as the server does. The Sudoku, maze and generic grid codecs describe theirs in ``trm_adapters``; a
+answers as the server does. The Sudoku, maze and generic grid codecs describe theirs in their adapter plugins; a
 task whose plugin describes none cannot become an activity (``NoBoardView`` names the hook).
 """
 

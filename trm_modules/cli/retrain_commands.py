@@ -55,6 +55,11 @@ def retrain_command(
         help="Recipe TOML to fine-tune with (default: the one the parent package embeds, "
         "provenance.recipe_toml); its model section must build the parent's network.",
     ),
+    allow_failing_examples: bool = typer.Option(
+        False,
+        "--allow-failing-examples",
+        help="Pack the successor even if it solves none of its run's examples (its self-test then fails).",
+    ),
 ) -> None:
     """Fine-tune a module on real-world feedback mixed with its recipe's data; pack it only if it is not worse.
 
@@ -93,6 +98,7 @@ def retrain_command(
                 device=device,
                 lr=lr,
                 recipe=load_recipe(recipe) if recipe else None,
+                allow_failing_examples=allow_failing_examples,
             )
     except TRMError as exc:
         fail(exc)

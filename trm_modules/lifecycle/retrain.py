@@ -116,10 +116,13 @@ def retrain(
     tolerance: float = DEFAULT_TOLERANCE,
     lr: float | None = None,
     on_progress=None,
+    allow_failing_examples: bool = False,
 ) -> RetrainResult:
     """Fine-tune ``package`` on exported feedback mixed with its recipe's data; pack the result if not worse.
 
     ``feedback_share`` is the fraction of training draws that come from feedback examples.
+    ``allow_failing_examples`` goes to ``pack_run``: pack the successor even when it solves none of its run's
+    examples (its self-test then records answers that break the task's rules).
     """
     out_dir = Path(out_dir)
     codec = package.codec()
@@ -233,6 +236,7 @@ def retrain(
             description=manifest.description,
             license=manifest.license,
             module_id=manifest.module_id,
+            allow_failing_examples=allow_failing_examples,
         )
     (out_dir / "retrain.json").write_text(json.dumps(result.to_json(), indent=2))
     return result
