@@ -287,13 +287,18 @@ class ArcGridCodec(TaskCodec):
     ) -> list[tuple[Json, Json]]:
         """``n`` (input, output) pairs drawn without replacement (while they last) from an ARC set.
 
-        Inputs carry their task id, so this codec must list those tasks in ``task_ids`` to encode them.
+        An input carries its task id when this codec has a puzzle embedding for that task (``task_ids``);
+        any other input names no task and uses the blank embedding (as data files do), so every pair drawn
+        encodes with this codec.
         """
         tasks = load_arc_dataset(dataset, split)  # type: ignore[arg-type]
         pool = [(task.id, pair) for task in tasks for pair in task.train + (task.test if include_test_pairs else ())]
         picks = rng.choice(len(pool), size=n, replace=n > len(pool))
         return [
-            ({"task": pool[i][0], "grid": pool[i][1][0].tolist()}, {"grid": pool[i][1][1].tolist()})
+            (
+                {**({"task": pool[i][0]} if pool[i][0] in self._puzzle_ids else {}), "grid": pool[i][1][0].tolist()},
+                {"grid": pool[i][1][1].tolist()},
+            )
             for i in picks.tolist()
         ]
 

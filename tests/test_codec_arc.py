@@ -125,6 +125,31 @@ def test_generate_draws_pairs_tagged_with_their_task():
         codec.encode_input(data_in), codec.encode_output(data_out)
 
 
+def test_generate_tags_only_known_tasks_so_every_pair_encodes():
+    """A codec without an embedding for a task draws that task's pairs untagged (the blank embedding), as data
+    files do: before, ``ArcGridCodec().generate`` gave pairs its own ``encode_input`` refused."""
+    tasks = load_arc_dataset("arc-agi-1", "evaluation")
+    known = [t.id for t in tasks[:200]]
+    codec = ArcGridCodec(task_ids=known)
+    pairs = codec.generate(np.random.default_rng(0), 40, dataset="arc-agi-1", split="evaluation")
+    tagged = [data_in["task"] for data_in, _ in pairs if "task" in data_in]
+    assert tagged and set(tagged) <= set(known) and len(tagged) < len(pairs)
+    for data_in, data_out in pairs:
+        codec.encode_input(data_in), codec.encode_output(data_out)
+    blank = ArcGridCodec()
+    for data_in, data_out in blank.generate(np.random.default_rng(0), 8):
+        assert "task" not in data_in and blank.puzzle_id(data_in) == 0
+        blank.encode_input(data_in), blank.encode_output(data_out)
+
+
+def test_trm_codec_check_arc_keeps_the_contract():
+    from trm_adapters.authoring import check_codec
+
+    results = {r.name: r for r in check_codec("arc", {})}
+    assert [r.detail for r in results.values() if r.status == "fail"] == []
+    assert results["encode"].status == results["round-trip"].status == "pass"
+
+
 def test_augmentation_is_one_shared_dihedral_transform_and_colour_permutation_keeping_black():
     rng = np.random.default_rng(0)
     inputs_grids = [rng.integers(0, 10, size=(h, w)) for h, w in [(3, 5), (1, 7), (30, 2), (4, 4)] * 8]
