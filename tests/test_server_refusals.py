@@ -93,6 +93,40 @@ def test_feedback_on_a_solve_this_store_never_recorded_is_404_at_solve_id(server
     assert response.status_code == 404 and response.json()["errors"][0]["pointer"] == "/solve_id"
 
 
+def test_feedback_on_an_unstored_solve_whose_id_was_issued_moments_ago_is_503_with_retry_after(server):
+    """Another replica may have answered it and still hold it in its queue or journal: retry, don't give up."""
+    from trm_modules.records import issued_at, new_id
+
+    fresh = new_id()
+    assert issued_at(fresh) is not None
+    response = post_feedback(server, solve_id=fresh, kind="correct")
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert response.json()["type"].endswith("solve-pending") and response.json()["errors"][0]["pointer"] == "/solve_id"
+
+
+def test_feedback_on_an_unstored_solve_issued_long_ago_is_404(server):
+    import uuid
+
+    from trm_modules.server.intake import PENDING_SOLVE_WINDOW_S
+
+    issued_ms = int((__import__("time").time() - PENDING_SOLVE_WINDOW_S - 60) * 1000)
+    old = uuid.UUID(int=issued_ms << 80 | 0x7 << 76 | 0x2 << 62 | 12345)
+    assert old.version == 7
+    assert post_feedback(server, solve_id=str(old), kind="correct").status_code == 404
+    assert post_feedback(server, solve_id=str(uuid.uuid4()), kind="correct").status_code == 404
+
+
+def test_solve_ids_are_time_ordered_uuid7(server):
+    import uuid
+
+    from trm_modules.records import issued_at
+
+    solve_id = post_solve(server).json()["solve_id"]  # no client_id: the server issues the id
+    assert uuid.UUID(solve_id).version == 7 and uuid.UUID(solve_id).variant == uuid.RFC_4122
+    age = __import__("datetime").datetime.now(__import__("datetime").timezone.utc) - issued_at(solve_id)
+    assert 0 <= age.total_seconds() < 60
+
+
 def test_feedback_marked_external_is_accepted_for_a_solve_answered_elsewhere(server):
     response = post_feedback(server, solve_id="answered-elsewhere", kind="correct", external=True)
     assert response.status_code == 202, response.text

@@ -13,6 +13,8 @@ nor a NUL character, which PostgreSQL refuses.
 from __future__ import annotations
 
 import math
+import os
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -89,7 +91,27 @@ def _now() -> datetime:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A new event id: a UUID version 7 (RFC 9562), whose first 48 bits are the Unix time in milliseconds.
+
+    Time-ordered ids let a server tell an id issued moments ago (its record may still be on its way to the
+    database from the replica that answered it) from one that was never issued (``issued_at``).
+    """
+    milliseconds = time.time_ns() // 1_000_000
+    value = (milliseconds & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big") & ((1 << 80) - 1)
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # the RFC 9562 variant
+    return str(uuid.UUID(int=value))
+
+
+def issued_at(event_id: str) -> datetime | None:
+    """When a UUID version 7 id (``new_id``) was issued, to the millisecond; None for any other id."""
+    try:
+        parsed = uuid.UUID(event_id)
+    except (ValueError, AttributeError, TypeError):
+        return None
+    if parsed.version != 7:
+        return None
+    return datetime.fromtimestamp((parsed.int >> 80) / 1000, tz=timezone.utc)
 
 
 AGENT_IDENTIFIERS = ("mbox", "mbox_sha1sum", "openid", "account")

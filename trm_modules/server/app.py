@@ -39,6 +39,7 @@ from .insights_routes import insights_router
 from .limits import BodyLimitMiddleware, JsonDepthMiddleware
 from .ratelimit import RateLimitMiddleware, RequestTimeoutMiddleware
 from .openapi import install_openapi, operation_id
+from .trial_routes import trial_routes
 from .privacy_routes import privacy_routes
 from .problems import Problem, install_problem_handlers, invalid_document
 from .runtime import ServerRuntime
@@ -110,6 +111,7 @@ def create_app(runtime: ServerRuntime, *, close_runtime_on_shutdown: bool = True
     app.include_router(_module_routes())
     app.include_router(insights_router())
     app.include_router(_admin_routes())
+    app.include_router(trial_routes())
     app.include_router(privacy_routes())
     app.include_router(_registry_routes())
     for router in plugin_routers(runtime):
@@ -405,7 +407,10 @@ def _module_routes() -> APIRouter:
         responses={
             200: {"model": FeedbackAccepted, "description": "This id was already accepted."},
             404: {"description": "No such solve (and the event is not marked external)."},
-            503: {"description": "The store cannot take or check it now; retry (Retry-After)."},
+            503: {
+                "description": "The store cannot take or check it now (store-unavailable), or the solve's id was "
+                "issued minutes ago and another server may still be writing it (solve-pending); retry (Retry-After)."
+            },
         },
     )
     async def feedback(request: Request, body: FeedbackRequest, response: Response) -> FeedbackAccepted:

@@ -2,7 +2,9 @@
 
 - ``solve``: the host answers; the answer goes out once its record is durable (``acknowledge``).
 - ``feedback``: validated by kind (``FeedbackEvent``); an event about a solve this store does not
-  know is refused with 404 unless the client marks it ``external``, and so is a ``void`` naming
+  know is refused with 404 unless the client marks it ``external`` — or answered 503 with ``Retry-After``
+  while the solve's id was issued less than ``PENDING_SOLVE_WINDOW_S`` ago: another replica answered it and
+  its record may still be on the way from that replica's queue or journal — and so is a ``void`` naming
   an event the store does not hold (it could never be stored); an id already stored is
   answered 200 with ``duplicate: true`` and changes nothing; otherwise 202 once durable.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..host import Answer, Host
-from ..records import FeedbackEvent, new_id
+from ..records import FeedbackEvent, issued_at, new_id
 from ..store import Recorder, StoreUnavailable
 from ..store.models import Context, Feedback, Solve
 from .acknowledge import RETRY_AFTER_S, IdClaims, RecentIds, acknowledged
@@ -34,6 +37,10 @@ from .tokens import TokenGrant
 
 #: Seconds a request waits for its event to become durable before it is answered 503.
 DURABLE_TIMEOUT_S = 30.0
+#: For this long after a solve id was issued (its UUIDv7 time), feedback on it that finds no solve in the store
+#: is answered 503 + Retry-After instead of 404: the replica that answered may not have written it yet (its
+#: queue, or its journal replayed when it restarts after a kill).
+PENDING_SOLVE_WINDOW_S = 600.0
 
 
 def store_unavailable(detail: str) -> Problem:
@@ -41,6 +48,16 @@ def store_unavailable(detail: str) -> Problem:
     return Problem(
         503, "store-unavailable", "The store cannot be reached", detail, headers={"Retry-After": str(RETRY_AFTER_S)}
     )
+
+
+def _recently_issued(solve_id: str) -> bool:
+    """Whether ``solve_id`` is a time-ordered id (``new_id``) issued within the pending window (or a little ahead,
+    for replicas' clocks that differ)."""
+    issued = issued_at(solve_id)
+    if issued is None:
+        return False
+    age = (datetime.now(timezone.utc) - issued).total_seconds()
+    return -60.0 <= age <= PENDING_SOLVE_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,17 @@ class EventIntake:
                 if voided is not None:
                     await self._require_course_of(voided.solve_id, grant, f"the solve of feedback {body.voids!r}")
             if not body.external and not await self._solve_known(body.solve_id):
+                if _recently_issued(body.solve_id):
+                    raise Problem(
+                        503,
+                        "solve-pending",
+                        "The solve is not in the store yet",
+                        f"solve {body.solve_id!r} was issued less than {PENDING_SOLVE_WINDOW_S:.0f} s ago and is "
+                        "not in the store yet: the server that answered it may still be writing it; retry after "
+                        "the time in Retry-After",
+                        headers={"Retry-After": str(RETRY_AFTER_S)},
+                        errors=[{"detail": "solve not stored yet", "pointer": "/solve_id"}],
+                    )
                 raise Problem(
                     404,
                     "unknown-solve",
