@@ -1,4 +1,4 @@
-"""The generic grid codec (``"grid"``): a fixed-shape fill-in grid puzzle configured in the recipe, no Python.
+"""The generic grid codec (``"grid"``): a fill-in grid puzzle configured in the recipe, no Python.
 
     [task]
     codec = "grid"
@@ -9,17 +9,27 @@ the blank; output the same rows with no blank. Tokens: 0 pad, 1 blank, the i-th 
 len(symbols) + 2, sequence rows × cols in row-major order). The JSON Schemas of both are generated from the
 parameters.
 
+``largest_shape = [R, C]`` instead of ``shape`` takes grids of any shape up to it: 1..R rows, all of one
+length 1..C. As the maze codec pads a smaller maze, a smaller grid sits in the top-left corner of the R×C
+token grid and the cells outside it hold the pad token, which the answer keeps (``answer_token_table``);
+an answer is decoded to its input's shape.
+
 ``rules`` (optional) say what a right answer is, besides keeping every given and filling every blank:
 ``"rows"``, ``"columns"``, ``"boxes"`` — each row, column, or ``box`` = [box_rows, box_cols] block holds
-each symbol exactly once (so a group must have as many cells as there are symbols). A 5×5 Latin square is
-``rules = ["rows", "columns"]``; a 6×6 Sudoku adds ``"boxes"`` with ``box = [2, 3]``. From the rules come:
+each symbol exactly once (so with a fixed ``shape`` a group must have as many cells as there are symbols). A
+5×5 Latin square is ``rules = ["rows", "columns"]``; a 6×6 Sudoku adds ``"boxes"`` with ``box = [2, 3]``. With
+a ``largest_shape`` a group may have fewer cells than there are symbols (a short row, a box cut by the grid's
+edge) and then holds no symbol twice; a full group still holds each once. From the rules come:
 
 - the rule check (``check``): None (unknowable) for a grid without rules, whose answers only data can give;
 - the answer-preserving transforms (``transforms``): any relabelling of the symbols (the rules treat them
   alike), row and column shuffles that keep every group a group (within bands and stacks of boxes, whole
-  bands and stacks), and the transpose when rows and columns play the same part;
+  bands and stacks), and the transpose when rows and columns play the same part (with a ``largest_shape``
+  only the relabelling and the transpose, which keep a smaller grid in the top-left corner);
 - the generator (``generate``): full grids built from the rules and shuffled by the transforms, blanked at
-  random while the solution stays unique (``blank_fraction`` [low, high] of the cells, ``unique``);
+  random while the solution stays unique (``blank_fraction`` [low, high] of the cells, ``unique``); with a
+  ``largest_shape``, the top-left corner of such a grid, of ``rows`` [low, high] rows and ``cols``
+  [low, high] columns (default: half the largest shape up to all of it), ``square`` for rows = cols;
 - the browser board (``trm_board_view``): typed symbols, each rule's groups checked by the page.
 """
 
@@ -55,24 +65,36 @@ def _class_escape(chars: str) -> str:
 
 
 class GridCodec(TaskCodec):
-    """A ``shape`` = [rows, cols] grid of ``symbols`` with ``blank`` for a cell to fill, and optional rules."""
+    """A ``shape`` = [rows, cols] grid (or any grid up to ``largest_shape``) of ``symbols`` with ``blank`` for a
+    cell to fill, and optional rules."""
 
     name = "grid"
 
     def __init__(
         self,
-        shape: list[int],
-        symbols: str | list[str],
+        shape: list[int] | None = None,
+        symbols: str | list[str] = "",
         blank: str = ".",
         rules: list[str] | None = None,
         box: list[int] | None = None,
+        largest_shape: list[int] | None = None,
     ) -> None:
+        if (shape is None) == (largest_shape is None):
+            raise _param_error(
+                "give either shape = [rows, cols] (one shape) or largest_shape = [rows, cols] (any shape up to "
+                f"it), not {'both' if shape is not None else 'neither'}",
+                "shape",
+            )
+        key = "shape" if shape is not None else "largest_shape"
+        shape = shape if shape is not None else largest_shape
         if (
             not isinstance(shape, (list, tuple))
             or len(shape) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in shape)
         ):
-            raise _param_error(f"shape must be [rows, cols] of integers 1..{MAX_SIDE}, got {shape!r}", "shape")
+            raise _param_error(f"{key} must be [rows, cols] of integers 1..{MAX_SIDE}, got {shape!r}", key)
+        #: Grids of any shape up to (rows, cols), padded, rather than exactly rows × cols.
+        self.variable = largest_shape is not None
         chars = list(symbols) if isinstance(symbols, str) else symbols
         if (
             not isinstance(chars, list)
@@ -106,32 +128,48 @@ class GridCodec(TaskCodec):
                 raise _param_error(f"the 'boxes' rule needs box = [box_rows, box_cols], got {box!r}", "box")
             if self.rows % box[0] or self.cols % box[1] or box[0] * box[1] != n:
                 raise _param_error(
-                    f"boxes of {box[0]}x{box[1]} must tile the {self.rows}x{self.cols} grid and "
+                    f"boxes of {box[0]}x{box[1]} must tile the {'largest ' if self.variable else ''}"
+                    f"{self.rows}x{self.cols} grid and "
                     f"hold the {n} symbols once each",
                     "box",
                 )
             self.box = (int(box[0]), int(box[1]))
         elif box is not None:
             raise _param_error("box is only used with the 'boxes' rule", "box")
-        if "rows" in self.rules and self.cols != n:
-            raise _param_error(
-                f"the 'rows' rule needs rows of {n} cells (one per symbol), the shape has {self.cols}", "rules"
-            )
-        if "columns" in self.rules and self.rows != n:
-            raise _param_error(
-                f"the 'columns' rule needs columns of {n} cells (one per symbol), the shape has {self.rows}", "rules"
-            )
+        if self.variable:
+            if "rows" in self.rules and self.cols > n:
+                raise _param_error(
+                    f"the 'rows' rule needs rows of at most {n} cells (no symbol twice), the largest shape has "
+                    f"{self.cols}",
+                    "rules",
+                )
+            if "columns" in self.rules and self.rows > n:
+                raise _param_error(
+                    f"the 'columns' rule needs columns of at most {n} cells (no symbol twice), the largest shape "
+                    f"has {self.rows}",
+                    "rules",
+                )
+        else:
+            if "rows" in self.rules and self.cols != n:
+                raise _param_error(
+                    f"the 'rows' rule needs rows of {n} cells (one per symbol), the shape has {self.cols}", "rules"
+                )
+            if "columns" in self.rules and self.rows != n:
+                raise _param_error(
+                    f"the 'columns' rule needs columns of {n} cells (one per symbol), the shape has {self.rows}",
+                    "rules",
+                )
         self._input_validator = compile_schema(self.input_schema())
         self._output_validator = compile_schema(self.output_schema())
-        self._what = f"grid {self.rows}x{self.cols}"
+        self._what = f"grid {'up to ' if self.variable else ''}{self.rows}x{self.cols}"
 
     # -- the contract ---------------------------------------------------------------------------
 
     @property
     def params(self) -> Json:
-        """``{"shape", "symbols", "blank", "rules"}`` (and ``"box"`` with the boxes rule)."""
+        """``{"shape" or "largest_shape", "symbols", "blank", "rules"}`` (and ``"box"`` with the boxes rule)."""
         params: Json = {
-            "shape": [self.rows, self.cols],
+            "largest_shape" if self.variable else "shape": [self.rows, self.cols],
             "symbols": self.symbols,
             "blank": self.blank,
             "rules": list(self.rules),
@@ -151,6 +189,12 @@ class GridCodec(TaskCodec):
         return self.rows * self.cols
 
     def _schema(self, chars: str, title: str, what: str) -> Json:
+        if self.variable:
+            shape = f"1 to {self.rows} rows, all of one length of 1 to {self.cols} characters"
+            row_pattern = f"^[{_class_escape(chars)}]{{1,{self.cols}}}$"
+        else:
+            shape = f"{self.rows} rows of {self.cols} characters"
+            row_pattern = f"^[{_class_escape(chars)}]{{{self.cols}}}$"
         return {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "title": title,
@@ -160,30 +204,67 @@ class GridCodec(TaskCodec):
             "properties": {
                 "grid": {
                     "type": "array",
-                    "minItems": self.rows,
+                    "minItems": 1 if self.variable else self.rows,
                     "maxItems": self.rows,
-                    "description": f"{self.rows} rows of {self.cols} characters: {what}",
-                    "items": {"type": "string", "pattern": f"^[{_class_escape(chars)}]{{{self.cols}}}$"},
+                    "description": f"{shape}: {what}",
+                    "items": {"type": "string", "pattern": row_pattern},
                 }
             },
         }
 
     def input_schema(self) -> Json:
-        """``rows`` strings of ``cols`` symbols or blanks."""
+        """``rows`` strings of ``cols`` symbols or blanks (with a largest shape: up to that many)."""
         return self._schema(
             self.symbols + self.blank,
-            f"Grid puzzle {self.rows}x{self.cols}",
+            f"Grid puzzle {'up to ' if self.variable else ''}{self.rows}x{self.cols}",
             f"one of {self.symbols!r} for a given, {self.blank!r} for a cell to fill",
         )
 
     def output_schema(self) -> Json:
-        """``rows`` strings of ``cols`` symbols."""
-        return self._schema(self.symbols, f"Grid puzzle {self.rows}x{self.cols} filled", f"one of {self.symbols!r}")
+        """``rows`` strings of ``cols`` symbols (with a largest shape: up to that many)."""
+        return self._schema(
+            self.symbols,
+            f"Grid puzzle {'up to ' if self.variable else ''}{self.rows}x{self.cols} filled",
+            f"one of {self.symbols!r}",
+        )
+
+    @staticmethod
+    def shape_of(data: Json) -> tuple[int, int]:
+        """(rows, cells per row) of a grid document."""
+        return len(data["grid"]), len(data["grid"][0])
 
     def _tokens(self, data: Json, validator: Any, what: str) -> np.ndarray:
+        """The rows × cols tokens of a grid document; a smaller one (largest shape) top-left, pad around it."""
         validate_document(validator, data, f"{self._what} {what}")
+        rows = data["grid"]
+        width = len(rows[0])
+        for index, row in enumerate(rows):
+            if len(row) != width:
+                raise CodecError(
+                    f"{self._what} {what} rows must all have one length: row {index} has {len(row)} cells, "
+                    f"row 0 has {width}",
+                    f"/grid/{index}",
+                )
         lookup = {self.blank: BLANK_TOKEN, **{s: i + SYMBOL_OFFSET for i, s in enumerate(self.symbols)}}
-        return np.array([lookup[ch] for row in data["grid"] for ch in row], dtype=np.int64)
+        canvas = np.full((self.rows, self.cols), PAD_TOKEN, dtype=np.int64)
+        canvas[: len(rows), :width] = np.array([[lookup[ch] for ch in row] for row in rows], dtype=np.int64)
+        return canvas.reshape(-1)
+
+    def _extent(self, tokens: np.ndarray) -> tuple[int, int] | None:
+        """(rows, cols) of the grid in ``tokens``: the top-left rectangle of non-pad cells, with only pad outside
+        it; None when the tokens hold no such grid."""
+        if not self.variable:
+            return self.rows, self.cols
+        grid = np.asarray(tokens).reshape(self.rows, self.cols)
+        rows = int(np.argmin(np.append(grid[:, 0] != PAD_TOKEN, False)))
+        cols = int(np.argmin(np.append(grid[0, :] != PAD_TOKEN, False)))
+        if rows == 0 or cols == 0:
+            return None
+        inside = np.zeros(grid.shape, dtype=bool)
+        inside[:rows, :cols] = True
+        if (grid[inside] == PAD_TOKEN).any() or (grid[~inside] != PAD_TOKEN).any():
+            return None
+        return rows, cols
 
     def encode_input(self, data: Json) -> np.ndarray:
         """Tokens of a puzzle: blank → 1, symbol i → i + 2."""
@@ -194,25 +275,32 @@ class GridCodec(TaskCodec):
         return self._tokens(data, self._output_validator, "output")
 
     def decode_output(self, tokens: np.ndarray, data_in: Json) -> Json:
-        """The grid the model wrote; ``CodecError`` at the first row holding a token that is no symbol."""
+        """The grid the model wrote (with a largest shape: cut to the input's shape, the whole largest grid when
+        ``data_in`` has none); ``CodecError`` at the first row holding a token that is no symbol."""
         tokens = np.asarray(tokens).reshape(-1)
         if tokens.shape[0] != self.seq_len:
             raise CodecError(f"{self._what} answer needs {self.seq_len} tokens, got {tokens.shape[0]}", "/grid")
-        bad = np.flatnonzero((tokens < SYMBOL_OFFSET) | (tokens >= self.vocab_size))
+        rows, cols = self.shape_of(data_in) if self.variable and data_in.get("grid") else (self.rows, self.cols)
+        grid = tokens.reshape(self.rows, self.cols)[:rows, :cols]
+        bad = np.argwhere((grid < SYMBOL_OFFSET) | (grid >= self.vocab_size))
         if bad.size:
-            cell = int(bad[0])
+            row, col = (int(v) for v in bad[0])
             raise CodecError(
-                f"model output token {int(tokens[cell])} is not a symbol token (expected "
+                f"model output token {int(grid[row, col])} is not a symbol token (expected "
                 f"{SYMBOL_OFFSET}..{self.vocab_size - 1})",
-                f"/grid/{cell // self.cols}",
+                f"/grid/{row}",
             )
-        chars = np.array(list(self.symbols))[tokens.astype(np.intp) - SYMBOL_OFFSET].reshape(self.rows, self.cols)
+        chars = np.array(list(self.symbols))[grid.astype(np.intp) - SYMBOL_OFFSET]
         return {"grid": ["".join(row) for row in chars]}
 
     def decode_input(self, tokens: np.ndarray) -> Json | None:
-        """The puzzle of input tokens (blank → the blank character); None when a token is no blank or symbol."""
+        """The puzzle of input tokens (blank → the blank character); None when a token is no blank or symbol
+        (or, with a largest shape, the non-pad cells are no top-left rectangle)."""
         tokens = np.asarray(tokens).reshape(-1)
-        if tokens.shape[0] != self.seq_len or ((tokens < BLANK_TOKEN) | (tokens >= self.vocab_size)).any():
+        if tokens.shape[0] != self.seq_len or (tokens >= self.vocab_size).any():
+            return None
+        extent = self._extent(tokens)
+        if extent is None or (tokens.reshape(self.rows, self.cols)[: extent[0], : extent[1]] < BLANK_TOKEN).any():
             return None
         return self._document(tokens)
 
@@ -227,26 +315,35 @@ class GridCodec(TaskCodec):
 
     # -- the rules --------------------------------------------------------------------------------
 
-    def groups(self) -> list[list[int]]:
-        """Cell indices of every group the rules say holds each symbol once (rows, columns, boxes)."""
-        rows, cols = self.rows, self.cols
+    def groups(self, shape: tuple[int, int] | None = None) -> list[list[int]]:
+        """Cell indices (in the token sequence) of every group the rules say holds no symbol twice (rows,
+        columns, boxes) of a grid of ``shape`` (default: the whole, or largest, shape); a box cut by a smaller
+        grid's edge keeps the cells inside it."""
+        rows, cols = shape or (self.rows, self.cols)
+        stride = self.cols
         found: list[list[int]] = []
         if "rows" in self.rules:
-            found += [[r * cols + c for c in range(cols)] for r in range(rows)]
+            found += [[r * stride + c for c in range(cols)] for r in range(rows)]
         if "columns" in self.rules:
-            found += [[r * cols + c for r in range(rows)] for c in range(cols)]
+            found += [[r * stride + c for r in range(rows)] for c in range(cols)]
         if self.box:
             br, bc = self.box
             found += [
-                [(top + r) * cols + left + c for r in range(br) for c in range(bc)]
+                [
+                    (top + r) * stride + left + c
+                    for r in range(br)
+                    for c in range(bc)
+                    if top + r < rows and left + c < cols
+                ]
                 for top in range(0, rows, br)
                 for left in range(0, cols, bc)
             ]
         return found
 
     def check(self, data_in: Json, data_out: Json) -> bool | None:
-        """True when ``data_out`` keeps every given and every rule's groups hold each symbol once; None for a
-        grid without rules. A malformed input raises ``CodecError``; a malformed answer is False."""
+        """True when ``data_out`` has the input's shape, keeps every given and no rule's group holds a symbol
+        twice (a full group: each symbol once); None for a grid without rules. A malformed input raises
+        ``CodecError``; a malformed answer is False."""
         puzzle = self.encode_input(data_in)
         if not self.rules:
             return None
@@ -254,11 +351,12 @@ class GridCodec(TaskCodec):
             answer = self.encode_output(data_out)
         except CodecError:
             return False
+        if self.shape_of(data_out) != self.shape_of(data_in):
+            return False
         givens = puzzle != BLANK_TOKEN
         if not np.array_equal(answer[givens], puzzle[givens]):
             return False
-        n = len(self.symbols)
-        return all(len(set(answer[group].tolist())) == n for group in self.groups())
+        return all(len(set(answer[group].tolist())) == len(group) for group in self.groups(self.shape_of(data_in)))
 
     def reference_solution(self, data_in: Json) -> Json | None:
         """A solution by exact search when the grid has rules (None when it has none, or no solution)."""
@@ -272,7 +370,7 @@ class GridCodec(TaskCodec):
         raises ``TimeoutError`` past ``budget`` search nodes."""
         cells = tokens.copy()
         groups_of: list[list[int]] = [[] for _ in range(self.seq_len)]
-        groups = self.groups()
+        groups = self.groups(self._extent(cells))
         for g, group in enumerate(groups):
             for cell in group:
                 groups_of[cell].append(g)
@@ -315,6 +413,13 @@ class GridCodec(TaskCodec):
 
     def transforms(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Random answer-preserving transforms under the rules (see the module doc); None without rules."""
+        return self._transforms(rng, count, shuffle_lines=not self.variable)
+
+    def _transforms(
+        self, rng: np.random.Generator, count: int, shuffle_lines: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Relabellings, row and column shuffles (``shuffle_lines``: of a grid filling the whole shape) and
+        transposes under the rules; None without rules."""
         if not self.rules:
             return None
         n = len(self.symbols)
@@ -323,6 +428,8 @@ class GridCodec(TaskCodec):
         band, stack = self.box if self.box else (1, 1)
 
         def line_order(lines: int, per_group: int) -> np.ndarray:
+            if not shuffle_lines:
+                return np.tile(np.arange(lines), (count, 1))
             groups = lines // per_group
             group_order = np.argsort(rng.random((count, groups)), axis=1)
             within = np.argsort(rng.random((count, groups, per_group)), axis=2)
@@ -338,7 +445,7 @@ class GridCodec(TaskCodec):
         return sources.reshape(count, self.seq_len), lookups
 
     def _full_grid(self, rng: np.random.Generator) -> np.ndarray:
-        """One grid that follows the rules, as tokens."""
+        """One grid of the whole (largest) shape that follows the rules, as tokens."""
         n = len(self.symbols)
         r = np.arange(self.rows)[:, None]
         c = np.arange(self.cols)[None, :]
@@ -348,20 +455,35 @@ class GridCodec(TaskCodec):
         elif "rows" in self.rules and "columns" in self.rules:
             values = (r + c) % n
         elif "rows" in self.rules:
-            values = np.argsort(rng.random((self.rows, n)), axis=1)
+            values = np.argsort(rng.random((self.rows, n)), axis=1)[:, : self.cols]
         else:
-            values = np.argsort(rng.random((self.cols, n)), axis=1).T
+            values = np.argsort(rng.random((self.cols, n)), axis=1).T[: self.rows]
         tokens = (values + SYMBOL_OFFSET).reshape(1, -1)
-        sources, lookups = self.transforms(rng, 1) or (np.arange(self.seq_len)[None], np.arange(self.vocab_size)[None])
+        sources, lookups = self._transforms(rng, 1, shuffle_lines=True) or (
+            np.arange(self.seq_len)[None],
+            np.arange(self.vocab_size)[None],
+        )
         return lookups[0][tokens[0][sources[0]]]
 
     def generate(
-        self, rng: np.random.Generator, n: int, *, blank_fraction: Any = (0.3, 0.6), unique: bool = True
+        self,
+        rng: np.random.Generator,
+        n: int,
+        *,
+        blank_fraction: Any = (0.3, 0.6),
+        unique: bool = True,
+        rows: Any = None,
+        cols: Any = None,
+        square: bool = False,
     ) -> list[tuple[Json, Json]]:
         """``n`` puzzles with a solution each: a full grid that follows the rules, blanked at random cells up to
         a fraction drawn from ``blank_fraction`` (a number or [low, high]); with ``unique`` a cell is blanked
         only while the solution stays the only one (so some puzzles keep more givens). A grid without rules
-        has nothing to generate from: train it from data files."""
+        has nothing to generate from: train it from data files.
+
+        With a ``largest_shape``, each puzzle is the top-left corner of such a grid, its number of rows drawn
+        from ``rows`` [low, high] (default: half the largest up to all of it) and of columns from ``cols``
+        (alike), or equal to its rows with ``square``."""
         if not self.rules:
             raise CodecError(
                 "a grid without rules cannot generate puzzles (nothing says what a right answer is): "
@@ -374,13 +496,29 @@ class GridCodec(TaskCodec):
                 f"blank_fraction must be a fraction or a range [low, high] within [0, 1], got {blank_fraction!r}",
                 "/difficulty/blank_fraction",
             )
+        row_range = self._side_range(rows, self.rows, "rows")
+        col_range = self._side_range(cols, self.cols, "cols")
+        if square and self.variable and self.rows != self.cols:
+            raise CodecError(
+                f"square puzzles need a square largest shape, this one is {self.rows}x{self.cols}",
+                "/difficulty/square",
+            )
         pairs = []
         for _ in range(n):
             solution = self._full_grid(rng)
+            height, width = self.rows, self.cols
+            if self.variable:
+                height = int(rng.integers(row_range[0], row_range[1] + 1))
+                width = height if square else int(rng.integers(col_range[0], col_range[1] + 1))
+                grid = solution.reshape(self.rows, self.cols).copy()
+                grid[height:, :] = PAD_TOKEN
+                grid[:, width:] = PAD_TOKEN
+                solution = grid.reshape(-1)
+            inside = np.flatnonzero(solution != PAD_TOKEN)
             puzzle = solution.copy()
-            target = int(round(rng.uniform(low, high) * self.seq_len))
+            target = int(round(rng.uniform(low, high) * inside.size))
             blanked = 0
-            for cell in rng.permutation(self.seq_len).tolist():
+            for cell in rng.permutation(inside).tolist():
                 if blanked >= target:
                     break
                 puzzle[cell] = BLANK_TOKEN
@@ -396,8 +534,30 @@ class GridCodec(TaskCodec):
             pairs.append((self._document(puzzle), self._document(solution)))
         return pairs
 
+    def _side_range(self, value: Any, largest: int, name: str) -> tuple[int, int]:
+        """[low, high] sides of generated grids (a number or a range within 1..largest)."""
+        if value is None:
+            return (max(1, (largest + 1) // 2), largest)
+        low, high = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+        if not self.variable and (low, high) != (largest, largest):
+            raise CodecError(
+                f"{name} can be drawn only for a grid with a largest_shape; this one is always {largest}",
+                f"/difficulty/{name}",
+            )
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)) or not (
+            1 <= low <= high <= largest
+        ):
+            raise CodecError(
+                f"{name} must be a number or a range [low, high] within [1, {largest}], got {value!r}",
+                f"/difficulty/{name}",
+            )
+        return int(low), int(high)
+
     def _document(self, tokens: np.ndarray) -> Json:
-        chars = np.array([self.blank, self.blank, *self.symbols])[tokens.astype(np.intp)].reshape(self.rows, self.cols)
+        """The grid document of (whole-shape) tokens: the grid they hold, pad cut off."""
+        rows, cols = self._extent(tokens) or (self.rows, self.cols)
+        grid = np.asarray(tokens).reshape(self.rows, self.cols)[:rows, :cols]
+        chars = np.array([self.blank, self.blank, *self.symbols])[grid.astype(np.intp)]
         return {"grid": ["".join(row) for row in chars]}
 
 
@@ -416,12 +576,13 @@ def trm_board_view(codec: TaskCodec) -> Any:
 
     rules = {"rows": "row", "columns": "column", "boxes": "box"}
     named = [rules[r] for r in codec.rules]
-    holds = (
-        f"each {', '.join(named[:-1]) + ' and ' + named[-1] if len(named) > 1 else named[0]} holds each of "
-        f"{' '.join(codec.symbols)} once."
-        if named
-        else ""
-    )
+    groups = ", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1 else (named[0] if named else "")
+    if not named:
+        holds = ""
+    elif codec.variable:
+        holds = f"no {groups} holds a symbol twice (symbols: {' '.join(codec.symbols)})."
+    else:
+        holds = f"each {groups} holds each of {' '.join(codec.symbols)} once."
     box_rows, box_cols = codec.box or (None, None)
     return BoardView(
         rows=codec.rows,
@@ -431,6 +592,10 @@ def trm_board_view(codec: TaskCodec) -> Any:
         blank_token=BLANK_TOKEN,
         choices=list(range(SYMBOL_OFFSET, codec.vocab_size)),
         labels={str(i + SYMBOL_OFFSET): s for i, s in enumerate(codec.symbols)},
+        # a smaller grid's padding: shown as an empty cell outside the puzzle, never compared by the rules
+        classes={str(PAD_TOKEN): "outside"} if codec.variable else {},
         instructions=f"Fill in every empty cell{': ' + holds if holds else '.'}",
-        rules=[AllDifferent(groups=codec.groups())] if codec.rules else [],
+        rules=[AllDifferent(groups=codec.groups(), ignore=[PAD_TOKEN] if codec.variable else [])]
+        if codec.rules
+        else [],
     )

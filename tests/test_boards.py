@@ -127,6 +127,20 @@ def test_the_pages_rule_check_judges_sudoku_answers_as_the_codec_does():
     assert True in expected and False in expected
 
 
+def test_the_pages_rule_check_judges_grids_smaller_than_their_largest_shape_as_the_codec_does():
+    """The padding around a smaller grid is no symbol: the page leaves it out of each group (``ignore``)."""
+    codec = get_codec("grid", {"largest_shape": [4, 4], "symbols": "1234", "rules": ["rows", "columns"]})
+    cases = []
+    for data_in, data_out in codec.generate(np.random.default_rng(6), 8, rows=[2, 3], cols=[2, 4]):
+        cases.append((data_in, data_out))
+        twice = [row[0] * 2 + row[2:] for row in data_out["grid"]]
+        cases.append((data_in, {"grid": twice}))
+    expected = [codec.check(i, o) for i, o in cases]
+    tokens = [(codec.encode_input(i).tolist(), codec.encode_output(o, i).tolist()) for i, o in cases]
+    assert js_rule_check(board_view(codec), tokens) == expected
+    assert True in expected and False in expected
+
+
 # ------------------------------------------------------------------------------- a maze activity
 @pytest.fixture(scope="module")
 def maze_activity(tmp_path_factory) -> Path:

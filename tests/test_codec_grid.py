@@ -116,7 +116,8 @@ def test_the_board_shows_symbols_and_checks_each_rule():
     assert len(view.rules[0].groups) == 18 and "row, column and box" in view.instructions
 
 
-def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_activity(tmp_path):
+@pytest.mark.parametrize("largest", [False, True], ids=["shape", "largest_shape"])
+def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_activity(tmp_path, largest):
     from pathlib import Path
 
     from trm_adapters.scorm.export import activity_document
@@ -125,8 +126,20 @@ def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_a
     from trm_modules.train import Trainer, load_recipe
 
     torch.manual_seed(0)
+    recipe_path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "latin-5x5.toml"
+    if largest:  # the variant the example's comment gives: Latin squares of 3x3 up to 5x5
+        text = recipe_path.read_text()
+        fixed = 'params = { shape = [5, 5], symbols = "12345", blank = ".", rules = ["rows", "columns"] }'
+        drawn = "difficulty = { blank_fraction = [0.3, 0.7] }"
+        assert fixed in text and drawn in text
+        text = text.replace(
+            fixed, 'params = { largest_shape = [5, 5], symbols = "12345", rules = ["rows", "columns"] }'
+        )
+        text = text.replace(drawn, "difficulty = { blank_fraction = [0.3, 0.7], rows = [3, 5], square = true }")
+        recipe_path = tmp_path / "latin-up-to-5x5.toml"
+        recipe_path.write_text(text)
     recipe = load_recipe(
-        Path(__file__).resolve().parents[1] / "docs" / "examples" / "latin-5x5.toml",
+        recipe_path,
         {
             "model.hidden_size": 32,
             "model.num_heads": 2,
@@ -157,6 +170,115 @@ def test_a_latin_square_task_is_a_toml_recipe_that_trains_packs_and_becomes_an_a
         )
     )
     assert package.manifest.task.codec == "grid" and package.manifest.task.params["rules"] == ["rows", "columns"]
+    assert ("largest_shape" in package.manifest.task.params) is largest
     document = activity_document(package, puzzles=2, seed=0, max_steps=2)
     assert document["view"]["labels"]["2"] == "1" and len(document["puzzles"]) == 2
     assert len(document["views"]) > 1  # the rules let the page choose between test-time views
+
+
+# ------------------------------------------------------------------------------- grids up to a largest shape
+LATIN_UP_TO = {"largest_shape": [5, 5], "symbols": "12345", "rules": ["rows", "columns"]}
+SUDOKU_UP_TO = {"largest_shape": [6, 6], "symbols": "ABCDEF", "rules": ["rows", "columns", "boxes"], "box": [2, 3]}
+
+
+def test_a_largest_shape_takes_any_smaller_grid_padded_top_left_and_decodes_it_to_its_shape():
+    codec = get_codec("grid", LATIN_UP_TO)
+    assert codec.params["largest_shape"] == [5, 5] and "shape" not in codec.params
+    assert type(codec)(**codec.params).params == codec.params
+    assert (codec.vocab_size, codec.seq_len) == (7, 25)
+    data_in, data_out = {"grid": ["1.3.", ".4.3", "3..."]}, {"grid": ["1234", "2413", "3142"]}
+    tokens = codec.encode_input(data_in).reshape(5, 5)
+    assert (tokens[3:, :] == 0).all() and (tokens[:, 4:] == 0).all() and (tokens[:3, :4] > 0).all()
+    assert codec.decode_output(codec.encode_output(data_out), data_in) == data_out
+    assert codec.decode_input(codec.encode_input(data_in)) == data_in
+    assert codec.check(data_in, data_out) is True
+    assert codec.check(data_in, {"grid": ["1234", "2413", "3124"]}) is False  # column 3 holds a 4 twice
+    assert codec.check(data_in, {"grid": ["12345", "24135", "31425"]}) is False  # not the input's shape
+    assert codec.check({"grid": ["."]}, {"grid": ["5"]}) is True
+    grid = codec.input_schema()["properties"]["grid"]
+    assert (grid["minItems"], grid["maxItems"], grid["items"]["pattern"]) == (1, 5, "^[12345.]{1,5}$")
+    with pytest.raises(CodecError, match="breaks|schema|maxItems|too long|is not valid"):
+        codec.encode_input({"grid": ["1...."] * 6})  # more rows than the largest shape
+    with pytest.raises(CodecError, match="one length") as ragged:
+        codec.encode_input({"grid": ["1...", "..."]})
+    assert ragged.value.path == "/grid/1"
+    table = codec.answer_token_table()
+    assert table[0, 0] and not table[0, 2:].any()  # padding stays padding
+    assert codec.decode_input(np.array([2, 0, 0, 3] + [0] * 21)) is None  # pad inside the grid: no grid
+
+
+def test_generated_grids_of_many_shapes_have_one_solution_and_transforms_keep_them_right():
+    for params in (LATIN_UP_TO, SUDOKU_UP_TO):
+        codec = get_codec("grid", params)
+        pairs = codec.generate(np.random.default_rng(0), 24, blank_fraction=[0.3, 0.6])
+        shapes = {codec.shape_of(data_in) for data_in, _ in pairs}
+        assert len(shapes) >= 4 and max(r for r, _ in shapes) == params["largest_shape"][0], shapes
+        assert min(r for r, _ in shapes) < params["largest_shape"][0] and any(r != c for r, c in shapes)
+        sources, lookups = codec.transforms(np.random.default_rng(1), len(pairs))
+        for (data_in, data_out), source, lookup in zip(pairs, sources, lookups):
+            assert codec.shape_of(data_in) == codec.shape_of(data_out)
+            assert codec.check(data_in, data_out) is True
+            assert len(codec._solve(codec.encode_input(data_in), limit=2)) == 1  # unique
+            assert codec.reference_solution(data_in) == data_out
+            moved_in = codec.decode_input(apply(codec.encode_input(data_in), source, lookup))
+            assert moved_in is not None  # the grid stays in the top-left corner
+            moved_out = codec.decode_output(apply(codec.encode_output(data_out), source, lookup), moved_in)
+            assert codec.check(moved_in, moved_out) is True
+    square = get_codec("grid", LATIN_UP_TO).generate(np.random.default_rng(4), 8, rows=[2, 4], square=True)
+    assert all(len(i["grid"]) == len(i["grid"][0]) and 2 <= len(i["grid"]) <= 4 for i, _ in square)
+
+
+def test_the_contract_check_passes_for_a_largest_shape():
+    from trm_adapters.authoring import check_codec
+
+    for params in (LATIN_UP_TO, SUDOKU_UP_TO):
+        results = {r.name: r for r in check_codec("grid", params)}
+        assert [r.detail for r in results.values() if r.status == "fail"] == []
+        assert all(results[n].status == "pass" for n in ("round-trip", "rules", "transforms", "board"))
+
+
+@pytest.mark.parametrize(
+    "params, where, message",
+    [
+        ({"shape": [5, 5], "largest_shape": [5, 5], "symbols": "12345"}, "/task/params/shape", "not both"),
+        ({"symbols": "12345"}, "/task/params/shape", "not neither"),
+        ({"largest_shape": [5, 0], "symbols": "12345"}, "/task/params/largest_shape", "largest_shape must be"),
+        ({"largest_shape": [5, 6], "symbols": "12345", "rules": ["rows"]}, "/task/params/rules", "at most 5"),
+        ({"largest_shape": [4, 6], "symbols": "123456", "rules": ["boxes"], "box": [3, 2]}, "/task/params/box", "tile"),
+    ],
+)
+def test_bad_largest_shapes_are_refused_where_they_are(params, where, message):
+    with pytest.raises(CodecError, match=message) as refused:
+        get_codec("grid", params)
+    assert refused.value.path == where
+
+
+def test_the_board_of_a_largest_shape_leaves_the_padding_out_of_its_rules():
+    view = board_view(get_codec("grid", SUDOKU_UP_TO))
+    assert (view.rows, view.cols) == (6, 6) and view.classes == {"0": "outside"}
+    assert view.rules[0].ignore == [0] and "no row, column and box holds a symbol twice" in view.instructions
+    with pytest.raises(CodecError, match="only for a grid with a largest_shape"):
+        get_codec("grid", LATIN).generate(np.random.default_rng(0), 1, rows=[2, 3])
+
+
+def test_data_files_of_grids_of_several_shapes_are_read_and_checked_row_by_row(tmp_path):
+    import json
+
+    from trm_modules.train.data_files import DataFileError, read_data_file
+
+    codec = get_codec("grid", LATIN_UP_TO)
+    rows = [
+        {"input": {"grid": ["1.", ".1"]}, "output": {"grid": ["12", "21"]}},
+        {"input": {"grid": ["1.3", "...", "..."]}, "output": {"grid": ["123", "231", "312"]}},
+        {
+            "input": {"grid": ["1...."] + ["....."] * 4},
+            "output": {"grid": ["12345", "23451", "34512", "45123", "51234"]},
+        },
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert [codec.shape_of(r.input) for r in read_data_file(path, codec)] == [(2, 2), (3, 3), (5, 5)]
+    rows.append({"input": {"grid": ["1.", ".."]}, "output": {"grid": ["12", "11"]}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataFileError, match=r"mixed.jsonl:4: .*not a valid answer"):
+        read_data_file(path, codec)

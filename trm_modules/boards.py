@@ -28,11 +28,13 @@ class InvalidBoardView(NoBoardView):
 
 
 class AllDifferent(BaseModel):
-    """Each group of cells (indices into the token sequence) holds pairwise different tokens."""
+    """Each group of cells (indices into the token sequence) holds pairwise different tokens; cells holding an
+    ``ignore`` token (the padding around a grid smaller than the board) are left out of the comparison."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["all-different"] = "all-different"
     groups: list[list[Annotated[int, Field(ge=0)]]]
+    ignore: list[int] = Field(default_factory=list)
 
 
 class ShortestPath(BaseModel):

@@ -143,7 +143,11 @@
     }
     return (view.rules || []).every((rule) => {
       if (rule.kind === "all-different") {
-        return rule.groups.every((group) => new Set(group.map((i) => answer[i])).size === group.length);
+        const ignore = new Set(rule.ignore || []);
+        return rule.groups.every((group) => {
+          const counted = group.map((i) => answer[i]).filter((t) => !ignore.has(t));
+          return new Set(counted).size === counted.length;
+        });
       }
       if (rule.kind === "shortest-path") return shortestPath(view, rule, tokens, answer);
       return false;
