@@ -30,6 +30,7 @@ from . import (
     retrain_commands,
     server_commands,
     store_commands,
+    trial_commands,
 )
 
 AREAS = (
@@ -40,6 +41,7 @@ AREAS = (
     privacy_commands,
     retrain_commands,
     server_commands,
+    trial_commands,
 )
 
 #: Width of ``--help`` when it is not shown on a terminal (piped, a CI log): rich would fall back to 80

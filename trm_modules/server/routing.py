@@ -18,6 +18,8 @@ import threading
 from datetime import datetime, timezone
 from typing import Callable
 
+from sqlalchemy.orm import Session
+
 from ..host import Host, SlotState
 from ..package import DirectoryRegistry, RegistryError
 from ..store.routing import ModuleRouting, RoutingState, RoutingTable, RoutingWatcher, StaleRevision
@@ -126,12 +128,18 @@ class ReplicatedRouting:
 
     # ------------------------------------------------------------------------------- changing
     def change(
-        self, module: str, operation: Operation, *, expected_revision: int | None = None
+        self,
+        module: str,
+        operation: Operation,
+        *,
+        expected_revision: int | None = None,
+        before_commit: Callable[[Session, int], None] | None = None,
     ) -> tuple[SlotState, int]:
         """Apply ``operation`` here, store it, and let the other replicas follow; (slot state, revision).
 
         ``expected_revision`` (HTTP ``If-Match``): refuse with ``StaleRevision`` unless the stored
-        routing of the module is at that revision.
+        routing of the module is at that revision. ``before_commit``: writes that land in the routing
+        change's transaction or not at all (``RoutingTable.change``).
         """
         with self._apply_lock:
             stored = self.table.get(module)
@@ -142,7 +150,9 @@ class ReplicatedRouting:
             wanted = operation(base)  # an operation that does not apply is refused before anything changes
             try:
                 self._apply_state(module, wanted, base)  # a version that cannot serve is refused here, not stored
-                routing = self.table.change(module, operation, expected_revision=expected_revision, initial=base)
+                routing = self.table.change(
+                    module, operation, expected_revision=expected_revision, initial=base, before_commit=before_commit
+                )
             except BaseException:
                 self._restore(module, base, wanted)
                 raise
@@ -178,22 +188,33 @@ class ReplicatedRouting:
         return SlotState(module, None, None, 0.0, {}, (), ())
 
     # Admin operations, by name (the HTTP routes and the CLI call these).
-    def activate(self, module: str, version: str, **kw: int | None) -> tuple[SlotState, int]:
-        return self.change(module, lambda s: s.activate(version), **kw)
+    def activate(self, module: str, version: str, *, expected_revision: int | None = None) -> tuple[SlotState, int]:
+        return self.change(module, lambda s: s.activate(version), expected_revision=expected_revision)
 
-    def rollback(self, module: str, **kw: int | None) -> tuple[SlotState, int]:
-        return self.change(module, lambda s: s.rollback(), **kw)
+    def rollback(self, module: str, *, expected_revision: int | None = None) -> tuple[SlotState, int]:
+        return self.change(module, lambda s: s.rollback(), expected_revision=expected_revision)
 
-    def pin(self, module: str, course: str, version: str, **kw: int | None) -> tuple[SlotState, int]:
-        return self.change(module, lambda s: s.pin(course, version), **kw)
+    def pin(
+        self, module: str, course: str, version: str, *, expected_revision: int | None = None
+    ) -> tuple[SlotState, int]:
+        return self.change(module, lambda s: s.pin(course, version), expected_revision=expected_revision)
 
-    def unpin(self, module: str, course: str, **kw: int | None) -> tuple[SlotState, int]:
-        return self.change(module, lambda s: s.unpin(course), **kw)
+    def unpin(self, module: str, course: str, *, expected_revision: int | None = None) -> tuple[SlotState, int]:
+        return self.change(module, lambda s: s.unpin(course), expected_revision=expected_revision)
 
-    def set_canary(self, module: str, version: str | None, share: float, **kw: int | None) -> tuple[SlotState, int]:
-        return self.change(module, lambda s: s.set_canary(version, share), **kw)
+    def set_canary(
+        self, module: str, version: str | None, share: float, *, expected_revision: int | None = None
+    ) -> tuple[SlotState, int]:
+        since = datetime.now(timezone.utc)  # one start time, however often the operation is applied
+        return self.change(module, lambda s: s.set_canary(version, share, since), expected_revision=expected_revision)
 
     def yank(
-        self, module: str, version: str, reason: str | None, yanked: bool = True, **kw: int | None
+        self,
+        module: str,
+        version: str,
+        reason: str | None,
+        yanked: bool = True,
+        *,
+        expected_revision: int | None = None,
     ) -> tuple[SlotState, int]:
-        return self.change(module, lambda s: s.yank(version, reason, yanked), **kw)
+        return self.change(module, lambda s: s.yank(version, reason, yanked), expected_revision=expected_revision)

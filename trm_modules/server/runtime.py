@@ -32,6 +32,7 @@ from .intake import EventIntake
 from .metrics import ServerMetrics
 from .routing import ReplicatedRouting
 from .tokens import TokenStore
+from .trials import TrialEvaluator
 from .trust import PolicySource, SignaturePolicy
 
 log = logging.getLogger("trm_modules.server")
@@ -78,6 +79,11 @@ class ServerSettings(Settings):
     upload_timeout_s: float = Field(600.0, gt=0)
     keep_alive_timeout_s: float = Field(5.0, gt=0)
     """An idle keep-alive connection is closed after this long (uvicorn's ``timeout_keep_alive``)."""
+    trial_evaluation_s: float = Field(60.0, ge=0)
+    """Every this many seconds (and shortly after a verdict arrives), running trials with a policy are
+    evaluated and ended when it decides (``trm_modules.server.trials``); 0 turns it off on this replica."""
+    trial_nudge_gap_s: float = Field(2.0, ge=0)
+    """Verdicts arriving closer together than this lead to one evaluation."""
 
     def __init__(self, db: str | os.PathLike[str] | None = None, **values: Any) -> None:
         super().__init__(**({"db_url": os.fspath(db)} if db is not None else {}), **values)
@@ -133,6 +139,12 @@ class ServerRuntime:
         self.routing = ReplicatedRouting(
             host, registry, RoutingTable(recorder.store, replica), poll_s=settings.routing_poll_s
         )
+        self.trials = TrialEvaluator(
+            recorder.store,
+            self.routing,
+            interval_s=settings.trial_evaluation_s,
+            nudge_gap_s=settings.trial_nudge_gap_s,
+        )
         self.signature_policy = SignaturePolicy(None, "unsigned packages allowed")
         self.report = StartReport(str(registry.root), {}, {})
         self._started = False
@@ -183,6 +195,8 @@ class ServerRuntime:
             routed = set()
             log.warning("the stored routing state cannot be read (%s); serving the registry's active versions", exc)
         runtime.activate_published(skip=routed)
+        pm.register(runtime.trials, name="trm-trial-evaluator")  # verdicts nudge it
+        runtime.trials.start()
         runtime._started = True
         call_hook(pm, "trm_startup", runtime=runtime)
         return runtime
@@ -217,6 +231,7 @@ class ServerRuntime:
         if self._started:
             self._started = False
             call_hook(self.host.pm, "trm_shutdown", runtime=self)
+        self.trials.close()
         self.routing.close()
         self.host.close()
         self.recorder.close()

@@ -101,15 +101,18 @@ class Comparison(BaseModel):
 
 
 def expected_candidate_share(store: Store, module: str, candidate: str, course: str | None) -> float | None:
-    """The share of learners the stored routing sends to ``candidate`` in ``course`` (trial, else canary)."""
+    """The share of learners the stored routing sends to ``candidate`` in ``course``, or None when no trial
+    of it runs there.
+
+    A module's trial is its canary (``routing_state``, ``trm_modules.store.routing``): one version and
+    one share of learners for the whole module, each learner assigned by a hash of their pseudonym
+    (``host.slots.canary_fraction``); a course pinned to a version takes no part in it.
+    """
     with store.session() as session:
         row = session.get(RoutingRecord, module)
     if row is None:
         return None
     state = row.state or {}
-    trial = (state.get("trials") or {}).get(course or "")
-    if trial and trial.get("candidate") == candidate:
-        return float(trial.get("share", 0.0))
     if state.get("canary") == candidate and course not in (state.get("pins") or {}):
         return float(state.get("canary_share") or 0.0)
     return None

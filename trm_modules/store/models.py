@@ -251,3 +251,44 @@ class PrivacyAudit(Base):
     action: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     counts: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+
+
+class TrialPolicyRecord(Base):
+    """The analysis policy that ends a module's trial by itself, per course (``""``: every course)
+    (``trm_modules.store.trial_policy``)."""
+
+    __tablename__ = "trial_policies"
+
+    module: Mapped[str] = mapped_column(String(200), primary_key=True)
+    course: Mapped[str] = mapped_column(String(200), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class TrialDecisionRecord(Base):
+    """A trial a policy ended (promote or rollback): why, the figures it read, and the routing revisions.
+
+    Written in the transaction of the routing change it made; unique per (module, the routing revision
+    the trial ended at), so however many replicas evaluate the same trial, one decision lands.
+    """
+
+    __tablename__ = "trial_decisions"
+    __table_args__ = (
+        UniqueConstraint("module", "routing_revision", name="uq_trial_decisions_module_revision"),
+        Index("ix_trial_decisions_decided_at", "decided_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    module: Mapped[str] = mapped_column(String(200))
+    course: Mapped[str] = mapped_column(String(200))
+    baseline: Mapped[str] = mapped_column(String(100))
+    candidate: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(16))
+    routing_revision: Mapped[int] = mapped_column(Integer)
+    applied_revision: Mapped[int] = mapped_column(Integer)
+    reasons: Mapped[list[str]] = mapped_column(JsonDocument)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    policy: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_by: Mapped[str] = mapped_column(String(200))

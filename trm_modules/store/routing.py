@@ -36,6 +36,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from .errors import StoreError, StoreUnavailable
 from .models import RoutingRecord, utcnow
@@ -75,6 +76,8 @@ class RoutingState(BaseModel):
     pins: dict[str, str] = Field(default_factory=dict)  # course -> version
     canary: str | None = None
     canary_share: float = 0.0
+    #: when the canary's version or share last changed: a trial's figures start here (trial_policy)
+    canary_since: datetime | None = None
     yanked: dict[str, str | None] = Field(default_factory=dict)  # version -> reason
     decisions: list[dict[str, Any]] = Field(default_factory=list)  # trials ended by a policy, why (trial_policy)
 
@@ -96,10 +99,14 @@ class RoutingState(BaseModel):
     def unpin(self, course: str) -> "RoutingState":
         return self.model_copy(update={"pins": {k: v for k, v in self.pins.items() if k != course}})
 
-    def set_canary(self, version: str | None, share: float) -> "RoutingState":
+    def set_canary(self, version: str | None, share: float, since: datetime | None = None) -> "RoutingState":
+        """Start, change or (``version`` None or ``share`` 0) stop the canary; ``since`` (default: now) is
+        kept as ``canary_since`` when the version or the share changes, so a trial counts from there."""
         if version is None or share == 0:
-            return self.model_copy(update={"canary": None, "canary_share": 0.0})
-        return self.model_copy(update={"canary": version, "canary_share": share})
+            return self.model_copy(update={"canary": None, "canary_share": 0.0, "canary_since": None})
+        if (version, share) == (self.canary, self.canary_share):
+            return self
+        return self.model_copy(update={"canary": version, "canary_share": share, "canary_since": since or utcnow()})
 
     def yank(self, version: str, reason: str | None, yanked: bool = True) -> "RoutingState":
         rest = {k: v for k, v in self.yanked.items() if k != version}
@@ -159,13 +166,16 @@ class RoutingTable:
         *,
         expected_revision: int | None = None,
         initial: RoutingState | None = None,
+        before_commit: Callable[[Session, int], None] | None = None,
     ) -> ModuleRouting:
         """Apply ``operation`` to the module's newest state and store the result (see the module docstring).
 
         ``expected_revision``: refuse (``StaleRevision``) unless the stored revision is this one
         (0: the module has no routing row yet). ``initial``: the state a module without a row starts
         from (what a replica served before anything was stored). An operation that changes nothing
-        writes nothing.
+        writes nothing. ``before_commit(session, new_revision)``: more writes that must land in the same
+        transaction as the change, or not at all (the audit row of a trial a policy ended); what it
+        raises rolls the change back and propagates.
         """
         for _ in range(_CAS_ATTEMPTS):
             with self.store.session() as session:
@@ -197,6 +207,8 @@ class RoutingTable:
                 if written is None:  # another replica wrote in between: read its state and apply ours on top
                     session.rollback()
                     continue
+                if before_commit is not None:
+                    before_commit(session, revision + 1)
                 if self.store.dialect == "postgresql":
                     session.execute(text("SELECT pg_notify(:channel, :module)"), {"channel": CHANNEL, "module": module})
                 session.commit()
