@@ -5,12 +5,14 @@ against ``trm serve``'s routes, and every forged or replayed launch is refused."
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -498,3 +500,116 @@ def test_a_link_to_a_module_without_a_browser_activity_is_refused_clearly(tool, 
         **{DL + "deep_linking_settings": {"deep_link_return_url": f"{platform.base}/back"}},
     )
     assert f'value="{MODULE}"' not in picker.text
+
+
+# ------------------------------------------------------------------------------------- a maze in Chromium
+TRAINED_MAZE = Path(__file__).resolve().parents[1] / "registry" / "packages" / "maze-7x7" / "maze-7x7-1.0.0.trm"
+
+
+@pytest.fixture(scope="module")
+def maze_lti_run(tmp_path_factory, platform):
+    """The trained maze-7x7 module launched from the played platform (real OIDC login and signed launch against
+    a tool server on a socket), its activity page then played in headless Chromium: the learner clicks the first
+    maze's shortest path and submits, axe-core checks the page, the module answers the second maze."""
+    import httpx
+    import numpy as np
+
+    from fixtures.browser import FIXTURES, npm_tools, require_browser, run_driver
+    from fixtures.server import on_a_socket
+    from trm_modules.package import DirectoryRegistry, open_package
+    from trm_modules.server import ServerRuntime, ServerSettings
+
+    require_browser()
+    root = tmp_path_factory.mktemp("lti-maze")
+    registry = DirectoryRegistry(root / "registry", create=True)
+    registry.publish(TRAINED_MAZE)
+    runtime = ServerRuntime.start(
+        ServerSettings(
+            registry=registry.root,
+            db=str(root / "store.sqlite3"),
+            journal_path=root / "journal.jsonl",
+            cpu_threads=1,
+            public_url="http://testserver",
+            trusted_keys=TRAINED_MAZE.parents[2] / "keys",
+        )
+    )
+    try:
+        LtiStore(runtime.store).add_platform(
+            issuer=platform.issuer,
+            client_id=CLIENT_ID,
+            auth_login_url=f"{platform.base}/authorize",
+            auth_token_url=f"{platform.base}/token",
+            jwks_url=f"{platform.base}/jwks",
+            deployment_ids=[DEPLOYMENT],
+            name="Test LMS",
+        )
+        with on_a_socket(runtime) as base, httpx.Client(base_url=base) as browser_session:
+            started = browser_session.get(
+                "/lti/login",
+                params={
+                    "iss": platform.issuer,
+                    "login_hint": "learner-42",
+                    "target_link_uri": "http://testserver/lti/launch",
+                    "client_id": CLIENT_ID,
+                },
+            )
+            assert started.status_code == 302, started.text
+            auth = {k: v[0] for k, v in parse_qs(urlsplit(started.headers["location"]).query).items()}
+            claims = {
+                LTI + "custom": {"module": "maze-7x7"},
+                LTI + "context": {"id": "course-maze", "title": "Mazes"},
+            }
+            launched = browser_session.post(
+                "/lti/launch",
+                data={"id_token": platform.id_token(auth["nonce"], **claims), "state": auth["state"]},
+            )
+            assert launched.status_code == 200, launched.text
+            page = root / "launch.html"
+            page.write_text(launched.text)
+            config = json.loads(
+                re.search(r'<script type="application/json" id="activity">(.*?)</script>', launched.text, re.S).group(1)
+            )
+            codec = open_package(TRAINED_MAZE).codec()
+            tokens = np.array(config["puzzles"][0]["tokens"])
+            solution = codec.encode_output(codec.reference_solution(codec.decode_input(tokens)))
+            clicks = np.flatnonzero((solution == 5) & (tokens == 2)).tolist()  # open cells on the path
+            shots = os.environ.get("TRM_SCORM_SCREENSHOTS", "")
+            return (
+                config,
+                clicks,
+                run_driver(
+                    FIXTURES / "lti_driver.cjs",
+                    {
+                        "BASE_URL": base,
+                        "PAGE": str(page),
+                        "CLICKS": json.dumps(clicks),
+                        "AXE": str(npm_tools() / "axe-core" / "axe.min.js"),
+                        "SHOT": str(Path(shots) / "lti-maze.png") if shots else "",
+                    },
+                ),
+            )
+    finally:
+        runtime.close()
+
+
+def test_the_lti_activity_draws_a_maze_board_the_learner_solves_by_clicking(maze_lti_run):
+    config, clicks, run = maze_lti_run
+    assert config["view"]["entry"] == "click" and config["module"] == "maze-7x7"
+    board = run["board"]
+    assert board["cells"] == 49 and board["walls"] > 0 and (board["start"], board["goal"]) == ("S", "G")
+    assert board["buttons"] == config["puzzles"][0]["tokens"].count(2)  # every open cell, and only those, clickable
+    alone = run["alone"]
+    assert alone["clicked"] == len(clicks) > 0 and alone["wrong"] == 0 and alone["right"] == len(clicks), alone
+    assert f"{len(clicks)} of {len(clicks)} cells right by you" in alone["status"]
+    assert run["errors"] == []
+
+
+def test_the_lti_maze_activity_has_no_serious_accessibility_violation(maze_lti_run):
+    _, _, run = maze_lti_run
+    print("axe violations:", run["axe"])
+    assert [v for v in run["axe"] if v["impact"] in ("serious", "critical")] == []
+
+
+def test_the_module_marks_a_maze_path_in_the_lti_activity(maze_lti_run):
+    _, _, run = maze_lti_run
+    assert run["helped"]["pathCells"] > 0 and "The module (1.0.0) filled" in run["helped"]["status"], run["helped"]
