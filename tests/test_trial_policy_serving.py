@@ -317,6 +317,12 @@ def test_the_policy_routes_need_admin_refuse_bad_documents_and_clear(two):
     a, _ = two
     url = f"/v1/admin/modules/{SERVED_MODULE}/trial-policy"
     assert a.client.put(url, json={}, headers=a.auth("read")).status_code == 403
+    own, _ = a.runtime.tokens.create(["admin"], name="course-admin", courses=[COURSE])
+    limited = {"Authorization": f"Bearer {own}"}  # a policy's decision changes every course: not theirs to set
+    assert a.client.put(url, params={"course": COURSE}, json={}, headers=limited).status_code == 403
+    assert a.client.delete(url, params={"course": COURSE}, headers=limited).status_code == 403
+    assert a.client.get(url, params={"course": "other-course"}, headers=limited).status_code == 403
+    assert a.client.get(url, params={"course": COURSE}, headers=limited).status_code == 404  # theirs to read
     bad = a.client.put(url, json={"alpha": 2}, headers=a.auth("admin"))
     assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/alpha"
     typo = a.client.put(url, json={"min_efect": 0.1}, headers=a.auth("admin"))

@@ -127,6 +127,22 @@ def _known_module(request: Request, name: str) -> None:
     raise Problem(404, "not-found", "No such module", f"module {name!r} is neither published nor served here")
 
 
+def writing_course(request: Request, course: str | None = COURSE_QUERY) -> str | None:
+    """The course of a policy being set or removed; refused (403) for a token limited to courses, before the
+    body is read: a policy's decision changes the module for every course."""
+    require_every_course(request, "a trial policy (its decision changes the module for every course)")
+    return course
+
+
+def reading_course(request: Request, course: str | None = COURSE_QUERY) -> str | None:
+    """The course of a policy being read, if this token may see it (403 otherwise)."""
+    if course is None:
+        require_every_course(request, "the trial policy of every course")
+    else:
+        require_course(request, course, "this trial policy")
+    return course
+
+
 def trial_routes() -> APIRouter:
     router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_scope("admin"))])
 
@@ -141,9 +157,8 @@ def trial_routes() -> APIRouter:
         },
     )
     def put_policy(
-        request: Request, name: str, body: PolicySettings, course: str | None = COURSE_QUERY
+        request: Request, name: str, body: PolicySettings, course: str | None = Depends(writing_course)
     ) -> TrialPolicyResponse:
-        require_every_course(request, "a trial policy (its decision changes the module for every course)")
         _known_module(request, name)
         stored = set_policy(request.app.state.runtime.store, name, body, course=course, by=_who(request))
         return _response(request, stored, evaluate=False)
@@ -161,13 +176,9 @@ def trial_routes() -> APIRouter:
     def get_trial_policy(
         request: Request,
         name: str,
-        course: str | None = COURSE_QUERY,
+        course: str | None = Depends(reading_course),
         evaluate: bool = Query(True, description="Evaluate the running trial now (read only)."),
     ) -> TrialPolicyResponse:
-        if course is None:
-            require_every_course(request, "the trial policy of every course")
-        else:
-            require_course(request, course, "this trial policy")
         stored = get_policy(request.app.state.runtime.store, name, course)
         if stored is None:
             raise Problem(
@@ -186,8 +197,7 @@ def trial_routes() -> APIRouter:
         summary="Remove the module's trial policy (for a course): its trial then ends only by an admin",
         responses={404: {"description": "No policy for this module and course."}},
     )
-    def delete_policy(request: Request, name: str, course: str | None = COURSE_QUERY) -> Response:
-        require_every_course(request, "a trial policy (its decision changes the module for every course)")
+    def delete_policy(request: Request, name: str, course: str | None = Depends(writing_course)) -> Response:
         if not clear_policy(request.app.state.runtime.store, name, course):
             raise Problem(404, "not-found", "No trial policy", f"module {name!r} has no trial policy to remove")
         return Response(status_code=204)
