@@ -151,7 +151,7 @@ def _authors_csv_from_py_sudoku(path: Path, count: int, seed: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_a_module_trained_on_an_outside_generators_csv_states_its_data(tmp_path, monkeypatch):
+def test_a_module_trained_on_an_outside_generators_csv_serves_and_states_its_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _authors_csv_from_py_sudoku(tmp_path / "py-sudoku-4x4.csv", 60, seed=11)
     args = ["train", str(SUDOKU_4X4), "-o", "run", "--device", "cpu", "--threads", "1", "--data", "py-sudoku-4x4.csv"]
@@ -192,3 +192,47 @@ def test_a_module_trained_on_an_outside_generators_csv_states_its_data(tmp_path,
     assert manifest["task"]["provider"]["distribution"] == "trm-modules" and manifest["format_version"] == "1.1"
     table = CliRunner().invoke(app, ["inspect", str(tmp_path / "outside.trm")]).output
     assert "py-sudoku-4x4.csv" in table and "trm-modules" in table
+    # Served: the server answers the outside generator's puzzles and states where the module's data came from.
+    from fastapi.testclient import TestClient
+
+    from trm_modules.package import DirectoryRegistry
+    from trm_modules.server import ServerRuntime, ServerSettings, create_app
+
+    registry = DirectoryRegistry(tmp_path / "registry", create=True)
+    registry.publish(tmp_path / "outside.trm")
+    runtime = ServerRuntime.start(
+        ServerSettings(
+            registry=registry.root,
+            db=str(tmp_path / "store.sqlite3"),
+            journal_path=tmp_path / "journal.jsonl",
+            cpu_threads=1,
+            allow_unsigned=True,
+        )
+    )
+    try:
+        token = runtime.tokens.create(["solve"], name="solve")[0]
+        header = {"Authorization": f"Bearer {token}"}
+        q, a = (tmp_path / "py-sudoku-4x4.csv").read_text().splitlines()[1].split(",")[1:3]
+        codec = package.codec()
+        puzzle, _ = codec.pair_from_text(q, a)
+        with TestClient(create_app(runtime)) as client:
+            detail = client.get("/v1/modules/outside-4x4", headers=header)
+            assert detail.status_code == 200, detail.text
+            served = detail.json()
+            assert served["version"] == "0.1.0"
+            assert served["manifest"]["provenance"]["data_files"][0] == {
+                "name": "py-sudoku-4x4.csv",
+                "sha256": digest,
+                "rows": 60,
+                "role": "train",
+                "layout": "authors-csv",
+            }
+            assert "--data py-sudoku-4x4.csv" in served["manifest"]["provenance"]["command"]
+            assert f"| `py-sudoku-4x4.csv` | train | 60 | `{digest}` |" in served["card"]
+            solved = client.post("/v1/modules/outside-4x4/solve", json={"input": puzzle}, headers=header)
+            assert solved.status_code == 200, solved.text
+            answer = solved.json()
+            assert answer["version"] == "0.1.0" and answer["output"] is not None
+            assert answer["valid"] is codec.check(puzzle, answer["output"])
+    finally:
+        runtime.close()
