@@ -118,9 +118,11 @@ def test_every_package_in_the_registry_still_verifies_with_the_registry_keys():
         assert report.examples and all(r.passed for r in report.examples), path
         if "examples" in report.unverified:
             doubted.append(path.name)
-            assert "break the 'sudoku' task's rules" in dict(report.checks)["examples"]
-    # The one pre-release packed when `trm pack` still recorded a model's own wrong answers says so.
-    assert doubted == ["sudoku-9x9-0.1.0-dev.1.trm"]
+            assert "task's rules" in dict(report.checks)["examples"] and "break" in dict(report.checks)["examples"]
+    # Two pre-releases say their self-test breaks the rules: one packed when `trm pack` still recorded a model's
+    # own wrong answers, and a first sitting of a multi-sitting run packed with --allow-failing-examples as the
+    # point the next sitting continues from. No release may.
+    assert doubted == ["maze-15x15-0.1.0-dev.1.trm", "sudoku-9x9-0.1.0-dev.1.trm"]
 
 
 def test_cli_errors_keep_their_rule_and_pointer(tmp_path):
