@@ -87,6 +87,11 @@ def test_a_body_that_does_not_arrive_in_time_is_answered_408_and_the_server_keep
             reply = slow.recv(4096).decode()
             assert reply.startswith("HTTP/1.1 408"), reply
             assert time.monotonic() - started < 5
+            while "request-timeout" not in reply:  # the body may come in a later segment (connection: close)
+                more = slow.recv(4096).decode()
+                if not more:
+                    break
+                reply += more
             assert "request-timeout" in reply
         answer = httpx.post(f"{url}/v1/modules/{MODULE}/solve", json={"input": puzzle()}, headers=s.auth("solve"))
         assert answer.status_code == 200
