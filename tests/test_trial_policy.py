@@ -3,11 +3,10 @@ and its change lands once however many replicas evaluate it."""
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
-from fixtures.store import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
-from trm_modules.records import SolveContext
+from fixtures.store import backend, store, store_url  # noqa: F401 (fixtures)
+from fixtures.trials import simulated_course
 from trm_modules.store.routing import RoutingState, RoutingTable
 from trm_modules.store.trial_policy import AnalysisPolicy, apply_policy, evaluate_policy
 
@@ -15,37 +14,9 @@ COURSE = "logic-101"
 MODULE = "maze-9x9"
 
 
-def trial(
-    store,
-    accuracy: dict[str, float],
-    *,
-    learners: int = 80,
-    puzzles: int = 8,
-    latency: dict | None = None,
-    seed: int = 3,
-) -> None:
-    """Learners alternate between the versions; each answers ``puzzles`` puzzles, all judged."""
-    rng = random.Random(seed)
-    versions = sorted(accuracy)
-    items = []
-    for learner in range(learners):
-        version = versions[learner % len(versions)]
-        for p in range(puzzles):
-            solve_id = f"{version}-{learner}-{p}"
-            items.append(
-                solve(
-                    0,
-                    id=solve_id,
-                    module=MODULE,
-                    version=version,
-                    context=SolveContext(platform="lms", course=COURSE, learner=f"learner-{learner}"),
-                    latency_ms=(latency or {}).get(version, 10.0) * rng.uniform(0.8, 1.2),
-                    created_at=T0 + timedelta(minutes=learner * 10 + p),
-                )
-            )
-            correct = rng.random() < accuracy[version]
-            items.append(feedback(solve_id, "correct" if correct else "incorrect"))
-    assert store.write(items) == []
+def trial(store, accuracy: dict[str, float], **options) -> None:
+    """Learners alternate between the versions; each answers puzzles ten minutes apart, all judged."""
+    simulated_course(store, accuracy, module=MODULE, course=COURSE, spacing=timedelta(minutes=1), **options)
 
 
 def canary(store, candidate: str = "1.2.0", share: float = 0.5) -> RoutingTable:

@@ -6,7 +6,6 @@ replica then serves the same versions. Also the admin routes, the CLI and the co
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -19,8 +18,8 @@ from typer.testing import CliRunner
 
 from fixtures.server import MODULE as SERVED_MODULE
 from fixtures.server import Served, build_registry, puzzle
-from fixtures.store import T0, backend, feedback, solve, store, store_url  # noqa: F401 (fixtures)
-from trm_modules.records import SolveContext
+from fixtures.store import T0, backend, store, store_url  # noqa: F401 (fixtures)
+from fixtures.trials import simulated_course as simulate
 from trm_modules.server import ServerRuntime, ServerSettings, create_app
 from trm_modules.store import StoreError
 from trm_modules.store.routing import RoutingState, RoutingTable
@@ -42,39 +41,9 @@ MODULE = "maze-9x9"
 PROPAGATION_S = 30.0
 
 
-def simulated_course(
-    store,
-    accuracy: dict[str, float],
-    *,
-    module: str = MODULE,
-    learners: int = 80,
-    puzzles: int = 8,
-    latency: dict[str, float] | None = None,
-    start: datetime = T0,
-    seed: int = 3,
-) -> None:
-    """Learners of COURSE split between the versions; each answers ``puzzles`` puzzles, all judged."""
-    rng = random.Random(seed)
-    versions = sorted(accuracy)
-    items = []
-    for learner in range(learners):
-        version = versions[learner % len(versions)]
-        for p in range(puzzles):
-            solve_id = f"{module}-{version}-{learner}-{p}"
-            items.append(
-                solve(
-                    0,
-                    id=solve_id,
-                    module=module,
-                    version=version,
-                    context=SolveContext(platform="lms", course=COURSE, learner=f"learner-{learner}"),
-                    latency_ms=(latency or {}).get(version, 10.0) * rng.uniform(0.8, 1.2),
-                    created_at=start + timedelta(seconds=learner * 10 + p),
-                )
-            )
-            verdict = "correct" if rng.random() < accuracy[version] else "incorrect"
-            items.append(feedback(solve_id, verdict, created_at=start + timedelta(seconds=learner * 10 + p + 5)))
-    assert store.write(items) == []
+def simulated_course(store, accuracy: dict[str, float], *, module: str = MODULE, **options) -> None:
+    """Learners of COURSE split between the versions; each answers puzzles a second apart, judged 5 s later."""
+    simulate(store, accuracy, module=module, course=COURSE, verdict_delay=timedelta(seconds=5), **options)
 
 
 def canary(store, candidate: str = "1.2.0", share: float = 0.5, since: datetime = T0) -> RoutingTable:
