@@ -150,3 +150,30 @@ def test_report_routes_are_in_the_openapi_document_with_examples(server):
         in document["paths"]["/v1/modules/{name}/compare"]["get"]["responses"]["200"]["content"]["application/json"]
     )
     assert document["components"]["schemas"]["OutcomeRequest"]["examples"]
+
+
+def test_compare_counts_from_the_running_trials_start_unless_given_since(server):
+    from datetime import datetime, timedelta
+
+    from fixtures.store import T0
+    from fixtures.trials import simulated_course
+    from trm_modules.store.routing import RoutingState, RoutingTable
+
+    module = "restarted-trial"  # a module of its own: the canary below routes no other test's learners
+    # An earlier trial of the same versions went the other way; the canary running now began a day later.
+    simulated_course(server.runtime.store, {"1.0.0": 0.9, "1.2.0": 0.3}, module=module, course="c", seed=4)
+    restarted = T0 + timedelta(days=1)
+    simulated_course(
+        server.runtime.store, {"1.0.0": 0.6, "1.2.0": 0.9}, module=module, course="c", start=restarted, tag="+"
+    )
+    RoutingTable(server.runtime.store, "test").change(
+        module, lambda s: s.set_canary("1.2.0", 0.5, since=restarted), initial=RoutingState(active="1.0.0")
+    )
+    params = {"baseline": "1.0.0", "candidate": "1.2.0", "course": "c"}
+    running = server.client.get(f"/v1/modules/{module}/compare", params=params, headers=server.auth("read")).json()
+    assert datetime.fromisoformat(running["since"]) == restarted and running["decision"] == "candidate-better"
+    assert running["baseline"]["verdicts"] == running["candidate"]["verdicts"] == 40 * 8
+    everything = server.client.get(
+        f"/v1/modules/{module}/compare", params={**params, "since": T0.isoformat()}, headers=server.auth("read")
+    ).json()
+    assert everything["baseline"]["verdicts"] == 2 * 40 * 8 and everything["decision"] != "candidate-better"

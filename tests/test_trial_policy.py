@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fixtures.store import backend, store, store_url  # noqa: F401 (fixtures)
+from fixtures.store import T0, backend, store, store_url  # noqa: F401 (fixtures)
 from fixtures.trials import simulated_course
+from trm_modules.store.comparison import trial_start
 from trm_modules.store.routing import RoutingState, RoutingTable
 from trm_modules.store.trial_policy import AnalysisPolicy, apply_policy, evaluate_policy
 
@@ -79,3 +80,15 @@ def test_a_sample_ratio_mismatch_pauses_the_trial(store):
     canary(store, share=0.1)  # the assignment should have sent 10 % of learners to 1.2.0, not half
     outcome = evaluate_policy(store, MODULE, "1.0.0", "1.2.0", AnalysisPolicy(course=COURSE))
     assert outcome.action == "pause" and "sample ratio mismatch" in outcome.reasons[0]
+
+
+def test_a_running_trial_starts_when_its_canary_did_for_its_own_pair_of_versions_only(store):
+    # An earlier trial of the same versions went the other way; the canary running now began a day later.
+    trial(store, {"1.0.0": 0.9, "1.2.0": 0.3}, seed=4)
+    restarted = T0 + timedelta(days=1)
+    trial(store, {"1.0.0": 0.6, "1.2.0": 0.9}, start=restarted, tag="-again")
+    assert trial_start(store, MODULE, "1.0.0", "1.2.0") is None  # no trial runs: every solve counts
+    table = RoutingTable(store, "replica-a")
+    table.change(MODULE, lambda s: s.set_canary("1.2.0", 0.5, since=restarted), initial=RoutingState(active="1.0.0"))
+    assert trial_start(store, MODULE, "1.0.0", "1.2.0") == restarted
+    assert trial_start(store, MODULE, "1.2.0", "1.0.0") is None  # not the running trial's pair

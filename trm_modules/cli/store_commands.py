@@ -306,13 +306,14 @@ def register(app: typer.Typer) -> None:
         db: str | None,
     ) -> None:
         from ..store import Store
-        from ..store.comparison import compare_versions, comparison_csv
+        from ..store.comparison import compare_versions, comparison_csv, trial_start
 
         baseline, candidate = versions
         try:
             store = Store(Settings(db_url=db).db)
+            since = window[0] or trial_start(store, module, baseline, candidate)
             result = compare_versions(
-                store, module, baseline, candidate, course=course, cohort=cohort, since=window[0], until=window[1]
+                store, module, baseline, candidate, course=course, cohort=cohort, since=since, until=window[1]
             )
             store.close()
         except TRMError as exc:
@@ -324,7 +325,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(result.model_dump_json(indent=2))
             return
         where = f" in {course}" if course else " in every course"
-        typer.echo(f"{module}: {candidate} against {baseline}{where}" + (f", cohort {cohort}" if cohort else ""))
+        typer.echo(
+            f"{module}: {candidate} against {baseline}{where}"
+            + (f", cohort {cohort}" if cohort else "")
+            + (f", since {result.since.isoformat()}" if result.since else "")
+        )
         for arm in (result.baseline, result.candidate):
             accuracy = (
                 f"{arm.accuracy:.3f} [{arm.accuracy_low:.3f}, {arm.accuracy_high:.3f}]"

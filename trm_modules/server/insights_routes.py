@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import ModuleNotFound
 from ..records import ID_MAX, NAME_MAX, OutcomeRecord, Text, new_id
 from ..store import StoreError, StoreUnavailable
-from ..store.comparison import Comparison, compare_versions
+from ..store.comparison import Comparison, compare_versions, trial_start
 from ..store.insights import SECTIONS, TABLES, ModuleReport, module_report, report_csv
 from ..store.models import LearnerOutcome
 from .acknowledge import IdClaims, RecentIds, acknowledged
@@ -389,7 +389,11 @@ def insights_router() -> APIRouter:
         candidate: str | None = Query(None, description="Required: the version on trial (e.g. 1.2.0)."),
         course: str | None = Query(None, description="The course the trial runs in (default: every course)."),
         cohort: str | None = Query(None),
-        since: datetime | None = Query(None),
+        since: datetime | None = Query(
+            None,
+            description="Count solves from this time (default: the start of the running trial of these two "
+            "versions, when one runs; else every solve).",
+        ),
         until: datetime | None = Query(None),
         alpha: float = Query(0.05, gt=0, lt=1, description="Error rate of the decision."),
         min_effect: float = Query(
@@ -409,14 +413,15 @@ def insights_router() -> APIRouter:
                 f"name the two versions to compare with ?baseline=A&candidate=B; {missing} is missing", f"?{missing}"
             )
         try:
+            store = request.app.state.runtime.store
             return compare_versions(
-                request.app.state.runtime.store,
+                store,
                 name,
                 baseline,
                 candidate,
                 course=course,
                 cohort=cohort,
-                since=_window(since),
+                since=_window(since) or trial_start(store, name, baseline, candidate),
                 until=_window(until),
                 alpha=alpha,
                 min_effect=min_effect,

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from .errors import StoreError
 from .insights import wilson_interval
 from .models import LearnerOutcome, RoutingRecord, Solve
+from .routing import RoutingState
 from .storage import Store
 from .trial_statistics import (
     DEFAULT_MIXTURE_SD,
@@ -98,6 +99,12 @@ class Comparison(BaseModel):
     excluded_learners: int = Field(description="Learners answered by both versions (left out).")
     sample_ratio: SampleRatio
     outcome: OutcomeDifference | None = None
+    since: datetime | None = Field(
+        None,
+        description="Start of the window counted: the one asked for, else the running trial's start "
+        "(the canary of this candidate over this baseline began then), else none (every solve).",
+    )
+    until: datetime | None = None
 
 
 def expected_candidate_share(store: Store, module: str, candidate: str, course: str | None) -> float | None:
@@ -108,14 +115,26 @@ def expected_candidate_share(store: Store, module: str, candidate: str, course: 
     one share of learners for the whole module, each learner assigned by a hash of their pseudonym
     (``host.slots.canary_fraction``); a course pinned to a version takes no part in it.
     """
+    state = _routing_state(store, module)
+    if state is not None and state.canary == candidate and course not in state.pins:
+        return state.canary_share
+    return None
+
+
+def trial_start(store: Store, module: str, baseline: str, candidate: str) -> datetime | None:
+    """When the running trial of ``candidate`` against ``baseline`` began (the canary's ``canary_since``),
+    or None when no such trial runs: the compare route and CLI count from there unless told otherwise, so
+    the solves of an earlier trial of the same versions do not dilute the running one."""
+    state = _routing_state(store, module)
+    if state is None or state.active != baseline or state.canary != candidate or state.canary_share <= 0:
+        return None
+    return state.canary_since
+
+
+def _routing_state(store: Store, module: str) -> RoutingState | None:
     with store.session() as session:
         row = session.get(RoutingRecord, module)
-    if row is None:
-        return None
-    state = row.state or {}
-    if state.get("canary") == candidate and course not in (state.get("pins") or {}):
-        return float(state.get("canary_share") or 0.0)
-    return None
+    return RoutingState.model_validate(row.state or {}) if row is not None else None
 
 
 def compare_versions(
@@ -136,7 +155,8 @@ def compare_versions(
     """``candidate`` against ``baseline`` among the learners of ``course`` (see the module docstring).
 
     ``candidate_share``: the share of learners the candidate should get (default: from the stored
-    trial or canary); it is what the sample-ratio check tests.
+    trial or canary); it is what the sample-ratio check tests. ``since`` None counts every solve; the
+    HTTP route and ``trm stats --compare`` default it to the running trial's start (``trial_start``).
     """
     if baseline == candidate:
         raise StoreError(f"compare two different versions; baseline and candidate are both {baseline!r}")
@@ -208,6 +228,8 @@ def compare_versions(
             mismatch=srm_p is not None and srm_p < SRM_THRESHOLD,
         ),
         outcome=outcome,
+        since=since,
+        until=until,
     )
 
 

@@ -349,7 +349,8 @@
       const strong = document.createElement("strong");
       strong.textContent = title;
       const detail = document.createElement("p");
-      detail.textContent = `${c.candidate.version} against ${c.baseline.version}${c.course ? ` in ${c.course}` : ""}: ` +
+      detail.textContent = `${c.candidate.version} against ${c.baseline.version}${c.course ? ` in ${c.course}` : ""}` +
+        `${c.since ? ` since ${new Date(c.since).toLocaleString()}` : ""}: ` +
         `${pts(c.difference)} accuracy (95 % interval ${pts(c.difference_low)} to ${pts(c.difference_high)}; ` +
         `interval valid under continuous monitoring ${pts(c.sequential_low)} to ${pts(c.sequential_high)}), p = ${num(c.p_value, 3)}.` +
         (c.decision === "inconclusive" && c.verdicts_needed ? ` About ${c.verdicts_needed} more verdicts should decide it.` : "") +
