@@ -253,8 +253,9 @@ class MazeCodec(TaskCodec):
         sizes: Any = None,
         enclosed: float = 0.0,
         parity: str = "even",
+        ties: float = 0.0,
     ) -> list[tuple[Json, Json]]:
-        """``n`` mazes with a unique shortest path of at least ``min_path_length`` steps.
+        """``n`` mazes with a shortest path of at least ``min_path_length`` steps.
 
         ``method``: ``"carved"`` (corridor maze with ``loop_fraction`` of its separating walls
         removed), ``"open"`` (random walls at ``wall_density``), ``"rooms"`` (carved, then one to
@@ -272,6 +273,10 @@ class MazeCodec(TaskCodec):
         carved mazes on ``"even"`` coordinates (touching the edge of an open grid), ``"odd"`` ones
         (the way mazes are usually drawn) or either (``"mixed"``). For mazes whose shape is drawn,
         the minimum path length shrinks to what a small maze can hold (rows + cols - 6).
+
+        ``ties`` is the share of mazes that keep every shortest path their loops make (the mazes users
+        bring); their label is the canonical one (``canonical_labels``), which ``augment`` recomputes
+        in each rotated or reflected frame. The other mazes get walls until one shortest path is left.
         """
         if method not in ("carved", "open", "rooms", "mixed", "all"):
             raise CodecError(
@@ -287,6 +292,7 @@ class MazeCodec(TaskCodec):
         loops = _range(loop_fraction, "loop_fraction")
         density = _range(wall_density, "wall_density")
         enclosed_share = _range(enclosed, "enclosed")[0]
+        tie_share = _range(ties, "ties")[0]
         k = self.size
         side_low, side_high = (k, k) if sizes is None else tuple(sizes)
         if not MIN_SIZE <= side_low <= side_high <= k:
@@ -332,12 +338,13 @@ class MazeCodec(TaskCodec):
                     break
             else:
                 raise CodecError(
-                    f"no {k}x{k} maze with a unique shortest path of at least {min_length} steps "
+                    f"no {k}x{k} maze with a shortest path of at least {min_length} steps "
                     f"in {GENERATION_ATTEMPTS_PER_MAZE} attempts; lower min_path_length",
                     "/difficulty/min_path_length",
                 )
             start, goal, _ = placed
-            make_shortest_path_unique(open_cells, k, start, goal, search_rng)
+            if tie_share == 0 or search_rng.random() >= tie_share:
+                make_shortest_path_unique(open_cells, k, start, goal, search_rng)
             tokens = np.where(np.asarray(open_cells), OPEN, WALL)
             tokens[start], tokens[goal] = START, GOAL
             path = shortest_path(open_cells, k, start, goal)
@@ -384,6 +391,42 @@ class MazeCodec(TaskCodec):
         """Random ones of the 8 rotations/reflections of the grid; tokens keep their ids."""
         sources = self._dihedral[rng.integers(0, 8, size=count)]
         return sources, np.broadcast_to(np.arange(self.vocab_size), (count, self.vocab_size))
+
+    def augment(
+        self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A random rotation/reflection per row, then the canonical label of every maze with several
+        shortest paths, recomputed in its new frame (``canonical_labels``)."""
+        inputs, labels = super().augment(rng, inputs, labels)
+        return inputs, self.canonical_labels(inputs, labels)
+
+    def canonical_labels(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """``labels`` with the row of every maze that has several shortest paths replaced by the canonical
+        one: traced back from G, each step to the first neighbour one step nearer S in the order up,
+        down, left, right (``maze_generator.shortest_path``).
+
+        Any shortest path is a right answer, but a fixed label only teaches when it follows a rule the
+        model can see: a tie broken in one frame and then rotated breaks it a different way in the frame
+        the model is shown, so the label is recomputed in that frame. Mazes with one shortest path keep
+        their label (a data file's included)."""
+        inputs = np.asarray(inputs)
+        relabelled = None
+        for row, tokens in enumerate(inputs):
+            starts, goals = np.flatnonzero(tokens == START), np.flatnonzero(tokens == GOAL)
+            if len(starts) != 1 or len(goals) != 1:
+                continue
+            open_cells = np.isin(tokens, (OPEN, START, GOAL)).tolist()
+            start, goal = int(starts[0]), int(goals[0])
+            _, ways = shortest_path_counts(open_cells, self.size, start)
+            if ways[goal] < 2:
+                continue
+            path = shortest_path(open_cells, self.size, start, goal)
+            if relabelled is None:
+                relabelled = np.array(labels, copy=True)
+            label = tokens.astype(relabelled.dtype, copy=True)
+            label[path[1:-1]] = PATH
+            relabelled[row] = label
+        return labels if relabelled is None else relabelled
 
 
 @hookimpl

@@ -138,8 +138,10 @@ def test_impossible_minimum_path_length_raises_codec_error():
 
 def test_dihedral_augmentation_keeps_answers_valid_and_uses_all_eight_transforms():
     codec = MazeCodec(size=4)
-    inputs = np.stack([codec.encode_input(MAZE)] * 64)
-    labels = np.stack([codec.encode_output(TOP_ROUTE)] * 64)
+    # No rotation or reflection maps this maze onto itself, and its one shortest path is the label.
+    maze, answer = {"grid": ["S..#", "#.##", "#...", "###G"]}, {"grid": ["So.#", "#o##", "#ooo", "###G"]}
+    inputs = np.stack([codec.encode_input(maze)] * 64)
+    labels = np.stack([codec.encode_output(answer)] * 64)
     aug_in, aug_lab = codec.augment(np.random.default_rng(0), inputs, labels)
     seen = set()
     for x, y in zip(aug_in, aug_lab):
@@ -251,5 +253,45 @@ def test_default_generation_is_unchanged_by_the_shape_options():
     codec = MazeCodec(size=9)
     settings = {"method": "mixed", "placement": "mixed", "min_path_length": 4}
     plain = codec.generate(np.random.default_rng(5), 20, **settings)
-    explicit = codec.generate(np.random.default_rng(5), 20, **settings, sizes=None, enclosed=0.0, parity="even")
+    explicit = codec.generate(
+        np.random.default_rng(5), 20, **settings, sizes=None, enclosed=0.0, parity="even", ties=0.0
+    )
     assert plain == explicit and all(codec.shape_of(inp) == (9, 9) for inp, _ in plain)
+
+
+LOOPY = {**BROAD, "method": "carved", "loop_fraction": [0.2, 0.35], "parity": "odd", "enclosed": 1.0, "sizes": [9, 9]}
+
+
+def test_mazes_keep_their_ties_in_the_share_asked_for_and_are_labelled_canonically():
+    codec = MazeCodec(size=9)
+    pairs = codec.generate(np.random.default_rng(8), 60, **LOOPY, ties=1.0)
+    tied = [(maze, answer) for maze, answer in pairs if codec.count_shortest_paths(maze) > 1]
+    assert len(tied) > 20
+    assert all(codec.check(maze, answer) for maze, answer in pairs)
+    inputs = np.stack([codec.encode_input(maze) for maze, _ in pairs])
+    labels = np.stack([codec.encode_output(answer, maze) for maze, answer in pairs])
+    assert np.array_equal(codec.canonical_labels(inputs, labels), labels)
+    unique = codec.generate(np.random.default_rng(8), 60, **LOOPY, ties=0.0)
+    assert all(codec.count_shortest_paths(maze) == 1 for maze, _ in unique)
+
+
+def test_the_canonical_path_is_traced_back_from_g_preferring_up_down_left_right():
+    codec = MazeCodec(size=4)
+    left_labelled = codec.canonical_labels(
+        np.stack([codec.encode_input(MAZE)]), np.stack([codec.encode_output(LEFT_ROUTE)])
+    )
+    # From G at the bottom-right corner both neighbours are one step nearer S; up comes first.
+    assert codec.decode_output(left_labelled[0], MAZE) == TOP_ROUTE
+
+
+def test_augmentation_relabels_ties_in_each_new_frame_so_the_label_is_a_function_of_the_input():
+    codec = MazeCodec(size=9)
+    pairs = codec.generate(np.random.default_rng(9), 16, **LOOPY, ties=1.0)
+    inputs = np.stack([codec.encode_input(maze) for maze, _ in pairs] * 16)
+    labels = np.stack([codec.encode_output(answer, maze) for maze, answer in pairs] * 16)
+    aug_in, aug_lab = codec.augment(np.random.default_rng(0), inputs, labels)
+    label_of: dict[bytes, bytes] = {}
+    for x, y in zip(aug_in, aug_lab):
+        assert codec.check(codec.decode_output(x, {}), codec.decode_output(y, {}))
+        assert label_of.setdefault(x.tobytes(), y.tobytes()) == y.tobytes()
+    assert len(label_of) > 16  # several frames of each maze were drawn
