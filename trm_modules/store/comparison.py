@@ -126,9 +126,7 @@ def trial_start(store: Store, module: str, baseline: str, candidate: str) -> dat
     or None when no such trial runs: the compare route and CLI count from there unless told otherwise, so
     the solves of an earlier trial of the same versions do not dilute the running one."""
     state = _routing_state(store, module)
-    if state is None or state.active != baseline or state.canary != candidate or state.canary_share <= 0:
-        return None
-    return state.canary_since
+    return state.canary_since if state is not None and state.running_trial() == (baseline, candidate) else None
 
 
 def _routing_state(store: Store, module: str) -> RoutingState | None:

@@ -108,6 +108,12 @@ class RoutingState(BaseModel):
             return self
         return self.model_copy(update={"canary": version, "canary_share": share, "canary_since": since or utcnow()})
 
+    def running_trial(self) -> tuple[str, str] | None:
+        """(baseline, candidate) of the trial the canary runs, or None (no canary, or nothing active)."""
+        if self.canary is None or self.active is None or self.canary_share <= 0 or self.canary == self.active:
+            return None
+        return self.active, self.canary
+
     def yank(self, version: str, reason: str | None, yanked: bool = True) -> "RoutingState":
         rest = {k: v for k, v in self.yanked.items() if k != version}
         return self.model_copy(update={"yanked": {**rest, version: reason} if yanked else rest})

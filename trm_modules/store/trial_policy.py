@@ -490,10 +490,7 @@ class TrialRound:
 
 def running_trial(routing: ModuleRouting) -> tuple[str, str] | None:
     """(baseline, candidate) of the module's running trial, or None (no canary, or nothing active)."""
-    state = routing.state
-    if state.canary is None or state.active is None or state.canary_share <= 0 or state.canary == state.active:
-        return None
-    return state.active, state.canary
+    return routing.state.running_trial()
 
 
 def evaluate_trials(
